@@ -1,0 +1,67 @@
+"""vfs_orm: a POSIX-like virtual file system in one SQLite database, on SQLAlchemy.
+
+>>> from vfs_orm import VFS
+>>> with VFS() as fs:
+...     fs.write_text("/game/config.json", '{"fullscreen": true}')
+...     fs.listdir("/game")
+20
+['config.json']
+"""
+
+from vfs_orm.errors import (
+    AlreadyExistsError,
+    BusyError,
+    ClosedError,
+    ContractError,
+    CorruptionError,
+    CrossLayerError,
+    DirNotEmptyError,
+    FormatVersionError,
+    InvalidOperationError,
+    InvalidPathError,
+    IsADirError,
+    NotADirError,
+    NotAVFSDatabaseError,
+    NotFoundError,
+    ReadOnlyError,
+    ReadOnlyLayerError,
+    RootContractError,
+    StaleHandleError,
+    VFSError,
+    VirtualFileSystemError,
+)
+from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.types import InodeKind, StatResult
+from vfs_orm.vfs import VFS, VirtualFileSystem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VFS",
+    "VirtualFileSystem",
+    "StatResult",
+    "InodeKind",
+    "Inode",
+    "Chunk",
+    "LayerManifest",
+    "VFSError",
+    "VirtualFileSystemError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "NotADirError",
+    "IsADirError",
+    "DirNotEmptyError",
+    "ReadOnlyError",
+    "ReadOnlyLayerError",
+    "CrossLayerError",
+    "InvalidPathError",
+    "InvalidOperationError",
+    "BusyError",
+    "FormatVersionError",
+    "NotAVFSDatabaseError",
+    "CorruptionError",
+    "StaleHandleError",
+    "ClosedError",
+    "ContractError",
+    "RootContractError",
+]

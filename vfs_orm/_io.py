@@ -1,0 +1,450 @@
+"""``ChunkedFile``: an ``io.RawIOBase`` over a file's chunks. ``VFS.open`` wraps it in the
+stdlib's ``BufferedReader``/``BufferedWriter``/``BufferedRandom`` and ``TextIOWrapper``.
+
+Two ways of writing:
+
+- in place (modes ``a``, ``r+``, ``a+``): every ``write`` call is one transaction on the live
+  inode, so each flush of the buffered layer is atomic;
+- staged (modes ``w``, ``x`` and their ``+`` forms): data goes to an invisible staging inode
+  (``parent IS NULL``), or stays in memory while it is small, and ``close`` swaps it into place
+  in one transaction. Until then readers see the old content; an exception inside the ``with``
+  block or a crash leaves the old content (for ``x``: no file).
+
+Reads keep the last chunk fetched: small sequential reads cost one query per chunk, not one per
+call, while a random read fetches only the bytes asked for (``substr``).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import TYPE_CHECKING, Any
+
+from vfs_orm.errors import ClosedError, StaleHandleError, VFSError
+from vfs_orm.uow import DB_ERRORS, translate
+
+if TYPE_CHECKING:
+    from vfs_orm.tree import Tree
+
+#: Staged data kept in memory before it is written to the staging inode.
+STAGE_LIMIT = 4 * 1024 * 1024
+
+
+class ChunkedFile(io.RawIOBase):
+    """Raw binary stream over one inode's chunks."""
+
+    def __init__(self, tree: "Tree", path: str, *, inode_id: int | None, size: int,
+                 chunk_size: int, readable: bool, writable: bool, append: bool = False,
+                 staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None
+                 ) -> None:
+        super().__init__()
+        self._tree = tree
+        self.name = path
+        self._id = inode_id
+        self._size = size
+        self._cs = chunk_size
+        self._readable = readable
+        self._writable = writable
+        self._append = append
+        self._staged = staged
+        self._exclusive = exclusive
+        self._ctime_ns = ctime_ns
+        self._pos = 0
+        self._pending: dict[int, bytearray] = {}
+        self._pending_bytes = 0
+        self._cache_idx = -1
+        self._cache: bytes = b""
+        self._next = 0  # where a sequential read would continue
+        self._failed = False
+        self.mode = ""
+
+    # -- io.RawIOBase protocol --------------------------------------------------------------
+    def readable(self) -> bool:
+        self._check_open()
+        return self._readable
+
+    def writable(self) -> bool:
+        self._check_open()
+        return self._writable
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._current_size() + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b: Any) -> int:
+        self._check_open()
+        if not self._readable:
+            raise io.UnsupportedOperation("read")
+        view = memoryview(b).cast("B")
+        n = len(view)
+        if n == 0:
+            return 0
+        if self._pending:
+            self._flush_pending()
+        if self._id is None:  # staged and nothing written yet: an empty file
+            return 0
+        try:
+            got = self._read_at(self._pos, view)
+        except DB_ERRORS as exc:
+            raise translate(exc, self.name) from exc
+        self._pos += got
+        return got
+
+    def readall(self) -> bytes:
+        self._check_open()
+        if not self._readable:
+            raise io.UnsupportedOperation("read")
+        if self._pending:
+            self._flush_pending()
+        if self._id is None:
+            return b""
+        tree, cs, pos = self._tree, self._cs, self._pos
+        try:
+            with tree.uow.read_lock:
+                raw = tree.uow.raw()
+                size = tree.repo.inode_size(raw, self._id)
+                if size is None:
+                    raise self._stale()
+                if pos >= size:
+                    return b""
+                first, stop = pos // cs, (size + cs - 1) // cs
+                rows = tree.repo.read_range(raw, self._id, first, stop)
+        except DB_ERRORS as exc:
+            raise translate(exc, self.name) from exc
+        out = bytearray(size - first * cs)
+        for idx, data in rows:
+            start = (idx - first) * cs
+            data = data[: max(0, min(cs, size - idx * cs))]
+            out[start:start + len(data)] = data
+        self._pos = size
+        self._next = size
+        return bytes(out[pos - first * cs:])
+
+    def write(self, b: Any) -> int:
+        self._check_open()
+        if not self._writable:
+            raise io.UnsupportedOperation("write")
+        data = bytes(b)
+        if not data:
+            return 0
+        try:
+            if self._staged:
+                self._stage(self._pos, data)
+                self._pos += len(data)
+            else:
+                self._pos = self._write_in_place(data)
+        except DB_ERRORS as exc:
+            raise translate(exc, self.name) from exc
+        self._cache_idx = -1
+        return len(data)
+
+    def truncate(self, size: int | None = None) -> int:
+        self._check_open()
+        if not self._writable:
+            raise io.UnsupportedOperation("truncate")
+        size = self._pos if size is None else size
+        if size < 0:
+            raise ValueError(f"negative size value {size}")
+        self._cache_idx = -1
+        cs = self._cs
+        keep = (size + cs - 1) // cs
+        try:
+            if self._staged:
+                for idx in [i for i in self._pending if i >= keep]:
+                    self._pending_bytes -= len(self._pending.pop(idx))
+                if keep and (keep - 1) in self._pending:
+                    buf = self._pending[keep - 1]
+                    del buf[size - (keep - 1) * cs:]
+                if self._id is not None:
+                    with self._tree.uow.write() as raw:
+                        self._truncate_db(raw, size, keep)
+                self._size = size
+            else:
+                with self._tree.uow.write() as raw:
+                    if self._tree.repo.inode_size(raw, self._id) is None:  # type: ignore[arg-type]
+                        raise self._stale()
+                    self._truncate_db(raw, size, keep)
+                    self._tree.repo.set_size(raw, self._id, size, time.time_ns())  # type: ignore[arg-type]
+                self._size = size
+        except DB_ERRORS as exc:
+            raise translate(exc, self.name) from exc
+        return size
+
+    def flush(self) -> None:
+        # Staged data is not visible to anyone before close; writing it to the staging inode
+        # early would only cost a transaction. In-place writes are already committed.
+        self._check_open()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._staged and self._writable and not self._failed:
+                try:
+                    self._tree.commit_staged(self)
+                except DB_ERRORS as exc:
+                    raise translate(exc, self.name) from exc
+        finally:
+            if self._staged and self._failed:
+                self._tree.discard_staged(self)
+            super().close()
+
+    def abandon(self) -> None:
+        """Close without committing staged data (an exception inside ``with``)."""
+        self._failed = True
+        self.close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and self._staged:
+            self.abandon()
+        else:
+            self.close()
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno: a vfs_orm file has no OS file descriptor")
+
+    def isatty(self) -> bool:
+        self._check_open()
+        return False
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if self._tree.uow.closed:
+            raise ClosedError.for_path(self.name, "the VFS holding this file is closed")
+
+    def _stale(self) -> VFSError:
+        return StaleHandleError.for_path(
+            self.name, "the file was removed or replaced while this handle was open")
+
+    def _current_size(self) -> int:
+        if self._staged or self._id is None:
+            return self._size
+        with self._tree.uow.read_lock:
+            size = self._tree.repo.inode_size(self._tree.uow.raw(), self._id)
+        if size is None:
+            raise self._stale()
+        self._size = size
+        return size
+
+    def _read_at(self, pos: int, view: memoryview) -> int:
+        """Read from one chunk at most (a short read is allowed for raw streams)."""
+        cs = self._cs
+        idx, off = divmod(pos, cs)
+        want = min(len(view), cs - off)
+        tree = self._tree
+        sequential = pos == self._next or len(view) >= cs - off
+        if idx == self._cache_idx and sequential:
+            size, data = self._cache_size, self._cache
+        else:
+            with tree.uow.read_lock:
+                raw = tree.uow.raw()
+                if sequential:
+                    row = tree.repo.read_chunk(raw, self._id, idx)  # type: ignore[arg-type]
+                else:
+                    row = tree.repo.read_part(raw, self._id, idx, off, want)  # type: ignore[arg-type]
+            if row is None:
+                raise self._stale()
+            size, data = row[0], row[1] or b""
+            if sequential:
+                self._cache_idx, self._cache, self._cache_size = idx, data, size
+            else:
+                # substr() returned the bytes from ``off`` on: realign to the chunk start.
+                data = bytes(off) + data if data else b""
+        self._size = size
+        if pos >= size:
+            return 0
+        want = min(want, size - pos)
+        piece = data[off:off + want]
+        got = len(piece)
+        view[:got] = piece
+        if got < want:  # a sparse hole or a short tail chunk: zeros up to the file size
+            view[got:want] = bytes(want - got)
+        self._next = pos + want
+        return want
+
+    def _stage(self, pos: int, data: bytes) -> None:
+        cs = self._cs
+        end = pos + len(data)
+        i = 0
+        while pos < end:
+            idx, off = divmod(pos, cs)
+            n = min(cs - off, end - pos)
+            piece = data[i:i + n]
+            buf = self._pending.get(idx)
+            if buf is None:
+                if off == 0 and n == cs:
+                    buf = bytearray(piece)
+                else:
+                    old = self._stored_chunk(idx)
+                    buf = bytearray(old)
+                    if len(buf) < off:
+                        buf.extend(bytes(off - len(buf)))
+                    buf[off:off + n] = piece
+                self._pending[idx] = buf
+                self._pending_bytes += len(buf)
+            else:
+                before = len(buf)
+                if len(buf) < off:
+                    buf.extend(bytes(off - len(buf)))
+                buf[off:off + n] = piece
+                self._pending_bytes += len(buf) - before
+            pos += n
+            i += n
+        self._size = max(self._size, end)
+        if self._pending_bytes >= STAGE_LIMIT:
+            self._flush_pending()
+
+    def _stored_chunk(self, idx: int) -> bytes:
+        if self._id is None:
+            return b""
+        with self._tree.uow.read_lock:
+            return self._tree.repo.chunk_data(self._tree.uow.raw(), self._id, idx) or b""
+
+    def _flush_pending(self) -> None:
+        """Write staged chunks to the staging inode (creating it on first use)."""
+        if not self._pending:
+            return
+        with self._tree.uow.write() as raw:
+            if self._id is None:
+                self._id = self._tree.new_staging_inode(raw, self._cs)
+            self.write_pending(raw, self._id)
+            self._tree.repo.set_size(raw, self._id, self._size, time.time_ns())
+
+    def write_pending(self, raw: Any, inode_id: int) -> None:
+        """Used by ``Tree.commit_staged`` inside its transaction, and by ``_flush_pending``."""
+        if self._pending:
+            self._tree.repo.put_chunks(
+                raw, ((inode_id, idx, bytes(buf)) for idx, buf in sorted(self._pending.items())))
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def _write_in_place(self, data: bytes) -> int:
+        tree, cs = self._tree, self._cs
+        with tree.uow.write() as raw:
+            size = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
+            if size is None:
+                raise self._stale()
+            pos = size if self._append else self._pos
+            end = pos + len(data)
+            rows = []
+            i = 0
+            p = pos
+            while p < end:
+                idx, off = divmod(p, cs)
+                n = min(cs - off, end - p)
+                if off == 0 and (n == cs or p + n >= size):
+                    chunk = data[i:i + n]
+                else:
+                    old = bytearray(tree.repo.chunk_data(raw, self._id, idx) or b"")  # type: ignore[arg-type]
+                    if len(old) < off:
+                        old.extend(bytes(off - len(old)))
+                    old[off:off + n] = data[i:i + n]
+                    chunk = bytes(old)
+                rows.append((self._id, idx, chunk))
+                p += n
+                i += n
+            tree.repo.put_chunks(raw, rows)
+            self._size = max(size, end)
+            tree.repo.set_size(raw, self._id, self._size, time.time_ns())  # type: ignore[arg-type]
+        return end
+
+    def _truncate_db(self, raw: Any, size: int, keep: int) -> None:
+        repo, cs = self._tree.repo, self._cs
+        repo.drop_chunks_from(raw, self._id, keep)  # type: ignore[arg-type]
+        if keep:
+            last = repo.chunk_data(raw, self._id, keep - 1)  # type: ignore[arg-type]
+            tail = size - (keep - 1) * cs
+            if last is not None and len(last) > tail:
+                repo.put_chunk(raw, self._id, keep - 1, last[:tail])  # type: ignore[arg-type]
+
+
+# -- the io objects ``VFS.open`` returns ------------------------------------------------------
+# Real stdlib buffered/text objects; the subclasses only change ``__exit__`` so that an
+# exception inside ``with vfs.open(p, "w")`` discards the staged content instead of committing
+# it (a plain ``close()`` commits, as with the stdlib's files).
+
+def _abandon(raw: Any, exc_type: Any) -> None:
+    if exc_type is not None and isinstance(raw, ChunkedFile) and raw._staged:
+        raw._failed = True
+
+
+class BufferedReader(io.BufferedReader):
+    pass
+
+
+class BufferedWriter(io.BufferedWriter):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        _abandon(self.raw, exc_type)
+        self.close()
+
+
+class BufferedRandom(io.BufferedRandom):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        _abandon(self.raw, exc_type)
+        self.close()
+
+
+class TextIOWrapper(io.TextIOWrapper):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        raw = getattr(self.buffer, "raw", self.buffer)
+        _abandon(raw, exc_type)
+        self.close()
+
+
+def wrap(raw: ChunkedFile, mode: str, buffering: int, encoding: str | None, errors: str | None,
+         newline: str | None) -> Any:
+    """Build the object ``open()`` returns, following ``io.open``'s rules."""
+    binary = "b" in mode
+    if binary and (encoding is not None or errors is not None or newline is not None):
+        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    line_buffering = False
+    if buffering == 1:
+        if binary:
+            buffering = -1  # io.open warns and ignores line buffering in binary mode
+        else:
+            line_buffering = True
+            buffering = -1
+    if buffering == 0:
+        if not binary:
+            raise ValueError("can't have unbuffered text I/O")
+        raw.mode = mode
+        return raw
+    if buffering < 0:
+        # Readers use a small buffer and the raw chunk cache (random reads stay small);
+        # writers buffer a whole chunk so each flush writes whole chunks.
+        buffering = raw._cs if raw._writable else io.DEFAULT_BUFFER_SIZE
+    buffer: Any
+    if raw._readable and raw._writable:
+        buffer = BufferedRandom(raw, buffering)
+    elif raw._writable:
+        buffer = BufferedWriter(raw, buffering)
+    else:
+        buffer = BufferedReader(raw, buffering)
+    raw.mode = mode.replace("t", "")
+    if binary:
+        return buffer
+    text = TextIOWrapper(buffer, encoding=encoding or "utf-8", errors=errors, newline=newline,
+                         line_buffering=line_buffering)
+    text.mode = mode  # type: ignore[misc]
+    return text

@@ -1,0 +1,338 @@
+"""Engines, SQLite settings, and the on-disk format's check and upgrade.
+
+This is the only module that imports Alembic. It knows how to:
+
+- build an engine whose connections are configured for vfs_orm (WAL, foreign keys,
+  ``trusted_schema=OFF``, a busy timeout) and whose transactions really are transactions
+  (pysqlite's legacy mode would let a SAVEPOINT commit on its own: ENGINEERING-NOTES §1);
+- tell what a file is before touching it (not SQLite, truncated, someone else's schema, the seed
+  library's legacy schema, an older or newer vfs_orm revision);
+- create or upgrade a database in ONE transaction with foreign keys off, checking
+  ``PRAGMA foreign_key_check`` before commit (a batch table rebuild with foreign keys on
+  cascade-deletes every chunk: ENGINEERING-NOTES §4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sqlite3
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import QueuePool
+
+from vfs_orm.errors import (
+    FormatVersionError,
+    NotAVFSDatabaseError,
+    NotFoundError,
+    VFSError,
+)
+from vfs_orm.models import APPLICATION_ID, VERSION_TABLE
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 30.0
+DEFAULT_PAGE_SIZE = 4096
+LEGACY_TABLES = frozenset({"inodes", "chunks"})
+
+
+# --------------------------------------------------------------------------------------------
+# Engines
+# --------------------------------------------------------------------------------------------
+
+def file_uri(path: str | os.PathLike[str], read_only: bool) -> str:
+    """A ``file:`` URI for ``path`` that survives ``?``, ``#`` and ``%`` in the name."""
+    quoted = urllib.parse.quote(os.path.abspath(os.fspath(path)))
+    return f"file:{quoted}?mode={'ro' if read_only else 'rwc'}"
+
+
+def memory_uri() -> str:
+    """A private in-memory database that other connections of this process can ATTACH by name
+    (the ``memdb`` VFS shares by name without SQLite's shared-cache mode)."""
+    return f"file:/vfs_orm-{uuid.uuid4().hex}?vfs=memdb"
+
+
+def install_transaction_fix(engine: Engine) -> None:
+    """Make ``engine``'s transactions real SQLite transactions (ENGINEERING-NOTES §1).
+
+    pysqlite's legacy transaction handling does not emit BEGIN before a SAVEPOINT or a SELECT,
+    so a savepoint can commit on its own and rolled-back work survives. This installs the
+    documented recipe: the driver never begins by itself, and SQLAlchemy's "begin" event emits
+    ``BEGIN`` (``BEGIN IMMEDIATE`` for connections with the ``vfs_begin`` execution option).
+    Only connections made after the call are fixed: call ``engine.dispose()`` afterwards if the
+    engine was already used. Idempotent.
+    """
+    if getattr(engine, "_vfs_orm_fixed", False):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        opts = conn.get_execution_options()
+        if opts.get("isolation_level") == "AUTOCOMMIT":
+            return
+        conn.exec_driver_sql(opts.get("vfs_begin", "BEGIN"))
+
+    engine._vfs_orm_fixed = True  # type: ignore[attr-defined]
+
+
+def has_transaction_fix(conn: Connection) -> bool:
+    """True if the pysqlite driver under ``conn`` leaves BEGIN to SQLAlchemy's events."""
+    raw = conn.connection.driver_connection
+    return getattr(raw, "isolation_level", "") is None
+
+
+def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True,
+                busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine whose every connection is set up for vfs_orm.
+
+    ``shared`` databases (in-memory ones) use a single connection; file databases give each
+    thread its own connection so that reads run concurrently under WAL.
+    """
+    synchronous = "FULL" if durable else "NORMAL"
+
+    def connect() -> sqlite3.Connection:
+        raw = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                              timeout=busy_timeout, cached_statements=512)
+        try:
+            raw.execute("PRAGMA foreign_keys=ON")
+            # Mods and shared saves are untrusted: never run functions from their schema.
+            raw.execute("PRAGMA trusted_schema=OFF")
+            raw.execute(f"PRAGMA synchronous={synchronous}")
+            raw.execute("PRAGMA cache_size=-32768")
+        except sqlite3.DatabaseError as exc:
+            raw.close()
+            raise NotAVFSDatabaseError.for_path(uri, f"cannot open database: {exc}") from exc
+        return raw
+
+    engine = create_engine(
+        "sqlite+pysqlite://",
+        creator=connect,
+        poolclass=QueuePool,
+        pool_size=1 if shared else 8,
+        max_overflow=0 if shared else -1,
+        pool_timeout=busy_timeout,
+        pool_reset_on_return="rollback",
+    )
+    install_transaction_fix(engine)
+    return engine
+
+
+# --------------------------------------------------------------------------------------------
+# What is this file?
+# --------------------------------------------------------------------------------------------
+
+def check_file(path: str | os.PathLike[str], *, must_exist: bool) -> bool:
+    """Look at a file's header before SQLite opens it. Returns True if it holds a database.
+
+    Raises:
+        NotFoundError: ``must_exist`` and the file is missing.
+        NotAVFSDatabaseError: the file is not SQLite, or is shorter than its own header says.
+    """
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if must_exist:
+            raise NotFoundError.for_path(p, "database file not found") from None
+        return False
+    if st.st_size == 0:
+        if must_exist:
+            raise NotAVFSDatabaseError.for_path(p, "empty file: not a vfs_orm database")
+        return False
+    with open(p, "rb") as f:
+        head = f.read(100)
+    if len(head) < 100 or not head.startswith(SQLITE_HEADER):
+        raise NotAVFSDatabaseError.for_path(p, "not a SQLite database")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    change, valid_for = head[24:28], head[92:96]
+    wal = Path(p + "-wal")
+    if pages and change == valid_for and st.st_size < pages * page_size and not (
+            wal.exists() and wal.stat().st_size > 0):
+        raise NotAVFSDatabaseError.for_path(
+            p, f"truncated database: {st.st_size} bytes, header says {pages * page_size}")
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def migrations_dir() -> str:
+    """Where the Alembic scripts are: inside the installed package (wheel), or the repository's
+    top-level ``migrations/`` (source checkout, editable install)."""
+    pkg = Path(__file__).resolve().parent
+    for cand in (pkg / "migrations", pkg.parent / "migrations"):
+        if (cand / "env.py").is_file():
+            return str(cand)
+    raise VFSError.for_path(None, "vfs_orm's migration scripts are missing from this install")
+
+
+def alembic_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()  # no ini file: env.py must not reconfigure the host's logging
+    cfg.set_main_option("script_location", migrations_dir().replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def _script() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    return str(_script().get_current_head())
+
+
+def known_revisions() -> list[str]:
+    return [r.revision for r in _script().walk_revisions()][::-1]
+
+
+# Status reads go to the driver connection: a SQLAlchemy execute would autobegin a transaction
+# and the upgrade's own BEGIN IMMEDIATE could not follow.
+def _tables(conn: Connection, schema: str = "main") -> set[str]:
+    raw = conn.connection.driver_connection
+    rows = raw.execute(
+        f'SELECT name FROM "{schema}".sqlite_master WHERE type = \'table\'').fetchall()
+    return {r[0] for r in rows}
+
+
+def current_revision(conn: Connection, schema: str = "main") -> str | None:
+    if VERSION_TABLE not in _tables(conn, schema):
+        return None
+    raw = conn.connection.driver_connection
+    row = raw.execute(f'SELECT version_num FROM "{schema}".{VERSION_TABLE}').fetchone()
+    return None if row is None else str(row[0])
+
+
+def format_status(conn: Connection, schema: str = "main") -> tuple[str, str | None]:
+    """Classify the database behind ``conn``.
+
+    Returns (status, revision) where status is one of ``empty`` (no tables: a new file),
+    ``current``, ``older``, ``newer``, ``legacy`` (the seed library's schema) or ``foreign``
+    (some other application's SQLite file).
+    """
+    tables = _tables(conn, schema)
+    if VERSION_TABLE in tables:
+        rev = current_revision(conn, schema)
+        if rev is None:
+            return "empty", None
+        if rev == head_revision():
+            return "current", rev
+        return ("older" if rev in known_revisions() else "newer"), rev
+    if any(t.startswith("vfs_") for t in tables):
+        return "foreign", None
+    if LEGACY_TABLES <= tables:
+        return "legacy", None
+    if not tables:
+        return "empty", None
+    return "foreign", None
+
+
+def _refuse(status: str, rev: str | None, where: str) -> VFSError:
+    head = head_revision()
+    if status == "newer":
+        return FormatVersionError.for_path(
+            where, f"database format revision {rev} is newer than this vfs_orm "
+                   f"(reads up to {head}); upgrade vfs_orm to open it")
+    if status == "older":
+        return FormatVersionError.for_path(
+            where, f"database format revision {rev} is older than {head} and the database is "
+                   f"read-only; upgrade it with `vfs-orm upgrade PATH` or vfs_orm.upgrade(PATH)")
+    if status == "legacy":
+        return FormatVersionError.for_path(
+            where, f"database is in the seed library's legacy format and must be upgraded to "
+                   f"{head}; run `vfs-orm upgrade PATH` or vfs_orm.upgrade(PATH)")
+    if status == "empty":
+        return NotAVFSDatabaseError.for_path(where, "empty database: not a vfs_orm database")
+    return NotAVFSDatabaseError.for_path(where, "not a vfs_orm database (unknown schema)")
+
+
+# --------------------------------------------------------------------------------------------
+# Create and upgrade
+# --------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """Foreign keys off for the duration (they can only change outside a transaction)."""
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def migrate(conn: Connection, *, where: str, page_size: int | None = None,
+            on_create: Callable[[Connection], None] | None = None,
+            legacy_upgrade: Callable[[Connection], None] | None = None) -> str:
+    """Bring the database behind ``conn`` to the head revision in ONE write transaction.
+
+    The status is read again inside the transaction, so two processes creating the same file
+    at once do the work once. Returns the status found before the upgrade.
+    """
+    status, rev = format_status(conn)
+    if status == "current":
+        return status
+    if status in ("newer", "foreign"):
+        raise _refuse(status, rev, where)
+    raw = conn.connection.driver_connection
+    if status == "empty":
+        # Settings that must precede the first table, and WAL, which can't change in a txn.
+        raw.execute(f"PRAGMA page_size={int(page_size or DEFAULT_PAGE_SIZE)}")
+    with foreign_keys_off(conn):
+        with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
+            status, rev = format_status(conn)
+            if status in ("newer", "foreign"):
+                raise _refuse(status, rev, where)
+            if status == "current":
+                return status
+            if status == "legacy":
+                if legacy_upgrade is None:
+                    raise _refuse(status, rev, where)
+                legacy_upgrade(conn)
+            else:
+                from alembic import command
+
+                command.upgrade(alembic_config(conn), "head")
+                if status == "empty" and on_create is not None:
+                    on_create(conn)
+            raw.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            bad = raw.execute("PRAGMA foreign_key_check").fetchone()
+            if bad is not None:
+                raise VFSError.for_path(where, f"upgrade would break a foreign key: {tuple(bad)}")
+    return status
+
+
+def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:
+    conn.connection.driver_connection.execute(f"PRAGMA journal_mode={mode}")
+
+
+def run_alembic_on_file(db_path: str, run: Callable[[Connection], None]) -> None:
+    """Used by ``migrations/env.py`` when a maintainer runs ``alembic -x db=PATH ...``: the
+    same one-transaction, foreign-keys-off rules as the library's own upgrades."""
+    check_file(db_path, must_exist=False)
+    engine = make_engine(file_uri(db_path, read_only=False), read_only=False, shared=False)
+    try:
+        with engine.connect() as conn:
+            with foreign_keys_off(conn):
+                with conn.begin():
+                    run(conn)
+                    conn.connection.driver_connection.execute(
+                        f"PRAGMA application_id={APPLICATION_ID}")
+                    bad = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if bad is not None:
+                        raise VFSError.for_path(db_path, f"foreign key violation: {tuple(bad)}")
+    finally:
+        engine.dispose()

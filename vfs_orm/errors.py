@@ -1,0 +1,163 @@
+"""The exception hierarchy of vfs_orm.
+
+Every error is a :class:`VFSError`, which is an :class:`OSError`; each leaf ALSO derives from the
+builtin a caller would catch for the same condition on a real file system, so
+``except FileNotFoundError`` works unchanged. Errors keep ``OSError``'s constructor
+``(errno, strerror, filename, winerror, filename2)``, which keeps them picklable; build them with
+the ``for_path`` classmethods.
+
+This module imports nothing else from the package.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+import icontract
+
+__all__ = [
+    "VFSError",
+    "VirtualFileSystemError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "NotADirError",
+    "IsADirError",
+    "DirNotEmptyError",
+    "ReadOnlyError",
+    "ReadOnlyLayerError",
+    "CrossLayerError",
+    "InvalidPathError",
+    "InvalidOperationError",
+    "BusyError",
+    "FormatVersionError",
+    "NotAVFSDatabaseError",
+    "CorruptionError",
+    "StaleHandleError",
+    "ClosedError",
+    "ContractError",
+    "RootContractError",
+]
+
+
+class VFSError(OSError):
+    """Root of every vfs_orm error. Never raised bare."""
+
+    default_errno = _errno.EIO
+
+    @classmethod
+    def for_path(cls, path: str | None, message: str | None = None, path2: str | None = None,
+                 err: int | None = None) -> "VFSError":
+        code = cls.default_errno if err is None else err
+        text = message or os.strerror(code)
+        if path2 is not None:
+            return cls(code, text, path, None, path2)
+        if path is not None:
+            return cls(code, text, path)
+        return cls(code, text)
+
+
+#: The seed library's name for the root error.
+VirtualFileSystemError = VFSError
+
+
+class NotFoundError(VFSError, FileNotFoundError):
+    default_errno = _errno.ENOENT
+
+
+class AlreadyExistsError(VFSError, FileExistsError):
+    default_errno = _errno.EEXIST
+
+
+class NotADirError(VFSError, NotADirectoryError):
+    default_errno = _errno.ENOTDIR
+
+
+class IsADirError(VFSError, IsADirectoryError):
+    default_errno = _errno.EISDIR
+
+
+class DirNotEmptyError(VFSError, PermissionError):
+    """``rmdir`` of a non-empty directory.
+
+    The seed raised a PermissionError here; POSIX says ENOTEMPTY. It is both.
+    """
+
+    default_errno = _errno.ENOTEMPTY
+
+
+class ReadOnlyError(VFSError, PermissionError):
+    """A write on a VFS opened with ``read_only=True`` (EROFS)."""
+
+    default_errno = _errno.EROFS
+
+
+class ReadOnlyLayerError(ReadOnlyError):
+    """A write that would reach a read-only underlay."""
+
+
+class CrossLayerError(VFSError):
+    """An operation that cannot cross layers (EXDEV, like os.rename across devices)."""
+
+    default_errno = _errno.EXDEV
+
+
+class InvalidPathError(VFSError, ValueError):
+    """A path that can never name a file: NUL or control characters, not a string."""
+
+    default_errno = _errno.EINVAL
+
+
+class InvalidOperationError(VFSError, ValueError):
+    """A well-formed request that makes no sense, e.g. moving a directory into itself."""
+
+    default_errno = _errno.EINVAL
+
+
+class BusyError(VFSError, TimeoutError):
+    """The database stayed locked by another writer for longer than the busy timeout."""
+
+    default_errno = _errno.EBUSY
+
+
+class FormatVersionError(VFSError):
+    """The database's format revision is not the one this release reads."""
+
+    default_errno = _errno.EPROTO
+
+
+class NotAVFSDatabaseError(VFSError):
+    """The file is not a vfs_orm database (not SQLite, truncated, or someone else's schema)."""
+
+    default_errno = _errno.EINVAL
+
+
+class CorruptionError(VFSError):
+    """The stored data violates an invariant (reported by ``check``)."""
+
+    default_errno = _errno.EIO
+
+
+class StaleHandleError(VFSError):
+    """An open handle whose file was removed or replaced by another writer (ESTALE)."""
+
+    default_errno = _errno.ESTALE
+
+
+class ClosedError(VFSError, ValueError):
+    """An operation on a closed VFS (like I/O on a closed file, also a ValueError)."""
+
+    default_errno = _errno.EBADF
+
+
+class ContractError(VFSError, ValueError, icontract.ViolationError):
+    """A violated precondition: both an ``icontract.ViolationError`` (as in the seed) and a
+    ``ValueError`` (the natural builtin)."""
+
+    default_errno = _errno.EINVAL
+
+
+class RootContractError(VFSError, PermissionError, icontract.ViolationError):
+    """Removing or renaming the root: both a ``ViolationError`` and a ``PermissionError``."""
+
+    default_errno = _errno.EPERM

@@ -1,0 +1,105 @@
+"""Declarative SQLAlchemy 2.x models of the on-disk format. No queries live here.
+
+A path ``/a/b/c`` is stored as ``parent='/a/b', name='c'``: the unique index on
+``(parent, name)`` makes a lookup one index probe and a listing a range over one directory's
+entries, whatever lies below them. The root is the row ``parent='', name=''``. Rows still being
+written by an open ``w``/``x`` handle ("staging" rows) have ``parent`` NULL and are invisible.
+
+The migrations in ``migrations/versions`` create these tables; ``tests/test_migrations.py``
+checks that models and migrations agree.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TABLE_PREFIX = "vfs_"
+VERSION_TABLE = "vfs_alembic_version"
+#: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
+APPLICATION_ID = 0x5646534F
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Inode(Base):
+    """A file or a directory."""
+
+    __tablename__ = "vfs_inodes"
+    __table_args__ = (
+        UniqueConstraint("parent", "name"),
+        {"sqlite_autoincrement": True},  # ids are never reused: open handles bind to them
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent: Mapped[Optional[str]] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    ctime_ns: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
+    owner: Mapped[Optional[str]] = mapped_column(Text)
+
+    chunks: Mapped[list["Chunk"]] = relationship(
+        back_populates="inode", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Chunk(Base):
+    """One fixed-size piece of a file's content. Missing chunks of a file read as zeros."""
+
+    __tablename__ = "vfs_chunks"
+    __table_args__ = (UniqueConstraint("inode_id", "idx"),)
+
+    # An explicit rowid, so incremental BLOB I/O (sqlite3 blobopen) can address a chunk.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inode_id: Mapped[int] = mapped_column(ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    inode: Mapped[Inode] = relationship(back_populates="chunks")
+
+
+class LayerManifest(Base):
+    """A database's identity (``role='self'``, one row) and, in a top database, the underlays
+    it was last composed with (``role='underlay'``, one row each)."""
+
+    __tablename__ = "vfs_layer_manifests"
+    __table_args__ = (Index("ix_vfs_layer_manifests_role", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    uuid: Mapped[str] = mapped_column(String(36))
+    name: Mapped[Optional[str]] = mapped_column(Text)
+    version: Mapped[Optional[str]] = mapped_column(Text)
+    description: Mapped[Optional[str]] = mapped_column(Text)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    modified_ns: Mapped[int] = mapped_column(BigInteger)
+    chunk_size: Mapped[Optional[int]] = mapped_column(Integer)
+    priority: Mapped[Optional[int]] = mapped_column(Integer)
+    db_path: Mapped[Optional[str]] = mapped_column(Text)

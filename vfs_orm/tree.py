@@ -1,0 +1,477 @@
+"""The namespace: what a path names, and every change to files and directories.
+
+``Tree`` turns operations on normalised paths into repository calls inside the unit of work's
+transactions. It holds no SQL (that is ``repository.py``) and knows nothing of argument
+checking or io objects (that is the ``VFS`` facade).
+
+Error choice follows POSIX where the seed library was silent (a path through a file is
+ENOTDIR, moving a directory into itself is EINVAL) and the seed where it spoke (``rename`` onto
+an existing path is EEXIST; ``rmdir`` of a non-empty directory is a PermissionError).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from vfs_orm import paths
+from vfs_orm.errors import (
+    AlreadyExistsError,
+    DirNotEmptyError,
+    InvalidOperationError,
+    IsADirError,
+    NotADirError,
+    NotFoundError,
+    VFSError,
+)
+from vfs_orm.repository import InodeRepository
+from vfs_orm.types import DIR_MODE, FILE_MODE, InodeKind, StatResult
+from vfs_orm.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from vfs_orm._io import ChunkedFile
+
+FILE = int(InodeKind.FILE)
+DIR = int(InodeKind.DIRECTORY)
+# Positions in an inode row (repository.INODE_COLUMNS).
+ID, KIND, MODE, SIZE, CHUNK, CTIME, MTIME = range(7)
+
+
+def _process_token() -> str:
+    """Identifies this process for staging rows: host, pid and the process's start time."""
+    pid = os.getpid()
+    start = ""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            start = f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except OSError:
+        pass
+    return f"{socket.gethostname()}:{pid}:{start}"
+
+
+def _owner_alive(token: str) -> bool:
+    host, _, rest = token.partition(":")
+    pid_s, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # can't tell: leave it
+    try:
+        pid = int(pid_s)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    if start:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[19].decode() == start
+        except OSError:
+            return False
+    return True
+
+
+class Tree:
+    """Files and directories of the top database."""
+
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int) -> None:
+        self.uow = uow
+        self.repo = repo
+        self.chunk_size = chunk_size
+        self.owner = _process_token()
+
+    # -- lookups --------------------------------------------------------------------------
+    def lookup(self, path: str) -> tuple[Any, ...] | None:
+        parent, name = paths.split(path)
+        with self.uow.read_lock:
+            return self.repo.lookup(self.uow.raw(), parent, name)
+
+    def miss_error(self, path: str) -> VFSError:
+        """The error for a path that does not exist: ENOTDIR if an ancestor is a file."""
+        with self.uow.read_lock:
+            raw = self.uow.raw()
+            for anc in paths.parents(path)[1:]:
+                parent, name = paths.split(anc)
+                row = self.repo.lookup(raw, parent, name)
+                if row is None:
+                    break
+                if row[KIND] != DIR:
+                    return NotADirError.for_path(path, f"not a directory: {anc}")
+        return NotFoundError.for_path(path)
+
+    def require(self, path: str) -> tuple[Any, ...]:
+        row = self.lookup(path)
+        if row is None:
+            raise self.miss_error(path)
+        return row
+
+    def require_dir(self, path: str) -> tuple[Any, ...]:
+        row = self.require(path)
+        if row[KIND] != DIR:
+            raise NotADirError.for_path(path)
+        return row
+
+    def stat(self, path: str) -> StatResult:
+        row = self.require(path)
+        return StatResult(st_mode=row[MODE], st_size=row[SIZE] if row[KIND] == FILE else 0,
+                          st_mtime_ns=row[MTIME], st_ctime_ns=row[CTIME], st_ino=row[ID])
+
+    def listdir(self, path: str) -> list[str]:
+        with self.uow.read_lock:
+            raw = self.uow.raw()
+            parent, name = paths.split(path)
+            names = self.repo.list_names(raw, path)
+            if names:
+                return names
+            row = self.repo.lookup(raw, parent, name)
+        if row is None:
+            raise self.miss_error(path)
+        if row[KIND] != DIR:
+            raise NotADirError.for_path(path)
+        return names
+
+    def entries(self, path: str) -> list[tuple[Any, ...]]:
+        """(name, *inode row) of a directory's entries, sorted by name."""
+        self.require_dir(path)
+        with self.uow.read_lock:
+            return self.repo.list_entries(self.uow.raw(), path)
+
+    def walk(self, top: str, topdown: bool, onerror: Any) -> Iterator[tuple[str, list[str], list[str]]]:
+        try:
+            rows = self.entries(top)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            return
+        dirs = [r[0] for r in rows if r[1 + KIND] == DIR]
+        files = [r[0] for r in rows if r[1 + KIND] != DIR]
+        if topdown:
+            yield top, dirs, files
+        for d in dirs:
+            yield from self.walk(paths.join(top, d), topdown, onerror)
+        if not topdown:
+            yield top, dirs, files
+
+    def subtree(self, path: str) -> list[tuple[Any, ...]]:
+        """(parent, name, *inode row) of everything below ``path``, by (parent, name)."""
+        lo, hi = paths.subtree_bounds(path)
+        with self.uow.read_lock:
+            return self.repo.subtree(self.uow.raw(), path, lo, hi)
+
+    def read_bytes(self, path: str) -> bytes:
+        parent, name = paths.split(path)
+        with self.uow.read_lock:
+            rows = self.repo.read_whole(self.uow.raw(), parent, name)
+        if not rows:
+            raise self.miss_error(path)
+        _, kind, size, cs, _, _ = rows[0]
+        if kind == DIR:
+            raise IsADirError.for_path(path)
+        if len(rows) == 1:
+            data = rows[0][5]
+            if data is None:
+                return bytes(size)
+            if len(data) == size:
+                return bytes(data)
+        out = bytearray(size)
+        for row in rows:
+            idx, data = row[4], row[5]
+            if data is None:
+                continue
+            start = idx * cs
+            data = data[: max(0, min(cs, size - start))]
+            out[start:start + len(data)] = data
+        return bytes(out)
+
+    # -- writes ---------------------------------------------------------------------------
+    def _parent_dir(self, raw: Any, path: str, create: bool) -> None:
+        """Inside a write: make sure ``path``'s parent is a directory (creating missing ones
+        when ``create``, as the seed library's writes did)."""
+        parent = paths.split(path)[0]
+        pp, pn = paths.split(parent)
+        row = self.repo.lookup(raw, pp, pn)
+        if row is not None:
+            if row[KIND] != DIR:
+                raise NotADirError.for_path(path, f"not a directory: {parent}")
+            return
+        if not create:
+            raise NotFoundError.for_path(path, f"no such directory: {parent}")
+        now = time.time_ns()
+        for anc in paths.parents(path)[1:]:
+            ap, an = paths.split(anc)
+            row = self.repo.lookup(raw, ap, an)
+            if row is None:
+                self.repo.insert(raw, ap, an, DIR, DIR_MODE, 0, 0, now, now)
+            elif row[KIND] != DIR:
+                raise NotADirError.for_path(path, f"not a directory: {anc}")
+
+    def mkdir(self, path: str, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
+        with self.uow.write() as raw:
+            pp, pn = paths.split(path)
+            row = self.repo.lookup(raw, pp, pn)
+            if row is not None:
+                if row[KIND] == DIR and exist_ok:
+                    return
+                raise AlreadyExistsError.for_path(path)
+            self._parent_dir(raw, path, create=parents)
+            now = time.time_ns()
+            self.repo.insert(raw, pp, pn, DIR, mode, 0, 0, now, now)
+
+    def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
+                    mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
+        """Replace (or create) a whole file in one transaction."""
+        pp, pn = paths.split(path)
+        cs = self.chunk_size
+        with self.uow.write() as raw:
+            prow, row = self.repo.lookup_pair(raw, pp, pn)
+            now = time.time_ns()
+            ctime = now
+            if row is not None:
+                if row[KIND] == DIR:
+                    raise IsADirError.for_path(path)
+                if exclusive:
+                    raise AlreadyExistsError.for_path(path)
+                ctime = row[CTIME]
+                self.repo.delete(raw, row[ID])
+            elif prow is None or prow[KIND] != DIR:
+                self._parent_dir(raw, path, create=True)
+            new_id = self.repo.insert(raw, pp, pn, FILE, mode, len(data), cs, ctime,
+                                      now if mtime_ns is None else mtime_ns)
+            if len(data) <= cs:
+                if data:
+                    self.repo.put_chunk(raw, new_id, 0, data)
+            else:
+                mv = memoryview(data)
+                self.repo.put_chunks(raw, ((new_id, i, mv[o:o + cs])
+                                           for i, o in enumerate(range(0, len(data), cs))))
+        return len(data)
+
+    def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
+        now = time.time_ns()
+        return self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0, chunk_size,
+                                now, now, self.owner)
+
+    def commit_staged(self, f: "ChunkedFile") -> None:
+        """Swap a ``w``/``x`` handle's content into place, in one transaction."""
+        path = f.name
+        pp, pn = paths.split(path)
+        with self.uow.write() as raw:
+            prow, row = self.repo.lookup_pair(raw, pp, pn)
+            now = time.time_ns()
+            ctime = now if f._ctime_ns is None else f._ctime_ns
+            if row is not None:
+                if row[KIND] == DIR:
+                    raise IsADirError.for_path(path)
+                if f._exclusive:
+                    raise AlreadyExistsError.for_path(path, "file was created by someone else "
+                                                            "while this 'x' handle was open")
+                ctime = row[CTIME]
+            elif prow is None or prow[KIND] != DIR:
+                self._parent_dir(raw, path, create=True)
+            if row is not None and row[ID] != f._id:
+                self.repo.delete(raw, row[ID])
+            if f._id is None:
+                f._id = self.repo.insert(raw, pp, pn, FILE, FILE_MODE, f._size, f._cs, ctime, now)
+                f.write_pending(raw, f._id)
+            else:
+                f.write_pending(raw, f._id)
+                self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
+        f._staged = False
+
+    def discard_staged(self, f: "ChunkedFile") -> None:
+        f._pending.clear()
+        if f._id is not None:
+            try:
+                with self.uow.write() as raw:
+                    self.repo.delete(raw, f._id)
+            except VFSError:
+                pass  # reclaimed on a later open (the staging row's owner is gone by then)
+            f._id = None
+
+    def reclaim_staging(self) -> int:
+        """Delete staging rows left by crashed writers (their process no longer exists)."""
+        with self.uow.read_lock:
+            rows = self.repo.staging_rows(self.uow.raw())
+        dead = [i for i, owner in rows if owner is None or not _owner_alive(owner)]
+        if dead:
+            with self.uow.write() as raw:
+                for inode_id in dead:
+                    self.repo.delete(raw, inode_id)
+        return len(dead)
+
+    def open_existing(self, path: str, *, for_write: bool) -> tuple[Any, ...]:
+        row = self.require(path)
+        if row[KIND] == DIR:
+            raise IsADirError.for_path(path)
+        return row
+
+    def create_empty(self, path: str) -> tuple[Any, ...]:
+        """For ``a`` modes: the file exists from the moment it is opened (as with os.open)."""
+        pp, pn = paths.split(path)
+        with self.uow.write() as raw:
+            prow, row = self.repo.lookup_pair(raw, pp, pn)
+            if row is not None:
+                if row[KIND] == DIR:
+                    raise IsADirError.for_path(path)
+                return row
+            if prow is None or prow[KIND] != DIR:
+                self._parent_dir(raw, path, create=True)
+            now = time.time_ns()
+            self.repo.insert(raw, pp, pn, FILE, FILE_MODE, 0, self.chunk_size, now, now)
+            return self.repo.lookup(raw, pp, pn)  # type: ignore[return-value]
+
+    def check_writable_target(self, path: str, exclusive: bool) -> int | None:
+        """Before a ``w``/``x`` handle opens: the target must not be a directory (nor exist,
+        for ``x``), and its parent must be creatable. Returns the current ctime if any."""
+        row = self.lookup(path)
+        if row is not None:
+            if row[KIND] == DIR:
+                raise IsADirError.for_path(path)
+            if exclusive:
+                raise AlreadyExistsError.for_path(path)
+            return int(row[CTIME])
+        for anc in paths.parents(path)[1:]:
+            arow = self.lookup(anc)
+            if arow is None:
+                break
+            if arow[KIND] != DIR:
+                raise NotADirError.for_path(path, f"not a directory: {anc}")
+        return None
+
+    def remove(self, path: str) -> None:
+        pp, pn = paths.split(path)
+        with self.uow.write() as raw:
+            row = self.repo.lookup(raw, pp, pn)
+            if row is None:
+                raise self.miss_error(path)
+            if row[KIND] == DIR:
+                raise IsADirError.for_path(path)
+            self.repo.delete(raw, row[ID])
+
+    def rmdir(self, path: str) -> None:
+        pp, pn = paths.split(path)
+        with self.uow.write() as raw:
+            row = self.repo.lookup(raw, pp, pn)
+            if row is None:
+                raise self.miss_error(path)
+            if row[KIND] != DIR:
+                raise NotADirError.for_path(path)
+            if self.repo.has_children(raw, path):
+                raise DirNotEmptyError.for_path(path)
+            self.repo.delete(raw, row[ID])
+
+    def rmtree(self, path: str) -> None:
+        pp, pn = paths.split(path)
+        with self.uow.write() as raw:
+            row = self.repo.lookup(raw, pp, pn)
+            if row is None:
+                raise self.miss_error(path)
+            if row[KIND] != DIR:
+                raise NotADirError.for_path(path)
+            lo, hi = paths.subtree_bounds(path)
+            self.repo.delete_tree(raw, row[ID], path, lo, hi)
+
+    def move(self, src: str, dst: str, *, overwrite: bool) -> None:
+        """``rename`` (``overwrite=False``: an existing destination is EEXIST, as the seed did)
+        and ``replace`` (POSIX rename). A directory moves with its whole subtree in one
+        statement."""
+        sp, sn = paths.split(src)
+        dp, dn = paths.split(dst)
+        with self.uow.write() as raw:
+            row = self.repo.lookup(raw, sp, sn)
+            if row is None:
+                raise self.miss_error(src)
+            is_dir = row[KIND] == DIR
+            if is_dir and paths.is_within(dst, src) and dst != src:
+                raise InvalidOperationError.for_path(
+                    src, "cannot move a directory into itself", dst)
+            target = self.repo.lookup(raw, dp, dn)
+            if target is not None:
+                if not overwrite:
+                    raise AlreadyExistsError.for_path(src, "destination exists", dst)
+                if target[ID] == row[ID]:
+                    return
+                if target[KIND] == DIR:
+                    if not is_dir:
+                        raise IsADirError.for_path(src, "destination is a directory", dst)
+                    if self.repo.has_children(raw, dst):
+                        raise DirNotEmptyError.for_path(src, "destination directory not empty",
+                                                        dst)
+                elif is_dir:
+                    raise NotADirError.for_path(src, "destination is not a directory", dst)
+                self.repo.delete(raw, target[ID])
+            else:
+                self._parent_dir(raw, dst, create=True)
+            lo, hi = paths.subtree_bounds(src)
+            self.repo.move(raw, row[ID], src, lo, hi, dp, dn, dst)
+            self.repo.touch(raw, row[ID], time.time_ns())
+
+    def copy_file(self, src: str, dst: str) -> None:
+        """Copy one file inside the database (no bytes pass through Python)."""
+        dp, dn = paths.split(dst)
+        with self.uow.write() as raw:
+            sp, sn = paths.split(src)
+            row = self.repo.lookup(raw, sp, sn)
+            if row is None:
+                raise self.miss_error(src)
+            if row[KIND] == DIR:
+                raise IsADirError.for_path(src)
+            target = self.repo.lookup(raw, dp, dn)
+            now = time.time_ns()
+            ctime = now
+            if target is not None:
+                if target[KIND] == DIR:
+                    raise IsADirError.for_path(dst)
+                if target[ID] == row[ID]:
+                    raise InvalidOperationError.for_path(src, "source and destination are the "
+                                                              "same file", dst)
+                ctime = target[CTIME]
+                self.repo.delete(raw, target[ID])
+            else:
+                self._parent_dir(raw, dst, create=True)
+            new_id = self.repo.insert(raw, dp, dn, FILE, row[MODE], row[SIZE], row[CHUNK],
+                                      ctime, now)
+            self.repo.copy_chunks(raw, row[ID], new_id)
+
+    def copytree(self, src: str, dst: str, dirs_exist_ok: bool) -> None:
+        """Copy a directory tree in one transaction, chunks copied inside the database."""
+        with self.uow.write() as raw:
+            sp, sn = paths.split(src)
+            row = self.repo.lookup(raw, sp, sn)
+            if row is None:
+                raise self.miss_error(src)
+            if row[KIND] != DIR:
+                raise NotADirError.for_path(src)
+            if paths.is_within(dst, src):
+                raise InvalidOperationError.for_path(
+                    src, "cannot copy a directory into itself", dst)
+            dp, dn = paths.split(dst)
+            target = self.repo.lookup(raw, dp, dn)
+            if target is not None and not (dirs_exist_ok and target[KIND] == DIR):
+                raise AlreadyExistsError.for_path(src, "destination exists", dst)
+            if target is None:
+                self._parent_dir(raw, dst, create=True)
+            lo, hi = paths.subtree_bounds(src)
+            rows = self.repo.subtree(raw, src, lo, hi)
+            now = time.time_ns()
+            if target is None:
+                self.repo.insert(raw, dp, dn, DIR, row[MODE], 0, 0, now, now)
+            cut = len(src)
+            # Parents sort before their children, so directories exist before their entries.
+            for parent, name, *r in sorted(rows, key=lambda x: (len(x[0]), x[0], x[1])):
+                new_parent = dst + parent[cut:] if parent != src else dst
+                existing = self.repo.lookup(raw, new_parent, name)
+                if r[KIND] == DIR:
+                    if existing is None:
+                        self.repo.insert(raw, new_parent, name, DIR, r[MODE], 0, 0, now, now)
+                    elif existing[KIND] != DIR:
+                        raise NotADirError.for_path(paths.join(new_parent, name))
+                    continue
+                if existing is not None:
+                    if existing[KIND] == DIR:
+                        raise IsADirError.for_path(paths.join(new_parent, name))
+                    self.repo.delete(raw, existing[ID])
+                new_id = self.repo.insert(raw, new_parent, name, FILE, r[MODE], r[SIZE],
+                                          r[CHUNK], now, now)
+                self.repo.copy_chunks(raw, r[ID], new_id)

@@ -1,0 +1,75 @@
+"""Plain value types returned by the public API."""
+
+from __future__ import annotations
+
+import enum
+import stat as _stat
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class InodeKind(enum.IntEnum):
+    """What an inode row is. Stored as an integer in ``vfs_inodes.kind``."""
+
+    FILE = 1
+    DIRECTORY = 2
+
+
+FILE_MODE = _stat.S_IFREG | 0o644
+DIR_MODE = _stat.S_IFDIR | 0o755
+
+
+@dataclass(frozen=True, slots=True)
+class StatResult:
+    """What ``VFS.stat`` returns: ``os.stat_result``'s names plus the seed library's aliases.
+
+    ``st_mtime``/``st_ctime`` are float seconds like ``os.stat``; the ``*_ns`` fields are exact.
+    ``st_ctime`` is the creation time (as the seed's ``created_at``), not a change time.
+    """
+
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    source_layer: str = "local"
+    st_ino: int = 0
+    st_nlink: int = 1
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+    @property
+    def st_ctime(self) -> float:
+        return self.st_ctime_ns / 1e9
+
+    @property
+    def st_atime(self) -> float:
+        return self.st_mtime
+
+    @property
+    def st_atime_ns(self) -> int:
+        return self.st_mtime_ns
+
+    # The seed library's aliases (its timestamps were ISO strings; these stay ISO strings).
+    @property
+    def size(self) -> int:
+        return self.st_size
+
+    @property
+    def created_at(self) -> str:
+        return datetime.fromtimestamp(self.st_ctime_ns / 1e9).isoformat()
+
+    @property
+    def modified_at(self) -> str:
+        return datetime.fromtimestamp(self.st_mtime_ns / 1e9).isoformat()
+
+    @property
+    def is_directory(self) -> bool:
+        return _stat.S_ISDIR(self.st_mode)
+
+    def is_dir(self) -> bool:
+        return _stat.S_ISDIR(self.st_mode)
+
+    def is_file(self) -> bool:
+        return _stat.S_ISREG(self.st_mode)

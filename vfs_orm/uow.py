@@ -1,0 +1,245 @@
+"""Unit of work: which connection a thread uses, and how writes become transactions.
+
+- File databases give every thread its own SQLAlchemy ``Connection`` (and so its own sqlite3
+  connection): reads run concurrently under WAL and never block writers.
+- In-memory databases are one connection; every operation, read or write, runs under the lock.
+- Writes serialise on one re-entrant lock per VFS, and each write runs in ``BEGIN IMMEDIATE``
+  (ENGINEERING-NOTES §1: a deferred transaction that upgrades to a write gets "database is
+  locked" at once, ignoring the busy timeout). Other processes wait on SQLite's busy handler.
+- ``batch()`` opens a transaction (a SAVEPOINT when nested) that every write of this thread
+  joins until it ends; a write inside a batch runs in its own savepoint so that a failed
+  operation leaves nothing half-done even if the caller catches the error and goes on.
+
+Driver and SQLAlchemy errors never leave this module untranslated (see ``translate``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import weakref
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+
+from vfs_orm.errors import (
+    BusyError,
+    ClosedError,
+    CorruptionError,
+    NotAVFSDatabaseError,
+    ReadOnlyError,
+    VFSError,
+)
+
+
+def translate(exc: BaseException, path: str | None = None) -> VFSError:
+    """The ``VFSError`` for a sqlite3 or SQLAlchemy error."""
+    if isinstance(exc, VFSError):
+        return exc
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig)
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        return BusyError.for_path(path, f"database is locked by another writer: {msg}")
+    if "readonly" in low or "read-only" in low:
+        return ReadOnlyError.for_path(path, f"database is read-only: {msg}")
+    if "not a database" in low or "file is not a database" in low:
+        return NotAVFSDatabaseError.for_path(path, f"not a vfs_orm database: {msg}")
+    if "malformed" in low or "corrupt" in low or isinstance(orig, sqlite3.DatabaseError) and \
+            not isinstance(orig, (sqlite3.OperationalError, sqlite3.IntegrityError,
+                                  sqlite3.ProgrammingError)):
+        return CorruptionError.for_path(path, f"database error: {msg}")
+    if "closed" in low:
+        return ClosedError.for_path(path, "the VFS is closed")
+    return VFSError.for_path(path, f"database error: {msg}")
+
+
+DB_ERRORS = (sqlite3.Error, sa_exc.SQLAlchemyError)
+
+
+class _NullLock:
+    """Stands in for the lock on reads of file databases (they need none)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class ThreadConnection:
+    """One thread's connection and its transaction stack."""
+
+    __slots__ = ("conn", "raw", "depth", "stack", "__weakref__")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        self.depth = 0
+        self.stack: list[Any] = []
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing must not fail at interpreter exit
+            pass
+
+
+class UnitOfWork:
+    """Connections, the write lock and transactions of one VFS."""
+
+    def __init__(self, engine: Engine, *, shared: bool, read_only: bool, owns_engine: bool = True,
+                 connection: Connection | None = None, where: str | None = None) -> None:
+        self.engine = engine
+        self.shared = shared or connection is not None
+        self.read_only = read_only
+        self.where = where
+        self.lock = threading.RLock()
+        self.read_lock: Any = self.lock if self.shared else _NullLock()
+        self._owns_engine = owns_engine
+        self._local = threading.local()
+        self._all: "weakref.WeakSet[ThreadConnection]" = weakref.WeakSet()
+        self._single: ThreadConnection | None = None
+        self._borrowed = connection is not None
+        if connection is not None:
+            self._single = ThreadConnection(connection)
+        self.closed = False
+        self._write_engine = engine.execution_options(vfs_begin="BEGIN IMMEDIATE")
+        self.on_commit: list[Callable[[], None]] = []
+
+    # -- connections ----------------------------------------------------------------------
+    def state(self) -> ThreadConnection:
+        """This thread's connection (created on first use)."""
+        if self._single is not None:
+            return self._single
+        st: ThreadConnection | None = getattr(self._local, "st", None)
+        if st is not None:
+            return st
+        if self.closed:
+            raise ClosedError.for_path(self.where, "the VFS is closed")
+        try:
+            conn = self._write_engine.connect()
+        except DB_ERRORS as exc:
+            raise translate(exc, self.where) from exc
+        st = ThreadConnection(conn)
+        if self.shared:
+            self._single = st
+        else:
+            self._local.st = st
+            self._all.add(st)
+            # A thread that ends drops its thread-local; give the connection back then.
+            weakref.finalize(st, _close_quietly, conn)
+        return st
+
+    def raw(self) -> sqlite3.Connection:
+        return self.state().raw
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write: its own ``BEGIN IMMEDIATE`` transaction, or a savepoint inside a batch."""
+        if self.read_only:
+            raise ReadOnlyError.for_path(self.where, "the VFS is read-only")
+        with self.lock:
+            st = self.state()
+            if st.depth == 0 and not st.conn.in_transaction():
+                try:
+                    txn = st.conn.begin()
+                except DB_ERRORS as exc:
+                    raise translate(exc, self.where) from exc
+                try:
+                    yield st.raw
+                except BaseException:
+                    _quiet_rollback(txn)
+                    raise
+                try:
+                    txn.commit()
+                except DB_ERRORS as exc:
+                    _quiet_rollback(txn)
+                    raise translate(exc, self.where) from exc
+                self._after_commit()
+            else:
+                raw = st.raw
+                raw.execute("SAVEPOINT vfs_op")
+                try:
+                    yield raw
+                except BaseException:
+                    raw.execute("ROLLBACK TO vfs_op")
+                    raw.execute("RELEASE vfs_op")
+                    raise
+                raw.execute("RELEASE vfs_op")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """All writes of this thread inside commit together or not at all; nests as savepoints."""
+        if self.read_only:
+            raise ReadOnlyError.for_path(self.where, "the VFS is read-only")
+        with self.lock:
+            st = self.state()
+            try:
+                if st.depth == 0 and not st.conn.in_transaction():
+                    txn = st.conn.begin()
+                else:
+                    txn = st.conn.begin_nested()
+            except DB_ERRORS as exc:
+                raise translate(exc, self.where) from exc
+            st.depth += 1
+            st.stack.append(txn)
+            try:
+                yield
+            except BaseException:
+                st.depth -= 1
+                st.stack.pop()
+                _quiet_rollback(txn)
+                raise
+            st.depth -= 1
+            st.stack.pop()
+            try:
+                txn.commit()
+            except DB_ERRORS as exc:
+                _quiet_rollback(txn)
+                raise translate(exc, self.where) from exc
+            if st.depth == 0:
+                self._after_commit()
+
+    def in_batch(self) -> bool:
+        st = self._single if self._single is not None else getattr(self._local, "st", None)
+        return st is not None and st.depth > 0
+
+    def _after_commit(self) -> None:
+        for hook in self.on_commit:
+            hook()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            return
+        with self.lock:
+            self.closed = True
+            if self._single is not None and not self._borrowed:
+                self._single.close()
+            for st in list(self._all):
+                st.close()
+            self._single = None
+            self._local = threading.local()
+            if self._owns_engine:
+                self.engine.dispose()
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - runs from finalizers
+        pass
+
+
+def _quiet_rollback(txn: Any) -> None:
+    try:
+        if txn.is_active:
+            txn.rollback()
+    except DB_ERRORS:
+        pass

@@ -1,0 +1,540 @@
+"""The public facade: ``VFS`` (also exported as ``VirtualFileSystem``, the seed library's name).
+
+It checks and normalises arguments, wraps raw streams in ``io`` objects and turns every driver
+error into a ``VFSError``. It holds no SQL: namespace work is ``Tree``'s, SQL is the
+repository's, transactions are the unit of work's.
+
+Hot read paths (``exists``, ``stat``, ``read_bytes``, ``open`` for reading) translate errors
+inline; the other public methods use the ``_translated`` wrapt decorator (about 0.5 µs a call,
+which would be a tenth of an ``exists``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import time
+import uuid
+from typing import Any, Callable, Iterable, Iterator
+
+import icontract
+import wrapt
+from sqlalchemy.orm import Session
+
+from vfs_orm import _glob, paths
+from vfs_orm import db as dbmod
+from vfs_orm._io import ChunkedFile, wrap
+from vfs_orm.errors import (
+    ClosedError,
+    ContractError,
+    InvalidPathError,
+    ReadOnlyError,
+    RootContractError,
+    VFSError,
+)
+from vfs_orm.models import LayerManifest
+from vfs_orm.repository import InodeRepository, ManifestRepository
+from vfs_orm.tree import CHUNK, CTIME, ID, KIND, SIZE, DIR, Tree
+from vfs_orm.types import StatResult
+from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
+
+DEFAULT_CHUNK_SIZE = 65536
+MIN_CHUNK_SIZE = 512
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
+_MODE_CHARS = frozenset("rwaxbt+")
+
+
+@wrapt.decorator
+def _translated(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    except DB_ERRORS as exc:
+        raise translate(exc, getattr(instance, "_where", None)) from exc
+
+
+def _is_root(path: object) -> bool:
+    """For contracts: True only for a valid path that names the root (other bad paths are
+    left to ``paths.normalize`` to report)."""
+    try:
+        return paths.normalize(path) == paths.ROOT
+    except (TypeError, ValueError):
+        return False
+
+
+def _root_error(**kw: Any) -> RootContractError:
+    path = next(iter(kw.values()))
+    return RootContractError.for_path(str(path), "the root directory cannot be removed or moved")
+
+
+def _content_error(**kw: Any) -> ContractError:
+    return ContractError.for_path(str(kw.get("path")), "content must not be None")
+
+
+def _parse_mode(mode: object) -> tuple[str, bool]:
+    """Validate an open() mode like io.open does. Returns (one of r/w/a/x, plus)."""
+    if not isinstance(mode, str):
+        raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
+    chars = set(mode)
+    if not mode or not chars <= _MODE_CHARS or len(mode) != len(chars):
+        raise ValueError(f"invalid mode: {mode!r}")
+    kinds = chars & set("rwax")
+    if len(kinds) != 1 or ("b" in chars and "t" in chars):
+        raise ValueError(f"invalid mode: {mode!r}")
+    return kinds.pop(), "+" in chars
+
+
+class VFS:
+    """A POSIX-like file system stored in one SQLite database.
+
+    Args:
+        db_path: a file path (``str`` or ``os.PathLike``) or ``":memory:"``.
+        chunk_size: size of the chunks new files are stored in. ``None`` uses the database's
+            own (64 KiB for new databases). Existing files keep the chunk size they were
+            written with, so any value reads every file correctly.
+        read_only: open without ever writing (the file is opened ``mode=ro`` by SQLite).
+        page_size: SQLite page size of a NEW database (4096 by default).
+        durable: ``True`` (default) makes every commit survive power loss
+            (``synchronous=FULL``); ``False`` survives process crashes only, and is faster.
+        busy_timeout: seconds a writer waits for another process's write lock.
+
+    Raises:
+        ContractError: ``db_path`` is empty (also a ValueError and icontract.ViolationError).
+        NotFoundError: ``read_only`` and the file does not exist.
+        NotAVFSDatabaseError: the file is not SQLite, truncated, or another application's.
+        FormatVersionError: the file's format revision is newer than this release, or older
+            and opened read-only.
+    """
+
+    @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
+                       "database path must not be empty",
+                       error=lambda db_path: ContractError.for_path(
+                           "", "database path must not be empty"))
+    def __init__(self, db_path: str | os.PathLike[str] = ":memory:",
+                 chunk_size: int | None = None, read_only: bool = False, *,
+                 page_size: int | None = None, durable: bool = True,
+                 busy_timeout: float = dbmod.DEFAULT_BUSY_TIMEOUT) -> None:
+        self._uow: UnitOfWork | None = None
+        if isinstance(db_path, os.PathLike):
+            db_path = os.fspath(db_path)
+        if not isinstance(db_path, str):
+            raise TypeError(f"db_path must be str or os.PathLike, not {type(db_path).__name__}")
+        if "\x00" in db_path:
+            raise InvalidPathError.for_path(db_path, "database path contains NUL")
+        if chunk_size is not None:
+            if not isinstance(chunk_size, int) or isinstance(chunk_size, bool):
+                raise TypeError("chunk_size must be an int")
+            if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+                raise ContractError.for_path(
+                    db_path, f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}")
+        if page_size is not None and (page_size < 512 or page_size > 65536
+                                      or page_size & (page_size - 1)):
+            raise ContractError.for_path(db_path, "page_size must be a power of two, 512..65536")
+        self._db_path = db_path
+        self._read_only = bool(read_only)
+        self._where = db_path
+        memory = db_path == ":memory:"
+        if memory:
+            uri = dbmod.memory_uri()
+        else:
+            dbmod.check_file(db_path, must_exist=read_only)
+            uri = dbmod.file_uri(db_path, read_only)
+        self._uri = uri
+        engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
+                                   busy_timeout=busy_timeout)
+        try:
+            db_chunk = self._prepare(engine, memory, read_only, page_size,
+                                     chunk_size or DEFAULT_CHUNK_SIZE)
+        except DB_ERRORS as exc:
+            engine.dispose()
+            raise translate(exc, db_path) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        self._chunk_size = chunk_size or db_chunk
+        self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path)
+        self._repo = InodeRepository()
+        self._manifests = ManifestRepository()
+        self._tree = Tree(self._uow, self._repo, self._chunk_size)
+        if not read_only and not memory:
+            try:
+                self._tree.reclaim_staging()
+            except DB_ERRORS as exc:
+                self.close()
+                raise translate(exc, db_path) from exc
+
+    def _prepare(self, engine: Any, memory: bool, read_only: bool, page_size: int | None,
+                 chunk_size: int) -> int:
+        """Check or create the format; returns the database's chunk size."""
+        where = self._db_path
+        with engine.connect() as conn:
+            if read_only:
+                status, rev = dbmod.format_status(conn)
+                if status != "current":
+                    raise dbmod._refuse(status, rev, where)
+            else:
+                def on_create(c: Any) -> None:
+                    now = time.time_ns()
+                    with Session(bind=c) as session:
+                        self_row = LayerManifest(
+                            role="self", uuid=str(uuid.uuid4()), name=None,
+                            version=None, description=None, created_ns=now, modified_ns=now,
+                            chunk_size=chunk_size)
+                        ManifestRepository().add(session, self_row)
+
+                dbmod.migrate(conn, where=where, page_size=page_size, on_create=on_create)
+                if not memory:
+                    dbmod.set_journal_mode(conn, "WAL")
+            with Session(bind=conn) as session:
+                ident = ManifestRepository().identity(session)
+                return int(ident.chunk_size) if ident is not None and ident.chunk_size else \
+                    DEFAULT_CHUNK_SIZE
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database. Open file handles become unusable. Idempotent."""
+        if self._uow is not None:
+            self._uow.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._uow is None or self._uow.closed
+
+    def __enter__(self) -> "VFS":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from __del__
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("read-only" if self._read_only else "writable")
+        return f"<VFS {self._db_path!r} {state}>"
+
+    @property
+    def db_path(self) -> str:
+        return self._db_path
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def chunk_size(self) -> int:
+        """Chunk size used for files written by this instance."""
+        return self._chunk_size
+
+    def _live_uow(self) -> UnitOfWork:
+        if self._uow is None or self._uow.closed:
+            raise ClosedError.for_path(self._db_path, "the VFS is closed")
+        return self._uow
+
+    def _check_writable(self, path: str) -> None:
+        if self._read_only:
+            raise ReadOnlyError.for_path(path, "the VFS is read-only")
+
+    # -- queries (hot paths: errors translated inline) -------------------------------------
+    def exists(self, path: str) -> bool:
+        """True if ``path`` names a file or a directory."""
+        p = paths.normalize(path)
+        try:
+            return self._tree.lookup(p) is not None
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+
+    def isfile(self, path: str) -> bool:
+        p = paths.normalize(path)
+        try:
+            row = self._tree.lookup(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+        return row is not None and row[KIND] != DIR
+
+    def isdir(self, path: str) -> bool:
+        p = paths.normalize(path)
+        try:
+            row = self._tree.lookup(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+        return row is not None and row[KIND] == DIR
+
+    def stat(self, path: str) -> StatResult:
+        """Metadata of a file or directory (a directory's size is 0).
+
+        Raises:
+            NotFoundError: nothing at ``path``. NotADirError: a component is a file.
+        """
+        p = paths.normalize(path)
+        try:
+            return self._tree.stat(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+
+    def getsize(self, path: str) -> int:
+        return self.stat(path).st_size
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of a file, in one query.
+
+        Raises:
+            NotFoundError, IsADirError, NotADirError.
+        """
+        p = paths.normalize(path)
+        try:
+            return self._tree.read_bytes(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+
+    def read_text(self, path: str, encoding: str = "utf-8", errors: str | None = None) -> str:
+        """The whole content of a file decoded, with universal newlines (as ``open(p, "r")``)."""
+        data = self.read_bytes(path)
+        return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors).read()
+
+    def listdir(self, path: str = "/") -> list[str]:
+        """Names in a directory, sorted. Costs O(entries in that directory)."""
+        p = paths.normalize(path)
+        try:
+            return self._tree.listdir(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+
+    def open(self, path: str, mode: str = "r", buffering: int = -1,
+             encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None) -> Any:
+        """Open a file and return a real ``io`` object, like the builtin ``open``.
+
+        ``w``/``x`` replace the content atomically at close (readers see the old content until
+        then; an exception inside ``with`` keeps the old content). ``a``/``r+`` write in place,
+        each flush atomic. Text defaults to UTF-8. ``buffering=0`` returns the raw stream.
+
+        Raises:
+            NotFoundError, IsADirError, NotADirError, AlreadyExistsError (``x``),
+            ReadOnlyError (writing on a read-only VFS), ValueError (bad mode).
+        """
+        p = paths.normalize(path)
+        kind, plus = _parse_mode(mode)
+        if not isinstance(buffering, int):
+            raise TypeError("buffering must be an int")
+        tree = self._tree
+        try:
+            if kind == "r":
+                if plus:
+                    self._check_writable(p)
+                row = tree.open_existing(p, for_write=plus)
+                raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
+                                  chunk_size=row[CHUNK], readable=True, writable=plus)
+            elif kind in "wx":
+                self._check_writable(p)
+                ctime = tree.check_writable_target(p, exclusive=kind == "x")
+                raw = ChunkedFile(tree, p, inode_id=None, size=0, chunk_size=self._chunk_size,
+                                  readable=plus, writable=True, staged=True,
+                                  exclusive=kind == "x", ctime_ns=ctime)
+            else:
+                self._check_writable(p)
+                row = tree.create_empty(p)
+                raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
+                                  chunk_size=row[CHUNK], readable=plus, writable=True,
+                                  append=True)
+                raw._pos = row[SIZE]
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+        try:
+            return wrap(raw, mode, buffering, encoding, errors, newline)
+        except BaseException:
+            raw.abandon()
+            raise
+
+    # -- changes --------------------------------------------------------------------------
+    @icontract.require(lambda content: content is not None, "content must not be None",
+                       error=_content_error)
+    @_translated
+    def write_bytes(self, path: str, content: bytes) -> int:
+        """Replace a file's content in one transaction (parents are created). Returns the
+        number of bytes written."""
+        p = paths.normalize(path)
+        if isinstance(content, str) or not isinstance(content, (bytes, bytearray, memoryview)):
+            raise TypeError(f"content must be bytes-like, not {type(content).__name__}")
+        self._check_writable(p)
+        return self._tree.write_bytes(p, bytes(content))
+
+    @icontract.require(lambda content: content is not None, "content must not be None",
+                       error=_content_error)
+    @_translated
+    def write_text(self, path: str, content: str, encoding: str = "utf-8",
+                   errors: str | None = None, newline: str | None = None) -> int:
+        """Replace a file's content with ``content`` encoded. Returns the characters written."""
+        p = paths.normalize(path)
+        if not isinstance(content, str):
+            raise TypeError(f"content must be str, not {type(content).__name__}")
+        text = content
+        if newline not in (None, "", "\n"):
+            text = text.replace("\n", newline)
+        self._check_writable(p)
+        self._tree.write_bytes(p, text.encode(encoding, errors or "strict"))
+        return len(content)
+
+    @_translated
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
+        """Create a directory.
+
+        Raises:
+            AlreadyExistsError: ``path`` exists (unless a directory and ``exist_ok``).
+            NotFoundError: the parent is missing and not ``parents``.
+            NotADirError: a component of the parent is a file.
+        """
+        p = paths.normalize(path)
+        self._check_writable(p)
+        if p == paths.ROOT:
+            if exist_ok:
+                return
+            raise _exists_error(p)
+        self._tree.mkdir(p, parents=parents, exist_ok=exist_ok)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Create a directory and any missing parents (``os.makedirs``)."""
+        self.mkdir(path, parents=True, exist_ok=exist_ok)
+
+    @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
+                       error=_root_error)
+    @_translated
+    def remove(self, path: str) -> None:
+        """Delete a file. Raises NotFoundError, IsADirError."""
+        p = paths.normalize(path)
+        self._check_writable(p)
+        self._tree.remove(p)
+
+    def unlink(self, path: str) -> None:
+        """Same as ``remove``."""
+        self.remove(path)
+
+    @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
+                       error=_root_error)
+    @_translated
+    def rmdir(self, path: str) -> None:
+        """Delete an empty directory.
+
+        Raises:
+            DirNotEmptyError: the directory has entries (a PermissionError, errno ENOTEMPTY).
+        """
+        p = paths.normalize(path)
+        self._check_writable(p)
+        self._tree.rmdir(p)
+
+    @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
+                       error=_root_error)
+    @_translated
+    def rmtree(self, path: str) -> None:
+        """Delete a directory and everything below it, in one statement.
+
+        Raises:
+            NotADirError: ``path`` is a file (as ``shutil.rmtree``).
+        """
+        p = paths.normalize(path)
+        self._check_writable(p)
+        self._tree.rmtree(p)
+
+    @icontract.require(lambda src: not _is_root(src), "cannot rename the root",
+                       error=_root_error)
+    @_translated
+    def rename(self, src: str, dst: str) -> None:
+        """Move a file or a whole directory (one statement however large the tree).
+
+        Raises:
+            AlreadyExistsError: ``dst`` exists (as the seed library; use ``replace``).
+            InvalidOperationError: moving a directory into itself (EINVAL).
+        """
+        s, d = paths.normalize(src), paths.normalize(dst)
+        self._check_writable(s)
+        if d == paths.ROOT:
+            raise _exists_error(s, d)
+        self._tree.move(s, d, overwrite=False)
+
+    @icontract.require(lambda src: not _is_root(src), "cannot rename the root",
+                       error=_root_error)
+    @_translated
+    def replace(self, src: str, dst: str) -> None:
+        """``os.replace``: like ``rename`` but an existing file (or empty directory, for a
+        directory) at ``dst`` is replaced."""
+        s, d = paths.normalize(src), paths.normalize(dst)
+        self._check_writable(s)
+        if d == paths.ROOT:
+            raise _exists_error(s, d)
+        self._tree.move(s, d, overwrite=True)
+
+    @_translated
+    def copy(self, src: str, dst: str) -> None:
+        """Copy a file's content (replacing ``dst`` if it is a file); no bytes pass through
+        Python."""
+        s, d = paths.normalize(src), paths.normalize(dst)
+        self._check_writable(d)
+        self._tree.copy_file(s, d)
+
+    @_translated
+    def copytree(self, src: str, dst: str, dirs_exist_ok: bool = False) -> None:
+        """Copy a directory tree in one transaction.
+
+        Raises:
+            AlreadyExistsError: ``dst`` exists (unless a directory and ``dirs_exist_ok``).
+        """
+        s, d = paths.normalize(src), paths.normalize(dst)
+        self._check_writable(d)
+        self._tree.copytree(s, d, dirs_exist_ok)
+
+    def walk(self, top: str = "/", topdown: bool = True,
+             onerror: Callable[[OSError], Any] | None = None
+             ) -> Iterator[tuple[str, list[str], list[str]]]:
+        """``os.walk``: (dirpath, dirnames, filenames) for every directory, one query each.
+        With ``topdown``, pruning ``dirnames`` in place skips those subtrees."""
+        t = paths.normalize(top)
+        try:
+            yield from self._tree.walk(t, topdown, onerror)
+        except DB_ERRORS as exc:
+            raise translate(exc, t) from exc
+
+    @_translated
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching ``pattern``, sorted: ``*``, ``?`` and ``[...]`` match inside one
+        segment, ``**`` across segments, ``[!x]`` and ``[^x]`` negate."""
+        if not isinstance(pattern, str):
+            raise TypeError("pattern must be str")
+        p = paths.normalize(pattern)
+        return _glob.glob(self._tree, p)
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def atomic_batch(self) -> Iterator["VFS"]:
+        """Everything written inside commits together, or not at all if an exception leaves
+        the block. Nested batches are savepoints: an inner failure caught inside an outer
+        batch undoes only the inner block. Other threads' writes wait until the batch ends."""
+        uow = self._live_uow()
+        with uow.batch():
+            yield self
+
+    def flush(self) -> None:
+        """Nothing to do: every write is committed when it returns (or when its batch ends)."""
+        self._live_uow()
+
+    @_translated
+    def sync(self) -> None:
+        """Make everything committed durable and fold the WAL into the database file."""
+        uow = self._live_uow()
+        if uow.shared or uow.in_batch():
+            return
+        with uow.read_lock:
+            uow.raw().execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+
+
+def _exists_error(path: str, path2: str | None = None) -> VFSError:
+    from vfs_orm.errors import AlreadyExistsError
+
+    return AlreadyExistsError.for_path(path, os.strerror(errno.EEXIST), path2)
+
+
+#: The seed library's name.
+VirtualFileSystem = VFS
