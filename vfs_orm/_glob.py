@@ -53,7 +53,7 @@ def segment_regex(segment: str) -> re.Pattern[str]:
             negate = body[:1] in ("!", "^")
             if negate:
                 body = body[1:]
-            body = body.replace("\\", "\\\\").replace("^", "\\^")
+            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
             out.append(f"[{'^/' if negate else ''}{body}]" if negate else f"[{body}]")
         else:
             out.append(re.escape(c))

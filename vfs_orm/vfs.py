@@ -63,13 +63,12 @@ def _is_root(path: object) -> bool:
         return False
 
 
-def _root_error(**kw: Any) -> RootContractError:
-    path = next(iter(kw.values()))
+def _root_error(path: object) -> RootContractError:
     return RootContractError.for_path(str(path), "the root directory cannot be removed or moved")
 
 
-def _content_error(**kw: Any) -> ContractError:
-    return ContractError.for_path(str(kw.get("path")), "content must not be None")
+def _content_error(path: object) -> ContractError:
+    return ContractError.for_path(str(path), "content must not be None")
 
 
 def _parse_mode(mode: object) -> tuple[str, bool]:
@@ -352,7 +351,7 @@ class VFS:
 
     # -- changes --------------------------------------------------------------------------
     @icontract.require(lambda content: content is not None, "content must not be None",
-                       error=_content_error)
+                       error=lambda path: _content_error(path))
     @_translated
     def write_bytes(self, path: str, content: bytes) -> int:
         """Replace a file's content in one transaction (parents are created). Returns the
@@ -364,7 +363,7 @@ class VFS:
         return self._tree.write_bytes(p, bytes(content))
 
     @icontract.require(lambda content: content is not None, "content must not be None",
-                       error=_content_error)
+                       error=lambda path: _content_error(path))
     @_translated
     def write_text(self, path: str, content: str, encoding: str = "utf-8",
                    errors: str | None = None, newline: str | None = None) -> int:
@@ -401,7 +400,7 @@ class VFS:
         self.mkdir(path, parents=True, exist_ok=exist_ok)
 
     @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
-                       error=_root_error)
+                       error=lambda path: _root_error(path))
     @_translated
     def remove(self, path: str) -> None:
         """Delete a file. Raises NotFoundError, IsADirError."""
@@ -414,7 +413,7 @@ class VFS:
         self.remove(path)
 
     @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
-                       error=_root_error)
+                       error=lambda path: _root_error(path))
     @_translated
     def rmdir(self, path: str) -> None:
         """Delete an empty directory.
@@ -427,7 +426,7 @@ class VFS:
         self._tree.rmdir(p)
 
     @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
-                       error=_root_error)
+                       error=lambda path: _root_error(path))
     @_translated
     def rmtree(self, path: str) -> None:
         """Delete a directory and everything below it, in one statement.
@@ -440,7 +439,7 @@ class VFS:
         self._tree.rmtree(p)
 
     @icontract.require(lambda src: not _is_root(src), "cannot rename the root",
-                       error=_root_error)
+                       error=lambda src: _root_error(src))
     @_translated
     def rename(self, src: str, dst: str) -> None:
         """Move a file or a whole directory (one statement however large the tree).
@@ -456,7 +455,7 @@ class VFS:
         self._tree.move(s, d, overwrite=False)
 
     @icontract.require(lambda src: not _is_root(src), "cannot rename the root",
-                       error=_root_error)
+                       error=lambda src: _root_error(src))
     @_translated
     def replace(self, src: str, dst: str) -> None:
         """``os.replace``: like ``rename`` but an existing file (or empty directory, for a
