@@ -103,7 +103,10 @@ class ChunkedFile(io.RawIOBase):
         if self._id is None:  # staged and nothing written yet: an empty file
             return 0
         try:
-            got = self._read_at(self._pos, view)
+            if n >= 2 * self._cs:
+                got = self._read_big(self._pos, view)
+            else:
+                got = self._read_at(self._pos, view)
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
         self._pos += got
@@ -117,27 +120,33 @@ class ChunkedFile(io.RawIOBase):
             self._flush_pending()
         if self._id is None:
             return b""
-        tree, cs, pos = self._tree, self._cs, self._pos
+        pos, cs = self._pos, self._cs
         try:
-            with tree.uow.read_lock:
-                raw = tree.uow.raw()
-                size = tree.repo.inode_size(raw, self._id)
-                if size is None:
-                    raise self._stale()
-                if pos >= size:
-                    return b""
-                first, stop = pos // cs, (size + cs - 1) // cs
-                rows = tree.repo.read_range(raw, self._id, first, stop)
+            size, out = self._read_span(pos // cs, 1 << 62)
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
-        out = bytearray(size - first * cs)
-        for idx, data in rows:
+        start = pos - (pos // cs) * cs
+        self._pos = self._next = max(pos, size)
+        return bytes(out[start:]) if pos < size else b""
+
+    def _read_span(self, first: int, stop: int) -> tuple[int, bytearray]:
+        """(size, bytes of chunks first..stop-1 clipped to the size) in one statement."""
+        tree, cs = self._tree, self._cs
+        with tree.uow.read_lock:
+            rows = tree.repo.read_span(tree.uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
+        if not rows:
+            raise self._stale()
+        size = rows[0][0]
+        self._size = size
+        end = min(size, stop * cs)
+        out = bytearray(max(0, end - first * cs))
+        for _, idx, data in rows:
+            if data is None:
+                continue
             start = (idx - first) * cs
             data = data[: max(0, min(cs, size - idx * cs))]
             out[start:start + len(data)] = data
-        self._pos = size
-        self._next = size
-        return bytes(out[pos - first * cs:])
+        return size, out
 
     def write(self, b: Any) -> int:
         self._check_open()
@@ -246,6 +255,19 @@ class ChunkedFile(io.RawIOBase):
             raise self._stale()
         self._size = size
         return size
+
+    def _read_big(self, pos: int, view: memoryview) -> int:
+        cs = self._cs
+        first = pos // cs
+        stop = (pos + len(view) + cs - 1) // cs
+        size, out = self._read_span(first, stop)
+        if pos >= size:
+            return 0
+        start = pos - first * cs
+        got = min(len(view), size - pos)
+        view[:got] = out[start:start + got]
+        self._next = pos + got
+        return got
 
     def _read_at(self, pos: int, view: memoryview) -> int:
         """Read from one chunk at most (a short read is allowed for raw streams)."""

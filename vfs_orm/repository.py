@@ -112,11 +112,14 @@ class InodeRepository:
             .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == bindparam("idx"))))
             .where(i.c.id == bindparam("id")),
             ("start", "length", "idx", "id"))
-        self._read_range = compile_stmt(
-            select(c.c.idx, c.c.data)
-            .where(c.c.inode_id == bindparam("id"), c.c.idx >= bindparam("first"),
-                   c.c.idx < bindparam("stop")).order_by(c.c.idx),
-            ("id", "first", "stop"))
+        # The file's size and the chunks of [first, stop): big reads in one statement.
+        self._read_span = compile_stmt(
+            select(i.c.size, c.c.idx, c.c.data)
+            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id,
+                                             c.c.idx >= bindparam("first"),
+                                             c.c.idx < bindparam("stop"))))
+            .where(i.c.id == bindparam("id")).order_by(c.c.idx),
+            ("first", "stop", "id"))
         self._inode_size = compile_stmt(
             select(i.c.size).where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = compile_stmt(
@@ -217,9 +220,10 @@ class InodeRepository:
                   length: int) -> tuple[Any, ...] | None:
         return raw.execute(self._read_part.sql, (start + 1, length, idx, inode_id)).fetchone()  # type: ignore[no-any-return]
 
-    def read_range(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
-                   ) -> list[tuple[int, bytes]]:
-        return raw.execute(self._read_range.sql, (inode_id, first, stop)).fetchall()
+    def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
+                  ) -> list[tuple[int, int | None, bytes | None]]:
+        """(size, idx, data) rows for chunks first..stop-1; no rows: the inode is gone."""
+        return raw.execute(self._read_span.sql, (first, stop, inode_id)).fetchall()
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> int | None:
         r = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()

@@ -196,6 +196,13 @@ class Tree:
                 raise NotADirError.for_path(path, f"not a directory: {parent}")
             return
         if not create:
+            for anc in paths.parents(parent)[1:]:
+                ap, an = paths.split(anc)
+                arow = self.repo.lookup(raw, ap, an)
+                if arow is None:
+                    break
+                if arow[KIND] != DIR:
+                    raise NotADirError.for_path(path, f"not a directory: {anc}")
             raise NotFoundError.for_path(path, f"no such directory: {parent}")
         now = time.time_ns()
         for anc in paths.parents(path)[1:]:
@@ -381,7 +388,14 @@ class Tree:
         with self.uow.write() as raw:
             row = self.repo.lookup(raw, sp, sn)
             if row is None:
-                raise self.miss_error(src)
+                err = self.miss_error(src)
+                sparent = self.repo.lookup(raw, *paths.split(sp)) if sp else None
+                if isinstance(err, NotFoundError) and sparent is not None:
+                    # Like Linux: both parents are resolved before the source entry.
+                    dst_err = self.miss_error(dst)
+                    if isinstance(dst_err, NotADirError):
+                        raise dst_err
+                raise err
             is_dir = row[KIND] == DIR
             if is_dir and paths.is_within(dst, src) and dst != src:
                 raise InvalidOperationError.for_path(

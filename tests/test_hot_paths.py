@@ -1,0 +1,98 @@
+"""Hot paths are one indexed statement; listings never scan subtrees.
+
+Statements are counted with sqlite3's trace callback on the VFS's own connection, and query
+plans are read with EXPLAIN QUERY PLAN: both fail if a hot path regresses.
+"""
+
+import pytest
+
+from vfs_orm import VFS
+from vfs_orm.repository import InodeRepository
+
+
+@pytest.fixture
+def traced(db_path):
+    fs = VFS(db_path)
+    fs.write_bytes("/dir/small.bin", b"x" * 1000)
+    fs.write_bytes("/dir/big.bin", b"y" * 300_000)
+    for i in range(50):
+        fs.write_bytes(f"/dir/sub/f{i}", b"")
+    raw = fs._uow.raw()
+    log: list[str] = []
+    raw.set_trace_callback(log.append)
+    yield fs, log
+    raw.set_trace_callback(None)
+    fs.close()
+
+
+@pytest.mark.parametrize("call", [
+    lambda fs: fs.exists("/dir/small.bin"),
+    lambda fs: fs.exists("/dir/missing"),
+    lambda fs: fs.isfile("/dir/small.bin"),
+    lambda fs: fs.isdir("/dir"),
+    lambda fs: fs.stat("/dir/small.bin"),
+    lambda fs: fs.read_bytes("/dir/small.bin"),
+    lambda fs: fs.read_bytes("/dir/big.bin"),
+    lambda fs: fs.listdir("/dir/sub"),
+])
+def test_one_statement(traced, call):
+    fs, log = traced
+    log.clear()
+    call(fs)
+    assert len(log) == 1, log
+
+
+def test_open_read_small_file_statements(traced):
+    fs, log = traced
+    log.clear()
+    with fs.open("/dir/small.bin", "rb") as f:
+        assert f.read() == b"x" * 1000
+    # one lookup to open, one to read everything
+    assert len(log) == 2, log
+
+
+def test_sequential_small_reads_cost_one_query_per_chunk(traced):
+    fs, log = traced
+    log.clear()
+    with fs.open("/dir/big.bin", "rb") as f:
+        while f.read(100):
+            pass
+    chunks = (300_000 + 65535) // 65536
+    assert len(log) <= 1 + chunks + 1, len(log)
+
+
+def test_write_small_file_statements(traced):
+    fs, log = traced
+    log.clear()
+    fs.write_bytes("/dir/new.bin", b"z" * 100)
+    body = [s for s in log if s.split()[0] not in ("BEGIN", "COMMIT", "BEGIN IMMEDIATE")]
+    # lookup of entry+parent, insert inode, insert chunk
+    assert len(body) == 3, log
+
+
+def test_directory_rename_is_one_statement(traced):
+    fs, log = traced
+    log.clear()
+    fs.rename("/dir", "/moved")
+    updates = [s for s in log if s.startswith("UPDATE")]
+    assert len(updates) <= 2  # the subtree move + the renamed entry's mtime
+    assert fs.listdir("/moved/sub") == [f"f{i}" for i in sorted(range(50), key=str)]
+
+
+def _plan(raw, sql, params):
+    return " | ".join(r[3] for r in raw.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_query_plans_use_indexes(traced):
+    fs, _ = traced
+    raw = fs._uow.raw()
+    repo = InodeRepository()
+    for stmt, params in [(repo._lookup, ("/dir", "x")), (repo._list_names, ("/dir",)),
+                         (repo._list_entries, ("/dir",)), (repo._read_whole, ("/dir", "x")),
+                         (repo._read_chunk, (0, 1)), (repo._has_children, ("/dir",)),
+                         (repo._subtree, ("/dir", "/dir/", "/dir0"))]:
+        plan = _plan(raw, stmt.sql, params)
+        assert "SCAN vfs_inodes" not in plan and "SCAN vfs_chunks" not in plan, (stmt.sql, plan)
+        assert "USING" in plan, plan
+    plan = _plan(raw, repo._delete_tree.sql, (1, "/dir", "/dir/", "/dir0"))
+    assert "SCAN vfs_inodes" not in plan, plan

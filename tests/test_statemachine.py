@@ -1,0 +1,169 @@
+"""Random operation sequences against the VFS and the real OS file system, compared.
+
+The seed library's documented deviations from POSIX are encoded in the model:
+- ``rename`` onto an existing path raises FileExistsError (the OS would replace);
+- writes create missing parent directories (the OS would raise FileNotFoundError);
+- ``rmdir`` of a non-empty directory is a PermissionError whose errno is ENOTEMPTY.
+Errors are compared by errno.
+"""
+
+import errno
+import os
+import shutil
+import tempfile
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from vfs_orm import VFS
+
+NAMES = st.sampled_from(["a", "b", "c[1]", "d e", "%", "_"])
+PATHS = st.lists(NAMES, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
+DATA = st.binary(max_size=300)
+
+
+def outcome(fn):
+    try:
+        return ("ok", fn())
+    except OSError as exc:
+        return ("err", exc.errno)
+
+
+class VFSvsOS(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.tmp = tempfile.mkdtemp()
+        self.root = os.path.join(self.tmp, "root")
+        os.mkdir(self.root)
+        self.fs = VFS(os.path.join(self.tmp, "db.vfs"), chunk_size=512)
+
+    def teardown(self):
+        self.fs.close()
+        shutil.rmtree(self.tmp)
+
+    def real(self, p):
+        return self.root + p
+
+    def _parent_chain_blocked(self, p):
+        """The first ancestor that exists and is not a directory, if any."""
+        parts = p.strip("/").split("/")[:-1]
+        cur = self.root
+        for part in parts:
+            cur = os.path.join(cur, part)
+            if os.path.lexists(cur) and not os.path.isdir(cur):
+                return True
+        return False
+
+    def check(self, a, b):
+        assert a == b, (a, b)
+
+    @rule(p=PATHS)
+    def mkdir(self, p):
+        self.check(outcome(lambda: self.fs.mkdir(p)), outcome(lambda: os.mkdir(self.real(p))))
+
+    @rule(p=PATHS)
+    def makedirs(self, p):
+        self.check(outcome(lambda: self.fs.makedirs(p, exist_ok=True)),
+                   outcome(lambda: os.makedirs(self.real(p), exist_ok=True)))
+
+    def _os_write(self, p, data, mode):
+        if not self._parent_chain_blocked(p):
+            os.makedirs(os.path.dirname(self.real(p)), exist_ok=True)
+        with open(self.real(p), mode) as f:
+            f.write(data)
+
+    @rule(p=PATHS, data=DATA)
+    def write(self, p, data):
+        self.check(outcome(lambda: (self.fs.write_bytes(p, data), None)[1]),
+                   outcome(lambda: self._os_write(p, data, "wb")))
+
+    @rule(p=PATHS, data=DATA)
+    def append(self, p, data):
+        def vfs_append():
+            with self.fs.open(p, "ab") as f:
+                f.write(data)
+        self.check(outcome(vfs_append), outcome(lambda: self._os_write(p, data, "ab")))
+
+    @rule(p=PATHS, data=DATA, off=st.integers(0, 700))
+    def patch(self, p, data, off):
+        def patch_vfs():
+            with self.fs.open(p, "r+b") as f:
+                f.seek(off)
+                f.write(data)
+
+        def patch_os():
+            with open(self.real(p), "r+b") as f:
+                f.seek(off)
+                f.write(data)
+        self.check(outcome(patch_vfs), outcome(patch_os))
+
+    @rule(src=PATHS, dst=PATHS)
+    def rename(self, src, dst):
+        got = outcome(lambda: self.fs.rename(src, dst))
+        rs, rd = self.real(src), self.real(dst)
+        if not os.path.lexists(rs):
+            expect = outcome(lambda: os.rename(rs, rd))
+        elif os.path.lexists(rd):
+            expect = ("err", errno.EEXIST)  # seed deviation: never overwrite
+        elif os.path.isdir(rs) and (dst + "/").startswith(src + "/"):
+            expect = ("err", errno.EINVAL)
+        else:
+            def os_rename():
+                if not self._parent_chain_blocked(dst):
+                    os.makedirs(os.path.dirname(rd), exist_ok=True)
+                os.rename(rs, rd)
+            expect = outcome(os_rename)
+        self.check(got, expect)
+
+    @rule(p=PATHS)
+    def remove(self, p):
+        self.check(outcome(lambda: self.fs.remove(p)), outcome(lambda: os.remove(self.real(p))))
+
+    @rule(p=PATHS)
+    def rmdir(self, p):
+        self.check(outcome(lambda: self.fs.rmdir(p)), outcome(lambda: os.rmdir(self.real(p))))
+
+    @rule(p=PATHS)
+    def rmtree(self, p):
+        def os_rmtree():
+            rp = self.real(p)
+            if os.path.lexists(rp) and not os.path.isdir(rp):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", rp)
+            shutil.rmtree(rp)
+        self.check(outcome(lambda: self.fs.rmtree(p)), outcome(os_rmtree))
+
+    @rule(p=PATHS)
+    def listdir(self, p):
+        self.check(outcome(lambda: self.fs.listdir(p)),
+                   outcome(lambda: sorted(os.listdir(self.real(p)))))
+
+    @rule(p=PATHS)
+    def stat(self, p):
+        def vfs_stat():
+            s = self.fs.stat(p)
+            return (s.is_dir(), s.st_size if not s.is_dir() else 0)
+
+        def os_stat():
+            s = os.stat(self.real(p))
+            return (os.path.isdir(self.real(p)), s.st_size if not os.path.isdir(self.real(p)) else 0)
+        self.check(outcome(vfs_stat), outcome(os_stat))
+
+    @rule(p=PATHS)
+    def read(self, p):
+        def os_read():
+            with open(self.real(p), "rb") as f:
+                return f.read()
+        self.check(outcome(lambda: self.fs.read_bytes(p)), outcome(os_read))
+
+    @invariant()
+    def same_tree(self):
+        ours = [(d, sorted(ds), sorted(fs)) for d, ds, fs in self.fs.walk("/")]
+        theirs = [("/" if d == self.root else "/" + os.path.relpath(d, self.root),
+                   sorted(ds), sorted(fs)) for d, ds, fs in os.walk(self.root)]
+        assert sorted(ours) == sorted(theirs)
+
+
+VFSvsOS.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+TestVFSvsOS = VFSvsOS.TestCase
