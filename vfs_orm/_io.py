@@ -132,8 +132,12 @@ class ChunkedFile(io.RawIOBase):
     def _read_span(self, first: int, stop: int) -> tuple[int, bytearray]:
         """(size, bytes of chunks first..stop-1 clipped to the size) in one statement."""
         tree, cs = self._tree, self._cs
-        with tree.uow.read_lock:
-            rows = tree.repo.read_span(tree.uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
+        uow = tree.uow
+        if uow.shared:
+            with uow.lock:
+                rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
+        else:
+            rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
         if not rows:
             raise self._stale()
         size = rows[0][0]

@@ -31,7 +31,7 @@ def normalize(path: object) -> str:
             raise TypeError(f"path must be str or os.PathLike[str], not {type(path).__name__}")
     if not path:
         raise ContractError.for_path(path, "path must not be empty")
-    if _CONTROL.search(path):
+    if not path.isprintable() and _CONTROL.search(path):  # isprintable: the C fast path
         raise InvalidPathError.for_path(path, "path contains a control character")
     # Already-normal absolute paths (the common case) skip the split/join.
     if path[0] == "/" and "//" not in path and "/." not in path and (path == "/" or path[-1] != "/"):

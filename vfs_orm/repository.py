@@ -77,6 +77,9 @@ class InodeRepository:
         self._lookup = compile_stmt(
             select(*_inode_cols(i)).where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # The parent and the entry in one probe each, one statement (writes need both).
+        # Index-only: the unique (parent, name) index answers it without touching the table.
+        self._exists = compile_stmt(
+            select(i.c.parent).where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         self._lookup_pair = compile_stmt(
             select(i.c.parent, i.c.name, *_inode_cols(i)).where(
                 or_(and_(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn")),
@@ -183,6 +186,9 @@ class InodeRepository:
     # -- reads ----------------------------------------------------------------------------
     def lookup(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
         return raw.execute(self._lookup.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+
+    def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
+        return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
 
     def lookup_pair(self, raw: sqlite3.Connection, parent: str, name: str
                     ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:

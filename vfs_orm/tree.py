@@ -84,8 +84,19 @@ class Tree:
     # -- lookups --------------------------------------------------------------------------
     def lookup(self, path: str) -> tuple[Any, ...] | None:
         parent, name = paths.split(path)
-        with self.uow.read_lock:
-            return self.repo.lookup(self.uow.raw(), parent, name)
+        uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                return self.repo.lookup(uow.raw(), parent, name)
+        return self.repo.lookup(uow.raw(), parent, name)
+
+    def exists(self, path: str) -> bool:
+        parent, name = paths.split(path)
+        uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                return self.repo.exists(uow.raw(), parent, name)
+        return self.repo.exists(uow.raw(), parent, name)
 
     def miss_error(self, path: str) -> VFSError:
         """The error for a path that does not exist: ENOTDIR if an ancestor is a file."""
@@ -114,8 +125,8 @@ class Tree:
 
     def stat(self, path: str) -> StatResult:
         row = self.require(path)
-        return StatResult(st_mode=row[MODE], st_size=row[SIZE] if row[KIND] == FILE else 0,
-                          st_mtime_ns=row[MTIME], st_ctime_ns=row[CTIME], st_ino=row[ID])
+        return StatResult(row[SIZE] if row[KIND] == FILE else 0, row[CTIME], row[MTIME],
+                          row[MODE], "local", row[ID])
 
     def listdir(self, path: str) -> list[str]:
         with self.uow.read_lock:
@@ -161,8 +172,12 @@ class Tree:
 
     def read_bytes(self, path: str) -> bytes:
         parent, name = paths.split(path)
-        with self.uow.read_lock:
-            rows = self.repo.read_whole(self.uow.raw(), parent, name)
+        uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                rows = self.repo.read_whole(uow.raw(), parent, name)
+        else:
+            rows = self.repo.read_whole(uow.raw(), parent, name)
         if not rows:
             raise self.miss_error(path)
         _, kind, size, cs, _, _ = rows[0]
@@ -186,8 +201,9 @@ class Tree:
 
     # -- writes ---------------------------------------------------------------------------
     def _parent_dir(self, raw: Any, path: str, create: bool) -> None:
-        """Inside a write: make sure ``path``'s parent is a directory (creating missing ones
-        when ``create``, as the seed library's writes did)."""
+        """Inside a write: make sure ``path``'s parent is a directory, creating missing ones
+        when ``create`` (as the seed library's writes did). Every ancestor is checked before
+        the first one is created, so a failure changes nothing."""
         parent = paths.split(path)[0]
         pp, pn = paths.split(parent)
         row = self.repo.lookup(raw, pp, pn)
@@ -195,23 +211,21 @@ class Tree:
             if row[KIND] != DIR:
                 raise NotADirError.for_path(path, f"not a directory: {parent}")
             return
-        if not create:
-            for anc in paths.parents(parent)[1:]:
-                ap, an = paths.split(anc)
-                arow = self.repo.lookup(raw, ap, an)
-                if arow is None:
-                    break
-                if arow[KIND] != DIR:
-                    raise NotADirError.for_path(path, f"not a directory: {anc}")
-            raise NotFoundError.for_path(path, f"no such directory: {parent}")
-        now = time.time_ns()
+        missing = []
         for anc in paths.parents(path)[1:]:
             ap, an = paths.split(anc)
-            row = self.repo.lookup(raw, ap, an)
-            if row is None:
-                self.repo.insert(raw, ap, an, DIR, DIR_MODE, 0, 0, now, now)
-            elif row[KIND] != DIR:
+            arow = self.repo.lookup(raw, ap, an)
+            if arow is None:
+                if not create:
+                    break
+                missing.append((ap, an))
+            elif arow[KIND] != DIR:
                 raise NotADirError.for_path(path, f"not a directory: {anc}")
+        if not create:
+            raise NotFoundError.for_path(path, f"no such directory: {parent}")
+        now = time.time_ns()
+        for ap, an in missing:
+            self.repo.insert(raw, ap, an, DIR, DIR_MODE, 0, 0, now, now)
 
     def mkdir(self, path: str, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
         with self.uow.write() as raw:
@@ -450,7 +464,7 @@ class Tree:
 
     def copytree(self, src: str, dst: str, dirs_exist_ok: bool) -> None:
         """Copy a directory tree in one transaction, chunks copied inside the database."""
-        with self.uow.write() as raw:
+        with self.uow.write(savepoint=True) as raw:
             sp, sn = paths.split(src)
             row = self.repo.lookup(raw, sp, sn)
             if row is None:

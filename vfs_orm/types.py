@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import stat as _stat
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 class InodeKind(enum.IntEnum):
@@ -19,21 +19,20 @@ FILE_MODE = _stat.S_IFREG | 0o644
 DIR_MODE = _stat.S_IFDIR | 0o755
 
 
-@dataclass(frozen=True, slots=True)
-class StatResult:
+class StatResult(NamedTuple):
     """What ``VFS.stat`` returns: ``os.stat_result``'s names plus the seed library's aliases.
 
-    ``st_mtime``/``st_ctime`` are float seconds like ``os.stat``; the ``*_ns`` fields are exact.
-    ``st_ctime`` is the creation time (as the seed's ``created_at``), not a change time.
+    A named tuple, as the seed's was (and cheap to build: ``stat`` is a hot path).
+    ``st_mtime``/``st_ctime`` are float seconds like ``os.stat``; the ``*_ns`` fields are
+    exact. ``st_ctime`` is the creation time (as the seed's ``created_at``), not a change time.
     """
 
-    st_mode: int
     st_size: int
-    st_mtime_ns: int
     st_ctime_ns: int
+    st_mtime_ns: int
+    st_mode: int
     source_layer: str = "local"
     st_ino: int = 0
-    st_nlink: int = 1
 
     @property
     def st_mtime(self) -> float:
@@ -45,11 +44,15 @@ class StatResult:
 
     @property
     def st_atime(self) -> float:
-        return self.st_mtime
+        return self.st_mtime_ns / 1e9
 
     @property
     def st_atime_ns(self) -> int:
         return self.st_mtime_ns
+
+    @property
+    def st_nlink(self) -> int:
+        return 1
 
     # The seed library's aliases (its timestamps were ISO strings; these stay ISO strings).
     @property

@@ -243,7 +243,7 @@ class VFS:
         """True if ``path`` names a file or a directory."""
         p = paths.normalize(path)
         try:
-            return self._tree.lookup(p) is not None
+            return self._tree.exists(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
 
@@ -350,24 +350,35 @@ class VFS:
             raise
 
     # -- changes --------------------------------------------------------------------------
-    @icontract.require(lambda content: content is not None, "content must not be None",
-                       error=lambda path: _content_error(path))
     @_translated
     def write_bytes(self, path: str, content: bytes) -> int:
         """Replace a file's content in one transaction (parents are created). Returns the
-        number of bytes written."""
+        number of bytes written.
+
+        Raises:
+            ContractError: ``content`` is None (a ValueError and icontract.ViolationError).
+            TypeError: ``content`` is not bytes-like.
+        """
+        # The contract is checked inline: icontract's wrapper costs ~10 µs a call, a third of
+        # a small-file write. It raises the same ContractError the decorators raise.
+        if content is None:
+            raise _content_error(path)
         p = paths.normalize(path)
         if isinstance(content, str) or not isinstance(content, (bytes, bytearray, memoryview)):
             raise TypeError(f"content must be bytes-like, not {type(content).__name__}")
         self._check_writable(p)
         return self._tree.write_bytes(p, bytes(content))
 
-    @icontract.require(lambda content: content is not None, "content must not be None",
-                       error=lambda path: _content_error(path))
     @_translated
     def write_text(self, path: str, content: str, encoding: str = "utf-8",
                    errors: str | None = None, newline: str | None = None) -> int:
-        """Replace a file's content with ``content`` encoded. Returns the characters written."""
+        """Replace a file's content with ``content`` encoded. Returns the characters written.
+
+        Raises:
+            ContractError: ``content`` is None. TypeError: ``content`` is not a str.
+        """
+        if content is None:  # inline contract, see write_bytes
+            raise _content_error(path)
         p = paths.normalize(path)
         if not isinstance(content, str):
             raise TypeError(f"content must be str, not {type(content).__name__}")
