@@ -58,6 +58,10 @@ class ChunkedFile(io.RawIOBase):
         self._failed = False
         self.mode = ""
 
+    def prime(self, first_chunk: bytes | None) -> None:
+        """Start with chunk 0 as fetched by ``open`` (no second query for small files)."""
+        self._cache_idx, self._cache, self._cache_size = 0, first_chunk or b"", self._size
+
     # -- io.RawIOBase protocol --------------------------------------------------------------
     def readable(self) -> bool:
         self._check_open()
@@ -121,6 +125,14 @@ class ChunkedFile(io.RawIOBase):
         if self._id is None:
             return b""
         pos, cs = self._pos, self._cs
+        if self._cache_idx == 0 and self._cache_size <= cs and pos == self._next:
+            # The whole file is the chunk fetched at open (or by the last read).
+            size = self._cache_size
+            data = self._cache[:size]
+            if len(data) < size:
+                data = data + bytes(size - len(data))
+            self._pos = self._next = max(pos, size)
+            return data[pos:]
         try:
             size, out = self._read_span(pos // cs, 1 << 62)
         except DB_ERRORS as exc:

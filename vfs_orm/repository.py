@@ -15,6 +15,7 @@ Repositories receive the driver connection as an argument and never commit.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -27,6 +28,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     null,
     or_,
     select,
@@ -98,6 +100,12 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
             ("parent", "lo", "hi"))
+        # Opening for reading: the inode and its first chunk in one statement, so that
+        # open()+read() of a small file is one query.
+        self._open_lookup = compile_stmt(
+            select(*_inode_cols(i), c.c.data)
+            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == literal_column("0"))))
+            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # Whole small file in one statement: the inode and all its chunks.
         self._read_whole = compile_stmt(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data)
@@ -186,6 +194,11 @@ class InodeRepository:
     # -- reads ----------------------------------------------------------------------------
     def lookup(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
         return raw.execute(self._lookup.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+
+    def open_lookup(self, raw: sqlite3.Connection, parent: str, name: str
+                    ) -> tuple[Any, ...] | None:
+        """INODE_COLUMNS + the first chunk's data (None if none)."""
+        return raw.execute(self._open_lookup.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
 
     def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
         return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
@@ -284,6 +297,12 @@ class InodeRepository:
                   "new_parent": new_parent, "new_path": new_path, "cut": len(old_path) + 1,
                   "id3": inode_id, "new_name": new_name}
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
+
+
+@functools.lru_cache(maxsize=1)
+def inode_repository() -> InodeRepository:
+    """The shared repository: its statements are compiled once per process."""
+    return InodeRepository()
 
 
 def _split(path: str) -> tuple[str, str]:

@@ -321,8 +321,17 @@ class Tree:
                     self.repo.delete(raw, inode_id)
         return len(dead)
 
-    def open_existing(self, path: str, *, for_write: bool) -> tuple[Any, ...]:
-        row = self.require(path)
+    def open_existing(self, path: str) -> tuple[Any, ...]:
+        """The inode row of a file to open, plus its first chunk's data at the end."""
+        parent, name = paths.split(path)
+        uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                row = self.repo.open_lookup(uow.raw(), parent, name)
+        else:
+            row = self.repo.open_lookup(uow.raw(), parent, name)
+        if row is None:
+            raise self.miss_error(path)
         if row[KIND] == DIR:
             raise IsADirError.for_path(path)
         return row

@@ -35,7 +35,7 @@ from vfs_orm.errors import (
     VFSError,
 )
 from vfs_orm.models import LayerManifest
-from vfs_orm.repository import InodeRepository, ManifestRepository
+from vfs_orm.repository import ManifestRepository, inode_repository
 from vfs_orm.tree import CHUNK, CTIME, ID, KIND, SIZE, DIR, Tree
 from vfs_orm.types import StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
@@ -71,8 +71,14 @@ def _content_error(path: object) -> ContractError:
     return ContractError.for_path(str(path), "content must not be None")
 
 
+_MODES: dict[str, tuple[str, bool]] = {}
+
+
 def _parse_mode(mode: object) -> tuple[str, bool]:
     """Validate an open() mode like io.open does. Returns (one of r/w/a/x, plus)."""
+    known = _MODES.get(mode) if isinstance(mode, str) else None
+    if known is not None:
+        return known
     if not isinstance(mode, str):
         raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
     chars = set(mode)
@@ -81,7 +87,8 @@ def _parse_mode(mode: object) -> tuple[str, bool]:
     kinds = chars & set("rwax")
     if len(kinds) != 1 or ("b" in chars and "t" in chars):
         raise ValueError(f"invalid mode: {mode!r}")
-    return kinds.pop(), "+" in chars
+    parsed = _MODES[mode] = (kinds.pop(), "+" in chars)
+    return parsed
 
 
 class VFS:
@@ -153,7 +160,7 @@ class VFS:
             raise
         self._chunk_size = chunk_size or db_chunk
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path)
-        self._repo = InodeRepository()
+        self._repo = inode_repository()
         self._manifests = ManifestRepository()
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
         if not read_only and not memory:
@@ -325,9 +332,11 @@ class VFS:
             if kind == "r":
                 if plus:
                     self._check_writable(p)
-                row = tree.open_existing(p, for_write=plus)
+                row = tree.open_existing(p)
                 raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
                                   chunk_size=row[CHUNK], readable=True, writable=plus)
+                if not plus:
+                    raw.prime(row[-1])
             elif kind in "wx":
                 self._check_writable(p)
                 ctime = tree.check_writable_target(p, exclusive=kind == "x")
