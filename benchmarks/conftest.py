@@ -1,0 +1,88 @@
+"""Sizes, subjects and the stores the workloads run on (built once per session, on disk)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from subjects import Subject, all_subjects
+
+SMOKE = os.environ.get("VFS_BENCH_SMOKE") == "1"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    small_files: int      # W1, W2, W7, W8
+    big_mib: int          # W3, W4, W5
+    random_reads: int     # W5
+    store_sizes: tuple[int, ...]  # W6
+    wide_dir: int         # W6: entries in the listed directory
+    saves: int            # W9
+    rounds: int
+    slow_fraction: float  # how much of a sample the slow seed library gets
+
+
+SIZES = (Sizes(200, 4, 200, (500, 2000), 100, 10, 1, 1.0) if SMOKE else
+         Sizes(10_000, 256, 5_000, (10_000, 100_000), 1_000, 300, 3, 0.05))
+
+SUBJECTS = all_subjects()
+SUBJECT_IDS = [s.name for s in SUBJECTS]
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    base = Path(os.environ.get("VFS_BENCH_DIR") or tempfile.mkdtemp(prefix="vfsbench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=SUBJECTS, ids=SUBJECT_IDS)
+def subject(request) -> Subject:
+    return request.param
+
+
+def small_files(n: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    """n x 4 KiB files: 100 dirs x 5 subdirs, half of them .json (the W7 pattern's half)."""
+    rnd = random.Random(seed)
+    blob = rnd.randbytes(4096)
+    out = []
+    per_sub = max(1, n // 500)
+    for i in range(n):
+        d, rest = divmod(i, 5 * per_sub)
+        sub = rest // per_sub
+        ext = "json" if i % 2 == 0 else "bin"
+        out.append((f"/d{d % 100:02}/sub{sub}/f{i}.{ext}", blob[: 4096 - (i % 7)] + bytes(i % 7)))
+    return out
+
+
+def sample(subject: Subject, n: int) -> int:
+    return max(10, int(n * SIZES.slow_fraction)) if subject.slow else n
+
+
+_built: dict[tuple[str, str], object] = {}
+
+
+def built_store(subject: Subject, workdir: Path, kind: str, build) -> object:
+    """A store built once per session per subject and kind."""
+    key = (subject.name, kind)
+    if key not in _built:
+        path = workdir / f"{subject.name}-{kind}"
+        _built[key] = build(path)
+    return _built[key]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for (name, _), store in _built.items():
+        for s in SUBJECTS:
+            if s.name == name:
+                try:
+                    s.close(store)
+                except Exception:  # noqa: BLE001
+                    pass

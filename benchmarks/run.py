@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Run the benchmark suite and write RESULTS.md.
+
+    python benchmarks/run.py            # full sizes (~5 min), writes benchmarks/RESULTS.md
+    python benchmarks/run.py --smoke    # tiny sizes, checks the suite runs (CI)
+
+Every number is measured in the same run for every subject; the tables give each subject's
+median and its ratio to raw sqlite3 (throughput ratio: >1 is faster than raw), with the SPEC §8
+target beside vfs_orm's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# Targets: vfs_orm throughput / raw throughput >= value; for "ms" workloads, time <= value x raw.
+TARGETS = [
+    ("W1 ", 0.8), ("W2 ", 0.7), ("W3 ", 0.8), ("W4a", 0.8), ("W4b", 0.8), ("W5 ", 0.7),
+    ("W6 ", 1.5), ("W6r", 1.5), ("W7 ", 1.5), ("W8 ", 0.5), ("W9 ", 0.8), ("W10", 0.7),
+]
+SUBJECT_ORDER = ["vfs_orm", "raw_sqlite", "os_fs", "zipfile", "stella"]
+
+
+def target_for(label: str) -> float | None:
+    for prefix, value in TARGETS:
+        if label.startswith(prefix):
+            return value
+    return None
+
+
+def run_pytest(smoke: bool, json_path: Path, extra: list[str]) -> int:
+    env = dict(os.environ)
+    env["VFS_BENCH_SMOKE"] = "1" if smoke else "0"
+    cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
+           "-o", "python_files=bench_*.py", "-o", "testpaths=benchmarks",
+           f"--benchmark-json={json_path}", "--benchmark-disable-gc",
+           "--benchmark-columns=median", "--benchmark-sort=name", *extra]
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def collect(json_path: Path) -> dict[str, dict[str, float]]:
+    """label -> subject -> value (throughput in its unit, or ms per call)."""
+    data = json.loads(json_path.read_text())
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    units: dict[str, str] = {}
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info") or {}
+        if "workload" not in info:
+            continue
+        subject = bench["params"]["subject"].name if hasattr(bench["params"].get("subject"), "name") \
+            else bench["name"].split("[")[1].split("-")[0].rstrip("]")
+        median = bench["stats"]["median"]
+        label, unit, work = info["workload"], info["unit"], info["work"]
+        value = (median / work * 1000.0) if unit == "ms" else work / median
+        out[label][subject] = value
+        units[label] = unit
+    collect.units = units  # type: ignore[attr-defined]
+    return out
+
+
+def subject_of(bench_name: str) -> str:
+    return bench_name
+
+
+def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: bool) -> str:
+    lines = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                         text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    import sqlalchemy
+    lines += [
+        "# vfs_orm benchmark results" + (" (SMOKE sizes: not meaningful)" if smoke else ""),
+        "",
+        f"- run: {now}, commit {commit}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"SQLAlchemy {sqlalchemy.__version__}",
+        "- every subject measured in this one run; medians of the rounds; stores on disk",
+        "- ratio = vfs_orm / raw_sqlite throughput (>= target is met); for ms workloads the "
+        "ratio is time / raw time (<= target is met)",
+        "",
+        "## Summary: vfs_orm against raw sqlite3",
+        "",
+        "| workload | unit | vfs_orm | raw_sqlite | ratio | target | met |",
+        "|---|---|---:|---:|---:|---:|:-:|",
+    ]
+    for label in sorted(results):
+        row = results[label]
+        unit = units[label]
+        v, r = row.get("vfs_orm"), row.get("raw_sqlite")
+        tgt = target_for(label)
+        if v is None or r is None:
+            continue
+        if unit == "ms":
+            ratio = v / r
+            met = tgt is not None and ratio <= tgt
+            tgt_s = f"<= {tgt}" if tgt else ""
+        else:
+            ratio = v / r
+            met = tgt is not None and ratio >= tgt
+            tgt_s = f">= {tgt}" if tgt else ""
+        lines.append(f"| {label} | {unit} | {fmt(v)} | {fmt(r)} | {ratio:.2f} | {tgt_s} | "
+                     f"{'yes' if met else 'NO'} |")
+    lines += ["", "## All subjects", "",
+              "| workload | unit | " + " | ".join(SUBJECT_ORDER) + " |",
+              "|---|---|" + "---:|" * len(SUBJECT_ORDER)]
+    for label in sorted(results):
+        row = results[label]
+        cells = [fmt(row[s]) if s in row else "n/a" for s in SUBJECT_ORDER]
+        lines.append(f"| {label} | {units[label]} | " + " | ".join(cells) + " |")
+    lines += ["", "### Ratios to raw_sqlite (throughput; for ms rows, raw time / time)", "",
+              "| workload | " + " | ".join(SUBJECT_ORDER) + " |",
+              "|---|" + "---:|" * len(SUBJECT_ORDER)]
+    for label in sorted(results):
+        row = results[label]
+        r = row.get("raw_sqlite")
+        cells = []
+        for s in SUBJECT_ORDER:
+            if s not in row or not r:
+                cells.append("n/a")
+            elif units[label] == "ms":
+                cells.append(f"{r / row[s]:.3g}")
+            else:
+                cells.append(f"{row[s] / r:.3g}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes; proves the suite runs")
+    ap.add_argument("--out", type=Path, default=None, help="where to write the results")
+    ap.add_argument("-k", default=None, help="only benchmarks matching this pytest -k")
+    args = ap.parse_args()
+    out = args.out or (HERE / ".work" / "RESULTS-smoke.md" if args.smoke else HERE / "RESULTS.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        json_path = Path(tmp) / "bench.json"
+        extra = ["-k", args.k] if args.k else []
+        status = run_pytest(args.smoke, json_path, extra)
+        if status != 0 or not json_path.exists():
+            print(f"benchmark run failed (pytest exit {status})", file=sys.stderr)
+            return 1
+        results = collect(json_path)
+        units = collect.units  # type: ignore[attr-defined]
+    if not results or not any("vfs_orm" in r and "raw_sqlite" in r for r in results.values()):
+        print("benchmark run produced no comparable results", file=sys.stderr)
+        return 1
+    out.write_text(render(results, units, args.smoke))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
