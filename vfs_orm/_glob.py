@@ -1,16 +1,16 @@
-"""Glob patterns over a ``Tree``: pure matching logic plus directory listings.
+"""Glob patterns: ``*``, ``?`` and ``[...]`` match within one path segment, ``**`` matches zero
+or more whole segments, ``[!x]`` and ``[^x]`` both negate.
 
-``*``, ``?`` and ``[...]`` match within one path segment, ``**`` matches zero or more whole
-segments, ``[!x]`` and ``[^x]`` both negate. Literal segments are looked up directly, wildcard
-segments list one directory, and ``**`` fetches the subtree below it once (one range query)
-and matches the rest of the pattern in memory.
+Matching runs in SQL wherever it can (``Tree.glob_*``): a pattern without ``**`` is one
+indexed statement; with ``**``, the subtree below the literal prefix is filtered by its last
+segment in SQL and checked against the exact pattern here.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from vfs_orm import paths
 
@@ -24,9 +24,65 @@ def has_magic(segment: str) -> bool:
     return _MAGIC.search(segment) is not None
 
 
+def _bracket_end(segment: str, i: int) -> int:
+    """Index of the ``]`` closing the class opened at ``segment[i-1]``, or -1."""
+    j, n = i, len(segment)
+    if j < n and segment[j] in "!^":
+        j += 1
+    if j < n and segment[j] == "]":
+        j += 1
+    while j < n and segment[j] != "]":
+        j += 1
+    return j if j < n else -1
+
+
+def to_sqlite_glob(segment: str) -> str:
+    """The same segment pattern in SQLite GLOB syntax (``[!`` becomes ``[^``; an unclosed
+    ``[`` is a literal, written ``[[]``)."""
+    out, i, n = [], 0, len(segment)
+    while i < n:
+        c = segment[i]
+        i += 1
+        if c == "[":
+            j = _bracket_end(segment, i)
+            if j < 0:
+                out.append("[[]")
+                continue
+            body = segment[i:j]
+            if body[:1] == "!":
+                body = "^" + body[1:]
+            out.append("[" + body + "]")
+            i = j + 1
+        elif c == "*":
+            while i < n and segment[i] == "*":
+                i += 1
+            out.append("*")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def unescape(segment: str) -> str:
+    """A segment without wildcards outside brackets, e.g. ``a[[]1]``, as the literal name."""
+    out, i, n = [], 0, len(segment)
+    while i < n:
+        c = segment[i]
+        i += 1
+        if c == "[":
+            j = _bracket_end(segment, i)
+            body = segment[i:j] if j >= 0 else ""
+            if j >= 0 and len(body) == 1 and body not in "!^":
+                out.append(body)
+                i = j + 1
+                continue
+            return ""  # a real class: not a literal
+        out.append(c)
+    return "".join(out)
+
+
 @lru_cache(maxsize=512)
-def segment_regex(segment: str) -> re.Pattern[str]:
-    """Translate one segment to a regex: no wildcard ever matches ``/``."""
+def segment_regex(segment: str) -> str:
+    """Regex source for one segment: no wildcard ever matches ``/``."""
     out, i, n = [], 0, len(segment)
     while i < n:
         c = segment[i]
@@ -38,15 +94,9 @@ def segment_regex(segment: str) -> re.Pattern[str]:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            j = i
-            if j < n and segment[j] in "!^":
-                j += 1
-            if j < n and segment[j] == "]":
-                j += 1
-            while j < n and segment[j] != "]":
-                j += 1
-            if j >= n:
-                out.append(re.escape("["))  # unclosed: a literal bracket
+            j = _bracket_end(segment, i)
+            if j < 0:
+                out.append(re.escape("["))
                 continue
             body = segment[i:j]
             i = j + 1
@@ -54,72 +104,65 @@ def segment_regex(segment: str) -> re.Pattern[str]:
             if negate:
                 body = body[1:]
             body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
-            out.append(f"[{'^/' if negate else ''}{body}]" if negate else f"[{body}]")
+            out.append(f"[^/{body}]" if negate else f"[{body}]")
         else:
             out.append(re.escape(c))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def pattern_regex(segments: tuple[str, ...]) -> re.Pattern[str]:
+    """The whole pattern as a regex over absolute paths (``**`` = zero or more segments)."""
+    rx = ""
+    for seg in segments:
+        if seg == "**":
+            rx += "(?:/[^/]+)*"
+        else:
+            rx += "/" + segment_regex(seg)
+    return re.compile(rx + r"\Z", re.DOTALL)
 
 
 def glob(tree: "Tree", pattern: str) -> list[str]:
     """All paths (files and directories) matching a normalised absolute ``pattern``."""
-    segments = [s for s in pattern.split("/") if s]
+    segments = tuple(s for s in pattern.split("/") if s)
     if not segments:
-        return ["/"] if tree.lookup("/") is not None else []
-    found: set[str] = set()
-    DIR = 2
-
-    def db_children(d: str) -> list[tuple[str, bool]]:
-        try:
-            return [(r[0], r[2] == DIR) for r in tree.entries(d)]
-        except OSError:
-            return []
-
-    def expand(d: str, i: int, children: Callable[[str], list[tuple[str, bool]]],
-               is_dir: bool = True) -> None:
-        if i == len(segments):
-            found.add(d)
-            return
-        if not is_dir:
-            return
-        seg = segments[i]
-        last = i == len(segments) - 1
-        if seg == "**":
-            index = _subtree_index(tree, d) if children is db_children else None
-            kids = children if index is None else (lambda x: index.get(x, []))
-            expand(d, i + 1, kids)
-            stack = [d]
-            while stack:
-                cur = stack.pop()
-                for name, sub_is_dir in kids(cur):
-                    if sub_is_dir:
-                        child = paths.join(cur, name)
-                        expand(child, i + 1, kids)
-                        stack.append(child)
-            return
-        if not has_magic(seg):
-            for name, sub_is_dir in _literal(children, d, seg, tree):
-                expand(paths.join(d, name), i + 1, children, sub_is_dir)
-            return
-        rx = segment_regex(seg)
-        for name, sub_is_dir in children(d):
-            if rx.match(name) and (last or sub_is_dir):
-                expand(paths.join(d, name), i + 1, children, sub_is_dir)
-
-    expand("/", 0, db_children)
+        return ["/"]
+    if not any(has_magic(s) for s in segments):
+        return [pattern] if tree.exists(pattern) else []
+    # The literal directory the pattern starts in.
+    k = 0
+    prefix = "/"
+    while k < len(segments) - 1 and segments[k] != "**" and not has_magic(segments[k]):
+        prefix = paths.join(prefix, segments[k])
+        k += 1
+    rest = segments[k:]
+    if "**" in rest:
+        return _glob_recursive(tree, prefix, segments)
+    last = to_sqlite_glob(rest[-1])
+    if len(rest) == 1:
+        return [paths.join(prefix, n) for n in tree.glob_in(prefix, last)]
+    dirs = rest[:-1]
+    parent_glob = (prefix if prefix != "/" else "") + "/" + "/".join(to_sqlite_glob(s) for s in dirs)
+    depth = parent_glob.count("/")
+    # Literal "/" inside a bracket class would break the depth argument; none can occur since
+    # segments never contain "/".
+    found = [paths.join(parent, name) for parent, name in tree.glob_level(parent_glob, depth, last)]
+    # A parent matched by GLOB is a path whose every segment matched: it is a directory.
     return sorted(found)
 
 
-def _literal(children: Callable[[str], list[tuple[str, bool]]], d: str, name: str,
-             tree: "Tree") -> list[tuple[str, bool]]:
-    if children.__name__ == "db_children":
-        row = tree.lookup(paths.join(d, name))
-        return [] if row is None else [(name, row[1] == 2)]
-    return [(n, isdir) for n, isdir in children(d) if n == name]
-
-
-def _subtree_index(tree: "Tree", top: str) -> dict[str, list[tuple[str, bool]]]:
-    """directory path -> its entries, for everything below ``top`` (one query)."""
-    index: dict[str, list[tuple[str, bool]]] = {}
-    for row in tree.subtree(top):
-        index.setdefault(row[0], []).append((row[1], row[3] == 2))
-    return index
+def _glob_recursive(tree: "Tree", prefix: str, segments: tuple[str, ...]) -> list[str]:
+    """Patterns with ``**``: as Python's ``glob(recursive=True)``, a trailing ``**`` matches
+    the directory itself and everything below it."""
+    rx = pattern_regex(segments)
+    last = segments[-1]
+    name_glob = "*" if last == "**" else to_sqlite_glob(last)
+    found = set()
+    literal = len([p for p in prefix.split("/") if p])
+    if all(s == "**" for s in segments[literal:]) and tree.exists(prefix):
+        found.add(prefix)
+    for parent, name, _ in tree.glob_below(prefix, name_glob):
+        p = paths.join(parent, name)
+        if rx.match(p):
+            found.add(p)
+    return sorted(found)

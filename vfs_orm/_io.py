@@ -35,8 +35,8 @@ class ChunkedFile(io.RawIOBase):
 
     def __init__(self, tree: "Tree", path: str, *, inode_id: int | None, size: int,
                  chunk_size: int, readable: bool, writable: bool, append: bool = False,
-                 staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None
-                 ) -> None:
+                 staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None,
+                 generation: int = 0) -> None:
         super().__init__()
         self._tree = tree
         self.name = path
@@ -50,6 +50,7 @@ class ChunkedFile(io.RawIOBase):
         self._exclusive = exclusive
         self._ctime_ns = ctime_ns
         self._pos = 0
+        self._gen = generation
         self._pending: dict[int, bytearray] = {}
         self._pending_bytes = 0
         self._cache_idx = -1
@@ -132,37 +133,34 @@ class ChunkedFile(io.RawIOBase):
             if len(data) < size:
                 data = data + bytes(size - len(data))
             self._pos = self._next = max(pos, size)
-            return data[pos:]
+            return bytes(data[pos:])
+        first = pos // cs
         try:
-            size, out = self._read_span(pos // cs, 1 << 62)
+            rows = self._span_rows(first, 1 << 62)
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
-        start = pos - (pos // cs) * cs
+        size = self._size
         self._pos = self._next = max(pos, size)
-        return bytes(out[start:]) if pos < size else b""
+        if pos >= size:
+            return b""
+        out = bytearray(size - pos)
+        _scatter(memoryview(out), rows, pos, size, cs)
+        return bytes(out)
 
-    def _read_span(self, first: int, stop: int) -> tuple[int, bytearray]:
-        """(size, bytes of chunks first..stop-1 clipped to the size) in one statement."""
-        tree, cs = self._tree, self._cs
+    def _span_rows(self, first: int, stop: int) -> list[tuple[Any, ...]]:
+        """(size, generation, idx, data) rows of chunks first..stop-1, in one statement; the
+        size is kept, a vanished or replaced file raises StaleHandleError."""
+        tree = self._tree
         uow = tree.uow
         if uow.shared:
             with uow.lock:
                 rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
         else:
             rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
-        if not rows:
+        if not rows or rows[0][1] != self._gen:
             raise self._stale()
-        size = rows[0][0]
-        self._size = size
-        end = min(size, stop * cs)
-        out = bytearray(max(0, end - first * cs))
-        for _, idx, data in rows:
-            if data is None:
-                continue
-            start = (idx - first) * cs
-            data = data[: max(0, min(cs, size - idx * cs))]
-            out[start:start + len(data)] = data
-        return size, out
+        self._size = rows[0][0]
+        return rows
 
     def write(self, b: Any) -> int:
         self._check_open()
@@ -205,7 +203,8 @@ class ChunkedFile(io.RawIOBase):
                 self._size = size
             else:
                 with self._tree.uow.write() as raw:
-                    if self._tree.repo.inode_size(raw, self._id) is None:  # type: ignore[arg-type]
+                    row = self._tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
+                    if row is None or row[1] != self._gen:
                         raise self._stale()
                     self._truncate_db(raw, size, keep)
                     self._tree.repo.set_size(raw, self._id, size, time.time_ns())  # type: ignore[arg-type]
@@ -266,56 +265,63 @@ class ChunkedFile(io.RawIOBase):
         if self._staged or self._id is None:
             return self._size
         with self._tree.uow.read_lock:
-            size = self._tree.repo.inode_size(self._tree.uow.raw(), self._id)
-        if size is None:
+            row = self._tree.repo.inode_size(self._tree.uow.raw(), self._id)
+        if row is None or row[1] != self._gen:
             raise self._stale()
-        self._size = size
-        return size
+        self._size = row[0]
+        return self._size
 
     def _read_big(self, pos: int, view: memoryview) -> int:
+        """A read of two chunks or more: one statement, bytes copied once into ``view``."""
         cs = self._cs
-        first = pos // cs
-        stop = (pos + len(view) + cs - 1) // cs
-        size, out = self._read_span(first, stop)
+        rows = self._span_rows(pos // cs, (pos + len(view) + cs - 1) // cs)
+        size = self._size
         if pos >= size:
             return 0
-        start = pos - first * cs
         got = min(len(view), size - pos)
-        view[:got] = out[start:start + got]
+        _scatter(view[:got], rows, pos, pos + got, cs)
         self._next = pos + got
         return got
 
     def _read_at(self, pos: int, view: memoryview) -> int:
-        """Read from one chunk at most (a short read is allowed for raw streams)."""
+        """Read from one chunk at most (a short read is allowed for raw streams).
+
+        Sequential reads fetch the whole chunk and keep it; a random read fetches only the
+        bytes asked for."""
         cs = self._cs
         idx, off = divmod(pos, cs)
         want = min(len(view), cs - off)
-        tree = self._tree
-        sequential = pos == self._next or len(view) >= cs - off
-        if idx == self._cache_idx and sequential:
-            size, data = self._cache_size, self._cache
+        if idx == self._cache_idx and pos == self._next:
+            size, data, base = self._cache_size, self._cache, off
         else:
-            with tree.uow.read_lock:
-                raw = tree.uow.raw()
+            tree = self._tree
+            uow = tree.uow
+            sequential = pos == self._next
+            if uow.shared:
+                uow.lock.acquire()
+            try:
                 if sequential:
-                    row = tree.repo.read_chunk(raw, self._id, idx)  # type: ignore[arg-type]
+                    row = tree.repo.read_chunk(uow.raw(), self._id, idx)  # type: ignore[arg-type]
                 else:
-                    row = tree.repo.read_part(raw, self._id, idx, off, want)  # type: ignore[arg-type]
-            if row is None:
+                    row = tree.repo.read_part(uow.raw(), self._id, idx, off, want)  # type: ignore[arg-type]
+            finally:
+                if uow.shared:
+                    uow.lock.release()
+            if row is None or row[1] != self._gen:
                 raise self._stale()
-            size, data = row[0], row[1] or b""
+            size, data = row[0], row[2] or b""
             if sequential:
                 self._cache_idx, self._cache, self._cache_size = idx, data, size
+                base = off
             else:
-                # substr() returned the bytes from ``off`` on: realign to the chunk start.
-                data = bytes(off) + data if data else b""
+                base = 0  # substr() already starts at ``off``
         self._size = size
         if pos >= size:
             return 0
         want = min(want, size - pos)
-        piece = data[off:off + want]
-        got = len(piece)
-        view[:got] = piece
+        got = max(0, min(want, len(data) - base))
+        if got:
+            view[:got] = data[base:base + got] if base or got < len(data) else data
         if got < want:  # a sparse hole or a short tail chunk: zeros up to the file size
             view[got:want] = bytes(want - got)
         self._next = pos + want
@@ -380,9 +386,10 @@ class ChunkedFile(io.RawIOBase):
     def _write_in_place(self, data: bytes) -> int:
         tree, cs = self._tree, self._cs
         with tree.uow.write() as raw:
-            size = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
-            if size is None:
+            row = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
+            if row is None or row[1] != self._gen:
                 raise self._stale()
+            size = row[0]
             pos = size if self._append else self._pos
             end = pos + len(data)
             rows = []
@@ -415,6 +422,27 @@ class ChunkedFile(io.RawIOBase):
             tail = size - (keep - 1) * cs
             if last is not None and len(last) > tail:
                 repo.put_chunk(raw, self._id, keep - 1, last[:tail])  # type: ignore[arg-type]
+
+
+def _scatter(view: memoryview, rows: list[tuple[Any, ...]], start: int, end: int,
+             cs: int) -> None:
+    """Copy the bytes [start, end) of a file out of its chunk rows into ``view`` (which is
+    zero-filled where chunks are missing: sparse holes)."""
+    filled = 0
+    for row in rows:
+        idx, data = row[2], row[3]
+        if data is None:
+            continue
+        c0 = idx * cs
+        lo, hi = max(start, c0), min(end, c0 + min(len(data), cs))
+        if lo >= hi:
+            continue
+        if lo - start > filled:
+            view[filled:lo - start] = bytes(lo - start - filled)
+        view[lo - start:hi - start] = memoryview(data)[lo - c0:hi - c0]
+        filled = hi - start
+    if filled < end - start:
+        view[filled:end - start] = bytes(end - start - filled)
 
 
 # -- the io objects ``VFS.open`` returns ------------------------------------------------------

@@ -62,6 +62,9 @@ class Inode(Base):
     chunk_size: Mapped[int] = mapped_column(Integer)
     ctime_ns: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # Bumped whenever the whole content is replaced in place: open handles compare it on each
+    # read and report a stale handle instead of mixing old and new bytes.
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
     owner: Mapped[Optional[str]] = mapped_column(Text)
 

@@ -41,7 +41,8 @@ from vfs_orm.models import Chunk, Inode, LayerManifest
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 
 #: Columns of an inode lookup row, in order (see ``InodeRow``).
-INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns")
+INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
+                 "generation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class InodeRepository:
         c: Table = Chunk.__table__  # type: ignore[assignment]
         self.inodes, self.chunks = i, c
         p, n = bindparam("parent"), bindparam("name")
+        lo, hi = bindparam("lo"), bindparam("hi")
 
         # -- reads --------------------------------------------------------------------------
         self._lookup = compile_stmt(
@@ -94,7 +96,6 @@ class InodeRepository:
             ("parent",))
         self._has_children = compile_stmt(
             select(i.c.id).where(i.c.parent == p), ("parent",))
-        lo, hi = bindparam("lo"), bindparam("hi")
         self._subtree = compile_stmt(
             select(i.c.parent, i.c.name, *_inode_cols(i))
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
@@ -106,6 +107,26 @@ class InodeRepository:
             select(*_inode_cols(i), c.c.data)
             .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == literal_column("0"))))
             .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
+        # Glob. Names never contain "/", so a SQLite GLOB on ``name`` matches one segment; a
+        # GLOB on ``parent`` with exactly as many "/" as the pattern cannot let a wildcard
+        # cross a segment boundary. Both use the (parent, name) index.
+        ng = bindparam("name_glob")
+        self._glob_in = compile_stmt(
+            select(i.c.name).where(i.c.parent == p, i.c.name.op("GLOB")(ng)),
+            ("parent", "name_glob"))
+        slashes = func.length(i.c.parent) - func.length(func.replace(i.c.parent, literal_column("'/'"), literal_column("''")))
+        self._glob_level = compile_stmt(
+            select(i.c.parent, i.c.name).where(
+                i.c.parent.op("GLOB")(bindparam("parent_glob")),
+                i.c.parent != literal_column("'/'"),
+                slashes == bindparam("depth"),
+                i.c.name.op("GLOB")(ng)),
+            None)
+        self._glob_below = compile_stmt(
+            select(i.c.parent, i.c.name, i.c.kind)
+            .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
+                   i.c.name.op("GLOB")(ng)),
+            ("parent", "lo", "hi", "name_glob"))
         # Whole small file in one statement: the inode and all its chunks.
         self._read_whole = compile_stmt(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data)
@@ -114,25 +135,26 @@ class InodeRepository:
             ("parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
         self._read_chunk = compile_stmt(
-            select(i.c.size, c.c.data)
+            select(i.c.size, i.c.generation, c.c.data)
             .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == bindparam("idx"))))
             .where(i.c.id == bindparam("id")),
             ("idx", "id"))
         self._read_part = compile_stmt(
-            select(i.c.size, func.substr(c.c.data, bindparam("start"), bindparam("length")))
+            select(i.c.size, i.c.generation,
+                   func.substr(c.c.data, bindparam("start"), bindparam("length")))
             .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == bindparam("idx"))))
             .where(i.c.id == bindparam("id")),
             ("start", "length", "idx", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement.
         self._read_span = compile_stmt(
-            select(i.c.size, c.c.idx, c.c.data)
+            select(i.c.size, i.c.generation, c.c.idx, c.c.data)
             .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id,
                                              c.c.idx >= bindparam("first"),
                                              c.c.idx < bindparam("stop"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.idx),
             ("first", "stop", "id"))
         self._inode_size = compile_stmt(
-            select(i.c.size).where(i.c.id == bindparam("id")), ("id",))
+            select(i.c.size, i.c.generation).where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = compile_stmt(
             select(c.c.data).where(c.c.inode_id == bindparam("id"), c.c.idx == bindparam("idx")),
             ("id", "idx"))
@@ -144,7 +166,7 @@ class InodeRepository:
             insert(i).values(parent=p, name=n, kind=bindparam("kind"), mode=bindparam("mode"),
                              size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                              ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
-                             owner=bindparam("owner")),
+                             generation=literal_column("0"), owner=bindparam("owner")),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner"))
         self._put_chunk = compile_stmt(
             sqlite_dialect.insert(c).values(inode_id=bindparam("id"), idx=bindparam("idx"),
@@ -172,6 +194,13 @@ class InodeRepository:
             .values(parent=p, name=n, size=bindparam("size"), ctime_ns=bindparam("ctime"),
                     mtime_ns=bindparam("mtime"), owner=null()),
             ("parent", "name", "size", "ctime", "mtime", "id"))
+        # Whole-content replacement in place (no index entry moves): a new generation.
+        self._rewrite = compile_stmt(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(size=bindparam("size"), chunk_size=bindparam("chunk_size"),
+                    mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
+                    generation=i.c.generation + literal_column("1")),
+            ("mode", "size", "chunk_size", "mtime", "id"))
         self._delete = compile_stmt(delete(i).where(i.c.id == bindparam("id")), ("id",))
         # A subtree and its root in one statement (chunks follow by ON DELETE CASCADE).
         self._delete_tree = compile_stmt(
@@ -229,6 +258,19 @@ class InodeRepository:
         """(parent, name, *INODE_COLUMNS) of everything strictly below ``path``."""
         return raw.execute(self._subtree.sql, (path, lo, hi)).fetchall()
 
+    def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
+        return [r[0] for r in raw.execute(self._glob_in.sql, (parent, name_glob))]
+
+    def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int,
+                   name_glob: str) -> list[tuple[str, str]]:
+        values = {"parent_glob": parent_glob, "depth": depth, "name_glob": name_glob}
+        return raw.execute(self._glob_level.sql,
+                           tuple(values[k] for k in self._glob_level.params)).fetchall()
+
+    def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
+                   ) -> list[tuple[str, str, int]]:
+        return raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
+
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()
 
@@ -240,13 +282,14 @@ class InodeRepository:
         return raw.execute(self._read_part.sql, (start + 1, length, idx, inode_id)).fetchone()  # type: ignore[no-any-return]
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
-                  ) -> list[tuple[int, int | None, bytes | None]]:
-        """(size, idx, data) rows for chunks first..stop-1; no rows: the inode is gone."""
+                  ) -> list[tuple[int, int, int | None, bytes | None]]:
+        """(size, generation, idx, data) rows for chunks first..stop-1; no rows: the inode
+        is gone."""
         return raw.execute(self._read_span.sql, (first, stop, inode_id)).fetchall()
 
-    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> int | None:
-        r = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
-        return None if r is None else int(r[0])
+    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int] | None:
+        """(size, generation), or None if the inode is gone."""
+        return raw.execute(self._inode_size.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id, idx)).fetchone()
@@ -284,6 +327,10 @@ class InodeRepository:
               ctime: int, mtime: int) -> None:
         """Give a staging inode its place in the tree (the commit of a ``w``/``x`` handle)."""
         raw.execute(self._place.sql, (parent, name, size, ctime, mtime, inode_id))
+
+    def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
+                mode: int, mtime: int) -> None:
+        raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, inode_id))
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
         raw.execute(self._delete.sql, (inode_id,))

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 FILE = int(InodeKind.FILE)
 DIR = int(InodeKind.DIRECTORY)
 # Positions in an inode row (repository.INODE_COLUMNS).
-ID, KIND, MODE, SIZE, CHUNK, CTIME, MTIME = range(7)
+ID, KIND, MODE, SIZE, CHUNK, CTIME, MTIME, GEN = range(8)
 
 
 def _process_token() -> str:
@@ -170,6 +170,19 @@ class Tree:
         with self.uow.read_lock:
             return self.repo.subtree(self.uow.raw(), path, lo, hi)
 
+    def glob_in(self, parent: str, name_glob: str) -> list[str]:
+        with self.uow.read_lock:
+            return self.repo.glob_in(self.uow.raw(), parent, name_glob)
+
+    def glob_level(self, parent_glob: str, depth: int, name_glob: str) -> list[tuple[str, str]]:
+        with self.uow.read_lock:
+            return self.repo.glob_level(self.uow.raw(), parent_glob, depth, name_glob)
+
+    def glob_below(self, top: str, name_glob: str) -> list[tuple[str, str, int]]:
+        lo, hi = paths.subtree_bounds(top)
+        with self.uow.read_lock:
+            return self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
+
     def read_bytes(self, path: str) -> bytes:
         parent, name = paths.split(path)
         uow = self.uow
@@ -241,32 +254,43 @@ class Tree:
 
     def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
                     mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
-        """Replace (or create) a whole file in one transaction."""
+        """Replace (or create) a whole file in one transaction. An existing file is rewritten
+        in place under a new generation (fewer pages touched than delete + insert)."""
         pp, pn = paths.split(path)
-        cs = self.chunk_size
         with self.uow.write() as raw:
             prow, row = self.repo.lookup_pair(raw, pp, pn)
-            now = time.time_ns()
-            ctime = now
             if row is not None:
                 if row[KIND] == DIR:
                     raise IsADirError.for_path(path)
                 if exclusive:
                     raise AlreadyExistsError.for_path(path)
-                ctime = row[CTIME]
-                self.repo.delete(raw, row[ID])
             elif prow is None or prow[KIND] != DIR:
                 self._parent_dir(raw, path, create=True)
-            new_id = self.repo.insert(raw, pp, pn, FILE, mode, len(data), cs, ctime,
-                                      now if mtime_ns is None else mtime_ns)
-            if len(data) <= cs:
-                if data:
-                    self.repo.put_chunk(raw, new_id, 0, data)
-            else:
-                mv = memoryview(data)
-                self.repo.put_chunks(raw, ((new_id, i, mv[o:o + cs])
-                                           for i, o in enumerate(range(0, len(data), cs))))
+            self._store_content(raw, path, row, data, mtime_ns, mode)
         return len(data)
+
+    def _store_content(self, raw: Any, path: str, row: tuple[Any, ...] | None, data: bytes,
+                       mtime_ns: int | None, mode: int) -> int:
+        """Inside a write: put ``data`` at ``path`` (``row``: the existing file, if any)."""
+        cs = self.chunk_size
+        now = time.time_ns() if mtime_ns is None else mtime_ns
+        n = len(data)
+        if row is None:
+            pp, pn = paths.split(path)
+            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now)
+        else:
+            inode_id = row[ID]
+            self.repo.rewrite(raw, inode_id, n, cs, mode, now)
+            if row[SIZE] > n or row[CHUNK] != cs:
+                self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
+        if n <= cs:
+            if n:
+                self.repo.put_chunk(raw, inode_id, 0, data)
+        else:
+            mv = memoryview(data)
+            self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
+                                       for i, o in enumerate(range(0, n, cs))))
+        return inode_id  # type: ignore[no-any-return]
 
     def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
         now = time.time_ns()
@@ -290,12 +314,17 @@ class Tree:
                 ctime = row[CTIME]
             elif prow is None or prow[KIND] != DIR:
                 self._parent_dir(raw, path, create=True)
-            if row is not None and row[ID] != f._id:
-                self.repo.delete(raw, row[ID])
             if f._id is None:
-                f._id = self.repo.insert(raw, pp, pn, FILE, FILE_MODE, f._size, f._cs, ctime, now)
-                f.write_pending(raw, f._id)
+                # Everything is still in memory: write it straight into place.
+                data = bytearray(f._size)
+                cs = f._cs
+                for idx, buf in f._pending.items():
+                    data[idx * cs: idx * cs + len(buf)] = buf
+                f._pending.clear()
+                f._id = self._store_content(raw, path, row, bytes(data), now, FILE_MODE)
             else:
+                if row is not None:
+                    self.repo.delete(raw, row[ID])
                 f.write_pending(raw, f._id)
                 self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
         f._staged = False

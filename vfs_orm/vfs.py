@@ -36,7 +36,7 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import LayerManifest
 from vfs_orm.repository import ManifestRepository, inode_repository
-from vfs_orm.tree import CHUNK, CTIME, ID, KIND, SIZE, DIR, Tree
+from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE, Tree
 from vfs_orm.types import StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
 
@@ -334,7 +334,8 @@ class VFS:
                     self._check_writable(p)
                 row = tree.open_existing(p)
                 raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
-                                  chunk_size=row[CHUNK], readable=True, writable=plus)
+                                  chunk_size=row[CHUNK], readable=True, writable=plus,
+                                  generation=row[GEN])
                 if not plus:
                     raw.prime(row[-1])
             elif kind in "wx":
@@ -348,7 +349,7 @@ class VFS:
                 row = tree.create_empty(p)
                 raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
                                   chunk_size=row[CHUNK], readable=plus, writable=True,
-                                  append=True)
+                                  append=True, generation=row[GEN])
                 raw._pos = row[SIZE]
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc

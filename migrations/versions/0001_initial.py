@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("chunk_size", sa.Integer(), nullable=False),
         sa.Column("ctime_ns", sa.BigInteger(), nullable=False),
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("owner", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vfs_inodes")),
         sa.UniqueConstraint("parent", "name", name=op.f("uq_vfs_inodes_parent_name")),
@@ -63,10 +64,10 @@ def upgrade() -> None:
     op.create_index("ix_vfs_layer_manifests_role", "vfs_layer_manifests", ["role"])
     # The root directory exists in every database.
     op.execute(
-        "INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, ctime_ns, mtime_ns)"
-        " VALUES ('', '', 2, 16877, 0, 0,"
+        "INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, ctime_ns, mtime_ns,"
+        " generation) VALUES ('', '', 2, 16877, 0, 0,"
         " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) * 1000000,"
-        " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) * 1000000)"
+        " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) * 1000000, 0)"
     )
 
 
