@@ -104,10 +104,10 @@ class VFSvsOS(RuleBasedStateMachine):
         rs, rd = self.real(src), self.real(dst)
         if not os.path.lexists(rs):
             expect = outcome(lambda: os.rename(rs, rd))
+        elif os.path.isdir(rs) and (dst + "/").startswith(src + "/") and dst != src:
+            expect = ("err", errno.EINVAL)  # as Linux: checked before the destination
         elif os.path.lexists(rd):
             expect = ("err", errno.EEXIST)  # seed deviation: never overwrite
-        elif os.path.isdir(rs) and (dst + "/").startswith(src + "/"):
-            expect = ("err", errno.EINVAL)
         else:
             def os_rename():
                 if not self._parent_chain_blocked(dst):
