@@ -15,6 +15,7 @@ from typing import Optional
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -50,6 +51,7 @@ class Inode(Base):
     __tablename__ = "vfs_inodes"
     __table_args__ = (
         UniqueConstraint("parent", "name"),
+        CheckConstraint("kind IN (1, 2, 3)", name="kind"),
         {"sqlite_autoincrement": True},  # ids are never reused: open handles bind to them
     )
 
@@ -74,7 +76,9 @@ class Inode(Base):
 
 
 class Chunk(Base):
-    """One fixed-size piece of a file's content. Missing chunks of a file read as zeros."""
+    """One fixed-size piece of a file's content. Missing chunks of a file read as zeros.
+
+    Its id is ``inode_id * 2**32 + idx`` (see ``repository.CHUNK_SPAN``)."""
 
     __tablename__ = "vfs_chunks"
     __table_args__ = (UniqueConstraint("inode_id", "idx"),)

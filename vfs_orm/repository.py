@@ -40,6 +40,17 @@ from vfs_orm.models import Chunk, Inode, LayerManifest
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 
+#: A chunk's row id is ``inode_id * CHUNK_SPAN + idx``: reads go straight to the chunk by
+#: rowid (no index probe), a file's chunks are one rowid range, and incremental BLOB I/O
+#: needs no lookup. 2**32 chunks per file, 2**31 inodes.
+CHUNK_SPAN = 1 << 32
+_SPAN = literal_column(str(CHUNK_SPAN))
+
+
+def chunk_id(inode_id: int, idx: int) -> int:
+    return inode_id * CHUNK_SPAN + idx
+
+
 #: Columns of an inode lookup row, in order (see ``InodeRow``).
 INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
                  "generation")
@@ -105,7 +116,7 @@ class InodeRepository:
         # open()+read() of a small file is one query.
         self._open_lookup = compile_stmt(
             select(*_inode_cols(i), c.c.data)
-            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == literal_column("0"))))
+            .select_from(i.outerjoin(c, c.c.id == i.c.id * _SPAN))
             .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # Glob. Names never contain "/", so a SQLite GLOB on ``name`` matches one segment; a
         # GLOB on ``parent`` with exactly as many "/" as the pattern cannot let a wildcard
@@ -130,34 +141,33 @@ class InodeRepository:
         # Whole small file in one statement: the inode and all its chunks.
         self._read_whole = compile_stmt(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data)
-            .select_from(i.outerjoin(c, c.c.inode_id == i.c.id))
-            .where(i.c.parent == p, i.c.name == n).order_by(c.c.idx),
+            .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
+                                             c.c.id < (i.c.id + literal_column("1")) * _SPAN)))
+            .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
             ("parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
         self._read_chunk = compile_stmt(
             select(i.c.size, i.c.generation, c.c.data)
-            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == bindparam("idx"))))
+            .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
-            ("idx", "id"))
+            ("cid", "id"))
         self._read_part = compile_stmt(
             select(i.c.size, i.c.generation,
                    func.substr(c.c.data, bindparam("start"), bindparam("length")))
-            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id, c.c.idx == bindparam("idx"))))
+            .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
-            ("start", "length", "idx", "id"))
+            ("start", "length", "cid", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement.
         self._read_span = compile_stmt(
             select(i.c.size, i.c.generation, c.c.idx, c.c.data)
-            .select_from(i.outerjoin(c, and_(c.c.inode_id == i.c.id,
-                                             c.c.idx >= bindparam("first"),
-                                             c.c.idx < bindparam("stop"))))
-            .where(i.c.id == bindparam("id")).order_by(c.c.idx),
-            ("first", "stop", "id"))
+            .select_from(i.outerjoin(c, and_(c.c.id >= bindparam("lo_id"),
+                                             c.c.id < bindparam("hi_id"))))
+            .where(i.c.id == bindparam("id")).order_by(c.c.id),
+            ("lo_id", "hi_id", "id"))
         self._inode_size = compile_stmt(
             select(i.c.size, i.c.generation).where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = compile_stmt(
-            select(c.c.data).where(c.c.inode_id == bindparam("id"), c.c.idx == bindparam("idx")),
-            ("id", "idx"))
+            select(c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
         self._staging = compile_stmt(
             select(i.c.id, i.c.owner).where(i.c.parent.is_(None)), ())
 
@@ -169,19 +179,20 @@ class InodeRepository:
                              generation=literal_column("0"), owner=bindparam("owner")),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner"))
         self._put_chunk = compile_stmt(
-            sqlite_dialect.insert(c).values(inode_id=bindparam("id"), idx=bindparam("idx"),
-                                            data=bindparam("data"))
-            .on_conflict_do_update(index_elements=[c.c.inode_id, c.c.idx],
+            sqlite_dialect.insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
+                                            idx=bindparam("idx"), data=bindparam("data"))
+            .on_conflict_do_update(index_elements=[c.c.id],
                                    set_={"data": sqlite_dialect.insert(c).excluded.data}),
-            ("id", "idx", "data"))
+            ("cid", "id", "idx", "data"))
         self._copy_chunks = compile_stmt(
             insert(c).from_select(
-                ["inode_id", "idx", "data"],
-                select(bindparam("dst"), c.c.idx, c.c.data).where(c.c.inode_id == bindparam("src"))),
-            ("dst", "src"))
+                ["id", "inode_id", "idx", "data"],
+                select(bindparam("dst_base") + c.c.idx, bindparam("dst"), c.c.idx, c.c.data)
+                .where(c.c.id >= bindparam("src_lo"), c.c.id < bindparam("src_hi"))),
+            ("dst_base", "dst", "src_lo", "src_hi"))
         self._drop_chunks_from = compile_stmt(
-            delete(c).where(c.c.inode_id == bindparam("id"), c.c.idx >= bindparam("first")),
-            ("id", "first"))
+            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
+            ("lo_id", "hi_id"))
         self._set_size = compile_stmt(
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), mtime_ns=bindparam("mtime")),
@@ -275,24 +286,27 @@ class InodeRepository:
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()
 
     def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> tuple[Any, ...] | None:
-        return raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()  # type: ignore[no-any-return]
+        return raw.execute(self._read_chunk.sql, (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()  # type: ignore[no-any-return]
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
                   length: int) -> tuple[Any, ...] | None:
-        return raw.execute(self._read_part.sql, (start + 1, length, idx, inode_id)).fetchone()  # type: ignore[no-any-return]
+        return raw.execute(self._read_part.sql, (start + 1, length, inode_id * CHUNK_SPAN + idx,
+                                                 inode_id)).fetchone()  # type: ignore[no-any-return]
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
                   ) -> list[tuple[int, int, int | None, bytes | None]]:
         """(size, generation, idx, data) rows for chunks first..stop-1; no rows: the inode
         is gone."""
-        return raw.execute(self._read_span.sql, (first, stop, inode_id)).fetchall()
+        base = inode_id * CHUNK_SPAN
+        return raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
+                                                 inode_id)).fetchall()
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int] | None:
         """(size, generation), or None if the inode is gone."""
         return raw.execute(self._inode_size.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
-        r = raw.execute(self._chunk_data.sql, (inode_id, idx)).fetchone()
+        r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
         return None if r is None else bytes(r[0])
 
     def staging_rows(self, raw: sqlite3.Connection) -> list[tuple[int, str | None]]:
@@ -306,16 +320,20 @@ class InodeRepository:
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes) -> None:
-        raw.execute(self._put_chunk.sql, (inode_id, idx, data))
+        raw.execute(self._put_chunk.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx, data))
 
-    def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        raw.executemany(self._put_chunk.sql, rows)
+    def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]]) -> None:
+        """rows: (inode_id, idx, data)."""
+        raw.executemany(self._put_chunk.sql,
+                        ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
 
     def copy_chunks(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
-        raw.execute(self._copy_chunks.sql, (dst_id, src_id))
+        raw.execute(self._copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
+                                            (src_id + 1) * CHUNK_SPAN))
 
     def drop_chunks_from(self, raw: sqlite3.Connection, inode_id: int, first: int) -> None:
-        raw.execute(self._drop_chunks_from.sql, (inode_id, first))
+        raw.execute(self._drop_chunks_from.sql, (inode_id * CHUNK_SPAN + first,
+                                                 (inode_id + 1) * CHUNK_SPAN))
 
     def set_size(self, raw: sqlite3.Connection, inode_id: int, size: int, mtime: int) -> None:
         raw.execute(self._set_size.sql, (size, mtime, inode_id))

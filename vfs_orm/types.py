@@ -13,6 +13,7 @@ class InodeKind(enum.IntEnum):
 
     FILE = 1
     DIRECTORY = 2
+    WHITEOUT = 3  # an entry of a lower layer deleted in this one
 
 
 FILE_MODE = _stat.S_IFREG | 0o644
