@@ -309,3 +309,36 @@ def test_overwrite_keeps_creation_time_updates_mtime(vfs):
     vfs.write_bytes("/f", b"22")
     b = vfs.stat("/f")
     assert b.st_ctime_ns == a.st_ctime_ns and b.st_mtime_ns >= a.st_mtime_ns and b.st_size == 2
+
+
+@pytest.mark.parametrize("same_vfs", [True, False])
+def test_random_reader_detects_replacement(db_path, same_vfs):
+    """Random reads use BLOB I/O without a query; a rewrite by this or another connection
+    must still be noticed (data_version / write counter), never served as torn bytes."""
+    a = VFS(db_path)
+    b = a if same_vfs else VFS(db_path)
+    try:
+        a.write_bytes("/f", b"A" * 300_000)
+        with a.open("/f", "rb") as f:
+            for off in (200_000, 5, 150_000):  # random access: the blob path
+                f.seek(off)
+                assert f.read(100) == b"A" * 100
+            b.write_bytes("/f", b"B" * 300_000)  # rewritten in place, same chunk rows
+            f.seek(70_000)
+            with pytest.raises(StaleHandleError):
+                f.read(100)
+    finally:
+        a.close()
+        if b is not a:
+            b.close()
+
+
+def test_random_reads_in_sparse_file(vfs):
+    with vfs.open("/sp", "wb") as f:
+        f.seek(500_000)
+        f.write(b"Z")
+    with vfs.open("/sp", "rb") as f:
+        for off in (400_000, 10, 499_999, 250_000):
+            f.seek(off)
+            got = f.read(2)
+            assert got == (b"\x00Z" if off == 499_999 else b"\x00\x00"), off

@@ -81,7 +81,8 @@ def _inode_cols(t: Table) -> list[Any]:
 class InodeRepository:
     """Inodes and chunks of one database (the ``main`` schema of the connection)."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: str = "main") -> None:
+        self.schema = schema
         i: Table = Inode.__table__  # type: ignore[assignment]
         c: Table = Chunk.__table__  # type: ignore[assignment]
         self.inodes, self.chunks = i, c
@@ -281,6 +282,20 @@ class InodeRepository:
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[str, str, int]]:
         return raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
+
+    @staticmethod
+    def data_version(raw: sqlite3.Connection) -> int:
+        """Changes whenever ANOTHER connection commits to the database."""
+        return int(raw.execute("PRAGMA data_version").fetchone()[0])
+
+    def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
+                  length: int) -> bytes:
+        """Incremental BLOB I/O on one chunk (raises sqlite3.OperationalError if the chunk row
+        does not exist: a sparse hole, or a file that is gone)."""
+        with raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
+                          readonly=True, name=self.schema) as blob:
+            blob.seek(off)
+            return blob.read(length)
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()

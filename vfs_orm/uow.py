@@ -170,6 +170,9 @@ class UnitOfWork:
         if connection is not None:
             self._single = ThreadConnection(connection, borrowed=True)
         self.closed = False
+        # Bumped by every write of this VFS: with SQLite's data_version (other connections'
+        # commits) it tells an open handle whether what it knows about its file still holds.
+        self.writes = 0
         self.on_commit: list[Callable[[], None]] = []
 
     # -- connections ----------------------------------------------------------------------
@@ -291,6 +294,7 @@ class _Write:
     def __enter__(self) -> sqlite3.Connection:
         uow = self.uow
         uow.lock.acquire()
+        uow.writes += 1
         try:
             st = self.st = uow.state()
             if st.depth == 0 and not st.in_transaction():
