@@ -146,9 +146,8 @@ def glob(tree: "Tree", pattern: str) -> list[str]:
     depth = parent_glob.count("/")
     # Literal "/" inside a bracket class would break the depth argument; none can occur since
     # segments never contain "/".
-    found = [paths.join(parent, name) for parent, name in tree.glob_level(parent_glob, depth, last)]
     # A parent matched by GLOB is a path whose every segment matched: it is a directory.
-    return sorted(found)
+    return sorted(tree.glob_level(parent_glob, depth, last))
 
 
 def _glob_recursive(tree: "Tree", prefix: str, segments: tuple[str, ...]) -> list[str]:

@@ -174,7 +174,7 @@ class Tree:
         with self.uow.read_lock:
             return self.repo.glob_in(self.uow.raw(), parent, name_glob)
 
-    def glob_level(self, parent_glob: str, depth: int, name_glob: str) -> list[tuple[str, str]]:
+    def glob_level(self, parent_glob: str, depth: int, name_glob: str) -> list[str]:
         with self.uow.read_lock:
             return self.repo.glob_level(self.uow.raw(), parent_glob, depth, name_glob)
 
