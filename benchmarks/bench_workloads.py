@@ -230,3 +230,33 @@ def test_w9_durable_save(benchmark, subject, workdir):
         _run(benchmark, save_many)
     finally:
         subject.close(store)
+
+
+# -- W10 reads through a stack of layers ----------------------------------------------------
+@pytest.mark.parametrize("depth", SIZES.stack_depths)
+def test_w10_layered_reads(benchmark, subject, workdir, depth):
+    if subject.name in ("os_fs", "zipfile"):
+        return  # no layers: n/a
+    n = sample(subject, SIZES.layered_reads)
+    rnd = random.Random(10)
+    blob = rnd.randbytes(4096)
+    per_layer = max(1, SIZES.layered_reads // depth)
+    layers = [[(f"/game/l{k}/f{i}.bin", blob) for i in range(per_layer)] for k in range(depth)]
+    root = workdir / f"w10-{subject.name}-{depth}"
+    root.mkdir()
+    stack = subject.make_stack(root, layers)
+    paths = [p for files in layers for p, _ in files]
+    rnd.shuffle(paths)
+    paths = (paths * (n // len(paths) + 1))[:n]
+    for p in paths[:50]:
+        assert subject.read_stack(stack, p) == blob
+
+    def run():
+        for p in paths:
+            subject.read_stack(stack, p)
+
+    _info(benchmark, f"W10 reads through {depth} layers", "files/s", len(paths))
+    try:
+        _run(benchmark, run)
+    finally:
+        subject.close_stack(stack)

@@ -26,9 +26,11 @@ class Sizes:
     saves: int            # W9
     rounds: int
     slow_fraction: float  # how much of a sample the slow seed library gets
+    layered_reads: int = 5_000    # W10
+    stack_depths: tuple[int, ...] = (1, 3, 10, 25)
 
 
-SIZES = (Sizes(200, 4, 200, (500, 2000), 100, 10, 1, 1.0) if SMOKE else
+SIZES = (Sizes(200, 4, 200, (500, 2000), 100, 10, 1, 1.0, 200, (1, 3, 12)) if SMOKE else
          Sizes(10_000, 256, 5_000, (10_000, 100_000), 1_000, 300, 3, 0.05))
 
 SUBJECTS = all_subjects()

@@ -40,6 +40,10 @@ class Subject:
     def exists(self, store: Any, path: str) -> bool: raise NotImplementedError
     def stat_size(self, store: Any, path: str) -> int: raise NotImplementedError
     def save(self, store: Any, files: list[tuple[str, bytes]]) -> None: raise NotImplementedError
+    # W10: a stack of n databases, layer 0 on top; files[k] go into layer k.
+    def make_stack(self, root: Path, layers: list[list[tuple[str, bytes]]]) -> Any: raise NotImplementedError
+    def read_stack(self, stack: Any, path: str) -> bytes: raise NotImplementedError
+    def close_stack(self, stack: Any) -> None: pass
 
 
 # ------------------------------------------------------------------------------------------
@@ -85,6 +89,25 @@ class VfsOrm(Subject):
         with store.atomic_batch():
             for p, data in files:
                 store.write_bytes(p, data)
+
+    def make_stack(self, root, layers):
+        paths = []
+        for k, files in enumerate(layers):
+            path = root / f"layer{k}.vfs"
+            fs = self.create(path)
+            self.ingest(fs, files)
+            fs.close()
+            paths.append(path)
+        top = self.open(paths[0])
+        for k, path in enumerate(paths[1:], start=1):
+            top.add_underlay(str(path), priority=len(paths) - k, name=f"layer{k}")
+        return top
+
+    def read_stack(self, stack, path):
+        return stack.read_bytes(path)
+
+    def close_stack(self, stack):
+        stack.close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -167,6 +190,46 @@ class RawSqlite(Subject):
         con.execute("BEGIN IMMEDIATE")
         con.executemany("INSERT OR REPLACE INTO files VALUES(?, ?)", files)
         con.execute("COMMIT")
+
+    def make_stack(self, root, layers):
+        """Layer 0 is main; the rest ATTACHed, 10 per connection (SQLite's limit here); a
+        read is one UNION ALL ... ORDER BY prio LIMIT 1 per connection, in priority order."""
+        paths = []
+        for k, files in enumerate(layers):
+            con = self.create(root / f"raw{k}.db")
+            self.ingest(con, files)
+            con.close()
+            paths.append(root / f"raw{k}.db")
+        conns = []
+        groups = [paths[:11]] + [paths[i:i + 10] for i in range(11, len(paths), 10)]
+        prio = 0
+        for g, members in enumerate(groups):
+            if g == 0:
+                con = sqlite3.connect(str(members[0]), isolation_level=None)
+                names, attached = ["main"], members[1:]
+            else:
+                con = sqlite3.connect(":memory:", isolation_level=None)
+                names, attached = [], members
+            for j, p in enumerate(attached):
+                con.execute(f"ATTACH DATABASE ? AS l{j}", (f"file:{p}?mode=ro",))
+                names.append(f"l{j}")
+            sql = " UNION ALL ".join(
+                f"SELECT {prio + j} AS prio, data FROM {n}.files WHERE path = ?1"
+                for j, n in enumerate(names)) + " ORDER BY prio LIMIT 1"
+            prio += len(names)
+            conns.append((con, sql))
+        return conns
+
+    def read_stack(self, conns, path):
+        for con, sql in conns:
+            row = con.execute(sql, (path,)).fetchone()
+            if row is not None:
+                return row[1]
+        raise FileNotFoundError(path)
+
+    def close_stack(self, conns):
+        for con, _ in conns:
+            con.close()
 
 
 class _RawChunkReader:
@@ -410,6 +473,20 @@ class Stella(Subject):
                         (cur.lastrowid, data))
         con.commit()
         con.close()
+
+    def make_stack(self, root, layers):
+        from lib.vfs import VirtualFileSystem
+        vfss = []
+        for k, files in enumerate(layers):
+            path = root / f"stella{k}.db"
+            self.build_fast(path, files)
+            vfss.append(VirtualFileSystem(str(path)))
+        top = vfss[0]
+        for k, fs in enumerate(vfss[1:], start=1):
+            top.add_underlay(fs, priority=len(vfss) - k, name=f"layer{k}")
+        return top
+
+    read_stack = VfsOrm.read_stack
 
     read = VfsOrm.read
     write_big = VfsOrm.write_big

@@ -37,7 +37,7 @@ class ChunkedFile(io.RawIOBase):
     def __init__(self, tree: "Tree", path: str, *, inode_id: int | None, size: int,
                  chunk_size: int, readable: bool, writable: bool, append: bool = False,
                  staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None,
-                 generation: int = 0) -> None:
+                 generation: int = 0, repo: Any = None, raw_fn: Any = None) -> None:
         super().__init__()
         self._tree = tree
         self.name = path
@@ -52,6 +52,10 @@ class ChunkedFile(io.RawIOBase):
         self._ctime_ns = ctime_ns
         self._pos = 0
         self._gen = generation
+        # Where reads go: the top layer's repository and this thread's connection, or those
+        # of the underlay the file was resolved in. Writes always go to the top layer.
+        self._repo = repo if repo is not None else tree.repo
+        self._raw = raw_fn if raw_fn is not None else tree.uow.raw
         self._pending: dict[int, bytearray] = {}
         self._pending_bytes = 0
         self._cache_idx = -1
@@ -152,13 +156,12 @@ class ChunkedFile(io.RawIOBase):
     def _span_rows(self, first: int, stop: int) -> list[tuple[Any, ...]]:
         """(size, generation, idx, data) rows of chunks first..stop-1, in one statement; the
         size is kept, a vanished or replaced file raises StaleHandleError."""
-        tree = self._tree
-        uow = tree.uow
+        uow = self._tree.uow
         if uow.shared:
             with uow.lock:
-                rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
+                rows = self._repo.read_span(self._raw(), self._id, first, stop)
         else:
-            rows = tree.repo.read_span(uow.raw(), self._id, first, stop)  # type: ignore[arg-type]
+            rows = self._repo.read_span(self._raw(), self._id, first, stop)
         if not rows or rows[0][1] != self._gen:
             raise self._stale()
         self._size = rows[0][0]
@@ -267,7 +270,7 @@ class ChunkedFile(io.RawIOBase):
         if self._staged or self._id is None:
             return self._size
         with self._tree.uow.read_lock:
-            row = self._tree.repo.inode_size(self._tree.uow.raw(), self._id)
+            row = self._repo.inode_size(self._raw(), self._id)
         if row is None or row[1] != self._gen:
             raise self._stale()
         self._size = row[0]
@@ -303,7 +306,7 @@ class ChunkedFile(io.RawIOBase):
                 return 0
             want = min(want, size - pos)
             try:
-                data = self._tree.repo.read_blob(self._tree.uow.raw(), self._id, idx, off, want)  # type: ignore[arg-type]
+                data = self._repo.read_blob(self._raw(), self._id, idx, off, want)
             except sqlite3.OperationalError:
                 self._token = None  # a hole, or the file went away: let a query tell
                 return self._read_at(pos, view)
@@ -321,9 +324,9 @@ class ChunkedFile(io.RawIOBase):
                 uow.lock.acquire()
             try:
                 if sequential:
-                    row = tree.repo.read_chunk(uow.raw(), self._id, idx)  # type: ignore[arg-type]
+                    row = self._repo.read_chunk(self._raw(), self._id, idx)
                 else:
-                    row = tree.repo.read_part(uow.raw(), self._id, idx, off, want)  # type: ignore[arg-type]
+                    row = self._repo.read_part(self._raw(), self._id, idx, off, want)
             finally:
                 if uow.shared:
                     uow.lock.release()
@@ -351,7 +354,7 @@ class ChunkedFile(io.RawIOBase):
 
     def _validity(self) -> tuple[int, int]:
         uow = self._tree.uow
-        return self._tree.repo.data_version(uow.raw()), uow.writes
+        return self._repo.data_version(self._raw()), uow.writes
 
     def _blob_ok(self) -> bool:
         """True if the size and generation this handle knows are still current."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import (
+    MetaData,
     Table,
     Text,
     and_,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -78,13 +80,38 @@ def _inode_cols(t: Table) -> list[Any]:
     return [t.c[c] for c in INODE_COLUMNS]
 
 
+_SCHEMA_TABLES: dict[str, tuple[Table, Table]] = {}
+
+
+def _tables_for(schema: str) -> tuple[Table, Table]:
+    """The models' tables, or copies qualified by an attached schema (one cached copy each)."""
+    if schema not in _SCHEMA_TABLES:
+        if schema == "main":
+            _SCHEMA_TABLES[schema] = (Inode.__table__, Chunk.__table__)  # type: ignore[assignment]
+        else:
+            if not schema.isidentifier() or not schema.isascii():
+                raise ValueError(f"invalid schema alias {schema!r}")
+            md = MetaData()
+            _SCHEMA_TABLES[schema] = (Inode.__table__.to_metadata(md, schema=schema),  # type: ignore[attr-defined]
+                                      Chunk.__table__.to_metadata(md, schema=schema))  # type: ignore[attr-defined]
+    return _SCHEMA_TABLES[schema]
+
+
+def inode_table(schema: str = "main") -> Table:
+    return _tables_for(schema)[0]
+
+
+def chunk_table(schema: str = "main") -> Table:
+    return _tables_for(schema)[1]
+
+
 class InodeRepository:
     """Inodes and chunks of one database (the ``main`` schema of the connection)."""
 
     def __init__(self, schema: str = "main") -> None:
         self.schema = schema
-        i: Table = Inode.__table__  # type: ignore[assignment]
-        c: Table = Chunk.__table__  # type: ignore[assignment]
+        self._data_version = f'PRAGMA "{schema}".data_version'
+        i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
         p, n = bindparam("parent"), bindparam("name")
         lo, hi = bindparam("lo"), bindparam("hi")
@@ -285,10 +312,9 @@ class InodeRepository:
                    ) -> list[tuple[str, str, int]]:
         return raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
 
-    @staticmethod
-    def data_version(raw: sqlite3.Connection) -> int:
-        """Changes whenever ANOTHER connection commits to the database."""
-        return int(raw.execute("PRAGMA data_version").fetchone()[0])
+    def data_version(self, raw: sqlite3.Connection) -> int:
+        """Changes whenever ANOTHER connection commits to this schema's database."""
+        return int(raw.execute(self._data_version).fetchone()[0])
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
                   length: int) -> bytes:
@@ -344,6 +370,13 @@ class InodeRepository:
         raw.executemany(self._put_chunk.sql,
                         ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
 
+    def copy_chunks_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
+                         dst_id: int) -> None:
+        """Copy a file's chunks from an attached schema into this one, inside SQLite."""
+        stmt = _copy_across(src_schema, self.schema)
+        raw.execute(stmt.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
+                               (src_id + 1) * CHUNK_SPAN))
+
     def copy_chunks(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
         raw.execute(self._copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
                                             (src_id + 1) * CHUNK_SPAN))
@@ -381,10 +414,152 @@ class InodeRepository:
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
 
 
-@functools.lru_cache(maxsize=1)
-def inode_repository() -> InodeRepository:
-    """The shared repository: its statements are compiled once per process."""
-    return InodeRepository()
+@functools.lru_cache(maxsize=None)
+def inode_repository(schema: str = "main") -> InodeRepository:
+    """The repository of one schema: its statements are compiled once per process."""
+    return InodeRepository(schema)
+
+
+class StackRepository:
+    """Statements over one group of layers attached to one connection: ``entries`` are
+    (priority index, schema) pairs, 0 being the top layer. Every lookup is ONE statement, a
+    UNION ALL over the schemas ordered by priority; listings rank the union with a window
+    function so each name appears once, from its highest layer (whiteouts included, so that
+    callers can merge several groups and drop them).
+    """
+
+    def __init__(self, entries: tuple[tuple[int, str], ...]) -> None:
+        self.entries = entries
+        tables = [(prio, inode_table(schema)) for prio, schema in entries]
+        p, n = bindparam("parent"), bindparam("name")
+        lo, hi, ng = bindparam("lo"), bindparam("hi"), bindparam("name_glob")
+
+        def union(cols: Any, where: Any) -> Any:
+            return union_all(*[
+                select(literal_column(str(prio)).label("prio"), *cols(t)).where(where(t))
+                for prio, t in tables]).subquery()
+
+        def ranked(u: Any, keys: list[str], order: list[str]) -> Any:
+            rk = select(*u.c, func.row_number().over(
+                partition_by=[u.c[k] for k in keys], order_by=u.c.prio).label("rn")).subquery()
+            cols = [c for c in rk.c if c.name != "rn"]
+            return select(*cols).where(rk.c.rn == literal_column("1")).order_by(
+                *[rk.c[k] for k in order])
+
+        u = union(_inode_cols, lambda t: and_(t.c.parent == p, t.c.name == n))
+        self._resolve_all = compile_stmt(select(u).order_by(u.c.prio))
+        self._list = compile_stmt(ranked(
+            union(lambda t: [t.c.name, *_inode_cols(t)], lambda t: t.c.parent == p),
+            ["name"], ["name"]))
+        below = lambda t: or_(t.c.parent == p, and_(t.c.parent >= lo, t.c.parent < hi))  # noqa: E731
+        self._subtree = compile_stmt(ranked(
+            union(lambda t: [t.c.parent, t.c.name, *_inode_cols(t)], below),
+            ["parent", "name"], ["parent", "name"]))
+        self._glob_in = compile_stmt(ranked(
+            union(lambda t: [t.c.name, t.c.kind],
+                  lambda t: and_(t.c.parent == p, t.c.name.op("GLOB")(ng))),
+            ["name"], ["name"]))
+        self._glob_level = compile_stmt(ranked(
+            union(lambda t: [t.c.parent, t.c.name, t.c.kind],
+                  lambda t: and_(t.c.parent.op("GLOB")(bindparam("parent_glob")),
+                                 t.c.parent.op("NOT GLOB")(bindparam("too_deep")),
+                                 t.c.name.op("GLOB")(ng))),
+            ["parent", "name"], ["parent", "name"]))
+        self._glob_below = compile_stmt(ranked(
+            union(lambda t: [t.c.parent, t.c.name, t.c.kind],
+                  lambda t: and_(below(t), t.c.name.op("GLOB")(ng))),
+            ["parent", "name"], ["parent", "name"]))
+        # Resolution plus the winner's first chunk, in one statement: each branch joins its
+        # own chunk 0 only when it found the path, so a miss costs one index probe per layer.
+        # Rows: (prio, *INODE_COLUMNS, data of chunk 0).
+        cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
+        self._resolve_first_sql = " UNION ALL ".join(
+            f"SELECT {prio} AS prio, {cols}, c.data FROM {_q(schema)}.vfs_inodes AS i "
+            f"LEFT JOIN {_q(schema)}.vfs_chunks AS c ON c.id = i.id * {CHUNK_SPAN} "
+            f"WHERE i.parent = ?1 AND i.name = ?2"
+            for prio, schema in entries) + " ORDER BY 1 LIMIT 1"
+        # Keys (parent, name) present in the LOWER layers of this group at or below a path:
+        # what a delete in the top layer must cover with whiteouts.
+        lower = [(prio, t) for prio, t in tables if prio > 0]
+        at_or_below = lambda t: or_(and_(t.c.parent == bindparam("at_parent"),  # noqa: E731
+                                         t.c.name == bindparam("at_name")), below(t))
+        if lower:
+            keys = union_all(*[select(t.c.parent, t.c.name).where(at_or_below(t))
+                               for _, t in lower]).subquery()
+            self._lower_keys = compile_stmt(select(keys.c.parent, keys.c.name).distinct())
+        else:
+            self._lower_keys = None
+
+    @staticmethod
+    def _run(raw: sqlite3.Connection, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
+        return raw.execute(stmt.sql, tuple(kw[k] for k in stmt.params)).fetchall()
+
+    def resolve(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
+        """(prio, *INODE_COLUMNS) of the highest layer having the path (maybe a whiteout)."""
+        stmt = self._resolve_all
+        return raw.execute(stmt.sql, (parent, name) * (len(stmt.params) // 2)).fetchone()  # type: ignore[no-any-return]
+
+    def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
+                      ) -> tuple[Any, ...] | None:
+        """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
+        return raw.execute(self._resolve_first_sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+
+    def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
+        return self._run(raw, self._resolve_all, parent=parent, name=name)
+
+    def list(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
+        """(prio, name, *INODE_COLUMNS) per name, by name."""
+        return self._run(raw, self._list, parent=parent)
+
+    def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
+        """(prio, parent, name, *INODE_COLUMNS) per key strictly below ``path``."""
+        return self._run(raw, self._subtree, parent=path, lo=lo, hi=hi)
+
+    def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
+        """(prio, name, kind)."""
+        return self._run(raw, self._glob_in, parent=parent, name_glob=name_glob)
+
+    def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int, name_glob: str
+                   ) -> list[tuple[Any, ...]]:
+        """(prio, parent, name, kind)."""
+        return self._run(raw, self._glob_level, parent_glob=parent_glob,
+                         too_deep="/*" * (depth + 1), name_glob=name_glob)
+
+    def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
+                   ) -> list[tuple[Any, ...]]:
+        """(prio, parent, name, kind)."""
+        return self._run(raw, self._glob_below, parent=top, lo=lo, hi=hi, name_glob=name_glob)
+
+    def lower_keys(self, raw: sqlite3.Connection, path: str, lo: str, hi: str
+                   ) -> list[tuple[str, str]]:
+        if self._lower_keys is None:
+            return []
+        at_parent, at_name = _split(path)
+        return self._run(raw, self._lower_keys, at_parent=at_parent, at_name=at_name,
+                         parent=path, lo=lo, hi=hi)  # type: ignore[return-value]
+
+
+def _q(schema: str) -> str:
+    """A schema name for SQL text: only generated aliases ever get here."""
+    if not (schema.isidentifier() and schema.isascii()):
+        raise ValueError(f"invalid schema alias {schema!r}")
+    return f'"{schema}"'
+
+
+@functools.lru_cache(maxsize=64)
+def stack_repository(entries: tuple[tuple[int, str], ...]) -> StackRepository:
+    return StackRepository(entries)
+
+
+@functools.lru_cache(maxsize=None)
+def _copy_across(src_schema: str, dst_schema: str) -> Compiled:
+    src, dst = chunk_table(src_schema), chunk_table(dst_schema)
+    return compile_stmt(
+        insert(dst).from_select(
+            ["id", "inode_id", "idx", "data"],
+            select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx, src.c.data)
+            .where(src.c.id >= bindparam("src_lo"), src.c.id < bindparam("src_hi"))),
+        ("dst_base", "dst", "src_lo", "src_hi"))
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -397,7 +572,37 @@ def _split(path: str) -> tuple[str, str]:
 
 
 class ManifestRepository:
-    """Layer manifests through the ORM: rare metadata writes, where the ORM is the right tool."""
+    """Layer manifests. Reading the identity goes through the ORM (rare, metadata); the
+    writes that happen inside a file operation's transaction (recording the stack a save was
+    made with) are compiled Core statements on the driver connection, like every write."""
+
+    def __init__(self, schema: str = "main") -> None:
+        m: Table = LayerManifest.__table__  # type: ignore[assignment]
+        if schema != "main":
+            m = m.to_metadata(MetaData(), schema=schema)
+        self.table = m
+        self._identity = compile_stmt(
+            select(m.c.uuid, m.c.name, m.c.version, m.c.description, m.c.created_ns,
+                   m.c.modified_ns, m.c.chunk_size).where(m.c.role == literal_column("'self'"))
+            .order_by(m.c.id), ())
+        self._recorded = compile_stmt(
+            select(m.c.name, m.c.uuid, m.c.priority, m.c.db_path)
+            .where(m.c.role == literal_column("'underlay'")).order_by(m.c.id), ())
+        self._forget = compile_stmt(delete(m).where(m.c.role == literal_column("'underlay'")), ())
+        self._record = compile_stmt(
+            insert(m).values(role=literal_column("'underlay'"), uuid=bindparam("uuid"),
+                             name=bindparam("name"), priority=bindparam("priority"),
+                             db_path=bindparam("db_path"), created_ns=bindparam("now"),
+                             modified_ns=bindparam("now2")),
+            ("uuid", "name", "now", "now2", "priority", "db_path"))
+        self._touch = compile_stmt(
+            update(m).where(m.c.role == literal_column("'self'"))
+            .values(modified_ns=bindparam("now")), ("now",))
+        self._describe = compile_stmt(
+            update(m).where(m.c.role == literal_column("'self'"))
+            .values(name=bindparam("name"), version=bindparam("version"),
+                    description=bindparam("description"), modified_ns=bindparam("now")),
+            ("name", "version", "description", "now"))
 
     def identity(self, session: Any) -> LayerManifest | None:
         return session.scalars(  # type: ignore[no-any-return]
@@ -406,3 +611,24 @@ class ManifestRepository:
     def add(self, session: Any, manifest: LayerManifest) -> None:
         session.add(manifest)
         session.flush()
+
+    def identity_row(self, raw: sqlite3.Connection) -> tuple[Any, ...] | None:
+        """(uuid, name, version, description, created_ns, modified_ns, chunk_size)."""
+        return raw.execute(self._identity.sql).fetchone()  # type: ignore[no-any-return]
+
+    def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        """(name, uuid, priority, db_path) of the underlays last recorded."""
+        return raw.execute(self._recorded.sql).fetchall()
+
+    def record_stack(self, raw: sqlite3.Connection, layers: list[tuple[Any, ...]], now: int
+                     ) -> None:
+        """Replace the recorded stack with ``layers``: (uuid, name, priority, db_path)."""
+        raw.execute(self._forget.sql)
+        raw.executemany(self._record.sql, [(u, n, now, now, p, d) for u, n, p, d in layers])
+        raw.execute(self._touch.sql, (now,))
+
+    def describe(self, raw: sqlite3.Connection, name: str | None, version: str | None,
+                 description: str | None, now: int) -> None:
+        raw.execute(self._describe.sql, (name, version, description, now))
+
+

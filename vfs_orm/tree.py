@@ -350,6 +350,11 @@ class Tree:
                     self.repo.delete(raw, inode_id)
         return len(dead)
 
+    def reader_args(self, path: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """For ``VFS.open`` in read mode: the inode row with its first chunk's data at the
+        end, and the extra ChunkedFile arguments (none: read from the top layer)."""
+        return self.open_existing(path), {}
+
     def open_existing(self, path: str) -> tuple[Any, ...]:
         """The inode row of a file to open, plus its first chunk's data at the end."""
         parent, name = paths.split(path)
@@ -469,9 +474,17 @@ class Tree:
                 self.repo.delete(raw, target[ID])
             else:
                 self._parent_dir(raw, dst, create=True)
-            lo, hi = paths.subtree_bounds(src)
-            self.repo.move(raw, row[ID], src, lo, hi, dp, dn, dst)
-            self.repo.touch(raw, row[ID], time.time_ns())
+            self._move_rows(raw, src, dst, row[ID])
+
+    def _move_rows(self, raw: Any, src: str, dst: str, inode_id: int | None = None) -> None:
+        """The one-statement move of an entry and its subtree within the top layer."""
+        if inode_id is None:
+            sp, sn = paths.split(src)
+            inode_id = self.repo.lookup(raw, sp, sn)[ID]  # type: ignore[index]
+        dp, dn = paths.split(dst)
+        lo, hi = paths.subtree_bounds(src)
+        self.repo.move(raw, inode_id, src, lo, hi, dp, dn, dst)
+        self.repo.touch(raw, inode_id, time.time_ns())
 
     def copy_file(self, src: str, dst: str) -> None:
         """Copy one file inside the database (no bytes pass through Python)."""

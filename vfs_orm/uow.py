@@ -81,7 +81,8 @@ class ThreadConnection:
     borrowed connection (embedding) goes through SQLAlchemy's own transactions instead.
     """
 
-    __slots__ = ("conn", "raw", "depth", "poisoned", "borrowed", "_sa_stack", "__weakref__")
+    __slots__ = ("conn", "raw", "depth", "poisoned", "borrowed", "_sa_stack", "stack", "aux",
+                 "attached", "__weakref__")
 
     def __init__(self, conn: Connection, borrowed: bool = False) -> None:
         self.conn = conn
@@ -91,6 +92,11 @@ class ThreadConnection:
         self._sa_stack: list[Any] = []
         # batch level -> the database error that broke an operation inside it
         self.poisoned: dict[int, BaseException] = {}
+        # Layers: the stack this connection has attached (see layers.LayerStack.apply), the
+        # underlays attached on it (alias -> uri), and extra connections for deep stacks.
+        self.stack: Any = None
+        self.attached: dict[str, str] = {}
+        self.aux: list[Any] = []
 
     def in_transaction(self) -> bool:
         if self.borrowed:
@@ -145,6 +151,11 @@ class ThreadConnection:
             pass
 
     def close(self) -> None:
+        for aux in self.aux:
+            try:
+                aux.close()
+            except Exception:  # noqa: BLE001
+                pass
         try:
             self.conn.close()
         except Exception:  # noqa: BLE001 - closing must not fail at interpreter exit
@@ -170,6 +181,11 @@ class UnitOfWork:
         if connection is not None:
             self._single = ThreadConnection(connection, borrowed=True)
         self.closed = False
+        # The layer stack (an immutable snapshot, see layers.py); connections catch up with it
+        # lazily in view(), outside transactions.
+        self.stack: Any = None
+        # Runs once inside the next write transaction (recording the layer stack).
+        self.before_write: Callable[[sqlite3.Connection], None] | None = None
         # Bumped by every write of this VFS: with SQLite's data_version (other connections'
         # commits) it tells an open handle whether what it knows about its file still holds.
         self.writes = 0
@@ -197,6 +213,14 @@ class UnitOfWork:
             self._all.add(st)
             # A thread that ends drops its thread-local; give the connection back then.
             weakref.finalize(st, _close_quietly, conn)
+        return st
+
+    def view(self) -> ThreadConnection:
+        """This thread's connection, with the current layer stack attached (when it is not in
+        the middle of a transaction; then it keeps the stack it had, a consistent snapshot)."""
+        st = self.state()
+        if st.stack is not self.stack and self.stack is not None:
+            self.stack.apply(st)
         return st
 
     def raw(self) -> sqlite3.Connection:
@@ -305,6 +329,16 @@ class _Write:
                 self.own = True
             elif self.savepoint:
                 st.savepoint("vfs_op")
+            hook = uow.before_write
+            if hook is not None:
+                uow.before_write = None
+                try:
+                    hook(st.raw)
+                except BaseException:
+                    uow.before_write = hook
+                    if self.own:
+                        st.rollback()
+                    raise
             return st.raw
         except BaseException:
             uow.lock.release()

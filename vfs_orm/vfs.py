@@ -12,6 +12,7 @@ which would be a tenth of an ``exists``).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import errno
 import io
 import os
@@ -36,7 +37,8 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import LayerManifest
 from vfs_orm.repository import ManifestRepository, inode_repository
-from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE, Tree
+from vfs_orm.layers import Layer, LayeredTree, LayerStack
+from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE
 from vfs_orm.types import StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
 
@@ -147,6 +149,10 @@ class VFS:
             dbmod.check_file(db_path, must_exist=read_only)
             uri = dbmod.file_uri(db_path, read_only)
         self._uri = uri
+        # How another VFS attaches this one as an underlay: read-only at the SQLite level.
+        self._ro_uri = uri + "&mode=ro" if memory else dbmod.file_uri(db_path, True)
+        self._layers: list[Layer] = []
+        self._alias_counter = 0
         engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
                                    busy_timeout=busy_timeout)
         try:
@@ -162,7 +168,14 @@ class VFS:
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path)
         self._repo = inode_repository()
         self._manifests = ManifestRepository()
-        self._tree = Tree(self._uow, self._repo, self._chunk_size)
+        self._tree = LayeredTree(self._uow, self._repo, self._chunk_size)
+        self._manifest = ManifestRepository()
+        limit = self._uow.raw().getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+        self._per_connection = max(1, limit)
+        self._uow.stack = LayerStack(0, (), self._per_connection, busy_timeout)
+        if not read_only:
+            # The first write of this session records the stack the save is made with.
+            self._uow.before_write = self._record_stack
         if not read_only and not memory:
             try:
                 self._tree.reclaim_staging()
@@ -332,10 +345,14 @@ class VFS:
             if kind == "r":
                 if plus:
                     self._check_writable(p)
-                row = tree.open_existing(p)
+                if plus:
+                    row = tree.copy_up(p) if tree.layered() else tree.open_existing(p)
+                    extra: dict[str, Any] = {}
+                else:
+                    row, extra = tree.reader_args(p)
                 raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
                                   chunk_size=row[CHUNK], readable=True, writable=plus,
-                                  generation=row[GEN])
+                                  generation=row[GEN], **extra)
                 if not plus:
                     raw.prime(row[-1])
             elif kind in "wx":
@@ -525,6 +542,175 @@ class VFS:
             raise TypeError("pattern must be str")
         p = paths.normalize(pattern)
         return _glob.glob(self._tree, p)
+
+    # -- layers ---------------------------------------------------------------------------
+    def add_underlay(self, vfs: "VFS | str | os.PathLike[str]", priority: int = 0,
+                     name: str | None = None) -> str:
+        """Add a read-only layer under this one (mods, DLC, a base pack).
+
+        Reads look in this (local) layer first, then in the underlays by descending priority
+        (equal priorities: the earlier added first). Writes only ever go to the local layer.
+
+        Args:
+            vfs: a ``VFS`` (it stays live: later writes to it show through), or the path of a
+                vfs_orm database (opened read-only).
+            priority: higher is searched first.
+            name: a unique name; ``underlay_N`` by default.
+
+        Returns:
+            The layer's name.
+
+        Raises:
+            ValueError: the name is taken ("already exists") or reserved, or ``vfs`` is this
+                VFS. TypeError: ``priority`` is not an int.
+            FormatVersionError / NotAVFSDatabaseError / NotFoundError: the path can't be used.
+        """
+        uow = self._live_uow()
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise TypeError("priority must be an int")
+        if name is None:
+            name = f"underlay_{len(self._layers)}"
+        if not isinstance(name, str) or not name:
+            raise ContractError.for_path(None, "layer name must be a non-empty string")
+        if name == "local":
+            raise ValueError("the name 'local' is reserved for this VFS's own layer")
+        if any(lay.name == name for lay in self._layers):
+            raise ValueError(f"Underlay with name '{name}' already exists")
+        if uow.in_batch():
+            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
+        if isinstance(vfs, VFS):
+            if vfs is self:
+                raise ValueError("a VFS cannot be its own underlay")
+            src = vfs._live_uow()
+            ident = vfs.identity
+            layer_uri, db_path, source = vfs._ro_uri, vfs._db_path, vfs
+            del src
+        elif isinstance(vfs, (str, os.PathLike)):
+            db_path = os.fspath(vfs)
+            with VFS(db_path, read_only=True) as probe:  # checks the file and its format
+                ident = probe.identity
+                layer_uri = probe._ro_uri
+            source = None
+        else:
+            raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
+        self._alias_counter += 1
+        layer = Layer(name=name, priority=priority, alias=f"l{self._alias_counter}",
+                      uri=layer_uri, db_path=db_path, uuid=ident.get("uuid"), source=source)
+        self._set_layers(self._layers + [layer])
+        return name
+
+    def remove_underlay(self, name: str) -> bool:
+        """Remove a layer by name. Returns True if it was there."""
+        self._live_uow()
+        if not isinstance(name, str) or not name:
+            raise ContractError.for_path(None, "layer name must be a non-empty string")
+        if self._uow.in_batch():  # type: ignore[union-attr]
+            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
+        keep = [lay for lay in self._layers if lay.name != name]
+        if len(keep) == len(self._layers):
+            return False
+        self._set_layers(keep)
+        return True
+
+    def _set_layers(self, layers: list[Layer]) -> None:
+        uow = self._live_uow()
+        # Stable sort: equal priorities keep the order they were added in.
+        ordered = sorted(layers, key=lambda lay: -lay.priority)
+        with uow.lock:
+            self._layers = ordered
+            old = uow.stack
+            uow.stack = LayerStack(old.version + 1, tuple(ordered), self._per_connection,
+                                   old.busy_timeout)
+            try:
+                uow.view()  # attach now, so a bad underlay fails here and not later
+            except DB_ERRORS as exc:
+                self._layers = list(old.layers)
+                uow.stack = old
+                uow.view()
+                raise translate(exc, self._db_path) from exc
+            if not self._read_only:
+                uow.before_write = self._record_stack
+
+    def list_layers(self) -> list[dict[str, Any]]:
+        """Layers in resolution order: local first (priority ``inf``), then the underlays."""
+        out = [{"name": "local", "priority": float("inf"), "db_path": self._db_path,
+                "writable": not self._read_only, "uuid": self.identity.get("uuid")}]
+        out += [{"name": lay.name, "priority": lay.priority, "db_path": lay.db_path,
+                 "writable": False, "uuid": lay.uuid} for lay in self._layers]
+        return out
+
+    @_translated
+    def which_layer(self, path: str) -> str | None:
+        """The name of the layer that provides ``path`` ("local" for this one), or None."""
+        return self._tree.which(paths.normalize(path))
+
+    @_translated
+    def which_layer_detailed(self, path: str) -> dict[str, Any]:
+        """Which layers hold ``path`` and which one wins:
+        ``{"path", "resolved_from", "layers": [{"name", "has_file", "kind"?}, ...]}``."""
+        return self._tree.which_detailed(paths.normalize(path))
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """This database's manifest: uuid, name, version, description, created_ns,
+        modified_ns, chunk_size."""
+        uow = self._live_uow()
+        with uow.read_lock:
+            row = self._manifest.identity_row(uow.raw())
+        keys = ("uuid", "name", "version", "description", "created_ns", "modified_ns",
+                "chunk_size")
+        return dict(zip(keys, row)) if row is not None else {}
+
+    @_translated
+    def describe(self, name: str | None = None, version: str | None = None,
+                 description: str | None = None) -> None:
+        """Set this database's name, version and description in its manifest (what a mod or
+        DLC pack says about itself)."""
+        self._check_writable(self._db_path)
+        with self._live_uow().write() as raw:
+            self._manifest.describe(raw, name, version, description, time.time_ns())
+
+    @_translated
+    def check_layers(self) -> list[dict[str, Any]]:
+        """Compare the underlays attached now with the ones this database was last written
+        with (recorded in its manifest). Each problem is a dict with ``problem`` one of:
+
+        - ``missing``: a recorded layer is not attached ("this save was made with a mod you
+          no longer have");
+        - ``changed``: a layer of that name is attached but it is another database (uuid);
+        - ``added``: an attached layer was not there when the database was last written.
+
+        An empty list means the stack is the one recorded."""
+        uow = self._live_uow()
+        with uow.read_lock:
+            recorded = self._manifest.recorded_stack(uow.raw())
+        current_by_uuid = {lay.uuid: lay for lay in self._layers}
+        current_by_name = {lay.name: lay for lay in self._layers}
+        seen = set()
+        problems = []
+        for name, uuid_, prio, db_path in recorded:
+            if uuid_ in current_by_uuid:
+                seen.add(uuid_)
+                continue
+            now = current_by_name.get(name)
+            if now is not None:
+                seen.add(now.uuid)
+                problems.append({"problem": "changed", "name": name, "recorded_uuid": uuid_,
+                                 "current_uuid": now.uuid, "db_path": now.db_path})
+            else:
+                problems.append({"problem": "missing", "name": name, "recorded_uuid": uuid_,
+                                 "current_uuid": None, "db_path": db_path})
+        for lay in self._layers:
+            if lay.uuid not in seen:
+                problems.append({"problem": "added", "name": lay.name, "recorded_uuid": None,
+                                 "current_uuid": lay.uuid, "db_path": lay.db_path})
+        return problems
+
+    def _record_stack(self, raw: Any) -> None:
+        """Runs inside the first write transaction after the stack changed (see uow)."""
+        self._manifest.record_stack(
+            raw, [(lay.uuid, lay.name, lay.priority, lay.db_path) for lay in self._layers],
+            time.time_ns())
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
