@@ -32,12 +32,15 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import InodeKind, StatResult
+from vfs_orm.db import install_transaction_fix, upgrade
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VFS",
+    "upgrade",
+    "install_transaction_fix",
     "VirtualFileSystem",
     "StatResult",
     "InodeKind",

@@ -274,9 +274,19 @@ def foreign_keys_off(conn: Connection) -> Iterator[None]:
         raw.execute("PRAGMA foreign_keys=ON")
 
 
+def _legacy_module() -> Any:
+    """migrations/legacy_seed.py (shipped in the wheel with the other migration scripts)."""
+    import importlib.util
+
+    path = os.path.join(migrations_dir(), "legacy_seed.py")
+    spec = importlib.util.spec_from_file_location("vfs_orm_migrations_legacy_seed", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def migrate(conn: Connection, *, where: str, page_size: int | None = None,
-            on_create: Callable[[Connection], None] | None = None,
-            legacy_upgrade: Callable[[Connection], None] | None = None) -> str:
+            on_create: Callable[[Connection], None] | None = None) -> str:
     """Bring the database behind ``conn`` to the head revision in ONE write transaction.
 
     The status is read again inside the transaction, so two processes creating the same file
@@ -299,9 +309,10 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
             if status == "current":
                 return status
             if status == "legacy":
-                if legacy_upgrade is None:
-                    raise _refuse(status, rev, where)
-                legacy_upgrade(conn)
+                from alembic import command
+
+                _legacy_module().upgrade(
+                    raw, lambda: command.upgrade(alembic_config(conn), "head"))
             else:
                 from alembic import command
 
@@ -313,6 +324,47 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
             if bad is not None:
                 raise VFSError.for_path(where, f"upgrade would break a foreign key: {tuple(bad)}")
     return status
+
+
+def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any]:
+    """Upgrade a vfs_orm (or seed library) database file to the current format, in place, in
+    one transaction. With ``backup``, a consistent copy is written first beside it
+    (``PATH.bak-<revision>``, via SQLite's backup API).
+
+    Returns ``{"path", "from", "to", "backup"}``; ``from`` is the revision found ("legacy"
+    for the seed's format), equal to ``to`` when there was nothing to do.
+
+    Raises:
+        NotFoundError, NotAVFSDatabaseError, FormatVersionError (newer than this release).
+    """
+    p = os.fspath(path)
+    check_file(p, must_exist=True)
+    engine = make_engine(file_uri(p, read_only=False), read_only=False, shared=False)
+    try:
+        with engine.connect() as conn:
+            status, rev = format_status(conn)
+            found = "legacy" if status == "legacy" else rev
+            if status in ("newer", "foreign", "empty"):
+                raise _refuse(status, rev, p)
+            copy = None
+            if backup and status != "current":
+                copy = f"{p}.bak-{found}"
+                n = 1
+                while os.path.exists(copy):
+                    n += 1
+                    copy = f"{p}.bak-{found}-{n}"
+                dst = sqlite3.connect(copy)
+                try:
+                    conn.connection.driver_connection.backup(dst)
+                finally:
+                    dst.close()
+            migrate(conn, where=p)
+            set_journal_mode(conn, "WAL")
+    except sqlite3.DatabaseError as exc:
+        raise NotAVFSDatabaseError.for_path(p, f"cannot upgrade: {exc}") from exc
+    finally:
+        engine.dispose()
+    return {"path": p, "from": found, "to": head_revision(), "backup": copy}
 
 
 def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:

@@ -20,6 +20,11 @@ FILE_MODE = _stat.S_IFREG | 0o644
 DIR_MODE = _stat.S_IFDIR | 0o755
 
 
+def _iso(ns: int) -> str:
+    """Local ISO time with exact microseconds (float seconds would round them)."""
+    return datetime.fromtimestamp(ns // 10**9).replace(microsecond=(ns // 1000) % 10**6).isoformat()
+
+
 class StatResult(NamedTuple):
     """What ``VFS.stat`` returns: ``os.stat_result``'s names plus the seed library's aliases.
 
@@ -62,11 +67,11 @@ class StatResult(NamedTuple):
 
     @property
     def created_at(self) -> str:
-        return datetime.fromtimestamp(self.st_ctime_ns / 1e9).isoformat()
+        return _iso(self.st_ctime_ns)
 
     @property
     def modified_at(self) -> str:
-        return datetime.fromtimestamp(self.st_mtime_ns / 1e9).isoformat()
+        return _iso(self.st_mtime_ns)
 
     @property
     def is_directory(self) -> bool:
