@@ -32,7 +32,7 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import InodeKind, StatResult
-from vfs_orm.db import install_transaction_fix, upgrade
+from vfs_orm.db import install_transaction_fix, upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "VFS",
     "upgrade",
     "install_transaction_fix",
+    "upgrade_engine",
     "VirtualFileSystem",
     "StatResult",
     "InodeKind",

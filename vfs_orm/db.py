@@ -216,14 +216,19 @@ def current_revision(conn: Connection, schema: str = "main") -> str | None:
     return None if row is None else str(row[0])
 
 
-def format_status(conn: Connection, schema: str = "main") -> tuple[str, str | None]:
+def format_status(conn: Connection, schema: str = "main", embedded: bool = False
+                  ) -> tuple[str, str | None]:
     """Classify the database behind ``conn``.
 
     Returns (status, revision) where status is one of ``empty`` (no tables: a new file),
     ``current``, ``older``, ``newer``, ``legacy`` (the seed library's schema) or ``foreign``
-    (some other application's SQLite file).
+    (some other application's SQLite file). ``embedded``: the database belongs to a host
+    application, whose own tables are expected and ignored.
     """
     tables = _tables(conn, schema)
+    if embedded:
+        tables = {t for t in tables if t.startswith("vfs_") or t == "sqlite_sequence"}
+        tables.discard("sqlite_sequence")
     if VERSION_TABLE in tables:
         rev = current_revision(conn, schema)
         if rev is None:
@@ -286,24 +291,42 @@ def _legacy_module() -> Any:
 
 
 def migrate(conn: Connection, *, where: str, page_size: int | None = None,
-            on_create: Callable[[Connection], None] | None = None) -> str:
+            on_create: Callable[[Connection], None] | None = None,
+            embedded: bool = False) -> str:
     """Bring the database behind ``conn`` to the head revision in ONE write transaction.
 
     The status is read again inside the transaction, so two processes creating the same file
     at once do the work once. Returns the status found before the upgrade.
+
+    ``embedded``: the database is a host application's. Its tables are ignored, its
+    ``application_id`` and page size are left alone, and if ``conn`` is already inside the
+    host's transaction (``VFS(session=...)``) the work joins that transaction.
     """
-    status, rev = format_status(conn)
+    status, rev = format_status(conn, embedded=embedded)
     if status == "current":
         return status
     if status in ("newer", "foreign"):
         raise _refuse(status, rev, where)
     raw = conn.connection.driver_connection
-    if status == "empty":
+    if embedded and conn.in_transaction():
+        if status != "empty":
+            if raw.execute("PRAGMA foreign_keys").fetchone()[0]:
+                raise FormatVersionError.for_path(
+                    where, f"the vfs_ tables are at revision {rev}, older than "
+                           f"{head_revision()}; upgrade them outside a transaction: "
+                           f"VFS(engine=...) or vfs_orm.upgrade_engine(engine)")
+        from alembic import command
+
+        command.upgrade(alembic_config(conn), "head")
+        if status == "empty" and on_create is not None:
+            on_create(conn)
+        return status
+    if status == "empty" and not embedded:
         # Settings that must precede the first table, and WAL, which can't change in a txn.
         raw.execute(f"PRAGMA page_size={int(page_size or DEFAULT_PAGE_SIZE)}")
     with foreign_keys_off(conn):
         with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
-            status, rev = format_status(conn)
+            status, rev = format_status(conn, embedded=embedded)
             if status in ("newer", "foreign"):
                 raise _refuse(status, rev, where)
             if status == "current":
@@ -319,7 +342,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
                 command.upgrade(alembic_config(conn), "head")
                 if status == "empty" and on_create is not None:
                     on_create(conn)
-            raw.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            if not embedded:
+                raw.execute(f"PRAGMA application_id={APPLICATION_ID}")
             bad = raw.execute("PRAGMA foreign_key_check").fetchone()
             if bad is not None:
                 raise VFSError.for_path(where, f"upgrade would break a foreign key: {tuple(bad)}")
@@ -365,6 +389,35 @@ def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any
     finally:
         engine.dispose()
     return {"path": p, "from": found, "to": head_revision(), "backup": copy}
+
+
+def check_host_engine(engine: Engine) -> None:
+    """Refuse a host engine whose transactions are not real SQLite transactions (pysqlite's
+    legacy mode: a SAVEPOINT or a SELECT does not BEGIN, so rolled-back work can survive).
+
+    Probe, as ENGINEERING-NOTES §1 measured: after the first statement inside ``begin()``, the
+    driver connection must be inside a transaction.
+    """
+    if engine.dialect.name != "sqlite":
+        raise VFSError.for_path(str(engine.url), "vfs_orm needs a SQLite engine")
+    with engine.connect() as conn:
+        with conn.begin():
+            conn.exec_driver_sql("SELECT 1")
+            ok = bool(conn.connection.driver_connection.in_transaction)
+    if not ok:
+        raise VFSError.for_path(
+            str(engine.url),
+            "this engine uses pysqlite's legacy transaction handling, where savepoints can "
+            "commit on their own; call vfs_orm.install_transaction_fix(engine) and then "
+            "engine.dispose() before VFS(engine=engine)")
+
+
+def upgrade_engine(engine: Engine) -> str:
+    """Create or upgrade the vfs_ tables in a host application's database (outside any of
+    its transactions). Returns the status found (see ``format_status``)."""
+    check_host_engine(engine)
+    with engine.connect() as conn:
+        return migrate(conn, where=str(engine.url), embedded=True)
 
 
 def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:

@@ -240,12 +240,20 @@ class InodeRepository:
                     mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
                     generation=i.c.generation + literal_column("1")),
             ("mode", "size", "chunk_size", "mtime", "id"))
+        # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
+        # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
+        # application's connections may run with foreign keys off.
+        self._delete_chunks_of = compile_stmt(
+            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
+            ("lo_id", "hi_id"))
         self._delete = compile_stmt(delete(i).where(i.c.id == bindparam("id")), ("id",))
-        # A subtree and its root in one statement (chunks follow by ON DELETE CASCADE).
-        self._delete_tree = compile_stmt(
-            delete(i).where(or_(i.c.id == bindparam("id"), i.c.parent == p,
-                                and_(i.c.parent >= lo, i.c.parent < hi))),
+        tree_rows = or_(i.c.id == bindparam("id"), i.c.parent == p,
+                        and_(i.c.parent >= lo, i.c.parent < hi))
+        self._delete_tree_chunks = compile_stmt(
+            delete(c).where(c.c.inode_id.in_(
+                select(i.c.id).where(tree_rows, i.c.kind == literal_column("1")))),
             ("id", "parent", "lo", "hi"))
+        self._delete_tree = compile_stmt(delete(i).where(tree_rows), ("id", "parent", "lo", "hi"))
         # Renaming a directory is ONE statement: the entry gets its new parent and name, every
         # descendant's parent gets the new prefix.
         self._move = compile_stmt(
@@ -401,9 +409,13 @@ class InodeRepository:
         raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, inode_id))
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
+        raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
+                                                 (inode_id + 1) * CHUNK_SPAN))
         raw.execute(self._delete.sql, (inode_id,))
 
     def delete_tree(self, raw: sqlite3.Connection, inode_id: int, path: str, lo: str, hi: str) -> int:
+        """Delete an entry and everything below it: two statements, whatever the size."""
+        raw.execute(self._delete_tree_chunks.sql, (inode_id, path, lo, hi))
         return raw.execute(self._delete_tree.sql, (inode_id, path, lo, hi)).rowcount
 
     def move(self, raw: sqlite3.Connection, inode_id: int, old_path: str, lo: str, hi: str,

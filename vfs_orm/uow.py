@@ -166,9 +166,10 @@ class UnitOfWork:
     """Connections, the write lock and transactions of one VFS."""
 
     def __init__(self, engine: Engine, *, shared: bool, read_only: bool, owns_engine: bool = True,
-                 connection: Connection | None = None, where: str | None = None) -> None:
+                 session: Any = None, where: str | None = None) -> None:
         self.engine = engine
-        self.shared = shared or connection is not None
+        self.session = session  # a host's Session: every operation joins its transaction
+        self.shared = shared or session is not None
         self.read_only = read_only
         self.where = where
         self.lock = threading.RLock()
@@ -177,9 +178,7 @@ class UnitOfWork:
         self._local = threading.local()
         self._all: "weakref.WeakSet[ThreadConnection]" = weakref.WeakSet()
         self._single: ThreadConnection | None = None
-        self._borrowed = connection is not None
-        if connection is not None:
-            self._single = ThreadConnection(connection, borrowed=True)
+        self._borrowed = session is not None
         self.closed = False
         # The layer stack (an immutable snapshot, see layers.py); connections catch up with it
         # lazily in view(), outside transactions.
@@ -194,6 +193,8 @@ class UnitOfWork:
     # -- connections ----------------------------------------------------------------------
     def state(self) -> ThreadConnection:
         """This thread's connection (created on first use)."""
+        if self.session is not None:
+            return self._session_state()
         if self._single is not None:
             return self._single
         st: ThreadConnection | None = getattr(self._local, "st", None)
@@ -223,7 +224,22 @@ class UnitOfWork:
             self.stack.apply(st)
         return st
 
+    def _session_state(self) -> ThreadConnection:
+        """The host session's current connection (it changes after each commit)."""
+        if self.closed:
+            raise ClosedError.for_path(self.where, "the VFS is closed")
+        try:
+            conn = self.session.connection()
+        except DB_ERRORS as exc:
+            raise translate(exc, self.where) from exc
+        st = self._single
+        if st is None or st.conn is not conn:
+            st = self._single = ThreadConnection(conn, borrowed=True)
+        return st
+
     def raw(self) -> sqlite3.Connection:
+        if self.session is not None:
+            return self._session_state().raw
         try:
             return self._local.st.raw  # type: ignore[no-any-return]
         except AttributeError:

@@ -122,7 +122,8 @@ class VFS:
     def __init__(self, db_path: str | os.PathLike[str] = ":memory:",
                  chunk_size: int | None = None, read_only: bool = False, *,
                  page_size: int | None = None, durable: bool = True,
-                 busy_timeout: float = dbmod.DEFAULT_BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = dbmod.DEFAULT_BUSY_TIMEOUT,
+                 engine: Any = None, session: Any = None) -> None:
         self._uow: UnitOfWork | None = None
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
@@ -139,76 +140,99 @@ class VFS:
         if page_size is not None and (page_size < 512 or page_size > 65536
                                       or page_size & (page_size - 1)):
             raise ContractError.for_path(db_path, "page_size must be a power of two, 512..65536")
-        self._db_path = db_path
+        if engine is not None and session is not None:
+            raise ValueError("pass an engine or a session, not both")
         self._read_only = bool(read_only)
-        self._where = db_path
-        memory = db_path == ":memory:"
-        if memory:
-            uri = dbmod.memory_uri()
-        else:
-            dbmod.check_file(db_path, must_exist=read_only)
-            uri = dbmod.file_uri(db_path, read_only)
-        self._uri = uri
-        # How another VFS attaches this one as an underlay: read-only at the SQLite level.
-        self._ro_uri = uri + "&mode=ro" if memory else dbmod.file_uri(db_path, True)
         self._layers: list[Layer] = []
         self._alias_counter = 0
-        engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
-                                   busy_timeout=busy_timeout)
+        self._embedded = engine is not None or session is not None
+        if self._embedded:
+            host = engine if engine is not None else session.get_bind()
+            engine = host
+            self._db_path = db_path = str(host.url.database or ":memory:")
+            memory = db_path in ("", ":memory:")
+            try:
+                dbmod.check_host_engine(host)
+            except DB_ERRORS as exc:
+                raise translate(exc, db_path) from exc
+            self._uri = self._ro_uri = ""
+        else:
+            self._db_path = db_path
+            memory = db_path == ":memory:"
+            if memory:
+                uri = dbmod.memory_uri()
+            else:
+                dbmod.check_file(db_path, must_exist=read_only)
+                uri = dbmod.file_uri(db_path, read_only)
+            self._uri = uri
+            # How another VFS attaches this one as an underlay: read-only at the SQLite level.
+            self._ro_uri = uri + "&mode=ro" if memory else dbmod.file_uri(db_path, True)
+            engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
+                                       busy_timeout=busy_timeout)
+        self._where = db_path
         try:
-            db_chunk = self._prepare(engine, memory, read_only, page_size,
-                                     chunk_size or DEFAULT_CHUNK_SIZE)
+            if session is not None:
+                db_chunk = self._prepare(session.connection(), True, read_only, page_size,
+                                         chunk_size or DEFAULT_CHUNK_SIZE)
+            else:
+                with engine.connect() as conn:
+                    db_chunk = self._prepare(conn, memory, read_only, page_size,
+                                             chunk_size or DEFAULT_CHUNK_SIZE)
         except DB_ERRORS as exc:
-            engine.dispose()
+            if not self._embedded:
+                engine.dispose()
             raise translate(exc, db_path) from exc
         except BaseException:
-            engine.dispose()
+            if not self._embedded:
+                engine.dispose()
             raise
         self._chunk_size = chunk_size or db_chunk
-        self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path)
+        self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
+                               owns_engine=not self._embedded, session=session)
         self._repo = inode_repository()
-        self._manifests = ManifestRepository()
         self._tree = LayeredTree(self._uow, self._repo, self._chunk_size)
         self._manifest = ManifestRepository()
-        limit = self._uow.raw().getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+        try:
+            limit = self._uow.raw().getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+        except DB_ERRORS as exc:
+            self.close()
+            raise translate(exc, db_path) from exc
         self._per_connection = max(1, limit)
         self._uow.stack = LayerStack(0, (), self._per_connection, busy_timeout)
         if not read_only:
             # The first write of this session records the stack the save is made with.
             self._uow.before_write = self._record_stack
-        if not read_only and not memory:
+        if not read_only and not memory and session is None:
             try:
                 self._tree.reclaim_staging()
             except DB_ERRORS as exc:
                 self.close()
                 raise translate(exc, db_path) from exc
 
-    def _prepare(self, engine: Any, memory: bool, read_only: bool, page_size: int | None,
+    def _prepare(self, conn: Any, memory: bool, read_only: bool, page_size: int | None,
                  chunk_size: int) -> int:
-        """Check or create the format; returns the database's chunk size."""
+        """Check or create the format on ``conn``; returns the database's chunk size."""
         where = self._db_path
-        with engine.connect() as conn:
-            if read_only:
-                status, rev = dbmod.format_status(conn)
-                if status != "current":
-                    raise dbmod._refuse(status, rev, where)
-            else:
-                def on_create(c: Any) -> None:
-                    now = time.time_ns()
-                    with Session(bind=c) as session:
-                        self_row = LayerManifest(
-                            role="self", uuid=str(uuid.uuid4()), name=None,
-                            version=None, description=None, created_ns=now, modified_ns=now,
-                            chunk_size=chunk_size)
-                        ManifestRepository().add(session, self_row)
+        if read_only:
+            status, rev = dbmod.format_status(conn, embedded=self._embedded)
+            if status != "current":
+                raise dbmod._refuse(status, rev, where)
+        else:
+            def on_create(c: Any) -> None:
+                # Metadata through the ORM, inside the migration's transaction.
+                now = time.time_ns()
+                with Session(bind=c) as session:
+                    ManifestRepository().add(session, LayerManifest(
+                        role="self", uuid=str(uuid.uuid4()), name=None, version=None,
+                        description=None, created_ns=now, modified_ns=now,
+                        chunk_size=chunk_size))
 
-                dbmod.migrate(conn, where=where, page_size=page_size, on_create=on_create)
-                if not memory:
-                    dbmod.set_journal_mode(conn, "WAL")
-            with Session(bind=conn) as session:
-                ident = ManifestRepository().identity(session)
-                return int(ident.chunk_size) if ident is not None and ident.chunk_size else \
-                    DEFAULT_CHUNK_SIZE
+            dbmod.migrate(conn, where=where, page_size=page_size, on_create=on_create,
+                          embedded=self._embedded)
+            if not memory and not self._embedded:
+                dbmod.set_journal_mode(conn, "WAL")
+        row = ManifestRepository().identity_row(conn.connection.driver_connection)
+        return int(row[6]) if row is not None and row[6] else DEFAULT_CHUNK_SIZE
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
@@ -566,6 +590,9 @@ class VFS:
             FormatVersionError / NotAVFSDatabaseError / NotFoundError: the path can't be used.
         """
         uow = self._live_uow()
+        if self._embedded:
+            raise VFSError.for_path(self._db_path, "layers need a VFS that owns its database "
+                                                   "(not VFS(engine=...) or VFS(session=...))")
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise TypeError("priority must be an int")
         if name is None:
@@ -730,7 +757,7 @@ class VFS:
     def sync(self) -> None:
         """Make everything committed durable and fold the WAL into the database file."""
         uow = self._live_uow()
-        if uow.shared or uow.in_batch():
+        if uow.shared or uow.in_batch() or self._embedded:
             return
         with uow.read_lock:
             uow.raw().execute("PRAGMA wal_checkpoint(FULL)").fetchall()
