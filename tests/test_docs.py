@@ -15,7 +15,7 @@ def test_readme_has_examples():
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(code, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(README.parent)  # examples may read tests/fixtures; they write to temp dirs
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
 
 
