@@ -45,9 +45,12 @@ def workdir():
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", params=SUBJECTS, ids=SUBJECT_IDS)
-def subject(request) -> Subject:
-    return request.param
+def pytest_generate_tests(metafunc):
+    """Parametrize ``subject`` with the subjects that take part in the workload."""
+    if "subject" in metafunc.fixturenames:
+        workload = metafunc.function.__name__.split("_")[1]
+        chosen = [s for s in SUBJECTS if s.only is None or workload in s.only]
+        metafunc.parametrize("subject", chosen, ids=[s.name for s in chosen], scope="session")
 
 
 def small_files(n: int, seed: int = 1) -> list[tuple[str, bytes]]:

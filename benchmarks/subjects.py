@@ -25,6 +25,7 @@ SEED_DIR = HERE / ".seed"
 
 class Subject:
     name = "?"
+    only: tuple[str, ...] | None = None  # workloads this subject takes part in (None: all)
     # A subject too slow for full-size runs measures a smaller sample (a rate stays a rate).
     slow = False
 
@@ -108,6 +109,17 @@ class VfsOrm(Subject):
 
     def close_stack(self, stack):
         stack.close()
+
+
+class VfsOrm64k(VfsOrm):
+    """vfs_orm on 64 KiB SQLite pages (the default is 4 KiB): for the page-size decision."""
+
+    name = "vfs_orm_64k"
+    only = ("w2", "w4", "w5")
+
+    def create(self, path: Path) -> Any:
+        from vfs_orm import VFS
+        return VFS(str(path), page_size=65536)
 
 
 # ------------------------------------------------------------------------------------------
@@ -501,7 +513,7 @@ class Stella(Subject):
 
 
 def all_subjects() -> list[Subject]:
-    subjects: list[Subject] = [VfsOrm(), RawSqlite(), OsFs(), ZipFs()]
+    subjects: list[Subject] = [VfsOrm(), VfsOrm64k(), RawSqlite(), OsFs(), ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
     return subjects

@@ -52,6 +52,7 @@ class ChunkedFile(io.RawIOBase):
         self._ctime_ns = ctime_ns
         self._pos = 0
         self._gen = generation
+        self._epoch = tree.uow.epoch
         # Where reads go: the top layer's repository and this thread's connection, or those
         # of the underlay the file was resolved in. Writes always go to the top layer.
         self._repo = repo if repo is not None else tree.repo
@@ -221,7 +222,8 @@ class ChunkedFile(io.RawIOBase):
     def flush(self) -> None:
         # Staged data is not visible to anyone before close; writing it to the staging inode
         # early would only cost a transaction. In-place writes are already committed.
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
 
     def close(self) -> None:
         if self.closed:
@@ -259,8 +261,11 @@ class ChunkedFile(io.RawIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        if self._tree.uow.closed:
+        uow = self._tree.uow
+        if uow.closed:
             raise ClosedError.for_path(self.name, "the VFS holding this file is closed")
+        if uow.epoch != self._epoch:
+            raise self._stale()
 
     def _stale(self) -> VFSError:
         return StaleHandleError.for_path(

@@ -183,6 +183,8 @@ class UnitOfWork:
         # The layer stack (an immutable snapshot, see layers.py); connections catch up with it
         # lazily in view(), outside transactions.
         self.stack: Any = None
+        # Bumped when the whole content is replaced (deserialize): open handles go stale.
+        self.epoch = 0
         # Runs once inside the next write transaction (recording the layer stack).
         self.before_write: Callable[[sqlite3.Connection], None] | None = None
         # Bumped by every write of this VFS: with SQLite's data_version (other connections'

@@ -24,7 +24,7 @@ import icontract
 import wrapt
 from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, paths
+from vfs_orm import _glob, images, paths
 from vfs_orm import db as dbmod
 from vfs_orm._io import ChunkedFile, wrap
 from vfs_orm.errors import (
@@ -124,6 +124,12 @@ class VFS:
                  page_size: int | None = None, durable: bool = True,
                  busy_timeout: float = dbmod.DEFAULT_BUSY_TIMEOUT,
                  engine: Any = None, session: Any = None) -> None:
+        self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
+                   session, None)
+
+    def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
+              page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
+              session: Any, image: bytes | None) -> None:
         self._uow: UnitOfWork | None = None
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
@@ -159,8 +165,11 @@ class VFS:
         else:
             self._db_path = db_path
             memory = db_path == ":memory:"
+            keep_alive = None
             if memory:
                 uri = dbmod.memory_uri()
+                if image is not None:
+                    keep_alive = images.load(image, uri)
             else:
                 dbmod.check_file(db_path, must_exist=read_only)
                 uri = dbmod.file_uri(db_path, read_only)
@@ -170,6 +179,7 @@ class VFS:
             engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
                                        busy_timeout=busy_timeout)
         self._where = db_path
+        keep_alive = None if self._embedded else keep_alive
         try:
             if session is not None:
                 db_chunk = self._prepare(session.connection(), True, read_only, page_size,
@@ -186,6 +196,9 @@ class VFS:
             if not self._embedded:
                 engine.dispose()
             raise
+        finally:
+            if not self._embedded and keep_alive is not None:
+                keep_alive.close()  # the engine's own connection holds the memdb now
         self._chunk_size = chunk_size or db_chunk
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session)
@@ -233,6 +246,94 @@ class VFS:
                 dbmod.set_journal_mode(conn, "WAL")
         row = ManifestRepository().identity_row(conn.connection.driver_connection)
         return int(row[6]) if row is not None and row[6] else DEFAULT_CHUNK_SIZE
+
+    # -- images as bytes ------------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes | Iterable[bytes], *, chunk_size: int | None = None,
+                   read_only: bool = False) -> "VFS":
+        """An in-memory VFS holding the database image ``data`` (``bytes``, or any iterable
+        of bytes such as an HTTP response's ``iter_bytes()``). Nothing is written to disk.
+        An image of an older format revision is upgraded in memory.
+
+        Raises:
+            NotAVFSDatabaseError: empty, not SQLite, truncated, or another application's
+                database. FormatVersionError: from a newer vfs_orm. TypeError: not bytes.
+        """
+        image = images.collect(data)
+        obj = cls.__new__(cls)
+        obj._init(":memory:", chunk_size, False, None, True, dbmod.DEFAULT_BUSY_TIMEOUT, None,
+                  None, image)
+        obj._read_only = bool(read_only)
+        if read_only:
+            obj._uow.read_only = True  # type: ignore[union-attr]
+            obj._uow.before_write = None  # type: ignore[union-attr]
+        return obj
+
+    def serialize_iter(self, block_size: int = 65536) -> Iterator[bytes]:
+        """Yield a consistent snapshot of the database as the bytes of a regular SQLite file
+        (in ``block_size`` pieces). File databases stream from disk with bounded memory;
+        writers are not blocked meanwhile."""
+        if not isinstance(block_size, int) or block_size <= 0:
+            raise ContractError.for_path(self._db_path, "block_size must be a positive int")
+        uow = self._live_uow()
+        if self._embedded:
+            raise VFSError.for_path(self._db_path, "an embedded VFS does not own its database: "
+                                                   "serialise the host's database instead")
+        try:
+            if uow.shared:
+                with uow.lock:
+                    blocks = list(images.memory_blocks(uow.raw(), block_size))
+                yield from blocks
+                return
+            rw_uri = dbmod.file_uri(self._db_path, read_only=False)
+            checkpointer: list[sqlite3.Connection] = []
+
+            def writer() -> sqlite3.Connection:
+                if not checkpointer:
+                    checkpointer.append(sqlite3.connect(rw_uri, uri=True, isolation_level=None,
+                                                        timeout=5.0))
+                return checkpointer[0]
+
+            try:
+                yield from images.file_blocks(self._db_path, self._ro_uri, writer, block_size)
+            finally:
+                for c in checkpointer:
+                    c.close()
+        except DB_ERRORS as exc:
+            raise translate(exc, self._db_path) from exc
+
+    def serialize_fileobj(self, block_size: int = 65536) -> io.BufferedReader:
+        """The image as a non-seekable readable file object (for ``upload_fileobj``-style
+        APIs)."""
+        return io.BufferedReader(images.IteratorReader(self.serialize_iter(block_size)),
+                                 block_size)
+
+    def to_bytes(self) -> bytes:
+        """The whole image in memory."""
+        return b"".join(self.serialize_iter())
+
+    @_translated
+    def deserialize_iter(self, data: bytes | Iterable[bytes]) -> None:
+        """Replace this database's whole content with an image (bytes or an iterable of
+        bytes), in one step: the image is checked (and upgraded if older) in memory first, so
+        a bad image changes nothing. Open file handles become stale."""
+        uow = self._live_uow()
+        self._check_writable(self._db_path)
+        if self._embedded:
+            raise VFSError.for_path(self._db_path, "an embedded VFS does not own its database")
+        if uow.in_batch():
+            raise VFSError.for_path(self._db_path, "cannot replace the content inside a batch")
+        source = VFS.from_bytes(data)
+        try:
+            with uow.lock:
+                src = source._uow.raw()  # type: ignore[union-attr]
+                src.backup(uow.raw())
+                uow.epoch += 1
+                self._chunk_size = source._chunk_size
+                self._tree.chunk_size = source._chunk_size
+                uow.before_write = self._record_stack
+        finally:
+            source.close()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
