@@ -1,33 +1,441 @@
-"""The ``vfs-orm`` command line: a thin click layer over ``VFS``."""
+"""``vfs-orm``: the command line, a thin click layer over ``VFS`` (and ``vfs_orm.pack``).
+
+User mistakes (a missing file, not a vfs_orm database, a path that is not in the image) end
+with one line on stderr and exit code 1; usage errors exit 2 (click). No traceback for them.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import re
 import sys
+from datetime import datetime
+from typing import Any, Callable, Iterator
 
 import click
 
+from vfs_orm import db as dbmod
 from vfs_orm.errors import VFSError
+from vfs_orm.vfs import VFS
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+_UNDERLAY = re.compile(r"^(?P<path>.+?):(?P<prio>-?\d+)(?::(?P<name>[^:/\\]+))?$")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except VFSError as exc:
+            raise _fail(_describe(exc)) from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise _fail(_describe(exc)) from None
+
+    return wrapper
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        to = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
+        return f"{exc.strerror}{where}{to}"
+    return str(exc) or type(exc).__name__
+
+
+def parse_underlay(value: str) -> tuple[str, int, str | None]:
+    """PATH[:PRIORITY[:NAME]]"""
+    m = _UNDERLAY.match(value)
+    if m:
+        return m["path"], int(m["prio"]), m["name"]
+    return value, 0, None
+
+
+underlay_option = click.option(
+    "-u", "--underlay", "underlays", multiple=True, metavar="PATH[:PRIORITY[:NAME]]",
+    help="Read through an underlay (repeatable; higher priority is searched first).")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+
+
+def _require(image: str) -> None:
+    if not os.path.exists(image):
+        raise _fail(f"no such image: {image}")
+
+
+def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = True) -> VFS:
+    _require(image)
+    fs = VFS(image, read_only=read_only)
+    try:
+        for spec in underlays:
+            path, prio, name = parse_underlay(spec)
+            if not os.path.exists(path):
+                raise _fail(f"no such underlay: {path}")
+            fs.add_underlay(path, priority=prio, name=name)
+    except BaseException:
+        fs.close()
+        raise
+    return fs
+
+
+def _progress(quiet: bool, total_bytes: int, label: str) -> Any:
+    """A click progress bar on a terminal, nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    return click.progressbar(length=max(total_bytes, 1), label=label, file=sys.stderr,
+                             show_pos=False, show_percent=True)
+
+
+@click.group(context_settings=CONTEXT)
 @click.version_option(package_name="vfs-orm")
 def cli() -> None:
-    """vfs-orm: a whole file tree in one SQLite database."""
+    """vfs-orm: a whole file tree in one SQLite database.
+
+    IMAGE is a vfs_orm database file. Read commands accept --underlay (repeatable) to read
+    through layers: the image on top, underlays by descending priority.
+    """
+
+
+@cli.command()
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--chunk-size", type=int, default=None, help="Chunk size of the new image.")
+@quiet_option
+@friendly
+def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
+    """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
+    symlinks never followed out of SRC; special files skipped)."""
+    from vfs_orm.pack import Report, pack as do_pack, scan
+
+    if not os.path.isdir(src):
+        raise _fail(f"not a directory: {src}")
+    report = Report()
+    entries = scan(src, report)
+    total = sum(st.st_size for kind, _, st in entries if kind == "file")
+    bar = _progress(quiet, total, "packing")
+    done = [0]
+
+    def tick(files: int, nbytes: int) -> None:
+        if bar is not None:
+            bar.label = f"packing {files} files"
+            bar.update(nbytes - done[0])
+            done[0] = nbytes
+
+    if bar is not None:
+        bar.__enter__()
+    try:
+        result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for line in report.skipped:
+        click.echo(f"warning: {line}", err=True)
+    if not quiet:
+        click.echo(f"packed {result.files} files, {result.dirs} directories, "
+                   f"{result.bytes} bytes into {image}")
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--path", "top", default="/", show_default=True, help="Subtree to extract.")
+@underlay_option
+@quiet_option
+@friendly
+def unpack(image: str, dest: str, top: str, underlays: tuple[str, ...], quiet: bool) -> None:
+    """Extract IMAGE into the directory DEST, safely even from a hostile image: nothing is
+    written outside DEST or through a symlink; unsafe or colliding names are refused."""
+    from vfs_orm.pack import unpack as do_unpack
+
+    with open_image(image, underlays) as fs:
+        total = sum(fs.getsize(os.path.join(d, f)) for d, _, files in fs.walk(top)
+                    for f in files) if not quiet and sys.stderr.isatty() else 0
+        bar = _progress(quiet, total, "unpacking")
+        done = [0]
+
+        def tick(files: int, nbytes: int) -> None:
+            if bar is not None:
+                bar.update(nbytes - done[0])
+                done[0] = nbytes
+
+        if bar is not None:
+            bar.__enter__()
+        try:
+            report = do_unpack(fs, dest, top=top, progress=tick)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+    for line in report.skipped:
+        click.echo(f"warning: {line}", err=True)
+    if not quiet:
+        click.echo(f"unpacked {report.files} files, {report.dirs} directories, "
+                   f"{report.bytes} bytes into {dest}")
+    if report.skipped:
+        raise _fail(f"{len(report.skipped)} entries refused (see warnings above)")
+
+
+def _mtime(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@cli.command(name="ls")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path", default="/")
+@click.option("-l", "long", is_flag=True, help="Kind, size, modification time (and layer).")
+@underlay_option
+@friendly
+def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...]) -> None:
+    """List a directory of IMAGE (sorted)."""
+    with open_image(image, underlays) as fs:
+        if fs.isfile(path):
+            names, base = [os.path.basename(path.rstrip("/"))], os.path.dirname(path) or "/"
+        else:
+            names, base = fs.listdir(path), path
+        for name in names:
+            if not long:
+                click.echo(name)
+                continue
+            st = fs.stat(f"{base.rstrip('/')}/{name}")
+            kind = "d" if st.is_directory else "-"
+            layer = f"  [{st.source_layer}]" if underlays else ""
+            click.echo(f"{kind}{oct(st.st_mode & 0o777)[2:]:>4} {st.st_size:>12} "
+                       f"{_mtime(st.st_mtime_ns)}{layer}  {name}")
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path", default="/")
+@underlay_option
+@friendly
+def tree(image: str, path: str, underlays: tuple[str, ...]) -> None:
+    """Show the directory tree below PATH."""
+    with open_image(image, underlays) as fs:
+        if not fs.isdir(path):
+            fs.listdir(path)  # raises the right error
+        click.echo(path)
+        files = dirs = 0
+        for line, is_dir in _tree_lines(fs, path, ""):
+            click.echo(line)
+            files += not is_dir
+            dirs += is_dir
+        click.echo(f"\n{dirs} directories, {files} files")
+
+
+def _tree_lines(fs: VFS, path: str, prefix: str) -> Iterator[tuple[str, bool]]:
+    names = fs.listdir(path)
+    for k, name in enumerate(names):
+        last = k == len(names) - 1
+        child = f"{path.rstrip('/')}/{name}"
+        is_dir = fs.isdir(child)
+        yield f"{prefix}{'└── ' if last else '├── '}{name}{'/' if is_dir else ''}", is_dir
+        if is_dir:
+            yield from _tree_lines(fs, child, prefix + ("    " if last else "│   "))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@underlay_option
+@friendly
+def cat(image: str, path: str, underlays: tuple[str, ...]) -> None:
+    """Write a file of IMAGE to standard output."""
+    with open_image(image, underlays) as fs, fs.open(path, "rb") as f:
+        out = sys.stdout.buffer
+        while block := f.read(1 << 20):
+            out.write(block)
+        out.flush()
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dest")
+@friendly
+def put(image: str, src: str, dest: str) -> None:
+    """Copy the local file SRC into IMAGE at DEST (streamed; the image is created if
+    missing)."""
+    if not os.path.isfile(src):
+        raise _fail(f"no such file: {src}")
+    st = os.stat(src)
+    with VFS(image) as fs, open(src, "rb") as f, fs.open(dest, "wb") as out:
+        while block := f.read(1 << 20):
+            out.write(block)
+    with VFS(image) as fs:
+        fs.chmod(dest, st.st_mode & 0o7777)
+        fs.utime(dest, ns=(st.st_mtime_ns, st.st_mtime_ns))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("src")
+@click.argument("dest", type=click.Path())
+@underlay_option
+@friendly
+def get(image: str, src: str, dest: str, underlays: tuple[str, ...]) -> None:
+    """Copy the file SRC of IMAGE to the local path DEST (written atomically)."""
+    with open_image(image, underlays) as fs:
+        st = fs.stat(src)
+        if st.is_directory:
+            raise _fail(f"is a directory: {src} (use unpack --path)")
+        if os.path.isdir(dest):
+            dest = os.path.join(dest, os.path.basename(src.rstrip("/")))
+        tmp = f"{dest}.part-{os.getpid()}"
+        try:
+            with fs.open(src, "rb") as f, open(tmp, "wb") as out:
+                while block := f.read(1 << 20):
+                    out.write(block)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        os.utime(dest, ns=(st.st_mtime_ns, st.st_mtime_ns))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.option("-r", "--recursive", is_flag=True, help="Remove a directory and its content.")
+@friendly
+def rm(image: str, path: str, recursive: bool) -> None:
+    """Remove a file (or, with -r, a directory tree) from IMAGE."""
+    with open_image(image, read_only=False) as fs:
+        if fs.isdir(path):
+            if not recursive:
+                raise _fail(f"is a directory: {path} (use -r)")
+            fs.rmtree(path)
+        else:
+            fs.remove(path)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("src")
+@click.argument("dst")
+@click.option("-f", "--force", is_flag=True, help="Replace an existing DST (os.replace).")
+@friendly
+def mv(image: str, src: str, dst: str, force: bool) -> None:
+    """Rename or move SRC to DST inside IMAGE (a directory moves whole)."""
+    with open_image(image, read_only=False) as fs:
+        (fs.replace if force else fs.rename)(src, dst)
+
+
+@cli.command(name="stat")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@underlay_option
+@friendly
+def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...]) -> None:
+    """Show the metadata of PATH in IMAGE."""
+    with open_image(image, underlays) as fs:
+        st = fs.stat(path)
+        info = {"path": path, "type": "directory" if st.is_directory else "file",
+                "size": st.st_size, "mode": oct(st.st_mode), "modified": st.modified_at,
+                "created": st.created_at, "mtime_ns": st.st_mtime_ns,
+                "layer": st.source_layer}
+    _emit(info, as_json)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly
+def info(image: str, as_json: bool) -> None:
+    """Format revision, manifest, counts, total and stored sizes, chunk and page size."""
+    with open_image(image) as fs:
+        data = fs.info()
+    data["layers"] = [x["name"] for x in data["layers"]]
+    _emit(data, as_json)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.option("--detailed", is_flag=True, help="Every layer, and whether it has PATH.")
+@underlay_option
+@friendly
+def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...]) -> None:
+    """Which layer provides PATH ("local" is IMAGE itself)."""
+    with open_image(image, underlays) as fs:
+        if detailed:
+            _emit(fs.which_layer_detailed(path), True)
+            return
+        layer = fs.which_layer(path)
+    if layer is None:
+        raise _fail(f"not found in any layer: {path}")
+    click.echo(layer)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+@friendly
+def check(image: str, quick: bool) -> None:
+    """Check IMAGE: SQLite's integrity check and the format's invariants (chunks present and
+    sized right, every entry's parent a directory, no orphan chunks). Exit 1 on a problem."""
+    _require(image)
+    try:
+        fs = VFS(image, read_only=True)
+    except VFSError as exc:
+        raise _fail(f"{image}: {_describe(exc)}") from None
+    with fs:
+        report = fs.check(quick=quick)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    if not report.ok:
+        for line in report.problems:
+            click.echo(f"problem: {line}", err=True)
+        raise _fail(f"{image}: {len(report.problems)} problem(s) found")
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.counts.items())
+    click.echo(f"{image}: ok ({counts})")
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--backup", is_flag=True, help="Keep a copy of the old file first.")
+@friendly
+def upgrade(image: str, backup: bool) -> None:
+    """Upgrade IMAGE (an older vfs_orm revision or a seed-library file) to the current
+    format, in one transaction."""
+    _require(image)
+    result = dbmod.upgrade(image, backup=backup)
+    if result["from"] == result["to"]:
+        click.echo(f"{image}: already at revision {result['to']}")
+        return
+    click.echo(f"{image}: upgraded from {result['from']} to {result['to']}"
+               + (f" (backup: {result['backup']})" if result["backup"] else ""))
 
 
 @cli.command()
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the demo databases (default: a temporary directory).")
+              help="Where to write the demo's files (default: a temporary directory).")
+@friendly
 def demo(workdir: str | None) -> None:
-    """Run a short tour of vfs_orm on SQLite files and print a report of each step."""
+    """A tour: pack assets, layer DLC and a mod, whiteouts, an atomic save, an old save
+    upgraded. Prints a report of each step."""
     from vfs_orm.demo import run_demo
 
     run_demo(workdir, echo=click.echo)
 
 
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        click.echo(f"{key}: {value}")
+
+
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except VFSError as exc:  # pragma: no cover - click handles most paths
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    cli(prog_name="vfs-orm")

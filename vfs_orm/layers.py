@@ -543,6 +543,22 @@ class LayeredTree(Tree):
                 self._copy_up_file(raw, row, path)
             return self.repo.lookup(raw, pp, pn)  # type: ignore[return-value]
 
+    def writable_row(self, raw: Any, path: str) -> tuple[Any, ...]:
+        if not self.layered():
+            return super().writable_row(raw, path)
+        row = self.resolve(path)
+        if row is None:
+            raise self.miss_error(path)
+        if row[0] != 0:
+            if row[1 + KIND] == DIR:
+                self._parent_dir(raw, path, create=True)
+                self._put_dir(raw, path, row[1 + MODE], row[1 + MTIME])
+            else:
+                self._parent_dir(raw, path, create=True)
+                self._top_file(raw, path)
+                self._copy_up_file(raw, row, path)
+        return super().writable_row(raw, path)
+
     def copy_up(self, path: str) -> tuple[Any, ...]:
         """For ``r+``: the file must exist; one of an underlay is copied into the top layer
         first, so in-place writes never reach an underlay."""

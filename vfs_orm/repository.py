@@ -225,6 +225,9 @@ class InodeRepository:
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), mtime_ns=bindparam("mtime")),
             ("size", "mtime", "id"))
+        self._set_mode = compile_stmt(
+            update(i).where(i.c.id == bindparam("id")).values(mode=bindparam("mode")),
+            ("mode", "id"))
         self._set_times = compile_stmt(
             update(i).where(i.c.id == bindparam("id"))
             .values(mtime_ns=bindparam("mtime")), ("mtime", "id"))
@@ -395,6 +398,9 @@ class InodeRepository:
 
     def set_size(self, raw: sqlite3.Connection, inode_id: int, size: int, mtime: int) -> None:
         raw.execute(self._set_size.sql, (size, mtime, inode_id))
+
+    def set_mode(self, raw: sqlite3.Connection, inode_id: int, mode: int) -> None:
+        raw.execute(self._set_mode.sql, (mode, inode_id))
 
     def touch(self, raw: sqlite3.Connection, inode_id: int, mtime: int) -> None:
         raw.execute(self._set_times.sql, (mtime, inode_id))
@@ -644,3 +650,71 @@ class ManifestRepository:
         raw.execute(self._describe.sql, (name, version, description, now))
 
 
+
+
+class CheckRepository:
+    """The queries behind ``vfs-orm check``: SQLite's own check and the format's invariants.
+    Each returns offending rows (at most ``limit``)."""
+
+    def __init__(self) -> None:
+        i, c = inode_table(), chunk_table()
+        self.inodes, self.chunks = i, c
+        span = _SPAN
+        self._orphans = compile_stmt(
+            select(c.c.id, c.c.inode_id, c.c.idx)
+            .select_from(c.outerjoin(i, i.c.id == c.c.inode_id))
+            .where(i.c.id.is_(None)), ())
+        self._bad_chunk_ids = compile_stmt(
+            select(c.c.id, c.c.inode_id, c.c.idx)
+            .where(c.c.id != c.c.inode_id * span + c.c.idx), ())
+        self._chunks_of_non_files = compile_stmt(
+            select(i.c.parent, i.c.name, i.c.kind, func.count(c.c.id))
+            .select_from(c.join(i, i.c.id == c.c.inode_id))
+            .where(i.c.kind != literal_column("1")).group_by(i.c.id), ())
+        self._bad_chunks = compile_stmt(
+            select(i.c.parent, i.c.name, c.c.idx, func.length(c.c.data), i.c.chunk_size, i.c.size)
+            .select_from(c.join(i, i.c.id == c.c.inode_id))
+            .where(or_(func.length(c.c.data) > i.c.chunk_size,
+                       c.c.idx * i.c.chunk_size + func.length(c.c.data) > i.c.size,
+                       i.c.chunk_size <= literal_column("0"), c.c.idx < literal_column("0")))
+            , ())
+        self._entries = compile_stmt(
+            select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.size, i.c.chunk_size), ())
+        self._stored = compile_stmt(
+            select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)),
+                                                      literal_column("0"))), ())
+
+    def integrity(self, raw: sqlite3.Connection, quick: bool = False) -> list[str]:
+        pragma = "quick_check" if quick else "integrity_check"
+        return [r[0] for r in raw.execute(f"PRAGMA {pragma}")]
+
+    def foreign_keys(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        return raw.execute("PRAGMA foreign_key_check").fetchall()
+
+    def orphan_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        return raw.execute(self._orphans.sql).fetchmany(limit)
+
+    def misnumbered_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        return raw.execute(self._bad_chunk_ids.sql).fetchmany(limit)
+
+    def chunks_of_non_files(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        return raw.execute(self._chunks_of_non_files.sql).fetchmany(limit)
+
+    def missized_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        return raw.execute(self._bad_chunks.sql).fetchmany(limit)
+
+    def entries(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        """(id, parent, name, kind, size, chunk_size) of every row."""
+        return raw.execute(self._entries.sql).fetchall()
+
+    def stored(self, raw: sqlite3.Connection) -> tuple[int, int]:
+        """(chunk rows, bytes stored in them)."""
+        return raw.execute(self._stored.sql).fetchone()  # type: ignore[no-any-return]
+
+    @staticmethod
+    def pragmas(raw: sqlite3.Connection) -> dict[str, Any]:
+        out = {}
+        for name in ("page_size", "page_count", "freelist_count", "journal_mode",
+                     "application_id"):
+            out[name] = raw.execute(f"PRAGMA {name}").fetchone()[0]
+        return out

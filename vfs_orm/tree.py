@@ -292,6 +292,23 @@ class Tree:
                                        for i, o in enumerate(range(0, n, cs))))
         return inode_id  # type: ignore[no-any-return]
 
+    def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None) -> None:
+        """chmod/utime. An entry of an underlay is copied up first (files), or gets a
+        directory row in the top layer."""
+        with self.uow.write() as raw:
+            row = self.writable_row(raw, path)
+            if mode is not None:
+                self.repo.set_mode(raw, row[ID], (row[MODE] & ~0o7777) | mode)
+            if mtime_ns is not None:
+                self.repo.touch(raw, row[ID], mtime_ns)
+
+    def writable_row(self, raw: Any, path: str) -> tuple[Any, ...]:
+        pp, pn = paths.split(path)
+        row = self.repo.lookup(raw, pp, pn)
+        if row is None:
+            raise self.miss_error(path)
+        return row
+
     def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
         now = time.time_ns()
         return self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0, chunk_size,

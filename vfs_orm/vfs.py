@@ -39,7 +39,7 @@ from vfs_orm.models import LayerManifest
 from vfs_orm.repository import ManifestRepository, inode_repository
 from vfs_orm.layers import Layer, LayeredTree, LayerStack
 from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE
-from vfs_orm.types import StatResult
+from vfs_orm.types import FILE_MODE, StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
 
 DEFAULT_CHUNK_SIZE = 65536
@@ -246,6 +246,48 @@ class VFS:
                 dbmod.set_journal_mode(conn, "WAL")
         row = ManifestRepository().identity_row(conn.connection.driver_connection)
         return int(row[6]) if row is not None and row[6] else DEFAULT_CHUNK_SIZE
+
+    @_translated
+    def check(self, quick: bool = False) -> Any:
+        """Check the database: SQLite's integrity check and the format's invariants (see
+        ``vfs_orm.check``). Returns a report with ``ok``, ``problems``, ``warnings`` and
+        ``counts``."""
+        from vfs_orm.check import check as run_check
+
+        uow = self._live_uow()
+        with uow.read_lock:
+            return run_check(uow.raw(), quick=quick)
+
+    @_translated
+    def info(self) -> dict[str, Any]:
+        """Format revision, identity, counts, sizes and SQLite settings of this database."""
+        from vfs_orm.repository import CheckRepository
+
+        uow = self._live_uow()
+        repo = CheckRepository()
+        with uow.read_lock:
+            raw = uow.raw()
+            rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
+            kinds = {1: 0, 2: 0, 3: 0}
+            logical = 0
+            for _, parent, _, kind, size, _ in repo.entries(raw):
+                if parent is None:
+                    continue
+                kinds[kind] = kinds.get(kind, 0) + 1
+                if kind == 1:
+                    logical += size
+            n_chunks, stored = repo.stored(raw)
+            pragmas = repo.pragmas(raw)
+        file_bytes = 0 if self._db_path == ":memory:" or self._embedded else \
+            os.path.getsize(self._db_path)
+        return {"path": self._db_path, "revision": rev[0] if rev else None,
+                "head": dbmod.head_revision(), "identity": self.identity,
+                "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
+                "whiteouts": kinds.get(3, 0), "total_bytes": logical,
+                "stored_bytes": stored, "chunks": n_chunks, "chunk_size": self._chunk_size,
+                "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
+                "free_pages": pragmas["freelist_count"], "journal_mode": pragmas["journal_mode"],
+                "file_bytes": file_bytes, "layers": self.list_layers()}
 
     # -- images as bytes ------------------------------------------------------------------
     @classmethod
@@ -503,7 +545,8 @@ class VFS:
 
     # -- changes --------------------------------------------------------------------------
     @_translated
-    def write_bytes(self, path: str, content: bytes) -> int:
+    def write_bytes(self, path: str, content: bytes, *, mode: int | None = None,
+                    mtime_ns: int | None = None) -> int:
         """Replace a file's content in one transaction (parents are created). Returns the
         number of bytes written.
 
@@ -519,7 +562,8 @@ class VFS:
         if isinstance(content, str) or not isinstance(content, (bytes, bytearray, memoryview)):
             raise TypeError(f"content must be bytes-like, not {type(content).__name__}")
         self._check_writable(p)
-        return self._tree.write_bytes(p, bytes(content))
+        return self._tree.write_bytes(p, bytes(content), mtime_ns=mtime_ns,
+                                      mode=FILE_MODE if mode is None else _file_mode(mode))
 
     @_translated
     def write_text(self, path: str, content: str, encoding: str = "utf-8",
@@ -557,6 +601,30 @@ class VFS:
                 return
             raise _exists_error(p)
         self._tree.mkdir(p, parents=parents, exist_ok=exist_ok)
+
+    @_translated
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits (``mode & 0o7777``) of a file or directory; the type bits
+        stay. vfs_orm stores them (``pack``/``unpack`` keep them) but does not enforce them."""
+        p = paths.normalize(path)
+        self._check_writable(p)
+        if not isinstance(mode, int):
+            raise TypeError("mode must be an int")
+        self._tree.set_meta(p, mode=mode & 0o7777)
+
+    @_translated
+    def utime(self, path: str, times: tuple[float, float] | None = None, *,
+              ns: tuple[int, int] | None = None) -> None:
+        """``os.utime``: set the modification time (the access time is not stored)."""
+        p = paths.normalize(path)
+        self._check_writable(p)
+        if ns is not None:
+            mtime = int(ns[1])
+        elif times is not None:
+            mtime = int(times[1] * 1e9)
+        else:
+            mtime = time.time_ns()
+        self._tree.set_meta(p, mtime_ns=mtime)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         """Create a directory and any missing parents (``os.makedirs``)."""
@@ -862,6 +930,10 @@ class VFS:
             return
         with uow.read_lock:
             uow.raw().execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+
+
+def _file_mode(mode: int) -> int:
+    return FILE_MODE & ~0o7777 | (mode & 0o7777)
 
 
 def _exists_error(path: str, path2: str | None = None) -> VFSError:

@@ -1,0 +1,248 @@
+"""Packing a directory tree into an image and unpacking one safely.
+
+``pack`` never follows a symlink out of the source tree, skips special files, keeps empty
+directories, mtimes and mode bits, streams large files and writes the image atomically (to a
+temporary name, renamed at the end).
+
+``unpack`` treats the image as hostile: every name is checked (no ``..``, no ``/`` or ``\\``,
+no NUL or control characters, no drive letters), names that would collide on a
+case-insensitive or normalising file system are refused, nothing is ever written through a
+symlink (directories are walked with ``O_NOFOLLOW`` file descriptors, relative to the
+destination), and each file is written to a temporary name then renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable
+
+from vfs_orm import paths
+from vfs_orm.vfs import VFS
+
+SMALL = 1 << 20  # files up to this size are read whole; bigger ones stream
+BATCH_FILES = 2000  # files per transaction when packing (bounds the WAL)
+BATCH_BYTES = 64 << 20
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+Progress = Callable[[int, int], None]  # (files done, bytes done)
+
+
+@dataclass
+class Report:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    skipped: list[str] = field(default_factory=list)  # human-readable reasons
+
+
+# -- pack ---------------------------------------------------------------------------------------
+
+def scan(src: str, report: Report) -> list[tuple[str, str, os.stat_result]]:
+    """(kind, relative path, stat) of everything to pack; kind is "dir" or "file"."""
+    root = os.path.realpath(src)
+    out: list[tuple[str, str, os.stat_result]] = []
+
+    def inside(target: str) -> bool:
+        return target == root or target.startswith(root + os.sep)
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames + filenames):
+            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            full = os.path.join(dirpath, name)
+            if not name.isprintable() and re.search(r"[\x00-\x1f\x7f]", name):
+                report.skipped.append(f"{rel!r}: control characters in the name")
+                continue
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.realpath(full)
+                if not inside(target):
+                    report.skipped.append(f"{rel}: symlink pointing outside the source tree")
+                    continue
+                tst = os.stat(target)
+                if stat.S_ISREG(tst.st_mode):
+                    out.append(("file", rel, tst))  # a link to a file inside: its content
+                else:
+                    report.skipped.append(f"{rel}: symlink to a directory (not followed)")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                out.append(("dir", rel, st))
+            elif stat.S_ISREG(st.st_mode):
+                out.append(("file", rel, st))
+            else:
+                report.skipped.append(f"{rel}: special file (fifo, socket or device) skipped")
+    return out
+
+
+def pack(src: str, image: str, *, chunk_size: int | None = None,
+         progress: Progress | None = None, entries: list | None = None) -> Report:
+    """Pack the directory ``src`` into a new image file ``image`` (replaced atomically)."""
+    if not os.path.isdir(src):
+        raise NotADirectoryError(f"not a directory: {src}")
+    report = Report()
+    items = entries if entries is not None else scan(src, report)
+    root = os.path.realpath(src)
+    tmp = f"{image}.packing-{os.getpid()}"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(tmp + suffix):
+            os.remove(tmp + suffix)
+    try:
+        with VFS(tmp, chunk_size=chunk_size, durable=False) as fs:
+            pending_files = pending_bytes = 0
+            batch = fs.atomic_batch()
+            batch.__enter__()
+            try:
+                dir_times = []
+                for kind, rel, st in items:
+                    vpath = "/" + rel.replace(os.sep, "/")
+                    if kind == "dir":
+                        fs.makedirs(vpath, exist_ok=True)
+                        fs.chmod(vpath, st.st_mode & 0o7777)
+                        dir_times.append((vpath, st.st_mtime_ns))
+                        report.dirs += 1
+                    else:
+                        _pack_file(fs, os.path.join(root, rel), vpath, st)
+                        report.files += 1
+                        report.bytes += st.st_size
+                        pending_files += 1
+                        pending_bytes += st.st_size
+                    if pending_files >= BATCH_FILES or pending_bytes >= BATCH_BYTES:
+                        batch.__exit__(None, None, None)
+                        batch = fs.atomic_batch()
+                        batch.__enter__()
+                        pending_files = pending_bytes = 0
+                    if progress is not None:
+                        progress(report.files, report.bytes)
+                for vpath, mtime in reversed(dir_times):  # after their content was written
+                    fs.utime(vpath, ns=(mtime, mtime))
+            except BaseException as exc:
+                batch.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            batch.__exit__(None, None, None)
+            fs.sync()
+        os.replace(tmp, image)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(tmp + suffix):
+                os.remove(tmp + suffix)
+    return report
+
+
+def _pack_file(fs: VFS, full: str, vpath: str, st: os.stat_result) -> None:
+    mode = st.st_mode & 0o7777
+    with open(full, "rb") as f:
+        if st.st_size <= SMALL:
+            fs.write_bytes(vpath, f.read(), mode=mode, mtime_ns=st.st_mtime_ns)
+            return
+        with fs.open(vpath, "wb") as out:
+            while True:
+                block = f.read(SMALL)
+                if not block:
+                    break
+                out.write(block)
+    fs.chmod(vpath, mode)
+    fs.utime(vpath, ns=(st.st_mtime_ns, st.st_mtime_ns))
+
+
+# -- unpack -------------------------------------------------------------------------------------
+
+def safe_name(name: str) -> str | None:
+    """Why ``name`` cannot be written as one directory entry, or None if it can."""
+    if not name or name in (".", ".."):
+        return "empty, '.' or '..'"
+    if _UNSAFE.search(name):
+        return "contains a path separator or a control character"
+    if re.match(r"^[A-Za-z]:", name):
+        return "looks like a drive letter"
+    return None
+
+
+def collision_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def unpack(fs: VFS, dest: str, *, top: str = "/", progress: Progress | None = None) -> Report:
+    """Extract the tree below ``top`` into the directory ``dest`` (created if missing)."""
+    report = Report()
+    os.makedirs(dest, exist_ok=True)
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    root_fd = os.open(dest, flags)
+    try:
+        _unpack_dir(fs, paths.normalize(top), root_fd, "", report, progress, flags)
+    finally:
+        os.close(root_fd)
+    return report
+
+
+def _unpack_dir(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
+                progress: Progress | None, flags: int) -> None:
+    seen: dict[str, str] = {}
+    sub_dirs = []
+    for name in fs.listdir(vdir):
+        shown = f"{rel}/{name}" if rel else name
+        why = safe_name(name)
+        if why:
+            report.skipped.append(f"{shown!r}: refused, {why}")
+            continue
+        key = collision_key(name)
+        if key in seen:
+            report.skipped.append(f"{shown!r}: refused, same name as {seen[key]!r} on a "
+                                  f"case-insensitive or normalising file system")
+            continue
+        seen[key] = name
+        vpath = paths.join(vdir, name)
+        st = fs.stat(vpath)
+        if st.is_directory:
+            try:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                pass
+            try:
+                child = os.open(name, flags, dir_fd=dir_fd)
+            except OSError:
+                report.skipped.append(f"{shown}: refused, the destination has a symlink or a "
+                                      f"non-directory there")
+                continue
+            sub_dirs.append((name, vpath, child, st, shown))
+            report.dirs += 1
+        else:
+            _write_file(fs, vpath, name, dir_fd, st)
+            report.files += 1
+            report.bytes += st.st_size
+            if progress is not None:
+                progress(report.files, report.bytes)
+    for name, vpath, child, st, shown in sub_dirs:
+        try:
+            _unpack_dir(fs, vpath, child, shown, report, progress, flags)
+            os.chmod(child, st.st_mode & 0o7777 or 0o755)
+        finally:
+            os.close(child)
+        os.utime(name, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dir_fd,
+                 follow_symlinks=False)
+
+
+def _write_file(fs: VFS, vpath: str, name: str, dir_fd: int, st) -> None:  # noqa: ANN001
+    tmp = f".{name}.unpacking-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as out, fs.open(vpath, "rb") as src:
+            while True:
+                block = src.read(SMALL)
+                if not block:
+                    break
+                out.write(block)
+            out.flush()
+            os.fchmod(out.fileno(), st.st_mode & 0o7777 or 0o644)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces, never follows
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    os.utime(name, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
