@@ -158,6 +158,7 @@ class InodeRepository:
         self._glob_level = compile_stmt(
             select(i.c.parent + literal_column("'/'") + i.c.name).where(
                 i.c.parent.op("GLOB")(bindparam("parent_glob")),
+                i.c.parent != literal_column("'/'"),  # "/*" matches "/" itself
                 i.c.parent.op("NOT GLOB")(bindparam("too_deep")),
                 i.c.name.op("GLOB")(ng)),
             ("parent_glob", "too_deep", "name_glob"))
@@ -480,6 +481,7 @@ class StackRepository:
         self._glob_level = compile_stmt(ranked(
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
                   lambda t: and_(t.c.parent.op("GLOB")(bindparam("parent_glob")),
+                                 t.c.parent != literal_column("'/'"),
                                  t.c.parent.op("NOT GLOB")(bindparam("too_deep")),
                                  t.c.name.op("GLOB")(ng))),
             ["parent", "name"], ["parent", "name"]))
