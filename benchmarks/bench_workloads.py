@@ -212,8 +212,6 @@ def test_w8_exists_stat(benchmark, subject, workdir, op):
 
 # -- W9 durable atomic save -----------------------------------------------------------------
 def test_w9_durable_save(benchmark, subject, workdir):
-    if subject.name == "zipfile":
-        return  # an archive cannot be updated in place: reported as n/a
     n = sample(subject, SIZES.saves)
     store = subject.create(workdir / f"w9-{subject.name}")
     payloads = [os.urandom(2048) for _ in range(3)]
@@ -235,8 +233,6 @@ def test_w9_durable_save(benchmark, subject, workdir):
 # -- W10 reads through a stack of layers ----------------------------------------------------
 @pytest.mark.parametrize("depth", SIZES.stack_depths)
 def test_w10_layered_reads(benchmark, subject, workdir, depth):
-    if subject.name in ("os_fs", "zipfile"):
-        return  # no layers: n/a
     n = sample(subject, SIZES.layered_reads)
     rnd = random.Random(10)
     blob = rnd.randbytes(4096)

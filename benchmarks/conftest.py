@@ -49,7 +49,8 @@ def pytest_generate_tests(metafunc):
     """Parametrize ``subject`` with the subjects that take part in the workload."""
     if "subject" in metafunc.fixturenames:
         workload = metafunc.function.__name__.split("_")[1]
-        chosen = [s for s in SUBJECTS if s.only is None or workload in s.only]
+        chosen = [s for s in SUBJECTS if (s.only is None or workload in s.only)
+                  and workload not in s.cannot]
         metafunc.parametrize("subject", chosen, ids=[s.name for s in chosen], scope="session")
 
 

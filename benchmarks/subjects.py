@@ -26,6 +26,7 @@ SEED_DIR = HERE / ".seed"
 class Subject:
     name = "?"
     only: tuple[str, ...] | None = None  # workloads this subject takes part in (None: all)
+    cannot: tuple[str, ...] = ()  # workloads it has no way to do (reported as n/a)
     # A subject too slow for full-size runs measures a smaller sample (a rate stays a rate).
     slow = False
 
@@ -288,6 +289,7 @@ class _RawChunkReader:
 # ------------------------------------------------------------------------------------------
 class OsFs(Subject):
     name = "os_fs"
+    cannot = ("w10",)  # no layers
 
     def create(self, path: Path) -> Any:
         path.mkdir(parents=True, exist_ok=True)
@@ -362,6 +364,7 @@ class ZipFs(Subject):
     """ZIP_STORED archive: written once, read many times."""
 
     name = "zipfile"
+    cannot = ("w9", "w10")  # no in-place update of an archive, no layers
 
     def create(self, path: Path) -> Any:
         return {"path": path, "zf": None}

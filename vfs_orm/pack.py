@@ -42,24 +42,29 @@ class Report:
 # -- pack ---------------------------------------------------------------------------------------
 
 def scan(src: str, report: Report) -> list[tuple[str, str, os.stat_result]]:
-    """(kind, relative path, stat) of everything to pack; kind is "dir" or "file"."""
+    """(kind, relative path, stat) of everything to pack, parents before children; kind is
+    "dir" or "file". One ``scandir`` per directory (its entries' lstat comes cached)."""
     root = os.path.realpath(src)
     out: list[tuple[str, str, os.stat_result]] = []
 
     def inside(target: str) -> bool:
         return target == root or target.startswith(root + os.sep)
 
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(dirnames + filenames):
-            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
-            full = os.path.join(dirpath, name)
+    stack = [("", root)]
+    while stack:
+        rel_dir, full_dir = stack.pop()
+        with os.scandir(full_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            rel = name if not rel_dir else f"{rel_dir}{os.sep}{name}"
             if not name.isprintable() and re.search(r"[\x00-\x1f\x7f]", name):
                 report.skipped.append(f"{rel!r}: control characters in the name")
                 continue
-            st = os.lstat(full)
+            st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(full)
+                target = os.path.realpath(entry.path)
                 if not inside(target):
                     report.skipped.append(f"{rel}: symlink pointing outside the source tree")
                     continue
@@ -68,13 +73,14 @@ def scan(src: str, report: Report) -> list[tuple[str, str, os.stat_result]]:
                     out.append(("file", rel, tst))  # a link to a file inside: its content
                 else:
                     report.skipped.append(f"{rel}: symlink to a directory (not followed)")
-                continue
-            if stat.S_ISDIR(st.st_mode):
+            elif stat.S_ISDIR(st.st_mode):
                 out.append(("dir", rel, st))
+                subdirs.append((rel, entry.path))
             elif stat.S_ISREG(st.st_mode):
                 out.append(("file", rel, st))
             else:
                 report.skipped.append(f"{rel}: special file (fifo, socket or device) skipped")
+        stack.extend(reversed(subdirs))
     return out
 
 
@@ -123,8 +129,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                 batch.__exit__(type(exc), exc, exc.__traceback__)
                 raise
             batch.__exit__(None, None, None)
-            fs.sync()
-        os.replace(tmp, image)
+        os.replace(tmp, image)  # closing checkpointed the WAL into the file
     finally:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(tmp + suffix):
