@@ -132,7 +132,7 @@ def test_w4_read_big(benchmark, subject, workdir, read_size):
 
 def test_w5_random_reads(benchmark, subject, workdir):
     store = _big_store(subject, workdir)
-    n = SIZES.random_reads
+    n = sample(subject, SIZES.random_reads, "w5")
     rnd = random.Random(5)
     offsets = [rnd.randrange(0, SIZES.big_mib * MiB - 4096) for _ in range(n)]
 

@@ -68,8 +68,9 @@ def small_files(n: int, seed: int = 1) -> list[tuple[str, bytes]]:
     return out
 
 
-def sample(subject: Subject, n: int) -> int:
-    return max(10, int(n * SIZES.slow_fraction)) if subject.slow else n
+def sample(subject: Subject, n: int, workload: str = "") -> int:
+    slow = subject.slow or workload in subject.slow_in
+    return max(10, int(n * SIZES.slow_fraction)) if slow else n
 
 
 _built: dict[tuple[str, str], object] = {}

@@ -48,7 +48,7 @@ def run_pytest(smoke: bool, json_path: Path, extra: list[str]) -> int:
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
            "-o", "python_files=bench_*.py", "-o", "testpaths=benchmarks",
            f"--benchmark-json={json_path}", "--benchmark-disable-gc",
-           "--benchmark-columns=median", "--benchmark-sort=name", *extra]
+           "--benchmark-columns=median", "--benchmark-sort=name", "--durations=12", *extra]
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
@@ -140,6 +140,14 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
             else:
                 cells.append(f"{row[s] / r:.3g}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    pages = [label for label in sorted(results) if "vfs_orm_64k" in results[label]]
+    if pages:
+        lines += ["", "## Page size: 4 KiB (the default) against 64 KiB pages", "",
+                  "| workload | unit | 4 KiB pages | 64 KiB pages | 64 KiB / 4 KiB |",
+                  "|---|---|---:|---:|---:|"]
+        for label in pages:
+            a, b = results[label]["vfs_orm"], results[label]["vfs_orm_64k"]
+            lines.append(f"| {label} | {units[label]} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -157,7 +165,7 @@ def main() -> int:
     out = args.out or (HERE / ".work" / "RESULTS-smoke.md" if args.smoke else HERE / "RESULTS.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        json_path = Path(tmp) / "bench.json"
+        json_path = HERE / ".work" / ("bench-smoke.json" if args.smoke else "bench.json")
         extra = ["-k", args.k] if args.k else []
         status = run_pytest(args.smoke, json_path, extra)
         if status != 0 or not json_path.exists():

@@ -413,6 +413,16 @@ class ChunkedFile(io.RawIOBase):
             self.write_pending(raw, self._id)
             self._tree.repo.set_size(raw, self._id, self._size, time.time_ns())
 
+    def staged_content(self) -> bytes:
+        """The whole content of a staged file still held in memory (and forget it)."""
+        data = bytearray(self._size)
+        cs = self._cs
+        for idx, buf in self._pending.items():
+            data[idx * cs: idx * cs + len(buf)] = buf
+        self._pending.clear()
+        self._pending_bytes = 0
+        return bytes(data)
+
     def write_pending(self, raw: Any, inode_id: int) -> None:
         """Used by ``Tree.commit_staged`` inside its transaction, and by ``_flush_pending``."""
         if self._pending:

@@ -492,12 +492,7 @@ class LayeredTree(Tree):
             top = self._top_file(raw, path)
             ctime = top[CTIME] if top is not None else (f._ctime_ns or now)
             if f._id is None:
-                data = bytearray(f._size)
-                cs = f._cs
-                for idx, buf in f._pending.items():
-                    data[idx * cs: idx * cs + len(buf)] = buf
-                f._pending.clear()
-                f._id = self._store_content(raw, path, top, bytes(data), now, FILE_MODE)
+                f._id = self._store_content(raw, path, top, f.staged_content(), now, FILE_MODE)
             else:
                 if top is not None:
                     self.repo.delete(raw, top[ID])
@@ -591,40 +586,21 @@ class LayeredTree(Tree):
             rows = repo.read_span(lraw, src_id, 0, CHUNK_SPAN)
             self.repo.put_chunks(raw, ((dst_id, r[2], r[3]) for r in rows if r[3] is not None))
 
-    def remove(self, path: str) -> None:
+    def _entry(self, raw: Any, path: str) -> tuple[Any, ...] | None:
         if not self.layered():
-            return super().remove(path)
-        with self.uow.write() as raw:
-            row = self.resolve(path)
-            if row is None:
-                raise self.miss_error(path)
-            if row[1 + KIND] == DIR:
-                raise IsADirError.for_path(path)
-            self._hide(raw, path, subtree=False)
+            return super()._entry(raw, path)
+        row = self.resolve(path)
+        return None if row is None else row[1:]
 
-    def rmdir(self, path: str) -> None:
+    def _has_entries(self, raw: Any, path: str) -> bool:
         if not self.layered():
-            return super().rmdir(path)
-        with self.uow.write() as raw:
-            row = self.resolve(path)
-            if row is None:
-                raise self.miss_error(path)
-            if row[1 + KIND] != DIR:
-                raise NotADirError.for_path(path)
-            if self._merged("list", 1, path):
-                raise DirNotEmptyError.for_path(path)
-            self._hide(raw, path, subtree=True)
+            return super()._has_entries(raw, path)
+        return bool(self._merged("list", 1, path))
 
-    def rmtree(self, path: str) -> None:
+    def _drop(self, raw: Any, path: str, row: tuple[Any, ...], subtree: bool) -> None:
         if not self.layered():
-            return super().rmtree(path)
-        with self.uow.write() as raw:
-            row = self.resolve(path)
-            if row is None:
-                raise self.miss_error(path)
-            if row[1 + KIND] != DIR:
-                raise NotADirError.for_path(path)
-            self._hide(raw, path, subtree=True)
+            return super()._drop(raw, path, row, subtree)
+        self._hide(raw, path, subtree)
 
     def move(self, src: str, dst: str, *, overwrite: bool) -> None:
         """Across layers: an entry of the top layer alone moves with one statement; one that
@@ -648,7 +624,7 @@ class LayeredTree(Tree):
                 if target[1 + KIND] == DIR:
                     if not is_dir:
                         raise IsADirError.for_path(src, "destination is a directory", dst)
-                    if self._merged("list", 1, dst):
+                    if self._has_entries(raw, dst):
                         raise DirNotEmptyError.for_path(src, "destination directory not empty",
                                                         dst)
                 elif is_dir:

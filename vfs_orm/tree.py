@@ -333,12 +333,7 @@ class Tree:
                 self._parent_dir(raw, path, create=True)
             if f._id is None:
                 # Everything is still in memory: write it straight into place.
-                data = bytearray(f._size)
-                cs = f._cs
-                for idx, buf in f._pending.items():
-                    data[idx * cs: idx * cs + len(buf)] = buf
-                f._pending.clear()
-                f._id = self._store_content(raw, path, row, bytes(data), now, FILE_MODE)
+                f._id = self._store_content(raw, path, row, f.staged_content(), now, FILE_MODE)
             else:
                 if row is not None:
                     self.repo.delete(raw, row[ID])
@@ -420,38 +415,48 @@ class Tree:
                 raise NotADirError.for_path(path, f"not a directory: {anc}")
         return None
 
-    def remove(self, path: str) -> None:
+    # remove/rmdir/rmtree check the entry, then drop it. The hooks (_entry, _drop,
+    # _has_entries) are what LayeredTree changes: resolution across layers, whiteouts.
+    def _entry(self, raw: Any, path: str) -> tuple[Any, ...] | None:
         pp, pn = paths.split(path)
-        with self.uow.write() as raw:
-            row = self.repo.lookup(raw, pp, pn)
-            if row is None:
-                raise self.miss_error(path)
-            if row[KIND] == DIR:
-                raise IsADirError.for_path(path)
-            self.repo.delete(raw, row[ID])
+        return self.repo.lookup(raw, pp, pn)
 
-    def rmdir(self, path: str) -> None:
-        pp, pn = paths.split(path)
-        with self.uow.write() as raw:
-            row = self.repo.lookup(raw, pp, pn)
-            if row is None:
-                raise self.miss_error(path)
-            if row[KIND] != DIR:
-                raise NotADirError.for_path(path)
-            if self.repo.has_children(raw, path):
-                raise DirNotEmptyError.for_path(path)
-            self.repo.delete(raw, row[ID])
+    def _checked(self, raw: Any, path: str, want: str) -> tuple[Any, ...]:
+        row = self._entry(raw, path)
+        if row is None:
+            raise self.miss_error(path)
+        if want == "file" and row[KIND] == DIR:
+            raise IsADirError.for_path(path)
+        if want == "dir" and row[KIND] != DIR:
+            raise NotADirError.for_path(path)
+        return row
 
-    def rmtree(self, path: str) -> None:
-        pp, pn = paths.split(path)
-        with self.uow.write() as raw:
-            row = self.repo.lookup(raw, pp, pn)
-            if row is None:
-                raise self.miss_error(path)
-            if row[KIND] != DIR:
-                raise NotADirError.for_path(path)
+    def _has_entries(self, raw: Any, path: str) -> bool:
+        return self.repo.has_children(raw, path)
+
+    def _drop(self, raw: Any, path: str, row: tuple[Any, ...], subtree: bool) -> None:
+        if subtree:
             lo, hi = paths.subtree_bounds(path)
             self.repo.delete_tree(raw, row[ID], path, lo, hi)
+        else:
+            self.repo.delete(raw, row[ID])
+
+    def remove(self, path: str) -> None:
+        with self.uow.write() as raw:
+            row = self._checked(raw, path, "file")
+            self._drop(raw, path, row, subtree=False)
+
+    def rmdir(self, path: str) -> None:
+        with self.uow.write() as raw:
+            row = self._checked(raw, path, "dir")
+            if self._has_entries(raw, path):
+                raise DirNotEmptyError.for_path(path)
+            self._drop(raw, path, row, subtree=True)
+
+    def rmtree(self, path: str) -> None:
+        with self.uow.write() as raw:
+            row = self._checked(raw, path, "dir")
+            self._drop(raw, path, row, subtree=True)
 
     def move(self, src: str, dst: str, *, overwrite: bool) -> None:
         """``rename`` (``overwrite=False``: an existing destination is EEXIST, as the seed did)
