@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 from vfs_orm import paths
 from vfs_orm.errors import (
     AlreadyExistsError,
+    BusyError,
+    ClosedError,
+    CorruptionError,
     DirNotEmptyError,
     InvalidOperationError,
     IsADirError,
@@ -151,6 +154,8 @@ class Tree:
     def walk(self, top: str, topdown: bool, onerror: Any) -> Iterator[tuple[str, list[str], list[str]]]:
         try:
             rows = self.entries(top)
+        except (ClosedError, BusyError, CorruptionError):
+            raise  # not about this directory: the whole walk cannot go on
         except OSError as exc:
             if onerror is not None:
                 onerror(exc)
