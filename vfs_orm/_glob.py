@@ -36,77 +36,62 @@ def _bracket_end(segment: str, i: int) -> int:
     return j if j < n else -1
 
 
-def to_sqlite_glob(segment: str) -> str:
-    """The same segment pattern in SQLite GLOB syntax (``[!`` becomes ``[^``; an unclosed
-    ``[`` is a literal, written ``[[]``)."""
-    out, i, n = [], 0, len(segment)
-    while i < n:
-        c = segment[i]
-        i += 1
-        if c == "[":
-            j = _bracket_end(segment, i)
-            if j < 0:
-                out.append("[[]")
-                continue
-            body = segment[i:j]
-            if body[:1] == "!":
-                body = "^" + body[1:]
-            out.append("[" + body + "]")
-            i = j + 1
-        elif c == "*":
-            while i < n and segment[i] == "*":
-                i += 1
-            out.append("*")
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-def unescape(segment: str) -> str:
-    """A segment without wildcards outside brackets, e.g. ``a[[]1]``, as the literal name."""
-    out, i, n = [], 0, len(segment)
-    while i < n:
-        c = segment[i]
-        i += 1
-        if c == "[":
-            j = _bracket_end(segment, i)
-            body = segment[i:j] if j >= 0 else ""
-            if j >= 0 and len(body) == 1 and body not in "!^":
-                out.append(body)
-                i = j + 1
-                continue
-            return ""  # a real class: not a literal
-        out.append(c)
-    return "".join(out)
-
-
-@lru_cache(maxsize=512)
-def segment_regex(segment: str) -> str:
-    """Regex source for one segment: no wildcard ever matches ``/``."""
-    out, i, n = [], 0, len(segment)
+def tokens(segment: str) -> list[tuple[str, str]]:
+    """One segment as ("star", ""), ("one", ""), ("class", body) with body starting with
+    "!" when negated (``[^x]`` is read as ``[!x]``), or ("lit", char). An unclosed ``[`` is
+    a literal. Both translators below read these, so they cannot disagree on the syntax."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(segment)
     while i < n:
         c = segment[i]
         i += 1
         if c == "*":
             while i < n and segment[i] == "*":
                 i += 1
-            out.append("[^/]*")
+            out.append(("star", ""))
         elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = _bracket_end(segment, i)
-            if j < 0:
-                out.append(re.escape("["))
-                continue
+            out.append(("one", ""))
+        elif c == "[" and (j := _bracket_end(segment, i)) >= 0:
             body = segment[i:j]
+            out.append(("class", "!" + body[1:] if body[:1] in "!^" and body else body))
             i = j + 1
-            negate = body[:1] in ("!", "^")
-            if negate:
-                body = body[1:]
+        else:
+            out.append(("lit", c))
+    return out
+
+
+def to_sqlite_glob(segment: str) -> str:
+    """The same segment pattern in SQLite GLOB syntax (``[!`` becomes ``[^``; a literal
+    ``[`` is written ``[[]``)."""
+    out = []
+    for kind, text in tokens(segment):
+        if kind == "star":
+            out.append("*")
+        elif kind == "one":
+            out.append("?")
+        elif kind == "class":
+            out.append("[" + ("^" + text[1:] if text.startswith("!") else text) + "]")
+        else:
+            out.append("[[]" if text == "[" else text)
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def segment_regex(segment: str) -> str:
+    """Regex source for one segment: no wildcard ever matches ``/``."""
+    out = []
+    for kind, text in tokens(segment):
+        if kind == "star":
+            out.append("[^/]*")
+        elif kind == "one":
+            out.append("[^/]")
+        elif kind == "class":
+            negate = text.startswith("!")
+            body = (text[1:] if negate else text)
             body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
             out.append(f"[^/{body}]" if negate else f"[{body}]")
         else:
-            out.append(re.escape(c))
+            out.append(re.escape(text))
     return "".join(out)
 
 

@@ -6,6 +6,7 @@ with one line on stderr and exit code 1; usage errors exit 2 (click). No traceba
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -87,12 +88,27 @@ def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = Tr
     return fs
 
 
-def _progress(quiet: bool, total_bytes: int, label: str) -> Any:
-    """A click progress bar on a terminal, nothing otherwise."""
-    if quiet or not sys.stderr.isatty():
-        return None
-    return click.progressbar(length=max(total_bytes, 1), label=label, file=sys.stderr,
-                             show_pos=False, show_percent=True)
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, total_bytes: int, label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``tick(files, bytes_done)`` callback driving a click progress bar on a terminal;
+    a no-op when quiet or when stderr is not a terminal."""
+    if not _show_progress(quiet):
+        yield lambda files, nbytes: None
+        return
+    with click.progressbar(length=max(total_bytes, 1), label=label, file=sys.stderr,
+                           show_pos=False, show_percent=True) as bar:
+        done = [0]
+
+        def tick(files: int, nbytes: int) -> None:
+            bar.label = f"{label} {files} files"
+            bar.update(nbytes - done[0])
+            done[0] = nbytes
+
+        yield tick
 
 
 @click.group(context_settings=CONTEXT)
@@ -121,22 +137,8 @@ def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
     report = Report()
     entries = scan(src, report)
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
-    bar = _progress(quiet, total, "packing")
-    done = [0]
-
-    def tick(files: int, nbytes: int) -> None:
-        if bar is not None:
-            bar.label = f"packing {files} files"
-            bar.update(nbytes - done[0])
-            done[0] = nbytes
-
-    if bar is not None:
-        bar.__enter__()
-    try:
+    with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:
@@ -157,23 +159,11 @@ def unpack(image: str, dest: str, top: str, underlays: tuple[str, ...], quiet: b
     from vfs_orm.pack import unpack as do_unpack
 
     with open_image(image, underlays) as fs:
+        # The total is only worth a walk when a bar will show it.
         total = sum(fs.getsize(os.path.join(d, f)) for d, _, files in fs.walk(top)
-                    for f in files) if not quiet and sys.stderr.isatty() else 0
-        bar = _progress(quiet, total, "unpacking")
-        done = [0]
-
-        def tick(files: int, nbytes: int) -> None:
-            if bar is not None:
-                bar.update(nbytes - done[0])
-                done[0] = nbytes
-
-        if bar is not None:
-            bar.__enter__()
-        try:
+                    for f in files) if _show_progress(quiet) else 0
+        with _progress(quiet, total, "unpacking") as tick:
             report = do_unpack(fs, dest, top=top, progress=tick)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:

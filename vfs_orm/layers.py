@@ -184,13 +184,19 @@ class LayeredTree(Tree):
     def resolve(self, path: str) -> tuple[Any, ...] | None:
         """(prio, *inode row) of the entry that provides ``path``, None if nothing does (or
         the highest entry is a whiteout)."""
+        row = self._first_hit("resolve", path)
+        return None if row is None or row[1 + KIND] == WHITEOUT else row
+
+    def _first_hit(self, method: str, path: str) -> tuple[Any, ...] | None:
+        """Search the connection groups in priority order with one statement each; the first
+        row found (maybe a whiteout) is the highest layer's."""
         parent, name = paths.split(path)
         st, stack = self._st()
         with self.uow.read_lock:
             for g, repo in enumerate(stack.repos):
-                row = repo.resolve(_conn(st, g), parent, name)
+                row = getattr(repo, method)(_conn(st, g), parent, name)
                 if row is not None:
-                    return None if row[1 + KIND] == WHITEOUT else row
+                    return row  # type: ignore[no-any-return]
         return None
 
     def resolve_all(self, path: str) -> list[tuple[Any, ...]]:
@@ -320,13 +326,7 @@ class LayeredTree(Tree):
 
     def _resolve_first(self, path: str) -> tuple[Any, ...]:
         """(prio, *inode, first chunk) of the file at ``path``; errors for misses and dirs."""
-        parent, name = paths.split(path)
-        st, stack = self._st()
-        with self.uow.read_lock:
-            for g, repo in enumerate(stack.repos):
-                row = repo.resolve_first(_conn(st, g), parent, name)
-                if row is not None:
-                    break
+        row = self._first_hit("resolve_first", path)
         if row is None or row[1 + KIND] == WHITEOUT:
             raise self.miss_error(path)
         if row[1 + KIND] == DIR:
@@ -478,7 +478,6 @@ class LayeredTree(Tree):
         if not self.layered():
             return super().commit_staged(f)
         path = f.name
-        pp, pn = paths.split(path)
         with self.uow.write() as raw:
             row = self.resolve(path)
             now = time.time_ns()
@@ -491,13 +490,7 @@ class LayeredTree(Tree):
             self._parent_dir(raw, path, create=True)
             top = self._top_file(raw, path)
             ctime = top[CTIME] if top is not None else (f._ctime_ns or now)
-            if f._id is None:
-                f._id = self._store_content(raw, path, top, f.staged_content(), now, FILE_MODE)
-            else:
-                if top is not None:
-                    self.repo.delete(raw, top[ID])
-                f.write_pending(raw, f._id)
-                self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
+            self._place_staged(raw, f, path, top, ctime, now)
         f._staged = False
 
     def check_writable_target(self, path: str, exclusive: bool) -> int | None:

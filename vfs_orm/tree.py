@@ -336,15 +336,22 @@ class Tree:
                 ctime = row[CTIME]
             elif prow is None or prow[KIND] != DIR:
                 self._parent_dir(raw, path, create=True)
-            if f._id is None:
-                # Everything is still in memory: write it straight into place.
-                f._id = self._store_content(raw, path, row, f.staged_content(), now, FILE_MODE)
-            else:
-                if row is not None:
-                    self.repo.delete(raw, row[ID])
-                f.write_pending(raw, f._id)
-                self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
+            self._place_staged(raw, f, path, row, ctime, now)
         f._staged = False
+
+    def _place_staged(self, raw: Any, f: "ChunkedFile", path: str,
+                      existing: tuple[Any, ...] | None, ctime: int, now: int) -> None:
+        """Inside the closing transaction: the staged content becomes the file at ``path``
+        (``existing``: the top layer's file there, if any)."""
+        if f._id is None:
+            # Everything is still in memory: write it straight into place.
+            f._id = self._store_content(raw, path, existing, f.staged_content(), now, FILE_MODE)
+            return
+        if existing is not None:
+            self.repo.delete(raw, existing[ID])
+        f.write_pending(raw, f._id)
+        pp, pn = paths.split(path)
+        self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
 
     def discard_staged(self, f: "ChunkedFile") -> None:
         f._pending.clear()
