@@ -342,3 +342,29 @@ def test_random_reads_in_sparse_file(vfs):
             f.seek(off)
             got = f.read(2)
             assert got == (b"\x00Z" if off == 499_999 else b"\x00\x00"), off
+
+
+@pytest.mark.parametrize("buffering", [-1, 0, 3000, 100_000])
+def test_random_then_sequential_reads_match_reference(vfs, buffering):
+    """A random read returns a short window (4 KiB, doubling while the reads continue
+    sequentially); whatever the buffer, every read must equal the same slice of the bytes,
+    across chunk boundaries and at the end of the file."""
+    import random
+    data = os.urandom(3 * 65536 + 1234)
+    vfs.write_bytes("/r", data)
+    rnd = random.Random(7)
+    with vfs.open("/r", "rb", buffering=buffering) as f:
+        for _ in range(300):
+            off = rnd.randrange(0, len(data) + 10)
+            f.seek(off)
+            got = b""
+            for _ in range(rnd.randint(1, 6)):  # a random read, then sequential ones
+                n = rnd.choice([1, 100, 4096, 5000, 65536, 140_000])
+                piece = f.read(n)
+                if buffering == 0:  # raw streams may return less: read until n or EOF
+                    while len(piece) < n and (more := f.read(n - len(piece))):
+                        piece += more
+                got += piece
+                assert f.tell() == min(len(data), off + len(got))
+            assert got == data[off:off + len(got)]
+            assert len(got) > 0 or off >= len(data)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 #: Staged data kept in memory before it is written to the staging inode.
 STAGE_LIMIT = 4 * 1024 * 1024
+#: What a random read returns at most (a short read: the buffered layer asks for its whole
+#: buffer, but a random 4 KiB read should not pay for 8). Reads that continue sequentially
+#: double it until a whole chunk is cheaper, like the kernel's readahead window.
+RANDOM_READ = 4096
 
 
 class ChunkedFile(io.RawIOBase):
@@ -63,6 +67,7 @@ class ChunkedFile(io.RawIOBase):
         self._cache: bytes = b""
         self._next = 0  # where a sequential read would continue
         self._token: tuple[int, int] | None = None  # (data_version, uow.writes) when last checked
+        self._window = 0  # bytes the next sequential BLOB read may take; 0: use whole chunks
         self._failed = False
         self.mode = ""
 
@@ -303,34 +308,48 @@ class ChunkedFile(io.RawIOBase):
         want = min(len(view), cs - off)
         if idx == self._cache_idx and pos == self._next:
             size, data, base = self._cache_size, self._cache, off
-        elif pos != self._next and not self._tree.uow.shared and self._blob_ok():
-            # A random read while nothing changed since the last check: incremental BLOB I/O
-            # on the chunk's rowid, no query (ENGINEERING-NOTES §5: ~2x a substr() SELECT).
-            size = self._size
-            if pos >= size:
-                return 0
-            want = min(want, size - pos)
-            try:
-                data = self._repo.read_blob(self._raw(), self._id, idx, off, want)
-            except sqlite3.OperationalError:
-                self._token = None  # a hole, or the file went away: let a query tell
-                return self._read_at(pos, view)
-            got = len(data)
-            view[:got] = data
-            if got < want:
-                view[got:want] = bytes(want - got)
-            self._next = pos + want
-            return want
+            self._window = 0
+        elif (pos != self._next or self._window) and self._token is not None \
+                and not self._writable and not (uow := self._tree.uow).shared:
+            # A random read (or its continuation): incremental BLOB I/O on the chunk's rowid,
+            # no query (ENGINEERING-NOTES §5: ~2x a substr() SELECT), and only a window of
+            # bytes, not the whole buffer asked for; valid while nothing changed since the
+            # handle last checked size and generation (one data_version probe).
+            token = self._token
+            if token[1] == uow.writes:
+                size = self._size
+                if pos >= size:
+                    return 0
+                window = RANDOM_READ if pos != self._next else self._window
+                want = min(want, size - pos, window)
+                try:
+                    data = self._repo.read_blob(self._raw(), self._id, idx, off, want, token[0])
+                except sqlite3.OperationalError:
+                    data = None  # a hole, or the file went away: let a query tell
+                if data is not None:
+                    self._window = window * 2 if window * 2 < cs else 0
+                    got = len(data)
+                    view[:got] = data
+                    if got < want:
+                        view[got:want] = bytes(want - got)
+                    self._next = pos + want
+                    return want
+            self._token = None
+            return self._read_at(pos, view)
         else:
             tree = self._tree
             uow = tree.uow
             sequential = pos == self._next
+            self._window = 0
             if uow.shared:
                 uow.lock.acquire()
             try:
                 if sequential:
                     row = self._repo.read_chunk(self._raw(), self._id, idx)
                 else:
+                    # The version BEFORE the query: a commit in between makes the token old
+                    # (a needless re-check later), never newer than the row it vouches for.
+                    token = self._validity()
                     row = self._repo.read_part(self._raw(), self._id, idx, off, want)
             finally:
                 if uow.shared:
@@ -339,7 +358,7 @@ class ChunkedFile(io.RawIOBase):
                 raise self._stale()
             size, data = row[0], row[2] or b""
             if not sequential:
-                self._token = self._validity()
+                self._token = token
             if sequential:
                 self._cache_idx, self._cache, self._cache_size = idx, data, size
                 base = off
@@ -360,10 +379,6 @@ class ChunkedFile(io.RawIOBase):
     def _validity(self) -> tuple[int, int]:
         uow = self._tree.uow
         return self._repo.data_version(self._raw()), uow.writes
-
-    def _blob_ok(self) -> bool:
-        """True if the size and generation this handle knows are still current."""
-        return self._token is not None and not self._writable and self._token == self._validity()
 
     def _stage(self, pos: int, data: bytes) -> None:
         cs = self._cs

@@ -326,16 +326,20 @@ class InodeRepository:
 
     def data_version(self, raw: sqlite3.Connection) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
-        return int(raw.execute(self._data_version).fetchone()[0])
+        return raw.execute(self._data_version).fetchone()[0]  # type: ignore[no-any-return]
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
-                  length: int) -> bytes:
-        """Incremental BLOB I/O on one chunk (raises sqlite3.OperationalError if the chunk row
-        does not exist: a sparse hole, or a file that is gone)."""
+                  length: int, data_version: int) -> bytes | None:
+        """Incremental BLOB I/O on one chunk, if the database is still at ``data_version``
+        (None if another connection committed since). The version is read while the blob is
+        open, i.e. in the very snapshot the bytes come from: no commit can slip in between,
+        and it costs a third of a separate probe. Raises sqlite3.OperationalError if the
+        chunk row does not exist (a sparse hole, or a file that is gone)."""
         with raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
                           readonly=True, name=self.schema) as blob:
-            blob.seek(off)
-            return blob.read(length)
+            if raw.execute(self._data_version).fetchone()[0] != data_version:
+                return None
+            return blob[off:off + length]
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()
