@@ -123,16 +123,11 @@ def glob(tree: "Tree", pattern: str) -> list[str]:
     rest = segments[k:]
     if "**" in rest:
         return _glob_recursive(tree, prefix, segments)
-    last = to_sqlite_glob(rest[-1])
+    globs = tuple(to_sqlite_glob(s) for s in rest)
     if len(rest) == 1:
-        return [paths.join(prefix, n) for n in tree.glob_in(prefix, last)]
-    dirs = rest[:-1]
-    parent_glob = (prefix if prefix != "/" else "") + "/" + "/".join(to_sqlite_glob(s) for s in dirs)
-    depth = parent_glob.count("/")
-    # Literal "/" inside a bracket class would break the depth argument; none can occur since
-    # segments never contain "/".
-    # A parent matched by GLOB is a path whose every segment matched: it is a directory.
-    return sorted(tree.glob_level(parent_glob, depth, last))
+        return [paths.join(prefix, n) for n in tree.glob_in(prefix, globs[0])]
+    # Only directories have entries below them, so every matched parent is a directory.
+    return sorted(tree.glob_levels(prefix, globs))
 
 
 def _glob_recursive(tree: "Tree", prefix: str, segments: tuple[str, ...]) -> list[str]:

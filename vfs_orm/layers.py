@@ -312,11 +312,16 @@ class LayeredTree(Tree):
             return super().glob_in(parent, name_glob)
         return sorted(r[1] for r in self._merged("glob_in", 1, parent, name_glob))
 
-    def glob_level(self, parent_glob: str, depth: int, name_glob: str) -> list[str]:
+    def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
         if not self.layered():
-            return super().glob_level(parent_glob, depth, name_glob)
+            return super().glob_levels(prefix, globs)
+        # Across layers a directory level may come from any layer, so the levels are not
+        # joined: one GLOB on the parent path with exactly as many "/" as the pattern (a
+        # segment GLOB never holds "/"), merged by priority.
+        parent_glob = (prefix if prefix != "/" else "") + "/" + "/".join(globs[:-1])
+        depth = parent_glob.count("/")
         return [paths.join(r[1], r[2])
-                for r in self._merged("glob_level", 2, parent_glob, depth, name_glob)]
+                for r in self._merged("glob_level", 2, parent_glob, depth, globs[-1])]
 
     def glob_below(self, top: str, name_glob: str) -> list[tuple[str, str, int]]:
         if not self.layered():

@@ -153,15 +153,9 @@ class InodeRepository:
         self._glob_in = compile_stmt(
             select(i.c.name).where(i.c.parent == p, i.c.name.op("GLOB")(ng)),
             ("parent", "name_glob"))
-        # The depth test is a NOT GLOB with one more "/*" than the pattern: cheaper per row
-        # than counting slashes, and it keeps wildcards from spanning directories.
-        self._glob_level = compile_stmt(
-            select(i.c.parent + literal_column("'/'") + i.c.name).where(
-                i.c.parent.op("GLOB")(bindparam("parent_glob")),
-                i.c.parent != literal_column("'/'"),  # "/*" matches "/" itself
-                i.c.parent.op("NOT GLOB")(bindparam("too_deep")),
-                i.c.name.op("GLOB")(ng)),
-            ("parent_glob", "too_deep", "name_glob"))
+        # Patterns over several levels: one statement per number of levels, built on first
+        # use (see _chain_stmt).
+        self._glob_chains: dict[int, Compiled] = {}
         self._glob_below = compile_stmt(
             select(i.c.parent, i.c.name, i.c.kind)
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
@@ -312,13 +306,44 @@ class InodeRepository:
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
         return [r[0] for r in raw.execute(self._glob_in.sql, (parent, name_glob))]
 
-    def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int,
-                   name_glob: str) -> list[str]:
-        """Paths ``parent/name`` whose parent matches ``parent_glob`` (``depth`` segments)
-        and whose name matches ``name_glob``."""
-        too_deep = "/*" * (depth + 1)
-        return [r[0] for r in raw.execute(self._glob_level.sql,
-                                          (parent_glob, too_deep, name_glob))]
+    def glob_chain(self, raw: sqlite3.Connection, prefix: str, globs: Sequence[str]
+                   ) -> list[str]:
+        """Paths ``prefix/g1/.../gk`` (k >= 2) whose every segment matches its GLOB: a join
+        walking down the levels, each an index range on (parent, name) below the entries
+        the level above matched, so only matching directories' entries are visited and each
+        costs one GLOB on its name (a GLOB on whole paths would let ``*`` cross a "/").
+        The last level comes back as one "/"-joined string of names per directory (names
+        never hold "/"): a row per directory instead of a row, and a str, per match."""
+        stmt = self._glob_chains.get(len(globs))
+        if stmt is None:
+            stmt = self._glob_chains[len(globs)] = self._chain_stmt(len(globs))
+        values = {"prefix": prefix, "below": prefix if prefix.endswith("/") else prefix + "/"}
+        values.update((f"g{k}", g) for k, g in enumerate(globs))
+        out: list[str] = []
+        for parent, names in raw.execute(stmt.sql, tuple(values[n] for n in stmt.params)):
+            if names is not None:
+                out += [parent + "/" + n for n in names.split("/")]
+        return out
+
+    def _chain_stmt(self, levels: int) -> Compiled:
+        ts = [self.inodes.alias(f"l{k}") for k in range(levels)]
+        slash = literal_column("'/'")
+
+        def path_of(k: int) -> Any:  # the path of level k's entry, as SQL
+            if k == 0:
+                return bindparam("below", type_=Text) + ts[0].c.name
+            return ts[k].c.parent + slash + ts[k].c.name
+
+        conds = [ts[0].c.parent == bindparam("prefix"), ts[0].c.name.op("GLOB")(bindparam("g0"))]
+        for k in range(1, levels - 1):
+            conds += [ts[k].c.parent == path_of(k - 1),
+                      ts[k].c.name.op("GLOB")(bindparam(f"g{k}"))]
+        last, dirs = ts[-1], path_of(levels - 2)
+        names = (select(func.group_concat(last.c.name, slash))
+                 .where(last.c.parent == dirs,
+                        last.c.name.op("GLOB")(bindparam(f"g{levels - 1}")))
+                 .scalar_subquery())
+        return compile_stmt(select(dirs, names).where(*conds))
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[str, str, int]]:

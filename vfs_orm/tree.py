@@ -179,9 +179,10 @@ class Tree:
         with self.uow.read_lock:
             return self.repo.glob_in(self.uow.raw(), parent, name_glob)
 
-    def glob_level(self, parent_glob: str, depth: int, name_glob: str) -> list[str]:
+    def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
+        """Paths below ``prefix`` with one segment per GLOB in ``globs`` (two or more)."""
         with self.uow.read_lock:
-            return self.repo.glob_level(self.uow.raw(), parent_glob, depth, name_glob)
+            return self.repo.glob_chain(self.uow.raw(), prefix, globs)
 
     def glob_below(self, top: str, name_glob: str) -> list[tuple[str, str, int]]:
         lo, hi = paths.subtree_bounds(top)
