@@ -32,7 +32,6 @@ def traced(db_path):
     lambda fs: fs.isdir("/dir"),
     lambda fs: fs.stat("/dir/small.bin"),
     lambda fs: fs.read_bytes("/dir/small.bin"),
-    lambda fs: fs.read_bytes("/dir/big.bin"),
     lambda fs: fs.listdir("/dir/sub"),
 ])
 def test_one_statement(traced, call):
@@ -40,6 +39,17 @@ def test_one_statement(traced, call):
     log.clear()
     call(fs)
     assert len(log) == 1, log
+
+
+def test_read_bytes_of_a_multi_chunk_file_is_two_statements(traced):
+    """The one-chunk probe, then the whole file in ONE statement (one snapshot), however
+    many chunks it has."""
+    fs, log = traced
+    fs.write_bytes("/dir/huge.bin", b"z" * 2_000_000)
+    for path, size in (("/dir/big.bin", 300_000), ("/dir/huge.bin", 2_000_000)):
+        log.clear()
+        assert len(fs.read_bytes(path)) == size
+        assert len(log) == 2, log
 
 
 def test_open_read_small_file_statements(traced):

@@ -341,8 +341,9 @@ class LayeredTree(Tree):
     def read_bytes(self, path: str) -> bytes:
         """Small files: one statement per connection group searched (resolution and the
         first chunk together); bigger ones read the rest from the winning layer."""
-        if not self.layered():
-            return super().read_bytes(path)
+        stack = self.uow.stack  # layered(), inlined: this is the hottest read path
+        if stack is None or not stack.layers:
+            return Tree.read_bytes(self, path)
         row = self._resolve_first(path)
         size, cs, first = row[1 + SIZE], row[1 + CHUNK], row[-1]
         if first is not None and len(first) == size:

@@ -161,7 +161,13 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
                    i.c.name.op("GLOB")(ng)),
             ("parent", "lo", "hi", "name_glob"))
-        # Whole small file in one statement: the inode and all its chunks.
+        # A whole one-chunk file: the inode, then chunk 0 by rowid (no range step, and only
+        # the three columns the caller needs).
+        self._read_first = compile_stmt(
+            select(i.c.kind, i.c.size, c.c.data)
+            .select_from(i.outerjoin(c, c.c.id == i.c.id * _SPAN))
+            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
+        # Whole file in one statement: the inode and all its chunks.
         self._read_whole = compile_stmt(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data)
             .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
@@ -365,6 +371,11 @@ class InodeRepository:
             if raw.execute(self._data_version).fetchone()[0] != data_version:
                 return None
             return blob[off:off + length]
+
+    def read_first(self, raw: sqlite3.Connection, parent: str, name: str
+                   ) -> tuple[int, int, bytes | None] | None:
+        """(kind, size, data of chunk 0) of the entry, None if there is none."""
+        return raw.execute(self._read_first.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()

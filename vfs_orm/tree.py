@@ -190,8 +190,25 @@ class Tree:
             return self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
 
     def read_bytes(self, path: str) -> bytes:
+        """A file of one chunk (most files) is one equality join, inode then chunk 0 by
+        rowid; a bigger or sparse one is then read whole again in ONE statement (a single
+        snapshot: never chunks of two versions)."""
         parent, name = paths.split(path)
         uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                row = self.repo.read_first(uow.raw(), parent, name)
+        else:
+            row = self.repo.read_first(uow.raw(), parent, name)
+        if row is None:
+            raise self.miss_error(path)
+        kind, size, data = row
+        if kind == DIR:
+            raise IsADirError.for_path(path)
+        if data is not None and len(data) == size:
+            return data  # type: ignore[no-any-return]
+        if not size:
+            return b""
         if uow.shared:
             with uow.lock:
                 rows = self.repo.read_whole(uow.raw(), parent, name)
