@@ -368,3 +368,38 @@ def test_random_then_sequential_reads_match_reference(vfs, buffering):
                 assert f.tell() == min(len(data), off + len(got))
             assert got == data[off:off + len(got)]
             assert len(got) > 0 or off >= len(data)
+
+
+def test_rewrite_fast_path_keeps_every_rule(db_path):
+    """The one-statement rewrite (taken after a rewrite) must behave exactly like the full
+    path: errors for directories and exclusive writes, shrink/grow across chunk sizes,
+    ctime kept, open readers told their file was replaced."""
+    with VFS(db_path, chunk_size=4096) as fs:
+        fs.write_bytes("/s/a", b"1" * 100)
+        fs.write_bytes("/s/a", b"2" * 100)  # now the fast path is expected
+        ctime = fs.stat("/s/a").st_ctime_ns
+        fs.mkdir("/s/d")
+        with pytest.raises(IsADirError):
+            fs.write_bytes("/s/d", b"x")
+        fs.write_bytes("/s/a", b"3" * 50)
+        with pytest.raises(AlreadyExistsError):
+            fs._tree.write_bytes("/s/a", b"4", exclusive=True)  # as put/unpack without overwrite
+        assert fs.read_bytes("/s/a") == b"3" * 50
+        with fs.open("/s/a", "rb", buffering=0) as f:  # raw: no buffer to serve from
+            f.seek(10)
+            assert f.read(5) == b"33333"
+            fs.write_bytes("/s/a", b"5" * 60)
+            f.seek(20)
+            with pytest.raises(StaleHandleError):
+                f.read(5)
+        fs.write_bytes("/s/a", b"6" * 10_000)  # grows past one chunk: the full path
+        fs.write_bytes("/s/a", b"7" * 10)  # shrinks back: chunks 1 and 2 must go
+        assert fs.read_bytes("/s/a") == b"7" * 10 and fs.stat("/s/a").st_ctime_ns == ctime
+        fs.write_bytes("/s/a", b"")
+        assert fs.read_bytes("/s/a") == b""
+        assert fs.check().ok, fs.check().problems
+    with VFS(db_path, chunk_size=1024) as fs:  # another chunk size: not the fast path
+        fs.write_bytes("/s/a", b"8" * 3000)
+        fs.write_bytes("/s/a", b"9" * 3000)
+        assert fs.read_bytes("/s/a") == b"9" * 3000
+        assert fs.check().ok

@@ -80,6 +80,18 @@ def test_write_small_file_statements(traced):
     assert len(body) == 3, log
 
 
+def test_repeated_small_saves_are_two_statements(traced):
+    """Once a write has replaced an existing small file, the next saves find and update the
+    inode in one statement (UPDATE ... RETURNING) and write chunk 0: 2 statements."""
+    fs, log = traced
+    fs.write_bytes("/dir/small.bin", b"a" * 10)  # a rewrite: primes the expectation
+    log.clear()
+    fs.write_bytes("/dir/small.bin", b"b" * 20)
+    body = [s for s in log if s.split()[0] not in ("BEGIN", "COMMIT")]
+    assert len(body) == 2 and body[0].startswith("UPDATE"), log
+    assert fs.read_bytes("/dir/small.bin") == b"b" * 20
+
+
 def test_directory_rename_is_one_statement(traced):
     fs, log = traced
     log.clear()

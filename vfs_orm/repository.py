@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.types import InodeKind
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 
@@ -244,6 +245,17 @@ class InodeRepository:
                     mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
                     generation=i.c.generation + literal_column("1")),
             ("mode", "size", "chunk_size", "mtime", "id"))
+        # The common save: an existing file of at most one chunk (same chunk size) gets new
+        # content of at most one chunk. Finding and updating the inode is one statement; no
+        # chunk beyond chunk 0 can exist, so none needs dropping.
+        self._rewrite_small = compile_stmt(
+            update(i).where(i.c.parent == p, i.c.name == n,
+                            i.c.kind == literal_column(str(int(InodeKind.FILE))),
+                            i.c.chunk_size == bindparam("cs"), i.c.size <= bindparam("cs2"))
+            .values(size=bindparam("size"), mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
+                    generation=i.c.generation + literal_column("1"))
+            .returning(i.c.id),
+            ("mode", "size", "mtime", "parent", "name", "cs", "cs2"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
@@ -454,6 +466,14 @@ class InodeRepository:
     def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
                 mode: int, mtime: int) -> None:
         raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, inode_id))
+
+    def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, size: int,
+                      chunk_size: int, mode: int, mtime: int) -> int | None:
+        """Rewrite the one-chunk file at parent/name (see ``_rewrite_small``) and return its
+        id; None (nothing changed) if there is no such file. The caller writes chunk 0."""
+        rows = raw.execute(self._rewrite_small.sql, (mode, size, mtime, parent, name,
+                                                     chunk_size, chunk_size)).fetchall()
+        return rows[0][0] if rows else None
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
