@@ -458,9 +458,10 @@ class LayeredTree(Tree):
 
     def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
                     mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
-        if not self.layered():
-            return super().write_bytes(path, data, exclusive=exclusive, mtime_ns=mtime_ns,
-                                       mode=mode)
+        stack = self.uow.stack  # layered(), inlined: saves are a hot path
+        if stack is None or not stack.layers:
+            return Tree.write_bytes(self, path, data, exclusive=exclusive, mtime_ns=mtime_ns,
+                                    mode=mode)
         with self.uow.write() as raw:
             row = self.resolve(path)
             if row is not None:
