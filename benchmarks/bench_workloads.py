@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from conftest import SIZES, built_store, sample, small_files
+from conftest import SIZES, built_store, sample, settle, small_files
 
 MiB = 1 << 20
 
@@ -33,6 +33,7 @@ def test_w1_ingest(benchmark, subject, workdir):
     counter = iter(range(10_000))
 
     def setup():
+        settle()
         store = subject.create(workdir / f"w1-{subject.name}-{next(counter)}")
         return (store,), {}
 
@@ -87,6 +88,7 @@ def test_w3_write_big(benchmark, subject, workdir):
     counter = iter(range(1000))
 
     def setup():
+        settle()
         return (subject.create(workdir / f"w3-{subject.name}-{next(counter)}"),), {}
 
     def write(store):
@@ -214,6 +216,7 @@ def test_w8_exists_stat(benchmark, subject, workdir, op):
 def test_w9_durable_save(benchmark, subject, workdir):
     n = sample(subject, SIZES.saves)
     store = subject.create(workdir / f"w9-{subject.name}")
+    settle()
     payloads = [os.urandom(2048) for _ in range(3)]
     gen = iter(range(10**9))
 
@@ -241,6 +244,7 @@ def test_w10_layered_reads(benchmark, subject, workdir, depth):
     root = workdir / f"w10-{subject.name}-{depth}"
     root.mkdir()
     stack = subject.make_stack(root, layers)
+    settle()
     paths = [p for files in layers for p, _ in files]
     rnd.shuffle(paths)
     paths = (paths * (n // len(paths) + 1))[:n]

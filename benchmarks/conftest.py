@@ -82,7 +82,14 @@ def built_store(subject: Subject, workdir: Path, kind: str, build) -> object:
     if key not in _built:
         path = workdir / f"{subject.name}-{kind}"
         _built[key] = build(path)
+        settle()
     return _built[key]
+
+
+def settle() -> None:
+    """Flush the OS's dirty pages before timing: otherwise the write-back of a store just
+    built (or of the last round's writes) lands in whichever subject is timed next."""
+    os.sync()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -403,3 +403,25 @@ def test_rewrite_fast_path_keeps_every_rule(db_path):
         fs.write_bytes("/s/a", b"9" * 3000)
         assert fs.read_bytes("/s/a") == b"9" * 3000
         assert fs.check().ok
+
+
+def test_create_fast_path_keeps_every_rule(db_path):
+    """New files go through one INSERT OR IGNORE that inserts nothing unless the parent is
+    a directory and the name is free; every other case must still get the full rules."""
+    from vfs_orm import NotADirError
+    with VFS(db_path) as fs:
+        fs.write_bytes("/f", b"file")
+        with pytest.raises(NotADirError):
+            fs.write_bytes("/f/child", b"x")  # parent is a file
+        fs.mkdir("/d")
+        with pytest.raises(IsADirError):
+            fs.write_bytes("/d", b"x")  # a directory is in the way
+        fs.write_bytes("/new/deep/g", b"g")  # missing parents are created
+        assert fs.isdir("/new/deep") and fs.read_bytes("/new/deep/g") == b"g"
+        fs.write_bytes("/d/h", b"h" * 200_000)  # several chunks
+        fs.write_bytes("/d/h2", b"")  # no chunk at all
+        assert fs.read_bytes("/d/h") == b"h" * 200_000 and fs.read_bytes("/d/h2") == b""
+        fs.write_bytes("/f", b"again")  # exists: falls back, then rewrites
+        assert fs.read_bytes("/f") == b"again"
+        assert sorted(fs.listdir("/")) == ["d", "f", "new"]
+        assert fs.check().ok, fs.check().problems

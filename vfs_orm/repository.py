@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -214,6 +215,11 @@ class InodeRepository:
             .on_conflict_do_update(index_elements=[c.c.id],
                                    set_={"data": sqlite_dialect.insert(c).excluded.data}),
             ("cid", "id", "idx", "data"))
+        # A new inode's chunks: nothing to conflict with (inode ids are never reused).
+        self._add_chunk = compile_stmt(
+            insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
+                             idx=bindparam("idx"), data=bindparam("data")),
+            ("cid", "id", "idx", "data"))
         self._copy_chunks = compile_stmt(
             insert(c).from_select(
                 ["id", "inode_id", "idx", "data"],
@@ -256,6 +262,24 @@ class InodeRepository:
                     generation=i.c.generation + literal_column("1"))
             .returning(i.c.id),
             ("mode", "size", "mtime", "parent", "name", "cs", "cs2"))
+        # The common create: a new file in an existing directory, in one statement (no
+        # lookup first). If the parent is not a directory the row gets kind 0, which the
+        # CHECK on kind refuses; OR IGNORE turns that, and an existing entry (UNIQUE), into
+        # "no row inserted", and the caller takes the full path. (An INSERT ... SELECT ...
+        # WHERE EXISTS would copy through a temporary table: 7.5 us against 5.1.)
+        parent_is_dir = (select(literal_column("1")).select_from(i)
+                         .where(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn"),
+                                i.c.kind == literal_column(str(int(InodeKind.DIRECTORY))))
+                         .exists())
+        self._create_file = compile_stmt(
+            insert(i).prefix_with("OR IGNORE").values(
+                parent=p, name=n,
+                kind=case((parent_is_dir, literal_column(str(int(InodeKind.FILE)))),
+                          else_=literal_column("0")),
+                mode=bindparam("mode"), size=bindparam("size"),
+                chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
+                mtime_ns=bindparam("mtime"), generation=literal_column("0")),
+            ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
@@ -426,13 +450,17 @@ class InodeRepository:
                           (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner))
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
-    def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes) -> None:
-        raw.execute(self._put_chunk.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx, data))
+    def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes,
+                  new: bool = False) -> None:
+        """Write a chunk (``new``: the inode was just created, a plain INSERT suffices)."""
+        stmt = self._add_chunk if new else self._put_chunk
+        raw.execute(stmt.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx, data))
 
-    def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]]) -> None:
+    def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]],
+                   new: bool = False) -> None:
         """rows: (inode_id, idx, data)."""
-        raw.executemany(self._put_chunk.sql,
-                        ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
+        stmt = self._add_chunk if new else self._put_chunk
+        raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
 
     def copy_chunks_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
                          dst_id: int) -> None:
@@ -466,6 +494,15 @@ class InodeRepository:
     def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
                 mode: int, mtime: int) -> None:
         raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, inode_id))
+
+    def create_file(self, raw: sqlite3.Connection, parent: str, name: str, mode: int, size: int,
+                    chunk_size: int, now: int) -> int | None:
+        """Insert a new file row if ``parent`` is a directory and ``parent/name`` is free;
+        its id, or None (nothing changed) otherwise."""
+        pp, pn = _split(parent)
+        cur = raw.execute(self._create_file.sql,
+                          (parent, name, pp, pn, mode, size, chunk_size, now, now))
+        return cur.lastrowid if cur.rowcount == 1 else None
 
     def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, size: int,
                       chunk_size: int, mode: int, mtime: int) -> int | None:

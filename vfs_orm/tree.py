@@ -287,12 +287,19 @@ class Tree:
         pp, pn = paths.split(path)
         n, cs = len(data), self.chunk_size
         with self.uow.write() as raw:
-            if 0 < n <= cs and not exclusive and self._expect_rewrite:
-                # A save over a small file: 2 statements instead of 3.
-                now = time.time_ns() if mtime_ns is None else mtime_ns
-                inode_id = self.repo.rewrite_small(raw, pp, pn, n, cs, mode, now)
+            now = time.time_ns() if mtime_ns is None else mtime_ns
+            if self._expect_rewrite:
+                if 0 < n <= cs and not exclusive:
+                    # A save over a small file: 2 statements instead of 3.
+                    inode_id = self.repo.rewrite_small(raw, pp, pn, n, cs, mode, now)
+                    if inode_id is not None:
+                        self.repo.put_chunk(raw, inode_id, 0, data)
+                        return n
+            else:
+                # A new file in an existing directory: 1 statement + its chunks.
+                inode_id = self.repo.create_file(raw, pp, pn, mode, n, cs, now)
                 if inode_id is not None:
-                    self.repo.put_chunk(raw, inode_id, 0, data)
+                    self._put_content(raw, inode_id, data, new=True)
                     return n
             prow, row = self.repo.lookup_pair(raw, pp, pn)
             self._expect_rewrite = row is not None and row[KIND] == FILE and row[SIZE] <= cs
@@ -320,14 +327,20 @@ class Tree:
             self.repo.rewrite(raw, inode_id, n, cs, mode, now)
             if row[SIZE] > n or row[CHUNK] != cs:
                 self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
+        self._put_content(raw, inode_id, data, new=row is None)
+        return inode_id  # type: ignore[no-any-return]
+
+    def _put_content(self, raw: Any, inode_id: int, data: bytes, new: bool = False) -> None:
+        """Write ``data`` as the chunks of a file that has no chunk beyond them (``new``: a
+        file just created, with no chunk at all)."""
+        cs, n = self.chunk_size, len(data)
         if n <= cs:
             if n:
-                self.repo.put_chunk(raw, inode_id, 0, data)
+                self.repo.put_chunk(raw, inode_id, 0, data, new)
         else:
             mv = memoryview(data)
             self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
-                                       for i, o in enumerate(range(0, n, cs))))
-        return inode_id  # type: ignore[no-any-return]
+                                       for i, o in enumerate(range(0, n, cs))), new)
 
     def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None) -> None:
         """chmod/utime. An entry of an underlay is copied up first (files), or gets a
