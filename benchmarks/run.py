@@ -3,6 +3,7 @@
 
     python benchmarks/run.py            # full sizes (~5 min), writes benchmarks/RESULTS.md
     python benchmarks/run.py --smoke    # tiny sizes, checks the suite runs (CI)
+    python benchmarks/run.py --render   # RESULTS.md again from the last run (+ ANALYSIS.md)
 
 Every number is measured in the same run for every subject; the tables give each subject's
 median and its ratio to raw sqlite3 (throughput ratio: >1 is faster than raw), with the SPEC §8
@@ -26,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+ANALYSIS = HERE / "ANALYSIS.md"
 
 # Targets: vfs_orm throughput / raw throughput >= value; for "ms" workloads, time <= value x raw.
 TARGETS = [
@@ -161,13 +163,15 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes; proves the suite runs")
     ap.add_argument("--out", type=Path, default=None, help="where to write the results")
     ap.add_argument("-k", default=None, help="only benchmarks matching this pytest -k")
+    ap.add_argument("--render", action="store_true",
+                    help="no run: write RESULTS.md again from the last run's JSON")
     args = ap.parse_args()
     out = args.out or (HERE / ".work" / "RESULTS-smoke.md" if args.smoke else HERE / "RESULTS.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         json_path = HERE / ".work" / ("bench-smoke.json" if args.smoke else "bench.json")
         extra = ["-k", args.k] if args.k else []
-        status = run_pytest(args.smoke, json_path, extra)
+        status = 0 if args.render else run_pytest(args.smoke, json_path, extra)
         if status != 0 or not json_path.exists():
             print(f"benchmark run failed (pytest exit {status})", file=sys.stderr)
             return 1
@@ -176,7 +180,10 @@ def main() -> int:
     if not results or not any("vfs_orm" in r and "raw_sqlite" in r for r in results.values()):
         print("benchmark run produced no comparable results", file=sys.stderr)
         return 1
-    out.write_text(render(results, units, args.smoke))
+    text = render(results, units, args.smoke)
+    if not args.smoke and ANALYSIS.exists():  # the hand-written profile analysis
+        text += "\n" + ANALYSIS.read_text()
+    out.write_text(text)
     print(f"wrote {out}")
     return 0
 
