@@ -90,21 +90,21 @@ class Tree:
         self._expect_rewrite = False
 
     # -- lookups --------------------------------------------------------------------------
-    def lookup(self, path: str) -> tuple[Any, ...] | None:
+    def _probe(self, query: Any, path: str) -> Any:
+        """``query(raw, parent, name)`` on this thread's connection, under the lock when the
+        connection is shared (in-memory databases)."""
         parent, name = paths.split(path)
         uow = self.uow
         if uow.shared:
             with uow.lock:
-                return self.repo.lookup(uow.raw(), parent, name)
-        return self.repo.lookup(uow.raw(), parent, name)
+                return query(uow.raw(), parent, name)
+        return query(uow.raw(), parent, name)
+
+    def lookup(self, path: str) -> tuple[Any, ...] | None:
+        return self._probe(self.repo.lookup, path)  # type: ignore[no-any-return]
 
     def exists(self, path: str) -> bool:
-        parent, name = paths.split(path)
-        uow = self.uow
-        if uow.shared:
-            with uow.lock:
-                return self.repo.exists(uow.raw(), parent, name)
-        return self.repo.exists(uow.raw(), parent, name)
+        return self._probe(self.repo.exists, path)  # type: ignore[no-any-return]
 
     def miss_error(self, path: str) -> VFSError:
         """The error for a path that does not exist: ENOTDIR if an ancestor is a file."""
@@ -198,13 +198,7 @@ class Tree:
         """A file of one chunk (most files) is one equality join, inode then chunk 0 by
         rowid; a bigger or sparse one is then read whole again in ONE statement (a single
         snapshot: never chunks of two versions)."""
-        parent, name = paths.split(path)
-        uow = self.uow
-        if uow.shared:
-            with uow.lock:
-                row = self.repo.read_first(uow.raw(), parent, name)
-        else:
-            row = self.repo.read_first(uow.raw(), parent, name)
+        row = self._probe(self.repo.read_first, path)
         if row is None:
             raise self.miss_error(path)
         kind, size, data = row
@@ -214,11 +208,7 @@ class Tree:
             return data  # type: ignore[no-any-return]
         if not size:
             return b""
-        if uow.shared:
-            with uow.lock:
-                rows = self.repo.read_whole(uow.raw(), parent, name)
-        else:
-            rows = self.repo.read_whole(uow.raw(), parent, name)
+        rows = self._probe(self.repo.read_whole, path)
         if not rows:
             raise self.miss_error(path)
         _, kind, size, cs, _, _ = rows[0]
@@ -426,13 +416,7 @@ class Tree:
 
     def open_existing(self, path: str) -> tuple[Any, ...]:
         """The inode row of a file to open, plus its first chunk's data at the end."""
-        parent, name = paths.split(path)
-        uow = self.uow
-        if uow.shared:
-            with uow.lock:
-                row = self.repo.open_lookup(uow.raw(), parent, name)
-        else:
-            row = self.repo.open_lookup(uow.raw(), parent, name)
+        row = self._probe(self.repo.open_lookup, path)
         if row is None:
             raise self.miss_error(path)
         if row[KIND] == DIR:
