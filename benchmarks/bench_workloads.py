@@ -45,20 +45,25 @@ def test_w1_ingest(benchmark, subject, workdir):
     _run(benchmark, ingest, setup)
 
 
-def _small_store(subject, workdir):
-    files = small_files(SIZES.small_files)
-
+def _builder(subject, files, reopen: bool = False):
+    """Builds a store holding ``files`` (the seed library through its fast path; ``reopen``:
+    vfs_orm closed and opened again, so reads start from a fresh connection)."""
     def build(path):
         if subject.name == "stella":
             subject.build_fast(path, files)
             return subject.open(path)
         store = subject.create(path)
         subject.ingest(store, files)
-        if subject.name == "vfs_orm":
+        if reopen and subject.name == "vfs_orm":
             subject.close(store)
             store = subject.open(path)
         return store
-    return built_store(subject, workdir, "small", build), files
+    return build
+
+
+def _small_store(subject, workdir):
+    files = small_files(SIZES.small_files)
+    return built_store(subject, workdir, "small", _builder(subject, files, reopen=True)), files
 
 
 # -- W2 read small files --------------------------------------------------------------------
@@ -153,15 +158,7 @@ def _tree_store(subject, workdir, total: int):
     wide = SIZES.wide_dir
     files = [(f"/wide/e{i:05}", b"x") for i in range(wide)]
     files += [(f"/d{i % 100:02}/s{i % 7}/f{i}", b"x") for i in range(total - wide)]
-
-    def build(path):
-        if subject.name == "stella":
-            subject.build_fast(path, files)
-            return subject.open(path)
-        store = subject.create(path)
-        subject.ingest(store, files)
-        return store
-    return built_store(subject, workdir, f"tree{total}", build)
+    return built_store(subject, workdir, f"tree{total}", _builder(subject, files))
 
 
 @pytest.mark.parametrize("total", SIZES.store_sizes)

@@ -270,13 +270,21 @@ class LayeredTree(Tree):
     def miss_error(self, path: str) -> VFSError:
         if not self.layered():
             return super().miss_error(path)
+        anc = self._file_ancestor(path)
+        if anc is not None:
+            return NotADirError.for_path(path, f"not a directory: {anc}")
+        return NotFoundError.for_path(path)
+
+    def _file_ancestor(self, path: str) -> str | None:
+        """The first ancestor of ``path`` that resolves to a non-directory (the ENOTDIR
+        case), or None if the ancestors are directories down to the first missing one."""
         for anc in paths.parents(path)[1:]:
             row = self.resolve(anc)
             if row is None:
-                break
+                return None
             if row[1 + KIND] != DIR:
-                return NotADirError.for_path(path, f"not a directory: {anc}")
-        return NotFoundError.for_path(path)
+                return anc
+        return None
 
     def listdir(self, path: str) -> list[str]:
         if not self.layered():
@@ -341,9 +349,8 @@ class LayeredTree(Tree):
     def read_bytes(self, path: str) -> bytes:
         """Small files: one statement per connection group searched (resolution and the
         first chunk together); bigger ones read the rest from the winning layer."""
-        stack = self.uow.stack  # layered(), inlined: this is the hottest read path
-        if stack is None or not stack.layers:
-            return Tree.read_bytes(self, path)
+        if not self.layered():
+            return super().read_bytes(path)
         row = self._resolve_first(path)
         size, cs, first = row[1 + SIZE], row[1 + CHUNK], row[-1]
         if first is not None and len(first) == size:
@@ -458,10 +465,9 @@ class LayeredTree(Tree):
 
     def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
                     mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
-        stack = self.uow.stack  # layered(), inlined: saves are a hot path
-        if stack is None or not stack.layers:
-            return Tree.write_bytes(self, path, data, exclusive=exclusive, mtime_ns=mtime_ns,
-                                    mode=mode)
+        if not self.layered():
+            return super().write_bytes(path, data, exclusive=exclusive, mtime_ns=mtime_ns,
+                                       mode=mode)
         with self.uow.write() as raw:
             row = self.resolve(path)
             if row is not None:
@@ -510,12 +516,9 @@ class LayeredTree(Tree):
             if exclusive:
                 raise AlreadyExistsError.for_path(path)
             return int(row[1 + CTIME])
-        for anc in paths.parents(path)[1:]:
-            arow = self.resolve(anc)
-            if arow is None:
-                break
-            if arow[1 + KIND] != DIR:
-                raise NotADirError.for_path(path, f"not a directory: {anc}")
+        anc = self._file_ancestor(path)
+        if anc is not None:
+            raise NotADirError.for_path(path, f"not a directory: {anc}")
         return None
 
     def create_empty(self, path: str) -> tuple[Any, ...]:

@@ -300,7 +300,7 @@ class Tree:
                     raise AlreadyExistsError.for_path(path)
             elif prow is None or prow[KIND] != DIR:
                 self._parent_dir(raw, path, create=True)
-            self._store_content(raw, path, row, data, mtime_ns, mode)
+            self._store_content(raw, path, row, data, now, mode)
         return len(data)
 
     def _store_content(self, raw: Any, path: str, row: tuple[Any, ...] | None, data: bytes,
