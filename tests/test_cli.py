@@ -243,7 +243,9 @@ def test_check_finds_structural_problems(tmp_path, image):
     con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, data) VALUES (999 * 4294967296, "
                 "999, 0, x'00')")  # an orphan chunk
     con.execute("UPDATE vfs_chunks SET data = zeroblob(70000) WHERE idx = 0 AND inode_id = "
-                "(SELECT id FROM vfs_inodes WHERE name = 'config.json')")
+                "(SELECT id FROM vfs_inodes WHERE name = 'blob.bin')")
+    con.execute("UPDATE vfs_inodes SET data = zeroblob(9) WHERE name = 'config.json'")
+    con.execute("UPDATE vfs_inodes SET data = x'00' WHERE name = 'empty'")
     con.execute("INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, ctime_ns, "
                 "mtime_ns, generation) VALUES ('/no/such/dir', 'lost.txt', 1, 33188, 0, 65536, "
                 "0, 0, 0)")
@@ -252,7 +254,9 @@ def test_check_finds_structural_problems(tmp_path, image):
     code, out, err = run("check", image)
     assert code == 1
     assert "belongs to no file" in err
-    assert "config.json: chunk 0 holds 70000 bytes" in err
+    assert "blob.bin: chunk 0 holds 70000 bytes" in err
+    assert "config.json: 9 inline bytes, but file size 8, chunk size 65536" in err
+    assert "/empty: 1 inline bytes, but a directory" in err
     assert "/no/such/dir/lost.txt: its parent '/no/such/dir' is not a directory" in err
 
 

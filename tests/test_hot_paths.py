@@ -4,6 +4,8 @@ Statements are counted with sqlite3's trace callback on the VFS's own connection
 plans are read with EXPLAIN QUERY PLAN: both fail if a hot path regresses.
 """
 
+import os
+
 import pytest
 
 from vfs_orm import VFS
@@ -71,25 +73,41 @@ def test_sequential_small_reads_cost_one_query_per_chunk(traced):
     assert len(log) <= 1 + chunks + 1, len(log)
 
 
-def test_write_small_file_statements(traced):
+def _body(log):
+    return [s for s in log if s.split()[0] not in ("BEGIN", "COMMIT")]
+
+
+def test_write_small_file_is_one_statement(traced):
     fs, log = traced
     log.clear()
     fs.write_bytes("/dir/new.bin", b"z" * 100)
-    body = [s for s in log if s.split()[0] not in ("BEGIN", "COMMIT", "BEGIN IMMEDIATE")]
-    # the inode, inserted only if the parent is a directory and the name is free; its chunk
-    assert len(body) == 2 and body[0].startswith("INSERT OR IGNORE"), log
+    # the inode with its bytes inline, inserted only if the parent is a directory and the
+    # name is free
+    body = _body(log)
+    assert len(body) == 1 and body[0].startswith("INSERT OR IGNORE INTO vfs_inodes"), log
     assert fs.read_bytes("/dir/new.bin") == b"z" * 100
 
 
-def test_repeated_small_saves_are_two_statements(traced):
-    """Once a write has replaced an existing small file, the next saves find and update the
-    inode in one statement (UPDATE ... RETURNING) and write chunk 0: 2 statements."""
+def test_write_file_above_the_inline_limit_is_inode_plus_chunk(traced):
+    from vfs_orm.repository import INLINE_MAX
+    fs, log = traced
+    data = os.urandom(INLINE_MAX + 1)
+    log.clear()
+    fs.write_bytes("/dir/mid.bin", data)
+    body = _body(log)
+    assert len(body) == 2 and "vfs_chunks" in body[1], log
+    assert fs.read_bytes("/dir/mid.bin") == data
+
+
+def test_repeated_small_saves_are_one_statement(traced):
+    """Once a write has replaced an existing small file, the next saves find and rewrite
+    the inode, bytes included, in one UPDATE."""
     fs, log = traced
     fs.write_bytes("/dir/small.bin", b"a" * 10)  # a rewrite: primes the expectation
     log.clear()
     fs.write_bytes("/dir/small.bin", b"b" * 20)
-    body = [s for s in log if s.split()[0] not in ("BEGIN", "COMMIT")]
-    assert len(body) == 2 and body[0].startswith("UPDATE"), log
+    body = _body(log)
+    assert len(body) == 1 and body[0].startswith("UPDATE vfs_inodes"), log
     assert fs.read_bytes("/dir/small.bin") == b"b" * 20
 
 

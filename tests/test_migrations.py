@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -150,3 +151,72 @@ def test_maintainer_alembic_command_upgrades_a_file(tmp_path):
         con.close()
     with VFS(path, read_only=True) as fs:
         _check_manifest(fs, json.loads((FIXTURES / "format_0001.manifest.json").read_text()))
+
+
+def test_format_0002_upgrades_on_open_and_old_files_stay_chunked(tmp_path):
+    """0003 only adds a column: every file 0002 wrote keeps its chunk rows, and reads and
+    in-place writes work on them; files written after the upgrade are inline."""
+    path = _copy(tmp_path, "format_0002.db")
+    manifest = json.loads((FIXTURES / "format_0002.manifest.json").read_text())
+    con = sqlite3.connect(path)
+    chunks_before = con.execute("SELECT id, data FROM vfs_chunks ORDER BY id").fetchall()
+    con.close()
+    assert _revision(path) == "0002"
+    with VFS(path) as fs:
+        _check_manifest(fs, manifest)
+        with fs.open("/game/log.txt", "a") as f:  # in place, on a chunked one-chunk file
+            f.write("line 3\n")
+        assert fs.read_text("/game/log.txt") == "line 1\nline 2\nline 3\n"
+        fs.write_bytes("/game/config.json", b'{"resolution": "800x600"}')  # now inline
+        fs.write_bytes("/new.txt", b"after the upgrade")
+        assert fs.check().ok
+    assert _revision(path) == dbmod.head_revision()
+    con = sqlite3.connect(path)
+    try:
+        inline = dict(con.execute("SELECT name, data FROM vfs_inodes WHERE data IS NOT NULL"))
+        assert inline == {"config.json": b'{"resolution": "800x600"}',
+                          "new.txt": b"after the upgrade"}
+        untouched = [r for r in chunks_before
+                     if r[0] >> 32 not in {i for (i,) in con.execute(
+                         "SELECT id FROM vfs_inodes WHERE name IN ('config.json', 'log.txt')")}]
+        after = dict(con.execute("SELECT id, data FROM vfs_chunks"))
+        assert all(after[cid] == data for cid, data in untouched)
+    finally:
+        con.close()
+
+
+def test_downgrade_moves_inline_bytes_back_to_chunks(tmp_path):
+    path = str(tmp_path / "new.vfs")
+    files = {"/a.txt": b"alpha", "/d/b.bin": os.urandom(9000), "/empty": b"",
+             "/big.bin": os.urandom(150_000)}
+    with VFS(path) as fs:
+        for p, data in files.items():
+            fs.write_bytes(p, data)
+    from alembic import command
+    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
+    try:
+        with engine.connect() as conn:
+            with dbmod.foreign_keys_off(conn):
+                with conn.begin():
+                    command.downgrade(dbmod.alembic_config(conn), "0002")
+    finally:
+        engine.dispose()
+    assert _revision(path) == "0002"
+    con = sqlite3.connect(path)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(vfs_inodes)")]
+        assert "data" not in cols
+        for p, data in files.items():
+            iid = con.execute("SELECT id FROM vfs_inodes WHERE name = ?",
+                              (p.rsplit("/", 1)[1],)).fetchone()[0]
+            stored = b"".join(r[0] for r in con.execute(
+                "SELECT data FROM vfs_chunks WHERE inode_id = ? ORDER BY idx", (iid,)))
+            assert stored == data, p
+        assert con.execute("SELECT count(*) FROM vfs_chunks WHERE id != inode_id * 4294967296 "
+                           "+ idx").fetchone()[0] == 0
+    finally:
+        con.close()
+    with VFS(path) as fs:  # and up again
+        for p, data in files.items():
+            assert fs.read_bytes(p) == data
+        assert fs.check().ok

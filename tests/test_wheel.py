@@ -33,6 +33,7 @@ def test_wheel_carries_the_migrations(wheel):
                    "vfs_orm/migrations/legacy_seed.py",
                    "vfs_orm/migrations/versions/0001_initial.py",
                    "vfs_orm/migrations/versions/0002_chunk_rowids_whiteouts.py",
+                   "vfs_orm/migrations/versions/0003_inline_small_files.py",
                    "vfs_orm/py.typed"]:
         assert needed in names
 

@@ -217,6 +217,8 @@ class ChunkedFile(io.RawIOBase):
                     row = self._tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
                     if row is None or row[1] != self._gen:
                         raise self._stale()
+                    if row[2]:
+                        self._tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
                     self._truncate_db(raw, size, keep)
                     self._tree.repo.set_size(raw, self._id, size, time.time_ns())  # type: ignore[arg-type]
                 self._size = size
@@ -452,6 +454,8 @@ class ChunkedFile(io.RawIOBase):
             row = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
             if row is None or row[1] != self._gen:
                 raise self._stale()
+            if row[2]:  # inline bytes: they become chunk 0, the file is chunked from now on
+                tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
             size = row[0]
             pos = size if self._append else self._pos
             end = pos + len(data)

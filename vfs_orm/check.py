@@ -50,6 +50,11 @@ def check(raw: Any, quick: bool = False) -> CheckReport:
         report.problems.append(
             f"{_path(parent, name)}: chunk {idx} holds {length} bytes, chunk size {cs}, "
             f"file size {size}: it does not fit")
+    for parent, name, kind, length, size, cs, chunked in repo.bad_inline(raw):
+        why = (f"a {_kind(kind)}" if kind != 1 else "chunk rows beside them" if chunked
+               else f"file size {size}, chunk size {cs}")
+        report.problems.append(
+            f"{_path(parent, name)}: {length} inline bytes, but {why}: they do not fit")
     rows = repo.entries(raw)
     dirs = {_path(p, n) for _, p, n, k, _, _ in rows if k == 2 and p is not None}
     files = dirs_n = whiteouts = staging = 0
@@ -78,8 +83,10 @@ def check(raw: Any, quick: bool = False) -> CheckReport:
         report.warnings.append(f"{staging} unfinished write(s) of a stopped process: "
                                f"reclaimed at the next writable open")
     n_chunks, stored = repo.stored(raw)
+    n_inline, inline_bytes = repo.stored_inline(raw)
     report.counts = {"files": files, "directories": dirs_n, "whiteouts": whiteouts,
-                     "chunks": n_chunks, "stored_bytes": stored}
+                     "chunks": n_chunks, "inline_files": n_inline,
+                     "stored_bytes": stored + inline_bytes}
     return report
 
 

@@ -575,16 +575,16 @@ class LayeredTree(Tree):
         dp, dn = paths.split(dst)
         new_id = self.repo.insert(raw, dp, dn, FILE, r[MODE], r[SIZE], r[CHUNK], r[CTIME],
                                   r[MTIME])
-        self._copy_chunks(raw, prio, r[ID], new_id)
+        self._copy_content(raw, prio, r[ID], new_id)
         return new_id
 
-    def _copy_chunks(self, raw: Any, prio: int, src_id: int, dst_id: int) -> None:
+    def _copy_content(self, raw: Any, prio: int, src_id: int, dst_id: int) -> None:
         stack = self._st()[1]
         if prio == 0:
-            self.repo.copy_chunks(raw, src_id, dst_id)
+            self.repo.copy_content(raw, src_id, dst_id)
         elif stack.group_of(prio) == 0:
-            self.repo.copy_chunks_from(raw, stack.schema_of(prio), src_id, dst_id)
-        else:  # another connection: the bytes pass through Python, chunk by chunk
+            self.repo.copy_content_from(raw, stack.schema_of(prio), src_id, dst_id)
+        else:  # another connection: the bytes pass through Python (inline ones as chunk 0)
             repo, lraw = self._layer_reader(prio)
             rows = repo.read_span(lraw, src_id, 0, CHUNK_SPAN)
             self.repo.put_chunks(raw, ((dst_id, r[2], r[3]) for r in rows if r[3] is not None))

@@ -69,6 +69,10 @@ class Inode(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
     owner: Mapped[Optional[str]] = mapped_column(Text)
+    # The whole content of a small file written whole (format 0003), instead of chunk rows:
+    # NOT NULL only for a file with length(data) == size <= chunk_size and no chunks. Last
+    # column, so lookups and listings never read it; deferred, so ORM loads do not either.
+    data: Mapped[Optional[bytes]] = mapped_column(LargeBinary, deferred=True)
 
     chunks: Mapped[list["Chunk"]] = relationship(
         back_populates="inode", cascade="all, delete-orphan", passive_deletes=True
@@ -76,7 +80,8 @@ class Inode(Base):
 
 
 class Chunk(Base):
-    """One fixed-size piece of a file's content. Missing chunks of a file read as zeros.
+    """One fixed-size piece of a file's content. Missing chunks of a file read as zeros; a
+    file whose bytes are inline (``Inode.data``) has none.
 
     Its id is ``inode_id * 2**32 + idx`` (see ``repository.CHUNK_SPAN``)."""
 

@@ -55,6 +55,12 @@ def chunk_id(inode_id: int, idx: int) -> int:
     return inode_id * CHUNK_SPAN + idx
 
 
+#: Files written whole with at most this many bytes (and at most one chunk) keep them in
+#: their inode row (``vfs_inodes.data``): one row to read or write instead of two. The limit
+#: bounds what a directory rename rewrites (SQLite rewrites a whole record on UPDATE).
+INLINE_MAX = 16 * 1024
+
+
 #: Columns of an inode lookup row, in order (see ``InodeRow``).
 INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
                  "generation")
@@ -142,12 +148,15 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
             ("parent", "lo", "hi"))
+        # A file's first chunk: its inline bytes, else chunk 0 by rowid. coalesce() evaluates
+        # the subquery only when the row has no inline bytes.
+        first = func.coalesce(i.c.data, select(c.c.data).where(c.c.id == i.c.id * _SPAN)
+                              .scalar_subquery())
         # Opening for reading: the inode and its first chunk in one statement, so that
         # open()+read() of a small file is one query.
         self._open_lookup = compile_stmt(
-            select(*_inode_cols(i), c.c.data)
-            .select_from(i.outerjoin(c, c.c.id == i.c.id * _SPAN))
-            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
+            select(*_inode_cols(i), first).where(i.c.parent == p, i.c.name == n),
+            ("parent", "name"))
         # Glob. Names never contain "/", so a SQLite GLOB on ``name`` matches one segment; a
         # GLOB on ``parent`` with exactly as many "/" as the pattern cannot let a wildcard
         # cross a segment boundary. Both use the (parent, name) index.
@@ -163,20 +172,26 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
                    i.c.name.op("GLOB")(ng)),
             ("parent", "lo", "hi", "name_glob"))
-        # A whole one-chunk file: the inode, then chunk 0 by rowid (no range step, and only
-        # the three columns the caller needs).
+        # A whole one-chunk file: one row (inline bytes), or the inode then chunk 0 by rowid;
+        # only the three columns the caller needs.
         self._read_first = compile_stmt(
-            select(i.c.kind, i.c.size, c.c.data)
-            .select_from(i.outerjoin(c, c.c.id == i.c.id * _SPAN))
-            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
-        # Whole file in one statement: the inode and all its chunks.
+            select(i.c.kind, i.c.size, first).where(i.c.parent == p, i.c.name == n),
+            ("parent", "name"))
+        # Whole file in one statement: the inode and all its chunks (or its inline bytes).
         self._read_whole = compile_stmt(
-            select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data)
+            select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data)
             .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
                                              c.c.id < (i.c.id + literal_column("1")) * _SPAN)))
             .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
             ("parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
+        # Chunk 0 has its own statements: it may be the inline bytes.
+        self._read_chunk0 = compile_stmt(
+            select(i.c.size, i.c.generation, first).where(i.c.id == bindparam("id")), ("id",))
+        self._read_part0 = compile_stmt(
+            select(i.c.size, i.c.generation,
+                   func.substr(first, bindparam("start"), bindparam("length")))
+            .where(i.c.id == bindparam("id")), ("start", "length", "id"))
         self._read_chunk = compile_stmt(
             select(i.c.size, i.c.generation, c.c.data)
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
@@ -188,15 +203,17 @@ class InodeRepository:
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
             ("start", "length", "cid", "id"))
-        # The file's size and the chunks of [first, stop): big reads in one statement.
+        # The file's size and the chunks of [first, stop): big reads in one statement. The
+        # inline bytes come last (NULL unless the file has no chunks).
         self._read_span = compile_stmt(
-            select(i.c.size, i.c.generation, c.c.idx, c.c.data)
+            select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data)
             .select_from(i.outerjoin(c, and_(c.c.id >= bindparam("lo_id"),
                                              c.c.id < bindparam("hi_id"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.id),
             ("lo_id", "hi_id", "id"))
         self._inode_size = compile_stmt(
-            select(i.c.size, i.c.generation).where(i.c.id == bindparam("id")), ("id",))
+            select(i.c.size, i.c.generation, i.c.data.isnot(None))
+            .where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = compile_stmt(
             select(c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
         self._staging = compile_stmt(
@@ -207,8 +224,20 @@ class InodeRepository:
             insert(i).values(parent=p, name=n, kind=bindparam("kind"), mode=bindparam("mode"),
                              size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                              ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
-                             generation=literal_column("0"), owner=bindparam("owner")),
-            ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner"))
+                             generation=literal_column("0"), owner=bindparam("owner"),
+                             data=bindparam("data")),
+            ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
+             "data"))
+        # Before a file with inline bytes is written in place: they become chunk 0.
+        self._spill_chunk = compile_stmt(
+            insert(c).from_select(
+                ["id", "inode_id", "idx", "data"],
+                select(i.c.id * _SPAN, i.c.id, literal_column("0"), i.c.data)
+                .where(i.c.id == bindparam("id"), i.c.data.isnot(None),
+                       func.length(i.c.data) > literal_column("0"))),
+            ("id",))
+        self._spill_clear = compile_stmt(
+            update(i).where(i.c.id == bindparam("id")).values(data=null()), ("id",))
         self._put_chunk = compile_stmt(
             sqlite_dialect.insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
                                             idx=bindparam("idx"), data=bindparam("data"))
@@ -220,12 +249,6 @@ class InodeRepository:
             insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
                              idx=bindparam("idx"), data=bindparam("data")),
             ("cid", "id", "idx", "data"))
-        self._copy_chunks = compile_stmt(
-            insert(c).from_select(
-                ["id", "inode_id", "idx", "data"],
-                select(bindparam("dst_base") + c.c.idx, bindparam("dst"), c.c.idx, c.c.data)
-                .where(c.c.id >= bindparam("src_lo"), c.c.id < bindparam("src_hi"))),
-            ("dst_base", "dst", "src_lo", "src_hi"))
         self._drop_chunks_from = compile_stmt(
             delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
@@ -249,19 +272,18 @@ class InodeRepository:
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                     mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
-                    generation=i.c.generation + literal_column("1")),
-            ("mode", "size", "chunk_size", "mtime", "id"))
-        # The common save: an existing file of at most one chunk (same chunk size) gets new
-        # content of at most one chunk. Finding and updating the inode is one statement; no
-        # chunk beyond chunk 0 can exist, so none needs dropping.
+                    generation=i.c.generation + literal_column("1"), data=bindparam("data")),
+            ("mode", "size", "chunk_size", "mtime", "data", "id"))
+        # The common save: an existing file with no chunk rows (inline bytes, or empty) gets
+        # new inline content. Finding and rewriting it is ONE statement.
         self._rewrite_small = compile_stmt(
             update(i).where(i.c.parent == p, i.c.name == n,
                             i.c.kind == literal_column(str(int(InodeKind.FILE))),
-                            i.c.chunk_size == bindparam("cs"), i.c.size <= bindparam("cs2"))
+                            or_(i.c.data.isnot(None), i.c.size == literal_column("0")))
             .values(size=bindparam("size"), mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
-                    generation=i.c.generation + literal_column("1"))
-            .returning(i.c.id),
-            ("mode", "size", "mtime", "parent", "name", "cs", "cs2"))
+                    chunk_size=bindparam("cs"), data=bindparam("data"),
+                    generation=i.c.generation + literal_column("1")),
+            ("mode", "size", "cs", "mtime", "data", "parent", "name"))
         # The common create: a new file in an existing directory, in one statement (no
         # lookup first). If the parent is not a directory the row gets kind 0, which the
         # CHECK on kind refuses; OR IGNORE turns that, and an existing entry (UNIQUE), into
@@ -278,8 +300,10 @@ class InodeRepository:
                           else_=literal_column("0")),
                 mode=bindparam("mode"), size=bindparam("size"),
                 chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
-                mtime_ns=bindparam("mtime"), generation=literal_column("0")),
-            ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime"))
+                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
+                data=bindparam("data")),
+            ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
+             "data"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
@@ -400,10 +424,18 @@ class InodeRepository:
         """Incremental BLOB I/O on one chunk, if the database is still at ``data_version``
         (None if another connection committed since). The version is read while the blob is
         open, i.e. in the very snapshot the bytes come from: no commit can slip in between,
-        and it costs a third of a separate probe. Raises sqlite3.OperationalError if the
-        chunk row does not exist (a sparse hole, or a file that is gone)."""
-        with raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
-                          readonly=True, name=self.schema) as blob:
+        and it costs a third of a separate probe. Chunk 0 may be the inline bytes. Raises
+        sqlite3.OperationalError if there are no such bytes (a sparse hole, or a file that
+        is gone)."""
+        try:
+            blob = raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
+                                readonly=True, name=self.schema)
+        except sqlite3.OperationalError:
+            if idx:
+                raise
+            blob = raw.blobopen(self.inodes.name, "data", inode_id, readonly=True,
+                                name=self.schema)
+        with blob:
             if raw.execute(self._data_version).fetchone()[0] != data_version:
                 return None
             return blob[off:off + length]
@@ -414,26 +446,37 @@ class InodeRepository:
         return raw.execute(self._read_first.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
+        """(id, kind, size, chunk_size, idx, data, inline data) rows, by chunk; the inline
+        bytes (last column) are NULL unless the file has no chunks."""
         return raw.execute(self._read_whole.sql, (parent, name)).fetchall()
 
     def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> tuple[Any, ...] | None:
+        """(size, generation, data of chunk ``idx``), None if the inode is gone."""
+        if idx == 0:
+            return raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
         return raw.execute(self._read_chunk.sql, (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()  # type: ignore[no-any-return]
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
                   length: int) -> tuple[Any, ...] | None:
+        if idx == 0:
+            return raw.execute(self._read_part0.sql, (start + 1, length, inode_id)).fetchone()  # type: ignore[no-any-return]
         return raw.execute(self._read_part.sql, (start + 1, length, inode_id * CHUNK_SPAN + idx,
                                                  inode_id)).fetchone()  # type: ignore[no-any-return]
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
-                  ) -> list[tuple[int, int, int | None, bytes | None]]:
-        """(size, generation, idx, data) rows for chunks first..stop-1; no rows: the inode
-        is gone."""
+                  ) -> list[tuple[Any, ...]]:
+        """(size, generation, idx, data, ...) rows for chunks first..stop-1 (inline bytes
+        come as chunk 0); no rows: the inode is gone."""
         base = inode_id * CHUNK_SPAN
-        return raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
+        rows = raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
+        if rows and rows[0][4] is not None:
+            size, gen, _, _, inline = rows[0]
+            return [(size, gen, 0, inline)] if first == 0 else [(size, gen, None, None)]
+        return rows
 
-    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int] | None:
-        """(size, generation), or None if the inode is gone."""
+    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int, int] | None:
+        """(size, generation, 1 if its bytes are inline else 0), None if the inode is gone."""
         return raw.execute(self._inode_size.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
@@ -445,10 +488,16 @@ class InodeRepository:
 
     # -- writes ---------------------------------------------------------------------------
     def insert(self, raw: sqlite3.Connection, parent: str | None, name: str, kind: int, mode: int,
-               size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None) -> int:
+               size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
+               data: bytes | None = None) -> int:
         cur = raw.execute(self._insert.sql,
-                          (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner))
+                          (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner, data))
         return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def spill(self, raw: sqlite3.Connection, inode_id: int) -> None:
+        """Move a file's inline bytes to chunk 0 (before it is written in place)."""
+        raw.execute(self._spill_chunk.sql, (inode_id,))
+        raw.execute(self._spill_clear.sql, (inode_id,))
 
     def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes,
                   new: bool = False) -> None:
@@ -462,16 +511,18 @@ class InodeRepository:
         stmt = self._add_chunk if new else self._put_chunk
         raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
 
-    def copy_chunks_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
-                         dst_id: int) -> None:
-        """Copy a file's chunks from an attached schema into this one, inside SQLite."""
-        stmt = _copy_across(src_schema, self.schema)
-        raw.execute(stmt.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
-                               (src_id + 1) * CHUNK_SPAN))
+    def copy_content_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
+                          dst_id: int) -> None:
+        """Copy a file's bytes (chunks, or inline bytes) from an attached schema into this
+        one's inode ``dst_id``, inside SQLite."""
+        chunks, inline = _copy_across(src_schema, self.schema)
+        raw.execute(chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
+                                 (src_id + 1) * CHUNK_SPAN))
+        raw.execute(inline.sql, (src_id, dst_id))
 
-    def copy_chunks(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
-        raw.execute(self._copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
-                                            (src_id + 1) * CHUNK_SPAN))
+    def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
+        """Copy a file's bytes (chunks, or inline bytes) to the new inode ``dst_id``."""
+        self.copy_content_from(raw, self.schema, src_id, dst_id)
 
     def drop_chunks_from(self, raw: sqlite3.Connection, inode_id: int, first: int) -> None:
         raw.execute(self._drop_chunks_from.sql, (inode_id * CHUNK_SPAN + first,
@@ -492,25 +543,27 @@ class InodeRepository:
         raw.execute(self._place.sql, (parent, name, size, ctime, mtime, inode_id))
 
     def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
-                mode: int, mtime: int) -> None:
-        raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, inode_id))
+                mode: int, mtime: int, data: bytes | None = None) -> None:
+        """New content metadata, and the inline bytes (None: the caller writes chunks)."""
+        raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, data, inode_id))
 
     def create_file(self, raw: sqlite3.Connection, parent: str, name: str, mode: int, size: int,
-                    chunk_size: int, now: int) -> int | None:
-        """Insert a new file row if ``parent`` is a directory and ``parent/name`` is free;
-        its id, or None (nothing changed) otherwise."""
+                    chunk_size: int, now: int, data: bytes | None = None) -> int | None:
+        """Insert a new file (with its inline bytes ``data``, or none: the caller writes
+        chunks) if ``parent`` is a directory and ``parent/name`` is free; its id, or None
+        (nothing changed) otherwise."""
         pp, pn = _split(parent)
         cur = raw.execute(self._create_file.sql,
-                          (parent, name, pp, pn, mode, size, chunk_size, now, now))
+                          (parent, name, pp, pn, mode, size, chunk_size, now, now, data))
         return cur.lastrowid if cur.rowcount == 1 else None
 
-    def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, size: int,
-                      chunk_size: int, mode: int, mtime: int) -> int | None:
-        """Rewrite the one-chunk file at parent/name (see ``_rewrite_small``) and return its
-        id; None (nothing changed) if there is no such file. The caller writes chunk 0."""
-        rows = raw.execute(self._rewrite_small.sql, (mode, size, mtime, parent, name,
-                                                     chunk_size, chunk_size)).fetchall()
-        return rows[0][0] if rows else None
+    def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, data: bytes,
+                      chunk_size: int, mode: int, mtime: int) -> bool:
+        """Give the file at parent/name, if it has no chunk rows, the inline content
+        ``data`` (see ``_rewrite_small``). False (nothing changed) if there is no such
+        file."""
+        return raw.execute(self._rewrite_small.sql, (mode, len(data), chunk_size, mtime, data,
+                                                     parent, name)).rowcount == 1
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
@@ -586,14 +639,14 @@ class StackRepository:
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
                   lambda t: and_(below(t), t.c.name.op("GLOB")(ng))),
             ["parent", "name"], ["parent", "name"]))
-        # Resolution plus the winner's first chunk, in one statement: each branch joins its
-        # own chunk 0 only when it found the path, so a miss costs one index probe per layer.
-        # Rows: (prio, *INODE_COLUMNS, data of chunk 0).
+        # Resolution plus the winner's first chunk, in one statement: each branch reads its
+        # inline bytes, or its chunk 0, only when it found the path, so a miss costs one
+        # index probe per layer. Rows: (prio, *INODE_COLUMNS, inline bytes or chunk 0).
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
         self._resolve_first_sql = " UNION ALL ".join(
-            f"SELECT {prio} AS prio, {cols}, c.data FROM {_q(schema)}.vfs_inodes AS i "
-            f"LEFT JOIN {_q(schema)}.vfs_chunks AS c ON c.id = i.id * {CHUNK_SPAN} "
-            f"WHERE i.parent = ?1 AND i.name = ?2"
+            f"SELECT {prio} AS prio, {cols}, coalesce(i.data, (SELECT c.data FROM "
+            f"{_q(schema)}.vfs_chunks AS c WHERE c.id = i.id * {CHUNK_SPAN})) "
+            f"FROM {_q(schema)}.vfs_inodes AS i WHERE i.parent = ?1 AND i.name = ?2"
             for prio, schema in entries) + " ORDER BY 1 LIMIT 1"
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
@@ -669,14 +722,23 @@ def stack_repository(entries: tuple[tuple[int, str], ...]) -> StackRepository:
 
 
 @functools.lru_cache(maxsize=None)
-def _copy_across(src_schema: str, dst_schema: str) -> Compiled:
+def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
+    """Copying a file's chunk rows, and its inline bytes, from one schema to another (or
+    the same): (chunks, inline)."""
     src, dst = chunk_table(src_schema), chunk_table(dst_schema)
-    return compile_stmt(
+    src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
+    chunks = compile_stmt(
         insert(dst).from_select(
             ["id", "inode_id", "idx", "data"],
             select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx, src.c.data)
             .where(src.c.id >= bindparam("src_lo"), src.c.id < bindparam("src_hi"))),
         ("dst_base", "dst", "src_lo", "src_hi"))
+    inline = compile_stmt(
+        update(dst_i).where(dst_i.c.id == bindparam("dst"))
+        .values(data=select(src_i.c.data).where(src_i.c.id == bindparam("src"))
+                .scalar_subquery()),
+        ("src", "dst"))
+    return chunks, inline
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -777,11 +839,23 @@ class CheckRepository:
                        c.c.idx * i.c.chunk_size + func.length(c.c.data) > i.c.size,
                        i.c.chunk_size <= literal_column("0"), c.c.idx < literal_column("0")))
             , ())
+        # Inline bytes must be a whole file that could become its chunk 0: a file, exactly
+        # ``size`` bytes, at most one chunk, and no chunk rows beside them.
+        has_chunks = select(c.c.id).where(c.c.inode_id == i.c.id).exists()
+        self._bad_inline = compile_stmt(
+            select(i.c.parent, i.c.name, i.c.kind, func.length(i.c.data), i.c.size,
+                   i.c.chunk_size, has_chunks)
+            .where(i.c.data.isnot(None),
+                   or_(i.c.kind != literal_column("1"), func.length(i.c.data) != i.c.size,
+                       i.c.size > i.c.chunk_size, has_chunks)), ())
         self._entries = compile_stmt(
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.size, i.c.chunk_size), ())
+        zero = literal_column("0")
         self._stored = compile_stmt(
-            select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)),
-                                                      literal_column("0"))), ())
+            select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())
+        self._stored_inline = compile_stmt(
+            select(func.count(i.c.id), func.coalesce(func.sum(func.length(i.c.data)), zero))
+            .where(i.c.data.isnot(None)), ())
 
     def integrity(self, raw: sqlite3.Connection, quick: bool = False) -> list[str]:
         pragma = "quick_check" if quick else "integrity_check"
@@ -802,6 +876,11 @@ class CheckRepository:
     def missized_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._bad_chunks.sql).fetchmany(limit)
 
+    def bad_inline(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        """(parent, name, kind, length, size, chunk_size, has chunks) of rows whose inline
+        bytes break the format's rule."""
+        return raw.execute(self._bad_inline.sql).fetchmany(limit)
+
     def entries(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         """(id, parent, name, kind, size, chunk_size) of every row."""
         return raw.execute(self._entries.sql).fetchall()
@@ -809,6 +888,10 @@ class CheckRepository:
     def stored(self, raw: sqlite3.Connection) -> tuple[int, int]:
         """(chunk rows, bytes stored in them)."""
         return raw.execute(self._stored.sql).fetchone()  # type: ignore[no-any-return]
+
+    def stored_inline(self, raw: sqlite3.Connection) -> tuple[int, int]:
+        """(files with inline bytes, bytes stored inline)."""
+        return raw.execute(self._stored_inline.sql).fetchone()  # type: ignore[no-any-return]
 
     @staticmethod
     def pragmas(raw: sqlite3.Connection) -> dict[str, Any]:

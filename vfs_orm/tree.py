@@ -29,7 +29,7 @@ from vfs_orm.errors import (
     NotFoundError,
     VFSError,
 )
-from vfs_orm.repository import InodeRepository
+from vfs_orm.repository import INLINE_MAX, InodeRepository
 from vfs_orm.types import DIR_MODE, FILE_MODE, InodeKind, StatResult
 from vfs_orm.uow import UnitOfWork
 
@@ -195,9 +195,9 @@ class Tree:
             return self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
 
     def read_bytes(self, path: str) -> bytes:
-        """A file of one chunk (most files) is one equality join, inode then chunk 0 by
-        rowid; a bigger or sparse one is then read whole again in ONE statement (a single
-        snapshot: never chunks of two versions)."""
+        """A small file is one row (its inline bytes), a file of one chunk one equality
+        join (inode, then chunk 0 by rowid); a bigger or sparse one is then read whole
+        again in ONE statement (a single snapshot: never chunks of two versions)."""
         row = self._probe(self.repo.read_first, path)
         if row is None:
             raise self.miss_error(path)
@@ -211,9 +211,11 @@ class Tree:
         rows = self._probe(self.repo.read_whole, path)
         if not rows:
             raise self.miss_error(path)
-        _, kind, size, cs, _, _ = rows[0]
+        _, kind, size, cs, _, _, inline = rows[0]
         if kind == DIR:
             raise IsADirError.for_path(path)
+        if inline is not None:
+            return bytes(inline)
         if len(rows) == 1:
             data = rows[0][5]
             if data is None:
@@ -276,23 +278,24 @@ class Tree:
         in place under a new generation (fewer pages touched than delete + insert)."""
         pp, pn = paths.split(path)
         n, cs = len(data), self.chunk_size
+        inline = n <= cs and n <= INLINE_MAX
         with self.uow.write() as raw:
             now = time.time_ns() if mtime_ns is None else mtime_ns
             if self._expect_rewrite:
-                if 0 < n <= cs and not exclusive:
-                    # A save over a small file: 2 statements instead of 3.
-                    inode_id = self.repo.rewrite_small(raw, pp, pn, n, cs, mode, now)
-                    if inode_id is not None:
-                        self.repo.put_chunk(raw, inode_id, 0, data)
-                        return n
+                if inline and not exclusive and \
+                        self.repo.rewrite_small(raw, pp, pn, data, cs, mode, now):
+                    return n  # a save over a small file: ONE statement
             else:
-                # A new file in an existing directory: 1 statement + its chunks.
-                inode_id = self.repo.create_file(raw, pp, pn, mode, n, cs, now)
+                # A new file in an existing directory: 1 statement (+ its chunks if big).
+                inode_id = self.repo.create_file(raw, pp, pn, mode, n, cs, now,
+                                                 data if inline else None)
                 if inode_id is not None:
-                    self._put_content(raw, inode_id, data, new=True)
+                    if not inline:
+                        self._put_content(raw, inode_id, data, new=True)
                     return n
             prow, row = self.repo.lookup_pair(raw, pp, pn)
-            self._expect_rewrite = row is not None and row[KIND] == FILE and row[SIZE] <= cs
+            self._expect_rewrite = row is not None and row[KIND] == FILE and \
+                row[SIZE] <= min(cs, INLINE_MAX)
             if row is not None:
                 if row[KIND] == DIR:
                     raise IsADirError.for_path(path)
@@ -309,15 +312,20 @@ class Tree:
         cs = self.chunk_size
         now = time.time_ns() if mtime_ns is None else mtime_ns
         n = len(data)
+        inline = data if n <= cs and n <= INLINE_MAX else None
         if row is None:
             pp, pn = paths.split(path)
-            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now)
+            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline)
         else:
             inode_id = row[ID]
-            self.repo.rewrite(raw, inode_id, n, cs, mode, now)
-            if row[SIZE] > n or row[CHUNK] != cs:
+            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline)
+            if inline is not None:
+                if row[SIZE]:
+                    self.repo.drop_chunks_from(raw, inode_id, 0)
+            elif row[SIZE] > n or row[CHUNK] != cs:
                 self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
-        self._put_content(raw, inode_id, data, new=row is None)
+        if inline is None:
+            self._put_content(raw, inode_id, data, new=row is None)
         return inode_id  # type: ignore[no-any-return]
 
     def _put_content(self, raw: Any, inode_id: int, data: bytes, new: bool = False) -> None:
@@ -574,7 +582,7 @@ class Tree:
                 self._parent_dir(raw, dst, create=True)
             new_id = self.repo.insert(raw, dp, dn, FILE, row[MODE], row[SIZE], row[CHUNK],
                                       ctime, now)
-            self.repo.copy_chunks(raw, row[ID], new_id)
+            self.repo.copy_content(raw, row[ID], new_id)
 
     def copytree(self, src: str, dst: str, dirs_exist_ok: bool) -> None:
         """Copy a directory tree in one transaction, chunks copied inside the database."""
@@ -616,4 +624,4 @@ class Tree:
                     self.repo.delete(raw, existing[ID])
                 new_id = self.repo.insert(raw, new_parent, name, FILE, r[MODE], r[SIZE],
                                           r[CHUNK], now, now)
-                self.repo.copy_chunks(raw, r[ID], new_id)
+                self.repo.copy_content(raw, r[ID], new_id)

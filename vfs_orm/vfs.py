@@ -277,6 +277,7 @@ class VFS:
                 if kind == 1:
                     logical += size
             n_chunks, stored = repo.stored(raw)
+            n_inline, inline_bytes = repo.stored_inline(raw)
             pragmas = repo.pragmas(raw)
         file_bytes = 0 if self._db_path == ":memory:" or self._embedded else \
             os.path.getsize(self._db_path)
@@ -284,7 +285,8 @@ class VFS:
                 "head": dbmod.head_revision(), "identity": self.identity,
                 "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
                 "whiteouts": kinds.get(3, 0), "total_bytes": logical,
-                "stored_bytes": stored, "chunks": n_chunks, "chunk_size": self._chunk_size,
+                "stored_bytes": stored + inline_bytes, "chunks": n_chunks,
+                "inline_files": n_inline, "chunk_size": self._chunk_size,
                 "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
                 "free_pages": pragmas["freelist_count"], "journal_mode": pragmas["journal_mode"],
                 "file_bytes": file_bytes, "layers": self.list_layers()}
