@@ -126,3 +126,23 @@ def test_newer_revision_is_refused_untouched(db_path):
             VFS(db_path, read_only=ro)
         assert "9999" in str(ei.value) and dbmod.head_revision() in str(ei.value)
     assert open(db_path, "rb").read() == before
+
+
+@pytest.mark.parametrize("kind", [0, 4, -1, 1.5, "x", None])
+def test_inode_kind_check_refuses_unknown_kinds(db_path, kind):
+    """The CHECK on kind (BETWEEN + typeof since 0003, cheaper than an IN list) refuses what
+    the IN list refused."""
+    VFS(db_path).close()
+    con = sqlite3.connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            con.execute("INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, "
+                        "ctime_ns, mtime_ns, generation) VALUES ('/', 'x', ?, 0, 0, 0, 0, 0, 0)",
+                        (kind,))
+        for ok in (1, 2, 3):
+            con.execute("INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, "
+                        "ctime_ns, mtime_ns, generation) VALUES ('/', ?, ?, 0, 0, 0, 0, 0, 0)",
+                        (f"k{ok}", ok))
+        con.rollback()
+    finally:
+        con.close()

@@ -51,7 +51,9 @@ class Inode(Base):
     __tablename__ = "vfs_inodes"
     __table_args__ = (
         UniqueConstraint("parent", "name"),
-        CheckConstraint("kind IN (1, 2, 3)", name="kind"),
+        # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
+        # ephemeral table, 1.6 us of every INSERT (format 0003).
+        CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind"),
         {"sqlite_autoincrement": True},  # ids are never reused: open handles bind to them
     )
 
