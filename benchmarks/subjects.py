@@ -62,9 +62,7 @@ class VfsOrm(Subject):
         store.close()
 
     def ingest(self, store, files):
-        with store.atomic_batch():
-            for p, data in files:
-                store.write_bytes(p, data)
+        store.write_files(files)  # the bulk API: one transaction, one executemany
 
     def read(self, store, path):
         return store.read_bytes(path)
@@ -112,6 +110,18 @@ class VfsOrm(Subject):
 
     def close_stack(self, stack):
         stack.close()
+
+
+class VfsOrmLoop(VfsOrm):
+    """W1 written the other way a user might: write_bytes per file inside atomic_batch()."""
+
+    name = "vfs_orm_loop"
+    only = ("w1",)
+
+    def ingest(self, store, files):
+        with store.atomic_batch():
+            for p, data in files:
+                store.write_bytes(p, data)
 
 
 class VfsOrm64k(VfsOrm):
@@ -519,7 +529,7 @@ class Stella(Subject):
 
 
 def all_subjects() -> list[Subject]:
-    subjects: list[Subject] = [VfsOrm(), VfsOrm64k(), RawSqlite(), OsFs(), ZipFs()]
+    subjects: list[Subject] = [VfsOrm(), VfsOrmLoop(), VfsOrm64k(), RawSqlite(), OsFs(), ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
     return subjects

@@ -78,6 +78,21 @@ class VFSvsOS(RuleBasedStateMachine):
         self.check(outcome(lambda: (self.fs.write_bytes(p, data), None)[1]),
                    outcome(lambda: self._os_write(p, data, "wb")))
 
+    @rule(files=st.lists(st.tuples(PATHS, DATA), min_size=1, max_size=4))
+    def write_files(self, files):
+        def os_write_all():  # all or nothing, like the VFS's one transaction
+            snap = self.root + ".snap"
+            shutil.copytree(self.root, snap)
+            try:
+                for p, data in files:
+                    self._os_write(p, data, "wb")
+            except OSError:
+                shutil.rmtree(self.root)
+                os.rename(snap, self.root)
+                raise
+            shutil.rmtree(snap)
+        self.check(outcome(lambda: (self.fs.write_files(files), None)[1]), outcome(os_write_all))
+
     @rule(p=PATHS, data=DATA)
     def append(self, p, data):
         def vfs_append():

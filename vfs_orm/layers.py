@@ -463,6 +463,9 @@ class LayeredTree(Tree):
             self._parent_dir(raw, path, create=parents)
             self._put_dir(raw, path, mode, time.time_ns())
 
+    def _bulk_ok(self) -> bool:
+        return not self.layered()  # whiteouts and lower entries: file by file
+
     def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
                     mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
         if not self.layered():

@@ -557,6 +557,22 @@ class InodeRepository:
                           (parent, name, pp, pn, mode, size, chunk_size, now, now, data))
         return cur.lastrowid if cur.rowcount == 1 else None
 
+    def create_files(self, raw: sqlite3.Connection, files: Sequence[tuple[str, str, bytes]],
+                     mode: int, chunk_size: int, now: int) -> int:
+        """``create_file`` with inline bytes for many (parent, name, data), in ONE
+        executemany; how many rows were inserted (the others were ignored: see
+        ``create_file``)."""
+        splits: dict[str, tuple[str, str]] = {}
+        rows = []
+        for parent, name, data in files:
+            pp_pn = splits.get(parent)
+            if pp_pn is None:
+                pp_pn = splits[parent] = _split(parent)
+            rows.append((parent, name, *pp_pn, mode, len(data), chunk_size, now, now, data))
+        before = raw.total_changes
+        raw.executemany(self._create_file.sql, rows)
+        return raw.total_changes - before
+
     def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, data: bytes,
                       chunk_size: int, mode: int, mtime: int) -> bool:
         """Give the file at parent/name, if it has no chunk rows, the inline content

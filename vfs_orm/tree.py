@@ -75,6 +75,10 @@ def _owner_alive(token: str) -> bool:
     return True
 
 
+class _SomeExist(Exception):
+    """A bulk insert found a path already taken: undo it, take the general path."""
+
+
 class Tree:
     """Files and directories of the top database."""
 
@@ -305,6 +309,52 @@ class Tree:
                 self._parent_dir(raw, path, create=True)
             self._store_content(raw, path, row, data, now, mode)
         return len(data)
+
+    def write_files(self, files: list[tuple[str, bytes]], mode: int = FILE_MODE) -> int:
+        """Write many whole files in one transaction, as ``write_bytes`` each would (in
+        order; all or nothing). When every path is new and distinct, the small files'
+        directories are made first and the files inserted by ONE executemany; if any path
+        turns out to exist, that attempt is rolled back and the files are written one by
+        one."""
+        limit = min(self.chunk_size, INLINE_MAX)
+        small = [(p, d) for p, d in files if len(d) <= limit]
+        if small and self._bulk_ok() and len({p for p, _ in files}) == len(files):
+            try:
+                with self.uow.write(savepoint=True) as raw:
+                    self._create_inline(raw, small, mode)
+                    for p, d in files:
+                        if len(d) > limit:
+                            self.write_bytes(p, d, mode=mode)
+                return len(files)
+            except _SomeExist:
+                pass
+        with self.uow.batch():
+            for p, d in files:
+                self.write_bytes(p, d, mode=mode)
+        return len(files)
+
+    def _bulk_ok(self) -> bool:
+        return True
+
+    def _create_inline(self, raw: Any, files: list[tuple[str, bytes]], mode: int) -> None:
+        """Inside a write: new inline files, their missing directories first (one lookup
+        per distinct directory); raises _SomeExist if a path was taken."""
+        first_in: dict[str, str] = {}
+        rows = []
+        for p, d in files:
+            parent, name = paths.split(p)
+            if parent not in first_in:
+                first_in[parent] = p
+                if parent:  # "" is the root's own "parent": its write fails, as it must
+                    try:
+                        self._parent_dir(raw, p, create=True)
+                    except (NotADirError, NotFoundError):
+                        # Files one by one report the error of the first path that fails,
+                        # which may be an earlier one.
+                        raise _SomeExist from None
+            rows.append((parent, name, d))
+        if self.repo.create_files(raw, rows, mode, self.chunk_size, time.time_ns()) != len(rows):
+            raise _SomeExist
 
     def _store_content(self, raw: Any, path: str, row: tuple[Any, ...] | None, data: bytes,
                        mtime_ns: int | None, mode: int) -> int:

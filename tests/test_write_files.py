@@ -1,0 +1,138 @@
+"""``VFS.write_files``: many whole files in one transaction, the bulk-ingest path."""
+
+import os
+import sqlite3
+
+import pytest
+
+from vfs_orm import (VFS, ContractError, IsADirError, NotADirError, ReadOnlyError)
+from vfs_orm.repository import INLINE_MAX
+
+from conftest import tree_of
+
+
+def _statements(fs):
+    log = []
+    fs._uow.raw().set_trace_callback(log.append)
+    return log
+
+
+def test_new_files_in_new_directories(db_path):
+    files = {f"/assets/d{k % 7}/sub/f{k}.bin": os.urandom(k * 37 % 5000) for k in range(300)}
+    with VFS(db_path) as fs:
+        assert fs.write_files(files) == 300
+        assert {p: d for p, d in tree_of(fs).items() if d is not None} == files
+        assert fs.isdir("/assets/d3/sub")
+        assert fs.check().ok
+
+
+def test_bulk_path_is_one_executemany(db_path):
+    """Directories looked up (and made) once each, then one INSERT for all the files:
+    the trace shows the INSERT once per row, and no lookup per file."""
+    files = [(f"/d/f{k}", b"x" * k) for k in range(100)]
+    with VFS(db_path) as fs:
+        fs.mkdir("/d")
+        log = _statements(fs)
+        fs.write_files(files)
+        fs._uow.raw().set_trace_callback(None)
+        inserts = [s for s in log if s.startswith("INSERT OR IGNORE INTO vfs_inodes")]
+        selects = [s for s in log if s.startswith("SELECT")]
+        assert len(inserts) == 100 and len(selects) <= 2, log[:5]
+    con = sqlite3.connect(db_path)
+    try:  # inline, no chunk rows
+        assert con.execute("SELECT count(*) FROM vfs_inodes WHERE data IS NOT NULL").fetchone()[0] == 100
+        assert con.execute("SELECT count(*) FROM vfs_chunks").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_existing_paths_and_big_files_take_the_general_path(db_path):
+    big = os.urandom(INLINE_MAX * 5)
+    with VFS(db_path) as fs:
+        fs.write_bytes("/a/exists.txt", b"old")
+        st = fs.stat("/a/exists.txt")
+        n = fs.write_files([("/a/new.txt", b"new"), ("/a/exists.txt", b"replaced"),
+                            ("/a/big.bin", big), ("/b/c/d.txt", b"deep")])
+        assert n == 4
+        assert fs.read_bytes("/a/exists.txt") == b"replaced"
+        assert fs.stat("/a/exists.txt").st_ctime_ns == st.st_ctime_ns  # replaced, not recreated
+        assert fs.read_bytes("/a/big.bin") == big
+        assert fs.read_bytes("/a/new.txt") == b"new" and fs.read_text("/b/c/d.txt") == "deep"
+        assert fs.check().ok
+
+
+def test_duplicate_paths_behave_like_writes_in_order(db_path):
+    with VFS(db_path) as fs:
+        fs.write_files([("/x", b"first"), ("/y", b"y"), ("/x", b"second")])
+        assert fs.read_bytes("/x") == b"second" and fs.read_bytes("/y") == b"y"
+
+
+@pytest.mark.parametrize("bad, error", [
+    ([("/f/under-a-file", b"x")], NotADirError),
+    ([("/dir", b"x")], IsADirError),
+    ([("/", b"x")], IsADirError),
+    # the first failing path decides the error, as with write_bytes one by one (found by
+    # the state machine: the bulk path used to check every directory first)
+    ([("/dir", b"x"), ("/f/a", b"y")], IsADirError),
+    ([("/f/a", b"y"), ("/dir", b"x")], NotADirError),
+])
+def test_one_bad_path_writes_nothing(db_path, bad, error):
+    with VFS(db_path) as fs:
+        fs.write_bytes("/f", b"file")
+        fs.mkdir("/dir")
+        before = tree_of(fs)
+        with pytest.raises(error):
+            fs.write_files([("/ok/1", b"1"), ("/ok2", b"2")] + bad + [("/ok/3", b"3")])
+        assert tree_of(fs) == before
+
+
+def test_inside_a_batch_a_failure_is_undone_with_it(db_path):
+    with VFS(db_path) as fs:
+        fs.mkdir("/dir")
+        with pytest.raises(IsADirError):
+            with fs.atomic_batch():
+                fs.write_bytes("/kept-until-the-batch-fails", b"1")
+                fs.write_files([("/a", b"a"), ("/dir", b"x")])
+        assert fs.listdir("/") == ["dir"]
+        with fs.atomic_batch():
+            fs.write_files({"/m/1": b"1", "/m/2": b"2"})
+            try:
+                fs.write_files([("/m/3", b"3"), ("/dir", b"x")])
+            except IsADirError:
+                pass  # the failed call left nothing behind; the batch goes on
+        assert fs.listdir("/m") == ["1", "2"]
+
+
+def test_bad_arguments(db_path, tmp_path):
+    with VFS(db_path) as fs:
+        with pytest.raises(ContractError):
+            fs.write_files([("/a", None)])
+        with pytest.raises(TypeError):
+            fs.write_files([("/a", "text")])
+        with pytest.raises(TypeError):
+            fs.write_files(["/a"])
+        with pytest.raises(TypeError):
+            fs.write_files(42)
+        with pytest.raises(ValueError):
+            fs.write_files([("/bad\x00name", b"x")])
+        assert fs.write_files([]) == 0
+        assert fs.listdir("/") == []
+    with VFS(db_path, read_only=True) as ro:
+        with pytest.raises(ReadOnlyError):
+            ro.write_files([("/a", b"x")])
+
+
+def test_through_layers_whiteouts_are_respected(tmp_path):
+    base = str(tmp_path / "base.vfs")
+    with VFS(base) as b:
+        b.write_bytes("/game/a.txt", b"base a")
+        b.write_bytes("/game/b.txt", b"base b")
+    with VFS(str(tmp_path / "top.vfs")) as top:
+        top.add_underlay(base, name="base")
+        top.remove("/game/b.txt")  # a whiteout in the top layer
+        top.write_files([("/game/a.txt", b"top a"), ("/game/b.txt", b"top b"),
+                         ("/game/c.txt", b"top c")])
+        assert [top.read_bytes(f"/game/{n}.txt") for n in "abc"] == [b"top a", b"top b", b"top c"]
+        assert top.which_layer("/game/a.txt") == "local"
+    with VFS(base, read_only=True) as b:
+        assert b.read_bytes("/game/a.txt") == b"base a"
