@@ -30,6 +30,22 @@ def _revision(path):
         con.close()
 
 
+def _migrate(path, *targets):
+    """Run Alembic to each target in turn ("head" upgrades, a revision downgrades), the way
+    the library does: foreign keys off, one transaction each."""
+    from alembic import command
+    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
+    try:
+        for target in targets:
+            with engine.connect() as conn:
+                with dbmod.foreign_keys_off(conn):
+                    with conn.begin():
+                        fn = command.upgrade if target == "head" else command.downgrade
+                        fn(dbmod.alembic_config(conn), target)
+    finally:
+        engine.dispose()
+
+
 def _check_manifest(fs, manifest):
     for p, meta in manifest.items():
         st = fs.stat(p)
@@ -114,17 +130,7 @@ def test_rebuild_with_foreign_keys_on_would_lose_chunks(tmp_path):
 def test_upgrade_downgrade_roundtrip(tmp_path):
     path = _copy(tmp_path, "format_0001.db")
     manifest = json.loads((FIXTURES / "format_0001.manifest.json").read_text())
-    from alembic import command
-    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
-    try:
-        for target in ("head", "0001", "head"):
-            with engine.connect() as conn:
-                with dbmod.foreign_keys_off(conn):
-                    with conn.begin():
-                        fn = command.upgrade if target == "head" else command.downgrade
-                        fn(dbmod.alembic_config(conn), target)
-    finally:
-        engine.dispose()
+    _migrate(path, "head", "0001", "head")
     with VFS(path) as fs:
         _check_manifest(fs, manifest)
 
@@ -192,15 +198,7 @@ def test_downgrade_moves_inline_bytes_back_to_chunks(tmp_path):
     with VFS(path) as fs:
         for p, data in files.items():
             fs.write_bytes(p, data)
-    from alembic import command
-    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
-    try:
-        with engine.connect() as conn:
-            with dbmod.foreign_keys_off(conn):
-                with conn.begin():
-                    command.downgrade(dbmod.alembic_config(conn), "0002")
-    finally:
-        engine.dispose()
+    _migrate(path, "0002")
     assert _revision(path) == "0002"
     con = sqlite3.connect(path)
     try:

@@ -93,6 +93,11 @@ class Tree:
         # guess costs one UPDATE that matches nothing).
         self._expect_rewrite = False
 
+    @property
+    def inline_max(self) -> int:
+        """The largest file written whole that keeps its bytes in its inode row."""
+        return min(self.chunk_size, INLINE_MAX)
+
     # -- lookups --------------------------------------------------------------------------
     def _probe(self, query: Any, path: str) -> Any:
         """``query(raw, parent, name)`` on this thread's connection, under the lock when the
@@ -282,7 +287,7 @@ class Tree:
         in place under a new generation (fewer pages touched than delete + insert)."""
         pp, pn = paths.split(path)
         n, cs = len(data), self.chunk_size
-        inline = n <= cs and n <= INLINE_MAX
+        inline = n <= self.inline_max
         with self.uow.write() as raw:
             now = time.time_ns() if mtime_ns is None else mtime_ns
             if self._expect_rewrite:
@@ -299,7 +304,7 @@ class Tree:
                     return n
             prow, row = self.repo.lookup_pair(raw, pp, pn)
             self._expect_rewrite = row is not None and row[KIND] == FILE and \
-                row[SIZE] <= min(cs, INLINE_MAX)
+                row[SIZE] <= self.inline_max
             if row is not None:
                 if row[KIND] == DIR:
                     raise IsADirError.for_path(path)
@@ -316,7 +321,7 @@ class Tree:
         directories are made first and the files inserted by ONE executemany; if any path
         turns out to exist, that attempt is rolled back and the files are written one by
         one."""
-        limit = min(self.chunk_size, INLINE_MAX)
+        limit = self.inline_max
         small = [(p, d) for p, d in files if len(d) <= limit]
         if small and self._bulk_ok() and len({p for p, _ in files}) == len(files):
             try:
@@ -339,12 +344,12 @@ class Tree:
     def _create_inline(self, raw: Any, files: list[tuple[str, bytes]], mode: int) -> None:
         """Inside a write: new inline files, their missing directories first (one lookup
         per distinct directory); raises _SomeExist if a path was taken."""
-        first_in: dict[str, str] = {}
+        seen: set[str] = set()
         rows = []
         for p, d in files:
             parent, name = paths.split(p)
-            if parent not in first_in:
-                first_in[parent] = p
+            if parent not in seen:
+                seen.add(parent)
                 if parent:  # "" is the root's own "parent": its write fails, as it must
                     try:
                         self._parent_dir(raw, p, create=True)
@@ -362,7 +367,7 @@ class Tree:
         cs = self.chunk_size
         now = time.time_ns() if mtime_ns is None else mtime_ns
         n = len(data)
-        inline = data if n <= cs and n <= INLINE_MAX else None
+        inline = data if n <= self.inline_max else None
         if row is None:
             pp, pn = paths.split(path)
             inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline)
