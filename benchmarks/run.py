@@ -34,7 +34,8 @@ TARGETS = [
     ("W1 ", 0.8), ("W2 ", 0.7), ("W3 ", 0.8), ("W4a", 0.8), ("W4b", 0.8), ("W5 ", 0.7),
     ("W6 ", 1.5), ("W6r", 1.5), ("W7 ", 1.5), ("W8 ", 0.5), ("W9 ", 0.8), ("W10", 0.7),
 ]
-SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "os_fs", "zipfile", "stella"]
+SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_sqlite_iav", "os_fs",
+                 "zipfile", "stella"]
 
 
 def target_for(label: str) -> float | None:
@@ -150,6 +151,18 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
         for label in pages:
             a, b = results[label]["vfs_orm"], results[label]["vfs_orm_64k"]
             lines.append(f"| {label} | {units[label]} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
+    same = [label for label in sorted(results) if "raw_sqlite_iav" in results[label]]
+    if same:
+        lines += ["", "## Against raw sqlite3 with vfs_orm's auto-vacuum setting", "",
+                  "vfs_orm creates databases with `auto_vacuum=INCREMENTAL`; raw_sqlite_iav is the "
+                  "raw subject with that one setting added.", "",
+                  "| workload | unit | vfs_orm | raw_sqlite | raw_sqlite_iav | vfs_orm / raw_sqlite_iav |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for label in same:
+            row = results[label]
+            lines.append(f"| {label} | {units[label]} | {fmt(row['vfs_orm'])} | "
+                         f"{fmt(row['raw_sqlite'])} | {fmt(row['raw_sqlite_iav'])} | "
+                         f"{row['vfs_orm'] / row['raw_sqlite_iav']:.2f} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -257,6 +257,21 @@ class RawSqlite(Subject):
             con.close()
 
 
+class RawSqliteIncrementalVacuum(RawSqlite):
+    """Raw sqlite3 with the one file setting vfs_orm adds (incremental auto-vacuum, whose
+    pointer-map pages spare random reads the overflow-chain walk): shows how much of W5's
+    margin is that setting and how much is left to vfs_orm's own code."""
+
+    name = "raw_sqlite_iav"
+    only = ("w5",)
+
+    def create(self, path: Path) -> Any:
+        con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table, like vfs_orm
+        con.close()
+        return super().create(path)
+
+
 class _RawChunkReader:
     """Seekable reader over raw 64 KiB chunks with incremental BLOB I/O."""
 
@@ -529,7 +544,8 @@ class Stella(Subject):
 
 
 def all_subjects() -> list[Subject]:
-    subjects: list[Subject] = [VfsOrm(), VfsOrmLoop(), VfsOrm64k(), RawSqlite(), OsFs(), ZipFs()]
+    subjects: list[Subject] = [VfsOrm(), VfsOrmLoop(), VfsOrm64k(), RawSqlite(),
+                               RawSqliteIncrementalVacuum(), OsFs(), ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
     return subjects

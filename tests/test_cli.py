@@ -19,7 +19,7 @@ from vfs_orm import VFS
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 COMMANDS = ["pack", "unpack", "ls", "tree", "cat", "put", "get", "rm", "mv", "stat", "info",
-            "which", "check", "upgrade", "demo"]
+            "which", "check", "compact", "upgrade", "demo"]
 
 
 def run(*args, input=None, cwd=None):

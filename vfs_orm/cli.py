@@ -391,6 +391,18 @@ def check(image: str, quick: bool) -> None:
 
 @cli.command()
 @click.argument("image", type=click.Path(dir_okay=False))
+@friendly
+def compact(image: str) -> None:
+    """Give the space of deleted files in IMAGE back to the disk."""
+    _require(image)
+    with VFS(image) as fs:
+        result = fs.compact()
+    click.echo(f"{image}: {result['bytes_before']:,} -> {result['bytes_after']:,} bytes "
+               f"({result['method']})")
+
+
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--backup", is_flag=True, help="Keep a copy of the old file first.")
 @friendly
 def upgrade(image: str, backup: bool) -> None:

@@ -262,7 +262,7 @@ class VFS:
     @_translated
     def info(self) -> dict[str, Any]:
         """Format revision, identity, counts, sizes and SQLite settings of this database."""
-        from vfs_orm.repository import CheckRepository
+        from vfs_orm.repository import AUTO_VACUUM_MODES, CheckRepository
 
         uow = self._live_uow()
         repo = CheckRepository()
@@ -290,7 +290,21 @@ class VFS:
                 "inline_files": n_inline, "chunk_size": self._chunk_size,
                 "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
                 "free_pages": pragmas["freelist_count"], "journal_mode": pragmas["journal_mode"],
+                "auto_vacuum": AUTO_VACUUM_MODES.get(pragmas["auto_vacuum"], "unknown"),
                 "file_bytes": file_bytes, "layers": self.list_layers()}
+
+    @_translated
+    def compact(self) -> dict[str, Any]:
+        """Give the space of deleted and shrunk files back to the disk (SQLite keeps freed
+        pages for reuse otherwise). Cheap on databases made by this version (incremental
+        auto-vacuum); an older file is rewritten once with VACUUM, which makes later calls
+        cheap too. Only this database, never its underlays. Returns the method used and
+        ``bytes_before`` / ``bytes_after``."""
+        from vfs_orm.compact import compact as run_compact
+
+        uow = self._live_uow()
+        file_db = not (self._embedded or uow.shared)
+        return run_compact(uow, embedded=self._embedded, file_db=file_db)
 
     # -- images as bytes ------------------------------------------------------------------
     @classmethod

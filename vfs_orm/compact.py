@@ -1,0 +1,57 @@
+"""``VFS.compact()``: give the pages freed by deleted and shrunk files back to the disk.
+
+SQLite keeps freed pages in the file for reuse, so a save that once held a large file stays
+that large. New databases use incremental auto-vacuum (see ``db.migrate``): compacting moves
+the free pages to the end and cuts them off, in one short write transaction. A database made
+before that (or by the seed library) is rewritten once with ``VACUUM``, which also switches
+it to incremental auto-vacuum, so the next compaction is cheap. Either way a file database's
+WAL is then checkpointed and truncated, since the main file only shrinks at a checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vfs_orm.errors import InvalidOperationError, ReadOnlyError
+from vfs_orm.repository import SpaceRepository
+from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
+
+
+def compact(uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
+    """Free pages of the main database released; returns what it did and the sizes before
+    and after (``bytes_*`` are the database's pages, not counting the WAL)."""
+    if uow.read_only:
+        raise ReadOnlyError.for_path(uow.where, "the VFS is read-only")
+    if uow.in_batch():
+        raise InvalidOperationError.for_path(
+            uow.where, "compact() cannot run inside atomic_batch(): it needs its own transaction")
+    repo = SpaceRepository()
+    with uow.lock:  # this VFS's other writers wait; readers go on under WAL
+        try:
+            page, pages_before, free_before, mode = repo.space(uow.raw())
+            if mode == "incremental" and uow.session is not None:
+                with uow.write() as raw:  # joins the host session's transaction
+                    repo.release_free_pages_in(raw, free_before)
+                method = "incremental"
+            elif mode == "incremental":
+                uow.writes += 1
+                repo.release_free_pages(uow.raw())
+                method = "incremental"
+            elif embedded:
+                raise InvalidOperationError.for_path(
+                    uow.where, f"the host database uses auto_vacuum={mode}; only a VACUUM of "
+                               f"the whole database frees its pages, and that is the host "
+                               f"application's call")
+            else:
+                uow.writes += 1  # open handles re-check their file before trusting a cache
+                repo.rebuild_incremental(uow.raw())
+                method = "vacuum"
+            raw = uow.raw()
+            checkpoint = repo.checkpoint_truncate(raw) if file_db else None
+            _, pages_after, free_after, mode_after = repo.space(raw)
+        except DB_ERRORS as exc:
+            raise translate(exc, uow.where) from exc
+    return {"method": method, "auto_vacuum": mode_after,
+            "bytes_before": pages_before * page, "bytes_after": pages_after * page,
+            "free_pages_before": free_before, "free_pages_after": free_after,
+            "wal_truncated": checkpoint is not None and checkpoint[0] == 0}
