@@ -76,16 +76,21 @@ class ChunkedFile(io.RawIOBase):
         self._cache_idx, self._cache, self._cache_size = 0, first_chunk or b"", self._size
 
     # -- io.RawIOBase protocol --------------------------------------------------------------
+    # The buffered layer asks seekable() on every seek: only the closed check io requires
+    # here (0.07 against 0.25 us); seek, read and write check the VFS and the handle too.
     def readable(self) -> bool:
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return self._readable
 
     def writable(self) -> bool:
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return self._writable
 
     def seekable(self) -> bool:
-        self._check_open()
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
         return True
 
     def tell(self) -> int:
