@@ -276,5 +276,6 @@ def test_demo_runs(tmp_path):
     assert code == 0, err
     text = out.decode()
     for needle in ("packed", "served by dlc", "whiteout", "rolled back", "missing fov-mod",
-                   "upgraded to revision"):
+                   "upgraded to revision", "compacted the old save (vacuum, now "
+                   "auto_vacuum=incremental)"):
         assert needle in text

@@ -148,5 +148,10 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
                  f"player.json = {upgraded.read_text('/save/player.json')}, "
                  f"world.bin {upgraded.getsize('/save/world.bin'):,} bytes, "
                  f"modified_at kept: {st.modified_at}")
+            upgraded.remove("/save/world.bin")
+            done = upgraded.compact()
+            step(f"7. deleted world.bin and compacted the old save ({done['method']}, now "
+                 f"auto_vacuum={done['auto_vacuum']}): {done['bytes_before']:,} -> "
+                 f"{done['bytes_after']:,} bytes, {os.path.getsize(old):,} on disk")
         step(f"done in {time.perf_counter() - t0:.2f} s; files in {root}"
              + (" (temporary, removed now)" if workdir is None else ""))
