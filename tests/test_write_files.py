@@ -37,13 +37,46 @@ def test_bulk_path_is_one_executemany(db_path):
         fs._uow.raw().set_trace_callback(None)
         inserts = [s for s in log if s.startswith("INSERT OR IGNORE INTO vfs_inodes")]
         selects = [s for s in log if s.startswith("SELECT")]
-        assert len(inserts) == 100 and len(selects) <= 2, log[:5]
+        # 100 files, plus one attempt at /d (it exists: ignored, then one lookup checks it)
+        assert len(inserts) == 101 and len(selects) <= 2, log[:5]
     con = sqlite3.connect(db_path)
     try:  # inline, no chunk rows
         assert con.execute("SELECT count(*) FROM vfs_inodes WHERE data IS NOT NULL").fetchone()[0] == 100
         assert con.execute("SELECT count(*) FROM vfs_chunks").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_a_new_tree_is_made_without_a_single_lookup(db_path):
+    """Directories of a new tree go in by one executemany (parents first), the files by
+    another: the trace holds inserts only."""
+    files = [(f"/g{a}/s{b}/t{c}/f{k}.bin", bytes([k])) for a in range(3) for b in range(4)
+             for c in range(2) for k in range(5)]
+    dirs = {"/g%d" % a for a in range(3)} | {"/g%d/s%d" % (a, b) for a in range(3)
+                                              for b in range(4)}
+    dirs |= {d + "/t%d" % c for d in list(dirs) if d.count("/") == 2 for c in range(2)}
+    with VFS(db_path) as fs:
+        log = _statements(fs)
+        fs.write_files(files)
+        fs._uow.raw().set_trace_callback(None)
+        assert not [s for s in log if s.startswith("SELECT")], log[:5]
+        inserts = [s for s in log if s.startswith("INSERT OR IGNORE INTO vfs_inodes")]
+        assert len(inserts) == len(dirs) + len(files)
+        for d in dirs:
+            assert fs.isdir(d), d
+        for p, data in files:
+            assert fs.read_bytes(p) == data
+        assert sorted(fs.listdir("/")) == ["g0", "g1", "g2"]
+        assert fs.check().ok
+
+
+def test_an_ancestor_that_is_a_file_fails_like_writing_one_by_one(db_path):
+    with VFS(db_path) as fs:
+        fs.write_bytes("/a/file", b"f")
+        with pytest.raises(NotADirectoryError):
+            fs.write_files([("/new/x", b"1"), ("/a/file/sub/y", b"2")])
+        assert not fs.exists("/new")  # all or nothing: the new directory went too
+        assert fs.read_bytes("/a/file") == b"f"
 
 
 def test_existing_paths_and_big_files_take_the_general_path(db_path):

@@ -304,6 +304,17 @@ class InodeRepository:
                 data=bindparam("data")),
             ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
              "data"))
+        # Many new directories in one executemany, parents before children: the same
+        # rule, a row whose parent is not (yet) a directory is refused and ignored.
+        self._create_dir = compile_stmt(
+            insert(i).prefix_with("OR IGNORE").values(
+                parent=p, name=n,
+                kind=case((parent_is_dir, literal_column(str(int(InodeKind.DIRECTORY)))),
+                          else_=literal_column("0")),
+                mode=bindparam("mode"), size=literal_column("0"),
+                chunk_size=literal_column("0"), ctime_ns=bindparam("ctime"),
+                mtime_ns=bindparam("mtime"), generation=literal_column("0")),
+            ("parent", "name", "pp", "pn", "mode", "ctime", "mtime"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
@@ -571,6 +582,19 @@ class InodeRepository:
             rows.append((parent, name, *pp_pn, mode, len(data), chunk_size, now, now, data))
         before = raw.total_changes
         raw.executemany(self._create_file.sql, rows)
+        return raw.total_changes - before
+
+    def create_dirs(self, raw: sqlite3.Connection, dirs: Sequence[str], mode: int,
+                    now: int) -> int:
+        """New directories at the normalised ``dirs`` (parents listed before children), in
+        ONE executemany; how many rows were inserted. A path that exists (as anything) or
+        whose parent is not a directory is skipped, so a short count means: check them."""
+        rows = []
+        for path in dirs:
+            parent, name = _split(path)
+            rows.append((parent, name, *_split(parent), mode, now, now))
+        before = raw.total_changes
+        raw.executemany(self._create_dir.sql, rows)
         return raw.total_changes - before
 
     def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, data: bytes,

@@ -342,24 +342,33 @@ class Tree:
         return True
 
     def _create_inline(self, raw: Any, files: list[tuple[str, bytes]], mode: int) -> None:
-        """Inside a write: new inline files, their missing directories first (one lookup
-        per distinct directory); raises _SomeExist if a path was taken."""
-        seen: set[str] = set()
-        rows = []
-        for p, d in files:
-            parent, name = paths.split(p)
-            if parent not in seen:
-                seen.add(parent)
-                if parent:  # "" is the root's own "parent": its write fails, as it must
-                    try:
-                        self._parent_dir(raw, p, create=True)
-                    except (NotADirError, NotFoundError):
-                        # Files one by one report the error of the first path that fails,
-                        # which may be an earlier one.
-                        raise _SomeExist from None
-            rows.append((parent, name, d))
-        if self.repo.create_files(raw, rows, mode, self.chunk_size, time.time_ns()) != len(rows):
+        """Inside a write: new inline files, their missing directories first; raises
+        _SomeExist if a path was taken."""
+        rows = [(*paths.split(p), d) for p, d in files]
+        now = time.time_ns()
+        self._make_dirs(raw, rows, now)
+        if self.repo.create_files(raw, rows, mode, self.chunk_size, now) != len(rows):
             raise _SomeExist
+
+    def _make_dirs(self, raw: Any, rows: list[tuple[str, str, bytes]], now: int) -> None:
+        """The directories of (parent, name, data) rows: all of them in one executemany when
+        none exists yet (a new tree); otherwise each distinct parent is checked and its
+        missing ancestors made, one lookup per directory."""
+        parents = {parent for parent, _, _ in rows if parent}
+        wanted = set(parents)
+        for parent in parents:
+            wanted.update(paths.parents(parent))
+        wanted.discard(paths.ROOT)
+        ordered = sorted(wanted, key=lambda d: (d.count("/"), d))
+        if self.repo.create_dirs(raw, ordered, DIR_MODE, now) == len(ordered):
+            return
+        for parent in parents:
+            try:
+                self._parent_dir(raw, paths.join(parent, "-"), create=True)
+            except (NotADirError, NotFoundError):
+                # Files one by one report the error of the first path that fails, which
+                # may be an earlier one.
+                raise _SomeExist from None
 
     def _store_content(self, raw: Any, path: str, row: tuple[Any, ...] | None, data: bytes,
                        mtime_ns: int | None, mode: int) -> int:
