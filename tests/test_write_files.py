@@ -169,3 +169,11 @@ def test_through_layers_whiteouts_are_respected(tmp_path):
         assert top.which_layer("/game/a.txt") == "local"
     with VFS(base, read_only=True) as b:
         assert b.read_bytes("/game/a.txt") == b"base a"
+
+
+def test_the_root_in_a_bulk_write_fails_and_writes_nothing(db_path):
+    with VFS(db_path) as fs:
+        with pytest.raises(IsADirError):
+            fs.write_files([("/a/x", b"1"), ("/", b"root")])
+        assert fs.listdir("/") == []
+        assert fs.check().ok

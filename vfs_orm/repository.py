@@ -304,6 +304,17 @@ class InodeRepository:
                 data=bindparam("data")),
             ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
              "data"))
+        # The bulk create, for files whose parents the caller has just made or checked in
+        # the same transaction: no parent probe per row (1.5 of ~9 us a row). An existing
+        # entry is still ignored (UNIQUE), which the caller sees in the count.
+        self._create_file_in_dir = compile_stmt(
+            insert(i).prefix_with("OR IGNORE").values(
+                parent=p, name=n, kind=literal_column(str(int(InodeKind.FILE))),
+                mode=bindparam("mode"), size=bindparam("size"),
+                chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
+                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
+                data=bindparam("data")),
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
         # Many new directories in one executemany, parents before children: the same
         # rule, a row whose parent is not (yet) a directory is refused and ignored.
         self._create_dir = compile_stmt(
@@ -570,18 +581,14 @@ class InodeRepository:
 
     def create_files(self, raw: sqlite3.Connection, files: Sequence[tuple[str, str, bytes]],
                      mode: int, chunk_size: int, now: int) -> int:
-        """``create_file`` with inline bytes for many (parent, name, data), in ONE
-        executemany; how many rows were inserted (the others were ignored: see
-        ``create_file``)."""
-        splits: dict[str, tuple[str, str]] = {}
-        rows = []
-        for parent, name, data in files:
-            pp_pn = splits.get(parent)
-            if pp_pn is None:
-                pp_pn = splits[parent] = _split(parent)
-            rows.append((parent, name, *pp_pn, mode, len(data), chunk_size, now, now, data))
+        """New files with inline bytes for many (parent, name, data) in ONE executemany, in
+        directories the caller has made or checked in this transaction (a root-level
+        ``parent`` must be "/", never ""); how many rows were inserted (an existing entry
+        is ignored)."""
+        rows = [(parent, name, mode, len(data), chunk_size, now, now, data)
+                for parent, name, data in files]
         before = raw.total_changes
-        raw.executemany(self._create_file.sql, rows)
+        raw.executemany(self._create_file_in_dir.sql, rows)
         return raw.total_changes - before
 
     def create_dirs(self, raw: sqlite3.Connection, dirs: Sequence[str], mode: int,

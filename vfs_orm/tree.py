@@ -345,8 +345,10 @@ class Tree:
         """Inside a write: new inline files, their missing directories first; raises
         _SomeExist if a path was taken."""
         rows = [(*paths.split(p), d) for p, d in files]
+        if any(not parent for parent, _, _ in rows):
+            raise _SomeExist  # the root itself: one by one gives its error
         now = time.time_ns()
-        self._make_dirs(raw, rows, now)
+        self._make_dirs(raw, rows, now)  # every parent is a directory from here on
         if self.repo.create_files(raw, rows, mode, self.chunk_size, now) != len(rows):
             raise _SomeExist
 
