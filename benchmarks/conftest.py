@@ -52,9 +52,8 @@ def pytest_generate_tests(metafunc):
         chosen = [s for s in SUBJECTS if (s.only is None or workload in s.only)
                   and workload not in s.cannot]
         # Function scope (not session): pytest then runs workload by workload, each subject
-        # right after the other, instead of every workload of one subject before the next
-        # subject. Noise on this VM comes in spells of seconds; measured minutes apart, one
-        # spell could land on vfs_orm's whole block and not on raw's (a W6r 2x swing).
+        # right after the other, instead of every workload of one subject before the next:
+        # the two sides of a ratio are measured seconds apart, not minutes.
         metafunc.parametrize("subject", chosen, ids=[s.name for s in chosen])
 
 

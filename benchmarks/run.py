@@ -79,14 +79,24 @@ def subject_of(bench_name: str) -> str:
     return bench_name
 
 
-def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: bool) -> str:
-    lines = []
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def run_stamp(json_path: Path) -> tuple[str, str]:
+    """(when, commit) of the run that wrote ``json_path``, as pytest-benchmark recorded
+    them: ``--render`` later must not stamp the data with the commit checked out then."""
+    data = json.loads(json_path.read_text())
     try:
-        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                         text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
+        when = datetime.datetime.fromisoformat(data["datetime"]).astimezone(
+            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (KeyError, ValueError):
+        when = "?"
+    info = data.get("commit_info") or {}
+    commit = (info.get("id") or "?")[:7] + (" (working tree not clean when run)" if info.get("dirty") else "")
+    return when, commit
+
+
+def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: bool,
+           stamp: tuple[str, str]) -> str:
+    lines = []
+    now, commit = stamp
     import sqlalchemy
     lines += [
         "# vfs_orm benchmark results" + (" (SMOKE sizes: not meaningful)" if smoke else ""),
@@ -193,7 +203,7 @@ def main() -> int:
     if not results or not any("vfs_orm" in r and "raw_sqlite" in r for r in results.values()):
         print("benchmark run produced no comparable results", file=sys.stderr)
         return 1
-    text = render(results, units, args.smoke)
+    text = render(results, units, args.smoke, run_stamp(json_path))
     if not args.smoke and ANALYSIS.exists():  # the hand-written profile analysis
         text += "\n" + ANALYSIS.read_text()
     out.write_text(text)
