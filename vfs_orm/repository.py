@@ -220,12 +220,17 @@ class InodeRepository:
             select(i.c.id, i.c.owner).where(i.c.parent.is_(None)), ())
 
         # -- writes -------------------------------------------------------------------------
+        def new_inode(kind: Any, **columns: Any) -> dict[str, Any]:
+            """VALUES of a new inode row (generation 0), the rest bound by name unless
+            ``columns`` say otherwise."""
+            return {"parent": p, "name": n, "kind": kind, "mode": bindparam("mode"),
+                    "size": bindparam("size"), "chunk_size": bindparam("chunk_size"),
+                    "ctime_ns": bindparam("ctime"), "mtime_ns": bindparam("mtime"),
+                    "generation": literal_column("0"), **columns}
+
         self._insert = compile_stmt(
-            insert(i).values(parent=p, name=n, kind=bindparam("kind"), mode=bindparam("mode"),
-                             size=bindparam("size"), chunk_size=bindparam("chunk_size"),
-                             ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
-                             generation=literal_column("0"), owner=bindparam("owner"),
-                             data=bindparam("data")),
+            insert(i).values(new_inode(bindparam("kind"), owner=bindparam("owner"),
+                                       data=bindparam("data"))),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
              "data"))
         # Before a file with inline bytes is written in place: they become chunk 0.
@@ -293,15 +298,14 @@ class InodeRepository:
                          .where(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn"),
                                 i.c.kind == literal_column(str(int(InodeKind.DIRECTORY))))
                          .exists())
+
+        def if_parent_is_dir(kind: InodeKind) -> Any:
+            return case((parent_is_dir, literal_column(str(int(kind)))),
+                        else_=literal_column("0"))
+
         self._create_file = compile_stmt(
             insert(i).prefix_with("OR IGNORE").values(
-                parent=p, name=n,
-                kind=case((parent_is_dir, literal_column(str(int(InodeKind.FILE)))),
-                          else_=literal_column("0")),
-                mode=bindparam("mode"), size=bindparam("size"),
-                chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
-                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
-                data=bindparam("data")),
+                new_inode(if_parent_is_dir(InodeKind.FILE), data=bindparam("data"))),
             ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
              "data"))
         # The bulk create, for files whose parents the caller has just made or checked in
@@ -309,22 +313,14 @@ class InodeRepository:
         # entry is still ignored (UNIQUE), which the caller sees in the count.
         self._create_file_in_dir = compile_stmt(
             insert(i).prefix_with("OR IGNORE").values(
-                parent=p, name=n, kind=literal_column(str(int(InodeKind.FILE))),
-                mode=bindparam("mode"), size=bindparam("size"),
-                chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
-                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
-                data=bindparam("data")),
+                new_inode(literal_column(str(int(InodeKind.FILE))), data=bindparam("data"))),
             ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
         # Many new directories in one executemany, parents before children: the same
         # rule, a row whose parent is not (yet) a directory is refused and ignored.
         self._create_dir = compile_stmt(
             insert(i).prefix_with("OR IGNORE").values(
-                parent=p, name=n,
-                kind=case((parent_is_dir, literal_column(str(int(InodeKind.DIRECTORY)))),
-                          else_=literal_column("0")),
-                mode=bindparam("mode"), size=literal_column("0"),
-                chunk_size=literal_column("0"), ctime_ns=bindparam("ctime"),
-                mtime_ns=bindparam("mtime"), generation=literal_column("0")),
+                new_inode(if_parent_is_dir(InodeKind.DIRECTORY), size=literal_column("0"),
+                          chunk_size=literal_column("0"))),
             ("parent", "name", "pp", "pn", "mode", "ctime", "mtime"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host

@@ -244,9 +244,13 @@ class Tree:
     # -- writes ---------------------------------------------------------------------------
     def _parent_dir(self, raw: Any, path: str, create: bool) -> None:
         """Inside a write: make sure ``path``'s parent is a directory, creating missing ones
-        when ``create`` (as the seed library's writes did). Every ancestor is checked before
-        the first one is created, so a failure changes nothing."""
-        parent = paths.split(path)[0]
+        when ``create`` (as the seed library's writes did)."""
+        self._ensure_dir(raw, paths.split(path)[0], create, path)
+
+    def _ensure_dir(self, raw: Any, parent: str, create: bool, path: str) -> None:
+        """Inside a write: make sure ``parent`` is a directory (errors name ``path``).
+        Every ancestor is checked before the first one is created, so a failure changes
+        nothing."""
         pp, pn = paths.split(parent)
         row = self.repo.lookup(raw, pp, pn)
         if row is not None:
@@ -254,7 +258,7 @@ class Tree:
                 raise NotADirError.for_path(path, f"not a directory: {parent}")
             return
         missing = []
-        for anc in paths.parents(path)[1:]:
+        for anc in paths.parents(parent)[1:] + [parent]:
             ap, an = paths.split(anc)
             arow = self.repo.lookup(raw, ap, an)
             if arow is None:
@@ -366,7 +370,7 @@ class Tree:
             return
         for parent in parents:
             try:
-                self._parent_dir(raw, paths.join(parent, "-"), create=True)
+                self._ensure_dir(raw, parent, True, parent)
             except (NotADirError, NotFoundError):
                 # Files one by one report the error of the first path that fails, which
                 # may be an earlier one.
