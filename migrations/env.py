@@ -50,4 +50,8 @@ else:
         raise SystemExit("usage: alembic -x db=PATH upgrade head")
     from vfs_orm.db import run_alembic_on_file
 
-    run_alembic_on_file(db_path, run_with)
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # a command without one (current, history)
+        destination = None
+    run_alembic_on_file(db_path, run_with, destination=destination)

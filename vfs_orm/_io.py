@@ -21,8 +21,11 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from vfs_orm.errors import ClosedError, StaleHandleError, VFSError
+from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
+from vfs_orm.stored import MAX_FILE_SIZE, buffer
 from vfs_orm.uow import DB_ERRORS, translate
+
+
 
 if TYPE_CHECKING:
     from vfs_orm.tree import Tree
@@ -160,7 +163,7 @@ class ChunkedFile(io.RawIOBase):
         self._pos = self._next = max(pos, size)
         if pos >= size:
             return b""
-        out = bytearray(size - pos)
+        out = buffer(size - pos, self.name)
         _scatter(memoryview(out), rows, pos, size, cs)
         return bytes(out)
 
@@ -185,6 +188,10 @@ class ChunkedFile(io.RawIOBase):
         data = bytes(b)
         if not data:
             return 0
+        end = (self._current_size() if self._append and not self._staged else self._pos) \
+            + len(data)
+        if end >= MAX_FILE_SIZE:
+            raise FileTooLargeError.for_path(self.name, _TOO_LARGE)
         try:
             if self._staged:
                 self._stage(self._pos, data)
@@ -203,6 +210,8 @@ class ChunkedFile(io.RawIOBase):
         size = self._pos if size is None else size
         if size < 0:
             raise ValueError(f"negative size value {size}")
+        if size >= MAX_FILE_SIZE:
+            raise FileTooLargeError.for_path(self.name, _TOO_LARGE)
         self._cache_idx = -1
         cs = self._cs
         keep = (size + cs - 1) // cs
@@ -494,6 +503,9 @@ class ChunkedFile(io.RawIOBase):
             tail = size - (keep - 1) * cs
             if last is not None and len(last) > tail:
                 repo.put_chunk(raw, self._id, keep - 1, last[:tail])  # type: ignore[arg-type]
+
+
+_TOO_LARGE = f"files are limited to {MAX_FILE_SIZE} bytes (1 TiB)"
 
 
 def _scatter(view: memoryview, rows: list[tuple[Any, ...]], start: int, end: int,

@@ -4,17 +4,20 @@ Reports problems as plain sentences naming what is wrong; the CLI exits non-zero
 Checks: ``PRAGMA integrity_check``, ``PRAGMA foreign_key_check``, chunks without a file,
 chunks of directories or whiteouts, chunk row ids not derived from (inode, idx), chunks
 longer than their file's chunk size or reaching past its end, entries whose parent is not a
-directory (or missing), names that are not a single path segment, unknown kinds, and staging
-rows of unfinished writes (reclaimable, reported as a warning).
+directory (or missing), names that are not a single path segment, every value that the
+read paths would refuse (``vfs_orm.stored``: kinds, modes, sizes, chunk sizes, timestamps and
+generations of the wrong type or out of range, content stored as something else than bytes),
+and staging rows of unfinished writes (reclaimable, reported as a warning).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from vfs_orm.repository import CheckRepository
+from vfs_orm import stored
+from vfs_orm.repository import CheckRepository, ManifestRepository
 
 _BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
 
@@ -30,13 +33,19 @@ class CheckReport:
         return not self.problems
 
 
-def check(raw: Any, quick: bool = False) -> CheckReport:
+def check(raw: Any, quick: bool = False,
+          schema_problem: Callable[[Any], str | None] = lambda raw: None) -> CheckReport:
+    """``schema_problem(raw)``: what is wrong with the tables' shape (see db.verify_schema)."""
     repo = CheckRepository()
     report = CheckReport()
     integrity = repo.integrity(raw, quick)
     if integrity != ["ok"]:
         report.problems += [f"SQLite integrity check: {line}" for line in integrity[:20]]
         return report  # the rest would read a damaged file
+    problem = schema_problem(raw)
+    if problem is not None:
+        report.problems.append(problem)
+        return report  # the row checks assume the tables of the recorded revision
     for row in repo.foreign_keys(raw):
         report.problems.append(f"foreign key violation: {tuple(row)}")
     for cid, inode, idx in repo.orphan_chunks(raw):
@@ -50,31 +59,39 @@ def check(raw: Any, quick: bool = False) -> CheckReport:
         report.problems.append(
             f"{_path(parent, name)}: chunk {idx} holds {length} bytes, chunk size {cs}, "
             f"file size {size}: it does not fit")
+    for parent, name, idx, sql_type in repo.content_not_bytes(raw):
+        where = "inline bytes" if idx is None else f"chunk {idx}"
+        report.problems.append(f"{_path(parent, name)}: {where} stored as {sql_type}, not bytes")
     for parent, name, kind, length, size, cs, chunked in repo.bad_inline(raw):
         why = (f"a {_kind(kind)}" if kind != 1 else "chunk rows beside them" if chunked
                else f"file size {size}, chunk size {cs}")
         report.problems.append(
             f"{_path(parent, name)}: {length} inline bytes, but {why}: they do not fit")
+    identity = ManifestRepository().identity_row(raw)
+    if identity is not None and (type(identity[6]) is not int
+                                 or not 0 < identity[6] <= stored.MAX_CHUNK_SIZE):
+        report.problems.append(f"the manifest's chunk size {identity[6]!r:.40} is not a size")
     rows = repo.entries(raw)
-    dirs = {_path(p, n) for _, p, n, k, _, _ in rows if k == 2 and p is not None}
+    dirs = {_path(r[1], r[2]) for r in rows if r[3] == 2 and r[1] is not None}
     files = dirs_n = whiteouts = staging = 0
-    for _, parent, name, kind, size, cs in rows:
+    for row in rows:
+        parent, name, kind = row[1], row[2], row[3]
+        problem = stored.row_problems(row)
+        if problem is not None:
+            report.problems.append(f"{_path(parent, name)}: {problem}")
+            continue
         if parent is None:
             staging += 1
             continue
         if parent == "" and name == "":
             continue
         path = _path(parent, name)
-        if kind not in (1, 2, 3):
-            report.problems.append(f"{path}: unknown kind {kind}")
         if not name or name in (".", "..") or _BAD_NAME.search(name):
             report.problems.append(f"{path!r}: {name!r} is not a valid name")
         if parent not in dirs:
             report.problems.append(f"{path}: its parent {parent!r} is not a directory")
         if kind == 1:
             files += 1
-            if size < 0 or cs <= 0:
-                report.problems.append(f"{path}: size {size}, chunk size {cs}")
         elif kind == 2:
             dirs_n += 1
         else:
@@ -82,15 +99,17 @@ def check(raw: Any, quick: bool = False) -> CheckReport:
     if staging:
         report.warnings.append(f"{staging} unfinished write(s) of a stopped process: "
                                f"reclaimed at the next writable open")
-    n_chunks, stored = repo.stored(raw)
+    n_chunks, chunk_bytes = repo.stored(raw)
     n_inline, inline_bytes = repo.stored_inline(raw)
     report.counts = {"files": files, "directories": dirs_n, "whiteouts": whiteouts,
                      "chunks": n_chunks, "inline_files": n_inline,
-                     "stored_bytes": stored + inline_bytes}
+                     "stored_bytes": chunk_bytes + inline_bytes}
     return report
 
 
-def _path(parent: str, name: str) -> str:
+def _path(parent: object, name: object) -> str:
+    if not isinstance(parent, str) or not isinstance(name, str):
+        return f"entry {parent!r:.40}/{name!r:.40}"
     if parent == "" and name == "":
         return "/"
     return (parent if parent == "/" else parent + "/") + name

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sqlite3
 import urllib.parse
 import uuid
@@ -27,6 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from vfs_orm.errors import (
+    CorruptionError,
     FormatVersionError,
     NotAVFSDatabaseError,
     NotFoundError,
@@ -245,6 +247,78 @@ def format_status(conn: Connection, schema: str = "main", embedded: bool = False
     return "foreign", None
 
 
+_CHECK = re.compile(r"CHECK\s*(\(.*)")
+_CONSTRAINT = re.compile(r'CONSTRAINT\s+"?(\w+)')
+
+
+def schema_shape(raw: sqlite3.Connection, schema: str = "main") -> tuple[Any, ...]:
+    """What the ``vfs_`` tables look like: per table its columns (name, type, not null,
+    primary key), indexes (name, unique), CHECK clauses and constraint names. Two databases
+    at the same format revision have the same shape, whatever their content."""
+    shape = []
+    for name, sql in raw.execute(
+            f'SELECT name, sql FROM "{schema}".sqlite_master WHERE type = \'table\' '
+            f"AND name LIKE 'vfs\\_%' ESCAPE '\\' AND name != '{VERSION_TABLE}' "
+            f"ORDER BY name").fetchall():
+        columns = tuple((r[1], str(r[2]).upper(), r[3], r[5]) for r in
+                        raw.execute(f'PRAGMA "{schema}".table_info("{name}")'))
+        indexes = tuple(sorted((r[1], r[2]) for r in
+                               raw.execute(f'PRAGMA "{schema}".index_list("{name}")')))
+        sql = sql or ""
+        # One constraint a line; which comes last (no comma) depends on the writer's order.
+        checks = tuple(sorted(re.sub(r'[\s"]+', "", m).rstrip(",") for m in _CHECK.findall(sql)))
+        shape.append((name, columns, indexes, checks, tuple(sorted(_CONSTRAINT.findall(sql)))))
+    return tuple(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def expected_shape(revision: str) -> tuple[Any, ...]:
+    """The shape a database at ``revision`` has: built once per process by running the
+    revisions' own upgrade steps on an empty in-memory database. (Not through ``alembic``'s
+    command API: this also runs inside a maintainer's ``alembic`` command, which must not be
+    nested.)"""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    steps = list(_script().iterate_revisions(revision, "base"))[::-1]
+    engine = make_engine(memory_uri(), read_only=False, shared=True)
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                context = MigrationContext.configure(conn, opts={"render_as_batch": True})
+                with Operations.context(context):
+                    for step in steps:
+                        step.module.upgrade()
+            return schema_shape(conn.connection.driver_connection)
+    finally:
+        engine.dispose()
+
+
+def verify_schema(conn: Connection, revision: str, where: str) -> None:
+    """Refuse to treat the tables behind ``conn`` as ``revision`` unless they have its shape:
+    a forged or damaged version row must never make an upgrade run over tables of another
+    revision (it would rewrite them as if they were older, losing data)."""
+    problem = schema_problem(conn.connection.driver_connection, revision)
+    if problem is not None:
+        raise CorruptionError.for_path(where, f"damaged database: {problem}; it was left "
+                                              f"untouched (`vfs-orm check` tells more)")
+
+
+def schema_problem(raw: sqlite3.Connection, revision: str | None = None) -> str | None:
+    """None if the tables have the shape of ``revision`` (default: the one recorded)."""
+    if revision is None:
+        row = raw.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        revision = None if row is None else str(row[0])
+    if revision not in known_revisions():
+        return f"unknown format revision {revision!r:.40}"
+    have, want = schema_shape(raw), expected_shape(revision)
+    if have != want:
+        differ = sorted({t[0] for t in set(have) ^ set(want)})
+        return (f"its version row says format revision {revision}, but its tables do not "
+                f"have that revision's shape (tables that differ: {', '.join(differ)})")
+    return None
+
+
 def _refuse(status: str, rev: str | None, where: str) -> VFSError:
     head = head_revision()
     if status == "newer":
@@ -309,6 +383,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
         raise _refuse(status, rev, where)
     raw = conn.connection.driver_connection
     if embedded and conn.in_transaction():
+        if status == "older":
+            verify_schema(conn, str(rev), where)
         if status != "empty":
             if raw.execute("PRAGMA foreign_keys").fetchone()[0]:
                 raise FormatVersionError.for_path(
@@ -336,6 +412,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
                 raise _refuse(status, rev, where)
             if status == "current":
                 return status
+            if status == "older":
+                verify_schema(conn, str(rev), where)
             if status == "legacy":
                 from alembic import command
 
@@ -429,16 +507,39 @@ def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:
     conn.connection.driver_connection.execute(f"PRAGMA journal_mode={mode}")
 
 
-def run_alembic_on_file(db_path: str, run: Callable[[Connection], None]) -> None:
+def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
+                        destination: str | None = None) -> None:
     """Used by ``migrations/env.py`` when a maintainer runs ``alembic -x db=PATH ...``: the
-    same one-transaction, foreign-keys-off rules as the library's own upgrades."""
+    same one-transaction, foreign-keys-off rules as the library's own upgrades, and the same
+    look at the file first. The seed library's files are converted (only by an upgrade to
+    head: their conversion produces the current format); another application's file, a newer
+    revision, or tables that do not match their version row are refused, untouched."""
     check_file(db_path, must_exist=False)
     engine = make_engine(file_uri(db_path, read_only=False), read_only=False, shared=False)
+    to_head = destination in ("head", "heads") or destination == head_revision()
     try:
         with engine.connect() as conn:
+            status, rev = format_status(conn)
+            if status in ("newer", "foreign"):
+                raise _refuse(status, rev, db_path)
+            if status == "legacy" and not to_head:
+                raise FormatVersionError.for_path(
+                    db_path, f"the seed library's legacy format converts to the current "
+                             f"format only: run `alembic -x db=PATH upgrade head` or "
+                             f"`vfs-orm upgrade PATH`; the file was left untouched")
+            if status == "empty":
+                raw = conn.connection.driver_connection
+                raw.execute(f"PRAGMA page_size={DEFAULT_PAGE_SIZE}")
+                raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
             with foreign_keys_off(conn):
                 with conn.begin():
-                    run(conn)
+                    if status in ("older", "current"):
+                        verify_schema(conn, str(rev), db_path)
+                    if status == "legacy":
+                        _legacy_module().upgrade(conn.connection.driver_connection,
+                                                 lambda: run(conn))
+                    else:
+                        run(conn)
                     conn.connection.driver_connection.execute(
                         f"PRAGMA application_id={APPLICATION_ID}")
                     bad = conn.exec_driver_sql("PRAGMA foreign_key_check").first()

@@ -33,6 +33,8 @@ __all__ = [
     "FormatVersionError",
     "NotAVFSDatabaseError",
     "CorruptionError",
+    "FileTooLargeError",
+    "NoSpaceError",
     "StaleHandleError",
     "ClosedError",
     "ContractError",
@@ -136,6 +138,19 @@ class CorruptionError(VFSError):
     """The stored data violates an invariant (reported by ``check``)."""
 
     default_errno = _errno.EIO
+
+
+class FileTooLargeError(VFSError):
+    """A write or truncate past the largest file vfs_orm stores (EFBIG)."""
+
+    default_errno = _errno.EFBIG
+
+
+class NoSpaceError(VFSError):
+    """The disk (or the database's size limit) is full (ENOSPC). Nothing of the failed write
+    was committed; removing files or freeing disk space lets writes resume."""
+
+    default_errno = _errno.ENOSPC
 
 
 class StaleHandleError(VFSError):

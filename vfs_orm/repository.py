@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from vfs_orm import stored
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import InodeKind
 
@@ -351,12 +352,17 @@ class InodeRepository:
 
     # -- reads ----------------------------------------------------------------------------
     def lookup(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
-        return raw.execute(self._lookup.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+        return stored.inode(raw.execute(self._lookup.sql, (parent, name)).fetchone(), 0,
+                            parent, name)
 
     def open_lookup(self, raw: sqlite3.Connection, parent: str, name: str
                     ) -> tuple[Any, ...] | None:
         """INODE_COLUMNS + the first chunk's data (None if none)."""
-        return raw.execute(self._open_lookup.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+        row = stored.inode(raw.execute(self._open_lookup.sql, (parent, name)).fetchone(), 0,
+                           parent, name)
+        if row is not None:
+            stored.content(row[8], stored._path(parent, name))
+        return row  # type: ignore[no-any-return]
 
     def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
         return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
@@ -367,6 +373,7 @@ class InodeRepository:
         pp, pn = _split(parent)
         prow = row = None
         for r in raw.execute(self._lookup_pair.sql, (pp, pn, parent, name)):
+            stored.inode(r, 2, r[0], r[1])
             if r[0] == parent and r[1] == name:
                 row = r[2:]
             else:
@@ -374,21 +381,23 @@ class InodeRepository:
         return prow, row
 
     def list_names(self, raw: sqlite3.Connection, parent: str) -> list[str]:
-        return [r[0] for r in raw.execute(self._list_names.sql, (parent,))]
+        return stored.names([r[0] for r in raw.execute(self._list_names.sql, (parent,))],
+                            parent)
 
     def list_entries(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
         """(name, *INODE_COLUMNS) of each entry of a directory, sorted by name."""
-        return raw.execute(self._list_entries.sql, (parent,)).fetchall()
+        return stored.inodes(raw.execute(self._list_entries.sql, (parent,)).fetchall(), 1, parent)
 
     def has_children(self, raw: sqlite3.Connection, parent: str) -> bool:
         return raw.execute(self._has_children.sql, (parent,)).fetchone() is not None
 
     def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(parent, name, *INODE_COLUMNS) of everything strictly below ``path``."""
-        return raw.execute(self._subtree.sql, (path, lo, hi)).fetchall()
+        return stored.inodes(raw.execute(self._subtree.sql, (path, lo, hi)).fetchall(), 2, path)
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
-        return [r[0] for r in raw.execute(self._glob_in.sql, (parent, name_glob))]
+        return stored.names([r[0] for r in raw.execute(self._glob_in.sql, (parent, name_glob))],
+                            parent)
 
     def glob_chain(self, raw: sqlite3.Connection, prefix: str, globs: Sequence[str]
                    ) -> list[str]:
@@ -406,6 +415,7 @@ class InodeRepository:
         out: list[str] = []
         for parent, names in raw.execute(stmt.sql, tuple(values[n] for n in stmt.params)):
             if names is not None:
+                stored.texts((parent, names), prefix)
                 out += [parent + "/" + n for n in names.split("/")]
         return out
 
@@ -431,7 +441,12 @@ class InodeRepository:
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[str, str, int]]:
-        return raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
+        rows = raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
+        for parent, name, kind in rows:
+            stored.texts((parent,), top)
+            if type(kind) is not int:
+                raise stored.damaged(f"kind {kind!r:.40}", stored._path(parent, name))
+        return [r for r in rows if not stored._bad_name(r[1])]
 
     def data_version(self, raw: sqlite3.Connection) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
@@ -456,30 +471,52 @@ class InodeRepository:
         with blob:
             if raw.execute(self._data_version).fetchone()[0] != data_version:
                 return None
-            return blob[off:off + length]
+            return blob[off:off + length]  # type: ignore[no-any-return]
 
     def read_first(self, raw: sqlite3.Connection, parent: str, name: str
                    ) -> tuple[int, int, bytes | None] | None:
         """(kind, size, data of chunk 0) of the entry, None if there is none."""
-        return raw.execute(self._read_first.sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+        row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
+        if row is not None:
+            kind, size, data = row
+            if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
+                    or not 0 <= size < stored.MAX_FILE_SIZE or \
+                    (data is not None and type(data) is not bytes):
+                where = stored._path(parent, name)
+                stored.sized(size, where)
+                stored.content(data, where)
+                raise stored.damaged(f"kind {kind!r:.40}", where)
+        return row  # type: ignore[no-any-return]
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         """(id, kind, size, chunk_size, idx, data, inline data) rows, by chunk; the inline
         bytes (last column) are NULL unless the file has no chunks."""
-        return raw.execute(self._read_whole.sql, (parent, name)).fetchall()
+        rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
+        if rows:
+            where = stored._path(parent, name)
+            _, kind, size, cs, _, _, inline = rows[0]
+            stored.sized(size, where)
+            stored.content(inline, where)
+            if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
+                raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
+            _chunks(rows, 4, where)
+        return rows  # type: ignore[no-any-return]
 
     def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> tuple[Any, ...] | None:
         """(size, generation, data of chunk ``idx``), None if the inode is gone."""
         if idx == 0:
-            return raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
-        return raw.execute(self._read_chunk.sql, (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()  # type: ignore[no-any-return]
+            return _sized_row(raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone())
+        return _sized_row(raw.execute(self._read_chunk.sql,
+                                      (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone())
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
                   length: int) -> tuple[Any, ...] | None:
         if idx == 0:
-            return raw.execute(self._read_part0.sql, (start + 1, length, inode_id)).fetchone()  # type: ignore[no-any-return]
-        return raw.execute(self._read_part.sql, (start + 1, length, inode_id * CHUNK_SPAN + idx,
-                                                 inode_id)).fetchone()  # type: ignore[no-any-return]
+            return _sized_row(raw.execute(self._read_part0.sql,
+                                          (start + 1, length, inode_id)).fetchone())
+        return _sized_row(raw.execute(self._read_part.sql,
+                                      (start + 1, length, inode_id * CHUNK_SPAN + idx,
+                                       inode_id)).fetchone())
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
                   ) -> list[tuple[Any, ...]]:
@@ -488,6 +525,11 @@ class InodeRepository:
         base = inode_id * CHUNK_SPAN
         rows = raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
+        if rows:
+            stored.sized(rows[0][0])
+            stored.generation(rows[0][1])
+            stored.content(rows[0][4])
+            _chunks(rows, 2)
         if rows and rows[0][4] is not None:
             size, gen, _, _, inline = rows[0]
             return [(size, gen, 0, inline)] if first == 0 else [(size, gen, None, None)]
@@ -495,11 +537,15 @@ class InodeRepository:
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int, int] | None:
         """(size, generation, 1 if its bytes are inline else 0), None if the inode is gone."""
-        return raw.execute(self._inode_size.sql, (inode_id,)).fetchone()  # type: ignore[no-any-return]
+        row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
+        if row is not None:
+            stored.sized(row[0])
+            stored.generation(row[1])
+        return row  # type: ignore[no-any-return]
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
-        return None if r is None else bytes(r[0])
+        return None if r is None else stored.content(r[0])
 
     def staging_rows(self, raw: sqlite3.Connection) -> list[tuple[int, str | None]]:
         return raw.execute(self._staging.sql).fetchall()
@@ -627,6 +673,28 @@ class InodeRepository:
 
 
 @functools.lru_cache(maxsize=None)
+def _sized_row(row: Any) -> Any:
+    """A (size, generation, data, ...) row (or None) whose values are sound."""
+    if row is not None:
+        size, gen, data = row[0], row[1], row[2]
+        if type(size) is not int or not 0 <= size < stored.MAX_FILE_SIZE or \
+                type(gen) is not int or (data is not None and type(data) is not bytes):
+            stored.sized(size)
+            stored.generation(gen)
+            stored.content(data)
+    return row
+
+
+def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
+    """(..., idx, data, ...) chunk rows at ``at``: an integer index (or NULL: no chunk) and
+    bytes."""
+    for row in rows:
+        idx, data = row[at], row[at + 1]
+        if idx is not None and type(idx) is not int or data is not None and type(data) is not bytes:
+            stored.content(data, where)
+            raise stored.damaged(f"chunk index {idx!r:.40}", where)
+
+
 def inode_repository(schema: str = "main") -> InodeRepository:
     """The repository of one schema: its statements are compiled once per process."""
     return InodeRepository(schema)
@@ -710,38 +778,45 @@ class StackRepository:
     def resolve(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS) of the highest layer having the path (maybe a whiteout)."""
         stmt = self._resolve_all
-        return raw.execute(stmt.sql, (parent, name) * (len(stmt.params) // 2)).fetchone()  # type: ignore[no-any-return]
+        return stored.inode(raw.execute(stmt.sql, (parent, name) * (len(stmt.params) // 2))
+                            .fetchone(), 1, parent, name)
 
     def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
-        return raw.execute(self._resolve_first_sql, (parent, name)).fetchone()  # type: ignore[no-any-return]
+        row = stored.inode(raw.execute(self._resolve_first_sql, (parent, name)).fetchone(), 1,
+                           parent, name)
+        if row is not None:
+            stored.content(row[9], stored._path(parent, name))
+        return row  # type: ignore[no-any-return]
 
     def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
-        return self._run(raw, self._resolve_all, parent=parent, name=name)
+        return [stored.inode(r, 1, parent, name)
+                for r in self._run(raw, self._resolve_all, parent=parent, name=name)]
 
     def list(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
         """(prio, name, *INODE_COLUMNS) per name, by name."""
-        return self._run(raw, self._list, parent=parent)
+        return stored.inodes(self._run(raw, self._list, parent=parent), 2, parent)
 
     def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(prio, parent, name, *INODE_COLUMNS) per key strictly below ``path``."""
-        return self._run(raw, self._subtree, parent=path, lo=lo, hi=hi)
+        return stored.inodes(self._run(raw, self._subtree, parent=path, lo=lo, hi=hi), 3, path)
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
         """(prio, name, kind)."""
-        return self._run(raw, self._glob_in, parent=parent, name_glob=name_glob)
+        return _named(self._run(raw, self._glob_in, parent=parent, name_glob=name_glob), 2)
 
     def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
-        return self._run(raw, self._glob_level, parent_glob=parent_glob,
-                         too_deep="/*" * (depth + 1), name_glob=name_glob)
+        return _named(self._run(raw, self._glob_level, parent_glob=parent_glob,
+                                too_deep="/*" * (depth + 1), name_glob=name_glob), 3)
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
-        return self._run(raw, self._glob_below, parent=top, lo=lo, hi=hi, name_glob=name_glob)
+        return _named(self._run(raw, self._glob_below, parent=top, lo=lo, hi=hi,
+                                name_glob=name_glob), 3)
 
     def lower_keys(self, raw: sqlite3.Connection, path: str, lo: str, hi: str
                    ) -> list[tuple[str, str]]:
@@ -750,6 +825,19 @@ class StackRepository:
         at_parent, at_name = _split(path)
         return self._run(raw, self._lower_keys, at_parent=at_parent, at_name=at_name,
                          parent=path, lo=lo, hi=hi)  # type: ignore[return-value]
+
+
+def _named(rows: list[Any], kind_at: int) -> list[Any]:
+    """(prio, [parent,] name, kind) rows: text paths, an integer kind; entries whose name is
+    not one path segment left out (see stored.inodes)."""
+    for row in rows:
+        stored.texts(row[1:kind_at - 1])
+        if type(row[kind_at]) is not int:
+            raise stored.damaged(f"kind {row[kind_at]!r:.40}")
+    names = [row[kind_at - 1] for row in rows]
+    if stored.names(names) is names:
+        return rows
+    return [row for row in rows if not stored._bad_name(row[kind_at - 1])]
 
 
 def _q(schema: str) -> str:
@@ -892,7 +980,17 @@ class CheckRepository:
                    or_(i.c.kind != literal_column("1"), func.length(i.c.data) != i.c.size,
                        i.c.size > i.c.chunk_size, has_chunks)), ())
         self._entries = compile_stmt(
-            select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.size, i.c.chunk_size), ())
+            select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
+                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation), ())
+        # Content that is not a BLOB (TEXT or numbers where bytes belong).
+        self._not_blobs = compile_stmt(
+            select(i.c.parent, i.c.name, c.c.idx, func.typeof(c.c.data))
+            .select_from(c.join(i, i.c.id == c.c.inode_id))
+            .where(func.typeof(c.c.data) != literal_column("'blob'"))
+            .union_all(
+                select(i.c.parent, i.c.name, literal_column("NULL"), func.typeof(i.c.data))
+                .where(func.typeof(i.c.data).not_in([literal_column("'blob'"),
+                                                     literal_column("'null'")]))), ())
         zero = literal_column("0")
         self._stored = compile_stmt(
             select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())
@@ -923,6 +1021,11 @@ class CheckRepository:
         """(parent, name, kind, length, size, chunk_size, has chunks) of rows whose inline
         bytes break the format's rule."""
         return raw.execute(self._bad_inline.sql).fetchmany(limit)
+
+    def content_not_bytes(self, raw: sqlite3.Connection, limit: int = 20
+                          ) -> list[tuple[Any, ...]]:
+        """(parent, name, chunk index or None for inline bytes, SQLite type)."""
+        return raw.execute(self._not_blobs.sql).fetchmany(limit)
 
     def entries(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         """(id, parent, name, kind, size, chunk_size) of every row."""

@@ -16,7 +16,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
-from vfs_orm import paths
+from vfs_orm import paths, stored
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -231,7 +231,7 @@ class Tree:
                 return bytes(size)
             if len(data) == size:
                 return bytes(data)
-        out = bytearray(size)
+        out = stored.buffer(size, path)
         for row in rows:
             idx, data = row[4], row[5]
             if data is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import stat as _stat
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 
@@ -16,13 +16,23 @@ class InodeKind(enum.IntEnum):
     WHITEOUT = 3  # an entry of a lower layer deleted in this one
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None)
 FILE_MODE = _stat.S_IFREG | 0o644
 DIR_MODE = _stat.S_IFDIR | 0o755
 
 
 def _iso(ns: int) -> str:
-    """Local ISO time with exact microseconds (float seconds would round them)."""
-    return datetime.fromtimestamp(ns // 10**9).replace(microsecond=(ns // 1000) % 10**6).isoformat()
+    """Local ISO time with exact microseconds (float seconds would round them). Times the
+    platform's local-time conversion cannot represent (a stored timestamp in year 1 or 2262)
+    fall back to UTC arithmetic, which covers every 64-bit value."""
+    try:
+        return datetime.fromtimestamp(ns // 10**9).replace(
+            microsecond=(ns // 1000) % 10**6).isoformat()
+    except (OverflowError, OSError, ValueError):
+        try:
+            return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
+        except OverflowError:
+            return (datetime.min if ns < 0 else datetime.max).isoformat()
 
 
 class StatResult(NamedTuple):

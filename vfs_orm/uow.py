@@ -38,6 +38,10 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
     """The ``VFSError`` for a sqlite3 or SQLAlchemy error."""
     if isinstance(exc, VFSError):
         return exc
+    if isinstance(exc, UnicodeDecodeError):
+        # sqlite3 decodes stored text (names, schema, error messages) as UTF-8.
+        return CorruptionError.for_path(path, f"damaged database: stored text is not UTF-8 "
+                                              f"({exc.reason} at byte {exc.start})")
     orig = getattr(exc, "orig", None) or exc
     msg = str(orig)
     low = msg.lower()
@@ -47,6 +51,9 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
         return ReadOnlyError.for_path(path, f"database is read-only: {msg}")
     if "not a database" in low or "file is not a database" in low:
         return NotAVFSDatabaseError.for_path(path, f"not a vfs_orm database: {msg}")
+    if "could not decode to utf-8" in low:  # the driver's own message: no SQLite code
+        return CorruptionError.for_path(path, f"damaged database: stored text is not UTF-8: "
+                                              f"{msg}")
     if "malformed" in low or "corrupt" in low or isinstance(orig, sqlite3.DatabaseError) and \
             not isinstance(orig, (sqlite3.OperationalError, sqlite3.IntegrityError,
                                   sqlite3.ProgrammingError)):
@@ -56,7 +63,9 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
     return VFSError.for_path(path, f"database error: {msg}")
 
 
-DB_ERRORS = (sqlite3.Error, sa_exc.SQLAlchemyError)
+#: What the driver and SQLAlchemy raise: caught where a public call ends and translated.
+#: UnicodeDecodeError is the driver's too: it decodes stored text, which may be anything.
+DB_ERRORS = (sqlite3.Error, sa_exc.SQLAlchemyError, UnicodeDecodeError)
 
 
 class _NullLock:

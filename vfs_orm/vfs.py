@@ -25,7 +25,7 @@ import icontract
 import wrapt
 from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, images, paths
+from vfs_orm import _glob, images, paths, stored
 from vfs_orm import db as dbmod
 from vfs_orm._io import ChunkedFile, wrap
 from vfs_orm.errors import (
@@ -246,7 +246,12 @@ class VFS:
             if not memory and not self._embedded:
                 dbmod.set_journal_mode(conn, "WAL")
         row = ManifestRepository().identity_row(conn.connection.driver_connection)
-        return int(row[6]) if row is not None and row[6] else DEFAULT_CHUNK_SIZE
+        stored_size = None if row is None else row[6]
+        if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
+            return stored_size
+        # Missing or damaged (check() reports it): new files get the default chunk size;
+        # every existing file keeps its own.
+        return DEFAULT_CHUNK_SIZE
 
     @_translated
     def check(self, quick: bool = False) -> Any:
@@ -257,7 +262,7 @@ class VFS:
 
         uow = self._live_uow()
         with uow.read_lock:
-            return run_check(uow.raw(), quick=quick)
+            return run_check(uow.raw(), quick=quick, schema_problem=dbmod.schema_problem)
 
     @_translated
     def info(self) -> dict[str, Any]:
@@ -271,13 +276,18 @@ class VFS:
             rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
             kinds = {1: 0, 2: 0, 3: 0}
             logical = 0
-            for _, parent, _, kind, size, _ in repo.entries(raw):
+            damaged = 0
+            for row in repo.entries(raw):
+                if stored.row_problems(row) is not None:
+                    damaged += 1  # check() says what is wrong with it
+                    continue
+                parent, kind, size = row[1], row[3], row[5]
                 if parent is None:
                     continue
                 kinds[kind] = kinds.get(kind, 0) + 1
                 if kind == 1:
                     logical += size
-            n_chunks, stored = repo.stored(raw)
+            n_chunks, chunk_bytes = repo.stored(raw)
             n_inline, inline_bytes = repo.stored_inline(raw)
             pragmas = repo.pragmas(raw)
         file_bytes = 0 if self._db_path == ":memory:" or self._embedded else \
@@ -286,7 +296,8 @@ class VFS:
                 "head": dbmod.head_revision(), "identity": self.identity,
                 "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
                 "whiteouts": kinds.get(3, 0), "total_bytes": logical,
-                "stored_bytes": stored + inline_bytes, "chunks": n_chunks,
+                "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
+                "damaged_entries": damaged,
                 "inline_files": n_inline, "chunk_size": self._chunk_size,
                 "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
                 "free_pages": pragmas["freelist_count"], "journal_mode": pragmas["journal_mode"],
