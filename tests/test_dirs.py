@@ -203,3 +203,22 @@ def test_copy_and_copytree(any_vfs):
         fs.copytree("/nope", "/u")
     with pytest.raises(InvalidOperationError):
         fs.copytree("/s", "/s/inner")
+
+
+def test_rename_below_itself_through_a_file_is_enotdir_like_linux(vfs, tmp_path):
+    # Linux resolves both paths before comparing them: the file in dst's path wins.
+    import errno
+    import os
+    vfs.makedirs("/d")
+    vfs.write_bytes("/d/file.txt", b"x")
+    real = tmp_path / "real"
+    (real / "d").mkdir(parents=True)
+    (real / "d" / "file.txt").write_bytes(b"x")
+    with pytest.raises(OSError) as os_err:
+        os.rename(real / "d", real / "d" / "file.txt" / "x")
+    with pytest.raises(OSError) as ours:
+        vfs.rename("/d", "/d/file.txt/x")
+    assert ours.value.errno == os_err.value.errno == errno.ENOTDIR
+    with pytest.raises(OSError) as ours:
+        vfs.rename("/d", "/d/sub/x")  # below itself, nothing in the way: EINVAL as Linux
+    assert ours.value.errno == errno.EINVAL

@@ -84,16 +84,49 @@ def host(tmp_path, monkeypatch):
     sys.modules.pop("test_embedding", None)
 
 
-def test_engine_without_the_fix_is_refused_with_the_remedy(tmp_path):
+def test_plain_host_engine_works_with_real_transactions(tmp_path):
+    # pysqlite's defaults (legacy transaction mode), as a host application creates them:
+    # vfs_orm runs its own transactions on the connections it checks out.
     engine = create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
-    with pytest.raises(VFSError) as ei:
-        VFS(engine=engine)
-    assert "install_transaction_fix" in str(ei.value)
-    vfs_orm.install_transaction_fix(engine)
-    engine.dispose()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
     with VFS(engine=engine) as fs:
-        fs.write_text("/ok", "fixed")
-        assert fs.read_text("/ok") == "fixed"
+        fs.write_text("/ok", "plain engine")
+        assert fs.read_text("/ok") == "plain engine"
+        with pytest.raises(RuntimeError):
+            with fs.atomic_batch():
+                fs.write_text("/a", "1")
+                with pytest.raises(RuntimeError):
+                    with fs.atomic_batch():  # a savepoint, rolled back alone
+                        fs.write_text("/b", "2")
+                        raise RuntimeError
+                assert fs.exists("/a") and not fs.exists("/b")
+                raise RuntimeError
+        assert not fs.exists("/a") and not fs.exists("/b")
+    with engine.connect() as conn:  # the host's connections keep their own mode
+        assert conn.connection.driver_connection.isolation_level == ""
+        conn.execute(text("INSERT INTO notes (body) VALUES ('host')"))
+        conn.commit()
+    with VFS(engine=engine, read_only=True) as fs:
+        assert fs.read_text("/ok") == "plain engine"
+    engine.dispose()
+
+
+def test_plain_host_session_joins_and_rolls_back(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    vfs_orm.upgrade_engine(engine)
+    with Session(engine) as s:
+        fs = VFS(session=s)
+        fs.write_text("/save/a.json", "{}")
+        with fs.atomic_batch():  # a savepoint: must not commit on its own
+            fs.write_text("/save/b.json", "{}")
+        s.rollback()
+        assert not fs.exists("/save/a.json") and not fs.exists("/save/b.json")
+        fs.write_text("/save/c.json", "kept")
+        s.commit()
+        fs.close()
+    with VFS(engine=engine) as fs:
+        assert fs.listdir("/save") == ["c.json"]
     engine.dispose()
 
 

@@ -32,6 +32,8 @@ from vfs_orm.errors import (
     FormatVersionError,
     NotAVFSDatabaseError,
     NotFoundError,
+    PermissionDenied,
+    ReadOnlyError,
     VFSError,
 )
 from vfs_orm.models import APPLICATION_ID, VERSION_TABLE
@@ -47,9 +49,37 @@ LEGACY_TABLES = frozenset({"inodes", "chunks"})
 # --------------------------------------------------------------------------------------------
 
 def file_uri(path: str | os.PathLike[str], read_only: bool) -> str:
-    """A ``file:`` URI for ``path`` that survives ``?``, ``#`` and ``%`` in the name."""
-    quoted = urllib.parse.quote(os.path.abspath(os.fspath(path)))
+    """A ``file:`` URI for ``path`` that survives ``?``, ``#`` and ``%`` in the name.
+
+    Read-only opens of a file on read-only media (a read-only mount, squashfs, an image: a
+    base pack shipped with a game) use SQLite's ``immutable`` open: a WAL database otherwise
+    needs to create its ``-shm`` file beside it even to read, and fails with "unable to open
+    database file". Immutable is only safe when nobody can change the file, so it is chosen
+    only when neither the file nor its directory can be written.
+    """
+    full = os.path.abspath(os.fspath(path))
+    quoted = urllib.parse.quote(full)
+    if read_only and on_read_only_media(full):
+        return f"file:{quoted}?mode=ro&immutable=1"
     return f"file:{quoted}?mode={'ro' if read_only else 'rwc'}"
+
+
+def on_read_only_media(path: str) -> bool:
+    """True if neither ``path`` nor its directory can be written (by anyone: a read-only
+    mount answers EROFS even to root)."""
+    directory = os.path.dirname(path) or "."
+    if os.access(path, os.W_OK) or os.access(directory, os.W_OK):
+        return False
+    if not os.path.exists(path):
+        return False
+    wal = path + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        # Committed pages that only the log holds: an immutable open would not see them.
+        raise ReadOnlyError.for_path(
+            path, "the database has an unfinished write-ahead log (-wal file) and its storage "
+                  "is read-only: open it once where it can be written (or publish packs with "
+                  "`vfs-orm compact`, which checkpoints the log)")
+    return True
 
 
 def memory_uri() -> str:
@@ -109,9 +139,14 @@ def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True
             raw.execute("PRAGMA trusted_schema=OFF")
             raw.execute(f"PRAGMA synchronous={synchronous}")
             raw.execute("PRAGMA cache_size=-32768")
+            # Freed pages are not zero-filled (this SQLite build defaults to secure_delete=ON,
+            # and zeroing needs log space): on a full disk, removing files must still work
+            # once a little space exists. Overwritten-but-free pages keep old bytes until
+            # reused or compact()ed.
+            raw.execute("PRAGMA secure_delete=FAST")
         except sqlite3.DatabaseError as exc:
             raw.close()
-            raise NotAVFSDatabaseError.for_path(uri, f"cannot open database: {exc}") from exc
+            raise _open_error(uri, exc) from exc
         return raw
 
     engine = create_engine(
@@ -125,6 +160,29 @@ def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True
     )
     install_transaction_fix(engine)
     return engine
+
+
+def _open_error(uri: str, exc: sqlite3.DatabaseError) -> VFSError:
+    """Why a database could not be opened, in words that point at the cause rather than
+    blaming the file."""
+    path = urllib.parse.unquote(uri[len("file:"):].split("?", 1)[0]) if uri.startswith(
+        "file:") else uri
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 14 and not path.startswith("/vfs_orm-"):
+        directory = os.path.dirname(path) or "."
+        if not os.access(path, os.R_OK):
+            return PermissionDenied.for_path(path, f"cannot read the database file: {exc}")
+        if not os.access(directory, os.W_OK) or not os.access(path, os.W_OK):
+            return ReadOnlyError.for_path(
+                path, f"cannot open the database: its directory or the file cannot be "
+                      f"written, which a write-ahead-log database needs ({exc}); open it "
+                      f"read_only=True")
+        return VFSError.for_path(path, f"cannot open the database file: {exc}")
+    from vfs_orm.uow import translate
+
+    err = translate(exc, path)
+    if type(err) is VFSError:
+        return NotAVFSDatabaseError.for_path(path, f"cannot open database: {exc}")
+    return err
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,6 +451,7 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
                            f"VFS(engine=...) or vfs_orm.upgrade_engine(engine)")
         from alembic import command
 
+        driver_begin(conn)
         command.upgrade(alembic_config(conn), "head")
         if status == "empty" and on_create is not None:
             on_create(conn)
@@ -407,6 +466,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
         raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
     with foreign_keys_off(conn):
         with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
+            if not raw.in_transaction:  # a host engine without install_transaction_fix
+                raw.execute("BEGIN IMMEDIATE")
             status, rev = format_status(conn, embedded=embedded)
             if status in ("newer", "foreign"):
                 raise _refuse(status, rev, where)
@@ -475,24 +536,41 @@ def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any
 
 
 def check_host_engine(engine: Engine) -> None:
-    """Refuse a host engine whose transactions are not real SQLite transactions (pysqlite's
-    legacy mode: a SAVEPOINT or a SELECT does not BEGIN, so rolled-back work can survive).
-
-    Probe, as ENGINEERING-NOTES §1 measured: after the first statement inside ``begin()``, the
-    driver connection must be inside a transaction.
-    """
+    """Accept a host application's engine: it must be SQLite. Its transaction settings may be
+    pysqlite's defaults (legacy mode, where a SAVEPOINT or a SELECT does not BEGIN): vfs_orm
+    begins and ends the transactions on the connections it checks out itself
+    (``own_transactions``), and begins the driver transaction when it joins a host session
+    whose driver has not begun one (``driver_begin``). ``install_transaction_fix`` is
+    optional."""
     if engine.dialect.name != "sqlite":
         raise VFSError.for_path(str(engine.url), "vfs_orm needs a SQLite engine")
-    with engine.connect() as conn:
-        with conn.begin():
-            conn.exec_driver_sql("SELECT 1")
-            ok = bool(conn.connection.driver_connection.in_transaction)
-    if not ok:
-        raise VFSError.for_path(
-            str(engine.url),
-            "this engine uses pysqlite's legacy transaction handling, where savepoints can "
-            "commit on their own; call vfs_orm.install_transaction_fix(engine) and then "
-            "engine.dispose() before VFS(engine=engine)")
+
+
+def own_transactions(conn: Connection) -> Any:
+    """Put the driver connection under ``conn`` in autocommit mode (the driver never BEGINs
+    by itself: vfs_orm's explicit BEGIN IMMEDIATE, SAVEPOINT and COMMIT are the only ones).
+    Returns what to restore before the connection goes back to its pool."""
+    raw = conn.connection.driver_connection
+    before = raw.isolation_level
+    if before is not None:
+        raw.isolation_level = None
+    return before
+
+
+def restore_transactions(conn: Connection, before: Any) -> None:
+    try:
+        conn.connection.driver_connection.isolation_level = before
+    except Exception:  # noqa: BLE001 - a closed or invalidated connection needs nothing
+        pass
+
+
+def driver_begin(conn: Connection) -> None:
+    """Inside a host's SQLAlchemy transaction: make sure the driver has begun one too (under
+    pysqlite's legacy mode it begins only before DML, so a SAVEPOINT or DDL would run, and
+    commit, on its own)."""
+    raw = conn.connection.driver_connection
+    if not raw.in_transaction:
+        raw.execute("BEGIN")
 
 
 def upgrade_engine(engine: Engine) -> str:
@@ -500,7 +578,11 @@ def upgrade_engine(engine: Engine) -> str:
     its transactions). Returns the status found (see ``format_status``)."""
     check_host_engine(engine)
     with engine.connect() as conn:
-        return migrate(conn, where=str(engine.url), embedded=True)
+        before = own_transactions(conn)
+        try:
+            return migrate(conn, where=str(engine.url), embedded=True)
+        finally:
+            restore_transactions(conn, before)
 
 
 def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:
@@ -524,9 +606,9 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
                 raise _refuse(status, rev, db_path)
             if status == "legacy" and not to_head:
                 raise FormatVersionError.for_path(
-                    db_path, f"the seed library's legacy format converts to the current "
-                             f"format only: run `alembic -x db=PATH upgrade head` or "
-                             f"`vfs-orm upgrade PATH`; the file was left untouched")
+                    db_path, "the seed library's legacy format converts to the current "
+                             "format only: run `alembic -x db=PATH upgrade head` or "
+                             "`vfs-orm upgrade PATH`; the file was left untouched")
             if status == "empty":
                 raw = conn.connection.driver_connection
                 raw.execute(f"PRAGMA page_size={DEFAULT_PAGE_SIZE}")

@@ -25,6 +25,7 @@ __all__ = [
     "IsADirError",
     "DirNotEmptyError",
     "ReadOnlyError",
+    "PermissionDenied",
     "ReadOnlyLayerError",
     "CrossLayerError",
     "InvalidPathError",
@@ -86,6 +87,12 @@ class DirNotEmptyError(VFSError, PermissionError):
     """
 
     default_errno = _errno.ENOTEMPTY
+
+
+class PermissionDenied(VFSError, PermissionError):
+    """The operating system refuses access to the database file (EACCES)."""
+
+    default_errno = _errno.EACCES
 
 
 class ReadOnlyError(VFSError, PermissionError):

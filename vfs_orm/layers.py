@@ -619,8 +619,7 @@ class LayeredTree(Tree):
                 raise self.miss_error(src)
             is_dir = row[1 + KIND] == DIR
             if is_dir and paths.is_within(dst, src) and dst != src:
-                raise InvalidOperationError.for_path(src, "cannot move a directory into itself",
-                                                     dst)
+                raise self.into_itself_error(src, dst)
             target = self.resolve(dst)
             if target is not None:
                 if not overwrite:

@@ -596,8 +596,7 @@ class Tree:
                 raise err
             is_dir = row[KIND] == DIR
             if is_dir and paths.is_within(dst, src) and dst != src:
-                raise InvalidOperationError.for_path(
-                    src, "cannot move a directory into itself", dst)
+                raise self.into_itself_error(src, dst)
             target = self.repo.lookup(raw, dp, dn)
             if target is not None:
                 if not overwrite:
@@ -616,6 +615,14 @@ class Tree:
             else:
                 self._parent_dir(raw, dst, create=True)
             self._move_rows(raw, src, dst, row[ID])
+
+    def into_itself_error(self, src: str, dst: str) -> VFSError:
+        """Moving a directory below itself: EINVAL, unless resolving ``dst`` already fails
+        on a file (Linux resolves both paths before it compares them: ENOTDIR)."""
+        err = self.miss_error(dst)
+        if isinstance(err, NotADirError):
+            return NotADirError.for_path(src, f"not a directory: {err.strerror}", dst)
+        return InvalidOperationError.for_path(src, "cannot move a directory into itself", dst)
 
     def _move_rows(self, raw: Any, src: str, dst: str, inode_id: int | None = None) -> None:
         """The one-statement move of an entry and its subtree within the top layer."""

@@ -28,10 +28,24 @@ from vfs_orm.errors import (
     BusyError,
     ClosedError,
     CorruptionError,
+    InvalidOperationError,
+    NoSpaceError,
     NotAVFSDatabaseError,
     ReadOnlyError,
     VFSError,
 )
+
+
+#: SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that say what went
+#: wrong without reading the message.
+_BY_CODE: dict[int, tuple[type[VFSError], str]] = {
+    5: (BusyError, "database is locked by another writer"),        # SQLITE_BUSY
+    6: (BusyError, "database is locked by another writer"),        # SQLITE_LOCKED
+    8: (ReadOnlyError, "database is read-only"),                   # SQLITE_READONLY
+    11: (CorruptionError, "damaged database"),                      # SQLITE_CORRUPT
+    13: (NoSpaceError, "no space left for the database"),           # SQLITE_FULL
+    26: (NotAVFSDatabaseError, "not a vfs_orm database"),           # SQLITE_NOTADB
+}
 
 
 def translate(exc: BaseException, path: str | None = None) -> VFSError:
@@ -44,6 +58,12 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
                                               f"({exc.reason} at byte {exc.start})")
     orig = getattr(exc, "orig", None) or exc
     msg = str(orig)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        by_code = _BY_CODE.get(code & 0xFF)
+        if by_code is not None:
+            cls, text = by_code
+            return cls.for_path(path, f"{text}: {msg}")
     low = msg.lower()
     if "locked" in low or "busy" in low:
         return BusyError.for_path(path, f"database is locked by another writer: {msg}")
@@ -91,11 +111,19 @@ class ThreadConnection:
     """
 
     __slots__ = ("conn", "raw", "depth", "poisoned", "borrowed", "_sa_stack", "stack", "aux",
-                 "attached", "__weakref__")
+                 "attached", "isolation_before", "snapshot", "__weakref__")
 
     def __init__(self, conn: Connection, borrowed: bool = False) -> None:
         self.conn = conn
         self.raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        # A connection checked out of a host's engine may be in pysqlite's legacy mode (the
+        # driver BEGINs on its own, but not before a SAVEPOINT): while vfs_orm holds it, the
+        # driver never begins by itself and vfs_orm's own BEGIN IMMEDIATE/COMMIT rule.
+        self.snapshot = False  # inside VFS.snapshot(): a read transaction, no writes
+        self.isolation_before: Any = None
+        if not borrowed and self.raw.isolation_level is not None:
+            self.isolation_before = self.raw.isolation_level
+            self.raw.isolation_level = None
         self.depth = 0
         self.borrowed = borrowed
         self._sa_stack: list[Any] = []
@@ -112,8 +140,16 @@ class ThreadConnection:
             return bool(self.conn.in_transaction())
         return bool(self.raw.in_transaction)
 
+    def _driver_begin(self) -> None:
+        """Joining a host session: the driver must be inside its transaction before a
+        SAVEPOINT (in legacy mode it begins only before DML, and a SAVEPOINT outside a
+        transaction would commit on its own at RELEASE)."""
+        if not self.raw.in_transaction:
+            self.raw.execute("BEGIN")
+
     def begin(self) -> None:
         if self.borrowed:
+            self._driver_begin()
             self._sa_stack.append(self.conn.begin())
         else:
             self.raw.execute("BEGIN IMMEDIATE")
@@ -137,6 +173,7 @@ class ThreadConnection:
 
     def savepoint(self, name: str) -> None:
         if self.borrowed:
+            self._driver_begin()
             self._sa_stack.append(self.conn.begin_nested())
         else:
             self.raw.execute(f"SAVEPOINT {name}")
@@ -166,6 +203,10 @@ class ThreadConnection:
             except Exception:  # noqa: BLE001
                 pass
         try:
+            if self.isolation_before is not None:
+                if self.raw.in_transaction:
+                    self.raw.execute("ROLLBACK")
+                self.raw.isolation_level = self.isolation_before
             self.conn.close()
         except Exception:  # noqa: BLE001 - closing must not fail at interpreter exit
             pass
@@ -276,6 +317,8 @@ class UnitOfWork:
             raise ReadOnlyError.for_path(self.where, "the VFS is read-only")
         with self.lock:
             st = self.state()
+            if st.snapshot:
+                raise _in_snapshot(self.where)
             outer = st.depth == 0 and not st.in_transaction()
             name = f"vfs_batch_{st.depth}"
             try:
@@ -306,6 +349,42 @@ class UnitOfWork:
                 raise translate(exc, self.where) from exc
             if outer:
                 self._after_commit()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside sees one committed state.
+
+        File databases: ONE read transaction on this thread's connection, and on each extra
+        connection of a deep layer stack, with every attached database's snapshot pinned at
+        the start (SQLite takes each file's snapshot at its first read). WAL readers never
+        block writers, and other processes' saves go on. Databases with one shared connection
+        (``:memory:``, a host session) hold the VFS's lock instead: other threads of this
+        process wait, which is how they are consistent anyway. Inside a batch, the batch's
+        own transaction already is the snapshot. Writes inside a snapshot are refused."""
+        if self.shared:
+            with self.lock:
+                yield
+            return
+        st = self.view()
+        if st.snapshot or st.depth > 0 or st.in_transaction():
+            yield
+            return
+        connections = [st.raw, *(aux.raw for aux in st.aux)]
+        try:
+            for k, raw in enumerate(connections):
+                raw.execute("BEGIN")
+                schemas = ["main", *st.attached] if k == 0 else list(st.aux[k - 1].attached)
+                for schema in schemas:
+                    raw.execute(f'SELECT count(*) FROM "{schema}".sqlite_master').fetchone()
+        except DB_ERRORS as exc:
+            _end_reads(connections)
+            raise translate(exc, self.where) from exc
+        st.snapshot = True
+        try:
+            yield
+        finally:
+            st.snapshot = False
+            _end_reads(connections)
 
     def in_batch(self) -> bool:
         st = self._single if self._single is not None else getattr(self._local, "st", None)
@@ -348,6 +427,8 @@ class _Write:
         uow.writes += 1
         try:
             st = self.st = uow.state()
+            if st.snapshot:
+                raise _in_snapshot(uow.where)
             if st.depth == 0 and not st.in_transaction():
                 try:
                     st.begin()
@@ -394,6 +475,21 @@ class _Write:
                 st.poisoned.setdefault(st.depth, exc)
         finally:
             uow.lock.release()
+
+
+def _in_snapshot(where: str | None) -> VFSError:
+    return InvalidOperationError.for_path(
+        where, "writes are not allowed inside snapshot() (it is a read transaction); use "
+               "atomic_batch() to read and write consistently")
+
+
+def _end_reads(connections: list[sqlite3.Connection]) -> None:
+    for raw in connections:
+        try:
+            if raw.in_transaction:
+                raw.execute("COMMIT")
+        except DB_ERRORS:
+            pass
 
 
 def _close_quietly(conn: Connection) -> None:

@@ -187,8 +187,12 @@ class VFS:
                                          chunk_size or DEFAULT_CHUNK_SIZE)
             else:
                 with engine.connect() as conn:
-                    db_chunk = self._prepare(conn, memory, read_only, page_size,
-                                             chunk_size or DEFAULT_CHUNK_SIZE)
+                    before = dbmod.own_transactions(conn)
+                    try:
+                        db_chunk = self._prepare(conn, memory, read_only, page_size,
+                                                 chunk_size or DEFAULT_CHUNK_SIZE)
+                    finally:
+                        dbmod.restore_transactions(conn, before)
         except DB_ERRORS as exc:
             if not self._embedded:
                 engine.dispose()
@@ -976,6 +980,18 @@ class VFS:
         batch undoes only the inner block. Other threads' writes wait until the batch ends."""
         uow = self._live_uow()
         with uow.batch():
+            yield self
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator["VFS"]:
+        """Every read inside sees one committed state: a game loading a 5-file save while
+        another process saves gets all five files of one save. Works on a read-only VFS and
+        through layers, and never blocks writers (SQLite: one read transaction pinning the
+        WAL snapshot; :memory: databases hold this VFS's lock instead). Nestable; inside
+        ``atomic_batch`` it changes nothing. Writes inside raise ``InvalidOperationError``
+        (use ``atomic_batch`` to read and write consistently)."""
+        uow = self._live_uow()
+        with uow.snapshot():
             yield self
 
     def flush(self) -> None:
