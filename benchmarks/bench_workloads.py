@@ -144,6 +144,34 @@ def test_w4_read_big(benchmark, subject, workdir, read_size):
     _run(benchmark, read, rounds=_read_rounds(subject, "w4"))
 
 
+@pytest.mark.parametrize("read_size", [4096, 65536, MiB, "copyfileobj"],
+                         ids=["4KiB", "64KiB", "1MiB", "copyfileobj"])
+def test_ws_stream(benchmark, subject, workdir, read_size):
+    """A whole file streamed from start to end through ``open()`` (raw sqlite3: the
+    straightforward reader, one BLOB per chunk in order)."""
+    import shutil
+
+    store = _big_store(subject, workdir)
+    mib = SIZES.big_mib if not subject.slow else max(1, SIZES.big_mib // 8)
+
+    class Sink:
+        def write(self, b):
+            return len(b)
+
+    def read():
+        with subject.open_stream(store, "/big/file.bin") as f:
+            if read_size == "copyfileobj":
+                shutil.copyfileobj(f, Sink())
+                return
+            while f.read(read_size):
+                pass
+
+    name = read_size if read_size == "copyfileobj" else \
+        {4096: "4 KiB", 65536: "64 KiB", MiB: "1 MiB"}[read_size] + " reads"
+    _info(benchmark, f"WS stream a big file, {name}", "MiB/s", mib)
+    _run(benchmark, read, rounds=_read_rounds(subject, "ws"))
+
+
 def test_w5_random_reads(benchmark, subject, workdir):
     store = _big_store(subject, workdir)
     n = sample(subject, SIZES.random_reads, "w5")

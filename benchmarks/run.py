@@ -33,6 +33,7 @@ ANALYSIS = HERE / "ANALYSIS.md"
 TARGETS = [
     ("W1 ", 0.8), ("W2 ", 0.7), ("W3 ", 0.8), ("W4a", 0.8), ("W4b", 0.8), ("W5 ", 0.7),
     ("W6 ", 1.5), ("W6r", 1.5), ("W7 ", 1.5), ("W8 ", 0.5), ("W9 ", 0.8), ("W10", 0.7),
+    ("WS ", 0.9),
 ]
 SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_sqlite_iav", "os_fs",
                  "zipfile", "stella"]

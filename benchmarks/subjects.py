@@ -39,6 +39,8 @@ class Subject:
     def read(self, store: Any, path: str) -> bytes: raise NotImplementedError
     def write_big(self, store: Any, path: str, pieces: Iterable[bytes]) -> None: raise NotImplementedError
     def open_read(self, store: Any, path: str) -> Any: raise NotImplementedError
+    # WS: a sequential stream (a texture or a track played from start to end).
+    def open_stream(self, store: Any, path: str) -> Any: return self.open_read(store, path)
     def listdir(self, store: Any, path: str) -> list[str]: raise NotImplementedError
     def glob(self, store: Any, pattern: str) -> list[str]: raise NotImplementedError
     def exists(self, store: Any, path: str) -> bool: raise NotImplementedError
@@ -180,6 +182,9 @@ class RawSqlite(Subject):
     def open_read(self, con, path):
         return _RawChunkReader(con, path, self.CHUNK)
 
+    def open_stream(self, con, path):
+        return _RawStreamReader(con, path)
+
     def listdir(self, con, path):
         """Direct children from the path index: one range query, skipping each
         subdirectory's subtree with a new range query (stays flat as the store grows)."""
@@ -270,6 +275,46 @@ class RawSqliteIncrementalVacuum(RawSqlite):
         con.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table, like vfs_orm
         con.close()
         return super().create(path)
+
+
+class _RawStreamReader(io.RawIOBase):
+    """The straightforward raw streaming reader: the file's chunks in order, each through
+    incremental BLOB I/O, every read returning the bytes asked for (a short read only at a
+    chunk's end)."""
+
+    def __init__(self, con, path):
+        self.con = con
+        self.rowids = [r[0] for r in con.execute(
+            "SELECT rowid FROM chunks WHERE path = ? ORDER BY idx", (path,))]
+        self.k, self.blob = 0, None
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        while True:
+            if self.blob is None:
+                if self.k >= len(self.rowids):
+                    return b""
+                self.blob = self.con.blobopen("chunks", "data", self.rowids[self.k],
+                                              readonly=True)
+                self.k += 1
+            data = self.blob.read(n)
+            if data:
+                return data
+            self.blob.close()
+            self.blob = None
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        if self.blob is not None:
+            self.blob.close()
+            self.blob = None
+        super().close()
 
 
 class _RawChunkReader:

@@ -128,10 +128,19 @@ class ChunkedFile(io.RawIOBase):
         if self._id is None:  # staged and nothing written yet: an empty file
             return 0
         try:
-            if n >= 2 * self._cs:
+            if n < 2 * self._cs:
+                got = self._read_at(self._pos, view)
+            elif self._writable or self._tree.uow.shared:
                 got = self._read_big(self._pos, view)
             else:
-                got = self._read_at(self._pos, view)
+                # A stream of big reads: chunk by chunk straight from the BLOBs, which is
+                # faster than one query returning the chunks (see _read_at).
+                got, pos = 0, self._pos
+                while got < n:
+                    k = self._read_at(pos + got, view[got:])
+                    if not k:
+                        break
+                    got += k
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
         self._pos += got
@@ -317,80 +326,124 @@ class ChunkedFile(io.RawIOBase):
     def _read_at(self, pos: int, view: memoryview) -> int:
         """Read from one chunk at most (a short read is allowed for raw streams).
 
-        Sequential reads fetch the whole chunk and keep it; a random read fetches only the
-        bytes asked for."""
+        Read-only handles on their own connection read the chunk's BLOB, after one small
+        query whenever something may have changed (is the file still the one opened?);
+        shared connections, writable handles and holes go through ``_query_at``."""
         cs = self._cs
         idx, off = divmod(pos, cs)
         want = min(len(view), cs - off)
         if idx == self._cache_idx and pos == self._next:
             size, data, base = self._cache_size, self._cache, off
             self._window = 0
-        elif (pos != self._next or self._window) and self._token is not None \
-                and not self._writable and not (uow := self._tree.uow).shared:
-            # A random read (or its continuation): incremental BLOB I/O on the chunk's rowid,
-            # no query (ENGINEERING-NOTES §5: ~2x a substr() SELECT), and only a window of
-            # bytes, not the whole buffer asked for; valid while nothing changed since the
-            # handle last checked size and generation (one data_version probe).
+        elif not self._writable and not (uow := self._tree.uow).shared:
+            # Incremental BLOB I/O on the chunk's rowid, no query (ENGINEERING-NOTES §5: ~2x a
+            # substr() SELECT, and 4-5x a SELECT of a whole 64 KiB chunk, which walks its
+            # overflow pages one by one); valid while nothing changed since the handle last
+            # checked size and generation (one data_version probe). A random read takes only
+            # a window of bytes, not the whole buffer asked for, doubling while the reads
+            # continue; a sequential stream takes what it asks for, straight from the blob.
             token = self._token
-            if token[1] == uow.writes:
+            if token is None or token[1] != uow.writes:
+                token = self._revalidate()
+            if token is not None:
                 size = self._size
                 if pos >= size:
                     return 0
+                # 0: a stream, no window (the whole read asked for).
                 window = RANDOM_READ if pos != self._next else self._window
-                want = min(want, size - pos, window)
+                want = min(want, size - pos, window) if window else min(want, size - pos)
+                # A stream at a chunk's start that asks for less than the chunk: take the
+                # whole chunk and keep it (one BLOB read and one probe per chunk).
+                whole = not window and off == 0 and want < min(cs, size - pos)
                 try:
-                    data = self._repo.read_blob(self._raw(), self._id, idx, off, want, token[0])
+                    data = self._repo.read_blob(self._raw(), self._id, idx, off,
+                                                min(cs, size - pos) if whole else want,
+                                                token[0])
                 except sqlite3.OperationalError:
                     data = None  # a hole, or the file went away: let a query tell
+                if data is not None and whole:
+                    self._cache_idx, self._cache, self._cache_size = idx, data, size
+                    self._window = 0
+                    return self._deliver(view, pos, want, size, data, 0)
                 if data is not None:
-                    self._window = window * 2 if window * 2 < cs else 0
+                    if window:
+                        self._window = window * 2 if window * 2 < cs else 0
                     got = len(data)
                     view[:got] = data
                     if got < want:
                         view[got:want] = bytes(want - got)
                     self._next = pos + want
                     return want
+            # A hole, the file replaced or gone, or another connection's commit in between:
+            # the query path tells which.
             self._token = None
-            return self._read_at(pos, view)
+            return self._query_at(pos, view)
         else:
-            tree = self._tree
-            uow = tree.uow
-            sequential = pos == self._next
-            self._window = 0
-            if uow.shared:
-                uow.lock.acquire()
-            try:
-                if sequential:
-                    row = self._repo.read_chunk(self._raw(), self._id, idx)
-                else:
-                    # The version BEFORE the query: a commit in between makes the token old
-                    # (a needless re-check later), never newer than the row it vouches for.
-                    token = self._validity()
-                    row = self._repo.read_part(self._raw(), self._id, idx, off, want)
-            finally:
-                if uow.shared:
-                    uow.lock.release()
-            if row is None or row[1] != self._gen:
-                raise self._stale()
-            size, data = row[0], row[2] or b""
-            if not sequential:
-                self._token = token
-            if sequential:
-                self._cache_idx, self._cache, self._cache_size = idx, data, size
-                base = off
-            else:
-                base = 0  # substr() already starts at ``off``
+            return self._query_at(pos, view)
+        return self._deliver(view, pos, want, size, data, base)
+
+    def _deliver(self, view: memoryview, pos: int, want: int, size: int, data: bytes,
+                 base: int) -> int:
+        """Copy up to ``want`` bytes of ``data[base:]`` (the bytes at ``pos``) into ``view``,
+        zeros past them up to the file size (a sparse hole or a short tail chunk)."""
         self._size = size
         if pos >= size:
             return 0
         want = min(want, size - pos)
         got = max(0, min(want, len(data) - base))
         if got:
-            view[:got] = data[base:base + got] if base or got < len(data) else data
+            # A memoryview slice: the bytes are copied once, straight into the caller's buffer.
+            view[:got] = memoryview(data)[base:base + got] if base or got < len(data) else data
         if got < want:  # a sparse hole or a short tail chunk: zeros up to the file size
             view[got:want] = bytes(want - got)
         self._next = pos + want
         return want
+
+    def _revalidate(self) -> tuple[int, int] | None:
+        """One small query: is the file still the one this handle opened? Returns the new
+        validity token (None when it is not: the query path raises the right error)."""
+        uow = self._tree.uow
+        token = self._validity()
+        row = self._repo.inode_size(self._raw(), self._id)
+        if row is None or row[1] != self._gen or row[2]:
+            return None  # gone, replaced, or inline bytes (the query path reads those)
+        self._size = row[0]
+        self._token = token
+        if token[1] != uow.writes:
+            return None
+        return token
+
+    def _query_at(self, pos: int, view: memoryview) -> int:
+        """``_read_at`` by a query (shared connections, writable handles, holes)."""
+        cs = self._cs
+        idx, off = divmod(pos, cs)
+        want = min(len(view), cs - off)
+        uow = self._tree.uow
+        sequential = pos == self._next
+        self._window = 0
+        if uow.shared:
+            uow.lock.acquire()
+        try:
+            # The version BEFORE the query: a commit in between makes the token old (a
+            # needless re-check later), never newer than the row it vouches for.
+            token = self._validity()
+            if sequential:
+                row = self._repo.read_chunk(self._raw(), self._id, idx)
+            else:
+                row = self._repo.read_part(self._raw(), self._id, idx, off, want)
+        finally:
+            if uow.shared:
+                uow.lock.release()
+        if row is None or row[1] != self._gen:
+            raise self._stale()
+        size, data = row[0], row[2] or b""
+        self._token = token
+        if sequential:
+            self._cache_idx, self._cache, self._cache_size = idx, data, size
+            base = off
+        else:
+            base = 0  # substr() already starts at ``off``
+        return self._deliver(view, pos, want, size, data, base)
 
     def _validity(self) -> tuple[int, int]:
         uow = self._tree.uow
@@ -581,9 +634,14 @@ def wrap(raw: ChunkedFile, mode: str, buffering: int, encoding: str | None, erro
         raw.mode = mode
         return raw
     if buffering < 0:
-        # Readers use a small buffer and the raw chunk cache (random reads stay small);
-        # writers buffer a whole chunk so each flush writes whole chunks.
-        buffering = raw._cs if raw._writable else io.DEFAULT_BUFFER_SIZE
+        # A whole chunk: a stream of small reads costs one BLOB read per chunk, and each
+        # flush of a writer writes whole chunks. Random reads stay small all the same: the
+        # raw stream answers them with a short read of a 4 KiB window.
+        buffering = min(raw._cs, 1 << 20)
+        if not raw._writable:
+            # Half a chunk: a read of a whole chunk or more goes straight into the caller's
+            # buffer (BufferedReader copies through its own only reads up to its size).
+            buffering = max(buffering // 2, io.DEFAULT_BUFFER_SIZE)
     buffer: Any
     if raw._readable and raw._writable:
         buffer = BufferedRandom(raw, buffering)
