@@ -158,10 +158,6 @@ def mutate(base: str, dst: str, rng: random.Random) -> str:
 
 # -- the workload -------------------------------------------------------------------------------
 
-class Leak(Exception):
-    pass
-
-
 STRICT = False  # the control run: an undamaged database must give no error at all
 
 

@@ -361,7 +361,7 @@ class InodeRepository:
         row = stored.inode(raw.execute(self._open_lookup.sql, (parent, name)).fetchone(), 0,
                            parent, name)
         if row is not None:
-            stored.content(row[8], stored._path(parent, name))
+            stored.content(row[8], stored.path_of(parent, name))
         return row  # type: ignore[no-any-return]
 
     def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
@@ -445,8 +445,8 @@ class InodeRepository:
         for parent, name, kind in rows:
             stored.texts((parent,), top)
             if type(kind) is not int:
-                raise stored.damaged(f"kind {kind!r:.40}", stored._path(parent, name))
-        return [r for r in rows if not stored._bad_name(r[1])]
+                raise stored.damaged(f"kind {kind!r:.40}", stored.path_of(parent, name))
+        return [r for r in rows if not stored.bad_name(r[1])]
 
     def data_version(self, raw: sqlite3.Connection) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
@@ -482,7 +482,7 @@ class InodeRepository:
             if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
                     or not 0 <= size < stored.MAX_FILE_SIZE or \
                     (data is not None and type(data) is not bytes):
-                where = stored._path(parent, name)
+                where = stored.path_of(parent, name)
                 stored.sized(size, where)
                 stored.content(data, where)
                 raise stored.damaged(f"kind {kind!r:.40}", where)
@@ -493,7 +493,7 @@ class InodeRepository:
         bytes (last column) are NULL unless the file has no chunks."""
         rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
         if rows:
-            where = stored._path(parent, name)
+            where = stored.path_of(parent, name)
             _, kind, size, cs, _, _, inline = rows[0]
             stored.sized(size, where)
             stored.content(inline, where)
@@ -787,7 +787,7 @@ class StackRepository:
         row = stored.inode(raw.execute(self._resolve_first_sql, (parent, name)).fetchone(), 1,
                            parent, name)
         if row is not None:
-            stored.content(row[9], stored._path(parent, name))
+            stored.content(row[9], stored.path_of(parent, name))
         return row  # type: ignore[no-any-return]
 
     def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
@@ -837,7 +837,7 @@ def _named(rows: list[Any], kind_at: int) -> list[Any]:
     names = [row[kind_at - 1] for row in rows]
     if stored.names(names) is names:
         return rows
-    return [row for row in rows if not stored._bad_name(row[kind_at - 1])]
+    return [row for row in rows if not stored.bad_name(row[kind_at - 1])]
 
 
 def _q(schema: str) -> str:

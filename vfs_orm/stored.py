@@ -32,7 +32,8 @@ MAX_MODE = 0xFFFF_FFFF
 FILE, DIRECTORY, WHITEOUT = 1, 2, 3
 
 
-def _path(parent: Any, name: Any) -> str | None:
+def path_of(parent: Any, name: Any) -> str | None:
+    """The path an entry (parent, name) names, if both are text."""
     if isinstance(parent, str) and isinstance(name, str):
         if parent == "" and name == "":
             return "/"
@@ -82,10 +83,10 @@ def inode(row: Any, at: int = 0, parent: Any = None, name: Any = None) -> Any:
     problem = inode_problem(row, at)
     if problem is None:
         return row  # a directory or whiteout with chunk size 0
-    raise damaged(problem, _path(parent, name))
+    raise damaged(problem, path_of(parent, name))
 
 
-def _bad_name(name: Any) -> bool:
+def bad_name(name: Any) -> bool:
     """Not one path segment: a listing would name something no path can reach (or, for
     "" and ".", the directory itself: a walk would never end)."""
     return type(name) is not str or not name or "/" in name or name in (".", "..")
@@ -99,19 +100,19 @@ def inodes(rows: list[Any], at: int, where: str | None = None) -> list[Any]:
     bad = False
     for row in rows:
         inode(row, at)
-        if _bad_name(row[at - 1]):
+        if bad_name(row[at - 1]):
             bad = True
         for k in range(at - 1):
             if type(row[k]) is not str and not (k == 0 and type(row[k]) is int):
                 raise damaged(f"a parent that is not text: {row[k]!r:.40}", where)
-    return [r for r in rows if not _bad_name(r[at - 1])] if bad else rows
+    return [r for r in rows if not bad_name(r[at - 1])] if bad else rows
 
 
 def names(values: list[Any], where: str | None = None) -> list[Any]:
     """Entry names of a listing, without those that are not one path segment."""
     for v in values:
-        if _bad_name(v):
-            return [v for v in values if not _bad_name(v)]
+        if bad_name(v):
+            return [v for v in values if not bad_name(v)]
     return values
 
 
@@ -163,4 +164,5 @@ def row_problems(row: Sequence[Any]) -> str | None:
 
 
 __all__ = ["MAX_FILE_SIZE", "MAX_CHUNK_SIZE", "inode", "inodes", "names", "content", "sized",
-           "generation", "damaged", "buffer", "texts", "inode_problem", "row_problems", "_path"]
+           "generation", "damaged", "buffer", "texts", "inode_problem", "row_problems", "path_of",
+           "bad_name"]
