@@ -177,3 +177,27 @@ def test_the_root_in_a_bulk_write_fails_and_writes_nothing(db_path):
             fs.write_files([("/a/x", b"1"), ("/", b"root")])
         assert fs.listdir("/") == []
         assert fs.check().ok
+
+
+def test_write_bytes_in_a_batch_trusts_a_directory_only_while_nothing_else_ran(vfs):
+    """Inside a batch, a directory a file just went into is not probed again for the next
+    file; a rolled-back savepoint, a rename or a remove in between must end that trust."""
+    with vfs.atomic_batch():
+        vfs.write_bytes("/d/a", b"1")
+        vfs.write_bytes("/d/b", b"2")  # /d known from here on
+        with pytest.raises(RuntimeError):
+            with vfs.atomic_batch():
+                vfs.write_bytes("/n/a", b"3")  # makes /n
+                vfs.write_bytes("/n/b", b"4")  # /n known...
+                raise RuntimeError  # ...and rolled back
+        vfs.write_bytes("/n/c", b"5")  # /n must be made again
+        vfs.write_bytes("/d/c", b"6")
+        vfs.rename("/d", "/e")
+        vfs.write_bytes("/d/x", b"7")  # /d is gone: made again, not trusted
+        vfs.write_bytes("/d/y", b"8")
+        vfs.rmtree("/n")
+        vfs.write_bytes("/n/z", b"9")
+    assert vfs.listdir("/") == ["d", "e", "n"]
+    assert vfs.listdir("/e") == ["a", "b", "c"] and vfs.listdir("/d") == ["x", "y"]
+    assert vfs.listdir("/n") == ["z"]
+    assert vfs.check().ok

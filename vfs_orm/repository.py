@@ -621,6 +621,15 @@ class InodeRepository:
                           (parent, name, pp, pn, mode, size, chunk_size, now, now, data))
         return cur.lastrowid if cur.rowcount == 1 else None
 
+    def create_file_in_dir(self, raw: sqlite3.Connection, parent: str, name: str, mode: int,
+                           size: int, chunk_size: int, now: int, data: bytes | None = None
+                           ) -> int | None:
+        """``create_file`` in a directory the caller knows exists in this transaction (no
+        probe of the parent): its id, or None if ``parent/name`` is taken."""
+        cur = raw.execute(self._create_file_in_dir.sql,
+                          (parent, name, mode, size, chunk_size, now, now, data))
+        return cur.lastrowid if cur.rowcount == 1 else None
+
     def create_files(self, raw: sqlite3.Connection, files: Sequence[tuple[str, str, bytes]],
                      mode: int, chunk_size: int, now: int) -> int:
         """New files with inline bytes for many (parent, name, data) in ONE executemany, in

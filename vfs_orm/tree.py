@@ -92,6 +92,11 @@ class Tree:
         # one-statement rewrite only while the last write found a file to rewrite (a wrong
         # guess costs one UPDATE that matches nothing).
         self._expect_rewrite = False
+        # Directories that new files went into during the current batch, while nothing but
+        # write_bytes ran in it (see write_bytes): (connection, its txn, uow.writes after
+        # the last write_bytes) says whether the set still holds.
+        self._batch_dirs: set[str] = set()
+        self._batch_dirs_key: tuple[Any, int, int] | None = None
 
     @property
     def inline_max(self) -> int:
@@ -292,7 +297,8 @@ class Tree:
         pp, pn = paths.split(path)
         n, cs = len(data), self.chunk_size
         inline = n <= self.inline_max
-        with self.uow.write() as raw:
+        uow = self.uow
+        with uow.write() as raw:
             now = time.time_ns() if mtime_ns is None else mtime_ns
             if self._expect_rewrite:
                 if inline and not exclusive and \
@@ -300,11 +306,22 @@ class Tree:
                     return n  # a save over a small file: ONE statement
             else:
                 # A new file in an existing directory: 1 statement (+ its chunks if big).
-                inode_id = self.repo.create_file(raw, pp, pn, mode, n, cs, now,
-                                                 data if inline else None)
+                # Inside a batch where only write_bytes ran since, a directory a file went
+                # into is still one (this batch holds the write lock; nothing of ours that
+                # removes, moves or rolls back ran), so its probe is skipped.
+                st = uow.state()
+                key = (st, st.txn, uow.writes - 1)
+                known = st.depth > 0 and key == self._batch_dirs_key and pp in self._batch_dirs
+                inode_id = (self.repo.create_file_in_dir if known else self.repo.create_file)(
+                    raw, pp, pn, mode, n, cs, now, data if inline else None)
                 if inode_id is not None:
                     if not inline:
                         self._put_content(raw, inode_id, data, new=True)
+                    if st.depth > 0:
+                        if key != self._batch_dirs_key:
+                            self._batch_dirs = set()
+                        self._batch_dirs.add(pp)
+                        self._batch_dirs_key = (st, st.txn, uow.writes)
                     return n
             prow, row = self.repo.lookup_pair(raw, pp, pn)
             self._expect_rewrite = row is not None and row[KIND] == FILE and \

@@ -111,7 +111,7 @@ class ThreadConnection:
     """
 
     __slots__ = ("conn", "raw", "depth", "poisoned", "borrowed", "_sa_stack", "stack", "aux",
-                 "attached", "isolation_before", "snapshot", "__weakref__")
+                 "attached", "isolation_before", "snapshot", "txn", "__weakref__")
 
     def __init__(self, conn: Connection, borrowed: bool = False) -> None:
         self.conn = conn
@@ -120,6 +120,9 @@ class ThreadConnection:
         # driver BEGINs on its own, but not before a SAVEPOINT): while vfs_orm holds it, the
         # driver never begins by itself and vfs_orm's own BEGIN IMMEDIATE/COMMIT rule.
         self.snapshot = False  # inside VFS.snapshot(): a read transaction, no writes
+        # Changes whenever what this connection's transaction has seen may be undone or
+        # overtaken: at begin, commit, rollback and rollback to a savepoint.
+        self.txn = 0
         self.isolation_before: Any = None
         if not borrowed and self.raw.isolation_level is not None:
             self.isolation_before = self.raw.isolation_level
@@ -148,6 +151,7 @@ class ThreadConnection:
             self.raw.execute("BEGIN")
 
     def begin(self) -> None:
+        self.txn += 1
         if self.borrowed:
             self._driver_begin()
             self._sa_stack.append(self.conn.begin())
@@ -155,12 +159,14 @@ class ThreadConnection:
             self.raw.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
+        self.txn += 1
         if self.borrowed:
             self._sa_stack.pop().commit()
         else:
             self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
+        self.txn += 1
         try:
             if self.borrowed:
                 txn = self._sa_stack.pop()
@@ -185,6 +191,7 @@ class ThreadConnection:
             self.raw.execute(f"RELEASE {name}")
 
     def rollback_to(self, name: str) -> None:
+        self.txn += 1
         try:
             if self.borrowed:
                 txn = self._sa_stack.pop()
