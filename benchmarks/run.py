@@ -194,6 +194,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         json_path = HERE / ".work" / ("bench-smoke.json" if args.smoke else "bench.json")
+        json_path.parent.mkdir(parents=True, exist_ok=True)  # also with --out elsewhere
         extra = ["-k", args.k] if args.k else []
         status = 0 if args.render else run_pytest(args.smoke, json_path, extra)
         if status != 0 or not json_path.exists():
