@@ -35,8 +35,19 @@ TARGETS = [
     ("W6 ", 1.5), ("W6r", 1.5), ("W7 ", 1.5), ("W8 ", 0.5), ("W9 ", 0.8), ("W10", 0.7),
     ("WS ", 0.9),
 ]
-SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_sqlite_iav", "os_fs",
+# The streaming workload compares with a raw sqlite3 reader of vfs_orm's own file (the issue's
+# "straightforward raw reader over the same file"); raw_sqlite's own file is also shown.
+REFERENCE = {"WS ": "raw_reader"}
+SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_reader",
+                 "raw_sqlite_iav", "os_fs",
                  "zipfile", "stella"]
+
+
+def reference_for(label: str) -> str:
+    for prefix, subject in REFERENCE.items():
+        if label.startswith(prefix):
+            return subject
+    return "raw_sqlite"
 
 
 def target_for(label: str) -> float | None:
@@ -112,13 +123,15 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
         "",
         "## Summary: vfs_orm against raw sqlite3",
         "",
-        "| workload | unit | vfs_orm | raw_sqlite | ratio | target | met |",
+        "(WS: against `raw_reader`, raw sqlite3 streaming vfs_orm's own file chunk by chunk)",
+        "",
+        "| workload | unit | vfs_orm | raw | ratio | target | met |",
         "|---|---|---:|---:|---:|---:|:-:|",
     ]
     for label in sorted(results):
         row = results[label]
         unit = units[label]
-        v, r = row.get("vfs_orm"), row.get("raw_sqlite")
+        v, r = row.get("vfs_orm"), row.get(reference_for(label))
         tgt = target_for(label)
         if v is None or r is None:
             continue

@@ -277,14 +277,47 @@ class RawSqliteIncrementalVacuum(RawSqlite):
         return super().create(path)
 
 
+class RawReader(Subject):
+    """WS only: vfs_orm writes the store (the same file vfs_orm streams), raw sqlite3 reads it:
+    the file's chunks in order, one BLOB each (the physical limit of reading THAT file)."""
+
+    name = "raw_reader"
+    only = ("ws",)
+
+    def create(self, path: Path) -> Any:
+        from vfs_orm import VFS
+        return {"vfs": VFS(str(path)), "path": str(path)}
+
+    def write_big(self, store, path, pieces):
+        with store["vfs"].open(path, "wb") as f:
+            for piece in pieces:
+                f.write(piece)
+        store["vfs"].close()
+
+    def close(self, store):
+        if "con" in store:
+            store["con"].close()
+
+    def open_stream(self, store, path):
+        con = store.get("con")
+        if con is None:
+            con = store["con"] = sqlite3.connect(f"file:{store['path']}?mode=ro", uri=True)
+        parent, name = path.rsplit("/", 1)
+        (inode,) = con.execute("SELECT id FROM vfs_inodes WHERE parent = ? AND name = ?",
+                               (parent or "/", name)).fetchone()
+        return _RawStreamReader(con, rowids=[r[0] for r in con.execute(
+            "SELECT id FROM vfs_chunks WHERE id >= ? AND id < ? ORDER BY id",
+            (inode << 32, (inode + 1) << 32))], table="vfs_chunks")
+
+
 class _RawStreamReader(io.RawIOBase):
     """The straightforward raw streaming reader: the file's chunks in order, each through
     incremental BLOB I/O, every read returning the bytes asked for (a short read only at a
     chunk's end)."""
 
-    def __init__(self, con, path):
-        self.con = con
-        self.rowids = [r[0] for r in con.execute(
+    def __init__(self, con, path=None, rowids=None, table="chunks"):
+        self.con, self.table = con, table
+        self.rowids = rowids if rowids is not None else [r[0] for r in con.execute(
             "SELECT rowid FROM chunks WHERE path = ? ORDER BY idx", (path,))]
         self.k, self.blob = 0, None
 
@@ -296,7 +329,7 @@ class _RawStreamReader(io.RawIOBase):
             if self.blob is None:
                 if self.k >= len(self.rowids):
                     return b""
-                self.blob = self.con.blobopen("chunks", "data", self.rowids[self.k],
+                self.blob = self.con.blobopen(self.table, "data", self.rowids[self.k],
                                               readonly=True)
                 self.k += 1
             data = self.blob.read(n)
@@ -590,7 +623,7 @@ class Stella(Subject):
 
 def all_subjects() -> list[Subject]:
     # vfs_orm and raw sqlite3 first, one after the other: the ratio that matters is theirs.
-    subjects: list[Subject] = [VfsOrm(), RawSqlite(), VfsOrmLoop(), VfsOrm64k(),
+    subjects: list[Subject] = [VfsOrm(), RawSqlite(), RawReader(), VfsOrmLoop(), VfsOrm64k(),
                                RawSqliteIncrementalVacuum(), OsFs(), ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
