@@ -477,7 +477,9 @@ class InodeRepository:
                    ) -> tuple[int, int, bytes | None] | None:
         """(kind, size, data of chunk 0) of the entry, None if there is none."""
         row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
-        if row is not None:
+        # A whole file in one value (bytes, exactly ``size`` of them) needs no further check:
+        # nothing in it can mislead the reader. Every other row is checked in full.
+        if row is not None and not (type(row[2]) is bytes and len(row[2]) == row[1]):
             kind, size, data = row
             if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
                     or not 0 <= size < stored.MAX_FILE_SIZE or \
