@@ -115,12 +115,6 @@ def install_transaction_fix(engine: Engine) -> None:
     engine._vfs_orm_fixed = True  # type: ignore[attr-defined]
 
 
-def has_transaction_fix(conn: Connection) -> bool:
-    """True if the pysqlite driver under ``conn`` leaves BEGIN to SQLAlchemy's events."""
-    raw = conn.connection.driver_connection
-    return getattr(raw, "isolation_level", "") is None
-
-
 def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True,
                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
     """An engine whose every connection is set up for vfs_orm.
