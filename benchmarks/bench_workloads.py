@@ -11,7 +11,6 @@ import os
 import random
 
 import pytest
-
 from conftest import SIZES, built_store, sample, settle, small_files
 
 MiB = 1 << 20

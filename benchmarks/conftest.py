@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from subjects import Subject, all_subjects
 
 SMOKE = os.environ.get("VFS_BENCH_SMOKE") == "1"
@@ -101,5 +100,5 @@ def pytest_sessionfinish(session, exitstatus):
             if s.name == name:
                 try:
                     s.close(store)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,7 +96,7 @@ def run_stamp(json_path: Path) -> tuple[str, str]:
     data = json.loads(json_path.read_text())
     try:
         when = datetime.datetime.fromisoformat(data["datetime"]).astimezone(
-            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (KeyError, ValueError):
         when = "?"
     info = data.get("commit_info") or {}
@@ -205,7 +204,7 @@ def main() -> int:
     args = ap.parse_args()
     out = args.out or (HERE / ".work" / "RESULTS-smoke.md" if args.smoke else HERE / "RESULTS.md")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory():
         json_path = HERE / ".work" / ("bench-smoke.json" if args.smoke else "bench.json")
         json_path.parent.mkdir(parents=True, exist_ok=True)  # also with --out elsewhere
         extra = ["-k", args.k] if args.k else []

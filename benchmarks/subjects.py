@@ -11,13 +11,13 @@ import fnmatch
 import glob as _glob
 import io
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SEED_DIR = HERE / ".seed"
@@ -548,7 +548,7 @@ def fetch_seed() -> bool:
     try:
         import icontract  # noqa: F401 - the seed needs it; vfs_orm depends on it too
         import lib.vfs  # noqa: F401
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     return True
 

@@ -20,13 +20,13 @@ from vfs_orm.models import VERSION_TABLE, Base
 config = context.config
 
 
-def include_name(name, type_, parent_names):  # noqa: ANN001 - alembic's hook signature
+def include_name(name, type_, parent_names):
     if type_ == "table":
         return bool(name) and name.startswith("vfs_") and name != VERSION_TABLE
     return True
 
 
-def run_with(connection) -> None:  # noqa: ANN001
+def run_with(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

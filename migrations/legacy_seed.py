@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 CHUNK_SPAN = 1 << 32
 DEFAULT = 65536
@@ -60,7 +61,7 @@ def infer_chunk_sizes(files: dict[int, tuple[int, list[tuple[int, int]]]]) -> tu
     {inode id: chunk size})."""
     full = Counter()
     longest = 0
-    for size, chunks in files.values():
+    for _size, chunks in files.values():
         if not chunks:
             continue
         last = max(k for k, _ in chunks)

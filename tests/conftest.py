@@ -4,7 +4,7 @@ and, where it says ``any_vfs``, on ``:memory:`` too. Everything is closed at tea
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

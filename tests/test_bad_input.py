@@ -4,11 +4,10 @@ answers with a clear VFSError / ValueError / TypeError, and leaves stored data a
 import sqlite3
 
 import pytest
+from conftest import tree_of
 from sqlalchemy import exc as sa_exc
 
 from vfs_orm import VFS, VFSError
-
-from conftest import tree_of
 
 BAD_PATHS = [None, 42, b"/bytes", ["/"], "", "/a\x00b", "/tab\tname", "/new\nline"]
 
@@ -117,7 +116,7 @@ def test_corrupted_database_reports_vfs_errors(tmp_path):
     errors = 0
     try:
         fs = VFS(str(p))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _clean(exc)
         return
     with fs:
@@ -125,14 +124,14 @@ def test_corrupted_database_reports_vfs_errors(tmp_path):
                      lambda: fs.check(), lambda: fs.write_bytes("/new", b"x")):
             try:
                 call()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 _clean(exc)
                 errors += 1
     report_ok = True
     with VFS(str(p), read_only=True) as fs2:
         try:
             report_ok = fs2.check().ok
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _clean(exc)
             report_ok = False
     assert errors or not report_ok  # the damage was noticed, as VFS errors only

@@ -149,10 +149,10 @@ def test_pack_unpack_roundtrip_of_a_stdlib_package(tmp_path):
     (src / "empty_dir").mkdir()
     os.chmod(src / "__init__.py", 0o640)
     img = tmp_path / "email.vfs"
-    code, out, err = run("pack", "--quiet", src, img)
+    code, _out, err = run("pack", "--quiet", src, img)
     assert code == 0, err
     dest = tmp_path / "dest"
-    code, out, err = run("unpack", img, dest)
+    code, _out, err = run("unpack", img, dest)
     assert code == 0, err
     cmp = filecmp.dircmp(src, dest)
 
@@ -185,7 +185,7 @@ def test_pack_refuses_links_out_and_special_files(tmp_path):
     os.symlink(tmp_path, src / "dirlink")
     os.mkfifo(src / "pipe")
     img = tmp_path / "p.vfs"
-    code, out, err = run("pack", src, img)
+    code, _out, err = run("pack", src, img)
     assert code == 0
     assert "leak.txt: symlink pointing outside" in err and "pipe: special file" in err
     assert "dirlink" in err
@@ -225,7 +225,7 @@ def test_unpack_is_safe_with_hostile_images(tmp_path):
     outside.mkdir()
     os.symlink(outside, dest / "dir")  # a symlink already in DEST, pointing outside
     os.symlink(outside / "victim.txt", dest / "ok.txt")
-    code, out, err = run("unpack", img, dest)
+    code, _out, err = run("unpack", img, dest)
     assert code == 1 and "refused" in err
     assert list(outside.iterdir()) == []  # nothing written through the symlinks
     assert not (tmp_path / "escape.txt").exists()
@@ -251,7 +251,7 @@ def test_check_finds_structural_problems(tmp_path, image):
                 "0, 0, 0)")
     con.commit()
     con.close()
-    code, out, err = run("check", image)
+    code, _out, err = run("check", image)
     assert code == 1
     assert "belongs to no file" in err
     assert "blob.bin: chunk 0 holds 70000 bytes" in err

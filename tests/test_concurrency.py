@@ -1,11 +1,10 @@
 """One VFS shared by 8 threads, and several processes on one file: nothing lost, no error."""
 
-import os
 import random
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 
 from vfs_orm import VFS
 
@@ -44,7 +43,7 @@ def test_eight_threads_mixed_work(any_vfs):
                 fs.listdir("/")
                 fs.glob(f"/t{n}/*")
                 list(fs.walk(f"/t{n}"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]

@@ -1,6 +1,5 @@
 """A saving process SIGKILLed at random moments leaves every save entirely old or new."""
 
-import os
 import random
 import signal
 import sqlite3

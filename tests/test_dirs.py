@@ -4,13 +4,13 @@ import errno
 
 import icontract
 import pytest
+from conftest import tree_of
 
 from vfs_orm import (
-    AlreadyExistsError, DirNotEmptyError, InvalidOperationError, IsADirError, NotADirError,
-    NotFoundError, RootContractError,
+    DirNotEmptyError,
+    InvalidOperationError,
+    RootContractError,
 )
-
-from conftest import tree_of
 
 
 def test_mkdir_rules(any_vfs):

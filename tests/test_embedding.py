@@ -131,7 +131,7 @@ def test_plain_host_session_joins_and_rolls_back(tmp_path):
 
 
 def test_tables_beside_the_host_and_its_alembic_history_untouched(host):
-    engine, cfg, db = host
+    engine, cfg, _db = host
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO users(name) VALUES ('rei')"))
         app_id = conn.exec_driver_sql("PRAGMA application_id").scalar()

@@ -6,7 +6,12 @@ import os
 import pytest
 
 from vfs_orm import (
-    VFS, AlreadyExistsError, IsADirError, NotADirError, NotFoundError, ReadOnlyError,
+    VFS,
+    AlreadyExistsError,
+    IsADirError,
+    NotADirError,
+    NotFoundError,
+    ReadOnlyError,
     StaleHandleError,
 )
 

@@ -6,20 +6,18 @@ damaged revision is refused with the file untouched)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from vfs_orm import VFS, CorruptionError, FormatVersionError, upgrade
-from vfs_orm import db as dbmod
-
 from test_legacy import _check as check_legacy
 from test_migrations import _check_manifest, _revision
 
-import json
+from vfs_orm import VFS, CorruptionError, FormatVersionError, upgrade
+from vfs_orm import db as dbmod
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -52,7 +52,8 @@ def test_question_and_doublestar_middle(fs):
 # -- glob against a reference matcher on random trees ----------------------------------------
 import fnmatch
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vfs_orm import VFS
 

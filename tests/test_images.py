@@ -1,11 +1,9 @@
 """Images as bytes: from_bytes, serialize_iter/fileobj, to_bytes, deserialize_iter."""
 
 import hashlib
-import io
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,10 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import tree_of
 
 from vfs_orm import VFS, NotAVFSDatabaseError, ReadOnlyError, StaleHandleError, VFSError
-
-from conftest import tree_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -251,6 +248,6 @@ def test_serializing_512_mib_streams_in_bounded_memory(tmp_path):
     proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, path], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    n, grew_mib, digest = proc.stdout.split()
+    n, grew_mib, _digest = proc.stdout.split()
     assert int(n) >= 512 << 20
     assert int(grew_mib) <= 64, f"peak RSS grew by {grew_mib} MiB"

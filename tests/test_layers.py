@@ -9,10 +9,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from vfs_orm import VFS, FormatVersionError, ReadOnlyError
-
 from conftest import tree_of
+
+from vfs_orm import VFS, FormatVersionError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -47,7 +46,7 @@ def game(tmp_path):
 
 
 def test_load_order_and_which_layer(game):
-    user, mod, _ = game
+    user, _mod, _ = game
     assert [lay["name"] for lay in user.list_layers()] == ["local", "mod", "dlc", "base"]
     assert user.list_layers()[0]["priority"] == float("inf")
     assert user.list_layers()[0]["writable"] and not user.list_layers()[1]["writable"]
@@ -99,7 +98,7 @@ def test_names_and_errors(tmp_path):
 
 
 def test_underlays_are_attached_read_only(game):
-    user, _, tmp = game
+    user, _, _tmp = game
     raw = user._uow.view().raw
     aliases = [r[1] for r in raw.execute("PRAGMA database_list") if r[1] not in ("main", "temp")]
     assert len(aliases) == 3 and all(a.startswith("l") for a in aliases)
@@ -371,7 +370,7 @@ def test_underlay_files_never_change(tmp_path):
 
 
 def test_manifest_and_check_layers(game):
-    user, mod, tmp = game
+    user, _mod, tmp = game
     assert user.check_layers() == [
         {"problem": "added", "name": n, "recorded_uuid": None, "current_uuid": u,
          "db_path": p} for n, u, p in [(x["name"], x["uuid"], x["db_path"])
@@ -423,7 +422,7 @@ def test_four_reader_threads_through_layers(game):
                     assert user.read_bytes(p) == data
                 assert user.listdir("/game/levels") == ["level1.txt", "level2.txt",
                                                         "level3.txt"]
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(4)]
@@ -435,7 +434,7 @@ def test_four_reader_threads_through_layers(game):
 
 
 def test_layers_cannot_change_inside_a_batch(game):
-    user, _, tmp = game
+    user, _, _tmp = game
     with user.atomic_batch():
         with pytest.raises(OSError):
             user.remove_underlay("base")

@@ -1,7 +1,6 @@
 """Names with [ ] * ? % _ ' " and spaces are literal in every operation (no LIKE/GLOB)."""
 
 import pytest
-
 from conftest import tree_of
 
 SIBLINGS = ["a[1]", "a1", "*", "a_1", "ab1", "%", "a b", "it's", 'q"q', "?", "a%1"]

@@ -136,7 +136,6 @@ def test_upgrade_downgrade_roundtrip(tmp_path):
 
 
 def test_maintainer_alembic_command_upgrades_a_file(tmp_path):
-    import os
     import subprocess
     import sys
     path = _copy(tmp_path, "format_0001.db")

@@ -1,7 +1,6 @@
 import pytest
 
-from vfs_orm import ContractError, InvalidPathError
-from vfs_orm import paths
+from vfs_orm import ContractError, InvalidPathError, paths
 
 
 @pytest.mark.parametrize("raw, norm", [

@@ -1,13 +1,11 @@
 """Reopening, chunk sizes stored with the data, read-only opens."""
 
-import os
 import random
 
 import pytest
+from conftest import tree_of
 
 from vfs_orm import VFS, ContractError, NotFoundError
-
-from conftest import tree_of
 
 
 def test_persists_across_reopen(db_path):

@@ -74,7 +74,7 @@ def test_killed_upgrades_leave_old_or_new(old_database, tmp_path):
     work = str(tmp_path / "work.vfs")
     shutil.copy(original, work)
     outcomes = []
-    for attempt in range(12):
+    for _attempt in range(12):
         child = subprocess.Popen([sys.executable, "-c", UPGRADER, work],
                                  stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "ready"

@@ -4,11 +4,10 @@ import os
 import sqlite3
 
 import pytest
-
-from vfs_orm import (VFS, ContractError, IsADirError, NotADirError, ReadOnlyError)
-from vfs_orm.repository import INLINE_MAX
-
 from conftest import tree_of
+
+from vfs_orm import VFS, ContractError, IsADirError, NotADirError, ReadOnlyError
+from vfs_orm.repository import INLINE_MAX
 
 
 def _statements(fs):
@@ -52,9 +51,8 @@ def test_a_new_tree_is_made_without_a_single_lookup(db_path):
     another: the trace holds inserts only."""
     files = [(f"/g{a}/s{b}/t{c}/f{k}.bin", bytes([k])) for a in range(3) for b in range(4)
              for c in range(2) for k in range(5)]
-    dirs = {"/g%d" % a for a in range(3)} | {"/g%d/s%d" % (a, b) for a in range(3)
-                                              for b in range(4)}
-    dirs |= {d + "/t%d" % c for d in list(dirs) if d.count("/") == 2 for c in range(2)}
+    dirs = {f"/g{a}" for a in range(3)} | {f"/g{a}/s{b}" for a in range(3) for b in range(4)}
+    dirs |= {d + f"/t{c}" for d in list(dirs) if d.count("/") == 2 for c in range(2)}
     with VFS(db_path) as fs:
         log = _statements(fs)
         fs.write_files(files)

@@ -8,6 +8,7 @@
 ['config.json']
 """
 
+from vfs_orm.db import install_transaction_fix, upgrade, upgrade_engine
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -21,9 +22,9 @@ from vfs_orm.errors import (
     InvalidOperationError,
     InvalidPathError,
     IsADirError,
+    NoSpaceError,
     NotADirError,
     NotAVFSDatabaseError,
-    NoSpaceError,
     NotFoundError,
     PermissionDenied,
     ReadOnlyError,
@@ -35,43 +36,42 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import InodeKind, StatResult
-from vfs_orm.db import install_transaction_fix, upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VFS",
-    "upgrade",
-    "install_transaction_fix",
-    "upgrade_engine",
-    "VirtualFileSystem",
-    "StatResult",
-    "InodeKind",
-    "Inode",
-    "Chunk",
-    "LayerManifest",
-    "VFSError",
-    "VirtualFileSystemError",
-    "NotFoundError",
     "AlreadyExistsError",
-    "NotADirError",
-    "IsADirError",
-    "DirNotEmptyError",
-    "ReadOnlyError",
-    "ReadOnlyLayerError",
-    "CrossLayerError",
-    "InvalidPathError",
-    "InvalidOperationError",
     "BusyError",
-    "FormatVersionError",
-    "NotAVFSDatabaseError",
-    "CorruptionError",
-    "StaleHandleError",
-    "FileTooLargeError",
-    "NoSpaceError",
-    "PermissionDenied",
+    "Chunk",
     "ClosedError",
     "ContractError",
+    "CorruptionError",
+    "CrossLayerError",
+    "DirNotEmptyError",
+    "FileTooLargeError",
+    "FormatVersionError",
+    "Inode",
+    "InodeKind",
+    "InvalidOperationError",
+    "InvalidPathError",
+    "IsADirError",
+    "LayerManifest",
+    "NoSpaceError",
+    "NotADirError",
+    "NotAVFSDatabaseError",
+    "NotFoundError",
+    "PermissionDenied",
+    "ReadOnlyError",
+    "ReadOnlyLayerError",
     "RootContractError",
+    "StaleHandleError",
+    "StatResult",
+    "VFSError",
+    "VirtualFileSystem",
+    "VirtualFileSystemError",
+    "install_transaction_fix",
+    "upgrade",
+    "upgrade_engine",
 ]

@@ -107,7 +107,7 @@ def pattern_regex(segments: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rx + r"\Z", re.DOTALL)
 
 
-def glob(tree: "Tree", pattern: str) -> list[str]:
+def glob(tree: Tree, pattern: str) -> list[str]:
     """All paths (files and directories) matching a normalised absolute ``pattern``."""
     segments = tuple(s for s in pattern.split("/") if s)
     if not segments:
@@ -130,7 +130,7 @@ def glob(tree: "Tree", pattern: str) -> list[str]:
     return sorted(tree.glob_levels(prefix, globs))
 
 
-def _glob_recursive(tree: "Tree", prefix: str, segments: tuple[str, ...]) -> list[str]:
+def _glob_recursive(tree: Tree, prefix: str, segments: tuple[str, ...]) -> list[str]:
     """Patterns with ``**``: as Python's ``glob(recursive=True)``, a trailing ``**`` matches
     the directory itself and everything below it."""
     rx = pattern_regex(segments)

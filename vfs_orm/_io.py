@@ -25,8 +25,6 @@ from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFS
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
 from vfs_orm.uow import DB_ERRORS, translate
 
-
-
 if TYPE_CHECKING:
     from vfs_orm.tree import Tree
 
@@ -41,7 +39,7 @@ RANDOM_READ = 4096
 class ChunkedFile(io.RawIOBase):
     """Raw binary stream over one inode's chunks."""
 
-    def __init__(self, tree: "Tree", path: str, *, inode_id: int | None, size: int,
+    def __init__(self, tree: Tree, path: str, *, inode_id: int | None, size: int,
                  chunk_size: int, readable: bool, writable: bool, append: bool = False,
                  staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None,
                  generation: int = 0, repo: Any = None, raw_fn: Any = None) -> None:

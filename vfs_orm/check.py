@@ -13,8 +13,9 @@ and staging rows of unfinished writes (reclaimable, reported as a warning).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from vfs_orm import stored
 from vfs_orm.repository import CheckRepository, ManifestRepository

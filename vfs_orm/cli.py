@@ -12,8 +12,9 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
@@ -130,7 +131,8 @@ def cli() -> None:
 def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC; special files skipped)."""
-    from vfs_orm.pack import Report, pack as do_pack, scan
+    from vfs_orm.pack import Report, scan
+    from vfs_orm.pack import pack as do_pack
 
     if not os.path.isdir(src):
         raise _fail(f"not a directory: {src}")

@@ -21,8 +21,9 @@ import re
 import sqlite3
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
@@ -325,7 +326,7 @@ def schema_shape(raw: sqlite3.Connection, schema: str = "main") -> tuple[Any, ..
     return tuple(shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expected_shape(revision: str) -> tuple[Any, ...]:
     """The shape a database at ``revision`` has: built once per process by running the
     revisions' own upgrade steps on an empty in-memory database. (Not through ``alembic``'s
@@ -556,7 +557,7 @@ def own_transactions(conn: Connection) -> Any:
 def restore_transactions(conn: Connection, before: Any) -> None:
     try:
         conn.connection.driver_connection.isolation_level = before
-    except Exception:  # noqa: BLE001 - a closed or invalidated connection needs nothing
+    except Exception:
         pass
 
 

@@ -15,8 +15,8 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from vfs_orm import VFS
 from vfs_orm import db as dbmod

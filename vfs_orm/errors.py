@@ -13,33 +13,34 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from typing import Self
 
 import icontract
 
 __all__ = [
-    "VFSError",
-    "VirtualFileSystemError",
-    "NotFoundError",
     "AlreadyExistsError",
-    "NotADirError",
-    "IsADirError",
-    "DirNotEmptyError",
-    "ReadOnlyError",
-    "PermissionDenied",
-    "ReadOnlyLayerError",
-    "CrossLayerError",
-    "InvalidPathError",
-    "InvalidOperationError",
     "BusyError",
-    "FormatVersionError",
-    "NotAVFSDatabaseError",
-    "CorruptionError",
-    "FileTooLargeError",
-    "NoSpaceError",
-    "StaleHandleError",
     "ClosedError",
     "ContractError",
+    "CorruptionError",
+    "CrossLayerError",
+    "DirNotEmptyError",
+    "FileTooLargeError",
+    "FormatVersionError",
+    "InvalidOperationError",
+    "InvalidPathError",
+    "IsADirError",
+    "NoSpaceError",
+    "NotADirError",
+    "NotAVFSDatabaseError",
+    "NotFoundError",
+    "PermissionDenied",
+    "ReadOnlyError",
+    "ReadOnlyLayerError",
     "RootContractError",
+    "StaleHandleError",
+    "VFSError",
+    "VirtualFileSystemError",
 ]
 
 
@@ -50,7 +51,7 @@ class VFSError(OSError):
 
     @classmethod
     def for_path(cls, path: str | None, message: str | None = None, path2: str | None = None,
-                 err: int | None = None) -> "VFSError":
+                 err: int | None = None) -> Self:
         code = cls.default_errno if err is None else err
         text = message or os.strerror(code)
         if path2 is not None:

@@ -26,7 +26,8 @@ import io
 import os
 import sqlite3
 import tempfile
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from vfs_orm.db import SQLITE_HEADER
 from vfs_orm.errors import NotAVFSDatabaseError

@@ -26,8 +26,9 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from vfs_orm import paths
 from vfs_orm.errors import (
@@ -46,7 +47,7 @@ from vfs_orm.repository import (
     inode_repository,
     stack_repository,
 )
-from vfs_orm.tree import CHUNK, CTIME, DIR, FILE, GEN, ID, KIND, MODE, MTIME, SIZE, Tree
+from vfs_orm.tree import CHUNK, CTIME, DIR, FILE, ID, KIND, MODE, MTIME, SIZE, Tree
 from vfs_orm.types import DIR_MODE, FILE_MODE, InodeKind, StatResult
 from vfs_orm.uow import ThreadConnection, UnitOfWork
 
@@ -96,7 +97,8 @@ class LayerStack:
         return tuple(stack_repository(g) for g in self.groups)
 
     def group_of(self, prio: int) -> int:
-        return 0 if prio <= self.per_connection else 1 + (prio - 1 - self.per_connection) // self.per_connection
+        n = self.per_connection
+        return 0 if prio <= n else 1 + (prio - 1 - n) // n
 
     def schema_of(self, prio: int) -> str:
         return "main" if prio == 0 else self.layers[prio - 1].alias
@@ -133,7 +135,7 @@ class LayerStack:
 class _AuxConnection:
     """An extra read-only connection of one thread, holding the underlays of one group."""
 
-    __slots__ = ("raw", "attached")
+    __slots__ = ("attached", "raw")
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self.raw = raw
@@ -490,7 +492,7 @@ class LayeredTree(Tree):
             return None
         return top
 
-    def commit_staged(self, f: "ChunkedFile") -> None:
+    def commit_staged(self, f: ChunkedFile) -> None:
         if not self.layered():
             return super().commit_staged(f)
         path = f.name

@@ -11,8 +11,6 @@ checks that models and migrations agree.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -58,7 +56,7 @@ class Inode(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    parent: Mapped[Optional[str]] = mapped_column(Text)
+    parent: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[int] = mapped_column(Integer)
     mode: Mapped[int] = mapped_column(Integer)
@@ -70,13 +68,13 @@ class Inode(Base):
     # read and report a stale handle instead of mixing old and new bytes.
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
-    owner: Mapped[Optional[str]] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
     # The whole content of a small file written whole (format 0003), instead of chunk rows:
     # NOT NULL only for a file with length(data) == size <= chunk_size and no chunks. Last
     # column, so lookups and listings never read it; deferred, so ORM loads do not either.
-    data: Mapped[Optional[bytes]] = mapped_column(LargeBinary, deferred=True)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
-    chunks: Mapped[list["Chunk"]] = relationship(
+    chunks: Mapped[list[Chunk]] = relationship(
         back_populates="inode", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -109,11 +107,11 @@ class LayerManifest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
     uuid: Mapped[str] = mapped_column(String(36))
-    name: Mapped[Optional[str]] = mapped_column(Text)
-    version: Mapped[Optional[str]] = mapped_column(Text)
-    description: Mapped[Optional[str]] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
     created_ns: Mapped[int] = mapped_column(BigInteger)
     modified_ns: Mapped[int] = mapped_column(BigInteger)
-    chunk_size: Mapped[Optional[int]] = mapped_column(Integer)
-    priority: Mapped[Optional[int]] = mapped_column(Integer)
-    db_path: Mapped[Optional[str]] = mapped_column(Text)
+    chunk_size: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int | None] = mapped_column(Integer)
+    db_path: Mapped[str | None] = mapped_column(Text)

@@ -17,10 +17,11 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from vfs_orm import paths
+from vfs_orm.types import StatResult
 from vfs_orm.vfs import VFS
 
 SMALL = 1 << 20  # files up to this size are read whole; bigger ones stream
@@ -41,11 +42,15 @@ class Report:
 
 # -- pack ---------------------------------------------------------------------------------------
 
-def scan(src: str, report: Report) -> list[tuple[str, str, os.stat_result]]:
+#: (kind, relative path, lstat) of one thing to pack; kind is "dir" or "file".
+Entry = tuple[str, str, os.stat_result]
+
+
+def scan(src: str, report: Report) -> list[Entry]:
     """(kind, relative path, stat) of everything to pack, parents before children; kind is
     "dir" or "file". One ``scandir`` per directory (its entries' lstat comes cached)."""
     root = os.path.realpath(src)
-    out: list[tuple[str, str, os.stat_result]] = []
+    out: list[Entry] = []
 
     def inside(target: str) -> bool:
         return target == root or target.startswith(root + os.sep)
@@ -85,7 +90,7 @@ def scan(src: str, report: Report) -> list[tuple[str, str, os.stat_result]]:
 
 
 def pack(src: str, image: str, *, chunk_size: int | None = None,
-         progress: Progress | None = None, entries: list | None = None) -> Report:
+         progress: Progress | None = None, entries: list[Entry] | None = None) -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically)."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
@@ -230,7 +235,7 @@ def _unpack_dir(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
                  follow_symlinks=False)
 
 
-def _write_file(fs: VFS, vpath: str, name: str, dir_fd: int, st) -> None:  # noqa: ANN001
+def _write_file(fs: VFS, vpath: str, name: str, dir_fd: int, st: StatResult) -> None:
     tmp = f".{name}.unpacking-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                  0o600, dir_fd=dir_fd)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     MetaData,
@@ -345,7 +346,8 @@ class InodeRepository:
                        and_(i.c.parent >= lo, i.c.parent < hi)))
             .values(
                 parent=func.iif(i.c.id == bindparam("id2"), bindparam("new_parent"),
-                                bindparam("new_path", type_=Text) + func.substr(i.c.parent, bindparam("cut"))),
+                                bindparam("new_path", type_=Text)
+                                + func.substr(i.c.parent, bindparam("cut"))),
                 name=func.iif(i.c.id == bindparam("id3"), bindparam("new_name"), i.c.name),
             ),
             None)
@@ -683,7 +685,7 @@ class InodeRepository:
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sized_row(row: Any) -> Any:
     """A (size, generation, data, ...) row (or None) whose values are sound."""
     if row is not None:
@@ -701,7 +703,7 @@ def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
     bytes."""
     for row in rows:
         idx, data = row[at], row[at + 1]
-        if idx is not None and type(idx) is not int or data is not None and type(data) is not bytes:
+        if (idx is not None and type(idx) is not int) or (data is not None and type(data) is not bytes):
             stored.content(data, where)
             raise stored.damaged(f"chunk index {idx!r:.40}", where)
 
@@ -863,7 +865,7 @@ def stack_repository(entries: tuple[tuple[int, str], ...]) -> StackRepository:
     return StackRepository(entries)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
     """Copying a file's chunk rows, and its inline bytes, from one schema to another (or
     the same): (chunks, inline)."""

@@ -17,7 +17,8 @@ read paths pay them once per statement.
 from __future__ import annotations
 
 import errno
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from vfs_orm.errors import CorruptionError, VFSError
 
@@ -163,6 +164,20 @@ def row_problems(row: Sequence[Any]) -> str | None:
     return inode_problem((row[0], *row[3:10]))
 
 
-__all__ = ["MAX_FILE_SIZE", "MAX_CHUNK_SIZE", "inode", "inodes", "names", "content", "sized",
-           "generation", "damaged", "buffer", "texts", "inode_problem", "row_problems", "path_of",
-           "bad_name"]
+__all__ = [
+    "MAX_CHUNK_SIZE",
+    "MAX_FILE_SIZE",
+    "bad_name",
+    "buffer",
+    "content",
+    "damaged",
+    "generation",
+    "inode",
+    "inode_problem",
+    "inodes",
+    "names",
+    "path_of",
+    "row_problems",
+    "sized",
+    "texts",
+]

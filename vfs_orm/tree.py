@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from vfs_orm import paths, stored
 from vfs_orm.errors import (
@@ -449,7 +450,7 @@ class Tree:
         return self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0, chunk_size,
                                 now, now, self.owner)
 
-    def commit_staged(self, f: "ChunkedFile") -> None:
+    def commit_staged(self, f: ChunkedFile) -> None:
         """Swap a ``w``/``x`` handle's content into place, in one transaction."""
         path = f.name
         pp, pn = paths.split(path)
@@ -469,7 +470,7 @@ class Tree:
             self._place_staged(raw, f, path, row, ctime, now)
         f._staged = False
 
-    def _place_staged(self, raw: Any, f: "ChunkedFile", path: str,
+    def _place_staged(self, raw: Any, f: ChunkedFile, path: str,
                       existing: tuple[Any, ...] | None, ctime: int, now: int) -> None:
         """Inside the closing transaction: the staged content becomes the file at ``path``
         (``existing``: the top layer's file there, if any)."""
@@ -483,7 +484,7 @@ class Tree:
         pp, pn = paths.split(path)
         self.repo.place(raw, f._id, pp, pn, f._size, ctime, now)
 
-    def discard_staged(self, f: "ChunkedFile") -> None:
+    def discard_staged(self, f: ChunkedFile) -> None:
         f._pending.clear()
         if f._id is not None:
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import stat as _stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 
@@ -16,7 +16,7 @@ class InodeKind(enum.IntEnum):
     WHITEOUT = 3  # an entry of a lower layer deleted in this one
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc).replace(tzinfo=None)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 FILE_MODE = _stat.S_IFREG | 0o644
 DIR_MODE = _stat.S_IFDIR | 0o755
 

@@ -19,7 +19,8 @@ import contextlib
 import sqlite3
 import threading
 import weakref
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
@@ -34,7 +35,6 @@ from vfs_orm.errors import (
     ReadOnlyError,
     VFSError,
 )
-
 
 #: SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that say what went
 #: wrong without reading the message.
@@ -74,9 +74,9 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
     if "could not decode to utf-8" in low:  # the driver's own message: no SQLite code
         return CorruptionError.for_path(path, f"damaged database: stored text is not UTF-8: "
                                               f"{msg}")
-    if "malformed" in low or "corrupt" in low or isinstance(orig, sqlite3.DatabaseError) and \
+    if "malformed" in low or "corrupt" in low or (isinstance(orig, sqlite3.DatabaseError) and \
             not isinstance(orig, (sqlite3.OperationalError, sqlite3.IntegrityError,
-                                  sqlite3.ProgrammingError)):
+                                  sqlite3.ProgrammingError))):
         return CorruptionError.for_path(path, f"database error: {msg}")
     if "closed" in low:
         return ClosedError.for_path(path, "the VFS is closed")
@@ -110,8 +110,21 @@ class ThreadConnection:
     borrowed connection (embedding) goes through SQLAlchemy's own transactions instead.
     """
 
-    __slots__ = ("conn", "raw", "depth", "poisoned", "borrowed", "_sa_stack", "stack", "aux",
-                 "attached", "isolation_before", "snapshot", "txn", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_sa_stack",
+        "attached",
+        "aux",
+        "borrowed",
+        "conn",
+        "depth",
+        "isolation_before",
+        "poisoned",
+        "raw",
+        "snapshot",
+        "stack",
+        "txn",
+    )
 
     def __init__(self, conn: Connection, borrowed: bool = False) -> None:
         self.conn = conn
@@ -207,7 +220,7 @@ class ThreadConnection:
         for aux in self.aux:
             try:
                 aux.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         try:
             if self.isolation_before is not None:
@@ -215,7 +228,7 @@ class ThreadConnection:
                     self.raw.execute("ROLLBACK")
                 self.raw.isolation_level = self.isolation_before
             self.conn.close()
-        except Exception:  # noqa: BLE001 - closing must not fail at interpreter exit
+        except Exception:
             pass
 
 
@@ -233,7 +246,7 @@ class UnitOfWork:
         self.read_lock: Any = self.lock if self.shared else _NullLock()
         self._owns_engine = owns_engine
         self._local = threading.local()
-        self._all: "weakref.WeakSet[ThreadConnection]" = weakref.WeakSet()
+        self._all: weakref.WeakSet[ThreadConnection] = weakref.WeakSet()
         self._single: ThreadConnection | None = None
         self._borrowed = session is not None
         self.closed = False
@@ -305,7 +318,7 @@ class UnitOfWork:
             return self.state().raw
 
     # -- transactions ---------------------------------------------------------------------
-    def write(self, savepoint: bool = False) -> "_Write":
+    def write(self, savepoint: bool = False) -> _Write:
         """A write: its own ``BEGIN IMMEDIATE`` transaction, or part of the open batch.
 
         Inside a batch, operations raise their errors before their first change, so a caught
@@ -421,7 +434,7 @@ class _Write:
     """Context manager behind ``UnitOfWork.write`` (a class: a generator-based one costs
     about 2 µs per write)."""
 
-    __slots__ = ("uow", "savepoint", "st", "own")
+    __slots__ = ("own", "savepoint", "st", "uow")
 
     def __init__(self, uow: UnitOfWork, savepoint: bool) -> None:
         self.uow = uow
@@ -502,7 +515,7 @@ def _end_reads(connections: list[sqlite3.Connection]) -> None:
 def _close_quietly(conn: Connection) -> None:
     try:
         conn.close()
-    except Exception:  # noqa: BLE001 - runs from finalizers
+    except Exception:
         pass
 
 

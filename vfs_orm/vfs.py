@@ -5,24 +5,24 @@ error into a ``VFSError``. It holds no SQL: namespace work is ``Tree``'s, SQL is
 repository's, transactions are the unit of work's.
 
 Hot read paths (``exists``, ``stat``, ``read_bytes``, ``open`` for reading) translate errors
-inline; the other public methods use the ``_translated`` wrapt decorator (about 0.5 µs a call,
+inline; the other public methods use the ``_translated`` decorator (a fraction of a µs a call,
 which would be a tenth of an ``exists``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import errno
+import functools
 import io
 import os
+import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import icontract
-import wrapt
 from sqlalchemy.orm import Session
 
 from vfs_orm import _glob, images, paths, stored
@@ -36,9 +36,9 @@ from vfs_orm.errors import (
     RootContractError,
     VFSError,
 )
+from vfs_orm.layers import Layer, LayeredTree, LayerStack
 from vfs_orm.models import LayerManifest
 from vfs_orm.repository import ManifestRepository, inode_repository
-from vfs_orm.layers import Layer, LayeredTree, LayerStack
 from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE
 from vfs_orm.types import FILE_MODE, StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
@@ -49,12 +49,20 @@ MAX_CHUNK_SIZE = 64 * 1024 * 1024
 _MODE_CHARS = frozenset("rwaxbt+")
 
 
-@wrapt.decorator
-def _translated(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-    try:
-        return wrapped(*args, **kwargs)
-    except DB_ERRORS as exc:
-        raise translate(exc, getattr(instance, "_where", None)) from exc
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concatenate[VFS, _P], _R]:
+    """Driver errors leaving a public method become VFSErrors naming the database. Typed with
+    ParamSpec so that type checkers see each method's own signature."""
+    @functools.wraps(method)
+    def translated(self: VFS, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except DB_ERRORS as exc:
+            raise translate(exc, self._where) from exc
+    return translated
 
 
 def _is_root(path: object) -> bool:
@@ -324,7 +332,7 @@ class VFS:
     # -- images as bytes ------------------------------------------------------------------
     @classmethod
     def from_bytes(cls, data: bytes | Iterable[bytes], *, chunk_size: int | None = None,
-                   read_only: bool = False) -> "VFS":
+                   read_only: bool = False) -> VFS:
         """An in-memory VFS holding the database image ``data`` (``bytes``, or any iterable
         of bytes such as an HTTP response's ``iter_bytes()``). Nothing is written to disk.
         An image of an older format revision is upgraded in memory.
@@ -419,7 +427,7 @@ class VFS:
     def closed(self) -> bool:
         return self._uow is None or self._uow.closed
 
-    def __enter__(self) -> "VFS":
+    def __enter__(self) -> VFS:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -428,7 +436,7 @@ class VFS:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from __del__
+        except Exception:
             pass
 
     def __repr__(self) -> str:
@@ -801,7 +809,7 @@ class VFS:
         return _glob.glob(self._tree, p)
 
     # -- layers ---------------------------------------------------------------------------
-    def add_underlay(self, vfs: "VFS | str | os.PathLike[str]", priority: int = 0,
+    def add_underlay(self, vfs: VFS | str | os.PathLike[str], priority: int = 0,
                      name: str | None = None) -> str:
         """Add a read-only layer under this one (mods, DLC, a base pack).
 
@@ -948,7 +956,7 @@ class VFS:
         current_by_name = {lay.name: lay for lay in self._layers}
         seen = set()
         problems = []
-        for name, uuid_, prio, db_path in recorded:
+        for name, uuid_, _prio, db_path in recorded:
             if uuid_ in current_by_uuid:
                 seen.add(uuid_)
                 continue
@@ -974,7 +982,7 @@ class VFS:
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def atomic_batch(self) -> Iterator["VFS"]:
+    def atomic_batch(self) -> Iterator[VFS]:
         """Everything written inside commits together, or not at all if an exception leaves
         the block. Nested batches are savepoints: an inner failure caught inside an outer
         batch undoes only the inner block. Other threads' writes wait until the batch ends."""
@@ -983,7 +991,7 @@ class VFS:
             yield self
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator["VFS"]:
+    def snapshot(self) -> Iterator[VFS]:
         """Every read inside sees one committed state: a game loading a 5-file save while
         another process saves gets all five files of one save. Works on a read-only VFS and
         through layers, and never blocks writers (SQLite: one read transaction pinning the
