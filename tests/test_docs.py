@@ -25,3 +25,31 @@ def test_every_public_method_is_documented():
     public = [n for n in dir(VFS) if not n.startswith("_") and callable(getattr(VFS, n))]
     missing = [n for n in public if n not in text]
     assert missing == []
+
+
+def test_readme_examples_type_check(tmp_path):
+    """Every example is what a user would write: it passes ``mypy --strict`` against the
+    installed package (so public signatures stay visible to type checkers)."""
+    import subprocess
+    import sys
+
+    for i, code in enumerate(BLOCKS):
+        (tmp_path / f"readme_block{i}.py").write_text(code)
+    # Decorated methods keep their signatures: keyword arguments type-check, wrong ones fail.
+    (tmp_path / "user_code.py").write_text(
+        "from vfs_orm import VFS\n"
+        "def audit(fs: VFS) -> bool:\n"
+        "    report = fs.check(quick=True)\n"
+        "    fs.copytree('/a', '/b', dirs_exist_ok=True)\n"
+        "    return bool(report.ok)\n")
+    (tmp_path / "wrong_code.py").write_text(
+        "from vfs_orm import VFS\n"
+        "def audit(fs: VFS) -> None:\n"
+        "    fs.check(quick='yes', deep=1)\n")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir",
+                           str(tmp_path / ".mypy_cache"), "."], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert errors and all(line.startswith("wrong_code.py:3:") for line in errors), out

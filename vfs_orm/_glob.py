@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from vfs_orm import paths
 
 if TYPE_CHECKING:
-    from vfs_orm.tree import Tree
+    from vfs_orm.namespace.tree import Tree
 
 _MAGIC = re.compile(r"[*?\[]")
 

@@ -17,7 +17,6 @@ call, while a random read fetches only the bytes asked for (``substr``).
 from __future__ import annotations
 
 import io
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ from vfs_orm.stored import MAX_FILE_SIZE, buffer
 from vfs_orm.uow import DB_ERRORS, translate
 
 if TYPE_CHECKING:
-    from vfs_orm.tree import Tree
+    from vfs_orm.namespace.tree import Tree
 
 #: Staged data kept in memory before it is written to the staging inode.
 STAGE_LIMIT = 4 * 1024 * 1024
@@ -46,6 +45,9 @@ class ChunkedFile(io.RawIOBase):
         super().__init__()
         self._tree = tree
         self.name = path
+        # None only while a staged (w, x) handle's content is all in memory: every read,
+        # and every write that reaches the database, runs with an inode (the type: ignore
+        # comments on the repository calls below say so to mypy).
         self._id = inode_id
         self._size = size
         self._cs = chunk_size
@@ -75,6 +77,41 @@ class ChunkedFile(io.RawIOBase):
     def prime(self, first_chunk: bytes | None) -> None:
         """Start with chunk 0 as fetched by ``open`` (no second query for small files)."""
         self._cache_idx, self._cache, self._cache_size = 0, first_chunk or b"", self._size
+
+    # -- what the namespace reads and sets when a staged (w, x) handle closes ---------------
+    @property
+    def inode_id(self) -> int | None:
+        """The handle's inode: None while a staged handle's content is all in memory."""
+        return self._id
+
+    @inode_id.setter
+    def inode_id(self, value: int | None) -> None:
+        self._id = value
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def exclusive(self) -> bool:
+        return self._exclusive
+
+    @property
+    def ctime_ns(self) -> int | None:
+        """The ctime of the file a ``w`` handle replaces, as it was at open."""
+        return self._ctime_ns
+
+    @property
+    def staged(self) -> bool:
+        return self._staged
+
+    @staged.setter
+    def staged(self, value: bool) -> None:
+        self._staged = value
+
+    def drop_pending(self) -> None:
+        self._pending.clear()
+        self._pending_bytes = 0
 
     # -- io.RawIOBase protocol --------------------------------------------------------------
     # The buffered layer asks seekable() on every seek: only the closed check io requires
@@ -180,9 +217,9 @@ class ChunkedFile(io.RawIOBase):
         uow = self._tree.uow
         if uow.shared:
             with uow.lock:
-                rows = self._repo.read_span(self._raw(), self._id, first, stop)
+                rows = self._repo.read_span(self._raw(), self._id, first, stop)  # type: ignore[arg-type]
         else:
-            rows = self._repo.read_span(self._raw(), self._id, first, stop)
+            rows = self._repo.read_span(self._raw(), self._id, first, stop)  # type: ignore[arg-type]
         if not rows or rows[0][1] != self._gen:
             raise self._stale()
         self._size = rows[0][0]
@@ -353,21 +390,17 @@ class ChunkedFile(io.RawIOBase):
                 # A stream at a chunk's start that asks for less than the chunk: take the
                 # whole chunk and keep it (one BLOB read and one probe per chunk).
                 whole = not window and off == 0 and want < min(cs, size - pos)
-                try:
-                    data = self._repo.read_blob(self._raw(), self._id, idx, off,
-                                                min(cs, size - pos) if whole else want,
-                                                token[0])
-                except sqlite3.OperationalError:
-                    data = None  # a hole, or the file went away: let a query tell
-                if data is not None and whole:
-                    self._cache_idx, self._cache, self._cache_size = idx, data, size
+                blob = self._repo.read_blob(self._raw(), self._id, idx, off,  # type: ignore[arg-type]
+                                            min(cs, size - pos) if whole else want, token[0])
+                if blob is not None and whole:
+                    self._cache_idx, self._cache, self._cache_size = idx, blob, size
                     self._window = 0
-                    return self._deliver(view, pos, want, size, data, 0)
-                if data is not None:
+                    return self._deliver(view, pos, want, size, blob, 0)
+                if blob is not None:
                     if window:
                         self._window = window * 2 if window * 2 < cs else 0
-                    got = len(data)
-                    view[:got] = data
+                    got = len(blob)
+                    view[:got] = blob
                     if got < want:
                         view[got:want] = bytes(want - got)
                     self._next = pos + want
@@ -402,7 +435,7 @@ class ChunkedFile(io.RawIOBase):
         validity token (None when it is not: the query path raises the right error)."""
         uow = self._tree.uow
         token = self._validity()
-        row = self._repo.inode_size(self._raw(), self._id)
+        row = self._repo.inode_size(self._raw(), self._id)  # type: ignore[arg-type]
         if row is None or row[1] != self._gen or row[2]:
             return None  # gone, replaced, or inline bytes (the query path reads those)
         self._size = row[0]
@@ -426,9 +459,9 @@ class ChunkedFile(io.RawIOBase):
             # needless re-check later), never newer than the row it vouches for.
             token = self._validity()
             if sequential:
-                row = self._repo.read_chunk(self._raw(), self._id, idx)
+                row = self._repo.read_chunk(self._raw(), self._id, idx)  # type: ignore[arg-type]
             else:
-                row = self._repo.read_part(self._raw(), self._id, idx, off, want)
+                row = self._repo.read_part(self._raw(), self._id, idx, off, want)  # type: ignore[arg-type]
         finally:
             if uow.shared:
                 uow.lock.release()
@@ -541,7 +574,7 @@ class ChunkedFile(io.RawIOBase):
                 rows.append((self._id, idx, chunk))
                 p += n
                 i += n
-            tree.repo.put_chunks(raw, rows)
+            tree.repo.put_chunks(raw, rows)  # type: ignore[arg-type]
             self._size = max(size, end)
             tree.repo.set_size(raw, self._id, self._size, time.time_ns())  # type: ignore[arg-type]
         return end

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from vfs_orm.errors import (
+    ClosedError,
     CorruptionError,
     FormatVersionError,
     NotAVFSDatabaseError,
@@ -48,6 +49,15 @@ LEGACY_TABLES = frozenset({"inodes", "chunks"})
 # --------------------------------------------------------------------------------------------
 # Engines
 # --------------------------------------------------------------------------------------------
+
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The driver connection under a SQLAlchemy connection: statements run there directly do
+    not autobegin a SQLAlchemy transaction, and run inside the one that is open."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise ClosedError.for_path(None, "the connection is closed")
+    return raw  # type: ignore[no-any-return]
+
 
 def file_uri(path: str | os.PathLike[str], read_only: bool) -> str:
     """A ``file:`` URI for ``path`` that survives ``?``, ``#`` and ``%`` in the name.
@@ -259,7 +269,7 @@ def known_revisions() -> list[str]:
 # Status reads go to the driver connection: a SQLAlchemy execute would autobegin a transaction
 # and the upgrade's own BEGIN IMMEDIATE could not follow.
 def _tables(conn: Connection, schema: str = "main") -> set[str]:
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     rows = raw.execute(
         f'SELECT name FROM "{schema}".sqlite_master WHERE type = \'table\'').fetchall()
     return {r[0] for r in rows}
@@ -268,7 +278,7 @@ def _tables(conn: Connection, schema: str = "main") -> set[str]:
 def current_revision(conn: Connection, schema: str = "main") -> str | None:
     if VERSION_TABLE not in _tables(conn, schema):
         return None
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     row = raw.execute(f'SELECT version_num FROM "{schema}".{VERSION_TABLE}').fetchone()
     return None if row is None else str(row[0])
 
@@ -344,7 +354,7 @@ def expected_shape(revision: str) -> tuple[Any, ...]:
                 with Operations.context(context):
                     for step in steps:
                         step.module.upgrade()
-            return schema_shape(conn.connection.driver_connection)
+            return schema_shape(driver(conn))
     finally:
         engine.dispose()
 
@@ -353,7 +363,7 @@ def verify_schema(conn: Connection, revision: str, where: str) -> None:
     """Refuse to treat the tables behind ``conn`` as ``revision`` unless they have its shape:
     a forged or damaged version row must never make an upgrade run over tables of another
     revision (it would rewrite them as if they were older, losing data)."""
-    problem = schema_problem(conn.connection.driver_connection, revision)
+    problem = schema_problem(driver(conn), revision)
     if problem is not None:
         raise CorruptionError.for_path(where, f"damaged database: {problem}; it was left "
                                               f"untouched (`vfs-orm check` tells more)")
@@ -400,7 +410,7 @@ def _refuse(status: str, rev: str | None, where: str) -> VFSError:
 @contextlib.contextmanager
 def foreign_keys_off(conn: Connection) -> Iterator[None]:
     """Foreign keys off for the duration (they can only change outside a transaction)."""
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     raw.execute("PRAGMA foreign_keys=OFF")
     try:
         yield
@@ -436,7 +446,7 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
         return status
     if status in ("newer", "foreign"):
         raise _refuse(status, rev, where)
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     if embedded and conn.in_transaction():
         if status == "older":
             verify_schema(conn, str(rev), where)
@@ -520,7 +530,7 @@ def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any
                     copy = f"{p}.bak-{found}-{n}"
                 dst = sqlite3.connect(copy)
                 try:
-                    conn.connection.driver_connection.backup(dst)
+                    driver(conn).backup(dst)
                 finally:
                     dst.close()
             migrate(conn, where=p)
@@ -547,7 +557,7 @@ def own_transactions(conn: Connection) -> Any:
     """Put the driver connection under ``conn`` in autocommit mode (the driver never BEGINs
     by itself: vfs_orm's explicit BEGIN IMMEDIATE, SAVEPOINT and COMMIT are the only ones).
     Returns what to restore before the connection goes back to its pool."""
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     before = raw.isolation_level
     if before is not None:
         raw.isolation_level = None
@@ -556,7 +566,7 @@ def own_transactions(conn: Connection) -> Any:
 
 def restore_transactions(conn: Connection, before: Any) -> None:
     try:
-        conn.connection.driver_connection.isolation_level = before
+        driver(conn).isolation_level = before
     except Exception:
         pass
 
@@ -565,7 +575,7 @@ def driver_begin(conn: Connection) -> None:
     """Inside a host's SQLAlchemy transaction: make sure the driver has begun one too (under
     pysqlite's legacy mode it begins only before DML, so a SAVEPOINT or DDL would run, and
     commit, on its own)."""
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     if not raw.in_transaction:
         raw.execute("BEGIN")
 
@@ -583,7 +593,7 @@ def upgrade_engine(engine: Engine) -> str:
 
 
 def set_journal_mode(conn: Connection, mode: str = "WAL") -> None:
-    conn.connection.driver_connection.execute(f"PRAGMA journal_mode={mode}")
+    driver(conn).execute(f"PRAGMA journal_mode={mode}")
 
 
 def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
@@ -607,7 +617,7 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
                              "format only: run `alembic -x db=PATH upgrade head` or "
                              "`vfs-orm upgrade PATH`; the file was left untouched")
             if status == "empty":
-                raw = conn.connection.driver_connection
+                raw = driver(conn)
                 raw.execute(f"PRAGMA page_size={DEFAULT_PAGE_SIZE}")
                 raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
             with foreign_keys_off(conn):
@@ -615,11 +625,11 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
                     if status in ("older", "current"):
                         verify_schema(conn, str(rev), db_path)
                     if status == "legacy":
-                        _legacy_module().upgrade(conn.connection.driver_connection,
+                        _legacy_module().upgrade(driver(conn),
                                                  lambda: run(conn))
                     else:
                         run(conn)
-                    conn.connection.driver_connection.execute(
+                    driver(conn).execute(
                         f"PRAGMA application_id={APPLICATION_ID}")
                     bad = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
                     if bad is not None:

@@ -50,7 +50,7 @@ _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 #: rowid (no index probe), a file's chunks are one rowid range, and incremental BLOB I/O
 #: needs no lookup. 2**32 chunks per file, 2**31 inodes.
 CHUNK_SPAN = 1 << 32
-_SPAN = literal_column(str(CHUNK_SPAN))
+_SPAN: Any = literal_column(str(CHUNK_SPAN))
 
 
 def chunk_id(inode_id: int, idx: int) -> int:
@@ -123,8 +123,10 @@ class InodeRepository:
         self._data_version = f'PRAGMA "{schema}".data_version'
         i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
-        p, n = bindparam("parent"), bindparam("name")
-        lo, hi = bindparam("lo"), bindparam("hi")
+        p: Any = bindparam("parent")
+        n: Any = bindparam("name")
+        lo: Any = bindparam("lo")
+        hi: Any = bindparam("hi")
 
         # -- reads --------------------------------------------------------------------------
         self._lookup = compile_stmt(
@@ -162,7 +164,7 @@ class InodeRepository:
         # Glob. Names never contain "/", so a SQLite GLOB on ``name`` matches one segment; a
         # GLOB on ``parent`` with exactly as many "/" as the pattern cannot let a wildcard
         # cross a segment boundary. Both use the (parent, name) index.
-        ng = bindparam("name_glob")
+        ng: Any = bindparam("name_glob")
         self._glob_in = compile_stmt(
             select(i.c.name).where(i.c.parent == p, i.c.name.op("GLOB")(ng)),
             ("parent", "name_glob"))
@@ -364,7 +366,7 @@ class InodeRepository:
                            parent, name)
         if row is not None:
             stored.content(row[8], stored.path_of(parent, name))
-        return row  # type: ignore[no-any-return]
+        return row
 
     def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
         return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
@@ -423,7 +425,7 @@ class InodeRepository:
 
     def _chain_stmt(self, levels: int) -> Compiled:
         ts = [self.inodes.alias(f"l{k}") for k in range(levels)]
-        slash = literal_column("'/'")
+        slash: Any = literal_column("'/'")
 
         def path_of(k: int) -> Any:  # the path of level k's entry, as SQL
             if k == 0:
@@ -452,28 +454,30 @@ class InodeRepository:
 
     def data_version(self, raw: sqlite3.Connection) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
-        return raw.execute(self._data_version).fetchone()[0]  # type: ignore[no-any-return]
+        return raw.execute(self._data_version).fetchone()[0]
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
                   length: int, data_version: int) -> bytes | None:
         """Incremental BLOB I/O on one chunk, if the database is still at ``data_version``
         (None if another connection committed since). The version is read while the blob is
         open, i.e. in the very snapshot the bytes come from: no commit can slip in between,
-        and it costs a third of a separate probe. Chunk 0 may be the inline bytes. Raises
-        sqlite3.OperationalError if there are no such bytes (a sparse hole, or a file that
-        is gone)."""
+        and it costs a third of a separate probe. Chunk 0 may be the inline bytes. None too
+        if there are no such bytes (a sparse hole, or a file that is gone): a query tells."""
         try:
-            blob = raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
-                                readonly=True, name=self.schema)
+            try:
+                blob = raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
+                                    readonly=True, name=self.schema)
+            except sqlite3.OperationalError:
+                if idx:
+                    return None
+                blob = raw.blobopen(self.inodes.name, "data", inode_id, readonly=True,
+                                    name=self.schema)
         except sqlite3.OperationalError:
-            if idx:
-                raise
-            blob = raw.blobopen(self.inodes.name, "data", inode_id, readonly=True,
-                                name=self.schema)
+            return None
         with blob:
             if raw.execute(self._data_version).fetchone()[0] != data_version:
                 return None
-            return blob[off:off + length]  # type: ignore[no-any-return]
+            return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
 
     def read_first(self, raw: sqlite3.Connection, parent: str, name: str
                    ) -> tuple[int, int, bytes | None] | None:
@@ -490,7 +494,7 @@ class InodeRepository:
                 stored.sized(size, where)
                 stored.content(data, where)
                 raise stored.damaged(f"kind {kind!r:.40}", where)
-        return row  # type: ignore[no-any-return]
+        return row
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         """(id, kind, size, chunk_size, idx, data, inline data) rows, by chunk; the inline
@@ -504,7 +508,7 @@ class InodeRepository:
             if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
                 raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
             _chunks(rows, 4, where)
-        return rows  # type: ignore[no-any-return]
+        return rows
 
     def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> tuple[Any, ...] | None:
         """(size, generation, data of chunk ``idx``), None if the inode is gone."""
@@ -545,7 +549,7 @@ class InodeRepository:
         if row is not None:
             stored.sized(row[0])
             stored.generation(row[1])
-        return row  # type: ignore[no-any-return]
+        return row
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
@@ -724,8 +728,11 @@ class StackRepository:
     def __init__(self, entries: tuple[tuple[int, str], ...]) -> None:
         self.entries = entries
         tables = [(prio, inode_table(schema)) for prio, schema in entries]
-        p, n = bindparam("parent"), bindparam("name")
-        lo, hi, ng = bindparam("lo"), bindparam("hi"), bindparam("name_glob")
+        p: Any = bindparam("parent")
+        n: Any = bindparam("name")
+        lo: Any = bindparam("lo")
+        hi: Any = bindparam("hi")
+        ng: Any = bindparam("name_glob")
 
         def union(cols: Any, where: Any) -> Any:
             return union_all(*[
@@ -744,7 +751,9 @@ class StackRepository:
         self._list = compile_stmt(ranked(
             union(lambda t: [t.c.name, *_inode_cols(t)], lambda t: t.c.parent == p),
             ["name"], ["name"]))
-        below = lambda t: or_(t.c.parent == p, and_(t.c.parent >= lo, t.c.parent < hi))  # noqa: E731
+        def below(t: Any) -> Any:
+            return or_(t.c.parent == p, and_(t.c.parent >= lo, t.c.parent < hi))
+
         self._subtree = compile_stmt(ranked(
             union(lambda t: [t.c.parent, t.c.name, *_inode_cols(t)], below),
             ["parent", "name"], ["parent", "name"]))
@@ -775,12 +784,15 @@ class StackRepository:
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
         lower = [(prio, t) for prio, t in tables if prio > 0]
-        at_or_below = lambda t: or_(and_(t.c.parent == bindparam("at_parent"),  # noqa: E731
-                                         t.c.name == bindparam("at_name")), below(t))
+        def at_or_below(t: Any) -> Any:
+            return or_(and_(t.c.parent == bindparam("at_parent"),
+                            t.c.name == bindparam("at_name")), below(t))
+
         if lower:
             keys = union_all(*[select(t.c.parent, t.c.name).where(at_or_below(t))
                                for _, t in lower]).subquery()
-            self._lower_keys = compile_stmt(select(keys.c.parent, keys.c.name).distinct())
+            self._lower_keys: Compiled | None = compile_stmt(
+                select(keys.c.parent, keys.c.name).distinct())
         else:
             self._lower_keys = None
 
@@ -801,13 +813,13 @@ class StackRepository:
                            parent, name)
         if row is not None:
             stored.content(row[9], stored.path_of(parent, name))
-        return row  # type: ignore[no-any-return]
+        return row
 
     def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         return [stored.inode(r, 1, parent, name)
                 for r in self._run(raw, self._resolve_all, parent=parent, name=name)]
 
-    def list(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
+    def listing(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
         """(prio, name, *INODE_COLUMNS) per name, by name."""
         return stored.inodes(self._run(raw, self._list, parent=parent), 2, parent)
 
@@ -837,7 +849,7 @@ class StackRepository:
             return []
         at_parent, at_name = _split(path)
         return self._run(raw, self._lower_keys, at_parent=at_parent, at_name=at_name,
-                         parent=path, lo=lo, hi=hi)  # type: ignore[return-value]
+                         parent=path, lo=lo, hi=hi)
 
 
 def _named(rows: list[Any], kind_at: int) -> list[Any]:
@@ -928,7 +940,7 @@ class ManifestRepository:
             ("name", "version", "description", "now"))
 
     def identity(self, session: Any) -> LayerManifest | None:
-        return session.scalars(  # type: ignore[no-any-return]
+        return session.scalars(
             select(LayerManifest).where(LayerManifest.role == "self")).first()
 
     def add(self, session: Any, manifest: LayerManifest) -> None:
@@ -937,7 +949,7 @@ class ManifestRepository:
 
     def identity_row(self, raw: sqlite3.Connection) -> tuple[Any, ...] | None:
         """(uuid, name, version, description, created_ns, modified_ns, chunk_size)."""
-        return raw.execute(self._identity.sql).fetchone()  # type: ignore[no-any-return]
+        return raw.execute(self._identity.sql).fetchone()
 
     def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         """(name, uuid, priority, db_path) of the underlays last recorded."""
@@ -1004,7 +1016,7 @@ class CheckRepository:
                 select(i.c.parent, i.c.name, literal_column("NULL"), func.typeof(i.c.data))
                 .where(func.typeof(i.c.data).not_in([literal_column("'blob'"),
                                                      literal_column("'null'")]))), ())
-        zero = literal_column("0")
+        zero: Any = literal_column("0")
         self._stored = compile_stmt(
             select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())
         self._stored_inline = compile_stmt(
@@ -1046,11 +1058,11 @@ class CheckRepository:
 
     def stored(self, raw: sqlite3.Connection) -> tuple[int, int]:
         """(chunk rows, bytes stored in them)."""
-        return raw.execute(self._stored.sql).fetchone()  # type: ignore[no-any-return]
+        return raw.execute(self._stored.sql).fetchone()
 
     def stored_inline(self, raw: sqlite3.Connection) -> tuple[int, int]:
         """(files with inline bytes, bytes stored inline)."""
-        return raw.execute(self._stored_inline.sql).fetchone()  # type: ignore[no-any-return]
+        return raw.execute(self._stored_inline.sql).fetchone()
 
     @staticmethod
     def pragmas(raw: sqlite3.Connection) -> dict[str, Any]:
@@ -1108,4 +1120,4 @@ class SpaceRepository:
     def checkpoint_truncate(raw: sqlite3.Connection) -> tuple[int, int, int]:
         """Fold the WAL into the database file (which only then shrinks) and empty it:
         (busy, WAL frames, frames checkpointed); busy=1 if a reader kept part of it."""
-        return raw.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchone()  # type: ignore[no-any-return]
+        return raw.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchone()

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
+from vfs_orm.db import driver
 from vfs_orm.errors import (
     BusyError,
     ClosedError,
@@ -128,7 +129,7 @@ class ThreadConnection:
 
     def __init__(self, conn: Connection, borrowed: bool = False) -> None:
         self.conn = conn
-        self.raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        self.raw: sqlite3.Connection = driver(conn)
         # A connection checked out of a host's engine may be in pysqlite's legacy mode (the
         # driver BEGINs on its own, but not before a SAVEPOINT): while vfs_orm holds it, the
         # driver never begins by itself and vfs_orm's own BEGIN IMMEDIATE/COMMIT rule.

@@ -36,10 +36,11 @@ from vfs_orm.errors import (
     RootContractError,
     VFSError,
 )
-from vfs_orm.layers import Layer, LayeredTree, LayerStack
+from vfs_orm.layers import Layer, LayerStack
 from vfs_orm.models import LayerManifest
+from vfs_orm.namespace.tree import Tree
 from vfs_orm.repository import ManifestRepository, inode_repository
-from vfs_orm.tree import CHUNK, DIR, GEN, ID, KIND, SIZE
+from vfs_orm.rows import DIR
 from vfs_orm.types import FILE_MODE, StatResult
 from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
 
@@ -216,7 +217,7 @@ class VFS:
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session)
         self._repo = inode_repository()
-        self._tree = LayeredTree(self._uow, self._repo, self._chunk_size)
+        self._tree = Tree(self._uow, self._repo, self._chunk_size)
         self._manifest = ManifestRepository()
         try:
             limit = self._uow.raw().getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
@@ -257,7 +258,7 @@ class VFS:
                           embedded=self._embedded)
             if not memory and not self._embedded:
                 dbmod.set_journal_mode(conn, "WAL")
-        row = ManifestRepository().identity_row(conn.connection.driver_connection)
+        row = ManifestRepository().identity_row(dbmod.driver(conn))
         stored_size = None if row is None else row[6]
         if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
             return stored_size
@@ -480,7 +481,7 @@ class VFS:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
-        return row is not None and row[KIND] != DIR
+        return row is not None and row.kind != DIR
 
     def isdir(self, path: str) -> bool:
         p = paths.normalize(path)
@@ -488,7 +489,7 @@ class VFS:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
-        return row is not None and row[KIND] == DIR
+        return row is not None and row.kind == DIR
 
     def stat(self, path: str) -> StatResult:
         """Metadata of a file or directory (a directory's size is 0).
@@ -553,15 +554,16 @@ class VFS:
                 if plus:
                     self._check_writable(p)
                 if plus:
-                    row = tree.copy_up(p) if tree.layered() else tree.open_existing(p)
-                    extra: dict[str, Any] = {}
+                    node = tree.open_for_update(p)
+                    raw = ChunkedFile(tree, p, inode_id=node.id, size=node.size,
+                                      chunk_size=node.chunk_size, readable=True, writable=True,
+                                      generation=node.generation)
                 else:
-                    row, extra = tree.reader_args(p)
-                raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
-                                  chunk_size=row[CHUNK], readable=True, writable=plus,
-                                  generation=row[GEN], **extra)
-                if not plus:
-                    raw.prime(row[-1])
+                    opened, extra = tree.reader_args(p)
+                    raw = ChunkedFile(tree, p, inode_id=opened.id, size=opened.size,
+                                      chunk_size=opened.chunk_size, readable=True,
+                                      writable=False, generation=opened.generation, **extra)
+                    raw.prime(opened.first)
             elif kind in "wx":
                 self._check_writable(p)
                 ctime = tree.check_writable_target(p, exclusive=kind == "x")
@@ -570,11 +572,11 @@ class VFS:
                                   exclusive=kind == "x", ctime_ns=ctime)
             else:
                 self._check_writable(p)
-                row = tree.create_empty(p)
-                raw = ChunkedFile(tree, p, inode_id=row[ID], size=row[SIZE],
-                                  chunk_size=row[CHUNK], readable=plus, writable=True,
-                                  append=True, generation=row[GEN])
-                raw._pos = row[SIZE]
+                node = tree.create_empty(p)
+                raw = ChunkedFile(tree, p, inode_id=node.id, size=node.size,
+                                  chunk_size=node.chunk_size, readable=plus, writable=True,
+                                  append=True, generation=node.generation)
+                raw.seek(node.size)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
         try:

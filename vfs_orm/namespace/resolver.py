@@ -1,0 +1,255 @@
+"""Where names live: what a path resolves to in the top database and the layers under it.
+
+A single database is the one-layer case of a stack. Every query the namespace asks goes
+through here and answers with named rows (``vfs_orm.rows``) carrying the layer they came from
+(``TOP`` for the database that is written). With no underlay attached, each query takes the
+single-database statement (one index probe, no UNION): the fast path is chosen by the data,
+the stack in effect, not by a subclass.
+
+Across layers, resolution is by exact path (as in the seed library and PhysFS): the highest
+layer holding an entry at a path provides it, and a whiteout (kind 3) in a higher layer hides
+everything below it at that path (see ``layers.py`` for how a stack is attached).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from vfs_orm import paths
+from vfs_orm.layers import EMPTY, LOCAL, LayerStack, group_connection
+from vfs_orm.repository import CHUNK_SPAN, InodeRepository, inode_repository
+from vfs_orm.rows import DIR, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode, TreeEntry
+from vfs_orm.uow import UnitOfWork
+
+_T = TypeVar("_T")
+
+# Where ``kind`` sits in the rows of each StackRepository listing.
+_KIND_AT = {"listing": 3, "subtree": 4, "glob_in": 2, "glob_level": 3, "glob_below": 3}
+
+
+def _node(row: Any, at: int) -> Node:
+    """A top-database row (inode columns from ``at``) as a Node of the top layer."""
+    return Node._make((TOP, *row[at:at + 8]))
+
+
+class Resolver:
+    """Answers "what is at this path" for one VFS, over whatever stack is in effect."""
+
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository) -> None:
+        self.uow = uow
+        self.repo = repo  # the top database's statements
+
+    @property
+    def layered(self) -> bool:
+        """Whether underlays are attached (otherwise every query is the top database's)."""
+        stack = self.uow.stack
+        return stack is not None and bool(stack.layers)
+
+    def stack(self) -> LayerStack:
+        return self.uow.view().stack or EMPTY
+
+    def name_of(self, layer: int) -> str:
+        return LOCAL if layer == TOP else self.stack().name_of(layer)
+
+    # -- the top database -------------------------------------------------------------------
+    def probe(self, query: Callable[[Any, str, str], _T], path: str) -> _T:
+        """``query(raw, parent, name)`` on this thread's connection to the top database,
+        under the lock when the connection is shared (in-memory databases)."""
+        parent, name = paths.split(path)
+        uow = self.uow
+        if uow.shared:
+            with uow.lock:
+                return query(uow.raw(), parent, name)
+        return query(uow.raw(), parent, name)
+
+    def top(self, raw: Any, path: str) -> Node | None:
+        """The top layer's own row at ``path`` (a whiteout included)."""
+        row = self.repo.lookup(raw, *paths.split(path))
+        return None if row is None else _node(row, 0)
+
+    def top_of(self, raw: Any, path: str, found: Node | None) -> Node | None:
+        """The top layer's own row at ``path`` given what ``path`` resolved to: the node
+        itself when the top provides it; when a lower layer does, nothing (a top row would
+        have won); when nothing does, a whiteout may sit there, only if there are underlays."""
+        if found is not None:
+            return found if found.layer == TOP else None
+        return self.top(raw, path) if self.layered else None
+
+    def target(self, raw: Any, path: str) -> tuple[Node | None, bool]:
+        """Inside a write: the node at ``path`` and whether its parent is known to be a
+        directory of the top layer (then no ancestor needs checking). One statement for a
+        single database: the entry and its parent together."""
+        if self.layered:
+            return self.find(path), False
+        parent, name = paths.split(path)
+        prow, row = self.repo.lookup_pair(raw, parent, name)
+        node = None if row is None else _node(row, 0)
+        return node, node is not None or (prow is not None and prow[1] == DIR)
+
+    # -- resolution -------------------------------------------------------------------------
+    def find(self, path: str) -> Node | None:
+        """The node providing ``path``, None if nothing does (or a whiteout hides it)."""
+        if not self.layered:
+            row = self.probe(self.repo.lookup, path)
+            return None if row is None else _node(row, 0)
+        row = self._first_hit("resolve", path)
+        return None if row is None or row[2] == WHITEOUT else Node._make(row)
+
+    def exists(self, path: str) -> bool:
+        if not self.layered:
+            return self.probe(self.repo.exists, path)
+        return self.find(path) is not None
+
+    def open(self, path: str) -> OpenNode | None:
+        """The node providing ``path`` with its first chunk's bytes, one statement per
+        connection group searched."""
+        if not self.layered:
+            row = self.probe(self.repo.open_lookup, path)
+            return None if row is None else OpenNode._make((TOP, *row))
+        row = self._first_hit("resolve_first", path)
+        return None if row is None or row[2] == WHITEOUT else OpenNode._make(row)
+
+    def find_all(self, path: str) -> list[Node]:
+        """Every layer's node at ``path``, whiteouts included, highest first."""
+        if not self.layered:
+            row = self.probe(self.repo.lookup, path)
+            return [] if row is None else [_node(row, 0)]
+        parent, name = paths.split(path)
+        st, stack = self._view()
+        out: list[Node] = []
+        with self.uow.read_lock:
+            for g, repo in enumerate(stack.repos):
+                out += [Node._make(r) for r in repo.resolve_all(group_connection(st, g),
+                                                                 parent, name)]
+        return out
+
+    def _view(self) -> tuple[Any, LayerStack]:
+        st = self.uow.view()
+        return st, (st.stack or EMPTY)
+
+    def _first_hit(self, method: str, path: str) -> tuple[Any, ...] | None:
+        """Search the connection groups in priority order with one statement each; the first
+        row found (maybe a whiteout) is the highest layer's."""
+        parent, name = paths.split(path)
+        st, stack = self._view()
+        with self.uow.read_lock:
+            for g, repo in enumerate(stack.repos):
+                row = getattr(repo, method)(group_connection(st, g), parent, name)
+                if row is not None:
+                    return row  # type: ignore[no-any-return]
+        return None
+
+    def _merged(self, method: str, keylen: int, *args: Any) -> list[tuple[Any, ...]]:
+        """Run a listing statement on every group and keep, per key, the highest layer's row
+        (rows are (prio, *key, ...); whiteouts dropped after the merge)."""
+        st, stack = self._view()
+        best: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        with self.uow.read_lock:
+            for g, repo in enumerate(stack.repos):
+                for row in getattr(repo, method)(group_connection(st, g), *args):
+                    key = row[1:1 + keylen]
+                    if key not in best:
+                        best[key] = row
+        kind_at = _KIND_AT[method]
+        return [r for r in best.values() if r[kind_at] != WHITEOUT]
+
+    # -- listings ---------------------------------------------------------------------------
+    def names(self, path: str) -> list[str]:
+        """Names in the directory ``path``, sorted (nothing is checked about ``path``)."""
+        if not self.layered:
+            with self.uow.read_lock:
+                return self.repo.list_names(self.uow.raw(), path)
+        return sorted(r[1] for r in self._merged("listing", 1, path))
+
+    def entries(self, path: str) -> list[Entry]:
+        """(name, node) of the directory ``path``'s entries, sorted by name."""
+        if not self.layered:
+            with self.uow.read_lock:
+                rows = self.repo.list_entries(self.uow.raw(), path)
+            return [Entry(r[0], _node(r, 1)) for r in rows]
+        rows = sorted(self._merged("listing", 1, path), key=lambda r: r[1])
+        return [Entry(r[1], Node._make((r[0], *r[2:]))) for r in rows]
+
+    def has_entries(self, path: str) -> bool:
+        if not self.layered:
+            with self.uow.read_lock:
+                return self.repo.has_children(self.uow.raw(), path)
+        return bool(self._merged("listing", 1, path))
+
+    def subtree(self, path: str) -> list[TreeEntry]:
+        """Everything strictly below ``path``, by (parent, name)."""
+        lo, hi = paths.subtree_bounds(path)
+        if not self.layered:
+            with self.uow.read_lock:
+                rows = self.repo.subtree(self.uow.raw(), path, lo, hi)
+            return [TreeEntry(r[0], r[1], _node(r, 2)) for r in rows]
+        rows = sorted(self._merged("subtree", 2, path, lo, hi), key=lambda r: (r[1], r[2]))
+        return [TreeEntry(r[1], r[2], Node._make((r[0], *r[3:]))) for r in rows]
+
+    def glob_in(self, parent: str, name_glob: str) -> list[str]:
+        if not self.layered:
+            with self.uow.read_lock:
+                return self.repo.glob_in(self.uow.raw(), parent, name_glob)
+        return sorted(r[1] for r in self._merged("glob_in", 1, parent, name_glob))
+
+    def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
+        """Paths below ``prefix`` with one segment per GLOB in ``globs`` (two or more)."""
+        if not self.layered:
+            with self.uow.read_lock:
+                return self.repo.glob_chain(self.uow.raw(), prefix, globs)
+        # Across layers a directory level may come from any layer, so the levels are not
+        # joined: one GLOB on the parent path with exactly as many "/" as the pattern (a
+        # segment GLOB never holds "/"), merged by priority.
+        parent_glob = (prefix if prefix != "/" else "") + "/" + "/".join(globs[:-1])
+        depth = parent_glob.count("/")
+        return [paths.join(r[1], r[2])
+                for r in self._merged("glob_level", 2, parent_glob, depth, globs[-1])]
+
+    def glob_below(self, top: str, name_glob: str) -> list[GlobHit]:
+        lo, hi = paths.subtree_bounds(top)
+        if not self.layered:
+            with self.uow.read_lock:
+                rows = self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
+            return [GlobHit._make(r) for r in rows]
+        return [GlobHit._make(r[1:])
+                for r in self._merged("glob_below", 2, top, lo, hi, name_glob)]
+
+    def lower_keys(self, path: str, subtree: bool) -> list[tuple[str, str]]:
+        """(parent, name) of every entry the underlays have at ``path`` (and below it): what
+        removing ``path`` from the merged view must cover with whiteouts."""
+        if not self.layered:
+            return []
+        st, stack = self._view()
+        lo, hi = paths.subtree_bounds(path) if subtree else ("\x00", "\x00")
+        keys: set[tuple[str, str]] = set()
+        for g, repo in enumerate(stack.repos):
+            keys.update(repo.lower_keys(group_connection(st, g), path, lo, hi))
+        return sorted(keys, key=lambda k: (len(k[0]), k))
+
+    # -- reading content ----------------------------------------------------------------------
+    def reader(self, layer: int) -> tuple[InodeRepository, Callable[[], Any]]:
+        """The statements and the (per-thread) connection that read a layer's content."""
+        stack = self.stack()
+        return (inode_repository(stack.schema_of(layer)),
+                functools.partial(_layer_connection, self.uow, stack.group_of(layer)))
+
+    def read_span(self, layer: int, inode_id: int) -> list[tuple[Any, ...]]:
+        """(size, generation, idx, data) rows of every chunk of a layer's file."""
+        repo, raw = self.reader(layer)
+        return repo.read_span(raw(), inode_id, 0, CHUNK_SPAN)
+
+    def same_connection(self, layer: int) -> bool:
+        """Whether a layer's tables are reachable from the top database's connection (then
+        content copies stay inside SQL)."""
+        return self.stack().group_of(layer) == 0
+
+    def schema_of(self, layer: int) -> str:
+        return self.stack().schema_of(layer)
+
+
+def _layer_connection(uow: UnitOfWork, group: int) -> Any:
+    """The connection holding a group's schemas, for the calling thread (handles may move
+    between threads)."""
+    return group_connection(uow.view(), group)

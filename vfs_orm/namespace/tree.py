@@ -1,0 +1,814 @@
+"""The namespace: what a path names, and every change to files and directories.
+
+Each operation is written once, over the resolver (``resolver.py``): a single database is the
+one-layer case of a layer stack. Writes only ever touch the top database. Removing something an
+underlay provides records whiteouts (kind 3 rows) in the top layer, one per lower entry hidden,
+so every query agrees and ``mkdir`` over a removed directory gives an empty (opaque) directory;
+writing a whited-out path brings it back with the new content. Changing an entry an underlay
+provides (``chmod``, ``r+``, ``a``, ``rename``) first copies it up into the top layer (content
+copied inside SQL), and the top layer stays a complete tree on its own.
+
+``Tree`` holds no SQL (that is the repository's) and knows nothing of argument checking or io
+objects (that is the ``VFS`` facade). Error choice follows POSIX where the seed library was
+silent (a path through a file is ENOTDIR, moving a directory into itself is EINVAL) and the
+seed where it spoke (``rename`` onto an existing path is EEXIST; ``rmdir`` of a non-empty
+directory is a PermissionError).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from vfs_orm import paths, stored
+from vfs_orm.errors import (
+    AlreadyExistsError,
+    BusyError,
+    ClosedError,
+    CorruptionError,
+    DirNotEmptyError,
+    InvalidOperationError,
+    IsADirError,
+    NotADirError,
+    NotFoundError,
+    VFSError,
+)
+from vfs_orm.namespace.resolver import Resolver
+from vfs_orm.namespace.staging import owner_alive, process_token
+from vfs_orm.repository import INLINE_MAX, InodeRepository
+from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode
+from vfs_orm.types import DIR_MODE, FILE_MODE, StatResult
+from vfs_orm.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from vfs_orm._io import ChunkedFile
+
+
+class _SomeExist(Exception):
+    """A bulk insert found a path already taken: undo it, take the general path."""
+
+
+class Tree:
+    """Files and directories of a VFS: its top database and the layers under it."""
+
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int) -> None:
+        self.uow = uow
+        self.repo = repo
+        self.resolver = Resolver(uow, repo)
+        self.chunk_size = chunk_size
+        self.owner = process_token()
+        # Whether the last whole-file write replaced an existing small file: saves come in
+        # runs over the same files, ingests in runs of new ones, so write_bytes tries the
+        # one-statement rewrite only while the last write found a file to rewrite (a wrong
+        # guess costs one UPDATE that matches nothing).
+        self._expect_rewrite = False
+        # Directories that new files went into during the current batch, while nothing but
+        # write_bytes ran in it (see write_bytes): (connection, its txn, uow.writes after
+        # the last write_bytes) says whether the set still holds.
+        self._batch_dirs: set[str] = set()
+        self._batch_dirs_key: tuple[Any, int, int] | None = None
+
+    @property
+    def inline_max(self) -> int:
+        """The largest file written whole that keeps its bytes in its inode row."""
+        return min(self.chunk_size, INLINE_MAX)
+
+    def layered(self) -> bool:
+        return self.resolver.layered
+
+    # -- lookups --------------------------------------------------------------------------
+    def lookup(self, path: str) -> Node | None:
+        return self.resolver.find(path)
+
+    def exists(self, path: str) -> bool:
+        return self.resolver.exists(path)
+
+    def miss_error(self, path: str) -> VFSError:
+        """The error for a path that does not exist: ENOTDIR if an ancestor is a file."""
+        anc = self._file_ancestor(path)
+        if anc is not None:
+            return NotADirError.for_path(path, f"not a directory: {anc}")
+        return NotFoundError.for_path(path)
+
+    def _file_ancestor(self, path: str) -> str | None:
+        """The first ancestor of ``path`` that is not a directory (the ENOTDIR case), None
+        if the ancestors are directories down to the first missing one."""
+        for anc in paths.parents(path)[1:]:
+            node = self.resolver.find(anc)
+            if node is None:
+                return None
+            if node.kind != DIR:
+                return anc
+        return None
+
+    def require(self, path: str) -> Node:
+        node = self.resolver.find(path)
+        if node is None:
+            raise self.miss_error(path)
+        return node
+
+    def require_dir(self, path: str) -> Node:
+        node = self.require(path)
+        if node.kind != DIR:
+            raise NotADirError.for_path(path)
+        return node
+
+    def stat(self, path: str) -> StatResult:
+        node = self.require(path)
+        return StatResult(node.size if node.kind == FILE else 0, node.ctime_ns, node.mtime_ns,
+                          node.mode, self.resolver.name_of(node.layer), node.id)
+
+    def which(self, path: str) -> str | None:
+        node = self.resolver.find(path)
+        return None if node is None else self.resolver.name_of(node.layer)
+
+    def which_detailed(self, path: str) -> dict[str, Any]:
+        stack = self.resolver.stack()
+        found = {n.layer: n for n in self.resolver.find_all(path)}
+        layers = []
+        winner = None
+        for layer in range(len(stack.layers) + 1):
+            node = found.get(layer)
+            has = node is not None and node.kind != WHITEOUT
+            info: dict[str, Any] = {"name": stack.name_of(layer), "has_file": has}
+            if node is not None:
+                info["kind"] = {FILE: "file", DIR: "directory", WHITEOUT: "whiteout"}[node.kind]
+            layers.append(info)
+            if winner is None and node is not None:
+                winner = stack.name_of(layer) if has else ""  # "": hidden, stop looking
+        return {"path": path, "resolved_from": winner or None, "layers": layers}
+
+    def listdir(self, path: str) -> list[str]:
+        names = self.resolver.names(path)
+        if names and not self.resolver.layered:
+            return names  # one database's rows form a tree: entries mean a directory
+        self.require_dir(path)
+        return names
+
+    def entries(self, path: str) -> list[Entry]:
+        """(name, node) of a directory's entries, sorted by name."""
+        self.require_dir(path)
+        return self.resolver.entries(path)
+
+    def walk(self, top: str, topdown: bool,
+             onerror: Callable[[OSError], Any] | None) -> Iterator[tuple[str, list[str], list[str]]]:
+        try:
+            entries = self.entries(top)
+        except (ClosedError, BusyError, CorruptionError):
+            raise  # not about this directory: the whole walk cannot go on
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            return
+        dirs = [e.name for e in entries if e.node.kind == DIR]
+        files = [e.name for e in entries if e.node.kind != DIR]
+        if topdown:
+            yield top, dirs, files
+        for d in dirs:
+            yield from self.walk(paths.join(top, d), topdown, onerror)
+        if not topdown:
+            yield top, dirs, files
+
+    def glob_in(self, parent: str, name_glob: str) -> list[str]:
+        return self.resolver.glob_in(parent, name_glob)
+
+    def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
+        return self.resolver.glob_levels(prefix, globs)
+
+    def glob_below(self, top: str, name_glob: str) -> list[GlobHit]:
+        return self.resolver.glob_below(top, name_glob)
+
+    # -- reads ----------------------------------------------------------------------------
+    def read_bytes(self, path: str) -> bytes:
+        if not self.resolver.layered:
+            return self._read_top(path)
+        node = self.open_node(path)
+        if node.first is not None and len(node.first) == node.size:
+            return bytes(node.first)
+        rows = self.resolver.read_span(node.layer, node.id)
+        return _assemble(rows, node.size, node.chunk_size, path)
+
+    def _read_top(self, path: str) -> bytes:
+        """The single-database read: a small file is one row (its inline bytes), a file of
+        one chunk one equality join (inode, then chunk 0 by rowid); a bigger or sparse one
+        is then read whole again in ONE statement (a single snapshot: never chunks of two
+        versions)."""
+        probe = self.resolver.probe
+        row = probe(self.repo.read_first, path)
+        if row is None:
+            raise self.miss_error(path)
+        kind, size, data = row
+        if kind == DIR:
+            raise IsADirError.for_path(path)
+        if data is not None and len(data) == size:
+            return data
+        if not size:
+            return b""
+        rows = probe(self.repo.read_whole, path)
+        if not rows:
+            raise self.miss_error(path)
+        _, kind, size, cs, _, _, inline = rows[0]
+        if kind == DIR:
+            raise IsADirError.for_path(path)
+        if inline is not None:
+            return bytes(inline)
+        if len(rows) == 1:
+            data = rows[0][5]
+            if data is None:
+                return bytes(size)
+            if len(data) == size:
+                return bytes(data)
+        return _assemble([(size, 0, r[4], r[5]) for r in rows], size, cs, path)
+
+    def open_node(self, path: str) -> OpenNode:
+        """A file to read: its node and first chunk; errors for misses and directories."""
+        node = self.resolver.open(path)
+        if node is None:
+            raise self.miss_error(path)
+        if node.kind == DIR:
+            raise IsADirError.for_path(path)
+        return node
+
+    def reader_args(self, path: str) -> tuple[OpenNode, dict[str, Any]]:
+        """For ``VFS.open`` in read mode: the node with its first chunk, and where to read
+        the rest (the layer that provides it)."""
+        node = self.open_node(path)
+        if node.layer == TOP:
+            return node, {}
+        repo, raw_fn = self.resolver.reader(node.layer)
+        return node, {"repo": repo, "raw_fn": raw_fn}
+
+    def open_for_update(self, path: str) -> Node:
+        """For ``r+``: the file must exist; one an underlay provides is copied up first, so
+        in-place writes never reach an underlay."""
+        node = self.require(path)
+        if node.kind == DIR:
+            raise IsADirError.for_path(path)
+        if node.layer == TOP:
+            return node
+        return self.create_empty(path)
+
+    # -- directories ----------------------------------------------------------------------
+    def _parent_dir(self, raw: Any, path: str, create: bool) -> None:
+        """Inside a write: make sure ``path``'s parent is a directory, creating missing ones
+        when ``create`` (as the seed library's writes did)."""
+        self._ensure_dir(raw, paths.split(path)[0], create, path)
+
+    def _ensure_dir(self, raw: Any, parent: str, create: bool, path: str) -> None:
+        """Inside a write: make sure ``parent`` is a directory of the top layer (errors name
+        ``path``). Ancestors that exist only in underlays, or not at all when ``create``, are
+        created in the top layer, after every ancestor was checked (a failure changes
+        nothing)."""
+        find = self.resolver.find
+        node = find(parent)
+        if node is not None and node.kind == DIR and node.layer == TOP:
+            return  # the top layer is a tree: its directories' ancestors are there too
+        todo: list[tuple[str, Node | None]] = []
+        for anc in [*paths.parents(parent)[1:], parent]:
+            found = node if anc == parent else find(anc)
+            if found is None:
+                if not create:
+                    raise NotFoundError.for_path(path, f"no such directory: {parent}")
+                todo.append((anc, found))
+            elif found.kind != DIR:
+                raise NotADirError.for_path(path, f"not a directory: {anc}")
+            elif found.layer != TOP:
+                todo.append((anc, found))
+        now = time.time_ns()
+        for anc, found in todo:
+            self._put_dir(raw, anc, DIR_MODE, now, found)
+
+    def _put_dir(self, raw: Any, path: str, mode: int, now: int, found: Node | None) -> None:
+        """A directory row in the top layer at ``path`` (``found``: what ``path`` resolves
+        to), replacing a whiteout there."""
+        top = self.resolver.top_of(raw, path, found)
+        if top is not None:
+            if top.kind == DIR:
+                return
+            self.repo.delete(raw, top.id)
+        self.repo.insert(raw, *paths.split(path), DIR, mode, 0, 0, now, now)
+
+    def mkdir(self, path: str, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
+        with self.uow.write() as raw:
+            node = self.resolver.find(path)
+            if node is not None:
+                if node.kind == DIR and exist_ok:
+                    return
+                raise AlreadyExistsError.for_path(path)
+            self._parent_dir(raw, path, create=parents)
+            self._put_dir(raw, path, mode, time.time_ns(), None)
+
+    # -- whole files ----------------------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes, *, exclusive: bool = False,
+                    mtime_ns: int | None = None, mode: int = FILE_MODE) -> int:
+        """Replace (or create) a whole file in one transaction. An existing file is rewritten
+        in place under a new generation (fewer pages touched than delete + insert)."""
+        n = len(data)
+        uow = self.uow
+        with uow.write() as raw:
+            now = time.time_ns() if mtime_ns is None else mtime_ns
+            if not self.resolver.layered and self._write_fast(raw, path, data, exclusive,
+                                                               now, mode):
+                return n
+            node, parent_ok = self.resolver.target(raw, path)
+            self._expect_rewrite = node is not None and node.kind == FILE and \
+                node.layer == TOP and node.size <= self.inline_max
+            if node is not None:
+                if node.kind == DIR:
+                    raise IsADirError.for_path(path)
+                if exclusive:
+                    raise AlreadyExistsError.for_path(path)
+            if not parent_ok:
+                self._parent_dir(raw, path, create=True)
+            self._store_content(raw, path, self._top_file(raw, path, node), data, now, mode)
+        return n
+
+    def _write_fast(self, raw: Any, path: str, data: bytes, exclusive: bool, now: int,
+                    mode: int) -> bool:
+        """The one-database fast paths of ``write_bytes``: True if the file was written."""
+        pp, pn = paths.split(path)
+        n, cs = len(data), self.chunk_size
+        inline = n <= self.inline_max
+        if self._expect_rewrite:
+            # A save over a small file: ONE statement.
+            return inline and not exclusive and \
+                self.repo.rewrite_small(raw, pp, pn, data, cs, mode, now)
+        # A new file in an existing directory: 1 statement (+ its chunks if big). Inside a
+        # batch where only write_bytes ran since, a directory a file went into is still one
+        # (this batch holds the write lock; nothing of ours that removes, moves or rolls back
+        # ran), so its probe is skipped.
+        uow = self.uow
+        st = uow.state()
+        key = (st, st.txn, uow.writes - 1)
+        known = st.depth > 0 and key == self._batch_dirs_key and pp in self._batch_dirs
+        inode_id = (self.repo.create_file_in_dir if known else self.repo.create_file)(
+            raw, pp, pn, mode, n, cs, now, data if inline else None)
+        if inode_id is None:
+            return False
+        if not inline:
+            self._put_content(raw, inode_id, data, new=True)
+        if st.depth > 0:
+            if key != self._batch_dirs_key:
+                self._batch_dirs = set()
+            self._batch_dirs.add(pp)
+            self._batch_dirs_key = (st, st.txn, uow.writes)
+        return True
+
+    def write_files(self, files: list[tuple[str, bytes]], mode: int = FILE_MODE) -> int:
+        """Write many whole files in one transaction, as ``write_bytes`` each would (in
+        order; all or nothing). In one database, when every path is new and distinct, the
+        small files' directories are made first and the files inserted by ONE executemany;
+        if any path turns out to exist, that attempt is rolled back and the files are written
+        one by one (as they always are over layers: whiteouts and lower entries)."""
+        limit = self.inline_max
+        small = [(p, d) for p, d in files if len(d) <= limit]
+        if small and not self.resolver.layered and len({p for p, _ in files}) == len(files):
+            try:
+                with self.uow.write(savepoint=True) as raw:
+                    self._create_inline(raw, small, mode)
+                    for p, d in files:
+                        if len(d) > limit:
+                            self.write_bytes(p, d, mode=mode)
+                return len(files)
+            except _SomeExist:
+                pass
+        with self.uow.batch():
+            for p, d in files:
+                self.write_bytes(p, d, mode=mode)
+        return len(files)
+
+    def _create_inline(self, raw: Any, files: list[tuple[str, bytes]], mode: int) -> None:
+        """Inside a write: new inline files, their missing directories first; raises
+        _SomeExist if a path was taken."""
+        rows = [(*paths.split(p), d) for p, d in files]
+        if any(not parent for parent, _, _ in rows):
+            raise _SomeExist  # the root itself: one by one gives its error
+        now = time.time_ns()
+        self._make_dirs(raw, rows, now)  # every parent is a directory from here on
+        if self.repo.create_files(raw, rows, mode, self.chunk_size, now) != len(rows):
+            raise _SomeExist
+
+    def _make_dirs(self, raw: Any, rows: list[tuple[str, str, bytes]], now: int) -> None:
+        """The directories of (parent, name, data) rows: all of them in one executemany when
+        none exists yet (a new tree); otherwise each distinct parent is checked and its
+        missing ancestors made, one lookup per directory."""
+        parents = {parent for parent, _, _ in rows if parent}
+        wanted = set(parents)
+        for parent in parents:
+            wanted.update(paths.parents(parent))
+        wanted.discard(paths.ROOT)
+        ordered = sorted(wanted, key=lambda d: (d.count("/"), d))
+        if self.repo.create_dirs(raw, ordered, DIR_MODE, now) == len(ordered):
+            return
+        for parent in parents:
+            try:
+                self._ensure_dir(raw, parent, True, parent)
+            except (NotADirError, NotFoundError):
+                # Files one by one report the error of the first path that fails, which
+                # may be an earlier one.
+                raise _SomeExist from None
+
+    def _top_file(self, raw: Any, path: str, found: Node | None) -> Node | None:
+        """The top layer's file at ``path`` (``found``: what ``path`` resolves to); a
+        whiteout there is removed first."""
+        top = self.resolver.top_of(raw, path, found)
+        if top is not None and top.kind == WHITEOUT:
+            self.repo.delete(raw, top.id)
+            return None
+        return top
+
+    def _store_content(self, raw: Any, path: str, existing: Node | None, data: bytes,
+                       mtime_ns: int | None, mode: int) -> int:
+        """Inside a write: put ``data`` at ``path`` (``existing``: the top layer's file
+        there, if any)."""
+        cs = self.chunk_size
+        now = time.time_ns() if mtime_ns is None else mtime_ns
+        n = len(data)
+        inline = data if n <= self.inline_max else None
+        if existing is None:
+            pp, pn = paths.split(path)
+            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline)
+        else:
+            inode_id = existing.id
+            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline)
+            if inline is not None:
+                if existing.size:
+                    self.repo.drop_chunks_from(raw, inode_id, 0)
+            elif existing.size > n or existing.chunk_size != cs:
+                self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
+        if inline is None:
+            self._put_content(raw, inode_id, data, new=existing is None)
+        return inode_id
+
+    def _put_content(self, raw: Any, inode_id: int, data: bytes, new: bool = False) -> None:
+        """Write ``data`` as the chunks of a file that has no chunk beyond them (``new``: a
+        file just created, with no chunk at all)."""
+        cs, n = self.chunk_size, len(data)
+        if n <= cs:
+            if n:
+                self.repo.put_chunk(raw, inode_id, 0, data, new)
+        else:
+            mv = memoryview(data)
+            self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
+                                       for i, o in enumerate(range(0, n, cs))), new)
+
+    # -- metadata and copy-up ---------------------------------------------------------------
+    def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None) -> None:
+        """chmod/utime. An entry of an underlay is copied up first."""
+        with self.uow.write() as raw:
+            node = self.writable_node(raw, path)
+            if mode is not None:
+                self.repo.set_mode(raw, node.id, (node.mode & ~0o7777) | mode)
+            if mtime_ns is not None:
+                self.repo.touch(raw, node.id, mtime_ns)
+
+    def writable_node(self, raw: Any, path: str) -> Node:
+        """Inside a write: the top layer's node at ``path``, copying it up from the layer
+        that provides it (a directory gets its own row, a file a copy of its content)."""
+        node = self.require(path)
+        if node.layer == TOP:
+            return node
+        self._parent_dir(raw, path, create=True)
+        if node.kind == DIR:
+            self._put_dir(raw, path, node.mode, node.mtime_ns, node)
+        else:
+            self._top_file(raw, path, node)
+            self._copy_up_file(raw, node, path)
+        top = self.resolver.top(raw, path)
+        assert top is not None  # just written, in this transaction
+        return top
+
+    def create_empty(self, path: str) -> Node:
+        """For ``a`` modes: the file exists from the moment it is opened (as with os.open);
+        one an underlay provides is copied up."""
+        with self.uow.write() as raw:
+            node, parent_ok = self.resolver.target(raw, path)
+            if node is not None:
+                if node.kind == DIR:
+                    raise IsADirError.for_path(path)
+                if node.layer == TOP:
+                    return node
+            if not parent_ok:
+                self._parent_dir(raw, path, create=True)
+            self._top_file(raw, path, node)
+            if node is None:
+                now = time.time_ns()
+                self.repo.insert(raw, *paths.split(path), FILE, FILE_MODE, 0, self.chunk_size,
+                                 now, now)
+            else:
+                self._copy_up_file(raw, node, path)
+            top = self.resolver.top(raw, path)
+            assert top is not None  # just written, in this transaction
+            return top
+
+    def _copy_up_file(self, raw: Any, node: Node, dst: str, times: tuple[int, int] | None = None
+                      ) -> int:
+        """Insert a copy of the file ``node`` at ``dst`` in the top layer (keeping its times
+        unless ``times`` gives (ctime, mtime)); returns the new inode id."""
+        ctime, mtime = times if times is not None else (node.ctime_ns, node.mtime_ns)
+        new_id = self.repo.insert(raw, *paths.split(dst), FILE, node.mode, node.size,
+                                  node.chunk_size, ctime, mtime)
+        self._copy_content(raw, node, new_id)
+        return new_id
+
+    def _copy_content(self, raw: Any, node: Node, dst_id: int) -> None:
+        """A file's content into the (empty) top-layer file ``dst_id``: inside SQL when the
+        source's tables are on this connection, else through Python."""
+        r = self.resolver
+        if node.layer == TOP:
+            self.repo.copy_content(raw, node.id, dst_id)
+        elif r.same_connection(node.layer):
+            self.repo.copy_content_from(raw, r.schema_of(node.layer), node.id, dst_id)
+        else:  # inline bytes come as chunk 0
+            rows = r.read_span(node.layer, node.id)
+            self.repo.put_chunks(raw, ((dst_id, row[2], row[3]) for row in rows
+                                       if row[3] is not None))
+
+    # -- staged handles (w, x) ----------------------------------------------------------------
+    def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
+        now = time.time_ns()
+        return self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0, chunk_size,
+                                now, now, self.owner)
+
+    def check_writable_target(self, path: str, exclusive: bool) -> int | None:
+        """Before a ``w``/``x`` handle opens: the target must not be a directory (nor exist,
+        for ``x``), and its parent must be creatable. Returns the current ctime if any."""
+        node = self.resolver.find(path)
+        if node is not None:
+            if node.kind == DIR:
+                raise IsADirError.for_path(path)
+            if exclusive:
+                raise AlreadyExistsError.for_path(path)
+            return node.ctime_ns
+        anc = self._file_ancestor(path)
+        if anc is not None:
+            raise NotADirError.for_path(path, f"not a directory: {anc}")
+        return None
+
+    def commit_staged(self, f: ChunkedFile) -> None:
+        """Swap a ``w``/``x`` handle's content into place, in one transaction."""
+        path = f.name
+        with self.uow.write() as raw:
+            node, parent_ok = self.resolver.target(raw, path)
+            now = time.time_ns()
+            if node is not None:
+                if node.kind == DIR:
+                    raise IsADirError.for_path(path)
+                if f.exclusive:
+                    raise AlreadyExistsError.for_path(path, "file was created by someone else "
+                                                            "while this 'x' handle was open")
+            if not parent_ok:
+                self._parent_dir(raw, path, create=True)
+            top = self._top_file(raw, path, node)
+            ctime = top.ctime_ns if top is not None else (f.ctime_ns or now)
+            if f.inode_id is None:
+                # Everything is still in memory: write it straight into place.
+                f.inode_id = self._store_content(raw, path, top, f.staged_content(), now,
+                                                 FILE_MODE)
+            else:
+                if top is not None:
+                    self.repo.delete(raw, top.id)
+                f.write_pending(raw, f.inode_id)
+                self.repo.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now)
+        f.staged = False
+
+    def discard_staged(self, f: ChunkedFile) -> None:
+        f.drop_pending()
+        if f.inode_id is not None:
+            try:
+                with self.uow.write() as raw:
+                    self.repo.delete(raw, f.inode_id)
+            except VFSError:
+                pass  # reclaimed on a later open (the staging row's owner is gone by then)
+            f.inode_id = None
+
+    def reclaim_staging(self) -> int:
+        """Delete staging rows left by crashed writers (their process no longer exists)."""
+        with self.uow.read_lock:
+            rows = self.repo.staging_rows(self.uow.raw())
+        dead = [i for i, owner in rows if owner is None or not owner_alive(owner)]
+        if dead:
+            with self.uow.write() as raw:
+                for inode_id in dead:
+                    self.repo.delete(raw, inode_id)
+        return len(dead)
+
+    # -- removal --------------------------------------------------------------------------
+    def _checked(self, path: str, want: str) -> Node:
+        node = self.require(path)
+        if want == "file" and node.kind == DIR:
+            raise IsADirError.for_path(path)
+        if want == "dir" and node.kind != DIR:
+            raise NotADirError.for_path(path)
+        return node
+
+    def _drop(self, raw: Any, path: str, found: Node, subtree: bool) -> None:
+        """Remove ``path`` (and its subtree) from the merged view: delete the top layer's
+        rows, white out what the underlays have there."""
+        top = self.resolver.top_of(raw, path, found)
+        if top is not None:
+            if subtree:
+                lo, hi = paths.subtree_bounds(path)
+                self.repo.delete_tree(raw, top.id, path, lo, hi)
+            else:
+                self.repo.delete(raw, top.id)
+        keys = self.resolver.lower_keys(path, subtree)
+        if keys:
+            self._whiteout(raw, keys, time.time_ns())
+
+    def _whiteout(self, raw: Any, keys: list[tuple[str, str]], now: int) -> None:
+        for parent, name in keys:
+            top = self.resolver.top(raw, paths.join(parent, name))
+            if top is not None:
+                if top.kind == WHITEOUT:
+                    continue
+                self.repo.delete(raw, top.id)
+            self.repo.insert(raw, parent, name, WHITEOUT, 0, 0, 0, now, now)
+
+    def _clear_whiteout(self, raw: Any, path: str) -> None:
+        """Remove a whiteout sitting exactly at ``path`` in the top layer (whiteouts below
+        it stay: they keep hiding the underlays' old entries)."""
+        self._top_file(raw, path, None)
+
+    def remove(self, path: str) -> None:
+        with self.uow.write() as raw:
+            self._drop(raw, path, self._checked(path, "file"), subtree=False)
+
+    def rmdir(self, path: str) -> None:
+        with self.uow.write() as raw:
+            node = self._checked(path, "dir")
+            if self.resolver.has_entries(path):
+                raise DirNotEmptyError.for_path(path)
+            self._drop(raw, path, node, subtree=True)
+
+    def rmtree(self, path: str) -> None:
+        with self.uow.write() as raw:
+            self._drop(raw, path, self._checked(path, "dir"), subtree=True)
+
+    # -- move and copy --------------------------------------------------------------------
+    def move(self, src: str, dst: str, *, overwrite: bool) -> None:
+        """``rename`` (``overwrite=False``: an existing destination is EEXIST, as the seed did)
+        and ``replace`` (POSIX rename). An entry only the top layer has moves with its whole
+        subtree in one statement; one with content in underlays is copied up to ``dst`` and
+        whited out at ``src``."""
+        r = self.resolver
+        with self.uow.write(savepoint=r.layered) as raw:
+            node = r.find(src)
+            if node is None:
+                raise self._move_miss(src, dst)
+            is_dir = node.kind == DIR
+            if is_dir and paths.is_within(dst, src) and dst != src:
+                raise self.into_itself_error(src, dst)
+            target = r.find(dst)
+            if target is not None:
+                if not overwrite:
+                    raise AlreadyExistsError.for_path(src, "destination exists", dst)
+                if (target.layer, target.id) == (node.layer, node.id):
+                    return
+                if target.kind == DIR:
+                    if not is_dir:
+                        raise IsADirError.for_path(src, "destination is a directory", dst)
+                    if r.has_entries(dst):
+                        raise DirNotEmptyError.for_path(src, "destination directory not empty",
+                                                        dst)
+                elif is_dir:
+                    raise NotADirError.for_path(src, "destination is not a directory", dst)
+                self._drop(raw, dst, target, subtree=target.kind == DIR)
+            self._parent_dir(raw, dst, create=True)
+            if not r.lower_keys(src, subtree=True):
+                if r.layered:
+                    self._clear_whiteouts_for(raw, src, dst)
+                self._move_rows(raw, src, dst, node.id)
+                return
+            self._clear_whiteout(raw, dst)
+            self._materialize(raw, src, dst, node)
+            self._drop(raw, src, node, subtree=True)
+
+    def _move_miss(self, src: str, dst: str) -> VFSError:
+        """A missing source. Like Linux, both parents are resolved before the source entry:
+        a destination whose parent path runs through a file is ENOTDIR."""
+        err = self.miss_error(src)
+        sp = paths.split(src)[0]
+        if isinstance(err, NotFoundError) and sp and self.resolver.find(sp) is not None:
+            dst_err = self.miss_error(dst)
+            if isinstance(dst_err, NotADirError):
+                return dst_err
+        return err
+
+    def into_itself_error(self, src: str, dst: str) -> VFSError:
+        """Moving a directory below itself: EINVAL, unless resolving ``dst`` already fails
+        on a file (Linux resolves both paths before it compares them: ENOTDIR)."""
+        err = self.miss_error(dst)
+        if isinstance(err, NotADirError):
+            return NotADirError.for_path(src, f"not a directory: {err.strerror}", dst)
+        return InvalidOperationError.for_path(src, "cannot move a directory into itself", dst)
+
+    def _clear_whiteouts_for(self, raw: Any, src: str, dst: str) -> None:
+        """Before moving the top layer's ``src`` to ``dst``: whiteouts at ``dst`` and at
+        every path its subtree lands on would collide with the moved rows."""
+        self._clear_whiteout(raw, dst)
+        cut = len(src)
+        lo, hi = paths.subtree_bounds(src)
+        for parent, name, *_ in self.repo.subtree(raw, src, lo, hi):
+            new_parent = dst + parent[cut:] if parent != src else dst
+            self._clear_whiteout(raw, paths.join(new_parent, name))
+
+    def _move_rows(self, raw: Any, src: str, dst: str, inode_id: int) -> None:
+        """The one-statement move of an entry and its subtree within the top layer."""
+        dp, dn = paths.split(dst)
+        lo, hi = paths.subtree_bounds(src)
+        self.repo.move(raw, inode_id, src, lo, hi, dp, dn, dst)
+        self.repo.touch(raw, inode_id, time.time_ns())
+
+    def _materialize(self, raw: Any, src: str, dst: str, node: Node) -> None:
+        """Write the merged view of ``src`` (a file, or a directory and everything below)
+        into the top layer at ``dst``, keeping modes and times."""
+        now = time.time_ns()
+        if node.kind != DIR:
+            self._top_file(raw, dst, None)
+            self._copy_up_file(raw, node, dst)
+            return
+        self._put_dir(raw, dst, node.mode, now, None)
+        cut = len(src)
+        for e in self.resolver.subtree(src):
+            new_parent = dst + e.parent[cut:] if e.parent != src else dst
+            target = paths.join(new_parent, e.name)
+            if e.node.kind == DIR:
+                self._put_dir(raw, target, e.node.mode, now, None)
+            else:
+                self._top_file(raw, target, None)
+                self._copy_up_file(raw, e.node, target)
+
+    def copy_file(self, src: str, dst: str) -> None:
+        """Copy one file (no bytes pass through Python while both are on one connection).
+        The copy is new (ctime and mtime now); replacing a file keeps that file's ctime."""
+        with self.uow.write() as raw:
+            node = self.require(src)
+            if node.kind == DIR:
+                raise IsADirError.for_path(src)
+            target = self.resolver.find(dst)
+            now = time.time_ns()
+            ctime = now
+            if target is not None:
+                if target.kind == DIR:
+                    raise IsADirError.for_path(dst)
+                if (target.layer, target.id) == (node.layer, node.id):
+                    raise InvalidOperationError.for_path(src, "source and destination are the "
+                                                              "same file", dst)
+            self._parent_dir(raw, dst, create=True)
+            top = self._top_file(raw, dst, target)
+            if top is not None:
+                ctime = top.ctime_ns
+                self.repo.delete(raw, top.id)
+            self._copy_up_file(raw, node, dst, (ctime, now))
+
+    def copytree(self, src: str, dst: str, dirs_exist_ok: bool) -> None:
+        """Copy a directory tree in one transaction, chunks copied inside the database."""
+        r = self.resolver
+        with self.uow.write(savepoint=True) as raw:
+            node = self.require(src)
+            if node.kind != DIR:
+                raise NotADirError.for_path(src)
+            if paths.is_within(dst, src):
+                raise InvalidOperationError.for_path(
+                    src, "cannot copy a directory into itself", dst)
+            target = r.find(dst)
+            if target is not None and not (dirs_exist_ok and target.kind == DIR):
+                raise AlreadyExistsError.for_path(src, "destination exists", dst)
+            self._parent_dir(raw, dst, create=True)
+            entries = r.subtree(src)
+            now = time.time_ns()
+            self._put_dir(raw, dst, node.mode, now, target)
+            cut = len(src)
+            # Parents sort before their children, so directories exist before their entries.
+            for e in sorted(entries, key=lambda x: (len(x.parent), x.parent, x.name)):
+                new_parent = dst + e.parent[cut:] if e.parent != src else dst
+                at = paths.join(new_parent, e.name)
+                existing = r.find(at)
+                if e.node.kind == DIR:
+                    if existing is not None and existing.kind != DIR:
+                        raise NotADirError.for_path(at)
+                    self._put_dir(raw, at, e.node.mode, now, existing)
+                    continue
+                if existing is not None and existing.kind == DIR:
+                    raise IsADirError.for_path(at)
+                top = self._top_file(raw, at, existing)
+                if top is not None:
+                    self.repo.delete(raw, top.id)
+                self._copy_up_file(raw, e.node, at, (now, now))
+
+
+def _assemble(rows: list[tuple[Any, ...]], size: int, cs: int, path: str) -> bytes:
+    """A whole file from its (size, generation, idx, data) chunk rows; missing chunks are
+    sparse holes (zeros)."""
+    out = stored.buffer(size, path)
+    cs = cs or 1
+    for row in rows:
+        idx, data = row[2], row[3]
+        if data is None or idx is None:
+            continue
+        start = idx * cs
+        data = data[: max(0, min(cs, size - start))]
+        out[start:start + len(data)] = data
+    return bytes(out)
