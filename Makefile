@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test bench bench-smoke clean
+.PHONY: demo test lint bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Also part of `make test` (tests/test_lint.py); here on its own for a quick look.
+lint: $(VENV)/.installed
+	$(PY) -m ruff check vfs_orm tests benchmarks migrations
+	$(PY) -m mypy vfs_orm
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py

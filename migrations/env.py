@@ -2,10 +2,10 @@
 
 Two ways in:
 - the library passes its own connection, already inside a ``BEGIN IMMEDIATE`` transaction with
-  foreign keys off (``config.attributes["connection"]``; see ``vfs_orm/db.py``);
+  foreign keys off (``config.attributes["connection"]``; see ``vfs_orm/backends/sqlite/schema.py``);
 - a maintainer runs ``alembic -x db=PATH upgrade head``: we then open the file through
-  ``vfs_orm.db.upgrade_file`` so the same safety rules apply (one transaction, foreign keys off,
-  ``foreign_key_check`` before commit).
+  ``run_alembic_on_file`` (``vfs_orm/backends/sqlite/schema.py``) so the same safety rules
+  apply (one transaction, foreign keys off, ``foreign_key_check`` before commit).
 
 The version table is ``vfs_alembic_version`` and only ``vfs_`` tables are ever compared, so a
 host application's own tables and ``alembic_version`` are invisible here.
@@ -48,7 +48,7 @@ else:
     db_path = context.get_x_argument(as_dictionary=True).get("db")
     if not db_path:
         raise SystemExit("usage: alembic -x db=PATH upgrade head")
-    from vfs_orm.db import run_alembic_on_file
+    from vfs_orm.backends.sqlite.schema import run_alembic_on_file
 
     try:
         destination = context.get_revision_argument()

@@ -15,8 +15,9 @@ So the chunk size is inferred per file from the data, never assumed:
 
 Timestamps were naive local ISO strings; they become nanoseconds since the epoch, exactly
 (microseconds included). Directories, empty files, sparse files and renamed entries come over
-as they are. Runs inside the caller's transaction (see vfs_orm.db.migrate), after the current
-schema was created; the legacy tables are dropped at the end.
+as they are. Runs inside the caller's transaction (see ``migrate`` in
+vfs_orm/backends/sqlite/schema.py), after the current schema was created; the legacy tables are
+dropped at the end.
 """
 
 from __future__ import annotations

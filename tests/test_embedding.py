@@ -142,7 +142,7 @@ def test_tables_beside_the_host_and_its_alembic_history_untouched(host):
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "h001"
         assert conn.execute(text("SELECT name FROM users")).scalars().all() == ["rei"]
         assert conn.execute(text("SELECT version_num FROM vfs_alembic_version")).scalar() == \
-            vfs_orm.db.head_revision()
+            vfs_orm.backends.SQLITE.head_revision()
         assert conn.exec_driver_sql("PRAGMA application_id").scalar() == app_id
         # the host's autogenerate, with the README's include_name, sees no drift at all
         ctx = MigrationContext.configure(conn, opts={"include_name": exclude_vfs})

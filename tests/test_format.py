@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from vfs_orm import VFS
-from vfs_orm import db as dbmod
+from vfs_orm.backends.sqlite import schema as dbmod
 from vfs_orm.models import APPLICATION_ID, VERSION_TABLE, Base
 
 

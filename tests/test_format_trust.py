@@ -17,7 +17,7 @@ from test_legacy import _check as check_legacy
 from test_migrations import _check_manifest, _revision
 
 from vfs_orm import VFS, CorruptionError, FormatVersionError, upgrade
-from vfs_orm import db as dbmod
+from vfs_orm.backends.sqlite import schema as dbmod
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

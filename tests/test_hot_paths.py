@@ -9,7 +9,7 @@ import os
 import pytest
 
 from vfs_orm import VFS
-from vfs_orm.repository import InodeRepository
+from vfs_orm.backends import InodeRepository
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_write_small_file_is_one_statement(traced):
 
 
 def test_write_file_above_the_inline_limit_is_inode_plus_chunk(traced):
-    from vfs_orm.repository import INLINE_MAX
+    from vfs_orm.backends import INLINE_MAX
     fs, log = traced
     data = os.urandom(INLINE_MAX + 1)
     log.clear()

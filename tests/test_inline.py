@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from vfs_orm import VFS
-from vfs_orm.repository import INLINE_MAX
+from vfs_orm.backends import INLINE_MAX
 
 
 def _rows(path, name):

@@ -83,7 +83,7 @@ def test_inferred_chunk_sizes(tmp_path):
 
 
 def test_infer_rules():
-    from vfs_orm.db import _legacy_module
+    from vfs_orm.backends.sqlite.schema import _legacy_module
     infer = _legacy_module().infer_chunk_sizes
     # sequential multi-chunk files decide the size
     guess, per = infer({1: (2500, [(0, 1000), (1, 1000), (2, 500)]), 2: (10, [(0, 10)])})
@@ -117,7 +117,7 @@ def test_upgrade_function_with_backup(tmp_path):
 
     before = dump(path)
     result = vfs_orm.upgrade(path, backup=True)
-    assert result["from"] == "legacy" and result["to"] == vfs_orm.db.head_revision()
+    assert result["from"] == "legacy" and result["to"] == vfs_orm.backends.SQLITE.head_revision()
     assert dump(result["backup"]) == before  # a faithful copy of the old database
     again = vfs_orm.upgrade(path, backup=True)
     assert again["from"] == again["to"] and again["backup"] is None

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from vfs_orm import VFS
-from vfs_orm import db as dbmod
+from vfs_orm.backends.sqlite import engine as sqlite_engine
+from vfs_orm.backends.sqlite import schema as dbmod
 from vfs_orm.models import VERSION_TABLE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -34,7 +35,7 @@ def _migrate(path, *targets):
     """Run Alembic to each target in turn ("head" upgrades, a revision downgrades), the way
     the library does: foreign keys off, one transaction each."""
     from alembic import command
-    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
+    engine = sqlite_engine.make_engine(sqlite_engine.file_uri(path, False), read_only=False, shared=False)
     try:
         for target in targets:
             with engine.connect() as conn:
@@ -113,7 +114,7 @@ def test_rebuild_with_foreign_keys_on_would_lose_chunks(tmp_path):
     vfs_chunks. (If this ever stops happening, the guard is still harmless.)"""
     path = _copy(tmp_path, "format_0001.db")
     from alembic import command
-    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
+    engine = sqlite_engine.make_engine(sqlite_engine.file_uri(path, False), read_only=False, shared=False)
     try:
         with engine.connect() as conn:
             raw = conn.connection.driver_connection

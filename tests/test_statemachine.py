@@ -185,3 +185,47 @@ class VFSvsOS(RuleBasedStateMachine):
 VFSvsOS.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow])
 TestVFSvsOS = VFSvsOS.TestCase
+
+
+# The same model over a layer stack: the tree starts as the merged view of three read-only
+# underlays (a directory in several layers, its files in different ones, files shadowed by a
+# higher layer's), and every rule runs against the top layer. What
+# the real OS shows must be what the merged view shows: copy-up, whiteouts and the one-layer
+# fast paths all answer through the same namespace.
+UNDERLAYS = [  # highest priority first: (priority, {path: content or None for a directory})
+    (30, {"/a": None, "/a/b": b"from layer 30", "/b": b"over a lower file"}),
+    (20, {"/a": None, "/a/c[1]": None, "/a/c[1]/%": b"deep", "/a/b": b"shadowed",
+          "/d e": None, "/d e/_": b"in a lower directory"}),
+    (10, {"/_": None, "/_/a": b"x" * 700, "/b": b"a lower file", "/d e": None}),
+]
+
+
+class VFSvsOSLayered(VFSvsOS):
+    def __init__(self):
+        super().__init__()
+        merged: dict[str, bytes | None] = {}
+        for k, (priority, entries) in enumerate(UNDERLAYS):
+            path = os.path.join(self.tmp, f"under{k}.vfs")
+            with VFS(path, chunk_size=512) as under:
+                for p, data in sorted(entries.items()):
+                    if data is None:
+                        under.makedirs(p, exist_ok=True)
+                    else:
+                        under.write_bytes(p, data)
+            self.fs.add_underlay(path, priority=priority, name=f"under{k}")
+            for p, data in entries.items():
+                # Exact-path resolution: the highest layer holding a path provides it.
+                merged.setdefault(p, data)
+        for p in sorted(merged):
+            if merged[p] is None:
+                os.makedirs(self.real(p), exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(self.real(p)), exist_ok=True)
+                with open(self.real(p), "wb") as f:
+                    f.write(merged[p])
+
+
+VFSvsOSLayered.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
+                                            deadline=None,
+                                            suppress_health_check=[HealthCheck.too_slow])
+TestVFSvsOSLayered = VFSvsOSLayered.TestCase

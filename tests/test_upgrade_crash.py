@@ -14,7 +14,8 @@ import time
 import pytest
 
 from vfs_orm import VFS
-from vfs_orm import db as dbmod
+from vfs_orm.backends.sqlite import engine as sqlite_engine
+from vfs_orm.backends.sqlite import schema as dbmod
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -53,7 +54,7 @@ def old_database(tmp_path_factory):
             for i in range(20_000):
                 fs.write_bytes(f"/d{i % 50}/s{i % 7}/f{i}.bin", i.to_bytes(4, "big") * (i % 700))
     from alembic import command
-    engine = dbmod.make_engine(dbmod.file_uri(path, False), read_only=False, shared=False)
+    engine = sqlite_engine.make_engine(sqlite_engine.file_uri(path, False), read_only=False, shared=False)
     try:
         with engine.connect() as conn:
             with dbmod.foreign_keys_off(conn):

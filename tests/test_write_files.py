@@ -7,7 +7,7 @@ import pytest
 from conftest import tree_of
 
 from vfs_orm import VFS, ContractError, IsADirError, NotADirError, ReadOnlyError
-from vfs_orm.repository import INLINE_MAX
+from vfs_orm.backends import INLINE_MAX
 
 
 def _statements(fs):

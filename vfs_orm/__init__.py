@@ -8,7 +8,7 @@
 ['config.json']
 """
 
-from vfs_orm.db import install_transaction_fix, upgrade, upgrade_engine
+from vfs_orm.backends import install_transaction_fix, upgrade, upgrade_engine
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
-from vfs_orm.uow import DB_ERRORS, translate
 
 if TYPE_CHECKING:
     from vfs_orm.namespace.tree import Tree
@@ -687,3 +688,36 @@ def wrap(raw: ChunkedFile, mode: str, buffering: int, encoding: str | None, erro
                          line_buffering=line_buffering)
     text.mode = mode  # type: ignore[misc]
     return text
+
+
+class IteratorReader(io.RawIOBase):
+    """A non-seekable readable raw stream over an iterator of bytes (for upload APIs)."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._blocks = blocks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        while not self._rest:
+            try:
+                self._rest = next(self._blocks)
+            except StopIteration:
+                return 0
+        n = min(len(view), len(self._rest))
+        view[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+    def close(self) -> None:
+        close = getattr(self._blocks, "close", None)
+        if close is not None:
+            close()
+        super().close()

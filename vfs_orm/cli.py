@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from vfs_orm import db as dbmod
+from vfs_orm.backends import upgrade as upgrade_file
 from vfs_orm.errors import VFSError
 from vfs_orm.vfs import VFS
 
@@ -411,7 +411,7 @@ def upgrade(image: str, backup: bool) -> None:
     """Upgrade IMAGE (an older vfs_orm revision or a seed-library file) to the current
     format, in one transaction."""
     _require(image)
-    result = dbmod.upgrade(image, backup=backup)
+    result = upgrade_file(image, backup=backup)
     if result["from"] == result["to"]:
         click.echo(f"{image}: already at revision {result['to']}")
         return

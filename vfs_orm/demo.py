@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from vfs_orm import VFS
-from vfs_orm import db as dbmod
+from vfs_orm.backends import SQLITE
 from vfs_orm.pack import pack
 
 
@@ -144,7 +144,7 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
         _seed_save(old)
         with VFS(old) as upgraded:
             st = upgraded.stat("/save/player.json")
-            step(f"6. old seed-format save upgraded to revision {dbmod.head_revision()}: "
+            step(f"6. old seed-format save upgraded to revision {SQLITE.head_revision()}: "
                  f"player.json = {upgraded.read_text('/save/player.json')}, "
                  f"world.bin {upgraded.getsize('/save/world.bin'):,} bytes, "
                  f"modified_at kept: {st.modified_at}")

@@ -39,6 +39,15 @@ VERSION_TABLE = "vfs_alembic_version"
 APPLICATION_ID = 0x5646534F
 
 
+#: Ids and values that may pass 2**31 (chunk ids are ``inode_id * 2**32 + idx``; modes are a
+#: C ``mode_t``): 64-bit on every dialect, while SQLite keeps ``INTEGER``, so that an
+#: ``INTEGER PRIMARY KEY`` stays the rowid alias that BLOB I/O and rowid lookups rely on.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+#: Paths and names compare byte by byte on every dialect (subtree scans are ranges on the
+#: (parent, name) index): SQLite's default BINARY collation, PostgreSQL's "C".
+Path = Text().with_variant(Text(collation="C"), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -55,11 +64,11 @@ class Inode(Base):
         {"sqlite_autoincrement": True},  # ids are never reused: open handles bind to them
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    parent: Mapped[str | None] = mapped_column(Text)
-    name: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    parent: Mapped[str | None] = mapped_column(Path)
+    name: Mapped[str] = mapped_column(Path)
     kind: Mapped[int] = mapped_column(Integer)
-    mode: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[int] = mapped_column(Int64)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     chunk_size: Mapped[int] = mapped_column(Integer)
     ctime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -83,15 +92,15 @@ class Chunk(Base):
     """One fixed-size piece of a file's content. Missing chunks of a file read as zeros; a
     file whose bytes are inline (``Inode.data``) has none.
 
-    Its id is ``inode_id * 2**32 + idx`` (see ``repository.CHUNK_SPAN``)."""
+    Its id is ``inode_id * 2**32 + idx`` (see ``statements.CHUNK_SPAN``)."""
 
     __tablename__ = "vfs_chunks"
     __table_args__ = (UniqueConstraint("inode_id", "idx"),)
 
     # An explicit rowid, so incremental BLOB I/O (sqlite3 blobopen) can address a chunk.
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    inode_id: Mapped[int] = mapped_column(ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
-    idx: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
+    inode_id: Mapped[int] = mapped_column(Int64, ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Int64)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     inode: Mapped[Inode] = relationship(back_populates="chunks")

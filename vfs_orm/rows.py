@@ -16,6 +16,8 @@ WHITEOUT = int(InodeKind.WHITEOUT)
 
 #: The layer a node was found in: 0 is the top database, the one that is written.
 TOP = 0
+#: The name ``which_layer`` and ``stat().layer`` give the top database.
+LOCAL = "local"
 
 
 class Node(NamedTuple):

@@ -1,8 +1,9 @@
 """The public facade: ``VFS`` (also exported as ``VirtualFileSystem``, the seed library's name).
 
 It checks and normalises arguments, wraps raw streams in ``io`` objects and turns every driver
-error into a ``VFSError``. It holds no SQL: namespace work is ``Tree``'s, SQL is the
-repository's, transactions are the unit of work's.
+error into a ``VFSError``. It holds no SQL and no driver: namespace work is ``Tree``'s
+(``namespace/``), transactions are the unit of work's, and everything specific to a database
+engine (opening, statements, images, maintenance) is the backend's (``backends/``).
 
 Hot read paths (``exists``, ``stat``, ``read_bytes``, ``open`` for reading) translate errors
 inline; the other public methods use the ``_translated`` decorator (a fraction of a µs a call,
@@ -16,7 +17,6 @@ import errno
 import functools
 import io
 import os
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,9 +25,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import icontract
 from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, images, paths, stored
-from vfs_orm import db as dbmod
-from vfs_orm._io import ChunkedFile, wrap
+from vfs_orm import _glob, paths, stored
+from vfs_orm._io import ChunkedFile, IteratorReader, wrap
+from vfs_orm.backends import (
+    DB_ERRORS,
+    DEFAULT_BUSY_TIMEOUT,
+    SQLITE,
+    Layer,
+    LayerStack,
+    translate,
+)
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
@@ -36,13 +43,11 @@ from vfs_orm.errors import (
     RootContractError,
     VFSError,
 )
-from vfs_orm.layers import Layer, LayerStack
 from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.tree import Tree
-from vfs_orm.repository import ManifestRepository, inode_repository
 from vfs_orm.rows import DIR
 from vfs_orm.types import FILE_MODE, StatResult
-from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
+from vfs_orm.uow import UnitOfWork
 
 DEFAULT_CHUNK_SIZE = 65536
 MIN_CHUNK_SIZE = 512
@@ -132,7 +137,7 @@ class VFS:
     def __init__(self, db_path: str | os.PathLike[str] = ":memory:",
                  chunk_size: int | None = None, read_only: bool = False, *,
                  page_size: int | None = None, durable: bool = True,
-                 busy_timeout: float = dbmod.DEFAULT_BUSY_TIMEOUT,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                  engine: Any = None, session: Any = None) -> None:
         self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
                    session, None)
@@ -162,46 +167,34 @@ class VFS:
         self._layers: list[Layer] = []
         self._alias_counter = 0
         self._embedded = engine is not None or session is not None
+        backend = self._backend = SQLITE
+        keep_alive = None
         if self._embedded:
             host = engine if engine is not None else session.get_bind()
             engine = host
             self._db_path = db_path = str(host.url.database or ":memory:")
             memory = db_path in ("", ":memory:")
             try:
-                dbmod.check_host_engine(host)
+                backend.check_host(host)
             except DB_ERRORS as exc:
                 raise translate(exc, db_path) from exc
-            self._uri = self._ro_uri = ""
+            self._ro_uri = ""
         else:
             self._db_path = db_path
-            memory = db_path == ":memory:"
-            keep_alive = None
-            if memory:
-                uri = dbmod.memory_uri()
-                if image is not None:
-                    keep_alive = images.load(image, uri)
-            else:
-                dbmod.check_file(db_path, must_exist=read_only)
-                uri = dbmod.file_uri(db_path, read_only)
-            self._uri = uri
+            opened = backend.open_engine(db_path, read_only=read_only, durable=durable,
+                                         busy_timeout=busy_timeout, image=image)
+            engine, memory, keep_alive = opened.engine, opened.memory, opened.keep_alive
             # How another VFS attaches this one as an underlay: read-only at the SQLite level.
-            self._ro_uri = uri + "&mode=ro" if memory else dbmod.file_uri(db_path, True)
-            engine = dbmod.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
-                                       busy_timeout=busy_timeout)
+            self._ro_uri = opened.read_only_uri
         self._where = db_path
-        keep_alive = None if self._embedded else keep_alive
         try:
             if session is not None:
                 db_chunk = self._prepare(session.connection(), True, read_only, page_size,
                                          chunk_size or DEFAULT_CHUNK_SIZE)
             else:
-                with engine.connect() as conn:
-                    before = dbmod.own_transactions(conn)
-                    try:
-                        db_chunk = self._prepare(conn, memory, read_only, page_size,
-                                                 chunk_size or DEFAULT_CHUNK_SIZE)
-                    finally:
-                        dbmod.restore_transactions(conn, before)
+                with engine.connect() as conn, backend.own_transactions(conn):
+                    db_chunk = self._prepare(conn, memory, read_only, page_size,
+                                             chunk_size or DEFAULT_CHUNK_SIZE)
         except DB_ERRORS as exc:
             if not self._embedded:
                 engine.dispose()
@@ -211,20 +204,19 @@ class VFS:
                 engine.dispose()
             raise
         finally:
-            if not self._embedded and keep_alive is not None:
+            if keep_alive is not None:
                 keep_alive.close()  # the engine's own connection holds the memdb now
         self._chunk_size = chunk_size or db_chunk
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session)
-        self._repo = inode_repository()
+        self._repo = backend.inode_statements()
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
-        self._manifest = ManifestRepository()
+        self._manifest = backend.manifest_statements()
         try:
-            limit = self._uow.raw().getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+            self._per_connection = backend.attach_limit(self._uow.raw())
         except DB_ERRORS as exc:
             self.close()
             raise translate(exc, db_path) from exc
-        self._per_connection = max(1, limit)
         self._uow.stack = LayerStack(0, (), self._per_connection, busy_timeout)
         if not read_only:
             # The first write of this session records the stack the save is made with.
@@ -239,26 +231,19 @@ class VFS:
     def _prepare(self, conn: Any, memory: bool, read_only: bool, page_size: int | None,
                  chunk_size: int) -> int:
         """Check or create the format on ``conn``; returns the database's chunk size."""
-        where = self._db_path
-        if read_only:
-            status, rev = dbmod.format_status(conn, embedded=self._embedded)
-            if status != "current":
-                raise dbmod._refuse(status, rev, where)
-        else:
-            def on_create(c: Any) -> None:
-                # Metadata through the ORM, inside the migration's transaction.
-                now = time.time_ns()
-                with Session(bind=c) as session:
-                    ManifestRepository().add(session, LayerManifest(
-                        role="self", uuid=str(uuid.uuid4()), name=None, version=None,
-                        description=None, created_ns=now, modified_ns=now,
-                        chunk_size=chunk_size))
+        backend = self._backend
 
-            dbmod.migrate(conn, where=where, page_size=page_size, on_create=on_create,
-                          embedded=self._embedded)
-            if not memory and not self._embedded:
-                dbmod.set_journal_mode(conn, "WAL")
-        row = ManifestRepository().identity_row(dbmod.driver(conn))
+        def on_create(c: Any) -> None:
+            # Metadata through the ORM, inside the migration's transaction.
+            now = time.time_ns()
+            with Session(bind=c) as session:
+                backend.manifest_statements().add(session, LayerManifest(
+                    role="self", uuid=str(uuid.uuid4()), name=None, version=None,
+                    description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size))
+
+        row = backend.prepare(conn, where=self._db_path, memory=memory, read_only=read_only,
+                              embedded=self._embedded, page_size=page_size,
+                              on_create=on_create)
         stored_size = None if row is None else row[6]
         if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
             return stored_size
@@ -271,50 +256,21 @@ class VFS:
         """Check the database: SQLite's integrity check and the format's invariants (see
         ``vfs_orm.check``). Returns a report with ``ok``, ``problems``, ``warnings`` and
         ``counts``."""
-        from vfs_orm.check import check as run_check
-
         uow = self._live_uow()
         with uow.read_lock:
-            return run_check(uow.raw(), quick=quick, schema_problem=dbmod.schema_problem)
+            return self._backend.check(uow.raw(), quick)
 
     @_translated
     def info(self) -> dict[str, Any]:
         """Format revision, identity, counts, sizes and SQLite settings of this database."""
-        from vfs_orm.repository import AUTO_VACUUM_MODES, CheckRepository
-
         uow = self._live_uow()
-        repo = CheckRepository()
         with uow.read_lock:
-            raw = uow.raw()
-            rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
-            kinds = {1: 0, 2: 0, 3: 0}
-            logical = 0
-            damaged = 0
-            for row in repo.entries(raw):
-                if stored.row_problems(row) is not None:
-                    damaged += 1  # check() says what is wrong with it
-                    continue
-                parent, kind, size = row[1], row[3], row[5]
-                if parent is None:
-                    continue
-                kinds[kind] = kinds.get(kind, 0) + 1
-                if kind == 1:
-                    logical += size
-            n_chunks, chunk_bytes = repo.stored(raw)
-            n_inline, inline_bytes = repo.stored_inline(raw)
-            pragmas = repo.pragmas(raw)
+            found = self._backend.info(uow.raw(), stored.row_problems)
         file_bytes = 0 if self._db_path == ":memory:" or self._embedded else \
-            os.path.getsize(self._db_path)
-        return {"path": self._db_path, "revision": rev[0] if rev else None,
-                "head": dbmod.head_revision(), "identity": self.identity,
-                "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
-                "whiteouts": kinds.get(3, 0), "total_bytes": logical,
-                "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
-                "damaged_entries": damaged,
-                "inline_files": n_inline, "chunk_size": self._chunk_size,
-                "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
-                "free_pages": pragmas["freelist_count"], "journal_mode": pragmas["journal_mode"],
-                "auto_vacuum": AUTO_VACUUM_MODES.get(pragmas["auto_vacuum"], "unknown"),
+            self._backend.file_bytes(self._db_path)
+        return {"path": self._db_path, "revision": found.pop("revision"),
+                "head": found.pop("head"), "identity": self.identity, **found,
+                "chunk_size": self._chunk_size,
                 "file_bytes": file_bytes, "layers": self.list_layers()}
 
     @_translated
@@ -324,11 +280,9 @@ class VFS:
         auto-vacuum); an older file is rewritten once with VACUUM, which makes later calls
         cheap too. Only this database, never its underlays. Returns the method used and
         ``bytes_before`` / ``bytes_after``."""
-        from vfs_orm.compact import compact as run_compact
-
         uow = self._live_uow()
         file_db = not (self._embedded or uow.shared)
-        return run_compact(uow, embedded=self._embedded, file_db=file_db)
+        return self._backend.compact(uow, embedded=self._embedded, file_db=file_db)
 
     # -- images as bytes ------------------------------------------------------------------
     @classmethod
@@ -342,9 +296,9 @@ class VFS:
             NotAVFSDatabaseError: empty, not SQLite, truncated, or another application's
                 database. FormatVersionError: from a newer vfs_orm. TypeError: not bytes.
         """
-        image = images.collect(data)
+        image = SQLITE.collect_image(data)
         obj = cls.__new__(cls)
-        obj._init(":memory:", chunk_size, False, None, True, dbmod.DEFAULT_BUSY_TIMEOUT, None,
+        obj._init(":memory:", chunk_size, False, None, True, DEFAULT_BUSY_TIMEOUT, None,
                   None, image)
         obj._read_only = bool(read_only)
         if read_only:
@@ -365,31 +319,17 @@ class VFS:
         try:
             if uow.shared:
                 with uow.lock:
-                    blocks = list(images.memory_blocks(uow.raw(), block_size))
+                    blocks = self._backend.memory_image(uow.raw(), block_size)
                 yield from blocks
                 return
-            rw_uri = dbmod.file_uri(self._db_path, read_only=False)
-            checkpointer: list[sqlite3.Connection] = []
-
-            def writer() -> sqlite3.Connection:
-                if not checkpointer:
-                    checkpointer.append(sqlite3.connect(rw_uri, uri=True, isolation_level=None,
-                                                        timeout=5.0))
-                return checkpointer[0]
-
-            try:
-                yield from images.file_blocks(self._db_path, self._ro_uri, writer, block_size)
-            finally:
-                for c in checkpointer:
-                    c.close()
+            yield from self._backend.file_image(self._db_path, self._ro_uri, block_size)
         except DB_ERRORS as exc:
             raise translate(exc, self._db_path) from exc
 
     def serialize_fileobj(self, block_size: int = 65536) -> io.BufferedReader:
         """The image as a non-seekable readable file object (for ``upload_fileobj``-style
         APIs)."""
-        return io.BufferedReader(images.IteratorReader(self.serialize_iter(block_size)),
-                                 block_size)
+        return io.BufferedReader(IteratorReader(self.serialize_iter(block_size)), block_size)
 
     def to_bytes(self) -> bytes:
         """The whole image in memory."""
@@ -409,8 +349,7 @@ class VFS:
         source = VFS.from_bytes(data)
         try:
             with uow.lock:
-                src = source._uow.raw()  # type: ignore[union-attr]
-                src.backup(uow.raw())
+                self._backend.replace_content(source._live_uow().raw(), uow.raw())
                 uow.epoch += 1
                 self._chunk_size = source._chunk_size
                 self._tree.chunk_size = source._chunk_size
@@ -1015,7 +954,7 @@ class VFS:
         if uow.shared or uow.in_batch() or self._embedded:
             return
         with uow.read_lock:
-            uow.raw().execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+            self._backend.sync(uow.raw())
 
 
 def _file_mode(mode: int) -> int:

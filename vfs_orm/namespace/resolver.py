@@ -8,7 +8,7 @@ the stack in effect, not by a subclass.
 
 Across layers, resolution is by exact path (as in the seed library and PhysFS): the highest
 layer holding an entry at a path provides it, and a whiteout (kind 3) in a higher layer hides
-everything below it at that path (see ``layers.py`` for how a stack is attached).
+everything below it at that path (see ``backends/sqlite/stack.py`` for how a stack is attached).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vfs_orm import paths
-from vfs_orm.layers import EMPTY, LOCAL, LayerStack, group_connection
-from vfs_orm.repository import CHUNK_SPAN, InodeRepository, inode_repository
-from vfs_orm.rows import DIR, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode, TreeEntry
+from vfs_orm.backends import CHUNK_SPAN, InodeRepository, LayerStack
+from vfs_orm.rows import DIR, LOCAL, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode, TreeEntry
 from vfs_orm.uow import UnitOfWork
 
 _T = TypeVar("_T")
+_EMPTY = LayerStack(0, ())
 
 # Where ``kind`` sits in the rows of each StackRepository listing.
 _KIND_AT = {"listing": 3, "subtree": 4, "glob_in": 2, "glob_level": 3, "glob_below": 3}
@@ -48,7 +48,7 @@ class Resolver:
         return stack is not None and bool(stack.layers)
 
     def stack(self) -> LayerStack:
-        return self.uow.view().stack or EMPTY
+        return self._view()[1]
 
     def name_of(self, layer: int) -> str:
         return LOCAL if layer == TOP else self.stack().name_of(layer)
@@ -121,13 +121,14 @@ class Resolver:
         out: list[Node] = []
         with self.uow.read_lock:
             for g, repo in enumerate(stack.repos):
-                out += [Node._make(r) for r in repo.resolve_all(group_connection(st, g),
+                out += [Node._make(r) for r in repo.resolve_all(stack.connection(st, g),
                                                                  parent, name)]
         return out
 
     def _view(self) -> tuple[Any, LayerStack]:
         st = self.uow.view()
-        return st, (st.stack or EMPTY)
+        stack = st.stack if st.stack is not None else self.uow.stack
+        return st, (stack if stack is not None else _EMPTY)
 
     def _first_hit(self, method: str, path: str) -> tuple[Any, ...] | None:
         """Search the connection groups in priority order with one statement each; the first
@@ -136,7 +137,7 @@ class Resolver:
         st, stack = self._view()
         with self.uow.read_lock:
             for g, repo in enumerate(stack.repos):
-                row = getattr(repo, method)(group_connection(st, g), parent, name)
+                row = getattr(repo, method)(stack.connection(st, g), parent, name)
                 if row is not None:
                     return row  # type: ignore[no-any-return]
         return None
@@ -148,7 +149,7 @@ class Resolver:
         best: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         with self.uow.read_lock:
             for g, repo in enumerate(stack.repos):
-                for row in getattr(repo, method)(group_connection(st, g), *args):
+                for row in getattr(repo, method)(stack.connection(st, g), *args):
                     key = row[1:1 + keylen]
                     if key not in best:
                         best[key] = row
@@ -225,14 +226,14 @@ class Resolver:
         lo, hi = paths.subtree_bounds(path) if subtree else ("\x00", "\x00")
         keys: set[tuple[str, str]] = set()
         for g, repo in enumerate(stack.repos):
-            keys.update(repo.lower_keys(group_connection(st, g), path, lo, hi))
+            keys.update(repo.lower_keys(stack.connection(st, g), path, lo, hi))
         return sorted(keys, key=lambda k: (len(k[0]), k))
 
     # -- reading content ----------------------------------------------------------------------
     def reader(self, layer: int) -> tuple[InodeRepository, Callable[[], Any]]:
         """The statements and the (per-thread) connection that read a layer's content."""
         stack = self.stack()
-        return (inode_repository(stack.schema_of(layer)),
+        return (stack.statements_of(layer),
                 functools.partial(_layer_connection, self.uow, stack.group_of(layer)))
 
     def read_span(self, layer: int, inode_id: int) -> list[tuple[Any, ...]]:
@@ -252,4 +253,5 @@ class Resolver:
 def _layer_connection(uow: UnitOfWork, group: int) -> Any:
     """The connection holding a group's schemas, for the calling thread (handles may move
     between threads)."""
-    return group_connection(uow.view(), group)
+    st = uow.view()
+    return LayerStack.connection(st, group)

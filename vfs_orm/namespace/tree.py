@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm import paths, stored
+from vfs_orm.backends import INLINE_MAX, InodeRepository
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -36,7 +37,6 @@ from vfs_orm.errors import (
 )
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
-from vfs_orm.repository import INLINE_MAX, InodeRepository
 from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode
 from vfs_orm.types import DIR_MODE, FILE_MODE, StatResult
 from vfs_orm.uow import UnitOfWork

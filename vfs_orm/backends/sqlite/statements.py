@@ -1,4 +1,4 @@
-"""All SQL of vfs_orm, and nothing else.
+"""All SQL of the SQLite backend (the repository's statements), and nothing else.
 
 Statements are built once with SQLAlchemy Core from the declarative models' tables and compiled
 once to the driver's SQL string; hot paths execute that string directly on the DBAPI connection

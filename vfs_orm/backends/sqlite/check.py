@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vfs_orm import stored
-from vfs_orm.repository import CheckRepository, ManifestRepository
+from vfs_orm.backends.sqlite.statements import CheckRepository, ManifestRepository
 
 _BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
 
@@ -36,7 +36,7 @@ class CheckReport:
 
 def check(raw: Any, quick: bool = False,
           schema_problem: Callable[[Any], str | None] = lambda raw: None) -> CheckReport:
-    """``schema_problem(raw)``: what is wrong with the tables' shape (see db.verify_schema)."""
+    """``schema_problem(raw)``: what is wrong with the tables' shape (see schema.verify_schema)."""
     repo = CheckRepository()
     report = CheckReport()
     integrity = repo.integrity(raw, quick)

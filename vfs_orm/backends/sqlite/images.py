@@ -22,14 +22,13 @@ a FILE database has no size limit.
 
 from __future__ import annotations
 
-import io
 import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from vfs_orm.db import SQLITE_HEADER
+from vfs_orm.backends.sqlite.engine import SQLITE_HEADER
 from vfs_orm.errors import NotAVFSDatabaseError
 
 MEMDB_MAX = 1 << 30
@@ -154,36 +153,3 @@ def _read_file(path: str, length: int, block_size: int) -> Iterator[bytes]:
                 first = False
             left -= len(block)
             yield block
-
-
-class IteratorReader(io.RawIOBase):
-    """A non-seekable readable raw stream over an iterator of bytes (for upload APIs)."""
-
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._blocks = blocks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        while not self._rest:
-            try:
-                self._rest = next(self._blocks)
-            except StopIteration:
-                return 0
-        n = min(len(view), len(self._rest))
-        view[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-    def close(self) -> None:
-        close = getattr(self._blocks, "close", None)
-        if close is not None:
-            close()
-        super().close()

@@ -1,7 +1,7 @@
 """``VFS.compact()``: give the pages freed by deleted and shrunk files back to the disk.
 
 SQLite keeps freed pages in the file for reuse, so a save that once held a large file stays
-that large. New databases use incremental auto-vacuum (see ``db.migrate``): compacting moves
+that large. New databases use incremental auto-vacuum (see ``schema.migrate``): compacting moves
 the free pages to the end and cuts them off, in one short write transaction. A database made
 before that (or by the seed library) is rewritten once with ``VACUUM``, which also switches
 it to incremental auto-vacuum, so the next compaction is cheap. Either way a file database's
@@ -10,11 +10,14 @@ WAL is then checkpointed and truncated, since the main file only shrinks at a ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
+from vfs_orm.backends.sqlite.statements import SpaceRepository
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError
-from vfs_orm.repository import SpaceRepository
-from vfs_orm.uow import DB_ERRORS, UnitOfWork, translate
+
+if TYPE_CHECKING:
+    from vfs_orm.uow import UnitOfWork
 
 
 def compact(uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:

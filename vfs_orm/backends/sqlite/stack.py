@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from vfs_orm.backends.sqlite.connection import ThreadConnection
+from vfs_orm.backends.sqlite.statements import (
+    InodeRepository,
+    StackRepository,
+    inode_repository,
+    stack_repository,
+)
 from vfs_orm.errors import VFSError
-from vfs_orm.repository import StackRepository, stack_repository
-from vfs_orm.uow import ThreadConnection
-
-LOCAL = "local"
+from vfs_orm.rows import LOCAL
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,16 @@ class LayerStack:
     def name_of(self, prio: int) -> str:
         return LOCAL if prio == 0 else self.layers[prio - 1].name
 
+    def statements_of(self, prio: int) -> InodeRepository:
+        """The statements that read one layer's inodes and chunks."""
+        return inode_repository(self.schema_of(prio))
+
+    @staticmethod
+    def connection(st: Any, group: int) -> sqlite3.Connection:
+        """The connection of one thread that holds a connection group's schemas."""
+        raw: sqlite3.Connection = st.raw if group == 0 else st.aux[group - 1].raw
+        return raw
+
     # -- attaching ------------------------------------------------------------------------
     def apply(self, st: ThreadConnection) -> None:
         """Bring one thread's connections to this stack: DETACH what left, ATTACH what came.
@@ -128,15 +141,3 @@ def _attach_set(raw: sqlite3.Connection, have: dict[str, str], want: dict[str, s
                 raise VFSError.for_path(None, f"invalid layer alias {alias!r}")
             raw.execute(f'ATTACH DATABASE ? AS "{alias}"', (uri,))
             have[alias] = uri
-
-
-EMPTY = LayerStack(0, ())
-
-
-def group_connection(st: ThreadConnection, group: int) -> sqlite3.Connection:
-    """The connection of one thread that holds a connection group's schemas."""
-    return st.raw if group == 0 else st.aux[group - 1].raw
-
-
-def iter_layers(stack: LayerStack) -> Iterator[Layer]:
-    yield from stack.layers

@@ -1,0 +1,95 @@
+"""The backend seam: what a database engine provides to the layers above it.
+
+Everything above ``vfs_orm.backends`` (the namespace, the unit of work, io objects, the facade,
+the CLI) reaches a database only through a ``Backend``: it never imports a driver, and never a
+backend's modules (an import-linter contract in ``pyproject.toml`` enforces both). A backend
+declares what it can do in ``Capabilities`` (as PyFilesystem2's ``getmeta`` does), so callers
+ask instead of trying.
+
+A backend provides:
+
+- **opening**: an engine for a path (``open_engine``), the format checked or created on a
+  connection (``prepare``), a host application's engine accepted (``check_host``);
+- **connections**: one per thread (``connection``), whose transactions follow
+  ``TransactionalConnection``;
+- **statements**: compiled once, run on the driver connection (``inode_statements``,
+  ``manifest_statements``, ``stack``), returning rows the repository names (``vfs_orm.rows``);
+- **errors**: the driver's exceptions (``errors``) and their translation into ``VFSError``
+  subclasses by error code (``translate``);
+- **maintenance and images**: ``check``, ``info``, ``compact``, ``sync``, images as bytes.
+
+The next backend is one more package beside ``sqlite/`` plus a fixture in the conformance
+suite (``tests/conformance``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vfs_orm.errors import VFSError
+
+#: Seconds a writer waits for another process's write lock, unless told otherwise.
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do."""
+
+    name: str  #: the backend's name ("sqlite")
+    dialect: str  #: the SQLAlchemy dialect its engines use
+    in_memory: bool  #: databases that live in this process's memory (``":memory:"``)
+    images: bool  #: a database as bytes: ``to_bytes``/``from_bytes``/``serialize_iter``
+    blob_reads: bool  #: reading part of a stored value without a query (streaming reads)
+    layers: bool  #: read-only underlays resolved inside SQL
+    layers_per_connection: int  #: underlays one connection can reach (0: no limit)
+    multi_process: bool  #: several processes read and write one database
+    reclaims_space: bool  #: ``compact()`` gives freed space back to the disk
+    durability_choice: bool  #: ``durable=False`` trades power-loss safety for speed
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What ``Backend.open_engine`` made: the engine, the URI another VFS attaches this
+    database with (read-only), and whether it lives in memory."""
+
+    engine: Any
+    read_only_uri: str
+    memory: bool
+    #: Keeps an in-memory image alive until the engine's first connection holds it.
+    keep_alive: Any = None
+
+
+class TransactionalConnection(Protocol):
+    """One thread's connection, as the unit of work drives it."""
+
+    raw: Any  #: the driver connection that statements run on
+    depth: int  #: open batch levels
+    poisoned: dict[int, BaseException]
+    snapshot: bool  #: inside ``VFS.snapshot()``
+    txn: int  #: bumped whenever what the transaction saw may be undone or overtaken
+    stack: Any  #: the layer stack this connection has attached
+    conn: Any  #: the SQLAlchemy connection that owns ``raw``
+
+    def in_transaction(self) -> bool: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def savepoint(self, name: str) -> None: ...
+    def release(self, name: str) -> None: ...
+    def rollback_to(self, name: str) -> None: ...
+    def pin_snapshot(self) -> None: ...
+    def end_snapshot(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """A database engine vfs_orm can keep a tree in."""
+
+    capabilities: Capabilities
+    #: Exceptions the driver (and SQLAlchemy over it) raise: caught where a public call ends.
+    errors: tuple[type[BaseException], ...]
+
+    def translate(self, exc: BaseException, path: str | None = None) -> VFSError: ...
+    def connection(self, conn: Any, borrowed: bool = False) -> TransactionalConnection: ...

@@ -1,0 +1,210 @@
+"""The SQLite backend: one database file (or ``:memory:``) through pysqlite.
+
+Its modules: ``engine`` (engines, pragmas, URIs, opening errors, host engines), ``schema`` (the
+format: status, Alembic upgrades, schema verification), ``connection`` (a thread's connection
+and its ``BEGIN IMMEDIATE`` transactions), ``errors`` (result codes to VFSErrors),
+``statements`` (every SQL statement, compiled once, incremental BLOB reads), ``stack``
+(underlays ATTACHed in connection groups), ``images`` (databases as bytes), ``check`` and
+``maintenance`` (integrity and space).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from vfs_orm.backends.base import Capabilities, Opened
+from vfs_orm.backends.sqlite import engine as _engine
+from vfs_orm.backends.sqlite import images as _images
+from vfs_orm.backends.sqlite import schema as _schema
+from vfs_orm.backends.sqlite.check import CheckReport
+from vfs_orm.backends.sqlite.check import check as _check
+from vfs_orm.backends.sqlite.connection import ThreadConnection
+from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
+from vfs_orm.backends.sqlite.maintenance import compact as _compact
+from vfs_orm.backends.sqlite.stack import Layer, LayerStack
+from vfs_orm.backends.sqlite.statements import (
+    AUTO_VACUUM_MODES,
+    CHUNK_SPAN,
+    INLINE_MAX,
+    CheckRepository,
+    InodeRepository,
+    ManifestRepository,
+    inode_repository,
+)
+from vfs_orm.errors import VFSError
+
+if TYPE_CHECKING:
+    from vfs_orm.uow import UnitOfWork
+
+__all__ = [
+    "CHUNK_SPAN",
+    "INLINE_MAX",
+    "SQLITE",
+    "CheckReport",
+    "InodeRepository",
+    "Layer",
+    "LayerStack",
+    "ManifestRepository",
+    "SQLiteBackend",
+]
+
+
+class SQLiteBackend:
+    """The operations the layers above need from SQLite (see ``backends.base``)."""
+
+    capabilities = Capabilities(
+        name="sqlite", dialect="sqlite", in_memory=True, images=True, blob_reads=True,
+        layers=True, layers_per_connection=10, multi_process=True, reclaims_space=True,
+        durability_choice=True)
+    errors: tuple[type[BaseException], ...] = DB_ERRORS
+
+    # -- errors -----------------------------------------------------------------------------
+    def translate(self, exc: BaseException, path: str | None = None) -> VFSError:
+        return translate(exc, path)
+
+    # -- opening ----------------------------------------------------------------------------
+    def check_host(self, engine: Any) -> None:
+        _engine.check_host_engine(engine)
+
+    def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
+                    busy_timeout: float, image: bytes | None = None) -> Opened:
+        """An engine for ``db_path`` (``":memory:"``: a private in-memory database, holding
+        ``image`` if given)."""
+        memory = db_path == ":memory:"
+        keep_alive = None
+        if memory:
+            uri = _engine.memory_uri()
+            if image is not None:
+                keep_alive = _images.load(image, uri)
+            ro_uri = uri + "&mode=ro"
+        else:
+            _engine.check_file(db_path, must_exist=read_only)
+            uri = _engine.file_uri(db_path, read_only)
+            ro_uri = _engine.file_uri(db_path, True)
+        engine = _engine.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
+                                     busy_timeout=busy_timeout)
+        return Opened(engine, ro_uri, memory, keep_alive)
+
+    @contextlib.contextmanager
+    def own_transactions(self, conn: Any) -> Iterator[None]:
+        """While vfs_orm sets a connection up, its own BEGIN/COMMIT are the only ones."""
+        before = _engine.own_transactions(conn)
+        try:
+            yield
+        finally:
+            _engine.restore_transactions(conn, before)
+
+    def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
+                page_size: int | None, on_create: Callable[[Any], None]
+                ) -> tuple[Any, ...] | None:
+        """Check (read-only) or create/upgrade the format on ``conn``; returns the identity
+        row (see ``ManifestRepository.identity_row``)."""
+        if read_only:
+            status, rev = _schema.format_status(conn, embedded=embedded)
+            if status != "current":
+                raise _schema.refusal(status, rev, where)
+        else:
+            _schema.migrate(conn, where=where, page_size=page_size, on_create=on_create,
+                            embedded=embedded)
+            if not memory and not embedded:
+                _engine.set_journal_mode(conn, "WAL")
+        return ManifestRepository().identity_row(_engine.driver(conn))
+
+    def connection(self, conn: Any, borrowed: bool = False) -> ThreadConnection:
+        return ThreadConnection(conn, borrowed)
+
+    def attach_limit(self, raw: sqlite3.Connection) -> int:
+        """Underlays one connection can ATTACH (this build's SQLITE_LIMIT_ATTACHED)."""
+        return max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
+
+    # -- statements -------------------------------------------------------------------------
+    def inode_statements(self, schema: str = "main") -> InodeRepository:
+        return inode_repository(schema)
+
+    def manifest_statements(self) -> ManifestRepository:
+        return ManifestRepository()
+
+    def head_revision(self) -> str:
+        return _schema.head_revision()
+
+    # -- maintenance ------------------------------------------------------------------------
+    def check(self, raw: sqlite3.Connection, quick: bool) -> CheckReport:
+        return _check(raw, quick=quick, schema_problem=_schema.schema_problem)
+
+    def info(self, raw: sqlite3.Connection, entry_problems: Callable[[Any], Any]
+             ) -> dict[str, Any]:
+        """Counts, sizes and settings of the database behind ``raw``."""
+        repo = CheckRepository()
+        rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
+        kinds = {1: 0, 2: 0, 3: 0}
+        logical = damaged = 0
+        for row in repo.entries(raw):
+            if entry_problems(row) is not None:
+                damaged += 1  # check() says what is wrong with it
+                continue
+            parent, kind, size = row[1], row[3], row[5]
+            if parent is None:
+                continue
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == 1:
+                logical += size
+        n_chunks, chunk_bytes = repo.stored(raw)
+        n_inline, inline_bytes = repo.stored_inline(raw)
+        pragmas = repo.pragmas(raw)
+        return {"revision": rev[0] if rev else None, "head": _schema.head_revision(),
+                "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
+                "whiteouts": kinds.get(3, 0), "total_bytes": logical,
+                "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
+                "damaged_entries": damaged, "inline_files": n_inline,
+                "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
+                "free_pages": pragmas["freelist_count"],
+                "journal_mode": pragmas["journal_mode"],
+                "auto_vacuum": AUTO_VACUUM_MODES.get(pragmas["auto_vacuum"], "unknown")}
+
+    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
+        return _compact(uow, embedded=embedded, file_db=file_db)
+
+    def sync(self, raw: sqlite3.Connection) -> None:
+        """Fold the WAL into the database file (everything committed becomes durable there)."""
+        raw.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
+
+    # -- images -----------------------------------------------------------------------------
+    def collect_image(self, data: bytes | Iterable[bytes]) -> bytes:
+        return _images.collect(data)
+
+    def memory_image(self, raw: sqlite3.Connection, block_size: int) -> list[bytes]:
+        """An in-memory database's image, whole (the caller holds its lock)."""
+        return list(_images.memory_blocks(raw, block_size))
+
+    def file_image(self, db_path: str, read_only_uri: str, block_size: int) -> Iterator[bytes]:
+        """A file database's image, streamed from a consistent snapshot with bounded memory
+        (writers go on meanwhile)."""
+        rw_uri = _engine.file_uri(db_path, read_only=False)
+        checkpointer: list[sqlite3.Connection] = []
+
+        def writer() -> sqlite3.Connection:
+            if not checkpointer:
+                checkpointer.append(sqlite3.connect(rw_uri, uri=True, isolation_level=None,
+                                                    timeout=5.0))
+            return checkpointer[0]
+
+        try:
+            yield from _images.file_blocks(db_path, read_only_uri, writer, block_size)
+        finally:
+            for c in checkpointer:
+                c.close()
+
+    def replace_content(self, source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+        """Make ``target``'s database a copy of ``source``'s, in one step."""
+        source.backup(target)
+
+    def file_bytes(self, db_path: str) -> int:
+        return os.path.getsize(db_path)
+
+
+#: The SQLite backend (stateless: one instance serves every VFS).
+SQLITE = SQLiteBackend()
