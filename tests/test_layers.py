@@ -439,3 +439,29 @@ def test_layers_cannot_change_inside_a_batch(game):
         with pytest.raises(OSError):
             user.remove_underlay("base")
     assert user.remove_underlay("base")
+
+
+def test_check_accepts_whiteouts_below_whiteouts(tmp_path):
+    """Removing or renaming an underlay's directory whites out every entry below it (exact-path
+    resolution needs one per entry): check() must not report those as entries whose parent
+    is not a directory (it did, for every rename or rmtree of a lower directory)."""
+    base = tmp_path / "base.vfs"
+    with VFS(base) as b:
+        b.write_bytes("/pre/keep.txt", b"k")
+        b.write_bytes("/pre/sub/x.bin", b"x" * 5000)
+    with VFS(tmp_path / "top.vfs") as fs:
+        fs.add_underlay(base, name="base")
+        fs.rename("/pre", "/moved")
+        fs.rmtree("/moved/sub")
+        assert not fs.exists("/pre/keep.txt") and not fs.exists("/pre/sub/x.bin")
+        assert fs.info()["whiteouts"] >= 4
+        report = fs.check()
+        assert report.ok, report.problems
+        # A file whose parent is a whiteout is still a problem.
+        con = sqlite3.connect(tmp_path / "top.vfs")
+        con.execute("INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, "
+                    "ctime_ns, mtime_ns, generation) VALUES ('/pre', 'stray', 1, 33188, 0, "
+                    "4096, 0, 0, 0)")
+        con.commit()
+        con.close()
+        assert "/pre/stray: its parent '/pre' is not a directory" in fs.check().problems

@@ -74,6 +74,9 @@ def check(raw: Any, quick: bool = False,
         report.problems.append(f"the manifest's chunk size {identity[6]!r:.40} is not a size")
     rows = repo.entries(raw)
     dirs = {_path(r[1], r[2]) for r in rows if r[3] == 2 and r[1] is not None}
+    # Whiteouts hide a lower subtree entry by entry (resolution is by exact path), so a
+    # whiteout's parent may be a whiteout too.
+    hidden = {_path(r[1], r[2]) for r in rows if r[3] == 3 and r[1] is not None}
     files = dirs_n = whiteouts = staging = 0
     for row in rows:
         parent, name, kind = row[1], row[2], row[3]
@@ -89,7 +92,7 @@ def check(raw: Any, quick: bool = False,
         path = _path(parent, name)
         if not name or name in (".", "..") or _BAD_NAME.search(name):
             report.problems.append(f"{path!r}: {name!r} is not a valid name")
-        if parent not in dirs:
+        if parent not in dirs and not (kind == 3 and parent in hidden):
             report.problems.append(f"{path}: its parent {parent!r} is not a directory")
         if kind == 1:
             files += 1
