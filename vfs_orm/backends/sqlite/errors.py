@@ -45,6 +45,9 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
         if by_code is not None:
             cls, text = by_code
             return cls.for_path(path, f"{text}: {msg}")
+        return VFSError.for_path(path, f"database error: {msg}")
+    # No result code: the driver's own errors (a closed connection, text it cannot decode)
+    # and SQLAlchemy's that wrap none. Only these are told apart by their message.
     low = msg.lower()
     if "locked" in low or "busy" in low:
         return BusyError.for_path(path, f"database is locked by another writer: {msg}")
