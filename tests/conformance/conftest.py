@@ -1,0 +1,130 @@
+"""The conformance suite's configurations: every test in tests/conformance runs on each.
+
+A configuration is a way to hold a tree: one database file, ``:memory:``, a file database over
+one empty underlay, over three underlays (empty and non-empty, the working directory living
+only in a lower layer, so every write there copies it up), over twelve (more than one
+connection can attach: connection groups), and a host application's SQLAlchemy engine. Tests
+work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
+stay visible and must never change (checked after every test).
+
+The next backend gets the whole suite by adding its configuration here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from vfs_orm import VFS
+
+ROOT = "/work"
+BASE_FILES = {"/base/readme.txt": b"from an underlay\n",
+              "/base/sub/deep.bin": bytes(range(256)) * 300}  # several 4 KiB chunks
+#: Files under /pre before a test starts: in the top database, or (three-underlays,
+#: deep-stack) provided by underlays, so that changing them copies up and removing them
+#: whites out. Tests see the same tree either way.
+PRE = {"/pre/keep.txt": b"kept\n",
+       "/pre/sub/x.bin": bytes(range(200)) * 50,
+       "/pre/sub/y.txt": b"y"}
+
+
+@dataclass
+class Setup:
+    fs: VFS
+    root: str = ROOT
+    underlays: list[Path] = field(default_factory=list)
+    visible: dict[str, bytes] = field(default_factory=dict)  # underlay files the view shows
+    pre: dict[str, bytes] = field(default_factory=lambda: dict(PRE))
+
+
+def _underlay(path: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> Path:
+    with VFS(path, chunk_size=4096) as under:
+        for d in dirs:
+            under.makedirs(d, exist_ok=True)
+        for p, data in files.items():
+            under.write_bytes(p, data)
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _make(kind: str, tmp: Path) -> tuple[Setup, list[object]]:
+    cleanup: list[object] = []
+    if kind == "file":
+        return Setup(VFS(tmp / "top.vfs", chunk_size=4096)), cleanup
+    if kind == "memory":
+        return Setup(VFS(":memory:", chunk_size=4096)), cleanup
+    if kind == "host-engine":
+        engine = create_engine(f"sqlite:///{tmp / 'host.db'}")
+        cleanup.append(engine)
+        return Setup(VFS(engine=engine, chunk_size=4096)), cleanup
+    fs = VFS(tmp / "top.vfs", chunk_size=4096)
+    setup = Setup(fs)
+    if kind == "one-underlay":
+        setup.underlays = [_underlay(tmp / "empty.vfs", {})]
+    elif kind == "three-underlays":
+        # PRE's directory spans two layers, and its keep.txt shadows an older one.
+        first = {p: d for p, d in PRE.items() if not p.endswith(".bin")}
+        lowest = {p: d for p, d in PRE.items() if p.endswith(".bin")}
+        lowest.update({"/base/readme.txt": b"shadowed\n", "/pre/keep.txt": b"old\n"})
+        setup.underlays = [
+            _underlay(tmp / "empty.vfs", {}),
+            _underlay(tmp / "base.vfs", {**BASE_FILES, **first}, dirs=(ROOT,)),
+            _underlay(tmp / "lowest.vfs", lowest, dirs=(ROOT,)),
+        ]
+        setup.visible = dict(BASE_FILES)
+    elif kind == "deep-stack":
+        setup.underlays = [_underlay(tmp / f"l{k}.vfs", {f"/base/l{k}.txt": b"%d" % k})
+                           for k in range(11)]
+        # The working tree in the second connection group: copies pass through Python.
+        setup.underlays.append(_underlay(tmp / "l11.vfs", PRE, dirs=(ROOT,)))
+        setup.visible = {f"/base/l{k}.txt": b"%d" % k for k in range(11)}
+    else:
+        raise AssertionError(kind)
+    for k, path in enumerate(setup.underlays):
+        fs.add_underlay(path, priority=100 - k, name=f"u{k}")
+    return setup, cleanup
+
+
+CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine"]
+
+
+@pytest.fixture(params=CONFIGS)
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    s, cleanup = _make(request.param, tmp_path)
+    before = {p: _digest(p) for p in s.underlays}
+    if not s.fs.isdir(s.root):
+        s.fs.makedirs(s.root)
+    for p, data in s.pre.items():
+        if not s.fs.exists(p):
+            s.fs.write_bytes(p, data)
+        assert s.fs.read_bytes(p) == data
+    try:
+        yield s
+        for p, data in s.visible.items():
+            if not p.startswith(s.root + "/"):
+                assert s.fs.read_bytes(p) == data, f"underlay file {p} changed in the view"
+        report = s.fs.check()
+        assert report.ok, report.problems
+    finally:
+        s.fs.close()
+        for engine in cleanup:
+            engine.dispose()  # type: ignore[attr-defined]
+    assert {p: _digest(p) for p in s.underlays} == before, "a write reached an underlay"
+
+
+@pytest.fixture
+def fs(setup: Setup) -> VFS:
+    return setup.fs
+
+
+@pytest.fixture
+def root(setup: Setup) -> str:
+    return setup.root
