@@ -154,3 +154,30 @@ def test_extreme_valid_timestamps(vfs):
         vfs.utime("/t", ns=(ns, ns))
         st = vfs.stat("/t")
         assert st.st_mtime_ns == ns and st.modified_at and isinstance(st.st_mtime, float)
+
+
+def test_random_reads_keep_no_copy_of_what_they_read(tmp_path):
+    """Every byte a random read returns is let go: a cache on the row check once kept each
+    (size, generation, bytes) row ever read, so a long session of random reads grew without
+    bound (8 MiB read in distinct 4 KiB pieces kept 8 MiB)."""
+    import gc
+    import random
+    import tracemalloc
+
+    # An in-memory database and an r+ handle: reads that run as queries (not BLOB reads).
+    fs = VFS(":memory:", chunk_size=65536)
+    fs.write_bytes("/big.bin", random.Random(7).randbytes(8 << 20))
+    with fs.open("/big.bin", "r+b", buffering=0) as f:
+        f.seek(0)
+        f.read(4096)  # warm up statement caches
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        for k in range(1, 2040):
+            f.seek(k * 4096 + 17)  # not chunk-aligned: every read is its own query
+            assert 0 < len(f.read(4096)) <= 4096  # a raw read may stop at a chunk's end
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+    fs.close()
+    assert grown < 2 << 20, f"random reads retained {grown} bytes"

@@ -689,7 +689,6 @@ class InodeRepository:
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
 
 
-@functools.cache
 def _sized_row(row: Any) -> Any:
     """A (size, generation, data, ...) row (or None) whose values are sound."""
     if row is not None:
