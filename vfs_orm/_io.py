@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
+from vfs_orm.rows import ChunkRow
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class ChunkedFile(io.RawIOBase):
         _scatter(memoryview(out), rows, pos, size, cs)
         return bytes(out)
 
-    def _span_rows(self, first: int, stop: int) -> list[tuple[Any, ...]]:
+    def _span_rows(self, first: int, stop: int) -> list[ChunkRow]:
         """(size, generation, idx, data) rows of chunks first..stop-1, in one statement; the
         size is kept, a vanished or replaced file raises StaleHandleError."""
         uow = self._tree.uow
@@ -221,9 +222,9 @@ class ChunkedFile(io.RawIOBase):
                 rows = self._repo.read_span(self._raw(), self._id, first, stop)  # type: ignore[arg-type]
         else:
             rows = self._repo.read_span(self._raw(), self._id, first, stop)  # type: ignore[arg-type]
-        if not rows or rows[0][1] != self._gen:
+        if not rows or rows[0].generation != self._gen:
             raise self._stale()
-        self._size = rows[0][0]
+        self._size = rows[0].size
         return rows
 
     def write(self, b: Any) -> int:
@@ -274,9 +275,9 @@ class ChunkedFile(io.RawIOBase):
             else:
                 with self._tree.uow.write() as raw:
                     row = self._tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
-                    if row is None or row[1] != self._gen:
+                    if row is None or row.generation != self._gen:
                         raise self._stale()
-                    if row[2]:
+                    if row.inline:
                         self._tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
                     self._truncate_db(raw, size, keep)
                     self._tree.repo.set_size(raw, self._id, size, time.time_ns())  # type: ignore[arg-type]
@@ -342,9 +343,9 @@ class ChunkedFile(io.RawIOBase):
             return self._size
         with self._tree.uow.read_lock:
             row = self._repo.inode_size(self._raw(), self._id)
-        if row is None or row[1] != self._gen:
+        if row is None or row.generation != self._gen:
             raise self._stale()
-        self._size = row[0]
+        self._size = row.size
         return self._size
 
     def _read_big(self, pos: int, view: memoryview) -> int:
@@ -437,9 +438,9 @@ class ChunkedFile(io.RawIOBase):
         uow = self._tree.uow
         token = self._validity()
         row = self._repo.inode_size(self._raw(), self._id)  # type: ignore[arg-type]
-        if row is None or row[1] != self._gen or row[2]:
+        if row is None or row.generation != self._gen or row.inline:
             return None  # gone, replaced, or inline bytes (the query path reads those)
-        self._size = row[0]
+        self._size = row.size
         self._token = token
         if token[1] != uow.writes:
             return None
@@ -466,9 +467,9 @@ class ChunkedFile(io.RawIOBase):
         finally:
             if uow.shared:
                 uow.lock.release()
-        if row is None or row[1] != self._gen:
+        if row is None or row.generation != self._gen:
             raise self._stale()
-        size, data = row[0], row[2] or b""
+        size, data = row.size, row.data or b""
         self._token = token
         if sequential:
             self._cache_idx, self._cache, self._cache_size = idx, data, size
@@ -551,11 +552,11 @@ class ChunkedFile(io.RawIOBase):
         tree, cs = self._tree, self._cs
         with tree.uow.write() as raw:
             row = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
-            if row is None or row[1] != self._gen:
+            if row is None or row.generation != self._gen:
                 raise self._stale()
-            if row[2]:  # inline bytes: they become chunk 0, the file is chunked from now on
+            if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
                 tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
-            size = row[0]
+            size = row.size
             pos = size if self._append else self._pos
             end = pos + len(data)
             rows = []
@@ -593,14 +594,14 @@ class ChunkedFile(io.RawIOBase):
 _TOO_LARGE = f"files are limited to {MAX_FILE_SIZE} bytes (1 TiB)"
 
 
-def _scatter(view: memoryview, rows: list[tuple[Any, ...]], start: int, end: int,
+def _scatter(view: memoryview, rows: list[ChunkRow], start: int, end: int,
              cs: int) -> None:
     """Copy the bytes [start, end) of a file out of its chunk rows into ``view`` (which is
     zero-filled where chunks are missing: sparse holes)."""
     filled = 0
     for row in rows:
-        idx, data = row[2], row[3]
-        if data is None:
+        idx, data = row.idx, row.data
+        if data is None or idx is None:
             continue
         c0 = idx * cs
         lo, hi = max(start, c0), min(end, c0 + min(len(data), cs))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
+
+from sqlalchemy import create_engine, text
 
 from vfs_orm import VFS
 from vfs_orm.backends import SQLITE
@@ -36,34 +37,41 @@ def _assets(root: str) -> None:
 
 
 def _seed_save(path: str) -> None:
-    """An old save in the seed library's documented schema (its README, "Storage Model")."""
-    con = sqlite3.connect(path)
-    con.executescript("""
-        CREATE TABLE inodes (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT UNIQUE NOT NULL,
+    """An old save in the seed library's documented schema (its README, "Storage Model"),
+    written through SQLAlchemy as any application would."""
+    schema = [
+        """CREATE TABLE inodes (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT UNIQUE NOT NULL,
             is_directory INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-            modified_at TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0);
-        CREATE INDEX idx_inode_path ON inodes(path);
-        CREATE TABLE chunks (inode_id INTEGER NOT NULL, chunk_index INTEGER NOT NULL,
+            modified_at TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX idx_inode_path ON inodes(path)",
+        """CREATE TABLE chunks (inode_id INTEGER NOT NULL, chunk_index INTEGER NOT NULL,
             data BLOB, PRIMARY KEY (inode_id, chunk_index),
-            FOREIGN KEY(inode_id) REFERENCES inodes(id) ON DELETE CASCADE);
-    """)
+            FOREIGN KEY(inode_id) REFERENCES inodes(id) ON DELETE CASCADE)""",
+    ]
     now = datetime(2026, 2, 5, 12, 0, 0, 123456).isoformat()
     rows = [("/", 1, 0), ("/save", 1, 0), ("/save/player.json", 0, 1),
             ("/save/world.bin", 0, 1)]
     payloads = {"/save/player.json": b'{"name": "Ayanami", "hp": 42}',
                 "/save/world.bin": bytes(range(256)) * 1000}
-    for path_, is_dir, _ in rows:
-        size = len(payloads.get(path_, b""))
-        cur = con.execute("INSERT INTO inodes (path, is_directory, created_at, modified_at, "
-                          "size) VALUES (?, ?, ?, ?, ?)", (path_, is_dir, now, now, size))
-        data = payloads.get(path_)
-        if data is not None:
-            cs = 65536  # the seed's default; the upgrade infers it from the data anyway
-            for k in range(0, len(data), cs):
-                con.execute("INSERT INTO chunks VALUES (?, ?, ?)",
-                            (cur.lastrowid, k // cs, data[k:k + cs]))
-    con.commit()
-    con.close()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as con:
+            for ddl in schema:
+                con.execute(text(ddl))
+            for path_, is_dir, _ in rows:
+                size = len(payloads.get(path_, b""))
+                inode_id = con.execute(
+                    text("INSERT INTO inodes (path, is_directory, created_at, modified_at, "
+                         "size) VALUES (:p, :d, :c, :m, :s) RETURNING id"),
+                    {"p": path_, "d": is_dir, "c": now, "m": now, "s": size}).scalar_one()
+                data = payloads.get(path_)
+                if data is not None:
+                    cs = 65536  # the seed's default; the upgrade infers it from the data anyway
+                    con.execute(text("INSERT INTO chunks VALUES (:i, :k, :d)"),
+                                [{"i": inode_id, "k": k // cs, "d": data[k:k + cs]}
+                                 for k in range(0, len(data), cs)])
+    finally:
+        engine.dispose()
 
 
 def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) -> None:

@@ -75,3 +75,55 @@ class GlobHit(NamedTuple):
     parent: str
     name: str
     kind: int
+
+
+class Sized(NamedTuple):
+    """A file's current size and generation with some of its bytes (a chunk, or part of one;
+    None where there are none: a sparse hole)."""
+
+    size: int
+    generation: int
+    data: bytes | None
+
+
+class InodeSize(NamedTuple):
+    """A file's current size and generation, and whether its bytes are inline in its row."""
+
+    size: int
+    generation: int
+    inline: bool
+
+
+class ChunkRow(NamedTuple):
+    """One chunk of a file read with its size and generation (idx None: the file has none in
+    the range read)."""
+
+    size: int
+    generation: int
+    idx: int | None
+    data: bytes | None
+
+
+class WholeRow(NamedTuple):
+    """One row of a whole-file read: the inode, one chunk, and the inline bytes (not None
+    only when the file has no chunks)."""
+
+    id: int
+    kind: int
+    size: int
+    chunk_size: int
+    idx: int | None
+    data: bytes | None
+    inline: bytes | None
+
+
+class Identity(NamedTuple):
+    """A database's own manifest row."""
+
+    uuid: str
+    name: str | None
+    version: str | None
+    description: str | None
+    created_ns: int
+    modified_ns: int
+    chunk_size: int

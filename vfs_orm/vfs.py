@@ -244,7 +244,7 @@ class VFS:
         row = backend.prepare(conn, where=self._db_path, memory=memory, read_only=read_only,
                               embedded=self._embedded, page_size=page_size,
                               on_create=on_create)
-        stored_size = None if row is None else row[6]
+        stored_size = None if row is None else row.chunk_size
         if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
             return stored_size
         # Missing or damaged (check() reports it): new files get the default chunk size;
@@ -866,9 +866,7 @@ class VFS:
         uow = self._live_uow()
         with uow.read_lock:
             row = self._manifest.identity_row(uow.raw())
-        keys = ("uuid", "name", "version", "description", "created_ns", "modified_ns",
-                "chunk_size")
-        return dict(zip(keys, row)) if row is not None else {}
+        return row._asdict() if row is not None else {}
 
     @_translated
     def describe(self, name: str | None = None, version: str | None = None,

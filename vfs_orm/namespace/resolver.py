@@ -19,7 +19,18 @@ from typing import Any, TypeVar
 
 from vfs_orm import paths
 from vfs_orm.backends import CHUNK_SPAN, InodeRepository, LayerStack
-from vfs_orm.rows import DIR, LOCAL, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode, TreeEntry
+from vfs_orm.rows import (
+    DIR,
+    LOCAL,
+    TOP,
+    WHITEOUT,
+    ChunkRow,
+    Entry,
+    GlobHit,
+    Node,
+    OpenNode,
+    TreeEntry,
+)
 from vfs_orm.uow import UnitOfWork
 
 _T = TypeVar("_T")
@@ -236,7 +247,7 @@ class Resolver:
         return (stack.statements_of(layer),
                 functools.partial(_layer_connection, self.uow, stack.group_of(layer)))
 
-    def read_span(self, layer: int, inode_id: int) -> list[tuple[Any, ...]]:
+    def read_span(self, layer: int, inode_id: int) -> list[ChunkRow]:
         """(size, generation, idx, data) rows of every chunk of a layer's file."""
         repo, raw = self.reader(layer)
         return repo.read_span(raw(), inode_id, 0, CHUNK_SPAN)

@@ -37,7 +37,7 @@ from vfs_orm.errors import (
 )
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
-from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, Entry, GlobHit, Node, OpenNode
+from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, ChunkRow, Entry, GlobHit, Node, OpenNode
 from vfs_orm.types import DIR_MODE, FILE_MODE, StatResult
 from vfs_orm.uow import UnitOfWork
 
@@ -208,18 +208,19 @@ class Tree:
         rows = probe(self.repo.read_whole, path)
         if not rows:
             raise self.miss_error(path)
-        _, kind, size, cs, _, _, inline = rows[0]
-        if kind == DIR:
+        first = rows[0]
+        if first.kind == DIR:
             raise IsADirError.for_path(path)
-        if inline is not None:
-            return bytes(inline)
+        size = first.size
+        if first.inline is not None:
+            return bytes(first.inline)
         if len(rows) == 1:
-            data = rows[0][5]
-            if data is None:
+            if first.data is None:
                 return bytes(size)
-            if len(data) == size:
-                return bytes(data)
-        return _assemble([(size, 0, r[4], r[5]) for r in rows], size, cs, path)
+            if len(first.data) == size:
+                return bytes(first.data)
+        return _assemble([ChunkRow(size, 0, r.idx, r.data) for r in rows], size,
+                         first.chunk_size, path)
 
     def open_node(self, path: str) -> OpenNode:
         """A file to read: its node and first chunk; errors for misses and directories."""
@@ -522,8 +523,8 @@ class Tree:
             self.repo.copy_content_from(raw, r.schema_of(node.layer), node.id, dst_id)
         else:  # inline bytes come as chunk 0
             rows = r.read_span(node.layer, node.id)
-            self.repo.put_chunks(raw, ((dst_id, row[2], row[3]) for row in rows
-                                       if row[3] is not None))
+            self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
+                                       if row.data is not None and row.idx is not None))
 
     # -- staged handles (w, x) ----------------------------------------------------------------
     def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
@@ -799,13 +800,12 @@ class Tree:
                 self._copy_up_file(raw, e.node, at, (now, now))
 
 
-def _assemble(rows: list[tuple[Any, ...]], size: int, cs: int, path: str) -> bytes:
-    """A whole file from its (size, generation, idx, data) chunk rows; missing chunks are
-    sparse holes (zeros)."""
+def _assemble(rows: list[ChunkRow], size: int, cs: int, path: str) -> bytes:
+    """A whole file from its chunk rows; missing chunks are sparse holes (zeros)."""
     out = stored.buffer(size, path)
     cs = cs or 1
     for row in rows:
-        idx, data = row[2], row[3]
+        idx, data = row.idx, row.data
         if data is None or idx is None:
             continue
         start = idx * cs

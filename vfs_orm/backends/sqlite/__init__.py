@@ -36,6 +36,7 @@ from vfs_orm.backends.sqlite.statements import (
     inode_repository,
 )
 from vfs_orm.errors import VFSError
+from vfs_orm.rows import Identity
 
 if TYPE_CHECKING:
     from vfs_orm.uow import UnitOfWork
@@ -100,7 +101,7 @@ class SQLiteBackend:
 
     def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
                 page_size: int | None, on_create: Callable[[Any], None]
-                ) -> tuple[Any, ...] | None:
+                ) -> Identity | None:
         """Check (read-only) or create/upgrade the format on ``conn``; returns the identity
         row (see ``ManifestRepository.identity_row``)."""
         if read_only:

@@ -69,9 +69,10 @@ def check(raw: Any, quick: bool = False,
         report.problems.append(
             f"{_path(parent, name)}: {length} inline bytes, but {why}: they do not fit")
     identity = ManifestRepository().identity_row(raw)
-    if identity is not None and (type(identity[6]) is not int
-                                 or not 0 < identity[6] <= stored.MAX_CHUNK_SIZE):
-        report.problems.append(f"the manifest's chunk size {identity[6]!r:.40} is not a size")
+    if identity is not None and (type(identity.chunk_size) is not int
+                                 or not 0 < identity.chunk_size <= stored.MAX_CHUNK_SIZE):
+        report.problems.append(
+            f"the manifest's chunk size {identity.chunk_size!r:.40} is not a size")
     rows = repo.entries(raw)
     dirs = {_path(r[1], r[2]) for r in rows if r[3] == 2 and r[1] is not None}
     # Whiteouts hide a lower subtree entry by entry (resolution is by exact path), so a

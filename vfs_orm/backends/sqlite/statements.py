@@ -42,6 +42,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
 from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.rows import ChunkRow, Identity, InodeSize, Sized, WholeRow
 from vfs_orm.types import InodeKind
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
@@ -496,9 +497,8 @@ class InodeRepository:
                 raise stored.damaged(f"kind {kind!r:.40}", where)
         return row
 
-    def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
-        """(id, kind, size, chunk_size, idx, data, inline data) rows, by chunk; the inline
-        bytes (last column) are NULL unless the file has no chunks."""
+    def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[WholeRow]:
+        """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
         rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
         if rows:
             where = stored.path_of(parent, name)
@@ -508,17 +508,17 @@ class InodeRepository:
             if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
                 raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
             _chunks(rows, 4, where)
-        return rows
+        return [WholeRow._make(r) for r in rows]
 
-    def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> tuple[Any, ...] | None:
-        """(size, generation, data of chunk ``idx``), None if the inode is gone."""
+    def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> Sized | None:
+        """The file's size and generation with chunk ``idx``, None if the inode is gone."""
         if idx == 0:
             return _sized_row(raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone())
         return _sized_row(raw.execute(self._read_chunk.sql,
                                       (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone())
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
-                  length: int) -> tuple[Any, ...] | None:
+                  length: int) -> Sized | None:
         if idx == 0:
             return _sized_row(raw.execute(self._read_part0.sql,
                                           (start + 1, length, inode_id)).fetchone())
@@ -527,9 +527,8 @@ class InodeRepository:
                                        inode_id)).fetchone())
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
-                  ) -> list[tuple[Any, ...]]:
-        """(size, generation, idx, data, ...) rows for chunks first..stop-1 (inline bytes
-        come as chunk 0); no rows: the inode is gone."""
+                  ) -> list[ChunkRow]:
+        """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone."""
         base = inode_id * CHUNK_SPAN
         rows = raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
@@ -540,16 +539,16 @@ class InodeRepository:
             _chunks(rows, 2)
         if rows and rows[0][4] is not None:
             size, gen, _, _, inline = rows[0]
-            return [(size, gen, 0, inline)] if first == 0 else [(size, gen, None, None)]
-        return rows
+            return [ChunkRow(size, gen, 0, inline)] if first == 0 else \
+                [ChunkRow(size, gen, None, None)]
+        return [ChunkRow(r[0], r[1], r[2], r[3]) for r in rows]
 
-    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> tuple[int, int, int] | None:
-        """(size, generation, 1 if its bytes are inline else 0), None if the inode is gone."""
+    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> InodeSize | None:
+        """The file's size and generation, None if the inode is gone."""
         row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
-        if row is not None:
-            stored.sized(row[0])
-            stored.generation(row[1])
-        return row
+        if row is None:
+            return None
+        return InodeSize(stored.sized(row[0]), stored.generation(row[1]), bool(row[2]))
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
@@ -689,16 +688,17 @@ class InodeRepository:
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
 
 
-def _sized_row(row: Any) -> Any:
-    """A (size, generation, data, ...) row (or None) whose values are sound."""
-    if row is not None:
-        size, gen, data = row[0], row[1], row[2]
-        if type(size) is not int or not 0 <= size < stored.MAX_FILE_SIZE or \
-                type(gen) is not int or (data is not None and type(data) is not bytes):
-            stored.sized(size)
-            stored.generation(gen)
-            stored.content(data)
-    return row
+def _sized_row(row: Any) -> Sized | None:
+    """A (size, generation, data) row (or None) whose values are sound."""
+    if row is None:
+        return None
+    size, gen, data = row
+    if type(size) is not int or not 0 <= size < stored.MAX_FILE_SIZE or \
+            type(gen) is not int or (data is not None and type(data) is not bytes):
+        stored.sized(size)
+        stored.generation(gen)
+        stored.content(data)
+    return Sized(size, gen, data)
 
 
 def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
@@ -946,9 +946,10 @@ class ManifestRepository:
         session.add(manifest)
         session.flush()
 
-    def identity_row(self, raw: sqlite3.Connection) -> tuple[Any, ...] | None:
-        """(uuid, name, version, description, created_ns, modified_ns, chunk_size)."""
-        return raw.execute(self._identity.sql).fetchone()
+    def identity_row(self, raw: sqlite3.Connection) -> Identity | None:
+        """This database's identity (its values unchecked: see ``check``)."""
+        row = raw.execute(self._identity.sql).fetchone()
+        return None if row is None else Identity._make(row)
 
     def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         """(name, uuid, priority, db_path) of the underlays last recorded."""
