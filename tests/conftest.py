@@ -54,3 +54,58 @@ def tree_of(fs: VFS, top: str = "/") -> dict[str, bytes | None]:
             p = os.path.join(d, name)
             out[p] = fs.read_bytes(p)
     return out
+
+
+# -- PostgreSQL: one throwaway cluster per session (tests/pgserver.py) ----------------------
+_PG: dict[str, object] = {}
+
+
+def _pg_unavailable(reason: str) -> None:
+    """Skip with the reason, except under CI=true, where PostgreSQL tests must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL tests must run under CI=true: {reason}")
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A postgresql+psycopg URL of a running server (started here, or VFS_ORM_PG_URL)."""
+    import pgserver
+
+    missing = pgserver.driver_missing()
+    if missing:
+        _pg_unavailable(missing)
+    if "cluster" not in _PG:
+        try:
+            _PG["cluster"] = pgserver.start()
+        except RuntimeError as exc:
+            _PG["error"] = str(exc)
+            _PG["cluster"] = None
+    cluster = _PG["cluster"]
+    if cluster is None:
+        _pg_unavailable(str(_PG["error"]))
+    yield cluster.url  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    cluster = _PG.get("cluster")
+    if cluster is not None:
+        cluster.stop()  # type: ignore[attr-defined]
+
+
+_TREES = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def pg_tree(pg_url) -> Iterator[str]:
+    """A fresh tree name (a schema dropped after the test)."""
+    from sqlalchemy import create_engine
+
+    tree = f"t{os.getpid()}_{next(_TREES)}"
+    yield tree
+    engine = create_engine(pg_url.replace("postgresql+psycopg", "postgresql+psycopg"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
+    finally:
+        engine.dispose()

@@ -14,8 +14,10 @@ def test_readme_has_examples():
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs(code, tmp_path, monkeypatch, capsys):
+def test_readme_example_runs(code, tmp_path, monkeypatch, capsys, request):
     monkeypatch.chdir(README.parent)  # examples may read tests/fixtures; they write to temp dirs
+    if "VFS_ORM_PG_URL" in code:  # a PostgreSQL example: the test server (tests/pgserver.py)
+        monkeypatch.setenv("VFS_ORM_PG_URL", request.getfixturevalue("pg_url"))
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
 
 

@@ -229,3 +229,35 @@ VFSvsOSLayered.TestCase.settings = settings(max_examples=60, stateful_step_count
                                             deadline=None,
                                             suppress_health_check=[HealthCheck.too_slow])
 TestVFSvsOSLayered = VFSvsOSLayered.TestCase
+
+
+def test_state_machine_on_postgresql(pg_url):
+    """The same model on a PostgreSQL tree (one fresh tree per example)."""
+    import itertools
+
+    from hypothesis.stateful import run_state_machine_as_test
+    from sqlalchemy import create_engine
+
+    trees = itertools.count()
+    made: list[str] = []
+
+    class VFSvsOSOnPostgreSQL(VFSvsOS):
+        def __init__(self):
+            super().__init__()
+            self.fs.close()
+            tree = f"sm{os.getpid()}_{next(trees)}"
+            made.append(tree)
+            self.fs = VFS(pg_url, tree=tree, chunk_size=512)
+
+    try:
+        run_state_machine_as_test(
+            VFSvsOSOnPostgreSQL,
+            settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow]))
+    finally:
+        engine = create_engine(pg_url)
+        with engine.begin() as conn:
+            for tree in made:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
+        engine.dispose()
+    assert made  # it ran

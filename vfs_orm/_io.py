@@ -372,7 +372,7 @@ class ChunkedFile(io.RawIOBase):
         if idx == self._cache_idx and pos == self._next:
             size, data, base = self._cache_size, self._cache, off
             self._window = 0
-        elif not self._writable and not (uow := self._tree.uow).shared:
+        elif not self._writable and self._repo.blob_reads and not (uow := self._tree.uow).shared:
             # Incremental BLOB I/O on the chunk's rowid, no query (ENGINEERING-NOTES §5: ~2x a
             # substr() SELECT, and 4-5x a SELECT of a whole 64 KiB chunk, which walks its
             # overflow pages one by one); valid while nothing changed since the handle last

@@ -60,7 +60,10 @@ class Inode(Base):
         UniqueConstraint("parent", "name"),
         # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
         # ephemeral table, 1.6 us of every INSERT (format 0003).
-        CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind"),
+        CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind")
+        .ddl_if(dialect="sqlite"),
+        # PostgreSQL's integer column holds nothing but integers.
+        CheckConstraint("kind BETWEEN 1 AND 3", name="kind").ddl_if(dialect="postgresql"),
         {"sqlite_autoincrement": True},  # ids are never reused: open handles bind to them
     )
 

@@ -66,7 +66,8 @@ class UnitOfWork:
         self.closed = False
         # The layer stack (an immutable snapshot, see backends/sqlite/stack.py); connections catch up with it
         # lazily in view(), outside transactions.
-        self.stack: Any = None
+        self._stack: Any = None
+        self.layered = False  # underlays attached: the namespace resolves across layers
         # Bumped when the whole content is replaced (deserialize): open handles go stale.
         self.epoch = 0
         # Runs once inside the next write transaction (recording the layer stack).
@@ -75,6 +76,15 @@ class UnitOfWork:
         # commits) it tells an open handle whether what it knows about its file still holds.
         self.writes = 0
         self.on_commit: list[Callable[[], None]] = []
+
+    @property
+    def stack(self) -> Any:
+        return self._stack
+
+    @stack.setter
+    def stack(self, stack: Any) -> None:
+        self._stack = stack
+        self.layered = stack is not None and bool(stack.layers)
 
     # -- connections ----------------------------------------------------------------------
     def state(self) -> TransactionalConnection:

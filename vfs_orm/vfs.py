@@ -33,6 +33,7 @@ from vfs_orm.backends import (
     SQLITE,
     Layer,
     LayerStack,
+    backend_for,
     translate,
 )
 from vfs_orm.errors import (
@@ -138,13 +139,13 @@ class VFS:
                  chunk_size: int | None = None, read_only: bool = False, *,
                  page_size: int | None = None, durable: bool = True,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 engine: Any = None, session: Any = None) -> None:
+                 engine: Any = None, session: Any = None, tree: str | None = None) -> None:
         self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
-                   session, None)
+                   session, None, tree)
 
     def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
               page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
-              session: Any, image: bytes | None) -> None:
+              session: Any, image: bytes | None, tree: str | None = None) -> None:
         self._uow: UnitOfWork | None = None
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
@@ -167,13 +168,15 @@ class VFS:
         self._layers: list[Layer] = []
         self._alias_counter = 0
         self._embedded = engine is not None or session is not None
-        backend = self._backend = SQLITE
-        keep_alive = None
+        host = None
         if self._embedded:
             host = engine if engine is not None else session.get_bind()
+        backend = self._backend = backend_for(None if self._embedded else db_path, host, tree)
+        keep_alive = None
+        if host is not None:
             engine = host
             self._db_path = db_path = str(host.url.database or ":memory:")
-            memory = db_path in ("", ":memory:")
+            memory = db_path in ("", ":memory:") and host.dialect.name == "sqlite"
             try:
                 backend.check_host(host)
             except DB_ERRORS as exc:
@@ -182,10 +185,13 @@ class VFS:
         else:
             self._db_path = db_path
             opened = backend.open_engine(db_path, read_only=read_only, durable=durable,
-                                         busy_timeout=busy_timeout, image=image)
+                                         busy_timeout=busy_timeout, image=image, tree=tree)
             engine, memory, keep_alive = opened.engine, opened.memory, opened.keep_alive
             # How another VFS attaches this one as an underlay: read-only at the SQLite level.
             self._ro_uri = opened.read_only_uri
+        if backend is not SQLITE:
+            # Errors name the server (never its password) and the tree.
+            db_path = self._where_of(engine)
         self._where = db_path
         try:
             if session is not None:
@@ -208,7 +214,8 @@ class VFS:
                 keep_alive.close()  # the engine's own connection holds the memdb now
         self._chunk_size = chunk_size or db_chunk
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
-                               owns_engine=not self._embedded, session=session)
+                               owns_engine=not self._embedded, session=session,
+                               backend=backend)
         self._repo = backend.inode_statements()
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
         self._manifest = backend.manifest_statements()
@@ -228,6 +235,10 @@ class VFS:
                 self.close()
                 raise translate(exc, db_path) from exc
 
+    def _where_of(self, engine: Any) -> str:
+        url = engine.url.render_as_string(hide_password=True)
+        return f"{url}#{getattr(self._backend, 'tree', '')}"
+
     def _prepare(self, conn: Any, memory: bool, read_only: bool, page_size: int | None,
                  chunk_size: int) -> int:
         """Check or create the format on ``conn``; returns the database's chunk size."""
@@ -241,7 +252,7 @@ class VFS:
                     role="self", uuid=str(uuid.uuid4()), name=None, version=None,
                     description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size))
 
-        row = backend.prepare(conn, where=self._db_path, memory=memory, read_only=read_only,
+        row = backend.prepare(conn, where=self._where, memory=memory, read_only=read_only,
                               embedded=self._embedded, page_size=page_size,
                               on_create=on_create)
         stored_size = None if row is None else row.chunk_size
@@ -772,6 +783,9 @@ class VFS:
             FormatVersionError / NotAVFSDatabaseError / NotFoundError: the path can't be used.
         """
         uow = self._live_uow()
+        if not self._backend.capabilities.layers:
+            raise VFSError.for_path(self._where, f"layers are not available on "
+                                                 f"{self._backend.capabilities.name} yet")
         if self._embedded:
             raise VFSError.for_path(self._db_path, "layers need a VFS that owns its database "
                                                    "(not VFS(engine=...) or VFS(session=...))")

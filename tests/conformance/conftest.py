@@ -3,7 +3,8 @@
 A configuration is a way to hold a tree: one database file, ``:memory:``, a file database over
 one empty underlay, over three underlays (empty and non-empty, the working directory living
 only in a lower layer, so every write there copies it up), over twelve (more than one
-connection can attach: connection groups), and a host application's SQLAlchemy engine. Tests
+connection can attach: connection groups), a host application's SQLAlchemy engine, and a tree
+on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.py). Tests
 work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
 stay visible and must never change (checked after every test).
 
@@ -55,8 +56,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _make(kind: str, tmp: Path) -> tuple[Setup, list[object]]:
+def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, list[object]]:
     cleanup: list[object] = []
+    if kind == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        tree = request.getfixturevalue("pg_tree")
+        return Setup(VFS(url, tree=tree, chunk_size=4096)), cleanup
     if kind == "file":
         return Setup(VFS(tmp / "top.vfs", chunk_size=4096)), cleanup
     if kind == "memory":
@@ -93,12 +98,13 @@ def _make(kind: str, tmp: Path) -> tuple[Setup, list[object]]:
     return setup, cleanup
 
 
-CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine"]
+CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine",
+           "postgresql"]
 
 
 @pytest.fixture(params=CONFIGS)
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
-    s, cleanup = _make(request.param, tmp_path)
+    s, cleanup = _make(request.param, tmp_path, request)
     before = {p: _digest(p) for p in s.underlays}
     if not s.fs.isdir(s.root):
         s.fs.makedirs(s.root)

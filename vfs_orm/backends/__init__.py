@@ -7,10 +7,13 @@ one place where driver errors become ``VFSError``s.
 
 from __future__ import annotations
 
+from typing import Any
+
 from vfs_orm.backends.base import (
     DEFAULT_BUSY_TIMEOUT,
     Backend,
     Capabilities,
+    DriverError,
     Opened,
     TransactionalConnection,
 )
@@ -26,7 +29,7 @@ from vfs_orm.backends.sqlite import (
 )
 from vfs_orm.backends.sqlite.engine import install_transaction_fix
 from vfs_orm.backends.sqlite.schema import upgrade, upgrade_engine
-from vfs_orm.errors import VFSError
+from vfs_orm.errors import ContractError, VFSError
 
 __all__ = [
     "CHUNK_SPAN",
@@ -37,22 +40,54 @@ __all__ = [
     "Backend",
     "Capabilities",
     "CheckReport",
+    "DriverError",
     "InodeRepository",
     "Layer",
     "LayerStack",
     "ManifestRepository",
     "Opened",
     "TransactionalConnection",
+    "backend_for",
     "install_transaction_fix",
+    "is_postgresql_url",
     "translate",
     "upgrade",
     "upgrade_engine",
 ]
 
-#: Every exception a backend's driver may raise, caught where a public call ends.
-DB_ERRORS: tuple[type[BaseException], ...] = SQLITE.errors
+#: Every exception a backend's driver may raise, caught where a public call ends: SQLite's
+#: (sqlite3 is always there), and the wrapped errors of optional drivers.
+DB_ERRORS: tuple[type[BaseException], ...] = (*SQLITE.errors, DriverError)
 
 
 def translate(exc: BaseException, path: str | None = None) -> VFSError:
     """The ``VFSError`` for a driver or SQLAlchemy error (by the driver's error code)."""
+    if isinstance(exc, DriverError):
+        return exc.translate(path)
+    orig = getattr(exc, "orig", None)
+    if orig is not None and hasattr(orig, "sqlstate"):  # PostgreSQL through SQLAlchemy
+        from vfs_orm.backends.postgresql.errors import translate_sqlstate
+
+        return translate_sqlstate(orig, path)
     return SQLITE.translate(exc, path)
+
+
+def backend_for(target: str | None = None, engine: Any = None, tree: str | None = None
+                ) -> Backend:
+    """The backend for a path or URL, or for a host application's engine: PostgreSQL for
+    ``postgresql://`` URLs and engines (``tree``: the schema holding the tree), SQLite
+    otherwise. The PostgreSQL backend (and its driver, an optional extra) is imported only
+    then."""
+    dialect = engine.dialect.name if engine is not None else None
+    if dialect == "postgresql" or (target is not None and is_postgresql_url(target)):
+        from vfs_orm.backends.postgresql import backend
+
+        return backend(tree)
+    if tree is not None:
+        raise ContractError.for_path(target, "tree= names a tree of a PostgreSQL database; a "
+                                             "SQLite database holds one tree")
+    return SQLITE
+
+
+def is_postgresql_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgresql+", "postgres://"))

@@ -24,6 +24,8 @@ suite (``tests/conformance``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +33,19 @@ from vfs_orm.errors import VFSError
 
 #: Seconds a writer waits for another process's write lock, unless told otherwise.
 DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+class DriverError(Exception):
+    """A driver's exception, wrapped by its backend where it leaves the driver, so that the
+    layers above can catch it without importing the driver (an optional extra). The backend
+    translates it into a ``VFSError`` by the driver's error code (``translate``)."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+
+    def translate(self, path: str | None) -> VFSError:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -92,4 +107,43 @@ class Backend(Protocol):
     errors: tuple[type[BaseException], ...]
 
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError: ...
-    def connection(self, conn: Any, borrowed: bool = False) -> TransactionalConnection: ...
+
+    # -- opening --------------------------------------------------------------------------
+    def check_host(self, engine: Any) -> None:
+        """Accept a host application's engine (or refuse it with a VFSError)."""
+
+    def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
+                    busy_timeout: float, image: bytes | None = None,
+                    tree: str | None = None) -> Opened:
+        """An engine for a path or URL (``tree``: where in the database the tree lives)."""
+
+    def own_transactions(self, conn: Any) -> AbstractContextManager[None]:
+        """While vfs_orm sets a connection up, its own transactions are the only ones."""
+
+    def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
+                page_size: int | None, on_create: Callable[[Any], None],
+                tree: str | None = None) -> Any:
+        """Check (read-only) or create/upgrade the format; returns the identity row."""
+
+    def connection(self, conn: Any, borrowed: bool = False) -> TransactionalConnection:
+        """One thread's connection, driven by the unit of work."""
+
+    def attach_limit(self, raw: Any) -> int:
+        """Underlays one connection can reach."""
+
+    # -- statements -------------------------------------------------------------------------
+    def inode_statements(self, schema: str = "main") -> Any: ...
+    def manifest_statements(self) -> Any: ...
+    def head_revision(self) -> str: ...
+
+    # -- maintenance and images -------------------------------------------------------------
+    def check(self, raw: Any, quick: bool) -> Any: ...
+    def info(self, raw: Any, entry_problems: Callable[[Any], Any]) -> dict[str, Any]: ...
+    def compact(self, uow: Any, *, embedded: bool, file_db: bool) -> dict[str, Any]: ...
+    def sync(self, raw: Any) -> None: ...
+    def collect_image(self, data: bytes | Iterable[bytes]) -> bytes: ...
+    def memory_image(self, raw: Any, block_size: int) -> list[bytes]: ...
+    def file_image(self, db_path: str, read_only_uri: str, block_size: int
+                   ) -> Iterator[bytes]: ...
+    def replace_content(self, source: Any, target: Any) -> None: ...
+    def file_bytes(self, db_path: str) -> int: ...

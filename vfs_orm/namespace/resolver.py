@@ -55,8 +55,7 @@ class Resolver:
     @property
     def layered(self) -> bool:
         """Whether underlays are attached (otherwise every query is the top database's)."""
-        stack = self.uow.stack
-        return stack is not None and bool(stack.layers)
+        return self.uow.layered
 
     def stack(self) -> LayerStack:
         return self._view()[1]
@@ -102,29 +101,37 @@ class Resolver:
     # -- resolution -------------------------------------------------------------------------
     def find(self, path: str) -> Node | None:
         """The node providing ``path``, None if nothing does (or a whiteout hides it)."""
-        if not self.layered:
-            row = self.probe(self.repo.lookup, path)
-            return None if row is None else _node(row, 0)
+        uow = self.uow
+        if not uow.layered:  # one database: one index probe (inlined: a hot path)
+            parent, name = paths.split(path)
+            if uow.shared:
+                with uow.lock:
+                    return self.repo.find(uow.raw(), parent, name)
+            return self.repo.find(uow.raw(), parent, name)
         row = self._first_hit("resolve", path)
         return None if row is None or row[2] == WHITEOUT else Node._make(row)
 
     def exists(self, path: str) -> bool:
-        if not self.layered:
-            return self.probe(self.repo.exists, path)
+        uow = self.uow
+        if not uow.layered:
+            parent, name = paths.split(path)
+            if uow.shared:
+                with uow.lock:
+                    return self.repo.exists(uow.raw(), parent, name)
+            return self.repo.exists(uow.raw(), parent, name)
         return self.find(path) is not None
 
     def open(self, path: str) -> OpenNode | None:
         """The node providing ``path`` with its first chunk's bytes, one statement per
         connection group searched."""
-        if not self.layered:
-            row = self.probe(self.repo.open_lookup, path)
-            return None if row is None else OpenNode._make((TOP, *row))
+        if not self.uow.layered:
+            return self.probe(self.repo.open_node, path)
         row = self._first_hit("resolve_first", path)
         return None if row is None or row[2] == WHITEOUT else OpenNode._make(row)
 
     def find_all(self, path: str) -> list[Node]:
         """Every layer's node at ``path``, whiteouts included, highest first."""
-        if not self.layered:
+        if not self.uow.layered:
             row = self.probe(self.repo.lookup, path)
             return [] if row is None else [_node(row, 0)]
         parent, name = paths.split(path)
@@ -170,14 +177,14 @@ class Resolver:
     # -- listings ---------------------------------------------------------------------------
     def names(self, path: str) -> list[str]:
         """Names in the directory ``path``, sorted (nothing is checked about ``path``)."""
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.list_names(self.uow.raw(), path)
         return sorted(r[1] for r in self._merged("listing", 1, path))
 
     def entries(self, path: str) -> list[Entry]:
         """(name, node) of the directory ``path``'s entries, sorted by name."""
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.list_entries(self.uow.raw(), path)
             return [Entry(r[0], _node(r, 1)) for r in rows]
@@ -185,7 +192,7 @@ class Resolver:
         return [Entry(r[1], Node._make((r[0], *r[2:]))) for r in rows]
 
     def has_entries(self, path: str) -> bool:
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.has_children(self.uow.raw(), path)
         return bool(self._merged("listing", 1, path))
@@ -193,7 +200,7 @@ class Resolver:
     def subtree(self, path: str) -> list[TreeEntry]:
         """Everything strictly below ``path``, by (parent, name)."""
         lo, hi = paths.subtree_bounds(path)
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.subtree(self.uow.raw(), path, lo, hi)
             return [TreeEntry(r[0], r[1], _node(r, 2)) for r in rows]
@@ -201,14 +208,14 @@ class Resolver:
         return [TreeEntry(r[1], r[2], Node._make((r[0], *r[3:]))) for r in rows]
 
     def glob_in(self, parent: str, name_glob: str) -> list[str]:
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.glob_in(self.uow.raw(), parent, name_glob)
         return sorted(r[1] for r in self._merged("glob_in", 1, parent, name_glob))
 
     def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
         """Paths below ``prefix`` with one segment per GLOB in ``globs`` (two or more)."""
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.glob_chain(self.uow.raw(), prefix, globs)
         # Across layers a directory level may come from any layer, so the levels are not
@@ -221,7 +228,7 @@ class Resolver:
 
     def glob_below(self, top: str, name_glob: str) -> list[GlobHit]:
         lo, hi = paths.subtree_bounds(top)
-        if not self.layered:
+        if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
             return [GlobHit._make(r) for r in rows]
@@ -231,7 +238,7 @@ class Resolver:
     def lower_keys(self, path: str, subtree: bool) -> list[tuple[str, str]]:
         """(parent, name) of every entry the underlays have at ``path`` (and below it): what
         removing ``path`` from the merged view must cover with whiteouts."""
-        if not self.layered:
+        if not self.uow.layered:
             return []
         st, stack = self._view()
         lo, hi = paths.subtree_bounds(path) if subtree else ("\x00", "\x00")

@@ -56,6 +56,9 @@ class Tree:
         self.uow = uow
         self.repo = repo
         self.resolver = Resolver(uow, repo)
+        # The hot lookups, bound once (a call level less on every stat, exists, isfile).
+        self.lookup = self.resolver.find
+        self.exists = self.resolver.exists
         self.chunk_size = chunk_size
         self.owner = process_token()
         # Whether the last whole-file write replaced an existing small file: saves come in
@@ -77,13 +80,7 @@ class Tree:
     def layered(self) -> bool:
         return self.resolver.layered
 
-    # -- lookups --------------------------------------------------------------------------
-    def lookup(self, path: str) -> Node | None:
-        return self.resolver.find(path)
-
-    def exists(self, path: str) -> bool:
-        return self.resolver.exists(path)
-
+    # -- lookups (``lookup`` and ``exists`` are the resolver's, bound in __init__) ----------
     def miss_error(self, path: str) -> VFSError:
         """The error for a path that does not exist: ENOTDIR if an ancestor is a file."""
         anc = self._file_ancestor(path)

@@ -72,7 +72,8 @@ class SQLiteBackend:
         _engine.check_host_engine(engine)
 
     def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
-                    busy_timeout: float, image: bytes | None = None) -> Opened:
+                    busy_timeout: float, image: bytes | None = None,
+                    tree: str | None = None) -> Opened:
         """An engine for ``db_path`` (``":memory:"``: a private in-memory database, holding
         ``image`` if given)."""
         memory = db_path == ":memory:"
@@ -100,8 +101,8 @@ class SQLiteBackend:
             _engine.restore_transactions(conn, before)
 
     def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
-                page_size: int | None, on_create: Callable[[Any], None]
-                ) -> Identity | None:
+                page_size: int | None, on_create: Callable[[Any], None],
+                tree: str | None = None) -> Identity | None:
         """Check (read-only) or create/upgrade the format on ``conn``; returns the identity
         row (see ``ManifestRepository.identity_row``)."""
         if read_only:

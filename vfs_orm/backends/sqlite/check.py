@@ -35,9 +35,13 @@ class CheckReport:
 
 
 def check(raw: Any, quick: bool = False,
-          schema_problem: Callable[[Any], str | None] = lambda raw: None) -> CheckReport:
-    """``schema_problem(raw)``: what is wrong with the tables' shape (see schema.verify_schema)."""
-    repo = CheckRepository()
+          schema_problem: Callable[[Any], str | None] = lambda raw: None,
+          repo: CheckRepository | None = None,
+          manifests: ManifestRepository | None = None) -> CheckReport:
+    """``schema_problem(raw)``: what is wrong with the tables' shape (see schema.verify_schema).
+    ``repo``/``manifests``: another backend's statements for the same checks."""
+    repo = repo if repo is not None else CheckRepository()
+    manifests = manifests if manifests is not None else ManifestRepository()
     report = CheckReport()
     integrity = repo.integrity(raw, quick)
     if integrity != ["ok"]:
@@ -68,7 +72,7 @@ def check(raw: Any, quick: bool = False,
                else f"file size {size}, chunk size {cs}")
         report.problems.append(
             f"{_path(parent, name)}: {length} inline bytes, but {why}: they do not fit")
-    identity = ManifestRepository().identity_row(raw)
+    identity = manifests.identity_row(raw)
     if identity is not None and (type(identity.chunk_size) is not int
                                  or not 0 < identity.chunk_size <= stored.MAX_CHUNK_SIZE):
         report.problems.append(

@@ -42,7 +42,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
 from vfs_orm.models import Chunk, Inode, LayerManifest
-from vfs_orm.rows import ChunkRow, Identity, InodeSize, Sized, WholeRow
+from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
@@ -77,10 +77,12 @@ class Compiled:
     params: tuple[str, ...]
 
 
-def compile_stmt(stmt: Any, params: Sequence[str] | None = None) -> Compiled:
-    """Compile ``stmt`` for the pysqlite driver. If ``params`` is given, check that the
-    positional parameters come in exactly that order, so callers may pass plain tuples."""
-    comp = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+def compile_stmt(stmt: Any, params: Sequence[str] | None = None, dialect: Any = _DIALECT
+                 ) -> Compiled:
+    """Compile ``stmt`` for a driver with positional parameters (pysqlite by default). If
+    ``params`` is given, check that the positional parameters come in exactly that order, so
+    callers may pass plain tuples."""
+    comp = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     order = tuple(comp.positiontup or ())
     if params is not None and order != tuple(params):
         raise AssertionError(f"parameter order {order} != {tuple(params)} in {comp.string}")
@@ -117,7 +119,42 @@ def chunk_table(schema: str = "main") -> Table:
 
 
 class InodeRepository:
-    """Inodes and chunks of one database (the ``main`` schema of the connection)."""
+    """Inodes and chunks of one database (the ``main`` schema of the connection).
+
+    The statements are SQLAlchemy Core over the models' tables; what differs between SQL
+    engines is in a few hooks (``_matches``, ``_pattern``, ``_insert_ignoring``,
+    ``_upsert_chunk``), so another backend's repository reuses every other statement."""
+
+    #: The dialect the statements are compiled for, and whether ``read_blob`` can read part of
+    #: a stored value without a query (incremental BLOB I/O).
+    dialect: Any = _DIALECT
+    blob_reads = True
+
+    def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
+        return compile_stmt(stmt, params, self.dialect)
+
+    def _matches(self, column: Any, pattern: Any) -> Any:
+        """``column`` matches the glob ``pattern`` (a bound parameter, see ``_pattern``)."""
+        return column.op("GLOB")(pattern)
+
+    def _pattern(self, glob: str) -> str:
+        """What a glob becomes as the parameter of ``_matches``: SQLite's GLOB as it is."""
+        return glob
+
+    def _joined(self, column: Any, separator: Any) -> Any:
+        """The aggregate joining a group's ``column`` values with ``separator``."""
+        return func.group_concat(column, separator)
+
+    def _insert_ignoring(self, table: Table) -> Any:
+        """An INSERT that skips, without an error, a row refused by a UNIQUE or CHECK."""
+        return insert(table).prefix_with("OR IGNORE")
+
+    def _upsert_chunk(self, chunks: Table) -> Any:
+        stmt = sqlite_dialect.insert(chunks).values(
+            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
+            data=bindparam("data"))
+        return stmt.on_conflict_do_update(index_elements=[chunks.c.id],
+                                          set_={"data": stmt.excluded.data})
 
     def __init__(self, schema: str = "main") -> None:
         self.schema = schema
@@ -130,25 +167,25 @@ class InodeRepository:
         hi: Any = bindparam("hi")
 
         # -- reads --------------------------------------------------------------------------
-        self._lookup = compile_stmt(
+        self._lookup = self._compile(
             select(*_inode_cols(i)).where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # The parent and the entry in one probe each, one statement (writes need both).
         # Index-only: the unique (parent, name) index answers it without touching the table.
-        self._exists = compile_stmt(
+        self._exists = self._compile(
             select(i.c.parent).where(i.c.parent == p, i.c.name == n), ("parent", "name"))
-        self._lookup_pair = compile_stmt(
+        self._lookup_pair = self._compile(
             select(i.c.parent, i.c.name, *_inode_cols(i)).where(
                 or_(and_(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn")),
                     and_(i.c.parent == bindparam("parent"), i.c.name == bindparam("name")))),
             ("pp", "pn", "parent", "name"))
-        self._list_names = compile_stmt(
+        self._list_names = self._compile(
             select(i.c.name).where(i.c.parent == p).order_by(i.c.name), ("parent",))
-        self._list_entries = compile_stmt(
+        self._list_entries = self._compile(
             select(i.c.name, *_inode_cols(i)).where(i.c.parent == p).order_by(i.c.name),
             ("parent",))
-        self._has_children = compile_stmt(
+        self._has_children = self._compile(
             select(i.c.id).where(i.c.parent == p), ("parent",))
-        self._subtree = compile_stmt(
+        self._subtree = self._compile(
             select(i.c.parent, i.c.name, *_inode_cols(i))
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
@@ -159,31 +196,35 @@ class InodeRepository:
                               .scalar_subquery())
         # Opening for reading: the inode and its first chunk in one statement, so that
         # open()+read() of a small file is one query.
-        self._open_lookup = compile_stmt(
-            select(*_inode_cols(i), first).where(i.c.parent == p, i.c.name == n),
+        self._open_lookup = self._compile(
+            select(literal_column("0"), *_inode_cols(i), first)
+            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
+        # The resolver's lookup: the row comes with its layer (0, the top), ready to name.
+        self._find = self._compile(
+            select(literal_column("0"), *_inode_cols(i)).where(i.c.parent == p, i.c.name == n),
             ("parent", "name"))
         # Glob. Names never contain "/", so a SQLite GLOB on ``name`` matches one segment; a
         # GLOB on ``parent`` with exactly as many "/" as the pattern cannot let a wildcard
         # cross a segment boundary. Both use the (parent, name) index.
         ng: Any = bindparam("name_glob")
-        self._glob_in = compile_stmt(
-            select(i.c.name).where(i.c.parent == p, i.c.name.op("GLOB")(ng)),
-            ("parent", "name_glob"))
+        self._glob_in = self._compile(
+            select(i.c.name).where(i.c.parent == p, self._matches(i.c.name, ng))
+            .order_by(i.c.name), ("parent", "name_glob"))
         # Patterns over several levels: one statement per number of levels, built on first
         # use (see _chain_stmt).
         self._glob_chains: dict[int, Compiled] = {}
-        self._glob_below = compile_stmt(
+        self._glob_below = self._compile(
             select(i.c.parent, i.c.name, i.c.kind)
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
-                   i.c.name.op("GLOB")(ng)),
+                   self._matches(i.c.name, ng)),
             ("parent", "lo", "hi", "name_glob"))
         # A whole one-chunk file: one row (inline bytes), or the inode then chunk 0 by rowid;
         # only the three columns the caller needs.
-        self._read_first = compile_stmt(
+        self._read_first = self._compile(
             select(i.c.kind, i.c.size, first).where(i.c.parent == p, i.c.name == n),
             ("parent", "name"))
         # Whole file in one statement: the inode and all its chunks (or its inline bytes).
-        self._read_whole = compile_stmt(
+        self._read_whole = self._compile(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data)
             .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
                                              c.c.id < (i.c.id + literal_column("1")) * _SPAN)))
@@ -191,18 +232,18 @@ class InodeRepository:
             ("parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
         # Chunk 0 has its own statements: it may be the inline bytes.
-        self._read_chunk0 = compile_stmt(
+        self._read_chunk0 = self._compile(
             select(i.c.size, i.c.generation, first).where(i.c.id == bindparam("id")), ("id",))
-        self._read_part0 = compile_stmt(
+        self._read_part0 = self._compile(
             select(i.c.size, i.c.generation,
                    func.substr(first, bindparam("start"), bindparam("length")))
             .where(i.c.id == bindparam("id")), ("start", "length", "id"))
-        self._read_chunk = compile_stmt(
+        self._read_chunk = self._compile(
             select(i.c.size, i.c.generation, c.c.data)
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
             ("cid", "id"))
-        self._read_part = compile_stmt(
+        self._read_part = self._compile(
             select(i.c.size, i.c.generation,
                    func.substr(c.c.data, bindparam("start"), bindparam("length")))
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
@@ -210,18 +251,18 @@ class InodeRepository:
             ("start", "length", "cid", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement. The
         # inline bytes come last (NULL unless the file has no chunks).
-        self._read_span = compile_stmt(
+        self._read_span = self._compile(
             select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data)
             .select_from(i.outerjoin(c, and_(c.c.id >= bindparam("lo_id"),
                                              c.c.id < bindparam("hi_id"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.id),
             ("lo_id", "hi_id", "id"))
-        self._inode_size = compile_stmt(
+        self._inode_size = self._compile(
             select(i.c.size, i.c.generation, i.c.data.isnot(None))
             .where(i.c.id == bindparam("id")), ("id",))
-        self._chunk_data = compile_stmt(
+        self._chunk_data = self._compile(
             select(c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
-        self._staging = compile_stmt(
+        self._staging = self._compile(
             select(i.c.id, i.c.owner).where(i.c.parent.is_(None)), ())
 
         # -- writes -------------------------------------------------------------------------
@@ -233,52 +274,47 @@ class InodeRepository:
                     "ctime_ns": bindparam("ctime"), "mtime_ns": bindparam("mtime"),
                     "generation": literal_column("0"), **columns}
 
-        self._insert = compile_stmt(
+        self._insert = self._compile(
             insert(i).values(new_inode(bindparam("kind"), owner=bindparam("owner"),
                                        data=bindparam("data"))),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
              "data"))
         # Before a file with inline bytes is written in place: they become chunk 0.
-        self._spill_chunk = compile_stmt(
+        self._spill_chunk = self._compile(
             insert(c).from_select(
                 ["id", "inode_id", "idx", "data"],
                 select(i.c.id * _SPAN, i.c.id, literal_column("0"), i.c.data)
                 .where(i.c.id == bindparam("id"), i.c.data.isnot(None),
                        func.length(i.c.data) > literal_column("0"))),
             ("id",))
-        self._spill_clear = compile_stmt(
+        self._spill_clear = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(data=null()), ("id",))
-        self._put_chunk = compile_stmt(
-            sqlite_dialect.insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
-                                            idx=bindparam("idx"), data=bindparam("data"))
-            .on_conflict_do_update(index_elements=[c.c.id],
-                                   set_={"data": sqlite_dialect.insert(c).excluded.data}),
-            ("cid", "id", "idx", "data"))
+        self._put_chunk = self._compile(self._upsert_chunk(c), ("cid", "id", "idx", "data"))
         # A new inode's chunks: nothing to conflict with (inode ids are never reused).
-        self._add_chunk = compile_stmt(
+        self._add_chunk = self._compile(
             insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
                              idx=bindparam("idx"), data=bindparam("data")),
             ("cid", "id", "idx", "data"))
-        self._drop_chunks_from = compile_stmt(
+        self._drop_chunks_from = self._compile(
             delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
-        self._set_size = compile_stmt(
+        self._set_size = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), mtime_ns=bindparam("mtime")),
             ("size", "mtime", "id"))
-        self._set_mode = compile_stmt(
+        self._set_mode = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(mode=bindparam("mode")),
             ("mode", "id"))
-        self._set_times = compile_stmt(
+        self._set_times = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(mtime_ns=bindparam("mtime")), ("mtime", "id"))
-        self._place = compile_stmt(
+        self._place = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(parent=p, name=n, size=bindparam("size"), ctime_ns=bindparam("ctime"),
                     mtime_ns=bindparam("mtime"), owner=null()),
             ("parent", "name", "size", "ctime", "mtime", "id"))
         # Whole-content replacement in place (no index entry moves): a new generation.
-        self._rewrite = compile_stmt(
+        self._rewrite = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                     mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
@@ -286,7 +322,7 @@ class InodeRepository:
             ("mode", "size", "chunk_size", "mtime", "data", "id"))
         # The common save: an existing file with no chunk rows (inline bytes, or empty) gets
         # new inline content. Finding and rewriting it is ONE statement.
-        self._rewrite_small = compile_stmt(
+        self._rewrite_small = self._compile(
             update(i).where(i.c.parent == p, i.c.name == n,
                             i.c.kind == literal_column(str(int(InodeKind.FILE))),
                             or_(i.c.data.isnot(None), i.c.size == literal_column("0")))
@@ -308,50 +344,50 @@ class InodeRepository:
             return case((parent_is_dir, literal_column(str(int(kind)))),
                         else_=literal_column("0"))
 
-        self._create_file = compile_stmt(
-            insert(i).prefix_with("OR IGNORE").values(
+        self._create_file = self._compile(
+            self._insert_ignoring(i).values(
                 new_inode(if_parent_is_dir(InodeKind.FILE), data=bindparam("data"))),
             ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
              "data"))
         # The bulk create, for files whose parents the caller has just made or checked in
         # the same transaction: no parent probe per row (1.5 of ~9 us a row). An existing
         # entry is still ignored (UNIQUE), which the caller sees in the count.
-        self._create_file_in_dir = compile_stmt(
-            insert(i).prefix_with("OR IGNORE").values(
+        self._create_file_in_dir = self._compile(
+            self._insert_ignoring(i).values(
                 new_inode(literal_column(str(int(InodeKind.FILE))), data=bindparam("data"))),
             ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
         # Many new directories in one executemany, parents before children: the same
         # rule, a row whose parent is not (yet) a directory is refused and ignored.
-        self._create_dir = compile_stmt(
-            insert(i).prefix_with("OR IGNORE").values(
+        self._create_dir = self._compile(
+            self._insert_ignoring(i).values(
                 new_inode(if_parent_is_dir(InodeKind.DIRECTORY), size=literal_column("0"),
                           chunk_size=literal_column("0"))),
             ("parent", "name", "pp", "pn", "mode", "ctime", "mtime"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
-        self._delete_chunks_of = compile_stmt(
+        self._delete_chunks_of = self._compile(
             delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
-        self._delete = compile_stmt(delete(i).where(i.c.id == bindparam("id")), ("id",))
+        self._delete = self._compile(delete(i).where(i.c.id == bindparam("id")), ("id",))
         tree_rows = or_(i.c.id == bindparam("id"), i.c.parent == p,
                         and_(i.c.parent >= lo, i.c.parent < hi))
-        self._delete_tree_chunks = compile_stmt(
+        self._delete_tree_chunks = self._compile(
             delete(c).where(c.c.inode_id.in_(
                 select(i.c.id).where(tree_rows, i.c.kind == literal_column("1")))),
             ("id", "parent", "lo", "hi"))
-        self._delete_tree = compile_stmt(delete(i).where(tree_rows), ("id", "parent", "lo", "hi"))
+        self._delete_tree = self._compile(delete(i).where(tree_rows), ("id", "parent", "lo", "hi"))
         # Renaming a directory is ONE statement: the entry gets its new parent and name, every
         # descendant's parent gets the new prefix.
-        self._move = compile_stmt(
+        self._move = self._compile(
             update(i)
             .where(or_(i.c.id == bindparam("id"), i.c.parent == p,
                        and_(i.c.parent >= lo, i.c.parent < hi)))
             .values(
-                parent=func.iif(i.c.id == bindparam("id2"), bindparam("new_parent"),
-                                bindparam("new_path", type_=Text)
-                                + func.substr(i.c.parent, bindparam("cut"))),
-                name=func.iif(i.c.id == bindparam("id3"), bindparam("new_name"), i.c.name),
+                parent=case((i.c.id == bindparam("id2"), bindparam("new_parent")),
+                            else_=bindparam("new_path", type_=Text)
+                            + func.substr(i.c.parent, bindparam("cut"))),
+                name=case((i.c.id == bindparam("id3"), bindparam("new_name")), else_=i.c.name),
             ),
             None)
 
@@ -360,14 +396,20 @@ class InodeRepository:
         return stored.inode(raw.execute(self._lookup.sql, (parent, name)).fetchone(), 0,
                             parent, name)
 
-    def open_lookup(self, raw: sqlite3.Connection, parent: str, name: str
-                    ) -> tuple[Any, ...] | None:
-        """INODE_COLUMNS + the first chunk's data (None if none)."""
-        row = stored.inode(raw.execute(self._open_lookup.sql, (parent, name)).fetchone(), 0,
+    def open_node(self, raw: sqlite3.Connection, parent: str, name: str) -> OpenNode | None:
+        """The entry with its first chunk's bytes (see ``OpenNode``)."""
+        row = stored.inode(raw.execute(self._open_lookup.sql, (parent, name)).fetchone(), 1,
                            parent, name)
-        if row is not None:
-            stored.content(row[8], stored.path_of(parent, name))
-        return row
+        if row is None:
+            return None
+        stored.content(row[9], stored.path_of(parent, name))
+        return OpenNode._make(row)
+
+    def find(self, raw: sqlite3.Connection, parent: str, name: str) -> Node | None:
+        """The entry as a node of the top layer (see ``Node``)."""
+        row = stored.inode(raw.execute(self._find.sql, (parent, name)).fetchone(), 1,
+                           parent, name)
+        return None if row is None else Node._make(row)
 
     def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
         return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
@@ -401,8 +443,8 @@ class InodeRepository:
         return stored.inodes(raw.execute(self._subtree.sql, (path, lo, hi)).fetchall(), 2, path)
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
-        return stored.names([r[0] for r in raw.execute(self._glob_in.sql, (parent, name_glob))],
-                            parent)
+        rows = raw.execute(self._glob_in.sql, (parent, self._pattern(name_glob)))
+        return stored.names([r[0] for r in rows], parent)
 
     def glob_chain(self, raw: sqlite3.Connection, prefix: str, globs: Sequence[str]
                    ) -> list[str]:
@@ -416,7 +458,7 @@ class InodeRepository:
         if stmt is None:
             stmt = self._glob_chains[len(globs)] = self._chain_stmt(len(globs))
         values = {"prefix": prefix, "below": prefix if prefix.endswith("/") else prefix + "/"}
-        values.update((f"g{k}", g) for k, g in enumerate(globs))
+        values.update((f"g{k}", self._pattern(g)) for k, g in enumerate(globs))
         out: list[str] = []
         for parent, names in raw.execute(stmt.sql, tuple(values[n] for n in stmt.params)):
             if names is not None:
@@ -433,20 +475,22 @@ class InodeRepository:
                 return bindparam("below", type_=Text) + ts[0].c.name
             return ts[k].c.parent + slash + ts[k].c.name
 
-        conds = [ts[0].c.parent == bindparam("prefix"), ts[0].c.name.op("GLOB")(bindparam("g0"))]
+        conds = [ts[0].c.parent == bindparam("prefix"),
+                 self._matches(ts[0].c.name, bindparam("g0"))]
         for k in range(1, levels - 1):
             conds += [ts[k].c.parent == path_of(k - 1),
-                      ts[k].c.name.op("GLOB")(bindparam(f"g{k}"))]
+                      self._matches(ts[k].c.name, bindparam(f"g{k}"))]
         last, dirs = ts[-1], path_of(levels - 2)
-        names = (select(func.group_concat(last.c.name, slash))
+        names = (select(self._joined(last.c.name, slash))
                  .where(last.c.parent == dirs,
-                        last.c.name.op("GLOB")(bindparam(f"g{levels - 1}")))
+                        self._matches(last.c.name, bindparam(f"g{levels - 1}")))
                  .scalar_subquery())
-        return compile_stmt(select(dirs, names).where(*conds))
+        return self._compile(select(dirs, names).where(*conds))
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[str, str, int]]:
-        rows = raw.execute(self._glob_below.sql, (top, lo, hi, name_glob)).fetchall()
+        rows = raw.execute(self._glob_below.sql,
+                           (top, lo, hi, self._pattern(name_glob))).fetchall()
         for parent, name, kind in rows:
             stored.texts((parent,), top)
             if type(kind) is not int:
@@ -910,29 +954,33 @@ class ManifestRepository:
     writes that happen inside a file operation's transaction (recording the stack a save was
     made with) are compiled Core statements on the driver connection, like every write."""
 
-    def __init__(self, schema: str = "main") -> None:
+    def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
+        return compile_stmt(stmt, params, self.dialect)
+
+    def __init__(self, schema: str = "main", dialect: Any = _DIALECT) -> None:
+        self.dialect = dialect
         m: Table = LayerManifest.__table__  # type: ignore[assignment]
         if schema != "main":
             m = m.to_metadata(MetaData(), schema=schema)
         self.table = m
-        self._identity = compile_stmt(
+        self._identity = self._compile(
             select(m.c.uuid, m.c.name, m.c.version, m.c.description, m.c.created_ns,
                    m.c.modified_ns, m.c.chunk_size).where(m.c.role == literal_column("'self'"))
             .order_by(m.c.id), ())
-        self._recorded = compile_stmt(
+        self._recorded = self._compile(
             select(m.c.name, m.c.uuid, m.c.priority, m.c.db_path)
             .where(m.c.role == literal_column("'underlay'")).order_by(m.c.id), ())
-        self._forget = compile_stmt(delete(m).where(m.c.role == literal_column("'underlay'")), ())
-        self._record = compile_stmt(
+        self._forget = self._compile(delete(m).where(m.c.role == literal_column("'underlay'")), ())
+        self._record = self._compile(
             insert(m).values(role=literal_column("'underlay'"), uuid=bindparam("uuid"),
                              name=bindparam("name"), priority=bindparam("priority"),
                              db_path=bindparam("db_path"), created_ns=bindparam("now"),
                              modified_ns=bindparam("now2")),
             ("uuid", "name", "now", "now2", "priority", "db_path"))
-        self._touch = compile_stmt(
+        self._touch = self._compile(
             update(m).where(m.c.role == literal_column("'self'"))
             .values(modified_ns=bindparam("now")), ("now",))
-        self._describe = compile_stmt(
+        self._describe = self._compile(
             update(m).where(m.c.role == literal_column("'self'"))
             .values(name=bindparam("name"), version=bindparam("version"),
                     description=bindparam("description"), modified_ns=bindparam("now")),
@@ -973,22 +1021,26 @@ class CheckRepository:
     """The queries behind ``vfs-orm check``: SQLite's own check and the format's invariants.
     Each returns offending rows (at most ``limit``)."""
 
-    def __init__(self) -> None:
-        i, c = inode_table(), chunk_table()
+    def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
+        return compile_stmt(stmt, params, self.dialect)
+
+    def __init__(self, schema: str = "main", dialect: Any = _DIALECT) -> None:
+        self.dialect = dialect
+        i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
         span = _SPAN
-        self._orphans = compile_stmt(
+        self._orphans = self._compile(
             select(c.c.id, c.c.inode_id, c.c.idx)
             .select_from(c.outerjoin(i, i.c.id == c.c.inode_id))
             .where(i.c.id.is_(None)), ())
-        self._bad_chunk_ids = compile_stmt(
+        self._bad_chunk_ids = self._compile(
             select(c.c.id, c.c.inode_id, c.c.idx)
             .where(c.c.id != c.c.inode_id * span + c.c.idx), ())
-        self._chunks_of_non_files = compile_stmt(
+        self._chunks_of_non_files = self._compile(
             select(i.c.parent, i.c.name, i.c.kind, func.count(c.c.id))
             .select_from(c.join(i, i.c.id == c.c.inode_id))
             .where(i.c.kind != literal_column("1")).group_by(i.c.id), ())
-        self._bad_chunks = compile_stmt(
+        self._bad_chunks = self._compile(
             select(i.c.parent, i.c.name, c.c.idx, func.length(c.c.data), i.c.chunk_size, i.c.size)
             .select_from(c.join(i, i.c.id == c.c.inode_id))
             .where(or_(func.length(c.c.data) > i.c.chunk_size,
@@ -998,17 +1050,17 @@ class CheckRepository:
         # Inline bytes must be a whole file that could become its chunk 0: a file, exactly
         # ``size`` bytes, at most one chunk, and no chunk rows beside them.
         has_chunks = select(c.c.id).where(c.c.inode_id == i.c.id).exists()
-        self._bad_inline = compile_stmt(
+        self._bad_inline = self._compile(
             select(i.c.parent, i.c.name, i.c.kind, func.length(i.c.data), i.c.size,
                    i.c.chunk_size, has_chunks)
             .where(i.c.data.isnot(None),
                    or_(i.c.kind != literal_column("1"), func.length(i.c.data) != i.c.size,
                        i.c.size > i.c.chunk_size, has_chunks)), ())
-        self._entries = compile_stmt(
+        self._entries = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
                    i.c.ctime_ns, i.c.mtime_ns, i.c.generation), ())
         # Content that is not a BLOB (TEXT or numbers where bytes belong).
-        self._not_blobs = compile_stmt(
+        self._not_blobs = self._compile(
             select(i.c.parent, i.c.name, c.c.idx, func.typeof(c.c.data))
             .select_from(c.join(i, i.c.id == c.c.inode_id))
             .where(func.typeof(c.c.data) != literal_column("'blob'"))
@@ -1017,9 +1069,9 @@ class CheckRepository:
                 .where(func.typeof(i.c.data).not_in([literal_column("'blob'"),
                                                      literal_column("'null'")]))), ())
         zero: Any = literal_column("0")
-        self._stored = compile_stmt(
+        self._stored = self._compile(
             select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())
-        self._stored_inline = compile_stmt(
+        self._stored_inline = self._compile(
             select(func.count(i.c.id), func.coalesce(func.sum(func.length(i.c.data)), zero))
             .where(i.c.data.isnot(None)), ())
 

@@ -1,0 +1,105 @@
+"""A throwaway PostgreSQL cluster for the tests (or the server named by VFS_ORM_PG_URL).
+
+The cluster lives in a temporary directory, listens only on a unix socket there, and is
+stopped and deleted at the end of the session. ``initdb`` refuses to run as root: as root the
+cluster is created and started as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+ENV_URL = "VFS_ORM_PG_URL"
+HOW_TO_ENABLE = ("install the PostgreSQL server (Debian: apt-get install postgresql) or set "
+                 f"{ENV_URL} to a postgresql+psycopg:// URL")
+
+
+def server_binaries() -> str | None:
+    """The directory of ``initdb``/``pg_ctl``: on PATH, or Debian's versioned directory."""
+    on_path = shutil.which("pg_ctl")
+    if on_path and shutil.which("initdb"):
+        return os.path.dirname(on_path)
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    return os.path.dirname(found[-1]) if found else None
+
+
+def driver_missing() -> str | None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install 'vfs-orm[postgresql]')"
+    return None
+
+
+@dataclass
+class Cluster:
+    url: str
+    base: str | None = None  # temporary directory of a cluster we started
+    bindir: str | None = None
+    owner: str | None = None
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        return ["runuser", "-u", self.owner, "--", *cmd] if self.owner else cmd
+
+    def stop(self) -> None:
+        if self.base is None or self.bindir is None:
+            return
+        subprocess.run(self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D",
+                                       os.path.join(self.base, "data"), "-m", "immediate",
+                                       "-w", "stop"]),
+                       capture_output=True, timeout=120)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start() -> Cluster:
+    """Start a cluster (1-2 s), or return the configured server. Raises RuntimeError with the
+    reason when neither is possible."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        return Cluster(url)
+    bindir = server_binaries()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries not found: " + HOW_TO_ENABLE)
+    base = tempfile.mkdtemp(prefix="vfs-orm-pg-")
+    owner = None
+    if os.geteuid() == 0:
+        owner = "postgres"
+        pw = pwd.getpwnam(owner)
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+    os.chmod(base, 0o755)
+    cluster = Cluster("", base, bindir, owner)
+    data, sock = os.path.join(base, "data"), base
+    run = [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+           "-E", "UTF8", "--locale=C.UTF-8" if _has_locale("C.UTF-8") else "--no-locale"]
+    proc = subprocess.run(cluster._as_owner(run), capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"initdb failed: {proc.stderr[-500:]}")
+    opts = (f"-k {sock} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+            f"-c full_page_writes=off -c max_connections=200")
+    proc = subprocess.run(cluster._as_owner([os.path.join(bindir, "pg_ctl"), "-D", data,
+                                             "-o", opts, "-l", os.path.join(base, "log"),
+                                             "-w", "start"]),
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        log = open(os.path.join(base, "log")).read()[-800:] if os.path.exists(
+            os.path.join(base, "log")) else ""
+        shutil.rmtree(base, ignore_errors=True)
+        raise RuntimeError(f"pg_ctl start failed: {proc.stderr[-300:]} {log}")
+    cluster.url = f"postgresql+psycopg://postgres@/postgres?host={sock}"
+    return cluster
+
+
+def _has_locale(name: str) -> bool:
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return False
+    return name.lower().replace("-", "") in out.lower().replace("-", "")

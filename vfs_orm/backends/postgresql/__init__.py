@@ -1,0 +1,179 @@
+"""The PostgreSQL backend: a tree is a schema of a PostgreSQL database, through psycopg 3.
+
+``VFS("postgresql+psycopg://user@host/db", tree="saves")``. Many processes and machines may
+open the same tree: readers never block, writers to one tree serialise on an advisory lock,
+writers to different trees run in parallel. Importing vfs_orm never imports this package or
+psycopg (an optional extra, ``vfs-orm[postgresql]``).
+
+Its modules: ``engine`` (URLs, tree names, the driver), ``schema`` (creating and checking a
+tree's format), ``connection`` (a thread's connection and its transactions), ``errors``
+(SQLSTATE to VFSError), ``statements`` (the SQLite backend's statements compiled for
+PostgreSQL, with the few that differ replaced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from vfs_orm.backends.base import Capabilities, Opened
+from vfs_orm.backends.postgresql import engine as _engine
+from vfs_orm.backends.postgresql import schema as _schema
+from vfs_orm.backends.postgresql.connection import PGConnection
+from vfs_orm.backends.postgresql.errors import PGError, translate_sqlstate
+from vfs_orm.backends.postgresql.statements import (
+    PGCheckRepository,
+    PGInodeRepository,
+    PGManifestRepository,
+)
+from vfs_orm.backends.sqlite.check import CheckReport
+from vfs_orm.backends.sqlite.check import check as _check
+from vfs_orm.backends.sqlite.schema import head_revision
+from vfs_orm.errors import InvalidOperationError, VFSError
+from vfs_orm.rows import Identity
+
+if TYPE_CHECKING:
+    from vfs_orm.uow import UnitOfWork
+
+DEFAULT_TREE = _engine.DEFAULT_TREE
+
+
+class PostgreSQLBackend:
+    """One tree of a PostgreSQL database (see ``backends.base.Backend``)."""
+
+    capabilities = Capabilities(
+        name="postgresql", dialect="postgresql", in_memory=False, images=False,
+        blob_reads=False, layers=False, layers_per_connection=0, multi_process=True,
+        reclaims_space=False, durability_choice=False)
+    errors: tuple[type[BaseException], ...] = (PGError,)
+
+    def __init__(self, tree: str = DEFAULT_TREE) -> None:
+        self.tree = _engine.check_tree(tree)
+
+    def translate(self, exc: BaseException, path: str | None = None) -> VFSError:
+        if isinstance(exc, PGError):
+            return exc.translate(path)
+        return translate_sqlstate(getattr(exc, "orig", exc), path)
+
+    # -- opening ----------------------------------------------------------------------------
+    def check_host(self, engine: Any) -> None:
+        if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+            raise VFSError.for_path(str(engine.url), "vfs_orm on PostgreSQL needs a "
+                                                     "postgresql+psycopg engine (psycopg 3)")
+
+    def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
+                    busy_timeout: float, image: bytes | None = None,
+                    tree: str | None = None) -> Opened:
+        engine = _engine.make_engine(db_path, read_only=read_only, busy_timeout=busy_timeout)
+        return Opened(engine, db_path, False, None)
+
+    @contextlib.contextmanager
+    def own_transactions(self, conn: Any) -> Iterator[None]:
+        yield  # setting up runs in SQLAlchemy's own transaction (see prepare)
+
+    def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
+                page_size: int | None, on_create: Callable[[Any], None],
+                tree: str | None = None) -> Identity | None:
+        if embedded and conn.in_transaction():
+            # A host session's transaction: the tree must exist already (creating it needs
+            # its own transaction); upgrade_engine() creates it.
+            rev = _schema.tree_revision(conn, self.tree)
+            if rev != head_revision():
+                raise InvalidOperationError.for_path(
+                    where, "create the tree first: vfs_orm.upgrade_engine(engine, tree=...)")
+            return None
+        return _schema.prepare(conn, tree=self.tree, where=where, read_only=read_only,
+                               on_create=on_create)
+
+    def connection(self, conn: Any, borrowed: bool = False) -> PGConnection:
+        return PGConnection(conn, self.tree, borrowed)
+
+    def attach_limit(self, raw: Any) -> int:
+        return 1
+
+    # -- statements -------------------------------------------------------------------------
+    def inode_statements(self, schema: str = "main") -> PGInodeRepository:
+        return _inode_statements(self.tree)
+
+    def manifest_statements(self) -> PGManifestRepository:
+        return _manifest_statements(self.tree)
+
+    def head_revision(self) -> str:
+        return head_revision()
+
+    # -- maintenance ------------------------------------------------------------------------
+    def check(self, raw: Any, quick: bool) -> CheckReport:
+        return _check(raw, quick=quick, repo=PGCheckRepository(self.tree),
+                      manifests=self.manifest_statements())
+
+    def info(self, raw: Any, entry_problems: Callable[[Any], Any]) -> dict[str, Any]:
+        repo = PGCheckRepository(self.tree)
+        rev = raw.execute(f'SELECT version_num FROM "{self.tree}".vfs_alembic_version',
+                          ()).fetchone()
+        kinds = {1: 0, 2: 0, 3: 0}
+        logical = damaged = 0
+        for row in repo.entries(raw):
+            if entry_problems(row) is not None:
+                damaged += 1
+                continue
+            parent, kind, size = row[1], row[3], row[5]
+            if parent is None:
+                continue
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == 1:
+                logical += size
+        n_chunks, chunk_bytes = repo.stored(raw)
+        n_inline, inline_bytes = repo.stored_inline(raw)
+        return {"revision": rev[0] if rev else None, "head": head_revision(),
+                "tree": self.tree, "files": kinds.get(1, 0),
+                "directories": kinds.get(2, 0) - 1, "whiteouts": kinds.get(3, 0),
+                "total_bytes": logical, "stored_bytes": chunk_bytes + inline_bytes,
+                "chunks": n_chunks, "damaged_entries": damaged, "inline_files": n_inline}
+
+    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
+        raise InvalidOperationError.for_path(
+            uow.where, "compact() is SQLite's: PostgreSQL's autovacuum reuses freed space")
+
+    def sync(self, raw: Any) -> None:
+        """Every commit is durable on the server when it returns."""
+
+    # -- images (not yet: a pack of a tree comes with `vfs-orm copy`) -------------------------
+    def _no_images(self) -> VFSError:
+        return InvalidOperationError.for_path(None, "images of PostgreSQL trees are not "
+                                                    "available yet")
+
+    def collect_image(self, data: bytes | Iterable[bytes]) -> bytes:
+        raise self._no_images()
+
+    def memory_image(self, raw: Any, block_size: int) -> list[bytes]:
+        raise self._no_images()
+
+    def file_image(self, db_path: str, read_only_uri: str, block_size: int) -> Iterator[bytes]:
+        raise self._no_images()
+
+    def replace_content(self, source: Any, target: Any) -> None:
+        raise self._no_images()
+
+    def file_bytes(self, db_path: str) -> int:
+        return 0
+
+
+@functools.lru_cache(maxsize=64)
+def _inode_statements(tree: str) -> PGInodeRepository:
+    return PGInodeRepository(tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _manifest_statements(tree: str) -> PGManifestRepository:
+    return PGManifestRepository(tree)
+
+
+def backend(tree: str | None) -> PostgreSQLBackend:
+    return _backend(DEFAULT_TREE if tree is None else tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _backend(tree: str) -> PostgreSQLBackend:
+    return PostgreSQLBackend(tree)

@@ -1,0 +1,198 @@
+"""One thread's PostgreSQL connection and its transactions.
+
+Writes to a tree serialise on a per-tree advisory transaction lock taken as the first statement
+of each write transaction (READ COMMITTED): one writer per tree at a time, readers never
+blocked, writers to different trees in parallel. ``snapshot()`` is one REPEATABLE READ READ
+ONLY transaction. While vfs_orm owns a connection, psycopg is in autocommit mode and the
+transaction statements are vfs_orm's own (as on SQLite); a host session's connection goes
+through SQLAlchemy's transactions instead.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from sqlalchemy import Connection
+
+from vfs_orm.backends.postgresql.errors import PGError
+from vfs_orm.errors import ClosedError
+
+#: First key of every vfs_orm advisory lock ("VF"); the second is the tree's.
+LOCK_CLASS = 0x5646
+
+
+def tree_lock_key(tree: str) -> int:
+    """The tree's advisory lock key: a signed 32-bit hash of its name."""
+    key = zlib.crc32(tree.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+class PGRaw:
+    """The psycopg connection as the statements use it: ``execute`` and ``executemany`` in the
+    shape of sqlite3's, and psycopg's errors wrapped (``PGError``) so that the layers above
+    can catch them without importing psycopg."""
+
+    __slots__ = ("_error", "_idle", "conn")
+
+    def __init__(self, conn: Any) -> None:
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        self.conn = conn
+        self._error = psycopg.Error
+        self._idle = TransactionStatus.IDLE
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        try:
+            return self.conn.execute(sql, params)
+        except self._error as exc:
+            raise PGError(exc) from exc
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        try:
+            cur = self.conn.cursor()
+            cur.executemany(sql, list(rows))
+            return cur
+        except self._error as exc:
+            raise PGError(exc) from exc
+
+    def executemany_count(self, sql: str, rows: Any) -> int:
+        """Run ``sql`` (which RETURNs a row per inserted row) for each row; how many did."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        try:
+            cur = self.conn.cursor()
+            cur.executemany(sql, rows, returning=True)
+            n = 0
+            while True:
+                n += len(cur.fetchall())
+                if not cur.nextset():
+                    return n
+        except self._error as exc:
+            raise PGError(exc) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.conn.info.transaction_status != self._idle)
+
+
+class PGConnection:
+    """The unit of work's view of one thread's connection (see ``base.TransactionalConnection``)."""
+
+    __slots__ = ("__weakref__", "_sa_stack", "attached", "aux", "borrowed", "conn", "depth",
+                 "lock_key", "poisoned", "raw", "snapshot", "stack", "txn", "was_autocommit")
+
+    def __init__(self, conn: Connection, tree: str, borrowed: bool = False) -> None:
+        self.conn = conn
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise ClosedError.for_path(None, "the connection is closed")
+        self.raw = PGRaw(driver)
+        self.borrowed = borrowed
+        self.was_autocommit: bool | None = None
+        if not borrowed and not driver.autocommit:
+            if self.raw.in_transaction:
+                driver.rollback()  # SQLAlchemy's own autobegun read, nothing to keep
+            self.was_autocommit = False
+            driver.autocommit = True
+        self.lock_key = (LOCK_CLASS, tree_lock_key(tree))
+        self.depth = 0
+        self.poisoned: dict[int, BaseException] = {}
+        self.snapshot = False
+        self.txn = 0
+        self._sa_stack: list[Any] = []
+        self.stack: Any = None
+        self.attached: dict[str, str] = {}
+        self.aux: list[Any] = []
+
+    def in_transaction(self) -> bool:
+        if self.borrowed:
+            return bool(self.conn.in_transaction())
+        return self.raw.in_transaction
+
+    def _lock_tree(self) -> None:
+        self.raw.execute("SELECT pg_advisory_xact_lock(%s, %s)", self.lock_key)
+
+    def begin(self) -> None:
+        self.txn += 1
+        if self.borrowed:
+            self._sa_stack.append(self.conn.begin())
+        else:
+            self.raw.execute("BEGIN")
+        self._lock_tree()
+
+    def commit(self) -> None:
+        self.txn += 1
+        if self.borrowed:
+            self._sa_stack.pop().commit()
+        else:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.txn += 1
+        try:
+            if self.borrowed:
+                txn = self._sa_stack.pop()
+                if txn.is_active:
+                    txn.rollback()
+            elif self.raw.in_transaction:
+                self.raw.execute("ROLLBACK")
+        except Exception:
+            pass
+
+    def savepoint(self, name: str) -> None:
+        if self.borrowed:
+            self._sa_stack.append(self.conn.begin_nested())
+            if len(self._sa_stack) == 1:
+                self._lock_tree()  # joining a host's transaction: it takes the tree's lock
+        else:
+            self.raw.execute(f"SAVEPOINT {name}")
+
+    def release(self, name: str) -> None:
+        if self.borrowed:
+            self._sa_stack.pop().commit()
+        else:
+            self.raw.execute(f"RELEASE SAVEPOINT {name}")
+
+    def rollback_to(self, name: str) -> None:
+        self.txn += 1
+        try:
+            if self.borrowed:
+                txn = self._sa_stack.pop()
+                if txn.is_active:
+                    txn.rollback()
+            else:
+                self.raw.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.raw.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception:
+            pass
+
+    def pin_snapshot(self) -> None:
+        self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            self.raw.execute("SELECT 1").fetchone()  # the snapshot is taken here
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.snapshot = True
+
+    def end_snapshot(self) -> None:
+        self.snapshot = False
+        try:
+            if self.raw.in_transaction:
+                self.raw.execute("COMMIT")
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        try:
+            driver = self.raw.conn
+            if not self.borrowed and self.raw.in_transaction:
+                self.raw.execute("ROLLBACK")
+            if self.was_autocommit is not None:
+                driver.autocommit = self.was_autocommit
+            self.conn.close()
+        except Exception:
+            pass

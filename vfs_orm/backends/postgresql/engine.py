@@ -1,0 +1,51 @@
+"""PostgreSQL engines: URLs, tree names, the driver (psycopg 3, an optional extra)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from vfs_orm.errors import ContractError, VFSError
+
+DEFAULT_TREE = "vfs"
+#: A tree is a PostgreSQL schema: a plain lower-case identifier, never quoted from user input
+#: into SQL without this check (and never a system schema).
+_TREE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_RESERVED = ("pg_", "information_schema")
+
+
+def check_tree(tree: object) -> str:
+    if not isinstance(tree, str):
+        raise TypeError(f"tree must be a str, not {type(tree).__name__}")
+    if not _TREE.fullmatch(tree) or tree.startswith(_RESERVED) or tree == "public":
+        raise ContractError.for_path(
+            tree, "a tree name is a lower-case identifier (letters, digits, _; at most 63; "
+                  "not public, information_schema or pg_*)")
+    return tree
+
+
+def require_driver() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise VFSError.for_path(None, "PostgreSQL needs the psycopg driver: pip install "
+                                      "'vfs-orm[postgresql]'") from None
+
+
+def make_engine(url: str, *, read_only: bool, busy_timeout: float) -> Engine:
+    """An engine on psycopg 3 whatever driver the URL names (``postgresql://`` included)."""
+    require_driver()
+    parsed = make_url(url).set(drivername="postgresql+psycopg")
+    options = f"-c lock_timeout={int(busy_timeout * 1000)}"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
+    args: dict[str, Any] = {"options": options, "application_name": "vfs_orm"}
+    return create_engine(parsed, connect_args=args, pool_pre_ping=True)
+
+
+def where(url: str, tree: str) -> str:
+    """How errors name a tree: the URL without its password, and the tree."""
+    return f"{make_url(url).render_as_string(hide_password=True)}#{tree}"

@@ -1,0 +1,83 @@
+"""A tree's format on PostgreSQL: created from the models at the current revision on first
+writable open, in one transaction, with Alembic's version table inside the tree's schema.
+
+The SQLite revisions before the head are table rebuilds of SQLite files; a PostgreSQL tree
+starts at the head (a baseline), and later revisions will migrate both. Two processes creating
+the same tree at once serialise on an advisory lock, so exactly one creates it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from vfs_orm.backends.postgresql.connection import PGRaw, tree_lock_key
+from vfs_orm.backends.postgresql.statements import PGManifestRepository
+from vfs_orm.backends.sqlite.schema import _script, head_revision, known_revisions
+from vfs_orm.errors import FormatVersionError, NotFoundError, VFSError
+from vfs_orm.models import VERSION_TABLE, Base
+from vfs_orm.rows import Identity
+
+#: First key of the advisory lock that serialises creating a tree ("VC").
+FORMAT_LOCK_CLASS = 0x5643
+
+
+def tree_revision(conn: Connection, tree: str) -> str | None:
+    """The tree's format revision; None if the tree (its version table) does not exist."""
+    found = conn.exec_driver_sql("SELECT to_regclass(%s)",
+                                 (f'"{tree}".{VERSION_TABLE}',)).scalar()
+    if found is None:
+        return None
+    row = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').first()
+    return None if row is None else str(row[0])
+
+
+def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
+            on_create: Callable[[Any], None]) -> Identity | None:
+    """Check the tree (read-only) or create it; returns its identity row."""
+    head = head_revision()
+    with conn.begin():
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)",
+                             (FORMAT_LOCK_CLASS, tree_lock_key(tree)))
+        rev = tree_revision(conn, tree)
+        if rev is None:
+            if read_only:
+                raise NotFoundError.for_path(where, "no such vfs_orm tree (a read-only open "
+                                                    "never creates one)")
+            _create(conn, tree, on_create)
+        elif rev != head:
+            if rev in known_revisions():
+                raise FormatVersionError.for_path(
+                    where, f"tree format {rev} predates {head}, and PostgreSQL trees start at "
+                           f"{head}: it was not made by vfs_orm")
+            raise FormatVersionError.for_path(
+                where, f"tree format {rev} is newer than this vfs_orm ({head}): upgrade "
+                       f"vfs_orm to open it")
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise VFSError.for_path(where, "the connection is closed")
+    return PGManifestRepository(tree).identity_row(PGRaw(driver))  # type: ignore[arg-type]
+
+
+def _create(conn: Connection, tree: str, on_create: Callable[[Any], None]) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{tree}"')
+    in_tree = conn.execution_options(schema_translate_map={None: tree})
+    Base.metadata.create_all(in_tree)
+    # Chunks are already compressed or incompressible assets: stored out of line as they
+    # are, so substring() reads only the pages it needs.
+    conn.exec_driver_sql(f'ALTER TABLE "{tree}".vfs_chunks ALTER COLUMN data SET STORAGE '
+                         f'EXTERNAL')
+    now = time.time_ns()
+    conn.exec_driver_sql(
+        f'INSERT INTO "{tree}".vfs_inodes (parent, name, kind, mode, size, chunk_size, '
+        f"ctime_ns, mtime_ns, generation) VALUES ('', '', 2, 16877, 0, 0, %s, %s, 0)",
+        (now, now))
+    context = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
+    context.stamp(_script(), "head")
+    on_create(in_tree)

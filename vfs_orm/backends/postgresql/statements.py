@@ -1,0 +1,262 @@
+"""The repository's statements on PostgreSQL: the SQLite backend's Core statements compiled for
+PostgreSQL, with the few that differ replaced.
+
+What differs: globs are POSIX regular expressions (``~``) instead of SQLite's GLOB; a create
+that must skip a taken name or a parent that is not a directory is ``INSERT ... SELECT ... WHERE
+EXISTS ... ON CONFLICT DO NOTHING RETURNING id`` (PostgreSQL raises a CHECK violation even under
+``ON CONFLICT DO NOTHING``); new ids come back with ``RETURNING``; group concatenation is
+``string_agg``; there is no incremental BLOB I/O (random reads slice chunks with
+``substring()`` in SQL) and no ``data_version``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+
+from vfs_orm.backends.sqlite.statements import (
+    CHUNK_SPAN,
+    CheckRepository,
+    Compiled,
+    InodeRepository,
+    ManifestRepository,
+    chunk_table,
+    compile_stmt,
+    inode_table,
+)
+from vfs_orm.types import InodeKind
+
+#: Positional ``%s`` parameters, as psycopg takes them.
+DIALECT: Any = pg_dialect.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+
+_FILE: Any = literal_column(str(int(InodeKind.FILE)))
+_DIR: Any = literal_column(str(int(InodeKind.DIRECTORY)))
+
+
+@functools.lru_cache(maxsize=512)
+def glob_to_regex(glob: str) -> str:
+    """A SQLite GLOB pattern as an anchored POSIX regular expression: ``*`` any run, ``?`` one
+    character, ``[...]`` a set (``[^...]`` its complement), everything else literal."""
+    out = ["^"]
+    i, n = 0, len(glob)
+    while i < n:
+        ch = glob[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = glob.find("]", i + 2 if glob[i + 1:i + 2] in ("]", "^") else i + 1)
+            if end < 0:
+                out.append(r"\[")
+            else:
+                body = glob[i + 1:end]
+                neg = body.startswith("^")
+                if neg:
+                    body = body[1:]
+                body = body.replace("\\", "\\\\")
+                out.append("[" + ("^" if neg else "") + body + "]")
+                i = end
+        else:
+            out.append(re.sub(r"([.^$|()+{}\\\[\]*?])", r"\\\1", ch))
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+class PGInodeRepository(InodeRepository):
+    """Inodes and chunks of one tree (a PostgreSQL schema)."""
+
+    dialect = DIALECT
+    blob_reads = False
+
+    def __init__(self, schema: str) -> None:
+        super().__init__(schema)
+        i = self.inodes
+        p: Any = bindparam("parent")
+        n: Any = bindparam("name")
+        self._insert = self._compile(
+            insert(i).values(parent=p, name=n, kind=bindparam("kind"), mode=bindparam("mode"),
+                             size=bindparam("size"), chunk_size=bindparam("chunk_size"),
+                             ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
+                             generation=literal_column("0"), owner=bindparam("owner"),
+                             data=bindparam("data")).returning(i.c.id),
+            ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
+             "data"))
+        parent_is_dir = (select(literal_column("1")).select_from(i)
+                         .where(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn"),
+                                i.c.kind == _DIR).exists())
+
+        def new_row(kind: Any, data: Any, size: Any, cs: Any) -> Any:
+            # Typed: in a SELECT list an untyped parameter (or NULL) would be text.
+            return select(cast(p, Text), cast(n, Text), kind, cast(bindparam("mode"), BigInteger),
+                          cast(size, BigInteger), cast(cs, Integer),
+                          cast(bindparam("ctime"), BigInteger),
+                          cast(bindparam("mtime"), BigInteger), literal_column("0"),
+                          cast(data, LargeBinary))
+
+        cols = ["parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
+                "generation", "data"]
+        self._create_file = self._compile(
+            pg_dialect.insert(i).from_select(
+                cols, new_row(_FILE, bindparam("data"), bindparam("size"),
+                              bindparam("chunk_size")).where(parent_is_dir))
+            .on_conflict_do_nothing().returning(i.c.id),
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data", "pp",
+             "pn"))
+        self._create_file_in_dir = self._compile(
+            pg_dialect.insert(i).values(
+                parent=p, name=n, kind=_FILE, mode=bindparam("mode"), size=bindparam("size"),
+                chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
+                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
+                data=bindparam("data"))
+            .on_conflict_do_nothing().returning(i.c.id),
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
+        self._create_dir = self._compile(
+            pg_dialect.insert(i).from_select(
+                cols, new_row(_DIR, null(), literal_column("0"),
+                              literal_column("0")).where(parent_is_dir))
+            .on_conflict_do_nothing().returning(i.c.id),
+            ("parent", "name", "mode", "ctime", "mtime", "pp", "pn"))
+        self._copy_chunks, self._copy_inline = _copy_within(schema)
+
+    # -- dialect hooks ----------------------------------------------------------------------
+    def _matches(self, column: Any, pattern: Any) -> Any:
+        return column.op("~")(pattern)
+
+    def _pattern(self, glob: str) -> str:
+        return glob_to_regex(glob)
+
+    def _joined(self, column: Any, separator: Any) -> Any:
+        return func.string_agg(column, separator)
+
+    def _insert_ignoring(self, table: Any) -> Any:
+        return pg_dialect.insert(table).on_conflict_do_nothing()
+
+    def _upsert_chunk(self, chunks: Any) -> Any:
+        stmt = pg_dialect.insert(chunks).values(
+            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
+            data=bindparam("data"))
+        return stmt.on_conflict_do_update(index_elements=[chunks.c.id],
+                                          set_={"data": stmt.excluded.data})
+
+    # -- what SQLite does with lastrowid, total_changes, BLOB I/O, data_version -------------
+    _versions = itertools.count(1)
+
+    def data_version(self, raw: Any) -> int:
+        """No such counter: every check counts as "something may have changed"."""
+        return next(self._versions)
+
+    def read_blob(self, raw: Any, inode_id: int, idx: int, off: int, length: int,
+                  data_version: int) -> bytes | None:
+        return None
+
+    def insert(self, raw: Any, parent: str | None, name: str, kind: int, mode: int,
+               size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
+               data: bytes | None = None) -> int:
+        row = raw.execute(self._insert.sql, (parent, name, kind, mode, size, chunk_size, ctime,
+                                             mtime, owner, data)).fetchone()
+        return int(row[0])
+
+    def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
+                    chunk_size: int, now: int, data: bytes | None = None) -> int | None:
+        pp, pn = _split(parent)
+        row = raw.execute(self._create_file.sql, (parent, name, mode, size, chunk_size, now,
+                                                  now, data, pp, pn)).fetchone()
+        return None if row is None else int(row[0])
+
+    def create_file_in_dir(self, raw: Any, parent: str, name: str, mode: int, size: int,
+                           chunk_size: int, now: int, data: bytes | None = None) -> int | None:
+        row = raw.execute(self._create_file_in_dir.sql, (parent, name, mode, size, chunk_size,
+                                                         now, now, data)).fetchone()
+        return None if row is None else int(row[0])
+
+    def create_files(self, raw: Any, files: Sequence[tuple[str, str, bytes]], mode: int,
+                     chunk_size: int, now: int) -> int:
+        rows = [(parent, name, mode, len(data), chunk_size, now, now, data)
+                for parent, name, data in files]
+        return int(raw.executemany_count(self._create_file_in_dir.sql, rows))
+
+    def create_dirs(self, raw: Any, dirs: Sequence[str], mode: int, now: int) -> int:
+        rows = []
+        for path in dirs:
+            parent, name = _split(path)
+            rows.append((parent, name, mode, now, now, *_split(parent)))
+        return int(raw.executemany_count(self._create_dir.sql, rows))
+
+    def copy_content_from(self, raw: Any, src_schema: str, src_id: int, dst_id: int) -> None:
+        if src_schema != self.schema:
+            raise NotImplementedError("underlays on PostgreSQL are not supported yet")
+        raw.execute(self._copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
+                                            (src_id + 1) * CHUNK_SPAN))
+        raw.execute(self._copy_inline.sql, (src_id, dst_id))
+
+    def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
+        return [tuple(r) for r in raw.execute(self._staging.sql, ()).fetchall()]
+
+
+def _copy_within(schema: str) -> tuple[Compiled, Compiled]:
+    """A file's chunk rows, and its inline bytes, copied to another inode of the same tree."""
+    chunks, inodes = chunk_table(schema), inode_table(schema)
+    src_i = inodes.alias("src")
+    copy_chunks = compile_stmt(
+        insert(chunks).from_select(
+            ["id", "inode_id", "idx", "data"],
+            select(bindparam("dst_base") + chunks.c.idx, bindparam("dst"), chunks.c.idx,
+                   chunks.c.data)
+            .where(chunks.c.id >= bindparam("src_lo"), chunks.c.id < bindparam("src_hi"))),
+        ("dst_base", "dst", "src_lo", "src_hi"), DIALECT)
+    copy_inline = compile_stmt(
+        update(inodes).where(inodes.c.id == bindparam("dst"))
+        .values(data=select(src_i.c.data).where(src_i.c.id == bindparam("src"))
+                .scalar_subquery()),
+        ("src", "dst"), DIALECT)
+    return copy_chunks, copy_inline
+
+
+def _split(path: str) -> tuple[str, str]:
+    if path == "/":
+        return "", ""
+    k = path.rfind("/")
+    return (path[:k] or "/"), path[k + 1:]
+
+
+class PGManifestRepository(ManifestRepository):
+    def __init__(self, schema: str) -> None:
+        super().__init__(schema, DIALECT)
+
+
+class PGCheckRepository(CheckRepository):
+    """The format's invariants on PostgreSQL. The server checks its own pages and foreign
+    keys, and ``bytea`` columns hold nothing but bytes: those checks have nothing to find."""
+
+    def __init__(self, schema: str) -> None:
+        super().__init__(schema, DIALECT)
+
+    def integrity(self, raw: Any, quick: bool = False) -> list[str]:
+        return ["ok"]
+
+    def foreign_keys(self, raw: Any) -> list[tuple[Any, ...]]:
+        return []
+
+    def content_not_bytes(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
+        return []
