@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from vfs_orm.backends import is_postgresql_url
 from vfs_orm.backends import upgrade as upgrade_file
 from vfs_orm.errors import VFSError
 from vfs_orm.vfs import VFS
@@ -417,6 +418,41 @@ def upgrade(image: str, backup: bool) -> None:
         return
     click.echo(f"{image}: upgraded from {result['from']} to {result['to']}"
                + (f" (backup: {result['backup']})" if result["backup"] else ""))
+
+
+def _open_target(target: str, tree: str | None, read_only: bool) -> VFS:
+    """A tree by image path or by database URL (``--tree`` names a PostgreSQL tree)."""
+    if is_postgresql_url(target):
+        return VFS(target, tree=tree, read_only=read_only)
+    if tree is not None:
+        raise _fail(f"--tree is for PostgreSQL URLs, not {target}")
+    if read_only:
+        _require(target)
+    return VFS(target, read_only=read_only)
+
+
+@cli.command(name="copy")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--from-tree", default=None, help="SRC's tree, when SRC is a PostgreSQL URL.")
+@click.option("--to-tree", default=None, help="DST's tree, when DST is a PostgreSQL URL.")
+@quiet_option
+@friendly
+def copy_cmd(src: str, dst: str, from_tree: str | None, to_tree: str | None,
+             quiet: bool) -> None:
+    """Copy a whole tree from SRC to DST, each an image path or a PostgreSQL URL (pack to
+    server, server to pack, pack to pack). DST must be new or empty; the copy is one
+    transaction there (all or nothing)."""
+    from vfs_orm.copying import copy_tree
+
+    with _open_target(src, from_tree, read_only=True) as source, \
+            _open_target(dst, to_tree, read_only=False) as target:
+        total = sum(source.getsize(f"{top.rstrip('/')}/{name}")
+                    for top, _, files in source.walk("/") for name in files)
+        with source.snapshot(), _progress(quiet, total, "copying") as tick:
+            done = copy_tree(source, target, tick)
+    if not quiet:
+        click.echo(f"copied {done.files} files, {done.dirs} directories, {done.bytes} bytes")
 
 
 @cli.command()

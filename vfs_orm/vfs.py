@@ -36,6 +36,7 @@ from vfs_orm.backends import (
     backend_for,
     translate,
 )
+from vfs_orm.copying import copy_tree
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
@@ -320,10 +321,14 @@ class VFS:
     def serialize_iter(self, block_size: int = 65536) -> Iterator[bytes]:
         """Yield a consistent snapshot of the database as the bytes of a regular SQLite file
         (in ``block_size`` pieces). File databases stream from disk with bounded memory;
-        writers are not blocked meanwhile."""
+        writers are not blocked meanwhile. A tree of a backend without images of its own
+        (PostgreSQL) yields a SQLite pack of it, built in memory from one snapshot."""
         if not isinstance(block_size, int) or block_size <= 0:
             raise ContractError.for_path(self._db_path, "block_size must be a positive int")
         uow = self._live_uow()
+        if not self._backend.capabilities.images:
+            yield from self._pack_image(block_size)
+            return
         if self._embedded:
             raise VFSError.for_path(self._db_path, "an embedded VFS does not own its database: "
                                                    "serialise the host's database instead")
@@ -358,6 +363,13 @@ class VFS:
         if uow.in_batch():
             raise VFSError.for_path(self._db_path, "cannot replace the content inside a batch")
         source = VFS.from_bytes(data)
+        if not self._backend.capabilities.images:
+            try:  # another backend: the pack's tree copied in, one batch, all or nothing
+                copy_tree(source, self, replace=True)
+                uow.epoch += 1
+            finally:
+                source.close()
+            return
         try:
             with uow.lock:
                 self._backend.replace_content(source._live_uow().raw(), uow.raw())
@@ -367,6 +379,13 @@ class VFS:
                 uow.before_write = self._record_stack
         finally:
             source.close()
+
+    def _pack_image(self, block_size: int) -> Iterator[bytes]:
+        """A SQLite pack of this tree (read in one snapshot), as image bytes."""
+        with VFS(":memory:", chunk_size=self._chunk_size) as pack, self.snapshot():
+            copy_tree(self, pack)
+            blocks = list(pack.serialize_iter(block_size))
+        yield from blocks
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:

@@ -33,7 +33,7 @@ class PGRaw:
     shape of sqlite3's, and psycopg's errors wrapped (``PGError``) so that the layers above
     can catch them without importing psycopg."""
 
-    __slots__ = ("_error", "_idle", "conn")
+    __slots__ = ("_error", "_idle", "conn", "on_broken")
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -42,12 +42,19 @@ class PGRaw:
         self.conn = conn
         self._error = psycopg.Error
         self._idle = TransactionStatus.IDLE
+        #: Called when the server connection turns out to be gone (see PGConnection).
+        self.on_broken: Any = None
+
+    def _failed(self, exc: BaseException) -> PGError:
+        if self.conn.broken and self.on_broken is not None:
+            self.on_broken()  # the error stands; the next call runs on a new connection
+        return PGError(exc)
 
     def execute(self, sql: str, params: Any = None) -> Any:
         try:
             return self.conn.execute(sql, params)
         except self._error as exc:
-            raise PGError(exc) from exc
+            raise self._failed(exc) from exc
 
     def executemany(self, sql: str, rows: Any) -> Any:
         try:
@@ -55,7 +62,7 @@ class PGRaw:
             cur.executemany(sql, list(rows))
             return cur
         except self._error as exc:
-            raise PGError(exc) from exc
+            raise self._failed(exc) from exc
 
     def executemany_count(self, sql: str, rows: Any) -> int:
         """Run ``sql`` (which RETURNs a row per inserted row) for each row; how many did."""
@@ -71,7 +78,7 @@ class PGRaw:
                 if not cur.nextset():
                     return n
         except self._error as exc:
-            raise PGError(exc) from exc
+            raise self._failed(exc) from exc
 
     @property
     def in_transaction(self) -> bool:
@@ -92,11 +99,9 @@ class PGConnection:
         self.raw = PGRaw(driver)
         self.borrowed = borrowed
         self.was_autocommit: bool | None = None
-        if not borrowed and not driver.autocommit:
-            if self.raw.in_transaction:
-                driver.rollback()  # SQLAlchemy's own autobegun read, nothing to keep
-            self.was_autocommit = False
-            driver.autocommit = True
+        self._own(driver)
+        if not borrowed:
+            self.raw.on_broken = self._reconnect
         self.lock_key = (LOCK_CLASS, tree_lock_key(tree))
         self.depth = 0
         self.poisoned: dict[int, BaseException] = {}
@@ -106,6 +111,31 @@ class PGConnection:
         self.stack: Any = None
         self.attached: dict[str, str] = {}
         self.aux: list[Any] = []
+
+    def _own(self, driver: Any) -> None:
+        if not self.borrowed and not driver.autocommit:
+            if driver.info.transaction_status != self.raw._idle:
+                driver.rollback()  # SQLAlchemy's own autobegun read, nothing to keep
+            self.was_autocommit = False
+            driver.autocommit = True
+
+    def _reconnect(self) -> None:
+        """The server connection is gone (a restart, a network cut, an administrator's
+        pg_terminate_backend): drop it from the pool and take a new one. What the lost
+        transaction held is gone with it; the unit of work unwinds as after any error."""
+        try:
+            self.conn.invalidate()
+            self.conn = self.conn.engine.connect()
+            driver = self.conn.connection.driver_connection
+            self.was_autocommit = None
+            self._own(driver)
+            self.raw.conn = driver
+        except Exception:
+            pass  # no server yet: the next call fails cleanly and tries again
+        self.depth = 0
+        self.poisoned.clear()
+        self.snapshot = False
+        self.txn += 1
 
     def in_transaction(self) -> bool:
         if self.borrowed:
