@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from vfs_orm import VFS, ContractError, FormatVersionError, NotFoundError, ReadOnlyError, VFSError
 
@@ -330,3 +330,53 @@ def test_sigkill_mid_save_leaves_whole_saves(pg_url, pg_tree):
                 assert gens.pop() >= acked[-1]  # nothing acknowledged is lost
             assert fs.check().ok
     assert saves > 25  # the kills landed among saves, not before the first one
+
+
+def test_embedded_in_a_host_engine_and_session(pg_url, pg_tree):
+    """Beside the host application's own tables: its engine, then its session's transaction
+    (vfs_orm's writes commit or roll back with the host's)."""
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE TABLE "{pg_tree}_app" (id int primary key)')
+        with VFS(engine=engine, tree=pg_tree) as fs:  # creates the tree
+            fs.write_bytes("/from_engine", b"1")
+        with Session(engine) as session:
+            fs = VFS(session=session, tree=pg_tree)
+            session.execute(text(f'INSERT INTO "{pg_tree}_app" VALUES (1)'))
+            fs.write_bytes("/with_the_host", b"2")
+            session.rollback()  # the host says no: both go
+            fs.write_bytes("/committed", b"3")
+            session.execute(text(f'INSERT INTO "{pg_tree}_app" VALUES (2)'))
+            session.commit()
+            fs.close()
+        with VFS(pg_url, tree=pg_tree, read_only=True) as check:
+            assert check.listdir("/") == ["committed", "from_engine"]
+        assert _sql(pg_url, f'SELECT id FROM "{pg_tree}_app"')[0] == [(2,)]
+    finally:
+        _sql(pg_url, f'DROP TABLE IF EXISTS "{pg_tree}_app"')
+        engine.dispose()
+
+
+def test_writers_wait_only_for_their_own_tree(pg_url, pg_tree):
+    """A writer holding tree A's lock (an open batch) blocks other writers of A (here until
+    their busy_timeout: BusyError) but neither readers of A nor writers of tree B."""
+    from vfs_orm import BusyError
+
+    other = pg_tree + "_b"
+    try:
+        with VFS(pg_url, tree=pg_tree) as a1, VFS(pg_url, tree=pg_tree, busy_timeout=0.5) as a2, \
+                VFS(pg_url, tree=other, busy_timeout=0.5) as b:
+            a1.write_bytes("/f", b"committed")
+            with a1.atomic_batch():
+                a1.write_bytes("/f", b"in a1's open batch")
+                b.write_bytes("/g", b"tree B does not wait")
+                assert a2.read_bytes("/f") == b"committed"  # readers never block
+                with pytest.raises(BusyError):
+                    a2.write_bytes("/h", b"waits for a1, then gives up")
+            a2.write_bytes("/h", b"now it goes through")
+            assert sorted(a2.listdir("/")) == ["f", "h"] and b.listdir("/") == ["g"]
+    finally:
+        _sql(pg_url, f'DROP SCHEMA IF EXISTS "{other}" CASCADE')

@@ -151,7 +151,13 @@ class PGConnection:
             self._sa_stack.append(self.conn.begin())
         else:
             self.raw.execute("BEGIN")
-        self._lock_tree()
+        try:
+            self._lock_tree()
+        except BaseException:
+            # The lock was not granted (lock_timeout: another writer holds the tree): no
+            # transaction is left behind, aborted, for the next call to trip on.
+            self.rollback()
+            raise
 
     def commit(self) -> None:
         self.txn += 1
