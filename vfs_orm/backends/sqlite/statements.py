@@ -428,8 +428,8 @@ class InodeRepository:
         return prow, row
 
     def list_names(self, raw: sqlite3.Connection, parent: str) -> list[str]:
-        return stored.names([r[0] for r in raw.execute(self._list_names.sql, (parent,))],
-                            parent)
+        rows = raw.execute(self._list_names.sql, (parent,)).fetchall()
+        return stored.names([r[0] for r in rows], parent)
 
     def list_entries(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
         """(name, *INODE_COLUMNS) of each entry of a directory, sorted by name."""
@@ -443,7 +443,7 @@ class InodeRepository:
         return stored.inodes(raw.execute(self._subtree.sql, (path, lo, hi)).fetchall(), 2, path)
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
-        rows = raw.execute(self._glob_in.sql, (parent, self._pattern(name_glob)))
+        rows = raw.execute(self._glob_in.sql, (parent, self._pattern(name_glob))).fetchall()
         return stored.names([r[0] for r in rows], parent)
 
     def glob_chain(self, raw: sqlite3.Connection, prefix: str, globs: Sequence[str]
@@ -460,7 +460,8 @@ class InodeRepository:
         values = {"prefix": prefix, "below": prefix if prefix.endswith("/") else prefix + "/"}
         values.update((f"g{k}", self._pattern(g)) for k, g in enumerate(globs))
         out: list[str] = []
-        for parent, names in raw.execute(stmt.sql, tuple(values[n] for n in stmt.params)):
+        for parent, names in raw.execute(stmt.sql,
+                                         tuple(values[n] for n in stmt.params)).fetchall():
             if names is not None:
                 stored.texts((parent, names), prefix)
                 out += [parent + "/" + n for n in names.split("/")]
