@@ -48,21 +48,38 @@ class Cluster:
     def _as_owner(self, cmd: list[str]) -> list[str]:
         return ["runuser", "-u", self.owner, "--", *cmd] if self.owner else cmd
 
+    opts: str = ""
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self.base is not None and self.bindir is not None
+        return subprocess.run(self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D",
+                                              os.path.join(self.base, "data"), *args]),
+                              capture_output=True, text=True, timeout=120)
+
+    def crash(self) -> None:
+        """Stop the server the way a power cut would: no shutdown checkpoint."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        assert self.base is not None
+        proc = self._pg_ctl("-o", self.opts, "-l", os.path.join(self.base, "log"), "-w",
+                            "start")
+        if proc.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {proc.stderr[-300:]}")
+
     def stop(self) -> None:
         if self.base is None or self.bindir is None:
             return
-        subprocess.run(self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D",
-                                       os.path.join(self.base, "data"), "-m", "immediate",
-                                       "-w", "stop"]),
-                       capture_output=True, timeout=120)
+        self.crash()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start() -> Cluster:
+def start(durable: bool = False, own: bool = False) -> Cluster:
     """Start a cluster (1-2 s), or return the configured server. Raises RuntimeError with the
-    reason when neither is possible."""
+    reason when neither is possible. ``durable``: fsync on (crash tests); ``own``: always a
+    cluster of our own (tests that stop and restart it)."""
     url = os.environ.get(ENV_URL)
-    if url:
+    if url and not own:
         return Cluster(url)
     bindir = server_binaries()
     if bindir is None:
@@ -82,8 +99,10 @@ def start() -> Cluster:
     if proc.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {proc.stderr[-500:]}")
-    opts = (f"-k {sock} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-            f"-c full_page_writes=off -c max_connections=200")
+    opts = f"-k {sock} -c listen_addresses='' -c max_connections=200"
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    cluster.opts = opts
     proc = subprocess.run(cluster._as_owner([os.path.join(bindir, "pg_ctl"), "-D", data,
                                              "-o", opts, "-l", os.path.join(base, "log"),
                                              "-w", "start"]),
