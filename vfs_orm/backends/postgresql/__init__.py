@@ -28,7 +28,7 @@ from vfs_orm.backends.postgresql.statements import (
     PGInodeRepository,
     PGManifestRepository,
 )
-from vfs_orm.backends.sqlite.check import CheckReport
+from vfs_orm.backends.sqlite.check import CheckReport, counts
 from vfs_orm.backends.sqlite.check import check as _check
 from vfs_orm.backends.sqlite.schema import head_revision
 from vfs_orm.errors import InvalidOperationError, VFSError
@@ -112,25 +112,8 @@ class PostgreSQLBackend:
         repo = PGCheckRepository(self.tree)
         rev = raw.execute(f'SELECT version_num FROM "{self.tree}".vfs_alembic_version',
                           ()).fetchone()
-        kinds = {1: 0, 2: 0, 3: 0}
-        logical = damaged = 0
-        for row in repo.entries(raw):
-            if entry_problems(row) is not None:
-                damaged += 1
-                continue
-            parent, kind, size = row[1], row[3], row[5]
-            if parent is None:
-                continue
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if kind == 1:
-                logical += size
-        n_chunks, chunk_bytes = repo.stored(raw)
-        n_inline, inline_bytes = repo.stored_inline(raw)
         return {"revision": rev[0] if rev else None, "head": head_revision(),
-                "tree": self.tree, "files": kinds.get(1, 0),
-                "directories": kinds.get(2, 0) - 1, "whiteouts": kinds.get(3, 0),
-                "total_bytes": logical, "stored_bytes": chunk_bytes + inline_bytes,
-                "chunks": n_chunks, "damaged_entries": damaged, "inline_files": n_inline}
+                "tree": self.tree, **counts(raw, repo, entry_problems)}
 
     def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
         raise InvalidOperationError.for_path(

@@ -22,6 +22,7 @@ from vfs_orm.backends.sqlite import images as _images
 from vfs_orm.backends.sqlite import schema as _schema
 from vfs_orm.backends.sqlite.check import CheckReport
 from vfs_orm.backends.sqlite.check import check as _check
+from vfs_orm.backends.sqlite.check import counts as _counts
 from vfs_orm.backends.sqlite.connection import ThreadConnection
 from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
 from vfs_orm.backends.sqlite.maintenance import compact as _compact
@@ -142,26 +143,9 @@ class SQLiteBackend:
         """Counts, sizes and settings of the database behind ``raw``."""
         repo = CheckRepository()
         rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
-        kinds = {1: 0, 2: 0, 3: 0}
-        logical = damaged = 0
-        for row in repo.entries(raw):
-            if entry_problems(row) is not None:
-                damaged += 1  # check() says what is wrong with it
-                continue
-            parent, kind, size = row[1], row[3], row[5]
-            if parent is None:
-                continue
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if kind == 1:
-                logical += size
-        n_chunks, chunk_bytes = repo.stored(raw)
-        n_inline, inline_bytes = repo.stored_inline(raw)
         pragmas = repo.pragmas(raw)
         return {"revision": rev[0] if rev else None, "head": _schema.head_revision(),
-                "files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
-                "whiteouts": kinds.get(3, 0), "total_bytes": logical,
-                "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
-                "damaged_entries": damaged, "inline_files": n_inline,
+                **_counts(raw, repo, entry_problems),
                 "page_size": pragmas["page_size"], "pages": pragmas["page_count"],
                 "free_pages": pragmas["freelist_count"],
                 "journal_mode": pragmas["journal_mode"],

@@ -126,3 +126,27 @@ def _path(parent: object, name: object) -> str:
 
 def _kind(kind: int) -> str:
     return {1: "file", 2: "directory", 3: "whiteout"}.get(kind, f"kind {kind}")
+
+
+def counts(raw: Any, repo: CheckRepository, entry_problems: Callable[[Any], Any]
+           ) -> dict[str, int]:
+    """What ``info()`` counts: entries by kind, logical and stored bytes, chunks, inline
+    files, and entries a read would refuse (``check()`` says what is wrong with them)."""
+    kinds = {1: 0, 2: 0, 3: 0}
+    logical = damaged = 0
+    for row in repo.entries(raw):
+        if entry_problems(row) is not None:
+            damaged += 1
+            continue
+        parent, kind, size = row[1], row[3], row[5]
+        if parent is None:
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == 1:
+            logical += size
+    n_chunks, chunk_bytes = repo.stored(raw)
+    n_inline, inline_bytes = repo.stored_inline(raw)
+    return {"files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
+            "whiteouts": kinds.get(3, 0), "total_bytes": logical,
+            "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
+            "damaged_entries": damaged, "inline_files": n_inline}
