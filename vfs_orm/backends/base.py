@@ -99,6 +99,14 @@ class TransactionalConnection(Protocol):
     def close(self) -> None: ...
 
 
+def rollback_borrowed(sa_stack: list[Any]) -> None:
+    """Undo the innermost SQLAlchemy transaction vfs_orm opened on a host's connection (a
+    borrowed session's): both backends' connections drive host transactions this way."""
+    txn = sa_stack.pop()
+    if txn.is_active:
+        txn.rollback()
+
+
 class Backend(Protocol):
     """A database engine vfs_orm can keep a tree in."""
 

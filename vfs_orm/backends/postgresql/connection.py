@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from vfs_orm.backends.base import rollback_borrowed
 from vfs_orm.backends.postgresql.errors import PGError
 from vfs_orm.errors import ClosedError
 
@@ -170,9 +171,7 @@ class PGConnection:
         self.txn += 1
         try:
             if self.borrowed:
-                txn = self._sa_stack.pop()
-                if txn.is_active:
-                    txn.rollback()
+                rollback_borrowed(self._sa_stack)
             elif self.raw.in_transaction:
                 self.raw.execute("ROLLBACK")
         except Exception:
@@ -196,9 +195,7 @@ class PGConnection:
         self.txn += 1
         try:
             if self.borrowed:
-                txn = self._sa_stack.pop()
-                if txn.is_active:
-                    txn.rollback()
+                rollback_borrowed(self._sa_stack)
             else:
                 self.raw.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 self.raw.execute(f"RELEASE SAVEPOINT {name}")

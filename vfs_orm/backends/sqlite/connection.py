@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from vfs_orm.backends.base import rollback_borrowed
 from vfs_orm.backends.sqlite.engine import driver
 from vfs_orm.backends.sqlite.errors import DB_ERRORS
 
@@ -99,9 +100,7 @@ class ThreadConnection:
         self.txn += 1
         try:
             if self.borrowed:
-                txn = self._sa_stack.pop()
-                if txn.is_active:
-                    txn.rollback()
+                rollback_borrowed(self._sa_stack)
             elif self.raw.in_transaction:
                 self.raw.execute("ROLLBACK")
         except DB_ERRORS:
@@ -124,9 +123,7 @@ class ThreadConnection:
         self.txn += 1
         try:
             if self.borrowed:
-                txn = self._sa_stack.pop()
-                if txn.is_active:
-                    txn.rollback()
+                rollback_borrowed(self._sa_stack)
             else:
                 self.raw.execute(f"ROLLBACK TO {name}")
                 self.raw.execute(f"RELEASE {name}")
