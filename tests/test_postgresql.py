@@ -3,6 +3,7 @@ API promises on every backend is in tests/conformance, which runs on PostgreSQL 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -446,3 +447,96 @@ def test_server_crash_mid_save_keeps_whole_saves():
             assert after, "no save after the restart"  # the client reconnected and went on
     finally:
         cluster.stop()
+
+
+def _inject_conflicts(url: str, tree: str, state: str, times: int) -> None:
+    """The server aborts the next ``times`` inserts into the tree with SQLSTATE ``state`` (a
+    real server error, as a conflicting transaction would cause)."""
+    _sql(url,
+         f'CREATE SEQUENCE "{tree}".conflicts',
+         f'CREATE FUNCTION "{tree}".conflict() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+         f"IF nextval('\"{tree}\".conflicts') <= {times} THEN "
+         f"RAISE EXCEPTION 'injected conflict' USING ERRCODE = '{state}'; END IF; "
+         f"RETURN NEW; END $$",
+         f'CREATE TRIGGER conflict BEFORE INSERT ON "{tree}".vfs_inodes FOR EACH ROW '
+         f'EXECUTE FUNCTION "{tree}".conflict()')
+
+
+@pytest.mark.parametrize("state", ["40001", "40P01"])
+def test_serialization_failures_and_deadlocks_are_retried(pg_url, pg_tree, state):
+    from vfs_orm import BusyError
+
+    with VFS(pg_url, tree=pg_tree) as fs:
+        fs.write_bytes("/before", b"0")
+        _inject_conflicts(pg_url, pg_tree, state, 3)
+        fs.write_bytes("/save", b"1")  # aborted three times by the server, then through
+        assert fs.read_bytes("/save") == b"1"
+        # Inside a batch the caller's block is the unit: the conflict reaches the caller and
+        # the batch rolls back whole.
+        _sql(pg_url, f"""SELECT setval('"{pg_tree}".conflicts', 1, false)""")
+        with pytest.raises(BusyError), fs.atomic_batch():
+            fs.write_bytes("/in_batch", b"2")
+        assert not fs.exists("/in_batch")
+        # More conflicts in a row than the retries: a BusyError, nothing half-written.
+        _sql(pg_url, f"""SELECT setval('"{pg_tree}".conflicts', 1, false)""",
+             f'CREATE OR REPLACE FUNCTION "{pg_tree}".conflict() RETURNS trigger LANGUAGE '
+             f"plpgsql AS $$ BEGIN RAISE EXCEPTION 'always' USING ERRCODE = '{state}'; END $$")
+        with pytest.raises(BusyError):
+            fs.write_bytes("/never", b"3")
+        assert sorted(fs.listdir("/")) == ["before", "save"]
+
+
+def test_every_cli_command_takes_a_url_and_a_tree(pg_url, pg_tree, tmp_path):
+    """The real entry point, in subprocesses: pack a directory into a server tree, then read,
+    change, check and unpack it there, as with an image file."""
+    src = tmp_path / "src"
+    (src / "maps").mkdir(parents=True)
+    (src / "maps" / "a.txt").write_bytes(b"alpha")
+    (src / "readme").write_bytes(b"hello")
+    local = tmp_path / "local.bin"
+    local.write_bytes(b"x" * 70_000)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "vfs_orm", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (args, proc.stderr)
+        return proc.stdout
+
+    t = ("--tree", pg_tree)
+    cli("pack", "--quiet", src, pg_url, *t)
+    assert cli("ls", pg_url, "/", *t).split() == ["maps", "readme"]
+    assert cli("cat", pg_url, "/maps/a.txt", *t) == "alpha"
+    cli("put", pg_url, local, "/big.bin", *t)
+    cli("mv", pg_url, "/readme", "/README", *t)
+    cli("rm", pg_url, "/maps", "-r", *t)
+    cli("get", pg_url, "/big.bin", tmp_path / "got.bin", *t)
+    assert (tmp_path / "got.bin").read_bytes() == local.read_bytes()
+    assert json.loads(cli("stat", pg_url, "/big.bin", "--json", *t))["size"] == 70_000
+    assert json.loads(cli("info", pg_url, "--json", *t))["tree"] == pg_tree
+    assert "ok" in cli("check", pg_url, *t)
+    assert "already at revision" in cli("upgrade", pg_url, *t)
+    cli("unpack", "--quiet", pg_url, tmp_path / "out", *t)
+    assert sorted(os.listdir(tmp_path / "out")) == ["README", "big.bin"]
+    assert (tmp_path / "out" / "README").read_bytes() == b"hello"
+    with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
+        assert fs.listdir("/") == ["README", "big.bin"]
+    # A server's space is the server's to manage: compact says so, cleanly.
+    proc = subprocess.run([sys.executable, "-m", "vfs_orm", "compact", pg_url, *t], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "autovacuum" in proc.stderr
+
+
+def test_upgrade_creates_a_tree_for_a_host_engine(pg_url, pg_tree):
+    import vfs_orm
+
+    engine = create_engine(pg_url)
+    try:
+        assert vfs_orm.upgrade_engine(engine, tree=pg_tree) == "empty"
+        assert vfs_orm.upgrade_engine(engine, tree=pg_tree) == "current"
+        result = vfs_orm.upgrade(pg_url, tree=pg_tree)
+        assert result["from"] == result["to"]
+    finally:
+        engine.dispose()
+    with pytest.raises(ContractError):
+        vfs_orm.upgrade("some.vfs", tree=pg_tree)

@@ -8,7 +8,7 @@
 ['config.json']
 """
 
-from vfs_orm.backends import install_transaction_fix, upgrade, upgrade_engine
+from vfs_orm.backends import install_transaction_fix
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -36,6 +36,7 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import InodeKind, StatResult
+from vfs_orm.upgrading import upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
 __version__ = "0.1.0"

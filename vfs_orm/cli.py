@@ -19,8 +19,8 @@ from typing import Any
 import click
 
 from vfs_orm.backends import is_postgresql_url
-from vfs_orm.backends import upgrade as upgrade_file
 from vfs_orm.errors import VFSError
+from vfs_orm.upgrading import upgrade as upgrade_file
 from vfs_orm.vfs import VFS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -67,17 +67,21 @@ def parse_underlay(value: str) -> tuple[str, int, str | None]:
 underlay_option = click.option(
     "-u", "--underlay", "underlays", multiple=True, metavar="PATH[:PRIORITY[:NAME]]",
     help="Read through an underlay (repeatable; higher priority is searched first).")
+tree_option = click.option(
+    "--tree", "tree_name", default=None, metavar="NAME",
+    help="The tree, when IMAGE is a PostgreSQL URL (default: vfs).")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
 
 def _require(image: str) -> None:
-    if not os.path.exists(image):
+    if not is_postgresql_url(image) and not os.path.exists(image):
         raise _fail(f"no such image: {image}")
 
 
-def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = True) -> VFS:
+def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = True,
+               tree: str | None = None) -> VFS:
     _require(image)
-    fs = VFS(image, read_only=read_only)
+    fs = _open_target(image, tree, read_only)
     try:
         for spec in underlays:
             path, prio, name = parse_underlay(spec)
@@ -125,11 +129,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("src", type=click.Path(file_okay=False))
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.option("--chunk-size", type=int, default=None, help="Chunk size of the new image.")
 @quiet_option
 @friendly
-def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
+def pack(src: str, image: str, chunk_size: int | None, quiet: bool, tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC; special files skipped)."""
     from vfs_orm.pack import Report, scan
@@ -141,7 +146,8 @@ def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
     entries = scan(src, report)
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
     with _progress(quiet, total, "packing") as tick:
-        result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries)
+        result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
+                         tree=tree_name)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:
@@ -150,18 +156,20 @@ def pack(src: str, image: str, chunk_size: int | None, quiet: bool) -> None:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--path", "top", default="/", show_default=True, help="Subtree to extract.")
 @underlay_option
 @quiet_option
 @friendly
-def unpack(image: str, dest: str, top: str, underlays: tuple[str, ...], quiet: bool) -> None:
+def unpack(image: str, dest: str, top: str, underlays: tuple[str, ...], quiet: bool,
+           tree_name: str | None) -> None:
     """Extract IMAGE into the directory DEST, safely even from a hostile image: nothing is
     written outside DEST or through a symlink; unsafe or colliding names are refused."""
     from vfs_orm.pack import unpack as do_unpack
 
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         # The total is only worth a walk when a bar will show it.
         total = sum(fs.getsize(os.path.join(d, f)) for d, _, files in fs.walk(top)
                     for f in files) if _show_progress(quiet) else 0
@@ -181,14 +189,15 @@ def _mtime(ns: int) -> str:
 
 
 @cli.command(name="ls")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path", default="/")
 @click.option("-l", "long", is_flag=True, help="Kind, size, modification time (and layer).")
 @underlay_option
 @friendly
-def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...]) -> None:
+def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """List a directory of IMAGE (sorted)."""
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         if fs.isfile(path):
             names, base = [os.path.basename(path.rstrip("/"))], os.path.dirname(path) or "/"
         else:
@@ -205,13 +214,14 @@ def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...]) -> Non
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path", default="/")
 @underlay_option
 @friendly
-def tree(image: str, path: str, underlays: tuple[str, ...]) -> None:
+def tree(image: str, path: str, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """Show the directory tree below PATH."""
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         if not fs.isdir(path):
             fs.listdir(path)  # raises the right error
         click.echo(path)
@@ -235,13 +245,14 @@ def _tree_lines(fs: VFS, path: str, prefix: str) -> Iterator[tuple[str, bool]]:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path")
 @underlay_option
 @friendly
-def cat(image: str, path: str, underlays: tuple[str, ...]) -> None:
+def cat(image: str, path: str, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """Write a file of IMAGE to standard output."""
-    with open_image(image, underlays) as fs, fs.open(path, "rb") as f:
+    with open_image(image, underlays, tree=tree_name) as fs, fs.open(path, "rb") as f:
         out = sys.stdout.buffer
         while block := f.read(1 << 20):
             out.write(block)
@@ -249,33 +260,35 @@ def cat(image: str, path: str, underlays: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dest")
 @friendly
-def put(image: str, src: str, dest: str) -> None:
+def put(image: str, src: str, dest: str, tree_name: str | None) -> None:
     """Copy the local file SRC into IMAGE at DEST (streamed; the image is created if
     missing)."""
     if not os.path.isfile(src):
         raise _fail(f"no such file: {src}")
     st = os.stat(src)
-    with VFS(image) as fs, open(src, "rb") as f, fs.open(dest, "wb") as out:
-        while block := f.read(1 << 20):
-            out.write(block)
-    with VFS(image) as fs:
+    with _open_target(image, tree_name, False) as fs:
+        with open(src, "rb") as f, fs.open(dest, "wb") as out:
+            while block := f.read(1 << 20):
+                out.write(block)
         fs.chmod(dest, st.st_mode & 0o7777)
         fs.utime(dest, ns=(st.st_mtime_ns, st.st_mtime_ns))
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("src")
 @click.argument("dest", type=click.Path())
 @underlay_option
 @friendly
-def get(image: str, src: str, dest: str, underlays: tuple[str, ...]) -> None:
+def get(image: str, src: str, dest: str, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """Copy the file SRC of IMAGE to the local path DEST (written atomically)."""
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         st = fs.stat(src)
         if st.is_directory:
             raise _fail(f"is a directory: {src} (use unpack --path)")
@@ -294,13 +307,14 @@ def get(image: str, src: str, dest: str, underlays: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path")
 @click.option("-r", "--recursive", is_flag=True, help="Remove a directory and its content.")
 @friendly
-def rm(image: str, path: str, recursive: bool) -> None:
+def rm(image: str, path: str, recursive: bool, tree_name: str | None) -> None:
     """Remove a file (or, with -r, a directory tree) from IMAGE."""
-    with open_image(image, read_only=False) as fs:
+    with open_image(image, read_only=False, tree=tree_name) as fs:
         if fs.isdir(path):
             if not recursive:
                 raise _fail(f"is a directory: {path} (use -r)")
@@ -310,26 +324,28 @@ def rm(image: str, path: str, recursive: bool) -> None:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("src")
 @click.argument("dst")
 @click.option("-f", "--force", is_flag=True, help="Replace an existing DST (os.replace).")
 @friendly
-def mv(image: str, src: str, dst: str, force: bool) -> None:
+def mv(image: str, src: str, dst: str, force: bool, tree_name: str | None) -> None:
     """Rename or move SRC to DST inside IMAGE (a directory moves whole)."""
-    with open_image(image, read_only=False) as fs:
+    with open_image(image, read_only=False, tree=tree_name) as fs:
         (fs.replace if force else fs.rename)(src, dst)
 
 
 @cli.command(name="stat")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @underlay_option
 @friendly
-def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...]) -> None:
+def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """Show the metadata of PATH in IMAGE."""
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         st = fs.stat(path)
         info = {"path": path, "type": "directory" if st.is_directory else "file",
                 "size": st.st_size, "mode": oct(st.st_mode), "modified": st.modified_at,
@@ -339,26 +355,28 @@ def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...]) -
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly
-def info(image: str, as_json: bool) -> None:
+def info(image: str, as_json: bool, tree_name: str | None) -> None:
     """Format revision, manifest, counts, total and stored sizes, chunk and page size."""
-    with open_image(image) as fs:
+    with open_image(image, tree=tree_name) as fs:
         data = fs.info()
     data["layers"] = [x["name"] for x in data["layers"]]
     _emit(data, as_json)
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.argument("path")
 @click.option("--detailed", is_flag=True, help="Every layer, and whether it has PATH.")
 @underlay_option
 @friendly
-def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...]) -> None:
+def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """Which layer provides PATH ("local" is IMAGE itself)."""
-    with open_image(image, underlays) as fs:
+    with open_image(image, underlays, tree=tree_name) as fs:
         if detailed:
             _emit(fs.which_layer_detailed(path), True)
             return
@@ -369,15 +387,15 @@ def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...]) -> 
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
 @friendly
-def check(image: str, quick: bool) -> None:
+def check(image: str, quick: bool, tree_name: str | None) -> None:
     """Check IMAGE: SQLite's integrity check and the format's invariants (chunks present and
     sized right, every entry's parent a directory, no orphan chunks). Exit 1 on a problem."""
-    _require(image)
     try:
-        fs = VFS(image, read_only=True)
+        fs = _open_target(image, tree_name, True)
     except VFSError as exc:
         raise _fail(f"{image}: {_describe(exc)}") from None
     with fs:
@@ -393,26 +411,28 @@ def check(image: str, quick: bool) -> None:
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @friendly
-def compact(image: str) -> None:
+def compact(image: str, tree_name: str | None) -> None:
     """Give the space of deleted files in IMAGE back to the disk."""
     _require(image)
-    with VFS(image) as fs:
+    with _open_target(image, tree_name, False) as fs:
         result = fs.compact()
     click.echo(f"{image}: {result['bytes_before']:,} -> {result['bytes_after']:,} bytes "
                f"({result['method']})")
 
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
+@tree_option
 @click.option("--backup", is_flag=True, help="Keep a copy of the old file first.")
 @friendly
-def upgrade(image: str, backup: bool) -> None:
+def upgrade(image: str, backup: bool, tree_name: str | None) -> None:
     """Upgrade IMAGE (an older vfs_orm revision or a seed-library file) to the current
     format, in one transaction."""
     _require(image)
-    result = upgrade_file(image, backup=backup)
+    result = upgrade_file(image, backup=backup, tree=tree_name)
     if result["from"] == result["to"]:
         click.echo(f"{image}: already at revision {result['to']}")
         return

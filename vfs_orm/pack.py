@@ -16,11 +16,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vfs_orm import paths
+from vfs_orm.backends import is_postgresql_url
+from vfs_orm.copying import copy_tree
 from vfs_orm.types import StatResult
 from vfs_orm.vfs import VFS
 
@@ -90,10 +93,21 @@ def scan(src: str, report: Report) -> list[Entry]:
 
 
 def pack(src: str, image: str, *, chunk_size: int | None = None,
-         progress: Progress | None = None, entries: list[Entry] | None = None) -> Report:
-    """Pack the directory ``src`` into a new image file ``image`` (replaced atomically)."""
+         progress: Progress | None = None, entries: list[Entry] | None = None,
+         tree: str | None = None) -> Report:
+    """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
+    into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
+    or empty, and is filled in one transaction)."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
+    if is_postgresql_url(image):
+        with tempfile.TemporaryDirectory(prefix="vfs-orm-pack-") as tmpdir:
+            local = os.path.join(tmpdir, "pack.vfs")
+            report = pack(src, local, chunk_size=chunk_size, progress=progress,
+                          entries=entries)
+            with VFS(local, read_only=True) as source, VFS(image, tree=tree) as target:
+                copy_tree(source, target)
+            return report
     report = Report()
     items = entries if entries is not None else scan(src, report)
     root = os.path.realpath(src)

@@ -222,6 +222,13 @@ class UnitOfWork:
         finally:
             st.end_snapshot()
 
+    def may_retry(self, exc: BaseException) -> bool:
+        """Whether an operation that failed with ``exc`` may simply run again: a transient
+        conflict (``DriverError.retryable``) that ended a transaction of the operation's own,
+        not a batch's or a host session's (their caller decides)."""
+        return (getattr(exc, "retryable", False) and not self._borrowed
+                and not self.in_batch())
+
     def in_batch(self) -> bool:
         st = self._single if self._single is not None else getattr(self._local, "st", None)
         return st is not None and st.depth > 0

@@ -17,6 +17,7 @@ import errno
 import functools
 import io
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -69,8 +70,33 @@ def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concaten
         try:
             return method(self, *args, **kwargs)
         except DB_ERRORS as exc:
+            if self._uow is not None and self._uow.may_retry(exc):
+                return _retried(method, self, exc, *args, **kwargs)
             raise translate(exc, self._where) from exc
     return translated
+
+
+#: How often an operation that the server aborted for a conflict runs again, and the first
+#: pause (doubled each time, with jitter so that the conflicting writers drift apart).
+RETRIES = 6
+RETRY_PAUSE = 0.005
+
+
+def _retried(method: Callable[Concatenate[VFS, _P], _R], self: VFS, first: BaseException,
+             /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Run an operation again after a serialization failure or a deadlock (PostgreSQL). Only
+    a whole operation of its own transaction is run again: inside ``atomic_batch`` the
+    caller's block is the unit, so the error (``BusyError``) goes to the caller."""
+    exc = first
+    for attempt in range(RETRIES):
+        time.sleep(RETRY_PAUSE * (2 ** attempt) * (0.5 + random.random()))
+        try:
+            return method(self, *args, **kwargs)
+        except DB_ERRORS as again:
+            exc = again
+            if self._uow is None or not self._uow.may_retry(again):
+                break
+    raise translate(exc, self._where) from exc
 
 
 def _is_root(path: object) -> bool:

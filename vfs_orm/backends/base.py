@@ -44,6 +44,10 @@ class DriverError(Exception):
         super().__init__(str(orig))
         self.orig = orig
 
+    #: A transient conflict with another transaction (a serialization failure, a deadlock):
+    #: the whole operation may run again from the start and succeed.
+    retryable = False
+
     def translate(self, path: str | None) -> VFSError:
         raise NotImplementedError
 
@@ -143,6 +147,9 @@ class Backend(Protocol):
     def inode_statements(self, schema: str = "main") -> Any: ...
     def manifest_statements(self) -> Any: ...
     def head_revision(self) -> str: ...
+    def revision(self, target: Any) -> str | None:
+        """The format revision of a database (a path or URL) or of a host's engine; None
+        where there is none yet."""
 
     # -- maintenance and images -------------------------------------------------------------
     def check(self, raw: Any, quick: bool) -> Any: ...

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from vfs_orm.backends.base import Capabilities, Opened
+from vfs_orm.backends.base import DEFAULT_BUSY_TIMEOUT, Capabilities, Opened
 from vfs_orm.backends.postgresql import engine as _engine
 from vfs_orm.backends.postgresql import schema as _schema
 from vfs_orm.backends.postgresql.connection import PGConnection
@@ -102,6 +102,16 @@ class PostgreSQLBackend:
 
     def head_revision(self) -> str:
         return head_revision()
+
+    def revision(self, target: Any) -> str | None:
+        engine = target if not isinstance(target, str) else _engine.make_engine(
+            target, read_only=True, busy_timeout=DEFAULT_BUSY_TIMEOUT)
+        try:
+            with engine.connect() as conn:
+                return _schema.tree_revision(conn, self.tree)
+        finally:
+            if engine is not target:
+                engine.dispose()
 
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: Any, quick: bool) -> CheckReport:

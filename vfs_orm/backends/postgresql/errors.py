@@ -49,8 +49,16 @@ def _first_line(orig: Any) -> str:
     return str(orig).strip().split("\n", 1)[0]
 
 
+#: Conflicts that the server resolved by aborting this transaction; running it again works.
+RETRYABLE_STATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
 class PGError(DriverError):
     """A psycopg error, wrapped where it leaves the driver connection."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(orig)
+        self.retryable = getattr(orig, "sqlstate", None) in RETRYABLE_STATES
 
     def translate(self, path: str | None) -> VFSError:
         return translate_sqlstate(self.orig, path)

@@ -134,6 +134,18 @@ class SQLiteBackend:
     def head_revision(self) -> str:
         return _schema.head_revision()
 
+    def revision(self, target: Any) -> str | None:
+        if not isinstance(target, str):
+            with target.connect() as conn:
+                return _schema.format_status(conn, embedded=True)[1]
+        engine = _engine.make_engine(_engine.file_uri(target, read_only=True), read_only=True,
+                                     shared=False)
+        try:
+            with engine.connect() as conn:
+                return _schema.format_status(conn)[1]
+        finally:
+            engine.dispose()
+
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: sqlite3.Connection, quick: bool) -> CheckReport:
         return _check(raw, quick=quick, schema_problem=_schema.schema_problem)

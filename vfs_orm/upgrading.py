@@ -1,0 +1,55 @@
+"""Format upgrades on every backend: ``vfs_orm.upgrade`` (a file or a server tree) and
+``vfs_orm.upgrade_engine`` (a host application's engine).
+
+SQLite files are upgraded in place by Alembic, one transaction (``backends/sqlite/schema``);
+a PostgreSQL tree is created at the current revision on its first writable open, which is
+what upgrading it means today (``backends/postgresql/schema``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from vfs_orm.backends import backend_for, is_postgresql_url
+from vfs_orm.backends import upgrade as upgrade_file
+from vfs_orm.backends import upgrade_engine as upgrade_sqlite_engine
+from vfs_orm.vfs import VFS
+
+
+def upgrade(target: str | os.PathLike[str], backup: bool = False, *,
+            tree: str | None = None) -> dict[str, Any]:
+    """Upgrade a vfs_orm database file (or a seed-library file) to the current format, in
+    place, in one transaction; or create or check a PostgreSQL tree (``target`` a URL, ``tree``
+    its name). With ``backup`` (files only), a consistent copy is written first beside it
+    (``PATH.bak-<revision>``).
+
+    Returns ``{"path", "from", "to", "backup"}``; ``from`` is the revision found ("legacy"
+    for the seed's format, None for a tree that did not exist), equal to ``to`` when there
+    was nothing to do.
+
+    Raises:
+        NotFoundError, NotAVFSDatabaseError, FormatVersionError (newer than this release).
+    """
+    if not (isinstance(target, str) and is_postgresql_url(target)):
+        backend_for(os.fspath(target), tree=tree)  # tree= on a file: a ContractError
+        return upgrade_file(target, backup=backup)
+    backend = backend_for(target, tree=tree)
+    before = backend.revision(target)
+    with VFS(target, tree=tree):
+        pass
+    return {"path": target, "from": before, "to": backend.head_revision(), "backup": None}
+
+
+def upgrade_engine(engine: Any, tree: str | None = None) -> str:
+    """Create or upgrade vfs_orm's tables in a host application's database (outside any of its
+    transactions): the vfs_ tables of a SQLite database, or the tree ``tree`` (a schema) of a
+    PostgreSQL one. Returns the status found: ``empty`` (created now) or ``current``, and on
+    SQLite also ``older`` (upgraded now)."""
+    backend = backend_for(engine=engine, tree=tree)
+    if backend.capabilities.name == "sqlite":
+        return upgrade_sqlite_engine(engine)
+    before = backend.revision(engine)
+    with VFS(engine=engine, tree=tree):
+        pass
+    return "empty" if before is None else "current"
