@@ -35,7 +35,7 @@ from vfs_orm.errors import (
     VirtualFileSystemError,
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
-from vfs_orm.types import InodeKind, StatResult
+from vfs_orm.types import DirEntry, InodeKind, StatResult
 from vfs_orm.upgrading import upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
@@ -50,6 +50,7 @@ __all__ = [
     "ContractError",
     "CorruptionError",
     "CrossLayerError",
+    "DirEntry",
     "DirNotEmptyError",
     "FileTooLargeError",
     "FormatVersionError",

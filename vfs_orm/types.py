@@ -92,3 +92,36 @@ class StatResult(NamedTuple):
 
     def is_file(self) -> bool:
         return _stat.S_ISREG(self.st_mode)
+
+
+class DirEntry:
+    """One entry of ``VFS.scandir``: ``os.DirEntry``'s interface, with the metadata already
+    read (the listing's one statement returned it)."""
+
+    __slots__ = ("_stat", "name", "path")
+
+    def __init__(self, path: str, name: str, stat: StatResult) -> None:
+        self.path = path
+        self.name = name
+        self._stat = stat
+
+    def stat(self, *, follow_symlinks: bool = True) -> StatResult:
+        return self._stat
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return _stat.S_ISDIR(self._stat.st_mode)
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return not _stat.S_ISDIR(self._stat.st_mode)
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def inode(self) -> int:
+        return self._stat.st_ino
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<DirEntry {self.path!r}>"

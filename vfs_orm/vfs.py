@@ -49,7 +49,7 @@ from vfs_orm.errors import (
 from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR
-from vfs_orm.types import FILE_MODE, StatResult
+from vfs_orm.types import FILE_MODE, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
 DEFAULT_CHUNK_SIZE = 65536
@@ -523,6 +523,17 @@ class VFS:
         p = paths.normalize(path)
         try:
             return self._tree.listdir(p)
+        except DB_ERRORS as exc:
+            raise translate(exc, p) from exc
+
+    def scandir(self, path: str = "/", *, recursive: bool = False) -> list[DirEntry]:
+        """A directory's entries with their metadata, sorted by name: ``os.scandir``'s
+        ``DirEntry`` interface (``name``, ``path``, ``is_dir()``, ``is_file()``, ``stat()``),
+        from ONE statement. ``recursive=True``: every entry below ``path``, each directory's
+        entry before its content, also one statement."""
+        p = paths.normalize(path)
+        try:
+            return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
 

@@ -200,3 +200,35 @@ def test_preexisting_overwrite_whole(fs: VFS, root: str) -> None:
     assert fs.read_bytes("/pre/sub/x.bin") == b"replaced"
     assert fs.read_bytes("/pre/keep.txt") == b"rewritten"
     assert fs.which_layer("/pre/keep.txt") == "local"
+
+
+def test_scandir_matches_walk_and_stat(fs: VFS, root: str) -> None:
+    """scandir's metadata is stat's; recursive, it is walk's content, parents first."""
+    expected = _populate(fs, f"{root}/t")
+    entries = fs.scandir(f"{root}/t")
+    assert [e.name for e in entries] == fs.listdir(f"{root}/t")
+    for e in entries:
+        assert e.path == f"{root}/t/{e.name}"
+        assert e.stat() == fs.stat(e.path)
+        assert e.is_dir() == fs.isdir(e.path) and e.is_file() == fs.isfile(e.path)
+    below = fs.scandir(f"{root}/t", recursive=True)
+    assert {e.path[len(f"{root}/t"):]: (None if e.is_dir() else e.stat().st_size)
+            for e in below} == {k: (None if v is None else len(v)) for k, v in expected.items()}
+    seen = {f"{root}/t"}
+    for e in below:
+        assert e.path.rsplit("/", 1)[0] in seen  # each directory before its content
+        seen.add(e.path)
+    fs.rmtree(f"{root}/t/sub")
+    assert [e.path for e in fs.scandir(f"{root}/t", recursive=True)] == [
+        f"{root}/t/a.txt", f"{root}/t/empty"]
+    assert _errno(lambda: fs.scandir(f"{root}/t/a.txt")) == errno.ENOTDIR
+    assert _errno(lambda: fs.scandir(f"{root}/t/missing", recursive=True)) == errno.ENOENT
+
+
+def test_scandir_over_preexisting_tree(fs: VFS, root: str, setup) -> None:
+    fs.remove("/pre/sub/y.txt")
+    fs.write_bytes("/pre/new.txt", b"new")
+    assert sorted(e.path for e in fs.scandir("/pre", recursive=True)) == [
+        "/pre/keep.txt", "/pre/new.txt", "/pre/sub", "/pre/sub/x.bin"]
+    assert {e.name: e.stat().st_size for e in fs.scandir("/pre/sub")} == {
+        "x.bin": len(setup.pre["/pre/sub/x.bin"])}

@@ -38,7 +38,7 @@ from vfs_orm.errors import (
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
 from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, ChunkRow, Entry, GlobHit, Node, OpenNode
-from vfs_orm.types import DIR_MODE, FILE_MODE, StatResult
+from vfs_orm.types import DIR_MODE, FILE_MODE, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -112,7 +112,9 @@ class Tree:
         return node
 
     def stat(self, path: str) -> StatResult:
-        node = self.require(path)
+        return self.stat_of(self.require(path))
+
+    def stat_of(self, node: Node) -> StatResult:
         return StatResult(node.size if node.kind == FILE else 0, node.ctime_ns, node.mtime_ns,
                           node.mode, self.resolver.name_of(node.layer), node.id)
 
@@ -147,6 +149,24 @@ class Tree:
         """(name, node) of a directory's entries, sorted by name."""
         self.require_dir(path)
         return self.resolver.entries(path)
+
+    def scandir(self, path: str, recursive: bool) -> list[DirEntry]:
+        """A directory's entries with their metadata, one statement; ``recursive``: every
+        entry below it, parents before their children (one statement too)."""
+        if not recursive:
+            return [DirEntry(paths.join(path, e.name), e.name, self.stat_of(e.node))
+                    for e in self.entries(path)]
+        self.require_dir(path)
+        out = []
+        shown = {path}  # directories listed so far: an entry shows only below one of them
+        for e in sorted(self.resolver.subtree(path), key=lambda x: (x.parent, x.name)):
+            if e.parent not in shown:
+                continue  # below a file or a missing directory (a damaged or hostile layer)
+            full = paths.join(e.parent, e.name)
+            if e.node.kind == DIR:
+                shown.add(full)
+            out.append(DirEntry(full, e.name, self.stat_of(e.node)))
+        return out
 
     def walk(self, top: str, topdown: bool,
              onerror: Callable[[OSError], Any] | None) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -613,6 +633,9 @@ class Tree:
                 self.repo.delete(raw, top.id)
         keys = self.resolver.lower_keys(path, subtree)
         if keys:
+            # The whiteouts' directory is copied up first, so that the top layer stays a
+            # tree of its own (check() verifies it) wherever the removed path came from.
+            self._parent_dir(raw, path, create=False)
             self._whiteout(raw, keys, time.time_ns())
 
     def _whiteout(self, raw: Any, keys: list[tuple[str, str]], now: int) -> None:
