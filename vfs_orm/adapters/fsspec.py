@@ -257,8 +257,14 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if hi <= lo:
                 return b""
             f.seek(lo)
-            data: bytes = f.read(hi - lo)
-            return data
+            pieces = []
+            while lo < hi:  # a raw read returns at most the rest of one chunk
+                piece = f.read(hi - lo)
+                if not piece:
+                    break
+                pieces.append(piece)
+                lo += len(piece)
+            return b"".join(pieces)
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
                   **kwargs: Any) -> None:

@@ -146,9 +146,12 @@ class Tree:
         return names
 
     def entries(self, path: str) -> list[Entry]:
-        """(name, node) of a directory's entries, sorted by name."""
-        self.require_dir(path)
-        return self.resolver.entries(path)
+        """(name, node) of a directory's entries, sorted by name: one statement when there
+        are some (as ``listdir``)."""
+        found = self.resolver.entries(path)
+        if not (found and not self.resolver.layered):
+            self.require_dir(path)
+        return found
 
     def scandir(self, path: str, recursive: bool) -> list[DirEntry]:
         """A directory's entries with their metadata, one statement; ``recursive``: every
@@ -156,10 +159,12 @@ class Tree:
         if not recursive:
             return [DirEntry(paths.join(path, e.name), e.name, self.stat_of(e.node))
                     for e in self.entries(path)]
-        self.require_dir(path)
+        below = self.resolver.subtree(path)
+        if not (below and not self.resolver.layered):
+            self.require_dir(path)
         out = []
         shown = {path}  # directories listed so far: an entry shows only below one of them
-        for e in sorted(self.resolver.subtree(path), key=lambda x: (x.parent, x.name)):
+        for e in sorted(below, key=lambda x: (x.parent, x.name)):
             if e.parent not in shown:
                 continue  # below a file or a missing directory (a damaged or hostile layer)
             full = paths.join(e.parent, e.name)
