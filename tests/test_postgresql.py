@@ -172,12 +172,120 @@ def test_missing_driver_names_the_extra(tmp_path):
     assert "pip install 'vfs-orm[postgresql]'" in out
 
 
-def test_layers_say_not_yet(pg_url, pg_tree, tmp_path):
+def _digest_tree(url: str, tree: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with VFS(url, tree=tree, read_only=True) as fs:
+        for e in fs.scandir("/", recursive=True):
+            st = e.stat()
+            h.update(repr((e.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)).encode())
+            if e.is_file():
+                h.update(fs.read_bytes(e.path))
+    return h.hexdigest()
+
+
+def test_layers_are_trees_of_one_database(pg_url, pg_tree):
+    """Underlays are trees of the same database, resolved with ONE statement however many
+    there are (no attach limit); a random workload on the top tree leaves them unchanged."""
+    import random
+
+    trees = [f"{pg_tree}_l{k}" for k in range(14)]  # more than SQLite attaches per connection
+    try:
+        for k, t in enumerate(trees):
+            with VFS(pg_url, tree=t) as under:
+                under.write_bytes(f"/mods/m{k}.txt", b"%d" % k)
+                under.write_bytes("/game/shared.cfg", b"from %d" % k)
+                under.write_bytes(f"/game/data/{k}.bin", bytes([k]) * (5000 + k))
+        before = {t: _digest_tree(pg_url, t) for t in trees}
+        with VFS(pg_url, tree=pg_tree) as fs:
+            for k, t in enumerate(trees):
+                fs.add_underlay(pg_url, tree=t, priority=k, name=t)
+            assert fs.read_bytes("/game/shared.cfg") == b"from 13"  # the highest priority
+            assert fs.which_layer("/mods/m0.txt") == trees[0]
+            assert fs.listdir("/mods") == sorted(f"m{k}.txt" for k in range(14))
+            assert len(fs.glob("/game/data/*.bin")) == 14
+            # One statement (one round trip) per lookup, whatever the depth of the stack.
+            raw = fs._uow.raw()
+            counted = _CountingConnection(raw.conn)
+            raw.conn = counted
+            try:
+                assert fs.read_bytes("/mods/m0.txt") == b"0"
+                assert fs.exists("/game/data/7.bin") and not fs.exists("/nowhere")
+                assert len(counted.statements) == 3, counted.statements
+            finally:
+                raw.conn = counted.conn
+            rng = random.Random(1)
+            paths = ["/game/shared.cfg", "/mods/m3.txt", "/game/data/5.bin", "/new/x.txt",
+                     "/game/data/new.bin", "/mods/m9.txt"]
+            for _ in range(300):
+                p = rng.choice(paths)
+                op = rng.randrange(6)
+                try:
+                    if op == 0:
+                        fs.write_bytes(p, rng.randbytes(rng.randrange(1, 9000)))
+                    elif op == 1:
+                        fs.remove(p)
+                    elif op == 2:
+                        with fs.open(p, "r+b") as f:
+                            f.seek(rng.randrange(0, 100))
+                            f.write(b"patch")
+                    elif op == 3:
+                        fs.rename(p, rng.choice(paths))
+                    elif op == 4:
+                        fs.copy(p, rng.choice(paths))
+                    else:
+                        fs.rmtree(rng.choice(["/game/data", "/mods", "/new"]))
+                except OSError:
+                    pass
+            assert fs.check().ok
+            assert fs.check_layers() == []
+        assert {t: _digest_tree(pg_url, t) for t in trees} == before
+    finally:
+        _sql(pg_url, *[f'DROP SCHEMA IF EXISTS "{t}" CASCADE' for t in trees])
+
+
+class _CountingConnection:
+    """A psycopg connection that counts the statements sent through it."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.statements: list[str] = []
+
+    def execute(self, sql, params=None):
+        self.statements.append(sql)
+        return self.conn.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_underlays_from_elsewhere_are_refused_clearly(pg_url, pg_tree, tmp_path):
     base = tmp_path / "base.vfs"
     VFS(base).close()
-    with VFS(pg_url, tree=pg_tree) as fs, pytest.raises(VFSError, match="not available on "
-                                                                       "postgresql yet"):
-        fs.add_underlay(base)
+    other_db = f"db_{pg_tree}"
+    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{other_db}"')
+    prefix, rest = pg_url.split("/postgres?", 1)
+    elsewhere = f"{prefix}/{other_db}?{rest}"
+    with VFS(elsewhere, tree="base") as other:
+        other.write_bytes("/x", b"a tree of another database")
+    try:
+        with VFS(pg_url, tree=pg_tree) as fs:
+            with pytest.raises(VFSError, match="tree of the same database"):
+                fs.add_underlay(base)  # a SQLite pack: copy it into a tree first
+            with pytest.raises(ValueError, match="own underlay"):
+                fs.add_underlay(pg_url, tree=pg_tree)
+            with pytest.raises(VFSError, match="same database"):
+                fs.add_underlay(elsewhere, tree="base")
+            assert fs.list_layers()[1:] == []
+            with VFS(base) as lite, pytest.raises(VFSError, match="SQLite database"):
+                lite.add_underlay(fs)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+        engine.dispose()
 
 
 def _tree_of(fs: VFS) -> dict[str, tuple]:
@@ -540,3 +648,36 @@ def test_upgrade_creates_a_tree_for_a_host_engine(pg_url, pg_tree):
         engine.dispose()
     with pytest.raises(ContractError):
         vfs_orm.upgrade("some.vfs", tree=pg_tree)
+
+
+def test_a_base_tree_read_only_for_the_role_under_a_writable_top(pg_url, pg_tree):
+    """The README's setup: players' role may only read the base tree, and writes its own tree
+    over it (copy-up, whiteouts); the base cannot change whatever vfs_orm is asked."""
+    base, role = f"{pg_tree}_base", f"player_{pg_tree}"
+    with VFS(pg_url, tree=base) as b:
+        b.write_bytes("/game/level1.map", b"original level")
+        b.write_bytes("/game/config.ini", b"[video]")
+    VFS(pg_url, tree=pg_tree).close()  # the player's tree, created by the operator
+    _sql(pg_url, f"DROP ROLE IF EXISTS {role}", f"CREATE ROLE {role} LOGIN",
+         f'GRANT USAGE ON SCHEMA "{base}" TO {role}',
+         f'GRANT SELECT ON ALL TABLES IN SCHEMA "{base}" TO {role}',
+         f'GRANT USAGE ON SCHEMA "{pg_tree}" TO {role}',
+         f'GRANT ALL ON ALL TABLES IN SCHEMA "{pg_tree}" TO {role}',
+         f'GRANT ALL ON ALL SEQUENCES IN SCHEMA "{pg_tree}" TO {role}')
+    player_url = pg_url.replace("postgres@", f"{role}@", 1)
+    before = _digest_tree(pg_url, base)
+    try:
+        with VFS(player_url, tree=pg_tree) as fs:
+            fs.add_underlay(player_url, tree=base, name="base")
+            fs.write_bytes("/game/config.ini", b"[video]\nfullscreen=1")  # copied up
+            fs.remove("/game/level1.map")  # a whiteout in the player's tree
+            assert fs.listdir("/game") == ["config.ini"]
+            assert fs.which_layer("/game/config.ini") == "local"
+        with VFS(player_url, tree=base) as direct, pytest.raises(ReadOnlyError):
+            direct.write_bytes("/game/level1.map", b"cheat")
+        assert _digest_tree(pg_url, base) == before
+    finally:
+        _sql(pg_url, f'DROP SCHEMA IF EXISTS "{base}" CASCADE',
+             f'REVOKE ALL ON ALL TABLES IN SCHEMA "{pg_tree}" FROM {role}',
+             f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA "{pg_tree}" FROM {role}',
+             f'REVOKE ALL ON SCHEMA "{pg_tree}" FROM {role}', f"DROP ROLE {role}")

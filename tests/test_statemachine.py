@@ -200,19 +200,26 @@ UNDERLAYS = [  # highest priority first: (priority, {path: content or None for a
 ]
 
 
+def fill_underlay(under: VFS, entries: dict[str, bytes | None]) -> None:
+    for p, data in sorted(entries.items()):
+        if data is None:
+            under.makedirs(p, exist_ok=True)
+        else:
+            under.write_bytes(p, data)
+
+
 class VFSvsOSLayered(VFSvsOS):
+    def add_underlay(self, k: int, priority: int, entries: dict[str, bytes | None]) -> None:
+        path = os.path.join(self.tmp, f"under{k}.vfs")
+        with VFS(path, chunk_size=512) as under:
+            fill_underlay(under, entries)
+        self.fs.add_underlay(path, priority=priority, name=f"under{k}")
+
     def __init__(self):
         super().__init__()
         merged: dict[str, bytes | None] = {}
         for k, (priority, entries) in enumerate(UNDERLAYS):
-            path = os.path.join(self.tmp, f"under{k}.vfs")
-            with VFS(path, chunk_size=512) as under:
-                for p, data in sorted(entries.items()):
-                    if data is None:
-                        under.makedirs(p, exist_ok=True)
-                    else:
-                        under.write_bytes(p, data)
-            self.fs.add_underlay(path, priority=priority, name=f"under{k}")
+            self.add_underlay(k, priority, entries)
             for p, data in entries.items():
                 # Exact-path resolution: the highest layer holding a path provides it.
                 merged.setdefault(p, data)
@@ -258,6 +265,45 @@ def test_state_machine_on_postgresql(pg_url):
         engine = create_engine(pg_url)
         with engine.begin() as conn:
             for tree in made:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
+        engine.dispose()
+    assert made  # it ran
+
+
+def test_state_machine_on_postgresql_layers(pg_url):
+    """The layered model on PostgreSQL: the three underlays are trees of the same database
+    (made once, never written), under a fresh top tree per example."""
+    import itertools
+
+    from hypothesis.stateful import run_state_machine_as_test
+    from sqlalchemy import create_engine
+
+    prefix = f"sml{os.getpid()}"
+    bases = []
+    for k, (_, entries) in enumerate(UNDERLAYS):
+        bases.append(f"{prefix}_under{k}")
+        with VFS(pg_url, tree=bases[-1], chunk_size=512) as under:
+            fill_underlay(under, entries)
+    trees = itertools.count()
+    made: list[str] = []
+
+    class VFSvsOSLayeredOnPostgreSQL(VFSvsOSLayered):
+        def add_underlay(self, k: int, priority: int, entries: dict[str, bytes | None]) -> None:
+            if k == 0:  # a fresh top tree for this example
+                self.fs.close()
+                made.append(f"{prefix}_{next(trees)}")
+                self.fs = VFS(pg_url, tree=made[-1], chunk_size=512)
+            self.fs.add_underlay(pg_url, tree=bases[k], priority=priority, name=f"under{k}")
+
+    try:
+        run_state_machine_as_test(
+            VFSvsOSLayeredOnPostgreSQL,
+            settings=settings(max_examples=30, stateful_step_count=30, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow]))
+    finally:
+        engine = create_engine(pg_url)
+        with engine.begin() as conn:
+            for tree in made + bases:
                 conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
         engine.dispose()
     assert made  # it ran

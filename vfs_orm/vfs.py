@@ -33,7 +33,6 @@ from vfs_orm.backends import (
     DEFAULT_BUSY_TIMEOUT,
     SQLITE,
     Layer,
-    LayerStack,
     backend_for,
     translate,
 )
@@ -251,7 +250,7 @@ class VFS:
         except DB_ERRORS as exc:
             self.close()
             raise translate(exc, db_path) from exc
-        self._uow.stack = LayerStack(0, (), self._per_connection, busy_timeout)
+        self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout)
         if not read_only:
             # The first write of this session records the stack the save is made with.
             self._uow.before_write = self._record_stack
@@ -818,7 +817,7 @@ class VFS:
 
     # -- layers ---------------------------------------------------------------------------
     def add_underlay(self, vfs: VFS | str | os.PathLike[str], priority: int = 0,
-                     name: str | None = None) -> str:
+                     name: str | None = None, *, tree: str | None = None) -> str:
         """Add a read-only layer under this one (mods, DLC, a base pack).
 
         Reads look in this (local) layer first, then in the underlays by descending priority
@@ -826,9 +825,11 @@ class VFS:
 
         Args:
             vfs: a ``VFS`` (it stays live: later writes to it show through), or the path of a
-                vfs_orm database (opened read-only).
+                vfs_orm database (opened read-only). On PostgreSQL: a tree of the same
+                database, as a ``VFS`` or as its URL with ``tree=``.
             priority: higher is searched first.
             name: a unique name; ``underlay_N`` by default.
+            tree: the underlay's tree, when ``vfs`` is a PostgreSQL URL.
 
         Returns:
             The layer's name.
@@ -860,21 +861,24 @@ class VFS:
         if isinstance(vfs, VFS):
             if vfs is self:
                 raise ValueError("a VFS cannot be its own underlay")
-            src = vfs._live_uow()
             ident = vfs.identity
-            layer_uri, db_path, source = vfs._ro_uri, vfs._db_path, vfs
-            del src
+            layer_uri, db_path, source = vfs._ro_uri, vfs._where, vfs
+            alias = self._backend.underlay_schema(uow.engine, vfs._backend,
+                                                  vfs._live_uow().engine,
+                                                  self._alias_counter + 1)
         elif isinstance(vfs, (str, os.PathLike)):
-            db_path = os.fspath(vfs)
-            with VFS(db_path, read_only=True) as probe:  # checks the file and its format
+            with VFS(vfs, read_only=True, tree=tree) as probe:  # checks it and its format
                 ident = probe.identity
-                layer_uri = probe._ro_uri
+                layer_uri, db_path = probe._ro_uri, probe._where
+                alias = self._backend.underlay_schema(uow.engine, probe._backend,
+                                                      probe._live_uow().engine,
+                                                      self._alias_counter + 1)
             source = None
         else:
             raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
         self._alias_counter += 1
-        layer = Layer(name=name, priority=priority, alias=f"l{self._alias_counter}",
-                      uri=layer_uri, db_path=db_path, uuid=ident.get("uuid"), source=source)
+        layer = Layer(name=name, priority=priority, alias=alias, uri=layer_uri,
+                      db_path=db_path, uuid=ident.get("uuid"), source=source)
         self._set_layers(self._layers + [layer])
         return name
 
@@ -898,8 +902,8 @@ class VFS:
         with uow.lock:
             self._layers = ordered
             old = uow.stack
-            uow.stack = LayerStack(old.version + 1, tuple(ordered), self._per_connection,
-                                   old.busy_timeout)
+            uow.stack = self._backend.layer_stack(old.version + 1, tuple(ordered),
+                                                  self._per_connection, old.busy_timeout)
             try:
                 uow.view()  # attach now, so a bad underlay fails here and not later
             except DB_ERRORS as exc:

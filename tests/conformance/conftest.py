@@ -38,7 +38,7 @@ PRE = {"/pre/keep.txt": b"kept\n",
 class Setup:
     fs: VFS
     root: str = ROOT
-    underlays: list[Path] = field(default_factory=list)
+    underlays: list[Path | tuple[str, str]] = field(default_factory=list)
     visible: dict[str, bytes] = field(default_factory=dict)  # underlay files the view shows
     pre: dict[str, bytes] = field(default_factory=lambda: dict(PRE))
 
@@ -52,8 +52,38 @@ def _underlay(path: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -
     return path
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(layer: Path | tuple[str, str]) -> str:
+    """An underlay's fingerprint: its file's bytes, or everything a tree holds."""
+    if isinstance(layer, Path):
+        return hashlib.sha256(layer.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with VFS(layer[0], tree=layer[1], read_only=True) as fs:
+        for e in fs.scandir("/", recursive=True):
+            st = e.stat()
+            h.update(repr((e.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)).encode())
+            if e.is_file():
+                h.update(fs.read_bytes(e.path))
+    return h.hexdigest()
+
+
+def _pg_underlay(url: str, tree: str, files: dict[str, bytes], dirs: tuple[str, ...] = ()
+                 ) -> tuple[str, str]:
+    with VFS(url, tree=tree, chunk_size=4096) as under:
+        for d in dirs:
+            under.makedirs(d, exist_ok=True)
+        for p, data in files.items():
+            under.write_bytes(p, data)
+    return url, tree
+
+
+def _three_layers(make):  # type: ignore[no-untyped-def]
+    """Three underlays: empty; BASE_FILES with part of PRE; the rest of PRE and older
+    copies that the others shadow (PRE's directory spans two layers)."""
+    first = {p: d for p, d in PRE.items() if not p.endswith(".bin")}
+    lowest = {p: d for p, d in PRE.items() if p.endswith(".bin")}
+    lowest.update({"/base/readme.txt": b"shadowed\n", "/pre/keep.txt": b"old\n"})
+    return [make("empty", {}, ()), make("base", {**BASE_FILES, **first}, (ROOT,)),
+            make("lowest", lowest, (ROOT,))]
 
 
 def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, list[object]]:
@@ -62,6 +92,17 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
         url = request.getfixturevalue("pg_url")
         tree = request.getfixturevalue("pg_tree")
         return Setup(VFS(url, tree=tree, chunk_size=4096)), cleanup
+    if kind == "postgresql-layered":  # three underlay trees of the same database
+        url = request.getfixturevalue("pg_url")
+        tree = request.getfixturevalue("pg_tree")
+        setup = Setup(VFS(url, tree=tree, chunk_size=4096))
+        setup.underlays = _three_layers(
+            lambda name, files, dirs: _pg_underlay(url, f"{tree}_{name}", files, dirs))
+        setup.visible = dict(BASE_FILES)
+        cleanup.append(_DropTrees(url, [t for _, t in setup.underlays]))
+        for k, (u, t) in enumerate(setup.underlays):
+            setup.fs.add_underlay(u, tree=t, priority=100 - k, name=f"u{k}")
+        return setup, cleanup
     if kind == "file":
         return Setup(VFS(tmp / "top.vfs", chunk_size=4096)), cleanup
     if kind == "memory":
@@ -75,15 +116,8 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
     if kind == "one-underlay":
         setup.underlays = [_underlay(tmp / "empty.vfs", {})]
     elif kind == "three-underlays":
-        # PRE's directory spans two layers, and its keep.txt shadows an older one.
-        first = {p: d for p, d in PRE.items() if not p.endswith(".bin")}
-        lowest = {p: d for p, d in PRE.items() if p.endswith(".bin")}
-        lowest.update({"/base/readme.txt": b"shadowed\n", "/pre/keep.txt": b"old\n"})
-        setup.underlays = [
-            _underlay(tmp / "empty.vfs", {}),
-            _underlay(tmp / "base.vfs", {**BASE_FILES, **first}, dirs=(ROOT,)),
-            _underlay(tmp / "lowest.vfs", lowest, dirs=(ROOT,)),
-        ]
+        setup.underlays = _three_layers(
+            lambda name, files, dirs: _underlay(tmp / f"{name}.vfs", files, dirs))
         setup.visible = dict(BASE_FILES)
     elif kind == "deep-stack":
         setup.underlays = [_underlay(tmp / f"l{k}.vfs", {f"/base/l{k}.txt": b"%d" % k})
@@ -99,7 +133,23 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
 
 
 CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine",
-           "postgresql"]
+           "postgresql", "postgresql-layered"]
+
+
+class _DropTrees:
+    """Cleanup of underlay trees made for one test (the top tree is pg_tree's)."""
+
+    def __init__(self, url: str, trees: list[str]) -> None:
+        self.url, self.trees = url, trees
+
+    def dispose(self) -> None:
+        engine = create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                for tree in self.trees:
+                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(params=CONFIGS)
@@ -119,11 +169,12 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
                 assert s.fs.read_bytes(p) == data, f"underlay file {p} changed in the view"
         report = s.fs.check()
         assert report.ok, report.problems
+        s.fs.close()
+        assert {p: _digest(p) for p in s.underlays} == before, "a write reached an underlay"
     finally:
         s.fs.close()
         for engine in cleanup:
             engine.dispose()  # type: ignore[attr-defined]
-    assert {p: _digest(p) for p in s.underlays} == before, "a write reached an underlay"
 
 
 @pytest.fixture

@@ -143,6 +143,16 @@ class Backend(Protocol):
     def attach_limit(self, raw: Any) -> int:
         """Underlays one connection can reach."""
 
+    def layer_stack(self, version: int, layers: tuple[Any, ...], per_connection: int,
+                    busy_timeout: float) -> Any:
+        """A ``LayerStack`` of underlays for this backend's connections."""
+
+    def underlay_schema(self, engine: Any, layer_backend: Backend, layer_engine: Any,
+                        counter: int) -> str:
+        """The schema an underlay is reached by from this backend's connections (SQLite: a
+        generated ATTACH alias; PostgreSQL: the underlay's tree). Raises ``VFSError`` for an
+        underlay this backend cannot reach."""
+
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main") -> Any: ...
     def manifest_statements(self) -> Any: ...

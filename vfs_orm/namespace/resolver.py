@@ -241,7 +241,7 @@ class Resolver:
         if not self.uow.layered:
             return []
         st, stack = self._view()
-        lo, hi = paths.subtree_bounds(path) if subtree else ("\x00", "\x00")
+        lo, hi = paths.subtree_bounds(path) if subtree else ("", "")  # an empty range
         keys: set[tuple[str, str]] = set()
         for g, repo in enumerate(stack.repos):
             keys.update(repo.lower_keys(stack.connection(st, g), path, lo, hi))

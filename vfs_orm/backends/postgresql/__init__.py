@@ -27,10 +27,12 @@ from vfs_orm.backends.postgresql.statements import (
     PGCheckRepository,
     PGInodeRepository,
     PGManifestRepository,
+    PGStackRepository,
 )
 from vfs_orm.backends.sqlite.check import CheckReport, counts
 from vfs_orm.backends.sqlite.check import check as _check
 from vfs_orm.backends.sqlite.schema import head_revision
+from vfs_orm.backends.sqlite.stack import Layer, LayerStack
 from vfs_orm.errors import InvalidOperationError, VFSError
 from vfs_orm.rows import Identity
 
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from vfs_orm.uow import UnitOfWork
 
 DEFAULT_TREE = _engine.DEFAULT_TREE
+#: Underlays per connection group: all of them (schemas of one database need no ATTACH).
+_ALL_IN_ONE_GROUP = 1 << 30
 
 
 class PostgreSQLBackend:
@@ -45,7 +49,7 @@ class PostgreSQLBackend:
 
     capabilities = Capabilities(
         name="postgresql", dialect="postgresql", in_memory=False, images=False,
-        blob_reads=False, layers=False, layers_per_connection=0, multi_process=True,
+        blob_reads=False, layers=True, layers_per_connection=_ALL_IN_ONE_GROUP, multi_process=True,
         reclaims_space=False, durability_choice=False)
     errors: tuple[type[BaseException], ...] = (PGError,)
 
@@ -91,7 +95,29 @@ class PostgreSQLBackend:
         return PGConnection(conn, self.tree, borrowed)
 
     def attach_limit(self, raw: Any) -> int:
-        return 1
+        return _ALL_IN_ONE_GROUP
+
+    def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
+                    busy_timeout: float) -> LayerStack:
+        """Underlays are trees (schemas) of the same database: every connection sees them,
+        so the whole stack is one group, resolved by one statement."""
+        return LayerStack(version, layers, _ALL_IN_ONE_GROUP, busy_timeout,
+                          top_schema=self.tree, inode_statements=_inode_statements,
+                          stack_statements=_stack_statements, attaches=False)
+
+    def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
+                        counter: int) -> str:
+        if not isinstance(layer_backend, PostgreSQLBackend):
+            raise VFSError.for_path(
+                None, "an underlay of a PostgreSQL tree is a tree of the same database (copy "
+                      "a SQLite pack into a tree first: `vfs-orm copy PACK URL --to-tree T`)")
+        if not _engine.same_database(engine.url, layer_engine.url):
+            raise VFSError.for_path(
+                str(layer_engine.url), "an underlay of a PostgreSQL tree must be a tree of the "
+                                       "same database")
+        if layer_backend.tree == self.tree:
+            raise ValueError("a tree cannot be its own underlay")
+        return layer_backend.tree
 
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main") -> PGInodeRepository:
@@ -156,6 +182,11 @@ class PostgreSQLBackend:
 @functools.lru_cache(maxsize=64)
 def _inode_statements(tree: str) -> PGInodeRepository:
     return PGInodeRepository(tree)
+
+
+@functools.lru_cache(maxsize=64)
+def _stack_statements(entries: tuple[tuple[int, str], ...]) -> PGStackRepository:
+    return PGStackRepository(entries)
 
 
 @functools.lru_cache(maxsize=64)

@@ -49,3 +49,12 @@ def make_engine(url: str, *, read_only: bool, busy_timeout: float) -> Engine:
 def where(url: str, tree: str) -> str:
     """How errors name a tree: the URL without its password, and the tree."""
     return f"{make_url(url).render_as_string(hide_password=True)}#{tree}"
+
+
+def same_database(a: Any, b: Any) -> bool:
+    """Whether two engine URLs name the same database of the same server (the user, the
+    password and the driver may differ: a read-only role reads the same trees)."""
+    def key(url: Any) -> tuple[Any, ...]:
+        return (url.host, url.port, url.database, url.query.get("host"),
+                url.query.get("port"))
+    return key(make_url(a)) == key(make_url(b))

@@ -39,6 +39,7 @@ from vfs_orm.backends.sqlite.statements import (
     Compiled,
     InodeRepository,
     ManifestRepository,
+    StackRepository,
     chunk_table,
     compile_stmt,
     inode_table,
@@ -137,7 +138,6 @@ class PGInodeRepository(InodeRepository):
                               literal_column("0")).where(parent_is_dir))
             .on_conflict_do_nothing().returning(i.c.id),
             ("parent", "name", "mode", "ctime", "mtime", "pp", "pn"))
-        self._copy_chunks, self._copy_inline = _copy_within(schema)
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _matches(self, column: Any, pattern: Any) -> Any:
@@ -204,33 +204,61 @@ class PGInodeRepository(InodeRepository):
         return int(raw.executemany_count(self._create_dir.sql, rows))
 
     def copy_content_from(self, raw: Any, src_schema: str, src_id: int, dst_id: int) -> None:
-        if src_schema != self.schema:
-            raise NotImplementedError("underlays on PostgreSQL are not supported yet")
-        raw.execute(self._copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
-                                            (src_id + 1) * CHUNK_SPAN))
-        raw.execute(self._copy_inline.sql, (src_id, dst_id))
+        """A file's content copied from an inode of this tree or of an underlay tree (a copy
+        up), inside the server."""
+        copy_chunks, copy_inline = _copy_between(src_schema, self.schema)
+        raw.execute(copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
+                                      (src_id + 1) * CHUNK_SPAN))
+        raw.execute(copy_inline.sql, (src_id, dst_id))
 
     def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
         return [tuple(r) for r in raw.execute(self._staging.sql, ()).fetchall()]
 
 
-def _copy_within(schema: str) -> tuple[Compiled, Compiled]:
-    """A file's chunk rows, and its inline bytes, copied to another inode of the same tree."""
-    chunks, inodes = chunk_table(schema), inode_table(schema)
-    src_i = inodes.alias("src")
+@functools.lru_cache(maxsize=256)
+def _copy_between(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
+    """A file's chunk rows, and its inline bytes, copied to an inode of a tree from one of the
+    same tree or of another tree of the database (an underlay)."""
+    src_chunks, dst_chunks = chunk_table(src_schema), chunk_table(dst_schema)
+    src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
     copy_chunks = compile_stmt(
-        insert(chunks).from_select(
+        insert(dst_chunks).from_select(
             ["id", "inode_id", "idx", "data"],
-            select(bindparam("dst_base") + chunks.c.idx, bindparam("dst"), chunks.c.idx,
-                   chunks.c.data)
-            .where(chunks.c.id >= bindparam("src_lo"), chunks.c.id < bindparam("src_hi"))),
+            select(bindparam("dst_base") + src_chunks.c.idx, bindparam("dst"),
+                   src_chunks.c.idx, src_chunks.c.data)
+            .where(src_chunks.c.id >= bindparam("src_lo"),
+                   src_chunks.c.id < bindparam("src_hi"))),
         ("dst_base", "dst", "src_lo", "src_hi"), DIALECT)
     copy_inline = compile_stmt(
-        update(inodes).where(inodes.c.id == bindparam("dst"))
+        update(dst_i).where(dst_i.c.id == bindparam("dst"))
         .values(data=select(src_i.c.data).where(src_i.c.id == bindparam("src"))
                 .scalar_subquery()),
         ("src", "dst"), DIALECT)
     return copy_chunks, copy_inline
+
+
+class PGStackRepository(StackRepository):
+    """The layer stack's statements over trees of one database: each underlay is a schema,
+    so a lookup through any number of them is ONE statement (no attach limit)."""
+
+    dialect = DIALECT
+
+    def _matches(self, column: Any, pattern: Any) -> Any:
+        return column.op("~")(pattern)
+
+    def _not_matches(self, column: Any, pattern: Any) -> Any:
+        return column.op("!~")(pattern)
+
+    def _pattern(self, glob: str) -> str:
+        return glob_to_regex(glob)
+
+    def _resolve_first_text(self, branches: list[str]) -> str:
+        self._branches = len(branches)
+        text = " UNION ALL ".join(b.replace("?1", "%s").replace("?2", "%s") for b in branches)
+        return text + " ORDER BY 1 LIMIT 1"
+
+    def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
+        return (parent, name) * self._branches
 
 
 def _split(path: str) -> tuple[str, str]:

@@ -124,6 +124,17 @@ class SQLiteBackend:
         """Underlays one connection can ATTACH (this build's SQLITE_LIMIT_ATTACHED)."""
         return max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
 
+    def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
+                    busy_timeout: float) -> LayerStack:
+        return LayerStack(version, layers, per_connection, busy_timeout)
+
+    def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
+                        counter: int) -> str:
+        if layer_backend is not self:
+            raise VFSError.for_path(None, "an underlay of a SQLite database is a SQLite "
+                                          "database (`vfs-orm copy` makes a pack of a tree)")
+        return f"l{counter}"
+
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main") -> InodeRepository:
         return inode_repository(schema)

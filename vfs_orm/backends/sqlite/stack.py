@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,13 +56,25 @@ class LayerStack:
     layers: tuple[Layer, ...]
     per_connection: int = 10
     busy_timeout: float = 30.0
+    #: The top layer's schema on the connection: "main" here, the tree on PostgreSQL.
+    top_schema: str = "main"
+    #: The statements of one layer's schema, and of a group of schemas (a backend's own,
+    #: compiled for its dialect).
+    inode_statements: Callable[[str], InodeRepository] = field(
+        default=inode_repository, compare=False, repr=False)
+    stack_statements: Callable[[tuple[tuple[int, str], ...]], StackRepository] = field(
+        default=stack_repository, compare=False, repr=False)
+    #: Whether underlays are ATTACHed to each connection (SQLite), or are schemas every
+    #: connection already sees (PostgreSQL: one database, no attach limit, one group).
+    attaches: bool = True
 
     # -- shape ----------------------------------------------------------------------------
     @functools.cached_property
     def groups(self) -> tuple[tuple[tuple[int, str], ...], ...]:
         """(priority index, schema) entries per connection group; index 0 is the top."""
         n = self.per_connection
-        first = ((0, "main"),) + tuple((k + 1, lay.alias) for k, lay in enumerate(self.layers[:n]))
+        first = ((0, self.top_schema),) + tuple((k + 1, lay.alias)
+                                                for k, lay in enumerate(self.layers[:n]))
         out = [first]
         for start in range(n, len(self.layers), n):
             out.append(tuple((k + 1, self.layers[k].alias)
@@ -70,21 +83,21 @@ class LayerStack:
 
     @functools.cached_property
     def repos(self) -> tuple[StackRepository, ...]:
-        return tuple(stack_repository(g) for g in self.groups)
+        return tuple(self.stack_statements(g) for g in self.groups)
 
     def group_of(self, prio: int) -> int:
         n = self.per_connection
         return 0 if prio <= n else 1 + (prio - 1 - n) // n
 
     def schema_of(self, prio: int) -> str:
-        return "main" if prio == 0 else self.layers[prio - 1].alias
+        return self.top_schema if prio == 0 else self.layers[prio - 1].alias
 
     def name_of(self, prio: int) -> str:
         return LOCAL if prio == 0 else self.layers[prio - 1].name
 
     def statements_of(self, prio: int) -> InodeRepository:
         """The statements that read one layer's inodes and chunks."""
-        return inode_repository(self.schema_of(prio))
+        return self.inode_statements(self.schema_of(prio))
 
     @staticmethod
     def connection(st: Any, group: int) -> sqlite3.Connection:
@@ -98,6 +111,9 @@ class LayerStack:
 
         DETACH is impossible inside a transaction; a connection in the middle of one keeps
         the stack it had until the transaction ends (a consistent snapshot)."""
+        if not self.attaches:
+            st.stack = self
+            return
         if st.raw.in_transaction:
             return
         wanted = [(lay.alias, lay.uri) for lay in self.layers]

@@ -769,9 +769,34 @@ class StackRepository:
     callers can merge several groups and drop them).
     """
 
+    #: The dialect the statements are compiled for (the PostgreSQL backend's subclass
+    #: replaces it, the globs and the one statement written as text).
+    dialect: Any = _DIALECT
+
+    def _matches(self, column: Any, pattern: Any) -> Any:
+        return column.op("GLOB")(pattern)
+
+    def _not_matches(self, column: Any, pattern: Any) -> Any:
+        return column.op("NOT GLOB")(pattern)
+
+    def _pattern(self, glob: str) -> str:
+        return glob
+
+    def _resolve_first_text(self, branches: list[str]) -> str:
+        """The branches of the resolve-with-first-chunk statement (each with the parameters
+        ?1 = parent and ?2 = name) as one statement."""
+        return " UNION ALL ".join(branches) + " ORDER BY 1 LIMIT 1"
+
+    def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
+        return (parent, name)
+
     def __init__(self, entries: tuple[tuple[int, str], ...]) -> None:
         self.entries = entries
         tables = [(prio, inode_table(schema)) for prio, schema in entries]
+        dialect = self.dialect
+
+        def comp(stmt: Any) -> Compiled:
+            return compile_stmt(stmt, None, dialect)
         p: Any = bindparam("parent")
         n: Any = bindparam("name")
         lo: Any = bindparam("lo")
@@ -791,40 +816,40 @@ class StackRepository:
                 *[rk.c[k] for k in order])
 
         u = union(_inode_cols, lambda t: and_(t.c.parent == p, t.c.name == n))
-        self._resolve_all = compile_stmt(select(u).order_by(u.c.prio))
-        self._list = compile_stmt(ranked(
+        self._resolve_all = comp(select(u).order_by(u.c.prio))
+        self._list = comp(ranked(
             union(lambda t: [t.c.name, *_inode_cols(t)], lambda t: t.c.parent == p),
             ["name"], ["name"]))
         def below(t: Any) -> Any:
             return or_(t.c.parent == p, and_(t.c.parent >= lo, t.c.parent < hi))
 
-        self._subtree = compile_stmt(ranked(
+        self._subtree = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, *_inode_cols(t)], below),
             ["parent", "name"], ["parent", "name"]))
-        self._glob_in = compile_stmt(ranked(
+        self._glob_in = comp(ranked(
             union(lambda t: [t.c.name, t.c.kind],
-                  lambda t: and_(t.c.parent == p, t.c.name.op("GLOB")(ng))),
+                  lambda t: and_(t.c.parent == p, self._matches(t.c.name, ng))),
             ["name"], ["name"]))
-        self._glob_level = compile_stmt(ranked(
+        self._glob_level = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
-                  lambda t: and_(t.c.parent.op("GLOB")(bindparam("parent_glob")),
+                  lambda t: and_(self._matches(t.c.parent, bindparam("parent_glob")),
                                  t.c.parent != literal_column("'/'"),
-                                 t.c.parent.op("NOT GLOB")(bindparam("too_deep")),
-                                 t.c.name.op("GLOB")(ng))),
+                                 self._not_matches(t.c.parent, bindparam("too_deep")),
+                                 self._matches(t.c.name, ng))),
             ["parent", "name"], ["parent", "name"]))
-        self._glob_below = compile_stmt(ranked(
+        self._glob_below = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
-                  lambda t: and_(below(t), t.c.name.op("GLOB")(ng))),
+                  lambda t: and_(below(t), self._matches(t.c.name, ng))),
             ["parent", "name"], ["parent", "name"]))
         # Resolution plus the winner's first chunk, in one statement: each branch reads its
         # inline bytes, or its chunk 0, only when it found the path, so a miss costs one
         # index probe per layer. Rows: (prio, *INODE_COLUMNS, inline bytes or chunk 0).
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
-        self._resolve_first_sql = " UNION ALL ".join(
+        self._resolve_first_sql = self._resolve_first_text([
             f"SELECT {prio} AS prio, {cols}, coalesce(i.data, (SELECT c.data FROM "
             f"{_q(schema)}.vfs_chunks AS c WHERE c.id = i.id * {CHUNK_SPAN})) "
             f"FROM {_q(schema)}.vfs_inodes AS i WHERE i.parent = ?1 AND i.name = ?2"
-            for prio, schema in entries) + " ORDER BY 1 LIMIT 1"
+            for prio, schema in entries])
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
         lower = [(prio, t) for prio, t in tables if prio > 0]
@@ -835,7 +860,7 @@ class StackRepository:
         if lower:
             keys = union_all(*[select(t.c.parent, t.c.name).where(at_or_below(t))
                                for _, t in lower]).subquery()
-            self._lower_keys: Compiled | None = compile_stmt(
+            self._lower_keys: Compiled | None = comp(
                 select(keys.c.parent, keys.c.name).distinct())
         else:
             self._lower_keys = None
@@ -853,8 +878,9 @@ class StackRepository:
     def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
-        row = stored.inode(raw.execute(self._resolve_first_sql, (parent, name)).fetchone(), 1,
-                           parent, name)
+        row = stored.inode(raw.execute(self._resolve_first_sql,
+                                       self._resolve_first_params(parent, name)).fetchone(),
+                           1, parent, name)
         if row is not None:
             stored.content(row[9], stored.path_of(parent, name))
         return row
@@ -873,19 +899,21 @@ class StackRepository:
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
         """(prio, name, kind)."""
-        return _named(self._run(raw, self._glob_in, parent=parent, name_glob=name_glob), 2)
+        return _named(self._run(raw, self._glob_in, parent=parent,
+                                name_glob=self._pattern(name_glob)), 2)
 
     def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
-        return _named(self._run(raw, self._glob_level, parent_glob=parent_glob,
-                                too_deep="/*" * (depth + 1), name_glob=name_glob), 3)
+        return _named(self._run(raw, self._glob_level, parent_glob=self._pattern(parent_glob),
+                                too_deep=self._pattern("/*" * (depth + 1)),
+                                name_glob=self._pattern(name_glob)), 3)
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
         return _named(self._run(raw, self._glob_below, parent=top, lo=lo, hi=hi,
-                                name_glob=name_glob), 3)
+                                name_glob=self._pattern(name_glob)), 3)
 
     def lower_keys(self, raw: sqlite3.Connection, path: str, lo: str, hi: str
                    ) -> list[tuple[str, str]]:
