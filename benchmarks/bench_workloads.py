@@ -291,3 +291,59 @@ def test_w10_layered_reads(benchmark, subject, workdir, depth):
         _run(benchmark, run, rounds=_read_rounds(subject, "w10"))
     finally:
         subject.close_stack(stack)
+
+
+# -- W11 concurrent writers -------------------------------------------------------------------
+WRITERS = 4
+
+
+def _writer(subject, path, slot: int, saves: int, ready, go, done) -> None:
+    """One writer process: opens the shared store, waits for the start, saves ``saves`` times
+    into its own slot (3 x 2 KiB files, one atomic save each)."""
+    store = subject.open(path)
+    payload = os.urandom(2048)
+    ready.put(slot)
+    go.wait()
+    for g in range(saves):
+        subject.save(store, [(f"/save/slot{slot}/{name}.json", payload[:-4] + g.to_bytes(4, "big"))
+                             for name in ("player", "world", "inventory")])
+    subject.close(store)
+    done.put(slot)
+
+
+def test_w11_concurrent_saves(benchmark, subject, workdir):
+    """W11: 4 processes saving at once into ONE store, each into its own slot: how writers of
+    one store share it (SQLite: one writer at a time, the others wait on the file lock;
+    vfs_orm on PostgreSQL: one writer per tree, on an advisory lock; raw psycopg: row locks
+    only, so its writers overlap)."""
+    import multiprocessing
+
+    saves = max(5, sample(subject, SIZES.saves) // 3)
+    ctx = multiprocessing.get_context("fork")
+    counter = iter(range(1000))
+    path = workdir / f"w11-{subject.name}"
+    subject.close(subject.create(path))
+
+    def setup():
+        settle()
+        ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        procs = [ctx.Process(target=_writer, args=(subject, path, k, saves, ready, go, done))
+                 for k in range(WRITERS)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            ready.get(timeout=120)
+        next(counter)
+        return (procs, go, done), {}
+
+    def run(procs, go, done):
+        go.set()
+        for _ in procs:
+            done.get(timeout=600)
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+
+    _info(benchmark, f"W11 concurrent saves, {WRITERS} processes into one store", "saves/s",
+          saves * WRITERS)
+    _run(benchmark, run, setup)

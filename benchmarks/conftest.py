@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,33 @@ import pytest
 from subjects import Subject, all_subjects
 
 SMOKE = os.environ.get("VFS_BENCH_SMOKE") == "1"
+
+
+def _pg_server():
+    """A PostgreSQL server for the PostgreSQL subjects: VFS_ORM_PG_URL, or a throwaway
+    cluster (durable: fsync on, as a real server) started here and stopped at the end. None
+    (and a one-line reason) where there is neither."""
+    if os.environ.get("VFS_BENCH_NO_PG") == "1":
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import pgserver
+
+    missing = pgserver.driver_missing()
+    if missing is None:
+        try:
+            return pgserver.start(durable=True)
+        except RuntimeError as exc:
+            missing = str(exc)
+    print(f"benchmarks: PostgreSQL subjects left out ({missing}; {pgserver.HOW_TO_ENABLE})",
+          file=sys.stderr)
+    return None
+
+
+_CLUSTER = _pg_server()
+if _CLUSTER is not None:
+    import subjects_pg
+
+    subjects_pg.SERVER["url"] = _CLUSTER.url
 
 
 @dataclass(frozen=True)
@@ -32,7 +60,7 @@ class Sizes:
 SIZES = (Sizes(200, 4, 200, (500, 2000), 100, 10, 1, 1.0, 200, (1, 3, 12)) if SMOKE else
          Sizes(10_000, 256, 5_000, (10_000, 100_000), 1_000, 300, 3, 0.05))
 
-SUBJECTS = all_subjects()
+SUBJECTS = all_subjects() + ([] if _CLUSTER is None else subjects_pg.pg_subjects())
 SUBJECT_IDS = [s.name for s in SUBJECTS]
 
 
@@ -102,3 +130,5 @@ def pytest_sessionfinish(session, exitstatus):
                     s.close(store)
                 except Exception:
                     pass
+    if _CLUSTER is not None:
+        _CLUSTER.stop()

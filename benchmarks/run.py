@@ -39,7 +39,9 @@ TARGETS = [
 REFERENCE = {"WS ": "raw_reader"}
 SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_reader",
                  "raw_sqlite_iav", "os_fs",
-                 "zipfile", "stella"]
+                 "zipfile", "stella", "vfs_orm_pg", "raw_pg"]
+#: On PostgreSQL every workload's target against raw psycopg (W1: against raw's COPY).
+PG_TARGET = 0.7
 
 
 def reference_for(label: str) -> str:
@@ -166,6 +168,26 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
             else:
                 cells.append(f"{row[s] / r:.3g}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    on_pg = [label for label in sorted(results)
+             if "vfs_orm_pg" in results[label] and "raw_pg" in results[label]]
+    if on_pg:
+        lines += ["", "## PostgreSQL: vfs_orm against raw psycopg 3", "",
+                  "Same server (a local cluster, fsync on), same unix socket, same run. raw_pg: "
+                  "prepared statements, binary results, one statement per operation, COPY for "
+                  "W1. Ratio as above (throughput: vfs_orm_pg / raw_pg; ms: time / raw time).",
+                  "", "| workload | unit | vfs_orm_pg | raw_pg | ratio | target | met | "
+                      "vfs_orm_pg / vfs_orm (SQLite) |",
+                  "|---|---|---:|---:|---:|---:|:-:|---:|"]
+        for label in on_pg:
+            row, unit = results[label], units[label]
+            v, r = row["vfs_orm_pg"], row["raw_pg"]
+            ratio = v / r
+            met = ratio <= 1 / PG_TARGET if unit == "ms" else ratio >= PG_TARGET
+            tgt_s = f"<= {1 / PG_TARGET:.2f}" if unit == "ms" else f">= {PG_TARGET}"
+            lite = row.get("vfs_orm")
+            vs_lite = f"{v / lite:.2f}" if lite else "n/a"
+            lines.append(f"| {label} | {unit} | {fmt(v)} | {fmt(r)} | {ratio:.2f} | {tgt_s} | "
+                         f"{'yes' if met else 'NO'} | {vs_lite} |")
     pages = [label for label in sorted(results) if "vfs_orm_64k" in results[label]]
     if pages:
         lines += ["", "## Page size: 4 KiB (the default) against 64 KiB pages", "",

@@ -394,7 +394,7 @@ class _RawChunkReader:
 # ------------------------------------------------------------------------------------------
 class OsFs(Subject):
     name = "os_fs"
-    cannot = ("w10",)  # no layers
+    cannot = ("w10", "w11")  # no layers; W11 is for databases
 
     def create(self, path: Path) -> Any:
         path.mkdir(parents=True, exist_ok=True)
@@ -469,7 +469,7 @@ class ZipFs(Subject):
     """ZIP_STORED archive: written once, read many times."""
 
     name = "zipfile"
-    cannot = ("w9", "w10")  # no in-place update of an archive, no layers
+    cannot = ("w9", "w10", "w11")  # no in-place update of an archive, no layers
     slow_in = ("w5",)  # ~35 seeks/s: every seek re-reads the member from its start
 
     def create(self, path: Path) -> Any:
@@ -557,6 +557,7 @@ class Stella(Subject):
     """The seed library, through its own API."""
 
     name = "stella"
+    cannot = ("w11",)  # one process at a time
     slow = True
 
     def create(self, path: Path) -> Any:

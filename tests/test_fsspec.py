@@ -328,3 +328,16 @@ def test_zarr_array_in_a_pack_read_back_in_slices(pack, tmp_path):
     with VFS(pack, read_only=True) as fs:
         chunks = [p for p in fs.glob("/arrays/grid.zarr/**") if fs.isfile(p)]
     assert len(chunks) > 4 * 3  # one object per chunk, stored as files
+
+
+def test_upath_is_clean_under_warnings_as_errors(pack):
+    """A fresh interpreter, -W error: the entry point finds the path class, and neither
+    defining it nor using it warns (universal_pathlib warns when a protocol's filesystem is
+    unknown when its path class is defined)."""
+    pytest.importorskip("upath")
+    code = ("import sys; from upath import UPath; "
+            "p = UPath('vfsorm:///data', db=sys.argv[1]); "
+            "print(type(p).__name__, sorted(c.name for c in p.iterdir()))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code, pack], check=True,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.stdout.split(None, 1) == ["VFSPath", "['a.txt', 'sub']\n"]

@@ -23,6 +23,9 @@ from upath import UPath
 
 from vfs_orm.adapters.upath import VFSPath
 
+#: Clean under -W error: any warning (a missing flavour, a deprecated call) fails a test.
+pytestmark = pytest.mark.filterwarnings("error")
+
 VERSION = version("universal_pathlib")
 CACHE = Path(os.environ.get("VFS_ORM_TEST_CACHE", Path.home() / ".cache" / "vfs-orm-tests"))
 NEEDED = ("__init__.py", "cases.py", "utils.py")
