@@ -123,8 +123,9 @@ class RawPG(Subject):
         cur = con.cursor(binary=True)
         while True:
             found_subdir = False
-            for (p,) in cur.execute("SELECT path FROM files WHERE path > %s AND path < %s "
-                                    "ORDER BY path", (lo, hi)).fetchall():
+            rows = cur.execute("SELECT path FROM files WHERE path > %s AND path < %s "
+                               "ORDER BY path LIMIT 256", (lo, hi)).fetchall()
+            for (p,) in rows:
                 rest = p[len(prefix):]
                 cut = rest.find("/")
                 if cut < 0:
@@ -135,7 +136,9 @@ class RawPG(Subject):
                 found_subdir = True
                 break
             if not found_subdir:
-                return names
+                if len(rows) < 256:
+                    return names
+                lo = rows[-1][0]  # a full batch of entries: the next batch after it
 
     def glob(self, con, pattern):
         regex = "^" + re.escape(pattern).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$"

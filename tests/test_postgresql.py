@@ -252,9 +252,9 @@ class _CountingConnection:
         self.conn = conn
         self.statements: list[str] = []
 
-    def execute(self, sql, params=None):
+    def execute(self, sql, params=None, **kwargs):
         self.statements.append(sql)
-        return self.conn.execute(sql, params)
+        return self.conn.execute(sql, params, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.conn, name)

@@ -34,7 +34,7 @@ class PGRaw:
     shape of sqlite3's, and psycopg's errors wrapped (``PGError``) so that the layers above
     can catch them without importing psycopg."""
 
-    __slots__ = ("_error", "_idle", "conn", "on_broken")
+    __slots__ = ("_error", "_idle", "begin_lock", "conn", "on_broken")
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -45,6 +45,9 @@ class PGRaw:
         self._idle = TransactionStatus.IDLE
         #: Called when the server connection turns out to be gone (see PGConnection).
         self.on_broken: Any = None
+        #: A write transaction begun but not sent yet: the advisory lock key it takes. It
+        #: goes with the transaction's first statement, in one round trip (a pipeline).
+        self.begin_lock: tuple[int, int] | None = None
 
     def _failed(self, exc: BaseException) -> PGError:
         if self.conn.broken and self.on_broken is not None:
@@ -52,14 +55,42 @@ class PGRaw:
         return PGError(exc)
 
     def execute(self, sql: str, params: Any = None) -> Any:
+        # Results in binary: bytea arrives as the bytes themselves, not as hex text to decode
+        # (half the transfer, no parsing).
         try:
-            return self.conn.execute(sql, params)
+            if self.begin_lock is not None:
+                return self._begin_with(sql, params)
+            return self.conn.execute(sql, params, binary=True)
+        except self._error as exc:
+            raise self._failed(exc) from exc
+
+    def _begin_with(self, sql: str, params: Any) -> Any:
+        """BEGIN, the tree's lock and the transaction's first statement in ONE round trip."""
+        key, self.begin_lock = self.begin_lock, None
+        with self.conn.pipeline():
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+            cur = self.conn.execute(sql, params, binary=True)
+        return cur
+
+    def flush_begin(self) -> None:
+        """Send a pending BEGIN now (before statements that cannot go in a pipeline)."""
+        if self.begin_lock is not None:
+            key, self.begin_lock = self.begin_lock, None
+            self.script(f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])})")
+
+    def script(self, sql: str) -> None:
+        """Several statements without parameters in ONE round trip (the simple query
+        protocol; nothing from outside is ever part of ``sql``)."""
+        try:
+            self.conn.execute(sql)
         except self._error as exc:
             raise self._failed(exc) from exc
 
     def executemany(self, sql: str, rows: Any) -> Any:
         try:
-            cur = self.conn.cursor()
+            self.flush_begin()
+            cur = self.conn.cursor(binary=True)
             cur.executemany(sql, list(rows))
             return cur
         except self._error as exc:
@@ -71,7 +102,8 @@ class PGRaw:
         if not rows:
             return 0
         try:
-            cur = self.conn.cursor()
+            self.flush_begin()
+            cur = self.conn.cursor(binary=True)
             cur.executemany(sql, rows, returning=True)
             n = 0
             while True:
@@ -83,7 +115,8 @@ class PGRaw:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self.conn.info.transaction_status != self._idle)
+        return self.begin_lock is not None or bool(
+            self.conn.info.transaction_status != self._idle)
 
 
 class PGConnection:
@@ -133,6 +166,7 @@ class PGConnection:
             self.raw.conn = driver
         except Exception:
             pass  # no server yet: the next call fails cleanly and tries again
+        self.raw.begin_lock = None
         self.depth = 0
         self.poisoned.clear()
         self.snapshot = False
@@ -150,10 +184,11 @@ class PGConnection:
         self.txn += 1
         if self.borrowed:
             self._sa_stack.append(self.conn.begin())
-        else:
-            self.raw.execute("BEGIN")
         try:
-            self._lock_tree()
+            if self.borrowed:
+                self._lock_tree()
+            else:  # sent with the transaction's first statement (PGRaw._begin_with)
+                self.raw.begin_lock = self.lock_key
         except BaseException:
             # The lock was not granted (lock_timeout: another writer holds the tree): no
             # transaction is left behind, aborted, for the next call to trip on.
@@ -164,11 +199,14 @@ class PGConnection:
         self.txn += 1
         if self.borrowed:
             self._sa_stack.pop().commit()
+        elif self.raw.begin_lock is not None:
+            self.raw.begin_lock = None  # nothing was sent: nothing to commit
         else:
             self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
         self.txn += 1
+        self.raw.begin_lock = None
         try:
             if self.borrowed:
                 rollback_borrowed(self._sa_stack)
@@ -220,6 +258,7 @@ class PGConnection:
             pass
 
     def close(self) -> None:
+        self.raw.begin_lock = None
         try:
             driver = self.raw.conn
             if not self.borrowed and self.raw.in_transaction:
