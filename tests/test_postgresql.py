@@ -681,3 +681,36 @@ def test_a_base_tree_read_only_for_the_role_under_a_writable_top(pg_url, pg_tree
              f'REVOKE ALL ON ALL TABLES IN SCHEMA "{pg_tree}" FROM {role}',
              f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA "{pg_tree}" FROM {role}',
              f'REVOKE ALL ON SCHEMA "{pg_tree}" FROM {role}', f"DROP ROLE {role}")
+
+
+def test_bulk_write_files_goes_through_copy(pg_url, pg_tree):
+    """Many new files at once: COPY into a staging table, then one INSERT ... SELECT. The
+    result is write_bytes' for each (names with any characters, order kept, all or nothing
+    when a path is taken), and the staging table is empty afterwards."""
+    from vfs_orm.backends.postgresql.statements import COPY_AT_LEAST
+
+    n = COPY_AT_LEAST * 4
+    files = [(f"/bulk/d{i % 7}/f {i} '\"\\%s;é.bin", bytes([i % 256]) * (i % 300))
+             for i in range(n)]
+    with VFS(pg_url, tree=pg_tree) as fs:
+        assert fs.write_files(files) == n
+        assert all(fs.read_bytes(p) == d for p, d in files)
+        assert sum(len(fs.listdir(f"/bulk/d{k}")) for k in range(7)) == n
+        ids = [fs.stat(p).st_ino for p, _ in files[:50]]
+        assert ids == sorted(ids)  # created in the order given
+        # One path taken: the bulk attempt rolls back and the files go one by one (replacing).
+        again = [(p, b"new") for p, _ in files[:COPY_AT_LEAST]] + [("/bulk/extra", b"x" * 10)]
+        fs.write_files(again * 1)
+        assert fs.read_bytes(files[0][0]) == b"new" and fs.read_bytes("/bulk/extra") == b"x" * 10
+        # All or nothing: a path through a file fails the whole call.
+        bad = [(f"/bulk2/f{i}", b"y") for i in range(n)] + [("/bulk/extra/under", b"z")]
+        with pytest.raises(OSError):
+            fs.write_files(bad)
+        assert not fs.exists("/bulk2")
+        with fs.atomic_batch():  # inside a batch too
+            fs.write_files([(f"/bulk3/f{i}", b"w") for i in range(n)])
+        assert len(fs.listdir("/bulk3")) == n
+        raw = fs._uow.raw()
+        left = raw.execute("SELECT count(*) FROM pg_temp.vfs_ingest").fetchone()[0]
+        assert left == 0
+        assert fs.check().ok

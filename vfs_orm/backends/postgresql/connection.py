@@ -76,14 +76,27 @@ class PGRaw:
     def flush_begin(self) -> None:
         """Send a pending BEGIN now (before statements that cannot go in a pipeline)."""
         if self.begin_lock is not None:
-            key, self.begin_lock = self.begin_lock, None
-            self.script(f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])})")
+            self.script("")
 
     def script(self, sql: str) -> None:
         """Several statements without parameters in ONE round trip (the simple query
         protocol; nothing from outside is ever part of ``sql``)."""
         try:
+            if self.begin_lock is not None:
+                key, self.begin_lock = self.begin_lock, None
+                sql = f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])}); {sql}"
             self.conn.execute(sql)
+        except self._error as exc:
+            raise self._failed(exc) from exc
+
+    def copy_rows(self, sql: str, types: Any, rows: Any) -> None:
+        """``COPY ... FROM STDIN (FORMAT BINARY)`` of ``rows`` (typed ``types``)."""
+        try:
+            self.flush_begin()
+            with self.conn.cursor().copy(sql) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
         except self._error as exc:
             raise self._failed(exc) from exc
 
