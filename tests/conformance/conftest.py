@@ -3,8 +3,9 @@
 A configuration is a way to hold a tree: one database file, ``:memory:``, a file database over
 one empty underlay, over three underlays (empty and non-empty, the working directory living
 only in a lower layer, so every write there copies it up), over twelve (more than one
-connection can attach: connection groups), a host application's SQLAlchemy engine, and a tree
-on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.py). Tests
+connection can attach: connection groups), a host application's SQLAlchemy engine, a tree
+on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.py), and a
+PostgreSQL tree over three underlay trees of the same database. Tests
 work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
 stay visible and must never change (checked after every test).
 
