@@ -122,3 +122,33 @@ def _has_locale(name: str) -> bool:
     except OSError:
         return False
     return name.lower().replace("-", "") in out.lower().replace("-", "")
+
+
+def drop_trees(url: str, trees: list[str]) -> None:
+    """Drop the schemas of trees a test made (names the tests generated, never user input)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for tree in trees:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
+    finally:
+        engine.dispose()
+
+
+def tree_digest(url: str, tree: str) -> str:
+    """A fingerprint of everything a tree holds (paths, modes, times, bytes): tests compare
+    it before and after to prove an underlay tree never changed."""
+    import hashlib
+
+    from vfs_orm import VFS
+
+    h = hashlib.sha256()
+    with VFS(url, tree=tree, read_only=True) as fs:
+        for e in fs.scandir("/", recursive=True):
+            st = e.stat()
+            h.update(repr((e.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)).encode())
+            if e.is_file():
+                h.update(fs.read_bytes(e.path))
+    return h.hexdigest()

@@ -173,16 +173,9 @@ def test_missing_driver_names_the_extra(tmp_path):
 
 
 def _digest_tree(url: str, tree: str) -> str:
-    import hashlib
+    import pgserver
 
-    h = hashlib.sha256()
-    with VFS(url, tree=tree, read_only=True) as fs:
-        for e in fs.scandir("/", recursive=True):
-            st = e.stat()
-            h.update(repr((e.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)).encode())
-            if e.is_file():
-                h.update(fs.read_bytes(e.path))
-    return h.hexdigest()
+    return pgserver.tree_digest(url, tree)
 
 
 def test_layers_are_trees_of_one_database(pg_url, pg_tree):

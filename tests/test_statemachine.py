@@ -242,8 +242,8 @@ def test_state_machine_on_postgresql(pg_url):
     """The same model on a PostgreSQL tree (one fresh tree per example)."""
     import itertools
 
+    import pgserver
     from hypothesis.stateful import run_state_machine_as_test
-    from sqlalchemy import create_engine
 
     trees = itertools.count()
     made: list[str] = []
@@ -262,11 +262,7 @@ def test_state_machine_on_postgresql(pg_url):
             settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow]))
     finally:
-        engine = create_engine(pg_url)
-        with engine.begin() as conn:
-            for tree in made:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
-        engine.dispose()
+        pgserver.drop_trees(pg_url, made)
     assert made  # it ran
 
 
@@ -275,8 +271,8 @@ def test_state_machine_on_postgresql_layers(pg_url):
     (made once, never written), under a fresh top tree per example."""
     import itertools
 
+    import pgserver
     from hypothesis.stateful import run_state_machine_as_test
-    from sqlalchemy import create_engine
 
     prefix = f"sml{os.getpid()}"
     bases = []
@@ -301,9 +297,5 @@ def test_state_machine_on_postgresql_layers(pg_url):
             settings=settings(max_examples=30, stateful_step_count=30, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow]))
     finally:
-        engine = create_engine(pg_url)
-        with engine.begin() as conn:
-            for tree in made + bases:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
-        engine.dispose()
+        pgserver.drop_trees(pg_url, made + bases)
     assert made  # it ran

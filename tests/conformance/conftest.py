@@ -57,14 +57,9 @@ def _digest(layer: Path | tuple[str, str]) -> str:
     """An underlay's fingerprint: its file's bytes, or everything a tree holds."""
     if isinstance(layer, Path):
         return hashlib.sha256(layer.read_bytes()).hexdigest()
-    h = hashlib.sha256()
-    with VFS(layer[0], tree=layer[1], read_only=True) as fs:
-        for e in fs.scandir("/", recursive=True):
-            st = e.stat()
-            h.update(repr((e.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)).encode())
-            if e.is_file():
-                h.update(fs.read_bytes(e.path))
-    return h.hexdigest()
+    import pgserver
+
+    return pgserver.tree_digest(*layer)
 
 
 def _pg_underlay(url: str, tree: str, files: dict[str, bytes], dirs: tuple[str, ...] = ()
@@ -144,13 +139,9 @@ class _DropTrees:
         self.url, self.trees = url, trees
 
     def dispose(self) -> None:
-        engine = create_engine(self.url)
-        try:
-            with engine.begin() as conn:
-                for tree in self.trees:
-                    conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
-        finally:
-            engine.dispose()
+        import pgserver
+
+        pgserver.drop_trees(self.url, self.trees)
 
 
 @pytest.fixture(params=CONFIGS)
