@@ -149,7 +149,7 @@ class Tree:
         """(name, node) of a directory's entries, sorted by name: one statement when there
         are some (as ``listdir``)."""
         found = self.resolver.entries(path)
-        if not (found and not self.resolver.layered):
+        if not found or self.resolver.layered:
             self.require_dir(path)
         return found
 
@@ -160,7 +160,7 @@ class Tree:
             return [DirEntry(paths.join(path, e.name), e.name, self.stat_of(e.node))
                     for e in self.entries(path)]
         below = self.resolver.subtree(path)
-        if not (below and not self.resolver.layered):
+        if not below or self.resolver.layered:
             self.require_dir(path)
         out = []
         shown = {path}  # directories listed so far: an entry shows only below one of them

@@ -78,14 +78,18 @@ class PGRaw:
         if self.begin_lock is not None:
             self.script("")
 
+    def _take_begin(self) -> str:
+        """The pending BEGIN and tree lock as SQL text (the key: our own two integers)."""
+        if self.begin_lock is None:
+            return ""
+        key, self.begin_lock = self.begin_lock, None
+        return f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])}); "
+
     def script(self, sql: str) -> None:
         """Several statements without parameters in ONE round trip (the simple query
-        protocol; nothing from outside is ever part of ``sql``)."""
+        protocol; nothing from outside is ever part of ``sql``), after a pending BEGIN."""
         try:
-            if self.begin_lock is not None:
-                key, self.begin_lock = self.begin_lock, None
-                sql = f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])}); {sql}"
-            self.conn.execute(sql)
+            self.conn.execute(self._take_begin() + sql)
         except self._error as exc:
             raise self._failed(exc) from exc
 

@@ -266,12 +266,11 @@ class PGStackRepository(StackRepository):
         return glob_to_regex(glob)
 
     def _resolve_first_text(self, branches: list[str]) -> str:
-        self._branches = len(branches)
         text = " UNION ALL ".join(b.replace("?1", "%s").replace("?2", "%s") for b in branches)
         return text + " ORDER BY 1 LIMIT 1"
 
     def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
-        return (parent, name) * self._branches
+        return (parent, name) * len(self.entries)  # one pair per branch
 
 
 #: From this many new files on, ``create_files`` goes through COPY.
