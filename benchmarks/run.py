@@ -37,7 +37,8 @@ TARGETS = [
 # The streaming workload compares with a raw sqlite3 reader of vfs_orm's own file (the issue's
 # "straightforward raw reader over the same file"); raw_sqlite's own file is also shown.
 REFERENCE = {"WS ": "raw_reader"}
-SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "raw_sqlite", "raw_reader",
+SUBJECT_ORDER = ["vfs_orm", "vfs_orm_loop", "vfs_orm_64k", "vfs_orm_unverified", "raw_sqlite",
+                 "raw_reader",
                  "raw_sqlite_iav", "os_fs",
                  "zipfile", "stella", "vfs_orm_pg", "raw_pg"]
 #: On PostgreSQL every workload's target against raw psycopg (W1: against raw's COPY).
@@ -195,6 +196,17 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
                   "|---|---|---:|---:|---:|"]
         for label in pages:
             a, b = results[label]["vfs_orm"], results[label]["vfs_orm_64k"]
+            lines.append(f"| {label} | {units[label]} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
+    checked = [label for label in sorted(results) if "vfs_orm_unverified" in results[label]]
+    if checked:
+        lines += ["", "## What verifying content costs (format 0004)", "",
+                  "Reads check every 4 KiB block's CRC-32 by default; `vfs_orm_unverified` is "
+                  "`VFS(path, verify=False)` on the same data. For a rate, > 1 means "
+                  "verification costs; for a time, < 1.", "",
+                  "| workload | unit | verified | unverified | unverified / verified |",
+                  "|---|---|---:|---:|---:|"]
+        for label in checked:
+            a, b = results[label]["vfs_orm"], results[label]["vfs_orm_unverified"]
             lines.append(f"| {label} | {units[label]} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
     same = [label for label in sorted(results) if "raw_sqlite_iav" in results[label]]
     if same:

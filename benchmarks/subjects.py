@@ -137,6 +137,18 @@ class VfsOrm64k(VfsOrm):
         return VFS(str(path), page_size=65536)
 
 
+class VfsOrmUnverified(VfsOrm):
+    """vfs_orm reading without checking block CRCs (``verify=False``): what verification
+    costs on the read workloads."""
+
+    name = "vfs_orm_unverified"
+    only = ("w2", "w4", "w5", "ws")
+
+    def create(self, path: Path) -> Any:
+        from vfs_orm import VFS
+        return VFS(str(path), verify=False)
+
+
 # ------------------------------------------------------------------------------------------
 class RawSqlite(Subject):
     """Minimal schema, WAL, one prepared statement per operation, bulk writes in one
@@ -625,7 +637,8 @@ class Stella(Subject):
 def all_subjects() -> list[Subject]:
     # vfs_orm and raw sqlite3 first, one after the other: the ratio that matters is theirs.
     subjects: list[Subject] = [VfsOrm(), RawSqlite(), RawReader(), VfsOrmLoop(), VfsOrm64k(),
-                               RawSqliteIncrementalVacuum(), OsFs(), ZipFs()]
+                               VfsOrmUnverified(), RawSqliteIncrementalVacuum(), OsFs(),
+                               ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
     return subjects

@@ -97,10 +97,14 @@ def infer_chunk_sizes(files: dict[int, tuple[int, list[tuple[int, int]]]]) -> tu
     return guess, per_file
 
 
+#: The format revision whose tables ``upgrade`` writes into (later revisions take it on).
+TARGET_REVISION = "0003"
+
+
 def upgrade(raw: Any, create_schema: Callable[[], None]) -> None:
     """Convert a seed database in place. ``raw`` is the sqlite3 connection, inside the
-    caller's write transaction with foreign keys off; ``create_schema`` runs the Alembic
-    migrations to head."""
+    caller's write transaction with foreign keys off; ``create_schema`` creates the tables of
+    ``TARGET_REVISION``."""
     inodes = raw.execute(
         "SELECT id, path, is_directory, created_at, modified_at, size FROM inodes").fetchall()
     chunk_rows = raw.execute("SELECT inode_id, chunk_index, length(data) FROM chunks").fetchall()

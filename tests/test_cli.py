@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from vfs_orm import VFS
+from vfs_orm.content import block_sums
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -206,8 +207,8 @@ def _hostile(path, names):
         cur = con.execute("INSERT INTO vfs_inodes (parent, name, kind, mode, size, chunk_size, "
                           "ctime_ns, mtime_ns, generation) VALUES (?, ?, 1, 33188, 4, 65536, "
                           "0, 0, 0)", (parent, name))
-        con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, data) VALUES (?, ?, 0, ?)",
-                    (cur.lastrowid * 2**32, cur.lastrowid, b"evil"))
+        con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, sums, data) VALUES (?, ?, 0, ?, ?)",
+                    (cur.lastrowid * 2**32, cur.lastrowid, block_sums(b"evil"), b"evil"))
     con.commit()
     con.close()
 
@@ -240,8 +241,8 @@ def test_unpack_is_safe_with_hostile_images(tmp_path):
 def test_check_finds_structural_problems(tmp_path, image):
     assert run("check", image)[0] == 0
     con = sqlite3.connect(image)
-    con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, data) VALUES (999 * 4294967296, "
-                "999, 0, x'00')")  # an orphan chunk
+    con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, sums, data) VALUES (999 * 4294967296, "
+                "999, 0, x'', x'00')")  # an orphan chunk
     con.execute("UPDATE vfs_chunks SET data = zeroblob(70000) WHERE idx = 0 AND inode_id = "
                 "(SELECT id FROM vfs_inodes WHERE name = 'blob.bin')")
     con.execute("UPDATE vfs_inodes SET data = zeroblob(9) WHERE name = 'config.json'")

@@ -707,3 +707,115 @@ def test_bulk_write_files_goes_through_copy(pg_url, pg_tree):
         left = raw.execute("SELECT count(*) FROM pg_temp.vfs_ingest").fetchone()[0]
         assert left == 0
         assert fs.check().ok
+
+
+TEXT = b"".join(b"line %d of a very repetitive save file\n" % i for i in range(4000))
+
+
+def test_compressed_verified_tree(pg_url, pg_tree):
+    import hashlib
+    import random
+
+    from vfs_orm import CorruptionError
+
+    noise = random.Random(1).randbytes(150_000)
+    many = [(f"/many/{i}.txt", b"entry %d " % i * 40) for i in range(80)]  # COPY ingest
+    with VFS(pg_url, tree=pg_tree, compression="zstd", chunk_size=16384) as fs:
+        fs.write_bytes("/save.txt", TEXT)
+        fs.write_bytes("/noise.bin", noise)
+        fs.write_files(many)
+        with fs.open("/save.txt", "r+b") as f:
+            f.seek(16380)
+            f.write(b"PATCHED")
+    want = TEXT[:16380] + b"PATCHED" + TEXT[16387:]
+    codecs = dict(_sql(pg_url, f'SELECT codec, count(*) FROM "{pg_tree}".vfs_chunks '
+                               f"GROUP BY codec")[0])
+    assert codecs.get(0) and codecs.get(2)  # noise as is, text compressed
+    with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
+        assert fs.compression == "zstd"
+        assert fs.read_bytes("/save.txt") == want
+        assert fs.read_bytes("/noise.bin") == noise
+        assert fs.read_bytes("/many/9.txt") == b"entry 9 " * 40
+        with fs.open("/save.txt", "rb") as f:
+            f.seek(30_000)
+            assert f.read(100) == want[30_000:30_100]
+        assert fs.digest("/noise.bin") == hashlib.sha256(noise).hexdigest()
+        assert fs.digest("/save.txt") == hashlib.sha256(want).hexdigest()
+        assert fs.check(deep=True).ok
+    _sql(pg_url, f'UPDATE "{pg_tree}".vfs_chunks SET data = set_byte(data, 100, '
+                 f"get_byte(data, 100) # 1) WHERE codec = 0 AND idx = 2")
+    with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
+        with pytest.raises(CorruptionError, match="offset 32768"):
+            fs.read_bytes("/noise.bin")
+        problems = fs.check(deep=True).problems
+        assert len(problems) == 1 and problems[0].startswith("/noise.bin: damaged content")
+
+
+def test_a_tree_at_0003_is_upgraded_on_its_first_writable_open(pg_url, pg_tree):
+    """Trees made before format 0004 get checksums and digests of their existing content."""
+    import hashlib
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from vfs_orm.backends.sqlite.schema import _script
+    from vfs_orm.models import VERSION_TABLE
+
+    files = {"/a.txt": b"alpha", "/d/big.bin": os.urandom(200_000), "/empty": b""}
+    with VFS(pg_url, tree=pg_tree) as fs:
+        for p, data in files.items():
+            fs.write_bytes(p, data)
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:  # back to 0003, as the previous release left trees
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{pg_tree}"')
+            in_tree = conn.execution_options(schema_translate_map={None: pg_tree})
+            context = MigrationContext.configure(
+                in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": pg_tree})
+            with Operations.context(context):
+                _script().get_revision("0004").module.downgrade()
+            context.stamp(_script(), "0003")
+    finally:
+        engine.dispose()
+    assert _sql(pg_url, f'SELECT version_num FROM "{pg_tree}".vfs_alembic_version')[0] == \
+        [("0003",)]
+    with pytest.raises(FormatVersionError, match="upgrade"):
+        VFS(pg_url, tree=pg_tree, read_only=True)
+    with VFS(pg_url, tree=pg_tree) as fs:
+        for p, data in files.items():
+            assert fs.read_bytes(p) == data
+            assert fs.digest(p) == hashlib.sha256(data).hexdigest()
+        assert fs.check(deep=True).ok
+    assert _sql(pg_url, f'SELECT count(*) FROM "{pg_tree}".vfs_inodes WHERE kind = 1 AND '
+                        f"digest IS NULL")[0] == [(0,)]
+
+
+def test_a_case_insensitive_tree(pg_url, pg_tree):
+    """Trees fold like files: one entry per folded path, stored spellings kept, underlay
+    trees searched by their folded keys."""
+    import unicodedata
+
+    base = f"{pg_tree}_cibase"
+    try:
+        with VFS(pg_url, tree=base) as fs:
+            fs.makedirs("/Textures")
+            fs.write_bytes("/Textures/Hero.png", b"base")
+        with VFS(pg_url, tree=pg_tree, case_insensitive=True) as fs:
+            fs.write_bytes("/Saves/Slot1.SAV", b"one")
+            fs.write_bytes("/saves/slot1.sav", b"two")
+            assert fs.listdir("/SAVES") == ["Slot1.SAV"]
+            fs.write_text(unicodedata.normalize("NFD", "/saves/École.txt"), "e")
+            assert fs.read_text("/SAVES/école.TXT") == "e"
+            fs.add_underlay(pg_url, tree=base, name="base")
+            assert fs.read_bytes("/textures/HERO.PNG") == b"base"
+            fs.write_bytes("/TEXTURES/hero.png", b"mod")
+            assert fs.listdir("/textures") == ["Hero.png"]
+            assert fs.read_bytes("/Textures/Hero.png") == b"mod"
+            assert fs.check().ok
+        with pytest.raises(ContractError):
+            VFS(pg_url, tree=pg_tree, case_insensitive=False)
+    finally:
+        import pgserver
+
+        pgserver.drop_trees(pg_url, [base])

@@ -16,12 +16,14 @@ call, while a random read fetches only the bytes asked for (``substr``).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, translate
+from vfs_orm.content import Damage
 from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
 from vfs_orm.rows import ChunkRow
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
@@ -75,6 +77,11 @@ class ChunkedFile(io.RawIOBase):
         self._window = 0  # bytes the next sequential BLOB read may take; 0: use whole chunks
         self._failed = False
         self.mode = ""
+        # A staged handle's SHA-256, computed while the content streams in: None once a
+        # write lands anywhere but at the end of what was hashed (the digest is then computed
+        # later, by ``VFS.digest`` or ``check(deep=True)``).
+        self._hash: Any = hashlib.sha256() if staged else None
+        self._hashed = 0
 
     def prime(self, first_chunk: bytes | None) -> None:
         """Start with chunk 0 as fetched by ``open`` (no second query for small files)."""
@@ -93,6 +100,13 @@ class ChunkedFile(io.RawIOBase):
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def digest(self) -> bytes | None:
+        """SHA-256 of a staged handle's whole content, if it was written front to back."""
+        if self._hash is not None and self._hashed == self._size:
+            return bytes(self._hash.digest())
+        return None
 
     @property
     def exclusive(self) -> bool:
@@ -180,6 +194,8 @@ class ChunkedFile(io.RawIOBase):
                     got += k
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
+        except Damage as exc:
+            raise exc.in_file(self.name, self._cs) from None
         self._pos += got
         return got
 
@@ -205,6 +221,8 @@ class ChunkedFile(io.RawIOBase):
             rows = self._span_rows(first, 1 << 62)
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
+        except Damage as exc:
+            raise exc.in_file(self.name, self._cs) from None
         size = self._size
         self._pos = self._next = max(pos, size)
         if pos >= size:
@@ -240,12 +258,20 @@ class ChunkedFile(io.RawIOBase):
             raise FileTooLargeError.for_path(self.name, _TOO_LARGE)
         try:
             if self._staged:
+                if self._hash is not None:
+                    if self._pos == self._hashed:
+                        self._hash.update(data)
+                        self._hashed += len(data)
+                    else:
+                        self._hash = None
                 self._stage(self._pos, data)
                 self._pos += len(data)
             else:
                 self._pos = self._write_in_place(data)
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
+        except Damage as exc:
+            raise exc.in_file(self.name, self._cs) from None
         self._cache_idx = -1
         return len(data)
 
@@ -263,6 +289,8 @@ class ChunkedFile(io.RawIOBase):
         keep = (size + cs - 1) // cs
         try:
             if self._staged:
+                if size != self._hashed:
+                    self._hash = None
                 for idx in [i for i in self._pending if i >= keep]:
                     self._pending_bytes -= len(self._pending.pop(idx))
                 if keep and (keep - 1) in self._pending:
@@ -284,6 +312,8 @@ class ChunkedFile(io.RawIOBase):
                 self._size = size
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
+        except Damage as exc:
+            raise exc.in_file(self.name, self._cs) from None
         return size
 
     def flush(self) -> None:

@@ -132,9 +132,12 @@ def cli() -> None:
 @click.argument("image")
 @tree_option
 @click.option("--chunk-size", type=int, default=None, help="Chunk size of the new image.")
+@click.option("--compress", type=click.Choice(["zstd", "zlib"]), default=None,
+              help="Store content compressed (per chunk, only where it gets smaller).")
 @quiet_option
 @friendly
-def pack(src: str, image: str, chunk_size: int | None, quiet: bool, tree_name: str | None) -> None:
+def pack(src: str, image: str, chunk_size: int | None, compress: str | None, quiet: bool,
+         tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC; special files skipped)."""
     from vfs_orm.pack import Report, scan
@@ -147,7 +150,7 @@ def pack(src: str, image: str, chunk_size: int | None, quiet: bool, tree_name: s
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
     with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
-                         tree=tree_name)
+                         tree=tree_name, compression=compress)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:
@@ -390,16 +393,19 @@ def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...], tre
 @click.argument("image")
 @tree_option
 @click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+@click.option("--deep", is_flag=True,
+              help="Also read every file back: chunk checksums and SHA-256 digests.")
 @friendly
-def check(image: str, quick: bool, tree_name: str | None) -> None:
+def check(image: str, quick: bool, deep: bool, tree_name: str | None) -> None:
     """Check IMAGE: SQLite's integrity check and the format's invariants (chunks present and
-    sized right, every entry's parent a directory, no orphan chunks). Exit 1 on a problem."""
+    sized right, every entry's parent a directory, no orphan chunks); with --deep, every
+    file's content too (damaged files are listed). Exit 1 on a problem."""
     try:
         fs = _open_target(image, tree_name, True)
     except VFSError as exc:
         raise _fail(f"{image}: {_describe(exc)}") from None
     with fs:
-        report = fs.check(quick=quick)
+        report = fs.check(quick=quick, deep=deep)
     for line in report.warnings:
         click.echo(f"warning: {line}", err=True)
     if not report.ok:
@@ -449,6 +455,28 @@ def _open_target(target: str, tree: str | None, read_only: bool) -> VFS:
     if read_only:
         _require(target)
     return VFS(target, read_only=read_only)
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@friendly
+def diff(old: str, new: str) -> None:
+    """List the files that differ between two packs (or trees, by URL) by their SHA-256
+    digests, without reading their content: "+ PATH" only in NEW, "- PATH" only in OLD,
+    "M PATH" changed. Exit 1 if anything differs (what a patcher needs)."""
+    from vfs_orm.integrity import tree_diff
+
+    try:
+        a, b = _open_target(old, None, True), _open_target(new, None, True)
+    except VFSError as exc:
+        raise _fail(_describe(exc)) from None
+    with a, b:
+        changes = tree_diff(a, b)
+    for mark, path in changes:
+        click.echo(f"{mark} {path}")
+    if changes:
+        raise SystemExit(1)
 
 
 @cli.command(name="copy")

@@ -58,6 +58,10 @@ class Inode(Base):
     __tablename__ = "vfs_inodes"
     __table_args__ = (
         UniqueConstraint("parent", "name"),
+        # The case-folded key (format 0004), in every database so that any database can be
+        # an underlay of a case-insensitive one: lookups and listings by it are one probe or
+        # range, as by (parent, name). Not unique: a case-sensitive tree may hold "A" and "a".
+        Index("ix_vfs_inodes_fparent_fname", "fparent", "fname"),
         # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
         # ephemeral table, 1.6 us of every INSERT (format 0003).
         CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind")
@@ -81,6 +85,19 @@ class Inode(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
     owner: Mapped[str | None] = mapped_column(Text)
+    # ``parent`` and ``name`` case-folded (``paths.fold``: Unicode case folding and NFC;
+    # format 0004); NULL for staging rows.
+    fparent: Mapped[str | None] = mapped_column(Path)
+    fname: Mapped[str | None] = mapped_column(Path)
+    # SHA-256 of the whole content (format 0004), computed while the file is written; NULL for
+    # directories, and after a write in place until ``digest()`` or ``check(deep=True)``
+    # computes it again.
+    digest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # How ``data`` is stored (format 0004, see ``vfs_orm.content``): its codec (0 as is, 1
+    # zlib, 2 zstd) and a CRC-32 per 4 KiB block of its plain bytes. Before ``data``: SQLite
+    # reads a row's columns in order, and a column after a large value means walking it.
+    codec: Mapped[int] = mapped_column(Integer, server_default="0")
+    sums: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The whole content of a small file written whole (format 0003), instead of chunk rows:
     # NOT NULL only for a file with length(data) == size <= chunk_size and no chunks. Last
     # column, so lookups and listings never read it; deferred, so ORM loads do not either.
@@ -104,6 +121,10 @@ class Chunk(Base):
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
     inode_id: Mapped[int] = mapped_column(Int64, ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
     idx: Mapped[int] = mapped_column(Int64)
+    # Codec and block CRCs of ``data`` (format 0004, see ``vfs_orm.content``), before it: a
+    # partial read of a chunk reads its sums without walking the chunk's overflow pages.
+    codec: Mapped[int] = mapped_column(Integer, server_default="0")
+    sums: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     inode: Mapped[Inode] = relationship(back_populates="chunks")
@@ -127,3 +148,7 @@ class LayerManifest(Base):
     chunk_size: Mapped[int | None] = mapped_column(Integer)
     priority: Mapped[int | None] = mapped_column(Integer)
     db_path: Mapped[str | None] = mapped_column(Text)
+    # How new content is compressed in this database (format 0004): NULL, 'zlib' or 'zstd'.
+    compression: Mapped[str | None] = mapped_column(Text)
+    # 1: paths match under case folding in this database (format 0004, chosen at creation).
+    case_insensitive: Mapped[int | None] = mapped_column(Integer)

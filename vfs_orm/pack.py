@@ -94,7 +94,7 @@ def scan(src: str, report: Report) -> list[Entry]:
 
 def pack(src: str, image: str, *, chunk_size: int | None = None,
          progress: Progress | None = None, entries: list[Entry] | None = None,
-         tree: str | None = None) -> Report:
+         tree: str | None = None, compression: str | None = None) -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
     into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
     or empty, and is filled in one transaction)."""
@@ -105,7 +105,8 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
             local = os.path.join(tmpdir, "pack.vfs")
             report = pack(src, local, chunk_size=chunk_size, progress=progress,
                           entries=entries)
-            with VFS(local, read_only=True) as source, VFS(image, tree=tree) as target:
+            with VFS(local, read_only=True) as source, \
+                    VFS(image, tree=tree, compression=compression) as target:
                 copy_tree(source, target)
             return report
     report = Report()
@@ -116,7 +117,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
         if os.path.exists(tmp + suffix):
             os.remove(tmp + suffix)
     try:
-        with VFS(tmp, chunk_size=chunk_size, durable=False) as fs:
+        with VFS(tmp, chunk_size=chunk_size, durable=False, compression=compression) as fs:
             pending_files = pending_bytes = 0
             batch = fs.atomic_batch()
             batch.__enter__()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 
 from vfs_orm.errors import ContractError, InvalidPathError
 
@@ -46,6 +47,16 @@ def normalize(path: object) -> str:
             continue
         parts.append(part)
     return "/" + "/".join(parts)
+
+
+def fold(text: str) -> str:
+    """The case-insensitive key of a path or name (format 0004's ``fparent``/``fname``):
+    Unicode case folding of the NFC form, in NFC again, so that ``Save.DAT``, ``save.dat`` and
+    the NFD spelling of a name fold alike. Folding works character by character, so the fold
+    of a path is the fold of each of its segments joined by "/"."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
 
 
 def split(path: str) -> tuple[str, str]:

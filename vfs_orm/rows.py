@@ -127,3 +127,5 @@ class Identity(NamedTuple):
     created_ns: int
     modified_ns: int
     chunk_size: int
+    compression: str | None = None
+    case_insensitive: int | None = None

@@ -84,7 +84,9 @@ class UnitOfWork:
     @stack.setter
     def stack(self, stack: Any) -> None:
         self._stack = stack
-        self.layered = stack is not None and bool(stack.layers)
+        # A case-insensitive database resolves through its (folded) stack statements even
+        # alone: they are what looks entries up by their folded keys.
+        self.layered = stack is not None and (bool(stack.layers) or stack.folded)
 
     # -- connections ----------------------------------------------------------------------
     def state(self) -> TransactionalConnection:

@@ -36,15 +36,18 @@ from vfs_orm.backends import (
     backend_for,
     translate,
 )
+from vfs_orm.content import CODECS, Content, compression_codec, compression_name
 from vfs_orm.copying import copy_tree
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
+    CorruptionError,
     InvalidPathError,
     ReadOnlyError,
     RootContractError,
     VFSError,
 )
+from vfs_orm.integrity import verify_files
 from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR
@@ -165,14 +168,24 @@ class VFS:
                  chunk_size: int | None = None, read_only: bool = False, *,
                  page_size: int | None = None, durable: bool = True,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 engine: Any = None, session: Any = None, tree: str | None = None) -> None:
+                 engine: Any = None, session: Any = None, tree: str | None = None,
+                 compression: str | None = None, verify: bool = True,
+                 case_insensitive: bool | None = None) -> None:
         self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
-                   session, None, tree)
+                   session, None, tree, compression, verify, case_insensitive)
 
     def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
               page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
-              session: Any, image: bytes | None, tree: str | None = None) -> None:
+              session: Any, image: bytes | None, tree: str | None = None,
+              compression: str | None = None, verify: bool = True,
+              case_insensitive: bool | None = None) -> None:
         self._uow: UnitOfWork | None = None
+        self._compression = compression
+        if case_insensitive is not None and not isinstance(case_insensitive, bool):
+            raise TypeError("case_insensitive must be a bool")
+        self._case_insensitive = case_insensitive
+        self._folded = False
+        wanted_codec = compression_codec(compression)  # a bad name fails before any I/O
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
         if not isinstance(db_path, str):
@@ -239,10 +252,20 @@ class VFS:
             if keep_alive is not None:
                 keep_alive.close()  # the engine's own connection holds the memdb now
         self._chunk_size = chunk_size or db_chunk
+        try:
+            codec = self._stored_codec(wanted_codec)
+            self._folded = self._stored_folding()
+        except BaseException:
+            if not self._embedded:
+                engine.dispose()
+            raise
+        #: How this database's content is written (its compression) and read (verified?).
+        self._content = Content(codec, bool(verify))
+        self._read_content = Content(verify=bool(verify))
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session,
                                backend=backend)
-        self._repo = backend.inode_statements()
+        self._repo = backend.inode_statements(content=self._content)
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
         self._manifest = backend.manifest_statements()
         try:
@@ -250,7 +273,8 @@ class VFS:
         except DB_ERRORS as exc:
             self.close()
             raise translate(exc, db_path) from exc
-        self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout)
+        self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout,
+                                              self._read_content, self._folded)
         if not read_only:
             # The first write of this session records the stack the save is made with.
             self._uow.before_write = self._record_stack
@@ -276,11 +300,15 @@ class VFS:
             with Session(bind=c) as session:
                 backend.manifest_statements().add(session, LayerManifest(
                     role="self", uuid=str(uuid.uuid4()), name=None, version=None,
-                    description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size))
+                    description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size,
+                    compression=compression_name(compression_codec(self._compression)),
+                    case_insensitive=1 if self._case_insensitive else None))
 
         row = backend.prepare(conn, where=self._where, memory=memory, read_only=read_only,
                               embedded=self._embedded, page_size=page_size,
                               on_create=on_create)
+        self._stored_compression = None if row is None else row.compression
+        self._stored_ci = None if row is None else row.case_insensitive
         stored_size = None if row is None else row.chunk_size
         if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
             return stored_size
@@ -288,14 +316,88 @@ class VFS:
         # every existing file keeps its own.
         return DEFAULT_CHUNK_SIZE
 
+    def _path(self, path: Any) -> str:
+        """A path argument, normalised; in a case-insensitive database, spelled as stored as
+        far as it exists (so that every statement on this database sees one spelling of each
+        entry: ``Save.DAT`` reaches ``save.dat``)."""
+        p = paths.normalize(path)
+        return self._tree.canonical(p) if self._folded else p
+
+    def _target(self, src: Any, dst: Any) -> str:
+        """A rename's destination: as ``_path``, except that a rename that only changes case
+        (the destination folds onto the source itself) keeps the new spelling."""
+        d = self._path(dst)
+        if self._folded and d == self._path(src):
+            given = paths.normalize(dst)
+            parent, name = paths.split(given)
+            return paths.join(self._path(parent), name) if parent else given
+        return d
+
+    @property
+    def case_insensitive(self) -> bool:
+        """Whether paths in this database match under case folding (chosen at creation)."""
+        return self._folded
+
+    def _stored_codec(self, wanted: int) -> int:
+        """The codec new content of this database is written with: the compression recorded
+        at its creation (a compression asked for must be that one)."""
+        name = self._stored_compression
+        if name is not None and name not in CODECS:
+            raise CorruptionError.for_path(self._where, f"damaged database: unknown "
+                                                        f"compression {name!r:.40}")
+        codec = compression_codec(name)
+        if self._compression is not None and wanted != codec:
+            raise ContractError.for_path(
+                self._where, f"compression is chosen when a database is created: this one "
+                             f"stores {name or 'uncompressed'} content")
+        return codec
+
+    def _stored_folding(self) -> bool:
+        """Whether this database is case-insensitive, as recorded at its creation (asking for
+        the other is a ContractError)."""
+        stored_ci = self._stored_ci
+        if stored_ci not in (None, 0, 1):
+            raise CorruptionError.for_path(self._where, f"damaged database: case_insensitive "
+                                                        f"{stored_ci!r:.40}")
+        folded = bool(stored_ci)
+        if self._case_insensitive is not None and self._case_insensitive != folded:
+            raise ContractError.for_path(
+                self._where, f"case sensitivity is chosen when a database is created: this one "
+                             f"is case-{'in' if folded else ''}sensitive")
+        return folded
+
+    @property
+    def compression(self) -> str | None:
+        """How this database compresses content: 'zstd', 'zlib' or None (chosen at
+        creation)."""
+        return compression_name(self._content.codec)
+
     @_translated
-    def check(self, quick: bool = False) -> Any:
+    def check(self, quick: bool = False, deep: bool = False) -> Any:
         """Check the database: SQLite's integrity check and the format's invariants (see
-        ``vfs_orm.check``). Returns a report with ``ok``, ``problems``, ``warnings`` and
-        ``counts``."""
+        ``vfs_orm.check``). ``deep``: also read every file back, checking each chunk's CRCs
+        and each file against its SHA-256 digest (damaged files are listed as problems).
+        Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``."""
         uow = self._live_uow()
         with uow.read_lock:
-            return self._backend.check(uow.raw(), quick)
+            report = self._backend.check(uow.raw(), quick)
+            if deep:
+                strict = self._backend.inode_statements(content=Content(self._content.codec))
+                problems, verified = verify_files(strict, uow.raw())
+                report.problems.extend(problems)
+                report.counts["files_verified"] = verified
+        return report
+
+    @_translated
+    def digest(self, path: str) -> str:
+        """The SHA-256 of a file's content, as hex: the digest stored with the file when it
+        was written, so the content is not read (a file written in place since has its digest
+        computed once, and recorded). Two files with the same digest have the same bytes.
+
+        Raises:
+            NotFoundError, IsADirError, CorruptionError (damaged content).
+        """
+        return self._tree.digest(self._path(path)).hex()
 
     @_translated
     def info(self) -> dict[str, Any]:
@@ -463,14 +565,14 @@ class VFS:
     # -- queries (hot paths: errors translated inline) -------------------------------------
     def exists(self, path: str) -> bool:
         """True if ``path`` names a file or a directory."""
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             return self._tree.exists(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
 
     def isfile(self, path: str) -> bool:
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
@@ -478,7 +580,7 @@ class VFS:
         return row is not None and row.kind != DIR
 
     def isdir(self, path: str) -> bool:
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
@@ -491,7 +593,7 @@ class VFS:
         Raises:
             NotFoundError: nothing at ``path``. NotADirError: a component is a file.
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             return self._tree.stat(p)
         except DB_ERRORS as exc:
@@ -506,7 +608,7 @@ class VFS:
         Raises:
             NotFoundError, IsADirError, NotADirError.
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             return self._tree.read_bytes(p)
         except DB_ERRORS as exc:
@@ -519,7 +621,7 @@ class VFS:
 
     def listdir(self, path: str = "/") -> list[str]:
         """Names in a directory, sorted. Costs O(entries in that directory)."""
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             return self._tree.listdir(p)
         except DB_ERRORS as exc:
@@ -530,7 +632,7 @@ class VFS:
         ``DirEntry`` interface (``name``, ``path``, ``is_dir()``, ``is_file()``, ``stat()``),
         from ONE statement. ``recursive=True``: every entry below ``path``, each directory's
         entry before its content, also one statement."""
-        p = paths.normalize(path)
+        p = self._path(path)
         try:
             return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
@@ -549,7 +651,7 @@ class VFS:
             NotFoundError, IsADirError, NotADirError, AlreadyExistsError (``x``),
             ReadOnlyError (writing on a read-only VFS), ValueError (bad mode).
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         kind, plus = _parse_mode(mode)
         if not isinstance(buffering, int):
             raise TypeError("buffering must be an int")
@@ -611,7 +713,7 @@ class VFS:
         write. It raises the same ContractError the decorators raise."""
         if content is None:
             raise _content_error(path)
-        p = paths.normalize(path)
+        p = self._path(path)
         if isinstance(content, str) or not isinstance(content, (bytes, bytearray, memoryview)):
             raise TypeError(f"content must be bytes-like, not {type(content).__name__}")
         self._check_writable(p)
@@ -654,7 +756,7 @@ class VFS:
         """
         if content is None:  # inline contract, see write_bytes
             raise _content_error(path)
-        p = paths.normalize(path)
+        p = self._path(path)
         if not isinstance(content, str):
             raise TypeError(f"content must be str, not {type(content).__name__}")
         text = content
@@ -673,7 +775,7 @@ class VFS:
             NotFoundError: the parent is missing and not ``parents``.
             NotADirError: a component of the parent is a file.
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         if p == paths.ROOT:
             if exist_ok:
@@ -685,7 +787,7 @@ class VFS:
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits (``mode & 0o7777``) of a file or directory; the type bits
         stay. vfs_orm stores them (``pack``/``unpack`` keep them) but does not enforce them."""
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         if not isinstance(mode, int):
             raise TypeError("mode must be an int")
@@ -695,7 +797,7 @@ class VFS:
     def utime(self, path: str, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None) -> None:
         """``os.utime``: set the modification time (the access time is not stored)."""
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         if ns is not None:
             mtime = int(ns[1])
@@ -714,7 +816,7 @@ class VFS:
     @_translated
     def remove(self, path: str) -> None:
         """Delete a file. Raises NotFoundError, IsADirError."""
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         self._tree.remove(p)
 
@@ -731,7 +833,7 @@ class VFS:
         Raises:
             DirNotEmptyError: the directory has entries (a PermissionError, errno ENOTEMPTY).
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         self._tree.rmdir(p)
 
@@ -744,7 +846,7 @@ class VFS:
         Raises:
             NotADirError: ``path`` is a file (as ``shutil.rmtree``).
         """
-        p = paths.normalize(path)
+        p = self._path(path)
         self._check_writable(p)
         self._tree.rmtree(p)
 
@@ -758,7 +860,7 @@ class VFS:
             AlreadyExistsError: ``dst`` exists (as the seed library; use ``replace``).
             InvalidOperationError: moving a directory into itself (EINVAL).
         """
-        s, d = paths.normalize(src), paths.normalize(dst)
+        s, d = self._path(src), self._target(src, dst)
         self._check_writable(s)
         if d == paths.ROOT:
             raise _exists_error(s, d)
@@ -770,7 +872,7 @@ class VFS:
     def replace(self, src: str, dst: str) -> None:
         """``os.replace``: like ``rename`` but an existing file (or empty directory, for a
         directory) at ``dst`` is replaced."""
-        s, d = paths.normalize(src), paths.normalize(dst)
+        s, d = self._path(src), self._target(src, dst)
         self._check_writable(s)
         if d == paths.ROOT:
             raise _exists_error(s, d)
@@ -780,7 +882,7 @@ class VFS:
     def copy(self, src: str, dst: str) -> None:
         """Copy a file's content (replacing ``dst`` if it is a file); no bytes pass through
         Python."""
-        s, d = paths.normalize(src), paths.normalize(dst)
+        s, d = self._path(src), self._path(dst)
         self._check_writable(d)
         self._tree.copy_file(s, d)
 
@@ -791,7 +893,7 @@ class VFS:
         Raises:
             AlreadyExistsError: ``dst`` exists (unless a directory and ``dirs_exist_ok``).
         """
-        s, d = paths.normalize(src), paths.normalize(dst)
+        s, d = self._path(src), self._path(dst)
         self._check_writable(d)
         self._tree.copytree(s, d, dirs_exist_ok)
 
@@ -800,7 +902,7 @@ class VFS:
              ) -> Iterator[tuple[str, list[str], list[str]]]:
         """``os.walk``: (dirpath, dirnames, filenames) for every directory, one query each.
         With ``topdown``, pruning ``dirnames`` in place skips those subtrees."""
-        t = paths.normalize(top)
+        t = self._path(top)
         try:
             yield from self._tree.walk(t, topdown, onerror)
         except DB_ERRORS as exc:
@@ -903,7 +1005,8 @@ class VFS:
             self._layers = ordered
             old = uow.stack
             uow.stack = self._backend.layer_stack(old.version + 1, tuple(ordered),
-                                                  self._per_connection, old.busy_timeout)
+                                                  self._per_connection, old.busy_timeout,
+                                                  self._read_content, self._folded)
             try:
                 uow.view()  # attach now, so a bad underlay fails here and not later
             except DB_ERRORS as exc:
@@ -925,13 +1028,13 @@ class VFS:
     @_translated
     def which_layer(self, path: str) -> str | None:
         """The name of the layer that provides ``path`` ("local" for this one), or None."""
-        return self._tree.which(paths.normalize(path))
+        return self._tree.which(self._path(path))
 
     @_translated
     def which_layer_detailed(self, path: str) -> dict[str, Any]:
         """Which layers hold ``path`` and which one wins:
         ``{"path", "resolved_from", "layers": [{"name", "has_file", "kind"?}, ...]}``."""
-        return self._tree.which_detailed(paths.normalize(path))
+        return self._tree.which_detailed(self._path(path))
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A configuration is a way to hold a tree: one database file, ``:memory:``, a file database over
 one empty underlay, over three underlays (empty and non-empty, the working directory living
 only in a lower layer, so every write there copies it up), over twelve (more than one
-connection can attach: connection groups), a host application's SQLAlchemy engine, a tree
+connection can attach: connection groups), a host application's SQLAlchemy engine, a
+zstd-compressed database, a case-insensitive one (alone, and over three case-sensitive
+underlays), a tree
 on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.py), and a
 PostgreSQL tree over three underlay trees of the same database. Tests
 work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
@@ -103,6 +105,19 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
         return Setup(VFS(tmp / "top.vfs", chunk_size=4096)), cleanup
     if kind == "memory":
         return Setup(VFS(":memory:", chunk_size=4096)), cleanup
+    if kind == "compressed":  # format 0004: content zstd-compressed where it shrinks
+        return Setup(VFS(tmp / "top.vfs", chunk_size=4096, compression="zstd")), cleanup
+    if kind == "case-insensitive":
+        return Setup(VFS(tmp / "top.vfs", chunk_size=4096, case_insensitive=True)), cleanup
+    if kind == "case-insensitive-layered":  # over three case-sensitive underlays
+        fs = VFS(tmp / "top.vfs", chunk_size=4096, case_insensitive=True)
+        setup = Setup(fs)
+        setup.underlays = _three_layers(
+            lambda name, files, dirs: _underlay(tmp / f"{name}.vfs", files, dirs))
+        setup.visible = dict(BASE_FILES)
+        for k, path in enumerate(setup.underlays):
+            fs.add_underlay(path, priority=100 - k, name=f"u{k}")
+        return setup, cleanup
     if kind == "host-engine":
         engine = create_engine(f"sqlite:///{tmp / 'host.db'}")
         cleanup.append(engine)
@@ -129,7 +144,8 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
 
 
 CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine",
-           "postgresql", "postgresql-layered"]
+           "compressed", "case-insensitive", "case-insensitive-layered", "postgresql",
+           "postgresql-layered"]
 
 
 class _DropTrees:

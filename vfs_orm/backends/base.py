@@ -144,7 +144,7 @@ class Backend(Protocol):
         """Underlays one connection can reach."""
 
     def layer_stack(self, version: int, layers: tuple[Any, ...], per_connection: int,
-                    busy_timeout: float) -> Any:
+                    busy_timeout: float, content: Any = ..., folded: bool = False) -> Any:
         """A ``LayerStack`` of underlays for this backend's connections."""
 
     def underlay_schema(self, engine: Any, layer_backend: Backend, layer_engine: Any,
@@ -154,7 +154,7 @@ class Backend(Protocol):
         underlay this backend cannot reach."""
 
     # -- statements -------------------------------------------------------------------------
-    def inode_statements(self, schema: str = "main") -> Any: ...
+    def inode_statements(self, schema: str = "main", content: Any = ...) -> Any: ...
     def manifest_statements(self) -> Any: ...
     def head_revision(self) -> str: ...
     def revision(self, target: Any) -> str | None:

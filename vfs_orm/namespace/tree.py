@@ -17,12 +17,14 @@ directory is a PermissionError).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm import paths, stored
 from vfs_orm.backends import INLINE_MAX, InodeRepository
+from vfs_orm.content import Damage
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -35,6 +37,7 @@ from vfs_orm.errors import (
     NotFoundError,
     VFSError,
 )
+from vfs_orm.integrity import file_digest
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
 from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, ChunkRow, Entry, GlobHit, Node, OpenNode
@@ -208,8 +211,59 @@ class Tree:
         node = self.open_node(path)
         if node.first is not None and len(node.first) == node.size:
             return bytes(node.first)
-        rows = self.resolver.read_span(node.layer, node.id)
+        try:
+            rows = self.resolver.read_span(node.layer, node.id)
+        except Damage as exc:
+            raise exc.in_file(path, node.chunk_size) from None
         return _assemble(rows, node.size, node.chunk_size, path)
+
+    def canonical(self, path: str) -> str:
+        """In a case-insensitive database: ``path`` spelled as stored, as far as it exists
+        (this database's spelling first, else the one the layers show), the rest as given.
+        One indexed lookup when the path exists here."""
+        if path == paths.ROOT:
+            return path
+        with self.uow.read_lock:
+            here = self.repo.spelling(self.uow.raw(), path)
+        if here is not None:
+            return here
+        parent, name = paths.split(path)
+        parent = self.canonical(parent)
+        node = self.resolver.find(path) if self.resolver.layered else None
+        if node is not None and node.layer != TOP:
+            repo, raw = self.resolver.reader(node.layer)
+            there = repo.spelling(raw(), path)
+            if there is not None:
+                name = paths.split(there)[1]
+        return paths.join(parent, name)
+
+    def digest(self, path: str) -> bytes:
+        """SHA-256 of a file's content: the one stored with it, without reading the content;
+        if unknown (written in place since), computed from its chunks, and recorded when the
+        file is in this (writable) database."""
+        node = self.require(path)
+        if node.kind == DIR:
+            raise IsADirError.for_path(path)
+        repo, raw = self.resolver.reader(node.layer)
+        known = repo.digest_of(raw(), node.id)
+        if known is not None:
+            return known
+        try:
+            if node.layer == TOP and not self.uow.read_only:
+                # In one write transaction: no write can land between reading and recording.
+                with self.uow.write() as wraw:
+                    now = self.repo.inode_size(wraw, node.id)
+                    if now is None:
+                        raise self.miss_error(path)
+                    digest = file_digest(
+                        lambda a, b: self.repo.read_span(wraw, node.id, a, b), now.size,
+                        node.chunk_size)
+                    self.repo.set_digest(wraw, node.id, digest)
+                    return digest
+            return file_digest(lambda a, b: repo.read_span(raw(), node.id, a, b), node.size,
+                               node.chunk_size)
+        except Damage as exc:
+            raise exc.in_file(path, node.chunk_size) from None
 
     def _read_top(self, path: str) -> bytes:
         """The single-database read: a small file is one row (its inline bytes), a file of
@@ -366,7 +420,8 @@ class Tree:
         key = (st, st.txn, uow.writes - 1)
         known = st.depth > 0 and key == self._batch_dirs_key and pp in self._batch_dirs
         inode_id = (self.repo.create_file_in_dir if known else self.repo.create_file)(
-            raw, pp, pn, mode, n, cs, now, data if inline else None)
+            raw, pp, pn, mode, n, cs, now, data if inline else None,
+            None if inline else hashlib.sha256(data).digest())
         if inode_id is None:
             return False
         if not inline:
@@ -449,12 +504,15 @@ class Tree:
         now = time.time_ns() if mtime_ns is None else mtime_ns
         n = len(data)
         inline = data if n <= self.inline_max else None
+        # Inline bytes get their digest from the repository; chunked ones, here.
+        digest = None if inline is not None else hashlib.sha256(data).digest()
         if existing is None:
             pp, pn = paths.split(path)
-            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline)
+            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline,
+                                        digest=digest)
         else:
             inode_id = existing.id
-            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline)
+            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline, digest)
             if inline is not None:
                 if existing.size:
                     self.repo.drop_chunks_from(raw, inode_id, 0)
@@ -593,7 +651,8 @@ class Tree:
                 if top is not None:
                     self.repo.delete(raw, top.id)
                 f.write_pending(raw, f.inode_id)
-                self.repo.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now)
+                self.repo.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now,
+                                f.digest)
         f.staged = False
 
     def discard_staged(self, f: ChunkedFile) -> None:
@@ -687,6 +746,9 @@ class Tree:
             if is_dir and paths.is_within(dst, src) and dst != src:
                 raise self.into_itself_error(src, dst)
             target = r.find(dst)
+            if target is not None and dst != src and (target.layer, target.id) == \
+                    (node.layer, node.id):
+                target = None  # a rename that only changes case (case-insensitive database)
             if target is not None:
                 if not overwrite:
                     raise AlreadyExistsError.for_path(src, "destination exists", dst)

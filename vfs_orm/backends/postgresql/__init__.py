@@ -33,6 +33,7 @@ from vfs_orm.backends.sqlite.check import CheckReport, counts
 from vfs_orm.backends.sqlite.check import check as _check
 from vfs_orm.backends.sqlite.schema import head_revision
 from vfs_orm.backends.sqlite.stack import Layer, LayerStack
+from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import InvalidOperationError, VFSError
 from vfs_orm.rows import Identity
 
@@ -98,12 +99,14 @@ class PostgreSQLBackend:
         return _ALL_IN_ONE_GROUP
 
     def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
-                    busy_timeout: float) -> LayerStack:
+                    busy_timeout: float, content: Content = PLAIN, folded: bool = False
+                    ) -> LayerStack:
         """Underlays are trees (schemas) of the same database: every connection sees them,
         so the whole stack is one group, resolved by one statement."""
         return LayerStack(version, layers, _ALL_IN_ONE_GROUP, busy_timeout,
                           top_schema=self.tree, inode_statements=_inode_statements,
-                          stack_statements=_stack_statements, attaches=False)
+                          stack_statements=_stack_statements, attaches=False, content=content,
+                          folded=folded)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
                         counter: int) -> str:
@@ -120,8 +123,9 @@ class PostgreSQLBackend:
         return layer_backend.tree
 
     # -- statements -------------------------------------------------------------------------
-    def inode_statements(self, schema: str = "main") -> PGInodeRepository:
-        return _inode_statements(self.tree)
+    def inode_statements(self, schema: str = "main", content: Content = PLAIN
+                         ) -> PGInodeRepository:
+        return _inode_statements(self.tree, content)
 
     def manifest_statements(self) -> PGManifestRepository:
         return _manifest_statements(self.tree)
@@ -180,13 +184,14 @@ class PostgreSQLBackend:
 
 
 @functools.lru_cache(maxsize=64)
-def _inode_statements(tree: str) -> PGInodeRepository:
-    return PGInodeRepository(tree)
+def _inode_statements(tree: str, content: Content = PLAIN) -> PGInodeRepository:
+    return PGInodeRepository(tree, content)
 
 
 @functools.lru_cache(maxsize=64)
-def _stack_statements(entries: tuple[tuple[int, str], ...]) -> PGStackRepository:
-    return PGStackRepository(entries)
+def _stack_statements(entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
+                      folded: bool = False) -> PGStackRepository:
+    return PGStackRepository(entries, content, folded)
 
 
 @functools.lru_cache(maxsize=64)

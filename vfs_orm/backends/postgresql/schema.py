@@ -1,9 +1,10 @@
 """A tree's format on PostgreSQL: created from the models at the current revision on first
 writable open, in one transaction, with Alembic's version table inside the tree's schema.
 
-The SQLite revisions before the head are table rebuilds of SQLite files; a PostgreSQL tree
-starts at the head (a baseline), and later revisions will migrate both. Two processes creating
-the same tree at once serialise on an advisory lock, so exactly one creates it.
+The SQLite revisions before 0003 are table rebuilds of SQLite files; PostgreSQL trees start at
+0003 (``BASELINE``), and every later revision migrates both: a tree at an older revision is
+upgraded on its first writable open, in the same transaction and under the same advisory lock
+that serialises creating it (two processes opening it at once do the work once).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from vfs_orm.errors import FormatVersionError, NotFoundError, VFSError
 from vfs_orm.models import VERSION_TABLE, Base
 from vfs_orm.rows import Identity
 
+#: The first revision of PostgreSQL trees (the revisions before it rebuild SQLite files).
+BASELINE = "0003"
 #: First key of the advisory lock that serialises creating a tree ("VC").
 FORMAT_LOCK_CLASS = 0x5643
 
@@ -49,17 +52,46 @@ def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
                                                     "never creates one)")
             _create(conn, tree, on_create)
         elif rev != head:
-            if rev in known_revisions():
+            known = known_revisions()
+            if rev in known and known.index(rev) >= known.index(BASELINE):
+                if read_only:
+                    raise FormatVersionError.for_path(
+                        where, f"tree format {rev} is older than {head} and this open is "
+                               f"read-only; upgrade it with `vfs-orm upgrade URL --tree "
+                               f"{tree}` (or open it writable once)")
+                _upgrade(conn, tree, rev)
+            elif rev in known:
                 raise FormatVersionError.for_path(
-                    where, f"tree format {rev} predates {head}, and PostgreSQL trees start at "
-                           f"{head}: it was not made by vfs_orm")
-            raise FormatVersionError.for_path(
-                where, f"tree format {rev} is newer than this vfs_orm ({head}): upgrade "
-                       f"vfs_orm to open it")
+                    where, f"tree format {rev} predates {BASELINE}, where PostgreSQL trees "
+                           f"start: it was not made by vfs_orm")
+            else:
+                raise FormatVersionError.for_path(
+                    where, f"tree format {rev} is newer than this vfs_orm ({head}): upgrade "
+                           f"vfs_orm to open it")
     driver = conn.connection.driver_connection
     if driver is None:
         raise VFSError.for_path(where, "the connection is closed")
     return PGManifestRepository(tree).identity_row(PGRaw(driver))  # type: ignore[arg-type]
+
+
+def _upgrade(conn: Connection, tree: str, rev: str) -> None:
+    """Run the revisions after ``rev`` on the tree's tables, inside the caller's transaction
+    (under the tree's creation lock): Alembic's operations on the schema-less tables of the
+    scripts land in the tree through the schema translation."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    # The scripts' own queries (backfills) name tables without a schema: the tree first on
+    # the search path, for this transaction only.
+    conn.exec_driver_sql(f'SET LOCAL search_path TO "{tree}"')
+    in_tree = conn.execution_options(schema_translate_map={None: tree})
+    context = MigrationContext.configure(
+        in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
+    steps = list(_script().iterate_revisions("head", rev))[::-1]
+    with Operations.context(context):
+        for step in steps:
+            step.module.upgrade()
+    context.stamp(_script(), "head")
 
 
 def _create(conn: Connection, tree: str, on_create: Callable[[Any], None]) -> None:
@@ -75,7 +107,8 @@ def _create(conn: Connection, tree: str, on_create: Callable[[Any], None]) -> No
     now = time.time_ns()
     conn.exec_driver_sql(
         f'INSERT INTO "{tree}".vfs_inodes (parent, name, kind, mode, size, chunk_size, '
-        f"ctime_ns, mtime_ns, generation) VALUES ('', '', 2, 16877, 0, 0, %s, %s, 0)",
+        f"ctime_ns, mtime_ns, generation, fparent, fname) "
+        f"VALUES ('', '', 2, 16877, 0, 0, %s, %s, 0, '', '')",
         (now, now))
     context = MigrationContext.configure(
         conn, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})

@@ -27,7 +27,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    null,
     select,
     update,
 )
@@ -44,6 +43,8 @@ from vfs_orm.backends.sqlite.statements import (
     compile_stmt,
     inode_table,
 )
+from vfs_orm.content import PLAIN, Content
+from vfs_orm.paths import fold
 from vfs_orm.types import InodeKind
 
 #: Positional ``%s`` parameters, as psycopg takes them.
@@ -90,8 +91,9 @@ class PGInodeRepository(InodeRepository):
     dialect = DIALECT
     blob_reads = False
 
-    def __init__(self, schema: str) -> None:
-        super().__init__(schema)
+    def __init__(self, schema: str, content: Content = PLAIN) -> None:
+        super().__init__(schema, content)
+        self.blob_reads = False
         i = self.inodes
         p: Any = bindparam("parent")
         n: Any = bindparam("name")
@@ -100,49 +102,56 @@ class PGInodeRepository(InodeRepository):
                              size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                              ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
                              generation=literal_column("0"), owner=bindparam("owner"),
-                             data=bindparam("data")).returning(i.c.id),
+                             **_KEYS, **_CONTENT).returning(i.c.id),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
-             "data"))
+             "fparent", "fname", "digest", "codec", "sums", "data"))
         parent_is_dir = (select(literal_column("1")).select_from(i)
                          .where(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn"),
                                 i.c.kind == _DIR).exists())
 
-        def new_row(kind: Any, data: Any, size: Any, cs: Any) -> Any:
+        def new_row(kind: Any, size: Any, cs: Any, *content: Any) -> Any:
             # Typed: in a SELECT list an untyped parameter (or NULL) would be text.
             return select(cast(p, Text), cast(n, Text), kind, cast(bindparam("mode"), BigInteger),
                           cast(size, BigInteger), cast(cs, Integer),
                           cast(bindparam("ctime"), BigInteger),
                           cast(bindparam("mtime"), BigInteger), literal_column("0"),
-                          cast(data, LargeBinary))
+                          cast(bindparam("fparent"), Text), cast(bindparam("fname"), Text),
+                          *content)
 
         cols = ["parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
-                "generation", "data"]
+                "generation", "fparent", "fname"]
         self._create_file = self._compile(
             pg_dialect.insert(i).from_select(
-                cols, new_row(_FILE, bindparam("data"), bindparam("size"),
-                              bindparam("chunk_size")).where(parent_is_dir))
+                [*cols, "digest", "codec", "sums", "data"],
+                new_row(_FILE, bindparam("size"), bindparam("chunk_size"),
+                        cast(bindparam("digest"), LargeBinary),
+                        cast(bindparam("codec"), Integer), cast(bindparam("sums"), LargeBinary),
+                        cast(bindparam("data"), LargeBinary)).where(parent_is_dir))
             .on_conflict_do_nothing().returning(i.c.id),
-            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data", "pp",
-             "pn"))
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "fparent",
+             "fname", "digest", "codec", "sums", "data", "pp", "pn"))
         self._create_file_in_dir = self._compile(
             pg_dialect.insert(i).values(
                 parent=p, name=n, kind=_FILE, mode=bindparam("mode"), size=bindparam("size"),
                 chunk_size=bindparam("chunk_size"), ctime_ns=bindparam("ctime"),
-                mtime_ns=bindparam("mtime"), generation=literal_column("0"),
-                data=bindparam("data"))
+                mtime_ns=bindparam("mtime"), generation=literal_column("0"), **_KEYS,
+                **_CONTENT)
             .on_conflict_do_nothing().returning(i.c.id),
-            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "fparent",
+             "fname", "digest", "codec", "sums", "data"))
         self._create_dir = self._compile(
             pg_dialect.insert(i).from_select(
-                cols, new_row(_DIR, null(), literal_column("0"),
-                              literal_column("0")).where(parent_is_dir))
+                cols, new_row(_DIR, literal_column("0"), literal_column("0"))
+                .where(parent_is_dir))
             .on_conflict_do_nothing().returning(i.c.id),
-            ("parent", "name", "mode", "ctime", "mtime", "pp", "pn"))
+            ("parent", "name", "mode", "ctime", "mtime", "fparent", "fname", "pp", "pn"))
         self._insert_ingested = (
             f'INSERT INTO "{schema}".vfs_inodes (parent, name, kind, mode, size, chunk_size, '
-            f"ctime_ns, mtime_ns, generation, data) SELECT parent, name, {int(InodeKind.FILE)}, "
-            f"%s::bigint, size, %s::integer, %s::bigint, %s::bigint, 0, data "
-            f"FROM pg_temp.vfs_ingest ORDER BY seq ON CONFLICT DO NOTHING")
+            f"ctime_ns, mtime_ns, generation, fparent, fname, digest, codec, sums, data) "
+            f"SELECT parent, name, {int(InodeKind.FILE)}, %s::bigint, size, %s::integer, "
+            f"%s::bigint, %s::bigint, 0, fparent, fname, digest, codec, sums, data "
+            f"FROM pg_temp.vfs_ingest ORDER BY seq "
+            f"ON CONFLICT DO NOTHING")
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _matches(self, column: Any, pattern: Any) -> Any:
@@ -160,9 +169,11 @@ class PGInodeRepository(InodeRepository):
     def _upsert_chunk(self, chunks: Any) -> Any:
         stmt = pg_dialect.insert(chunks).values(
             id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
-            data=bindparam("data"))
-        return stmt.on_conflict_do_update(index_elements=[chunks.c.id],
-                                          set_={"data": stmt.excluded.data})
+            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
+        return stmt.on_conflict_do_update(
+            index_elements=[chunks.c.id],
+            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
+                  "data": stmt.excluded.data})
 
     # -- what SQLite does with lastrowid, total_changes, BLOB I/O, data_version -------------
     _versions = itertools.count(1)
@@ -177,22 +188,29 @@ class PGInodeRepository(InodeRepository):
 
     def insert(self, raw: Any, parent: str | None, name: str, kind: int, mode: int,
                size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None) -> int:
+               data: bytes | None = None, digest: bytes | None = None) -> int:
+        folded = (None, None) if parent is None else (fold(parent), fold(name))
         row = raw.execute(self._insert.sql, (parent, name, kind, mode, size, chunk_size, ctime,
-                                             mtime, owner, data)).fetchone()
+                                             mtime, owner, *folded, *self._stored(data, digest))
+                          ).fetchone()
         return int(row[0])
 
     def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
-                    chunk_size: int, now: int, data: bytes | None = None) -> int | None:
+                    chunk_size: int, now: int, data: bytes | None = None,
+                    digest: bytes | None = None) -> int | None:
         pp, pn = _split(parent)
         row = raw.execute(self._create_file.sql, (parent, name, mode, size, chunk_size, now,
-                                                  now, data, pp, pn)).fetchone()
+                                                  now, fold(parent), fold(name),
+                                                  *self._stored(data, digest), pp, pn)
+                          ).fetchone()
         return None if row is None else int(row[0])
 
     def create_file_in_dir(self, raw: Any, parent: str, name: str, mode: int, size: int,
-                           chunk_size: int, now: int, data: bytes | None = None) -> int | None:
-        row = raw.execute(self._create_file_in_dir.sql, (parent, name, mode, size, chunk_size,
-                                                         now, now, data)).fetchone()
+                           chunk_size: int, now: int, data: bytes | None = None,
+                           digest: bytes | None = None) -> int | None:
+        row = raw.execute(self._create_file_in_dir.sql,
+                          (parent, name, mode, size, chunk_size, now, now, fold(parent),
+                           fold(name), *self._stored(data, digest))).fetchone()
         return None if row is None else int(row[0])
 
     def create_files(self, raw: Any, files: Sequence[tuple[str, str, bytes]], mode: int,
@@ -203,17 +221,18 @@ class PGInodeRepository(InodeRepository):
         if len(files) >= COPY_AT_LEAST:
             raw.script(_INGEST_TABLE)
             raw.copy_rows(_INGEST_COPY, _INGEST_TYPES,
-                          ((parent, name, len(data), data) for parent, name, data in files))
+                          ((parent, name, len(data), fold(parent), fold(name),
+                            *self._stored(data, None)) for parent, name, data in files))
             return int(raw.execute(self._insert_ingested, (mode, chunk_size, now, now)).rowcount)
-        rows = [(parent, name, mode, len(data), chunk_size, now, now, data)
-                for parent, name, data in files]
+        rows = [(parent, name, mode, len(data), chunk_size, now, now, fold(parent), fold(name),
+                 *self._stored(data, None)) for parent, name, data in files]
         return int(raw.executemany_count(self._create_file_in_dir.sql, rows))
 
     def create_dirs(self, raw: Any, dirs: Sequence[str], mode: int, now: int) -> int:
         rows = []
         for path in dirs:
             parent, name = _split(path)
-            rows.append((parent, name, mode, now, now, *_split(parent)))
+            rows.append((parent, name, mode, now, now, fold(parent), fold(name), *_split(parent)))
         return int(raw.executemany_count(self._create_dir.sql, rows))
 
     def copy_content_from(self, raw: Any, src_schema: str, src_id: int, dst_id: int) -> None:
@@ -222,7 +241,8 @@ class PGInodeRepository(InodeRepository):
         copy_chunks, copy_inline = _copy_between(src_schema, self.schema)
         raw.execute(copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
                                       (src_id + 1) * CHUNK_SPAN))
-        raw.execute(copy_inline.sql, (src_id, dst_id))
+        raw.execute(copy_inline.sql,
+                    tuple(dst_id if k == "dst" else src_id for k in copy_inline.params))
 
     def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
         return [tuple(r) for r in raw.execute(self._staging.sql, ()).fetchall()]
@@ -236,17 +256,17 @@ def _copy_between(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]
     src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
     copy_chunks = compile_stmt(
         insert(dst_chunks).from_select(
-            ["id", "inode_id", "idx", "data"],
+            ["id", "inode_id", "idx", "codec", "sums", "data"],
             select(bindparam("dst_base") + src_chunks.c.idx, bindparam("dst"),
-                   src_chunks.c.idx, src_chunks.c.data)
+                   src_chunks.c.idx, src_chunks.c.codec, src_chunks.c.sums, src_chunks.c.data)
             .where(src_chunks.c.id >= bindparam("src_lo"),
                    src_chunks.c.id < bindparam("src_hi"))),
         ("dst_base", "dst", "src_lo", "src_hi"), DIALECT)
     copy_inline = compile_stmt(
         update(dst_i).where(dst_i.c.id == bindparam("dst"))
-        .values(data=select(src_i.c.data).where(src_i.c.id == bindparam("src"))
-                .scalar_subquery()),
-        ("src", "dst"), DIALECT)
+        .values({col: select(src_i.c[col]).where(src_i.c.id == bindparam("src"))
+                 .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
+        None, DIALECT)
     return copy_chunks, copy_inline
 
 
@@ -277,10 +297,17 @@ class PGStackRepository(StackRepository):
 COPY_AT_LEAST = 64
 #: The staging table of bulk ingest: one per session, emptied before each use and at commit.
 _INGEST_TABLE = ('CREATE TEMP TABLE IF NOT EXISTS vfs_ingest (seq bigserial, '
-                 'parent text COLLATE "C", name text COLLATE "C", size bigint, data bytea) '
+                 'parent text COLLATE "C", name text COLLATE "C", size bigint, '
+                 'fparent text COLLATE "C", fname text COLLATE "C", digest bytea, '
+                 "codec integer, sums bytea, data bytea) "
                  "ON COMMIT DELETE ROWS; DELETE FROM pg_temp.vfs_ingest")
-_INGEST_COPY = "COPY pg_temp.vfs_ingest (parent, name, size, data) FROM STDIN (FORMAT BINARY)"
-_INGEST_TYPES = ("text", "text", "int8", "bytea")
+_INGEST_COPY = ("COPY pg_temp.vfs_ingest (parent, name, size, fparent, fname, digest, codec, "
+                "sums, data) FROM STDIN (FORMAT BINARY)")
+_INGEST_TYPES = ("text", "text", "int8", "text", "text", "bytea", "int4", "bytea", "bytea")
+#: The folded key of a new inode row, and its content columns, bound by name.
+_KEYS: dict[str, Any] = {"fparent": bindparam("fparent"), "fname": bindparam("fname")}
+_CONTENT: dict[str, Any] = {"digest": bindparam("digest"), "codec": bindparam("codec"),
+            "sums": bindparam("sums"), "data": bindparam("data")}
 
 
 def _split(path: str) -> tuple[str, str]:

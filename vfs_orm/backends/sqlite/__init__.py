@@ -36,6 +36,7 @@ from vfs_orm.backends.sqlite.statements import (
     ManifestRepository,
     inode_repository,
 )
+from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import VFSError
 from vfs_orm.rows import Identity
 
@@ -125,8 +126,10 @@ class SQLiteBackend:
         return max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
 
     def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
-                    busy_timeout: float) -> LayerStack:
-        return LayerStack(version, layers, per_connection, busy_timeout)
+                    busy_timeout: float, content: Content = PLAIN, folded: bool = False
+                    ) -> LayerStack:
+        return LayerStack(version, layers, per_connection, busy_timeout, content=content,
+                          folded=folded)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
                         counter: int) -> str:
@@ -136,8 +139,9 @@ class SQLiteBackend:
         return f"l{counter}"
 
     # -- statements -------------------------------------------------------------------------
-    def inode_statements(self, schema: str = "main") -> InodeRepository:
-        return inode_repository(schema)
+    def inode_statements(self, schema: str = "main", content: Content = PLAIN
+                         ) -> InodeRepository:
+        return inode_repository(schema, content)
 
     def manifest_statements(self) -> ManifestRepository:
         return ManifestRepository()

@@ -19,6 +19,7 @@ from typing import Any
 
 from vfs_orm import stored
 from vfs_orm.backends.sqlite.statements import CheckRepository, ManifestRepository
+from vfs_orm.paths import fold
 
 _BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
 
@@ -99,6 +100,10 @@ def check(raw: Any, quick: bool = False,
             report.problems.append(f"{path!r}: {name!r} is not a valid name")
         if parent not in dirs and not (kind == 3 and parent in hidden):
             report.problems.append(f"{path}: its parent {parent!r} is not a directory")
+        if (row[10], row[11]) != (fold(parent), fold(name)):
+            # A case-insensitive lookup (or a case-insensitive top above) would miss it.
+            report.problems.append(f"{path}: its folded key {row[10]!r:.40}/{row[11]!r:.40} "
+                                   f"is not its name's")
         if kind == 1:
             files += 1
         elif kind == 2:

@@ -158,21 +158,31 @@ def expected_shape(revision: str) -> tuple[Any, ...]:
     revisions' own upgrade steps on an empty in-memory database. (Not through ``alembic``'s
     command API: this also runs inside a maintainer's ``alembic`` command, which must not be
     nested.)"""
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
-    steps = list(_script().iterate_revisions(revision, "base"))[::-1]
     engine = make_engine(memory_uri(), read_only=False, shared=True)
     try:
         with engine.connect() as conn:
             with conn.begin():
-                context = MigrationContext.configure(conn, opts={"render_as_batch": True})
-                with Operations.context(context):
-                    for step in steps:
-                        step.module.upgrade()
+                create_at(conn, revision, stamp=False)
             return schema_shape(driver(conn))
     finally:
         engine.dispose()
+
+
+def create_at(conn: Connection, revision: str, stamp: bool = True) -> None:
+    """Create the tables of ``revision`` on an empty database by running the revisions' own
+    upgrade steps (not through ``alembic``'s command API, which may already be running: a
+    maintainer's ``alembic upgrade``), inside the caller's transaction."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    steps = list(_script().iterate_revisions(revision, "base"))[::-1]
+    context = MigrationContext.configure(
+        conn, opts={"render_as_batch": True, "version_table": VERSION_TABLE})
+    with Operations.context(context):
+        for step in steps:
+            step.module.upgrade()
+    if stamp:
+        context.stamp(_script(), revision)
 
 
 def verify_schema(conn: Connection, revision: str, where: str) -> None:
@@ -298,17 +308,16 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
                 return status
             if status == "older":
                 verify_schema(conn, str(rev), where)
+            from alembic import command
+
             if status == "legacy":
-                from alembic import command
-
-                _legacy_module().upgrade(
-                    raw, lambda: command.upgrade(alembic_config(conn), "head"))
-            else:
-                from alembic import command
-
-                command.upgrade(alembic_config(conn), "head")
-                if status == "empty" and on_create is not None:
-                    on_create(conn)
+                # The seed's rows are converted into the tables of the revision the converter
+                # writes, which the revisions after it then upgrade like any older file.
+                legacy = _legacy_module()
+                legacy.upgrade(raw, lambda: create_at(conn, legacy.TARGET_REVISION))
+            command.upgrade(alembic_config(conn), "head")
+            if status == "empty" and on_create is not None:
+                on_create(conn)
             if not embedded:
                 raw.execute(f"PRAGMA application_id={APPLICATION_ID}")
             bad = raw.execute("PRAGMA foreign_key_check").fetchone()
@@ -399,10 +408,10 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
                     if status in ("older", "current"):
                         verify_schema(conn, str(rev), db_path)
                     if status == "legacy":
-                        _legacy_module().upgrade(driver(conn),
-                                                 lambda: run(conn))
-                    else:
-                        run(conn)
+                        legacy = _legacy_module()
+                        legacy.upgrade(driver(conn),
+                                       lambda: create_at(conn, legacy.TARGET_REVISION))
+                    run(conn)
                     driver(conn).execute(
                         f"PRAGMA application_id={APPLICATION_ID}")
                     bad = conn.exec_driver_sql("PRAGMA foreign_key_check").first()

@@ -31,6 +31,7 @@ from vfs_orm.backends.sqlite.statements import (
     inode_repository,
     stack_repository,
 )
+from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import VFSError
 from vfs_orm.rows import LOCAL
 
@@ -60,13 +61,18 @@ class LayerStack:
     top_schema: str = "main"
     #: The statements of one layer's schema, and of a group of schemas (a backend's own,
     #: compiled for its dialect).
-    inode_statements: Callable[[str], InodeRepository] = field(
+    inode_statements: Callable[[str, Content], InodeRepository] = field(
         default=inode_repository, compare=False, repr=False)
-    stack_statements: Callable[[tuple[tuple[int, str], ...]], StackRepository] = field(
+    stack_statements: Callable[[tuple[tuple[int, str], ...], Content, bool],
+                               StackRepository] = field(
         default=stack_repository, compare=False, repr=False)
     #: Whether underlays are ATTACHed to each connection (SQLite), or are schemas every
     #: connection already sees (PostgreSQL: one database, no attach limit, one group).
     attaches: bool = True
+    #: How reads check content (``Content.verify``).
+    content: Content = PLAIN
+    #: The top database is case-insensitive: every layer is searched by its folded keys.
+    folded: bool = False
 
     # -- shape ----------------------------------------------------------------------------
     @functools.cached_property
@@ -83,7 +89,7 @@ class LayerStack:
 
     @functools.cached_property
     def repos(self) -> tuple[StackRepository, ...]:
-        return tuple(self.stack_statements(g) for g in self.groups)
+        return tuple(self.stack_statements(g, self.content, self.folded) for g in self.groups)
 
     def group_of(self, prio: int) -> int:
         n = self.per_connection
@@ -97,7 +103,7 @@ class LayerStack:
 
     def statements_of(self, prio: int) -> InodeRepository:
         """The statements that read one layer's inodes and chunks."""
-        return self.inode_statements(self.schema_of(prio))
+        return self.inode_statements(self.schema_of(prio), self.content)
 
     @staticmethod
     def connection(st: Any, group: int) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ Repositories receive the driver connection as an argument and never commit.
 from __future__ import annotations
 
 import functools
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
+from vfs_orm.content import BLOCK, PLAIN, Content, Damage
 from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
 
@@ -152,12 +155,18 @@ class InodeRepository:
     def _upsert_chunk(self, chunks: Table) -> Any:
         stmt = sqlite_dialect.insert(chunks).values(
             id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
-            data=bindparam("data"))
-        return stmt.on_conflict_do_update(index_elements=[chunks.c.id],
-                                          set_={"data": stmt.excluded.data})
+            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
+        return stmt.on_conflict_do_update(
+            index_elements=[chunks.c.id],
+            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
+                  "data": stmt.excluded.data})
 
-    def __init__(self, schema: str = "main") -> None:
+    def __init__(self, schema: str = "main", content: Content = PLAIN) -> None:
         self.schema = schema
+        #: How content is encoded on write and checked on read (see ``vfs_orm.content``).
+        self.content = content
+        if content.codec:  # a compressed value can only be read whole
+            self.blob_reads = False
         self._data_version = f'PRAGMA "{schema}".data_version'
         i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
@@ -190,14 +199,17 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
             ("parent", "lo", "hi"))
-        # A file's first chunk: its inline bytes, else chunk 0 by rowid. coalesce() evaluates
-        # the subquery only when the row has no inline bytes.
-        first = func.coalesce(i.c.data, select(c.c.data).where(c.c.id == i.c.id * _SPAN)
-                              .scalar_subquery())
+        # A file's first chunk: its inline bytes, else chunk 0 (joined by rowid), as
+        # (codec, sums, data).
+        with_first = i.outerjoin(c, c.c.id == i.c.id * _SPAN)
+        inline = i.c.data.isnot(None)
+        first = [case((inline, i.c.codec), else_=c.c.codec),
+                 case((inline, i.c.sums), else_=c.c.sums),
+                 func.coalesce(i.c.data, c.c.data)]
         # Opening for reading: the inode and its first chunk in one statement, so that
         # open()+read() of a small file is one query.
         self._open_lookup = self._compile(
-            select(literal_column("0"), *_inode_cols(i), first)
+            select(literal_column("0"), *_inode_cols(i), *first).select_from(with_first)
             .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # The resolver's lookup: the row comes with its layer (0, the top), ready to name.
         self._find = self._compile(
@@ -221,11 +233,12 @@ class InodeRepository:
         # A whole one-chunk file: one row (inline bytes), or the inode then chunk 0 by rowid;
         # only the three columns the caller needs.
         self._read_first = self._compile(
-            select(i.c.kind, i.c.size, first).where(i.c.parent == p, i.c.name == n),
-            ("parent", "name"))
+            select(i.c.kind, i.c.size, *first).select_from(with_first)
+            .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # Whole file in one statement: the inode and all its chunks (or its inline bytes).
         self._read_whole = self._compile(
-            select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data)
+            select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data,
+                   c.c.codec, c.c.sums, i.c.codec, i.c.sums)
             .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
                                              c.c.id < (i.c.id + literal_column("1")) * _SPAN)))
             .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
@@ -233,26 +246,38 @@ class InodeRepository:
         # One chunk plus the file's current size; no row at all means the inode is gone.
         # Chunk 0 has its own statements: it may be the inline bytes.
         self._read_chunk0 = self._compile(
-            select(i.c.size, i.c.generation, first).where(i.c.id == bindparam("id")), ("id",))
+            select(i.c.size, i.c.generation, *first).select_from(with_first)
+            .where(i.c.id == bindparam("id")), ("id",))
+
+        def part(codec: Any, sums: Any, data: Any) -> list[Any]:
+            """An uncompressed value's blocks covering the part read, with their sums; a
+            compressed value whole (it can only be decompressed whole)."""
+            raw_value = codec == literal_column("0")
+            return [codec,
+                    case((raw_value, func.substr(sums, bindparam("sums_at"),
+                                                 bindparam("sums_len"))), else_=sums),
+                    case((raw_value, func.substr(data, bindparam("start"),
+                                                 bindparam("length"))), else_=data)]
+
         self._read_part0 = self._compile(
-            select(i.c.size, i.c.generation,
-                   func.substr(first, bindparam("start"), bindparam("length")))
-            .where(i.c.id == bindparam("id")), ("start", "length", "id"))
+            select(i.c.size, i.c.generation, *part(*first)).select_from(with_first)
+            .where(i.c.id == bindparam("id")),
+            ("sums_at", "sums_len", "start", "length", "id"))
         self._read_chunk = self._compile(
-            select(i.c.size, i.c.generation, c.c.data)
+            select(i.c.size, i.c.generation, c.c.codec, c.c.sums, c.c.data)
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
             ("cid", "id"))
         self._read_part = self._compile(
-            select(i.c.size, i.c.generation,
-                   func.substr(c.c.data, bindparam("start"), bindparam("length")))
+            select(i.c.size, i.c.generation, *part(c.c.codec, c.c.sums, c.c.data))
             .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
             .where(i.c.id == bindparam("id")),
-            ("start", "length", "cid", "id"))
+            ("sums_at", "sums_len", "start", "length", "cid", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement. The
         # inline bytes come last (NULL unless the file has no chunks).
         self._read_span = self._compile(
-            select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data)
+            select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data, c.c.codec, c.c.sums,
+                   i.c.codec, i.c.sums)
             .select_from(i.outerjoin(c, and_(c.c.id >= bindparam("lo_id"),
                                              c.c.id < bindparam("hi_id"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.id),
@@ -261,7 +286,18 @@ class InodeRepository:
             select(i.c.size, i.c.generation, i.c.data.isnot(None))
             .where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = self._compile(
-            select(c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
+            select(c.c.codec, c.c.sums, c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
+        self._digest = self._compile(
+            select(i.c.digest).where(i.c.id == bindparam("id")), ("id",))
+        # An entry's stored spelling, found by its folded key (case-insensitive databases).
+        self._spelling = self._compile(
+            select(i.c.parent, i.c.name).where(i.c.fparent == p, i.c.fname == n),
+            ("parent", "name"))
+        # Every file placed in the tree, for the deep check.
+        self._files = self._compile(
+            select(i.c.id, i.c.parent, i.c.name, i.c.size, i.c.chunk_size, i.c.digest)
+            .where(i.c.kind == literal_column(str(int(InodeKind.FILE))), i.c.parent.isnot(None))
+            .order_by(i.c.parent, i.c.name), ())
         self._staging = self._compile(
             select(i.c.id, i.c.owner).where(i.c.parent.is_(None)), ())
 
@@ -272,36 +308,49 @@ class InodeRepository:
             return {"parent": p, "name": n, "kind": kind, "mode": bindparam("mode"),
                     "size": bindparam("size"), "chunk_size": bindparam("chunk_size"),
                     "ctime_ns": bindparam("ctime"), "mtime_ns": bindparam("mtime"),
-                    "generation": literal_column("0"), **columns}
+                    "generation": literal_column("0"), "fparent": bindparam("fparent"),
+                    "fname": bindparam("fname"), **columns}
 
+        # A new file's content columns: its digest, and its inline bytes as stored.
+        new_content: dict[str, Any] = {"digest": bindparam("digest"), "codec": bindparam("codec"),
+                   "sums": bindparam("sums"), "data": bindparam("data")}
         self._insert = self._compile(
             insert(i).values(new_inode(bindparam("kind"), owner=bindparam("owner"),
-                                       data=bindparam("data"))),
+                                       **new_content)),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
-             "data"))
+             "fparent", "fname", "digest", "codec", "sums", "data"))
         # Before a file with inline bytes is written in place: they become chunk 0.
         self._spill_chunk = self._compile(
             insert(c).from_select(
-                ["id", "inode_id", "idx", "data"],
-                select(i.c.id * _SPAN, i.c.id, literal_column("0"), i.c.data)
+                ["id", "inode_id", "idx", "codec", "sums", "data"],
+                select(i.c.id * _SPAN, i.c.id, literal_column("0"), i.c.codec,
+                       func.coalesce(i.c.sums, func.substr(i.c.data, literal_column("1"),
+                                                           literal_column("0"))), i.c.data)
                 .where(i.c.id == bindparam("id"), i.c.data.isnot(None),
                        func.length(i.c.data) > literal_column("0"))),
             ("id",))
         self._spill_clear = self._compile(
-            update(i).where(i.c.id == bindparam("id")).values(data=null()), ("id",))
-        self._put_chunk = self._compile(self._upsert_chunk(c), ("cid", "id", "idx", "data"))
+            update(i).where(i.c.id == bindparam("id"))
+            .values(data=null(), codec=literal_column("0"), sums=null()), ("id",))
+        self._put_chunk = self._compile(self._upsert_chunk(c),
+                                        ("cid", "id", "idx", "codec", "sums", "data"))
         # A new inode's chunks: nothing to conflict with (inode ids are never reused).
         self._add_chunk = self._compile(
             insert(c).values(id=bindparam("cid"), inode_id=bindparam("id"),
-                             idx=bindparam("idx"), data=bindparam("data")),
-            ("cid", "id", "idx", "data"))
+                             idx=bindparam("idx"), codec=bindparam("codec"),
+                             sums=bindparam("sums"), data=bindparam("data")),
+            ("cid", "id", "idx", "codec", "sums", "data"))
         self._drop_chunks_from = self._compile(
             delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
+        # A write in place: the digest is no longer known (``digest()`` computes it again).
         self._set_size = self._compile(
             update(i).where(i.c.id == bindparam("id"))
-            .values(size=bindparam("size"), mtime_ns=bindparam("mtime")),
+            .values(size=bindparam("size"), mtime_ns=bindparam("mtime"), digest=null()),
             ("size", "mtime", "id"))
+        self._set_digest = self._compile(
+            update(i).where(i.c.id == bindparam("id")).values(digest=bindparam("digest")),
+            ("digest", "id"))
         self._set_mode = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(mode=bindparam("mode")),
             ("mode", "id"))
@@ -311,15 +360,16 @@ class InodeRepository:
         self._place = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(parent=p, name=n, size=bindparam("size"), ctime_ns=bindparam("ctime"),
-                    mtime_ns=bindparam("mtime"), owner=null()),
-            ("parent", "name", "size", "ctime", "mtime", "id"))
+                    mtime_ns=bindparam("mtime"), owner=null(), fparent=bindparam("fparent"),
+                    fname=bindparam("fname"), digest=bindparam("digest")),
+            ("parent", "name", "size", "ctime", "mtime", "fparent", "fname", "digest", "id"))
         # Whole-content replacement in place (no index entry moves): a new generation.
         self._rewrite = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                     mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
-                    generation=i.c.generation + literal_column("1"), data=bindparam("data")),
-            ("mode", "size", "chunk_size", "mtime", "data", "id"))
+                    generation=i.c.generation + literal_column("1"), **new_content),
+            ("mode", "size", "chunk_size", "mtime", "digest", "codec", "sums", "data", "id"))
         # The common save: an existing file with no chunk rows (inline bytes, or empty) gets
         # new inline content. Finding and rewriting it is ONE statement.
         self._rewrite_small = self._compile(
@@ -327,9 +377,10 @@ class InodeRepository:
                             i.c.kind == literal_column(str(int(InodeKind.FILE))),
                             or_(i.c.data.isnot(None), i.c.size == literal_column("0")))
             .values(size=bindparam("size"), mode=bindparam("mode"), mtime_ns=bindparam("mtime"),
-                    chunk_size=bindparam("cs"), data=bindparam("data"),
+                    chunk_size=bindparam("cs"), **new_content,
                     generation=i.c.generation + literal_column("1")),
-            ("mode", "size", "cs", "mtime", "data", "parent", "name"))
+            ("mode", "size", "cs", "mtime", "digest", "codec", "sums", "data", "parent",
+             "name"))
         # The common create: a new file in an existing directory, in one statement (no
         # lookup first). If the parent is not a directory the row gets kind 0, which the
         # CHECK on kind refuses; OR IGNORE turns that, and an existing entry (UNIQUE), into
@@ -346,23 +397,24 @@ class InodeRepository:
 
         self._create_file = self._compile(
             self._insert_ignoring(i).values(
-                new_inode(if_parent_is_dir(InodeKind.FILE), data=bindparam("data"))),
+                new_inode(if_parent_is_dir(InodeKind.FILE), **new_content)),
             ("parent", "name", "pp", "pn", "mode", "size", "chunk_size", "ctime", "mtime",
-             "data"))
+             "fparent", "fname", "digest", "codec", "sums", "data"))
         # The bulk create, for files whose parents the caller has just made or checked in
         # the same transaction: no parent probe per row (1.5 of ~9 us a row). An existing
         # entry is still ignored (UNIQUE), which the caller sees in the count.
         self._create_file_in_dir = self._compile(
             self._insert_ignoring(i).values(
-                new_inode(literal_column(str(int(InodeKind.FILE))), data=bindparam("data"))),
-            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "data"))
+                new_inode(literal_column(str(int(InodeKind.FILE))), **new_content)),
+            ("parent", "name", "mode", "size", "chunk_size", "ctime", "mtime", "fparent",
+             "fname", "digest", "codec", "sums", "data"))
         # Many new directories in one executemany, parents before children: the same
         # rule, a row whose parent is not (yet) a directory is refused and ignored.
         self._create_dir = self._compile(
             self._insert_ignoring(i).values(
                 new_inode(if_parent_is_dir(InodeKind.DIRECTORY), size=literal_column("0"),
                           chunk_size=literal_column("0"))),
-            ("parent", "name", "pp", "pn", "mode", "ctime", "mtime"))
+            ("parent", "name", "pp", "pn", "mode", "ctime", "mtime", "fparent", "fname"))
         # Deletes remove chunks explicitly (a rowid range, or the subtree's files through the
         # (inode_id, idx) index) instead of relying on ON DELETE CASCADE: a host
         # application's connections may run with foreign keys off.
@@ -388,6 +440,12 @@ class InodeRepository:
                             else_=bindparam("new_path", type_=Text)
                             + func.substr(i.c.parent, bindparam("cut"))),
                 name=case((i.c.id == bindparam("id3"), bindparam("new_name")), else_=i.c.name),
+                # The folded key moves the same way (folding works character by character).
+                fparent=case((i.c.id == bindparam("id4"), bindparam("new_fparent")),
+                             else_=bindparam("new_fpath", type_=Text)
+                             + func.substr(i.c.fparent, bindparam("fcut"))),
+                fname=case((i.c.id == bindparam("id5"), bindparam("new_fname")),
+                           else_=i.c.fname),
             ),
             None)
 
@@ -402,8 +460,7 @@ class InodeRepository:
                            parent, name)
         if row is None:
             return None
-        stored.content(row[9], stored.path_of(parent, name))
-        return OpenNode._make(row)
+        return OpenNode._make((*row[:9], first_chunk(self.content, row, 9, parent, name)))
 
     def find(self, raw: sqlite3.Connection, parent: str, name: str) -> Node | None:
         """The entry as a node of the top layer (see ``Node``)."""
@@ -504,72 +561,113 @@ class InodeRepository:
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
                   length: int, data_version: int) -> bytes | None:
-        """Incremental BLOB I/O on one chunk, if the database is still at ``data_version``
-        (None if another connection committed since). The version is read while the blob is
-        open, i.e. in the very snapshot the bytes come from: no commit can slip in between,
-        and it costs a third of a separate probe. Chunk 0 may be the inline bytes. None too
-        if there are no such bytes (a sparse hole, or a file that is gone): a query tells."""
+        """Incremental BLOB I/O on one uncompressed chunk, if the database is still at
+        ``data_version`` (None if another connection committed since). The version is read
+        while the blob is open, i.e. in the very snapshot the bytes come from: no commit can
+        slip in between, and it costs a third of a separate probe. With verification on, the
+        4 KiB blocks covering the part are read and checked against the chunk's sums (a second
+        BLOB on the same row). None too if there are no such bytes (a sparse hole, inline
+        bytes, or a file that is gone): a query tells."""
+        rowid = inode_id * CHUNK_SPAN + idx
         try:
-            try:
-                blob = raw.blobopen(self.chunks.name, "data", inode_id * CHUNK_SPAN + idx,
-                                    readonly=True, name=self.schema)
-            except sqlite3.OperationalError:
-                if idx:
-                    return None
-                blob = raw.blobopen(self.inodes.name, "data", inode_id, readonly=True,
-                                    name=self.schema)
+            blob = raw.blobopen(self.chunks.name, "data", rowid, readonly=True,
+                                name=self.schema)
         except sqlite3.OperationalError:
             return None
         with blob:
             if raw.execute(self._data_version).fetchone()[0] != data_version:
                 return None
-            return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
+            if not self.content.verify:
+                return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
+            start = off - off % BLOCK
+            end = min(off + length + BLOCK - 1 - (off + length - 1) % BLOCK, len(blob))
+            if start >= end:
+                return b""
+            part = blob[start:end]
+            with raw.blobopen(self.chunks.name, "sums", rowid, readonly=True,
+                              name=self.schema) as sums_blob:
+                sums = sums_blob[start // BLOCK * 4:(end + BLOCK - 1) // BLOCK * 4]
+        try:
+            self.content.decode_part(part, sums, start, start)
+        except Damage as exc:
+            exc.idx = idx
+            raise
+        return part[off - start:off - start + length]  # type: ignore[index]
 
     def read_first(self, raw: sqlite3.Connection, parent: str, name: str
                    ) -> tuple[int, int, bytes | None] | None:
         """(kind, size, data of chunk 0) of the entry, None if there is none."""
         row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
-        # A whole file in one value (bytes, exactly ``size`` of them) needs no further check:
-        # nothing in it can mislead the reader. Every other row is checked in full.
-        if row is not None and not (type(row[2]) is bytes and len(row[2]) == row[1]):
-            kind, size, data = row
-            if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
-                    or not 0 <= size < stored.MAX_FILE_SIZE or \
-                    (data is not None and type(data) is not bytes):
-                where = stored.path_of(parent, name)
-                stored.sized(size, where)
-                stored.content(data, where)
-                raise stored.damaged(f"kind {kind!r:.40}", where)
-        return row
+        if row is None:
+            return None
+        kind, size = row[0], row[1]
+        if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
+                or not 0 <= size < stored.MAX_FILE_SIZE:
+            where = stored.path_of(parent, name)
+            stored.sized(size, where)
+            raise stored.damaged(f"kind {kind!r:.40}", where)
+        return kind, size, first_chunk(self.content, row, 2, parent, name)
 
     def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[WholeRow]:
         """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
         rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
-        if rows:
-            where = stored.path_of(parent, name)
-            _, kind, size, cs, _, _, inline = rows[0]
-            stored.sized(size, where)
-            stored.content(inline, where)
-            if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
-                raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
-            _chunks(rows, 4, where)
-        return [WholeRow._make(r) for r in rows]
+        if not rows:
+            return []
+        where = stored.path_of(parent, name)
+        ident, kind, size, cs = rows[0][:4]
+        stored.sized(size, where)
+        if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
+            raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
+        _chunks(rows, 4, where)
+        content = self.content
+        try:
+            if rows[0][6] is not None:
+                inline = rows[0]
+                return [WholeRow(ident, kind, size, cs, None, None,
+                                 _decode(content, inline[6], inline[9], inline[10], 0, cs))]
+            return [WholeRow(ident, kind, size, cs, r[4],
+                             _decode(content, r[5], r[7], r[8], r[4], cs), None) for r in rows]
+        except Damage as exc:
+            raise exc.in_file(where, cs) from None
 
     def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> Sized | None:
         """The file's size and generation with chunk ``idx``, None if the inode is gone."""
         if idx == 0:
-            return _sized_row(raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone())
-        return _sized_row(raw.execute(self._read_chunk.sql,
-                                      (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone())
+            row = raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()
+        else:
+            row = raw.execute(self._read_chunk.sql,
+                              (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()
+        if row is None:
+            return None
+        return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx)))
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
                   length: int) -> Sized | None:
+        """``length`` bytes of chunk ``idx`` from ``start``: of an uncompressed chunk only
+        the 4 KiB blocks covering them are read (and checked); a compressed one whole."""
+        first = start // BLOCK
+        blocks = (start + length + BLOCK - 1) // BLOCK - first
+        args = (4 * first + 1, 4 * blocks, first * BLOCK + 1, blocks * BLOCK)
         if idx == 0:
-            return _sized_row(raw.execute(self._read_part0.sql,
-                                          (start + 1, length, inode_id)).fetchone())
-        return _sized_row(raw.execute(self._read_part.sql,
-                                      (start + 1, length, inode_id * CHUNK_SPAN + idx,
-                                       inode_id)).fetchone())
+            row = raw.execute(self._read_part0.sql, (*args, inode_id)).fetchone()
+        else:
+            row = raw.execute(self._read_part.sql,
+                              (*args, inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()
+        if row is None:
+            return None
+        size, gen, codec, sums, data = row
+        if data is not None:
+            try:
+                if codec == 0:
+                    data = self.content.decode_part(data, sums, first * BLOCK, first * BLOCK)
+                    data = data[start - first * BLOCK:start - first * BLOCK + length]
+                else:
+                    data = self.content.decode(data, codec, sums, stored.MAX_CHUNK_SIZE)
+                    data = data[start:start + length]
+            except Damage as exc:
+                exc.idx = idx
+                raise
+        return _sized_row((size, gen, data))
 
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
                   ) -> list[ChunkRow]:
@@ -577,16 +675,18 @@ class InodeRepository:
         base = inode_id * CHUNK_SPAN
         rows = raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
-        if rows:
-            stored.sized(rows[0][0])
-            stored.generation(rows[0][1])
-            stored.content(rows[0][4])
-            _chunks(rows, 2)
-        if rows and rows[0][4] is not None:
-            size, gen, _, _, inline = rows[0]
-            return [ChunkRow(size, gen, 0, inline)] if first == 0 else \
-                [ChunkRow(size, gen, None, None)]
-        return [ChunkRow(r[0], r[1], r[2], r[3]) for r in rows]
+        if not rows:
+            return []
+        stored.sized(rows[0][0])
+        stored.generation(rows[0][1])
+        _chunks(rows, 2)
+        content = self.content
+        if rows[0][4] is not None:
+            size, gen, _, _, inline, _, _, codec, sums = rows[0]
+            return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0))] \
+                if first == 0 else [ChunkRow(size, gen, None, None)]
+        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2]))
+                for r in rows]
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> InodeSize | None:
         """The file's size and generation, None if the inode is gone."""
@@ -597,17 +697,51 @@ class InodeRepository:
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
-        return None if r is None else stored.content(r[0])
+        return None if r is None else _decode(self.content, r[2], r[0], r[1], idx)
+
+    def digest_of(self, raw: sqlite3.Connection, inode_id: int) -> bytes | None:
+        """The SHA-256 stored for a file: None if it is not known (or the file is gone)."""
+        row = raw.execute(self._digest.sql, (inode_id,)).fetchone()
+        digest = None if row is None else row[0]
+        if digest is not None and (type(digest) is not bytes or len(digest) != 32):
+            raise stored.damaged(f"digest {digest!r:.40} of inode {inode_id}")
+        return digest
+
+    def spelling(self, raw: sqlite3.Connection, path: str) -> str | None:
+        """How the entry whose folded key is ``path``'s is spelled here (None: no such
+        entry)."""
+        row = raw.execute(self._spelling.sql, tuple(map(fold, _split(path)))).fetchone()
+        return None if row is None else stored.path_of(row[0], row[1])
+
+    def files(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        """(id, parent, name, size, chunk_size, digest) of every file in the tree."""
+        return raw.execute(self._files.sql).fetchall()
+
+    def set_digest(self, raw: sqlite3.Connection, inode_id: int, digest: bytes) -> None:
+        """Record a digest computed by reading the file (inside the write transaction that
+        read it)."""
+        raw.execute(self._set_digest.sql, (digest, inode_id))
 
     def staging_rows(self, raw: sqlite3.Connection) -> list[tuple[int, str | None]]:
         return raw.execute(self._staging.sql).fetchall()
 
     # -- writes ---------------------------------------------------------------------------
+    def _stored(self, data: bytes | None, digest: bytes | None) -> tuple[Any, ...]:
+        """(digest, codec, sums, stored bytes) of a new file's content: its inline bytes
+        ``data`` (their digest computed here), or none (the caller writes chunks and knows
+        the ``digest``, if anyone does)."""
+        if data is None:
+            return digest, 0, None, None
+        stored_data, codec, sums = self.content.encode(data)
+        return hashlib.sha256(data).digest(), codec, sums, stored_data
+
     def insert(self, raw: sqlite3.Connection, parent: str | None, name: str, kind: int, mode: int,
                size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None) -> int:
+               data: bytes | None = None, digest: bytes | None = None) -> int:
+        folded = (None, None) if parent is None else (fold(parent), fold(name))
         cur = raw.execute(self._insert.sql,
-                          (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner, data))
+                          (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner,
+                           *folded, *self._stored(data, digest)))
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def spill(self, raw: sqlite3.Connection, inode_id: int) -> None:
@@ -619,13 +753,20 @@ class InodeRepository:
                   new: bool = False) -> None:
         """Write a chunk (``new``: the inode was just created, a plain INSERT suffices)."""
         stmt = self._add_chunk if new else self._put_chunk
-        raw.execute(stmt.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx, data))
+        raw.execute(stmt.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx,
+                               *self._chunk_values(data)))
 
     def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]],
                    new: bool = False) -> None:
         """rows: (inode_id, idx, data)."""
         stmt = self._add_chunk if new else self._put_chunk
-        raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x, d) for i, x, d in rows))
+        raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x, *self._chunk_values(d))
+                                   for i, x, d in rows))
+
+    def _chunk_values(self, data: Any) -> tuple[int, bytes, bytes]:
+        """(codec, sums, stored bytes) of a chunk to write."""
+        stored_data, codec, sums = self.content.encode(bytes(data))
+        return codec, sums, stored_data
 
     def copy_content_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
                           dst_id: int) -> None:
@@ -634,7 +775,7 @@ class InodeRepository:
         chunks, inline = _copy_across(src_schema, self.schema)
         raw.execute(chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
                                  (src_id + 1) * CHUNK_SPAN))
-        raw.execute(inline.sql, (src_id, dst_id))
+        raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
 
     def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
         """Copy a file's bytes (chunks, or inline bytes) to the new inode ``dst_id``."""
@@ -645,6 +786,7 @@ class InodeRepository:
                                                  (inode_id + 1) * CHUNK_SPAN))
 
     def set_size(self, raw: sqlite3.Connection, inode_id: int, size: int, mtime: int) -> None:
+        """After a write in place (the digest becomes unknown)."""
         raw.execute(self._set_size.sql, (size, mtime, inode_id))
 
     def set_mode(self, raw: sqlite3.Connection, inode_id: int, mode: int) -> None:
@@ -654,32 +796,40 @@ class InodeRepository:
         raw.execute(self._set_times.sql, (mtime, inode_id))
 
     def place(self, raw: sqlite3.Connection, inode_id: int, parent: str, name: str, size: int,
-              ctime: int, mtime: int) -> None:
-        """Give a staging inode its place in the tree (the commit of a ``w``/``x`` handle)."""
-        raw.execute(self._place.sql, (parent, name, size, ctime, mtime, inode_id))
+              ctime: int, mtime: int, digest: bytes | None = None) -> None:
+        """Give a staging inode its place in the tree (the commit of a ``w``/``x`` handle),
+        with the digest its writer computed (None: not known)."""
+        raw.execute(self._place.sql, (parent, name, size, ctime, mtime, fold(parent),
+                                      fold(name), digest, inode_id))
 
     def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
-                mode: int, mtime: int, data: bytes | None = None) -> None:
-        """New content metadata, and the inline bytes (None: the caller writes chunks)."""
-        raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime, data, inode_id))
+                mode: int, mtime: int, data: bytes | None = None,
+                digest: bytes | None = None) -> None:
+        """New content metadata, and the inline bytes (None: the caller writes chunks, whose
+        ``digest`` it gives)."""
+        raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime,
+                                        *self._stored(data, digest), inode_id))
 
     def create_file(self, raw: sqlite3.Connection, parent: str, name: str, mode: int, size: int,
-                    chunk_size: int, now: int, data: bytes | None = None) -> int | None:
+                    chunk_size: int, now: int, data: bytes | None = None,
+                    digest: bytes | None = None) -> int | None:
         """Insert a new file (with its inline bytes ``data``, or none: the caller writes
-        chunks) if ``parent`` is a directory and ``parent/name`` is free; its id, or None
-        (nothing changed) otherwise."""
+        chunks, whose ``digest`` it gives) if ``parent`` is a directory and ``parent/name``
+        is free; its id, or None (nothing changed) otherwise."""
         pp, pn = _split(parent)
         cur = raw.execute(self._create_file.sql,
-                          (parent, name, pp, pn, mode, size, chunk_size, now, now, data))
+                          (parent, name, pp, pn, mode, size, chunk_size, now, now, fold(parent),
+                           fold(name), *self._stored(data, digest)))
         return cur.lastrowid if cur.rowcount == 1 else None
 
     def create_file_in_dir(self, raw: sqlite3.Connection, parent: str, name: str, mode: int,
-                           size: int, chunk_size: int, now: int, data: bytes | None = None
-                           ) -> int | None:
+                           size: int, chunk_size: int, now: int, data: bytes | None = None,
+                           digest: bytes | None = None) -> int | None:
         """``create_file`` in a directory the caller knows exists in this transaction (no
         probe of the parent): its id, or None if ``parent/name`` is taken."""
         cur = raw.execute(self._create_file_in_dir.sql,
-                          (parent, name, mode, size, chunk_size, now, now, data))
+                          (parent, name, mode, size, chunk_size, now, now, fold(parent),
+                           fold(name), *self._stored(data, digest)))
         return cur.lastrowid if cur.rowcount == 1 else None
 
     def create_files(self, raw: sqlite3.Connection, files: Sequence[tuple[str, str, bytes]],
@@ -688,8 +838,8 @@ class InodeRepository:
         directories the caller has made or checked in this transaction (a root-level
         ``parent`` must be "/", never ""); how many rows were inserted (an existing entry
         is ignored)."""
-        rows = [(parent, name, mode, len(data), chunk_size, now, now, data)
-                for parent, name, data in files]
+        rows = [(parent, name, mode, len(data), chunk_size, now, now, fold(parent), fold(name),
+                 *self._stored(data, None)) for parent, name, data in files]
         before = raw.total_changes
         raw.executemany(self._create_file_in_dir.sql, rows)
         return raw.total_changes - before
@@ -702,7 +852,8 @@ class InodeRepository:
         rows = []
         for path in dirs:
             parent, name = _split(path)
-            rows.append((parent, name, *_split(parent), mode, now, now))
+            rows.append((parent, name, *_split(parent), mode, now, now, fold(parent),
+                         fold(name)))
         before = raw.total_changes
         raw.executemany(self._create_dir.sql, rows)
         return raw.total_changes - before
@@ -712,8 +863,9 @@ class InodeRepository:
         """Give the file at parent/name, if it has no chunk rows, the inline content
         ``data`` (see ``_rewrite_small``). False (nothing changed) if there is no such
         file."""
-        return raw.execute(self._rewrite_small.sql, (mode, len(data), chunk_size, mtime, data,
-                                                     parent, name)).rowcount == 1
+        return raw.execute(self._rewrite_small.sql,
+                           (mode, len(data), chunk_size, mtime, *self._stored(data, None),
+                            parent, name)).rowcount == 1
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
@@ -729,7 +881,9 @@ class InodeRepository:
              new_parent: str, new_name: str, new_path: str) -> None:
         values = {"id": inode_id, "parent": old_path, "lo": lo, "hi": hi, "id2": inode_id,
                   "new_parent": new_parent, "new_path": new_path, "cut": len(old_path) + 1,
-                  "id3": inode_id, "new_name": new_name}
+                  "id3": inode_id, "new_name": new_name, "id4": inode_id,
+                  "new_fparent": fold(new_parent), "new_fpath": fold(new_path),
+                  "fcut": len(fold(old_path)) + 1, "id5": inode_id, "new_fname": fold(new_name)}
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
 
 
@@ -746,6 +900,28 @@ def _sized_row(row: Any) -> Sized | None:
     return Sized(size, gen, data)
 
 
+def _decode(content: Content, data: Any, codec: Any, sums: Any, idx: Any,
+            limit: int = stored.MAX_CHUNK_SIZE) -> bytes | None:
+    """The plain bytes of a stored value (None: no value), checked (see ``Content``)."""
+    if data is None:
+        return None
+    try:
+        return content.decode(data, codec, sums, limit)
+    except Damage as exc:
+        exc.idx = idx
+        raise
+
+
+def first_chunk(content: Content, row: Sequence[Any], at: int, parent: Any, name: Any
+                ) -> bytes | None:
+    """The plain bytes of a file's first chunk, from the (codec, sums, data) columns at
+    ``at`` of its row (damage is reported with the path of ``parent``/``name``)."""
+    try:
+        return _decode(content, row[at + 2], row[at], row[at + 1], 0)
+    except Damage as exc:
+        raise exc.in_file(stored.path_of(parent, name), 1) from None
+
+
 def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
     """(..., idx, data, ...) chunk rows at ``at``: an integer index (or NULL: no chunk) and
     bytes."""
@@ -756,9 +932,10 @@ def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
             raise stored.damaged(f"chunk index {idx!r:.40}", where)
 
 
-def inode_repository(schema: str = "main") -> InodeRepository:
+@functools.lru_cache(maxsize=64)
+def inode_repository(schema: str = "main", content: Content = PLAIN) -> InodeRepository:
     """The repository of one schema: its statements are compiled once per process."""
-    return InodeRepository(schema)
+    return InodeRepository(schema, content)
 
 
 class StackRepository:
@@ -790,8 +967,13 @@ class StackRepository:
     def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
         return (parent, name)
 
-    def __init__(self, entries: tuple[tuple[int, str], ...]) -> None:
+    def __init__(self, entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
+                 folded: bool = False) -> None:
         self.entries = entries
+        self.content = content
+        #: Case-insensitive: entries are keyed by their folded (fparent, fname), the arguments
+        #: folded; rows still carry each layer's stored spelling.
+        self.folded = folded
         tables = [(prio, inode_table(schema)) for prio, schema in entries]
         dialect = self.dialect
 
@@ -803,67 +985,99 @@ class StackRepository:
         hi: Any = bindparam("hi")
         ng: Any = bindparam("name_glob")
 
+        def kp(t: Any) -> Any:
+            return t.c.fparent if folded else t.c.parent
+
+        def kn(t: Any) -> Any:
+            return t.c.fname if folded else t.c.name
+
+        # The columns a listing is ranked by: the output's own, or the folded key's.
+        k_parent, k_name = ("kp", "kn") if folded else ("parent", "name")
+
         def union(cols: Any, where: Any) -> Any:
+            def keyed(t: Any) -> list[Any]:
+                out = list(cols(t))
+                if folded:
+                    out += [t.c.fparent.label("kp"), t.c.fname.label("kn")]
+                return out
             return union_all(*[
-                select(literal_column(str(prio)).label("prio"), *cols(t)).where(where(t))
+                select(literal_column(str(prio)).label("prio"), *keyed(t)).where(where(t))
                 for prio, t in tables]).subquery()
 
         def ranked(u: Any, keys: list[str], order: list[str]) -> Any:
             rk = select(*u.c, func.row_number().over(
                 partition_by=[u.c[k] for k in keys], order_by=u.c.prio).label("rn")).subquery()
-            cols = [c for c in rk.c if c.name != "rn"]
+            cols = [c for c in rk.c if c.name not in ("rn", "kp", "kn")]
             return select(*cols).where(rk.c.rn == literal_column("1")).order_by(
                 *[rk.c[k] for k in order])
 
-        u = union(_inode_cols, lambda t: and_(t.c.parent == p, t.c.name == n))
-        self._resolve_all = comp(select(u).order_by(u.c.prio))
+        u = union(_inode_cols, lambda t: and_(kp(t) == p, kn(t) == n))
+        self._resolve_all = comp(select(*[c for c in u.c if c.name not in ("kp", "kn")])
+                                 .order_by(u.c.prio))
         self._list = comp(ranked(
-            union(lambda t: [t.c.name, *_inode_cols(t)], lambda t: t.c.parent == p),
-            ["name"], ["name"]))
+            union(lambda t: [t.c.name, *_inode_cols(t)], lambda t: kp(t) == p),
+            [k_name], ["name"]))
         def below(t: Any) -> Any:
-            return or_(t.c.parent == p, and_(t.c.parent >= lo, t.c.parent < hi))
+            return or_(kp(t) == p, and_(kp(t) >= lo, kp(t) < hi))
 
         self._subtree = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, *_inode_cols(t)], below),
-            ["parent", "name"], ["parent", "name"]))
+            [k_parent, k_name], ["parent", "name"]))
         self._glob_in = comp(ranked(
             union(lambda t: [t.c.name, t.c.kind],
-                  lambda t: and_(t.c.parent == p, self._matches(t.c.name, ng))),
-            ["name"], ["name"]))
+                  lambda t: and_(kp(t) == p, self._matches(kn(t), ng))),
+            [k_name], ["name"]))
         self._glob_level = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
-                  lambda t: and_(self._matches(t.c.parent, bindparam("parent_glob")),
-                                 t.c.parent != literal_column("'/'"),
-                                 self._not_matches(t.c.parent, bindparam("too_deep")),
-                                 self._matches(t.c.name, ng))),
-            ["parent", "name"], ["parent", "name"]))
+                  lambda t: and_(self._matches(kp(t), bindparam("parent_glob")),
+                                 kp(t) != literal_column("'/'"),
+                                 self._not_matches(kp(t), bindparam("too_deep")),
+                                 self._matches(kn(t), ng))),
+            [k_parent, k_name], ["parent", "name"]))
         self._glob_below = comp(ranked(
             union(lambda t: [t.c.parent, t.c.name, t.c.kind],
-                  lambda t: and_(below(t), self._matches(t.c.name, ng))),
-            ["parent", "name"], ["parent", "name"]))
+                  lambda t: and_(below(t), self._matches(kn(t), ng))),
+            [k_parent, k_name], ["parent", "name"]))
         # Resolution plus the winner's first chunk, in one statement: each branch reads its
         # inline bytes, or its chunk 0, only when it found the path, so a miss costs one
         # index probe per layer. Rows: (prio, *INODE_COLUMNS, inline bytes or chunk 0).
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
+        keys = "i.fparent = ?1 AND i.fname = ?2" if folded else "i.parent = ?1 AND i.name = ?2"
         self._resolve_first_sql = self._resolve_first_text([
-            f"SELECT {prio} AS prio, {cols}, coalesce(i.data, (SELECT c.data FROM "
-            f"{_q(schema)}.vfs_chunks AS c WHERE c.id = i.id * {CHUNK_SPAN})) "
-            f"FROM {_q(schema)}.vfs_inodes AS i WHERE i.parent = ?1 AND i.name = ?2"
+            f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
+            f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
+            f"coalesce(i.data, c.data) FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
+            f"{_q(schema)}.vfs_chunks AS c ON c.id = i.id * {CHUNK_SPAN} WHERE {keys}"
             for prio, schema in entries])
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
         lower = [(prio, t) for prio, t in tables if prio > 0]
         def at_or_below(t: Any) -> Any:
-            return or_(and_(t.c.parent == bindparam("at_parent"),
-                            t.c.name == bindparam("at_name")), below(t))
+            return or_(and_(kp(t) == bindparam("at_parent"),
+                            kn(t) == bindparam("at_name")), below(t))
 
         if lower:
-            keys = union_all(*[select(t.c.parent, t.c.name).where(at_or_below(t))
-                               for _, t in lower]).subquery()
+            lower_keys = union_all(*[select(t.c.parent, t.c.name).where(at_or_below(t))
+                                     for _, t in lower]).subquery()
             self._lower_keys: Compiled | None = comp(
-                select(keys.c.parent, keys.c.name).distinct())
+                select(lower_keys.c.parent, lower_keys.c.name).distinct())
         else:
             self._lower_keys = None
+
+    def _keys(self, parent: str, name: str) -> tuple[str, str]:
+        return (fold(parent), fold(name)) if self.folded else (parent, name)
+
+    def _range(self, path: str, lo: str, hi: str) -> tuple[str, str, str]:
+        """A subtree's (path, lo, hi), folded when the stack is."""
+        if not self.folded:
+            return path, lo, hi
+        path = fold(path)
+        if lo == hi:  # an empty range stays empty
+            return path, lo, hi
+        return (path, *subtree_bounds(path))
+
+    def _glob(self, pattern: str) -> str:
+        return self._pattern(fold(pattern) if self.folded else pattern)
 
     @staticmethod
     def _run(raw: sqlite3.Connection, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
@@ -872,56 +1086,61 @@ class StackRepository:
     def resolve(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS) of the highest layer having the path (maybe a whiteout)."""
         stmt = self._resolve_all
-        return stored.inode(raw.execute(stmt.sql, (parent, name) * (len(stmt.params) // 2))
-                            .fetchone(), 1, parent, name)
+        return stored.inode(raw.execute(stmt.sql, self._keys(parent, name)
+                                        * (len(stmt.params) // 2)).fetchone(), 1, parent, name)
 
     def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
         row = stored.inode(raw.execute(self._resolve_first_sql,
-                                       self._resolve_first_params(parent, name)).fetchone(),
-                           1, parent, name)
-        if row is not None:
-            stored.content(row[9], stored.path_of(parent, name))
-        return row
+                                       self._resolve_first_params(*self._keys(parent, name))
+                                       ).fetchone(), 1, parent, name)
+        if row is None:
+            return None
+        return (*row[:9], first_chunk(self.content, row, 9, parent, name))
 
     def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
+        fp, fn = self._keys(parent, name)
         return [stored.inode(r, 1, parent, name)
-                for r in self._run(raw, self._resolve_all, parent=parent, name=name)]
+                for r in self._run(raw, self._resolve_all, parent=fp, name=fn)]
 
     def listing(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
         """(prio, name, *INODE_COLUMNS) per name, by name."""
-        return stored.inodes(self._run(raw, self._list, parent=parent), 2, parent)
+        key = fold(parent) if self.folded else parent
+        return stored.inodes(self._run(raw, self._list, parent=key), 2, parent)
 
     def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(prio, parent, name, *INODE_COLUMNS) per key strictly below ``path``."""
-        return stored.inodes(self._run(raw, self._subtree, parent=path, lo=lo, hi=hi), 3, path)
+        key, lo, hi = self._range(path, lo, hi)
+        return stored.inodes(self._run(raw, self._subtree, parent=key, lo=lo, hi=hi), 3, path)
 
     def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
         """(prio, name, kind)."""
-        return _named(self._run(raw, self._glob_in, parent=parent,
-                                name_glob=self._pattern(name_glob)), 2)
+        return _named(self._run(raw, self._glob_in, parent=fold(parent) if self.folded else parent,
+                                name_glob=self._glob(name_glob)), 2)
 
     def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
-        return _named(self._run(raw, self._glob_level, parent_glob=self._pattern(parent_glob),
+        return _named(self._run(raw, self._glob_level, parent_glob=self._glob(parent_glob),
                                 too_deep=self._pattern("/*" * (depth + 1)),
-                                name_glob=self._pattern(name_glob)), 3)
+                                name_glob=self._glob(name_glob)), 3)
 
     def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
-        return _named(self._run(raw, self._glob_below, parent=top, lo=lo, hi=hi,
-                                name_glob=self._pattern(name_glob)), 3)
+        key, lo, hi = self._range(top, lo, hi)
+        return _named(self._run(raw, self._glob_below, parent=key, lo=lo, hi=hi,
+                                name_glob=self._glob(name_glob)), 3)
 
     def lower_keys(self, raw: sqlite3.Connection, path: str, lo: str, hi: str
                    ) -> list[tuple[str, str]]:
         if self._lower_keys is None:
             return []
-        at_parent, at_name = _split(path)
+        at_parent, at_name = self._keys(*_split(path))
+        key, lo, hi = self._range(path, lo, hi)
         return self._run(raw, self._lower_keys, at_parent=at_parent, at_name=at_name,
-                         parent=path, lo=lo, hi=hi)
+                         parent=key, lo=lo, hi=hi)
 
 
 def _named(rows: list[Any], kind_at: int) -> list[Any]:
@@ -945,8 +1164,9 @@ def _q(schema: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def stack_repository(entries: tuple[tuple[int, str], ...]) -> StackRepository:
-    return StackRepository(entries)
+def stack_repository(entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
+                     folded: bool = False) -> StackRepository:
+    return StackRepository(entries, content, folded)
 
 
 @functools.cache
@@ -957,15 +1177,17 @@ def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
     src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
     chunks = compile_stmt(
         insert(dst).from_select(
-            ["id", "inode_id", "idx", "data"],
-            select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx, src.c.data)
+            ["id", "inode_id", "idx", "codec", "sums", "data"],
+            select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx,
+                   src.c.codec, src.c.sums, src.c.data)
             .where(src.c.id >= bindparam("src_lo"), src.c.id < bindparam("src_hi"))),
         ("dst_base", "dst", "src_lo", "src_hi"))
+    # The inline bytes as they are stored, and the digest: a copy is the same content.
     inline = compile_stmt(
         update(dst_i).where(dst_i.c.id == bindparam("dst"))
-        .values(data=select(src_i.c.data).where(src_i.c.id == bindparam("src"))
-                .scalar_subquery()),
-        ("src", "dst"))
+        .values({col: select(src_i.c[col]).where(src_i.c.id == bindparam("src"))
+                 .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
+        None)
     return chunks, inline
 
 
@@ -994,7 +1216,8 @@ class ManifestRepository:
         self.table = m
         self._identity = self._compile(
             select(m.c.uuid, m.c.name, m.c.version, m.c.description, m.c.created_ns,
-                   m.c.modified_ns, m.c.chunk_size).where(m.c.role == literal_column("'self'"))
+                   m.c.modified_ns, m.c.chunk_size, m.c.compression, m.c.case_insensitive)
+            .where(m.c.role == literal_column("'self'"))
             .order_by(m.c.id), ())
         self._recorded = self._compile(
             select(m.c.name, m.c.uuid, m.c.priority, m.c.db_path)
@@ -1024,8 +1247,13 @@ class ManifestRepository:
         session.flush()
 
     def identity_row(self, raw: sqlite3.Connection) -> Identity | None:
-        """This database's identity (its values unchecked: see ``check``)."""
-        row = raw.execute(self._identity.sql).fetchone()
+        """This database's identity (its values unchecked: see ``check``); None if there is
+        none, or if the table lacks this revision's columns (a forged version row: ``check``
+        reports the shape)."""
+        try:
+            row = raw.execute(self._identity.sql).fetchone()
+        except sqlite3.OperationalError:
+            return None
         return None if row is None else Identity._make(row)
 
     def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
@@ -1072,8 +1300,11 @@ class CheckRepository:
         self._bad_chunks = self._compile(
             select(i.c.parent, i.c.name, c.c.idx, func.length(c.c.data), i.c.chunk_size, i.c.size)
             .select_from(c.join(i, i.c.id == c.c.inode_id))
-            .where(or_(func.length(c.c.data) > i.c.chunk_size,
-                       c.c.idx * i.c.chunk_size + func.length(c.c.data) > i.c.size,
+            # A compressed chunk's stored length says nothing of its plain one (the deep
+            # check decompresses it).
+            .where(or_(and_(c.c.codec == literal_column("0"),
+                            or_(func.length(c.c.data) > i.c.chunk_size,
+                                c.c.idx * i.c.chunk_size + func.length(c.c.data) > i.c.size)),
                        i.c.chunk_size <= literal_column("0"), c.c.idx < literal_column("0")))
             , ())
         # Inline bytes must be a whole file that could become its chunk 0: a file, exactly
@@ -1083,11 +1314,12 @@ class CheckRepository:
             select(i.c.parent, i.c.name, i.c.kind, func.length(i.c.data), i.c.size,
                    i.c.chunk_size, has_chunks)
             .where(i.c.data.isnot(None),
-                   or_(i.c.kind != literal_column("1"), func.length(i.c.data) != i.c.size,
+                   or_(i.c.kind != literal_column("1"),
+                       and_(i.c.codec == literal_column("0"), func.length(i.c.data) != i.c.size),
                        i.c.size > i.c.chunk_size, has_chunks)), ())
         self._entries = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
-                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation), ())
+                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.fparent, i.c.fname), ())
         # Content that is not a BLOB (TEXT or numbers where bytes belong).
         self._not_blobs = self._compile(
             select(i.c.parent, i.c.name, c.c.idx, func.typeof(c.c.data))
