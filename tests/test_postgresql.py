@@ -819,3 +819,29 @@ def test_a_case_insensitive_tree(pg_url, pg_tree):
         import pgserver
 
         pgserver.drop_trees(pg_url, [base])
+
+
+def test_shared_copies_in_a_tree(pg_url, pg_tree):
+    import random
+
+    data = random.Random(7).randbytes(600_000)
+
+    def chunk_bytes() -> int:
+        return _sql(pg_url, f'SELECT coalesce(sum(length(data)), 0) FROM "{pg_tree}".vfs_chunks'
+                    )[0][0][0]
+
+    with VFS(pg_url, tree=pg_tree) as fs:
+        fs.write_bytes("/a.bin", data)
+        before = chunk_bytes()
+        fs.copy("/a.bin", "/b.bin")
+        fs.mkdir("/copy")
+        fs.copy("/a.bin", "/copy/c.bin")
+        assert chunk_bytes() == before
+        with fs.open("/b.bin", "r+b") as f:
+            f.write(b"B")
+        fs.remove("/a.bin")
+        assert fs.read_bytes("/copy/c.bin") == data
+        assert fs.read_bytes("/b.bin") == b"B" + data[1:]
+        fs.rmtree("/copy")
+        assert chunk_bytes() == len(data)  # only b's own chunks are left
+        assert fs.check(deep=True).ok

@@ -53,6 +53,9 @@ class ChunkedFile(io.RawIOBase):
         # and every write that reaches the database, runs with an inode (the type: ignore
         # comments on the repository calls below say so to mypy).
         self._id = inode_id
+        # Whose chunks BLOB reads address: the file's own, or those it shares (see
+        # ``InodeSize.key``; set by ``_revalidate`` before any BLOB read).
+        self._key = inode_id
         self._size = size
         self._cs = chunk_size
         self._readable = readable
@@ -305,6 +308,8 @@ class ChunkedFile(io.RawIOBase):
                     row = self._tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
                     if row is None or row.generation != self._gen:
                         raise self._stale()
+                    if row.shared:  # copy on write
+                        self._tree.repo.detach(raw, self._id)  # type: ignore[arg-type]
                     if row.inline:
                         self._tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
                     self._truncate_db(raw, size, keep)
@@ -422,7 +427,7 @@ class ChunkedFile(io.RawIOBase):
                 # A stream at a chunk's start that asks for less than the chunk: take the
                 # whole chunk and keep it (one BLOB read and one probe per chunk).
                 whole = not window and off == 0 and want < min(cs, size - pos)
-                blob = self._repo.read_blob(self._raw(), self._id, idx, off,  # type: ignore[arg-type]
+                blob = self._repo.read_blob(self._raw(), self._key, idx, off,  # type: ignore[arg-type]
                                             min(cs, size - pos) if whole else want, token[0])
                 if blob is not None and whole:
                     self._cache_idx, self._cache, self._cache_size = idx, blob, size
@@ -471,6 +476,7 @@ class ChunkedFile(io.RawIOBase):
         if row is None or row.generation != self._gen or row.inline:
             return None  # gone, replaced, or inline bytes (the query path reads those)
         self._size = row.size
+        self._key = row.key
         self._token = token
         if token[1] != uow.writes:
             return None
@@ -584,6 +590,8 @@ class ChunkedFile(io.RawIOBase):
             row = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
             if row is None or row.generation != self._gen:
                 raise self._stale()
+            if row.shared:  # copy on write: the chunks written become this file's own
+                tree.repo.detach(raw, self._id)  # type: ignore[arg-type]
             if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
                 tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
             size = row.size

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -62,6 +63,9 @@ class Inode(Base):
         # an underlay of a case-insensitive one: lookups and listings by it are one probe or
         # range, as by (parent, name). Not unique: a case-sensitive tree may hold "A" and "a".
         Index("ix_vfs_inodes_fparent_fname", "fparent", "fname"),
+        # The files sharing a content (format 0004): found when it is copied on write.
+        Index("ix_vfs_inodes_content", "content", sqlite_where=text("content IS NOT NULL"),
+              postgresql_where=text("content IS NOT NULL")),
         # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
         # ephemeral table, 1.6 us of every INSERT (format 0003).
         CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind")
@@ -85,6 +89,12 @@ class Inode(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # For staging rows: which process writes them, so a crashed writer's rows can be reclaimed.
     owner: Mapped[str | None] = mapped_column(Text)
+    # Shared content (format 0004): a copy reads the chunks of the inode ``content`` names
+    # instead of its own (NULL: its own), and ``refs`` counts the inodes reading this one's
+    # chunks that way. A file shared by others that is deleted or replaced whole stays as a
+    # hidden row (parent NULL) until its last sharer goes; a write in place copies first.
+    content: Mapped[int | None] = mapped_column(Int64)
+    refs: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # ``parent`` and ``name`` case-folded (``paths.fold``: Unicode case folding and NFC;
     # format 0004); NULL for staging rows.
     fparent: Mapped[str | None] = mapped_column(Path)

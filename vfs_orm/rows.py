@@ -92,6 +92,10 @@ class InodeSize(NamedTuple):
     size: int
     generation: int
     inline: bool
+    #: Whose chunks it reads (its own id, or the file it shares content with), and whether
+    #: its content is shared either way (a write in place copies first).
+    key: int = 0
+    shared: bool = False
 
 
 class ChunkRow(NamedTuple):

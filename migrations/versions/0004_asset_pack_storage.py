@@ -1,4 +1,4 @@
-"""asset-pack storage: block CRCs and a codec per stored value, a digest per file, folded keys
+"""asset-pack storage: block CRCs and a codec per stored value, digests, folded keys, sharing
 
 - ``vfs_chunks`` gains ``codec`` (0 stored as is, 1 zlib, 2 zstd) and ``sums`` (a CRC-32 per
   4 KiB block of the plain bytes, NOT NULL), placed BEFORE ``data``: a partial read of a chunk
@@ -8,6 +8,9 @@
 - ``vfs_inodes`` gains ``fparent`` and ``fname``, the case-folded key (``paths.fold``), with
   an index: how a case-insensitive database finds entries, and how any database is searched
   as its underlay.
+- ``vfs_inodes`` gains ``content`` (whose chunks a copy reads: shared copies, NULL for its
+  own) and ``refs`` (how many inodes read this one's chunks), with a partial index on
+  ``content``; existing files own their chunks (NULL, 0).
 - ``vfs_layer_manifests`` gains ``compression`` (how new content is stored; NULL: as is) and
   ``case_insensitive``.
 
@@ -158,17 +161,18 @@ def _sqlite_upgrade(conn: sa.Connection) -> None:
         id INTEGER NOT NULL, parent TEXT, name TEXT NOT NULL, kind INTEGER NOT NULL,
         mode INTEGER NOT NULL, size BIGINT NOT NULL, chunk_size INTEGER NOT NULL,
         ctime_ns BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, generation BIGINT NOT NULL,
-        owner TEXT, fparent TEXT, fname TEXT, digest BLOB, codec INTEGER DEFAULT '0' NOT NULL,
-        sums BLOB, data BLOB,
+        owner TEXT, content INTEGER, refs BIGINT DEFAULT '0' NOT NULL, fparent TEXT,
+        fname TEXT, digest BLOB, codec INTEGER DEFAULT '0' NOT NULL, sums BLOB, data BLOB,
         CONSTRAINT pk_vfs_inodes PRIMARY KEY (id AUTOINCREMENT),
         CONSTRAINT uq_vfs_inodes_parent_name UNIQUE (parent, name),
         CONSTRAINT ck_vfs_inodes_kind CHECK (kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer')
     )""")
     raw.execute(
         "INSERT INTO vfs_inodes_0004 (id, parent, name, kind, mode, size, chunk_size, "
-        "ctime_ns, mtime_ns, generation, owner, fparent, fname, digest, codec, sums, data) "
-        "SELECT id, parent, name, kind, mode, size, chunk_size, ctime_ns, mtime_ns, "
-        "generation, owner, vfs_fold_0004(parent), vfs_fold_0004(name), NULL, 0, "
+        "ctime_ns, mtime_ns, generation, owner, content, refs, fparent, fname, digest, codec, "
+        "sums, data) SELECT id, parent, name, kind, mode, size, chunk_size, ctime_ns, "
+        "mtime_ns, generation, owner, NULL, 0, vfs_fold_0004(parent), vfs_fold_0004(name), "
+        "NULL, 0, "
         "CASE WHEN data IS NULL THEN NULL ELSE vfs_block_sums_0004(data) END, data "
         "FROM vfs_inodes")
     raw.execute("""CREATE TABLE vfs_chunks_0004 (
@@ -189,6 +193,8 @@ def _sqlite_upgrade(conn: sa.Connection) -> None:
     raw.execute("ALTER TABLE vfs_inodes_0004 RENAME TO vfs_inodes")
     raw.execute("ALTER TABLE vfs_chunks_0004 RENAME TO vfs_chunks")
     raw.execute("CREATE INDEX ix_vfs_inodes_fparent_fname ON vfs_inodes (fparent, fname)")
+    raw.execute("CREATE INDEX ix_vfs_inodes_content ON vfs_inodes (content) "
+                "WHERE content IS NOT NULL")
     if seq is not None:
         raw.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'vfs_inodes'",
                     (seq[0],))
@@ -203,6 +209,9 @@ def upgrade() -> None:
     if conn.dialect.name == "sqlite":
         _sqlite_upgrade(conn)
         return
+    op.add_column("vfs_inodes", sa.Column("content", sa.BigInteger(), nullable=True))
+    op.add_column("vfs_inodes", sa.Column("refs", sa.BigInteger(), server_default="0",
+                                          nullable=False))
     op.add_column("vfs_inodes", sa.Column("fparent", sa.Text(collation="C"), nullable=True))
     op.add_column("vfs_inodes", sa.Column("fname", sa.Text(collation="C"), nullable=True))
     op.add_column("vfs_inodes", sa.Column("digest", sa.LargeBinary(), nullable=True))
@@ -219,6 +228,8 @@ def upgrade() -> None:
     op.alter_column("vfs_chunks", "sums", nullable=False)
     _folds(conn)
     op.create_index("ix_vfs_inodes_fparent_fname", "vfs_inodes", ["fparent", "fname"])
+    op.create_index("ix_vfs_inodes_content", "vfs_inodes", ["content"],
+                    postgresql_where=sa.text("content IS NOT NULL"))
     _digests(conn)
 
 
@@ -237,6 +248,8 @@ def _full_inodes() -> sa.Table:
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("owner", sa.Text(), nullable=True),
+        sa.Column("content", sa.Integer(), nullable=True),
+        sa.Column("refs", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("fparent", sa.Text(), nullable=True),
         sa.Column("fname", sa.Text(), nullable=True),
         sa.Column("digest", sa.LargeBinary(), nullable=True),
@@ -248,7 +261,27 @@ def _full_inodes() -> sa.Table:
         sa.CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'",
                            name="ck_vfs_inodes_kind"),
         sa.Index("ix_vfs_inodes_fparent_fname", "fparent", "fname"),
+        sa.Index("ix_vfs_inodes_content", "content", sqlite_where=sa.text("content IS NOT NULL")),
         sqlite_autoincrement=True)
+
+
+def _unshare(conn: sa.Connection) -> None:
+    """0003 has no shared content: every sharer gets a copy of its chunks, hidden holders go."""
+    t = sa.table("vfs_inodes", sa.column("id", sa.BigInteger), sa.column("content"),
+                 sa.column("parent"), sa.column("refs"))
+    c = sa.table("vfs_chunks", sa.column("id", sa.BigInteger), sa.column("inode_id"),
+                 sa.column("idx"), sa.column("codec"), sa.column("sums"), sa.column("data"))
+    span = sa.literal(CHUNK_SPAN, sa.BigInteger)
+    for ident, key in conn.execute(sa.select(t.c.id, t.c.content)
+                                   .where(t.c.content.isnot(None))).fetchall():
+        conn.execute(sa.insert(c).from_select(
+            ["id", "inode_id", "idx", "codec", "sums", "data"],
+            sa.select(ident * span + c.c.idx, sa.literal(ident, sa.BigInteger), c.c.idx,
+                      c.c.codec, c.c.sums, c.c.data)
+            .where(c.c.id >= key * span, c.c.id < (key + 1) * span)))
+    hidden = sa.select(t.c.id).where(t.c.parent.is_(None), t.c.refs > 0)
+    conn.execute(sa.delete(c).where(c.c.inode_id.in_(hidden)))
+    conn.execute(sa.delete(t).where(t.c.parent.is_(None), t.c.refs > 0))
 
 
 def plain(codec: object, data: object) -> object:
@@ -283,11 +316,16 @@ def downgrade() -> None:
         batch.drop_column("sums")
         batch.drop_column("codec")
     # copy_from: reflection would lose AUTOINCREMENT (ids are never reused).
+    _unshare(conn)
     if conn.dialect.name != "sqlite":
         op.drop_index("ix_vfs_inodes_fparent_fname", "vfs_inodes")
+        op.drop_index("ix_vfs_inodes_content", "vfs_inodes")
     with op.batch_alter_table("vfs_inodes", copy_from=_full_inodes()) as batch:
         if conn.dialect.name == "sqlite":
             batch.drop_index("ix_vfs_inodes_fparent_fname")
+            batch.drop_index("ix_vfs_inodes_content")
+        batch.drop_column("content")
+        batch.drop_column("refs")
         batch.drop_column("fparent")
         batch.drop_column("fname")
         batch.drop_column("sums")

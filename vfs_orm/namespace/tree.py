@@ -48,6 +48,18 @@ if TYPE_CHECKING:
     from vfs_orm._io import ChunkedFile
 
 
+class _Same:
+    """In a ``write_files`` call: content equal to that of the earlier file ``src``."""
+
+    __slots__ = ("data", "src")
+
+    def __init__(self, src: str, data: bytes) -> None:
+        self.src, self.data = src, data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
 class _SomeExist(Exception):
     """A bulk insert found a path already taken: undo it, take the general path."""
 
@@ -441,20 +453,65 @@ class Tree:
         one by one (as they always are over layers: whiteouts and lower entries)."""
         limit = self.inline_max
         small = [(p, d) for p, d in files if len(d) <= limit]
+        files = self._shared_duplicates(files, limit)
         if small and not self.resolver.layered and len({p for p, _ in files}) == len(files):
             try:
                 with self.uow.write(savepoint=True) as raw:
                     self._create_inline(raw, small, mode)
                     for p, d in files:
                         if len(d) > limit:
-                            self.write_bytes(p, d, mode=mode)
+                            self._write_one(p, d, mode)
                 return len(files)
             except _SomeExist:
                 pass
         with self.uow.batch():
             for p, d in files:
-                self.write_bytes(p, d, mode=mode)
+                self._write_one(p, d, mode)
         return len(files)
+
+    def _write_one(self, path: str, data: Any, mode: int) -> None:
+        if isinstance(data, _Same):
+            if self._write_shared(path, data.src, len(data.data), mode):
+                return
+            data = data.data
+        self.write_bytes(path, data, mode=mode)
+
+    def _write_shared(self, path: str, src: str, size: int, mode: int) -> bool:
+        """A new file at ``path`` sharing the chunks of the file just written at ``src`` (the
+        same bytes); False (nothing done) where that is not simple: ``path`` exists, or the
+        tree has layers."""
+        if self.resolver.layered:
+            return False
+        with self.uow.write() as raw:
+            source = self.resolver.top(raw, src)
+            node, parent_ok = self.resolver.target(raw, path)
+            if source is None or source.kind != FILE or source.size != size or \
+                    node is not None:
+                return False
+            if not parent_ok:
+                self._parent_dir(raw, path, create=True)
+            now = time.time_ns()
+            new_id = self.repo.insert(raw, *paths.split(path), FILE, mode, size,
+                                      source.chunk_size, now, now)
+            self.repo.copy_content(raw, source.id, new_id)
+        return True
+
+    def _shared_duplicates(self, files: list[tuple[str, bytes]], limit: int
+                           ) -> list[tuple[str, Any]]:
+        """Files of a ``write_files`` call whose (chunked) content repeats an earlier one's
+        become ``_Same`` markers: written as copies that share its chunks."""
+        first: dict[bytes, str] = {}
+        out: list[tuple[str, Any]] = []
+        for p, d in files:
+            if len(d) > limit:
+                h = hashlib.sha256(d).digest()
+                earlier = first.get(h)
+                if earlier is not None:
+                    out.append((p, _Same(earlier, d)))
+                    continue
+                first[h] = p
+            out.append((p, d))
+        return out
 
     def _create_inline(self, raw: Any, files: list[tuple[str, bytes]], mode: int) -> None:
         """Inside a write: new inline files, their missing directories first; raises
@@ -506,9 +563,14 @@ class Tree:
         inline = data if n <= self.inline_max else None
         # Inline bytes get their digest from the repository; chunked ones, here.
         digest = None if inline is not None else hashlib.sha256(data).digest()
+        ctime = now
+        if existing is not None and self.repo.release(raw, existing.id):
+            # Other files read its chunks: its row stays for them, out of the tree, and the
+            # path gets a new row (as a w-mode save gets one).
+            ctime, existing = existing.ctime_ns, None
         if existing is None:
             pp, pn = paths.split(path)
-            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, now, now, data=inline,
+            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, ctime, now, data=inline,
                                         digest=digest)
         else:
             inode_id = existing.id

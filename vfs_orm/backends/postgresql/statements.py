@@ -33,7 +33,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 
 from vfs_orm.backends.sqlite.statements import (
-    CHUNK_SPAN,
     CheckRepository,
     Compiled,
     InodeRepository,
@@ -163,6 +162,9 @@ class PGInodeRepository(InodeRepository):
     def _joined(self, column: Any, separator: Any) -> Any:
         return func.string_agg(column, separator)
 
+    def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
+        return _copy_between(src_schema, dst_schema)
+
     def _insert_ignoring(self, table: Any) -> Any:
         return pg_dialect.insert(table).on_conflict_do_nothing()
 
@@ -234,15 +236,6 @@ class PGInodeRepository(InodeRepository):
             parent, name = _split(path)
             rows.append((parent, name, mode, now, now, fold(parent), fold(name), *_split(parent)))
         return int(raw.executemany_count(self._create_dir.sql, rows))
-
-    def copy_content_from(self, raw: Any, src_schema: str, src_id: int, dst_id: int) -> None:
-        """A file's content copied from an inode of this tree or of an underlay tree (a copy
-        up), inside the server."""
-        copy_chunks, copy_inline = _copy_between(src_schema, self.schema)
-        raw.execute(copy_chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
-                                      (src_id + 1) * CHUNK_SPAN))
-        raw.execute(copy_inline.sql,
-                    tuple(dst_id if k == "dst" else src_id for k in copy_inline.params))
 
     def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
         return [tuple(r) for r in raw.execute(self._staging.sql, ()).fetchall()]

@@ -73,6 +73,13 @@ def check(raw: Any, quick: bool = False,
                else f"file size {size}, chunk size {cs}")
         report.problems.append(
             f"{_path(parent, name)}: {length} inline bytes, but {why}: they do not fit")
+    for ident, parent, name, refs, readers in repo.bad_refs(raw):
+        where = f"shared content {ident}" if parent is None else _path(parent, name)
+        report.problems.append(f"{where}: reference count {refs!r:.20}, but {readers} "
+                               f"file(s) read its chunks")
+    for parent, name, content in repo.bad_sharers(raw):
+        report.problems.append(f"{_path(parent, name)}: shares the content of inode "
+                               f"{content!r:.20}, which holds none it can read")
     identity = manifests.identity_row(raw)
     if identity is not None and (type(identity.chunk_size) is not int
                                  or not 0 < identity.chunk_size <= stored.MAX_CHUNK_SIZE):
@@ -91,7 +98,8 @@ def check(raw: Any, quick: bool = False,
             report.problems.append(f"{_path(parent, name)}: {problem}")
             continue
         if parent is None:
-            staging += 1
+            if row[12] == 0:  # not a hidden holder of shared content
+                staging += 1
             continue
         if parent == "" and name == "":
             continue

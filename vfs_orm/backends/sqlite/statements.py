@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -148,6 +149,11 @@ class InodeRepository:
         """The aggregate joining a group's ``column`` values with ``separator``."""
         return func.group_concat(column, separator)
 
+    def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
+        """Copying a file's chunk rows, and its inline bytes, between schemas (or within
+        one): (chunks, inline), compiled for this dialect."""
+        return _copy_across(src_schema, dst_schema)
+
     def _insert_ignoring(self, table: Table) -> Any:
         """An INSERT that skips, without an error, a row refused by a UNIQUE or CHECK."""
         return insert(table).prefix_with("OR IGNORE")
@@ -199,9 +205,11 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
             ("parent", "lo", "hi"))
+        # Whose chunks a file reads: its own, or those of the inode it shares them with.
+        key = func.coalesce(i.c.content, i.c.id)
         # A file's first chunk: its inline bytes, else chunk 0 (joined by rowid), as
         # (codec, sums, data).
-        with_first = i.outerjoin(c, c.c.id == i.c.id * _SPAN)
+        with_first = i.outerjoin(c, c.c.id == key * _SPAN)
         inline = i.c.data.isnot(None)
         first = [case((inline, i.c.codec), else_=c.c.codec),
                  case((inline, i.c.sums), else_=c.c.sums),
@@ -239,8 +247,8 @@ class InodeRepository:
         self._read_whole = self._compile(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data,
                    c.c.codec, c.c.sums, i.c.codec, i.c.sums)
-            .select_from(i.outerjoin(c, and_(c.c.id >= i.c.id * _SPAN,
-                                             c.c.id < (i.c.id + literal_column("1")) * _SPAN)))
+            .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN,
+                                             c.c.id < (key + literal_column("1")) * _SPAN)))
             .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
             ("parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
@@ -265,30 +273,34 @@ class InodeRepository:
             ("sums_at", "sums_len", "start", "length", "id"))
         self._read_chunk = self._compile(
             select(i.c.size, i.c.generation, c.c.codec, c.c.sums, c.c.data)
-            .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
+            .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
             .where(i.c.id == bindparam("id")),
-            ("cid", "id"))
+            ("idx", "id"))
         self._read_part = self._compile(
             select(i.c.size, i.c.generation, *part(c.c.codec, c.c.sums, c.c.data))
-            .select_from(i.outerjoin(c, c.c.id == bindparam("cid")))
+            .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
             .where(i.c.id == bindparam("id")),
-            ("sums_at", "sums_len", "start", "length", "cid", "id"))
+            ("sums_at", "sums_len", "start", "length", "idx", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement. The
         # inline bytes come last (NULL unless the file has no chunks).
         self._read_span = self._compile(
             select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data, c.c.codec, c.c.sums,
                    i.c.codec, i.c.sums)
-            .select_from(i.outerjoin(c, and_(c.c.id >= bindparam("lo_id"),
-                                             c.c.id < bindparam("hi_id"))))
+            .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN + bindparam("first"),
+                                             c.c.id < key * _SPAN + bindparam("stop"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.id),
-            ("lo_id", "hi_id", "id"))
+            ("first", "stop", "id"))
         self._inode_size = self._compile(
-            select(i.c.size, i.c.generation, i.c.data.isnot(None))
+            select(i.c.size, i.c.generation, i.c.data.isnot(None), key,
+                   or_(i.c.content.isnot(None), i.c.refs > literal_column("0")))
             .where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = self._compile(
             select(c.c.codec, c.c.sums, c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
         self._digest = self._compile(
             select(i.c.digest).where(i.c.id == bindparam("id")), ("id",))
+        self._lookup_by_id = self._compile(
+            select(i.c.mode, i.c.size, i.c.chunk_size, i.c.ctime_ns, i.c.mtime_ns, i.c.digest)
+            .where(i.c.id == bindparam("id")), ("id",))
         # An entry's stored spelling, found by its folded key (case-insensitive databases).
         self._spelling = self._compile(
             select(i.c.parent, i.c.name).where(i.c.fparent == p, i.c.fname == n),
@@ -298,8 +310,55 @@ class InodeRepository:
             select(i.c.id, i.c.parent, i.c.name, i.c.size, i.c.chunk_size, i.c.digest)
             .where(i.c.kind == literal_column(str(int(InodeKind.FILE))), i.c.parent.isnot(None))
             .order_by(i.c.parent, i.c.name), ())
+        # Rows out of the tree that nobody shares: unfinished writes (a hidden row that others
+        # still read is kept until they go).
         self._staging = self._compile(
-            select(i.c.id, i.c.owner).where(i.c.parent.is_(None)), ())
+            select(i.c.id, i.c.owner).where(i.c.parent.is_(None), i.c.refs == literal_column("0")),
+            ())
+        # -- shared content ------------------------------------------------------------------
+        self._sharing = self._compile(
+            select(i.c.content, i.c.refs).where(i.c.id == bindparam("id")), ("id",))
+        src = i.alias("src")
+        # A new file reads the chunks its source reads (inline bytes are copied instead).
+        self._share = self._compile(
+            update(i).where(i.c.id == bindparam("dst"))
+            .values(content=select(func.coalesce(src.c.content, src.c.id))
+                    .where(src.c.id == bindparam("src"), src.c.data.is_(None))
+                    .scalar_subquery()), ("src", "dst"))
+        self._ref = self._compile(
+            update(i).where(i.c.id == select(src.c.content).where(src.c.id == bindparam("id"))
+                            .scalar_subquery())
+            .values(refs=i.c.refs + literal_column("1")), ("id",))
+        self._unref = self._compile(
+            update(i).where(i.c.id == bindparam("id")).values(refs=i.c.refs - literal_column("1")),
+            ("id",))
+        self._own = self._compile(
+            update(i).where(i.c.id == bindparam("id")).values(content=null()), ("id",))
+        # A hidden holder nobody reads any more: its chunks, then its row.
+        gone = and_(i.c.parent.is_(None), i.c.refs <= literal_column("0"))
+        self._drop_holder_chunks = self._compile(
+            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id"),
+                            select(literal_column("1")).select_from(i)
+                            .where(i.c.id == bindparam("id"), gone).exists()),
+            ("lo_id", "hi_id", "id"))
+        self._drop_holder = self._compile(
+            delete(i).where(i.c.id == bindparam("id"), gone), ("id",))
+        # A file others read, deleted or replaced whole: it leaves the tree, kept for them.
+        self._hide = self._compile(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(parent=null(), name=literal_column("'shared-'", Text).concat(cast(i.c.id, Text)),
+                    fparent=null(), fname=null(), owner=null()), ("id",))
+        # Written in place while others read it: they move to a copy of its chunks.
+        self._repoint = self._compile(
+            update(i).where(i.c.content == bindparam("old")).values(content=bindparam("new")),
+            ("new", "old"))
+        self._set_refs = self._compile(
+            update(i).where(i.c.id == bindparam("id")).values(refs=bindparam("refs")),
+            ("refs", "id"))
+        self._shared_in = self._compile(
+            select(i.c.id).where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
+                                 or_(i.c.content.isnot(None), i.c.refs > literal_column("0"))),
+            ("parent", "lo", "hi"))
 
         # -- writes -------------------------------------------------------------------------
         def new_inode(kind: Any, **columns: Any) -> dict[str, Any]:
@@ -422,8 +481,9 @@ class InodeRepository:
             delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
         self._delete = self._compile(delete(i).where(i.c.id == bindparam("id")), ("id",))
-        tree_rows = or_(i.c.id == bindparam("id"), i.c.parent == p,
-                        and_(i.c.parent >= lo, i.c.parent < hi))
+        tree_rows = and_(or_(i.c.id == bindparam("id"), i.c.parent == p,
+                             and_(i.c.parent >= lo, i.c.parent < hi)),
+                         i.c.refs == literal_column("0"))
         self._delete_tree_chunks = self._compile(
             delete(c).where(c.c.inode_id.in_(
                 select(i.c.id).where(tree_rows, i.c.kind == literal_column("1")))),
@@ -568,7 +628,7 @@ class InodeRepository:
         4 KiB blocks covering the part are read and checked against the chunk's sums (a second
         BLOB on the same row). None too if there are no such bytes (a sparse hole, inline
         bytes, or a file that is gone): a query tells."""
-        rowid = inode_id * CHUNK_SPAN + idx
+        rowid = inode_id * CHUNK_SPAN + idx  # the file's chunk key (see ``InodeSize.key``)
         try:
             blob = raw.blobopen(self.chunks.name, "data", rowid, readonly=True,
                                 name=self.schema)
@@ -635,8 +695,7 @@ class InodeRepository:
         if idx == 0:
             row = raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()
         else:
-            row = raw.execute(self._read_chunk.sql,
-                              (inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()
+            row = raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()
         if row is None:
             return None
         return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx)))
@@ -651,8 +710,7 @@ class InodeRepository:
         if idx == 0:
             row = raw.execute(self._read_part0.sql, (*args, inode_id)).fetchone()
         else:
-            row = raw.execute(self._read_part.sql,
-                              (*args, inode_id * CHUNK_SPAN + idx, inode_id)).fetchone()
+            row = raw.execute(self._read_part.sql, (*args, idx, inode_id)).fetchone()
         if row is None:
             return None
         size, gen, codec, sums, data = row
@@ -672,8 +730,7 @@ class InodeRepository:
     def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
                   ) -> list[ChunkRow]:
         """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone."""
-        base = inode_id * CHUNK_SPAN
-        rows = raw.execute(self._read_span.sql, (base + first, base + min(stop, CHUNK_SPAN),
+        rows = raw.execute(self._read_span.sql, (first, min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
         if not rows:
             return []
@@ -693,7 +750,10 @@ class InodeRepository:
         row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
         if row is None:
             return None
-        return InodeSize(stored.sized(row[0]), stored.generation(row[1]), bool(row[2]))
+        if type(row[3]) is not int:
+            raise stored.damaged(f"content key {row[3]!r:.40} of inode {inode_id}")
+        return InodeSize(stored.sized(row[0]), stored.generation(row[1]), bool(row[2]), row[3],
+                         bool(row[4]))
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
         r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
@@ -772,14 +832,78 @@ class InodeRepository:
                           dst_id: int) -> None:
         """Copy a file's bytes (chunks, or inline bytes) from an attached schema into this
         one's inode ``dst_id``, inside SQLite."""
-        chunks, inline = _copy_across(src_schema, self.schema)
-        raw.execute(chunks.sql, (dst_id * CHUNK_SPAN, dst_id, src_id * CHUNK_SPAN,
-                                 (src_id + 1) * CHUNK_SPAN))
+        chunks, inline = self._copies(src_schema, self.schema)
+        key = raw.execute(_key_of(src_schema, self.dialect).sql, (src_id,)).fetchone()
+        key = src_id if key is None or type(key[0]) is not int else key[0]
+        raw.execute(chunks.sql, (dst_id * CHUNK_SPAN, dst_id, key * CHUNK_SPAN,
+                                 (key + 1) * CHUNK_SPAN))
         raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
 
     def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
-        """Copy a file's bytes (chunks, or inline bytes) to the new inode ``dst_id``."""
-        self.copy_content_from(raw, self.schema, src_id, dst_id)
+        """Give the new inode ``dst_id`` the content of ``src_id``: chunks are shared (no byte
+        moves; see ``detach`` for what a later write does), inline bytes copied."""
+        _, inline = self._copies(self.schema, self.schema)
+        raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
+        raw.execute(self._share.sql, (src_id, dst_id))
+        raw.execute(self._ref.sql, (dst_id,))
+
+    # -- shared content ---------------------------------------------------------------------
+    def _sharing_of(self, raw: sqlite3.Connection, inode_id: int) -> tuple[Any, int]:
+        row = raw.execute(self._sharing.sql, (inode_id,)).fetchone()
+        if row is None:
+            return None, 0
+        content, refs = row
+        if (content is not None and type(content) is not int) or type(refs) is not int:
+            raise stored.damaged(f"sharing {content!r:.20}/{refs!r:.20} of inode {inode_id}")
+        return content, refs
+
+    def _release_holder(self, raw: sqlite3.Connection, key: int) -> None:
+        """One reader fewer for ``key``'s chunks; a hidden holder with none left goes."""
+        raw.execute(self._unref.sql, (key,))
+        raw.execute(self._drop_holder_chunks.sql, (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN,
+                                                   key))
+        raw.execute(self._drop_holder.sql, (key,))
+
+    def release(self, raw: sqlite3.Connection, inode_id: int) -> bool:
+        """Before a file is deleted or its whole content replaced: it stops reading another
+        file's chunks; if others read its own, its row leaves the tree (hidden, kept for them)
+        and True is returned (the caller deletes nothing, and makes a new row if it needs
+        one)."""
+        content, refs = self._sharing_of(raw, inode_id)
+        if content is not None:
+            raw.execute(self._own.sql, (inode_id,))
+            self._release_holder(raw, content)
+        if refs > 0:
+            raw.execute(self._hide.sql, (inode_id,))
+            return True
+        return False
+
+    def detach(self, raw: sqlite3.Connection, inode_id: int) -> None:
+        """Before a write in place (copy on write): the file's chunks become its own and no
+        one else's. A file reading another's chunks gets a copy of them; a file others read
+        leaves its chunks to a hidden copy, which they read from then on."""
+        content, refs = self._sharing_of(raw, inode_id)
+        chunks, _ = self._copies(self.schema, self.schema)
+        if content is not None:
+            raw.execute(chunks.sql, (inode_id * CHUNK_SPAN, inode_id, content * CHUNK_SPAN,
+                                     (content + 1) * CHUNK_SPAN))
+            raw.execute(self._own.sql, (inode_id,))
+            self._release_holder(raw, content)
+        if refs > 0:
+            row = raw.execute(self._lookup_by_id.sql, (inode_id,)).fetchone()
+            holder = self.insert(raw, None, f"shared-{inode_id}", 1, row[0], row[1], row[2],
+                                 row[3], row[4], digest=row[5])
+            raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
+                                     (inode_id + 1) * CHUNK_SPAN))
+            raw.execute(self._repoint.sql, (holder, inode_id))
+            raw.execute(self._set_refs.sql, (refs, holder))
+            raw.execute(self._set_refs.sql, (0, inode_id))
+
+    def release_tree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> None:
+        """``release`` for every shared or sharing entry below ``path`` (before deleting the
+        subtree)."""
+        for (ident,) in raw.execute(self._shared_in.sql, (path, lo, hi)).fetchall():
+            self.release(raw, ident)
 
     def drop_chunks_from(self, raw: sqlite3.Connection, inode_id: int, first: int) -> None:
         raw.execute(self._drop_chunks_from.sql, (inode_id * CHUNK_SPAN + first,
@@ -868,12 +992,17 @@ class InodeRepository:
                             parent, name)).rowcount == 1
 
     def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
+        if self.release(raw, inode_id):
+            return  # others still read its chunks: hidden until they go
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
                                                  (inode_id + 1) * CHUNK_SPAN))
         raw.execute(self._delete.sql, (inode_id,))
 
     def delete_tree(self, raw: sqlite3.Connection, inode_id: int, path: str, lo: str, hi: str) -> int:
-        """Delete an entry and everything below it: two statements, whatever the size."""
+        """Delete an entry and everything below it: two statements, whatever the size (and
+        one that finds shared content below it, which is released first)."""
+        self.release(raw, inode_id)
+        self.release_tree(raw, path, lo, hi)
         raw.execute(self._delete_tree_chunks.sql, (inode_id, path, lo, hi))
         return raw.execute(self._delete_tree.sql, (inode_id, path, lo, hi)).rowcount
 
@@ -1191,6 +1320,14 @@ def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
     return chunks, inline
 
 
+@functools.cache
+def _key_of(schema: str, dialect: Any = _DIALECT) -> Compiled:
+    """Whose chunks an inode of ``schema`` reads (its own, or those it shares)."""
+    i = inode_table(schema)
+    return compile_stmt(select(func.coalesce(i.c.content, i.c.id))
+                        .where(i.c.id == bindparam("id")), ("id",), dialect)
+
+
 def _split(path: str) -> tuple[str, str]:
     if path == "/":
         return "", ""
@@ -1286,6 +1423,23 @@ class CheckRepository:
         i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
         span = _SPAN
+        # Shared content: each row's count of readers against the rows that read it, and
+        # readers whose holder is missing, itself a reader, not a file or chunked otherwise.
+        sharer, holder = i.alias("sharer"), i.alias("holder")
+        readers = (select(func.count()).select_from(sharer)
+                   .where(sharer.c.content == i.c.id).scalar_subquery())
+        self._bad_refs = self._compile(
+            select(i.c.id, i.c.parent, i.c.name, i.c.refs, readers)
+            .where(or_(i.c.refs != readers,
+                       and_(i.c.parent.is_(None), i.c.refs > literal_column("0"),
+                            i.c.kind != literal_column("1")))), ())
+        self._bad_sharers = self._compile(
+            select(sharer.c.parent, sharer.c.name, sharer.c.content)
+            .select_from(sharer.outerjoin(holder, holder.c.id == sharer.c.content))
+            .where(sharer.c.content.isnot(None),
+                   or_(holder.c.id.is_(None), holder.c.content.isnot(None),
+                       holder.c.kind != literal_column("1"), sharer.c.kind != literal_column("1"),
+                       holder.c.chunk_size != sharer.c.chunk_size)), ())
         self._orphans = self._compile(
             select(c.c.id, c.c.inode_id, c.c.idx)
             .select_from(c.outerjoin(i, i.c.id == c.c.inode_id))
@@ -1319,7 +1473,8 @@ class CheckRepository:
                        i.c.size > i.c.chunk_size, has_chunks)), ())
         self._entries = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
-                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.fparent, i.c.fname), ())
+                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.fparent, i.c.fname,
+                   i.c.refs), ())
         # Content that is not a BLOB (TEXT or numbers where bytes belong).
         self._not_blobs = self._compile(
             select(i.c.parent, i.c.name, c.c.idx, func.typeof(c.c.data))
@@ -1342,6 +1497,14 @@ class CheckRepository:
 
     def foreign_keys(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         return raw.execute("PRAGMA foreign_key_check").fetchall()
+
+    def bad_refs(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        """(id, parent, name, refs, readers) of rows whose count of readers is wrong."""
+        return raw.execute(self._bad_refs.sql).fetchmany(limit)
+
+    def bad_sharers(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+        """(parent, name, content) of files sharing content they cannot read."""
+        return raw.execute(self._bad_sharers.sql).fetchmany(limit)
 
     def orphan_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._orphans.sql).fetchmany(limit)

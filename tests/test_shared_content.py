@@ -1,0 +1,153 @@
+"""Shared copies (format 0004): identical content is stored once. ``copy``, ``copytree`` and
+duplicates in ``write_files`` share chunks instead of copying bytes; a later write to either
+file copies first (copy on write); the last reference going releases the storage; ``check``
+verifies the reference counts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+
+import pytest
+
+from vfs_orm import VFS
+
+MiB = 1 << 20
+
+
+def _chunks(path) -> tuple[int, int]:
+    """(chunk rows, stored chunk bytes) of a database."""
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT count(*), coalesce(sum(length(data)), 0) FROM vfs_chunks"
+                           ).fetchone()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def fs(tmp_path):
+    with VFS(tmp_path / "shared.vfs") as vfs:
+        yield vfs
+
+
+def test_copies_share_storage_and_diverge_on_write(fs):
+    data = random.Random(1).randbytes(3 * MiB)
+    fs.write_bytes("/a.bin", data)
+    before = _chunks(fs.db_path)
+    fs.copy("/a.bin", "/b.bin")
+    assert _chunks(fs.db_path) == before  # no byte moved
+    assert fs.read_bytes("/b.bin") == data and fs.digest("/b.bin") == fs.digest("/a.bin")
+    with fs.open("/b.bin", "r+b") as f:  # in place: b gets its own chunks first
+        f.seek(1000)
+        f.write(b"patched")
+    assert fs.read_bytes("/a.bin") == data
+    assert fs.read_bytes("/b.bin") == data[:1000] + b"patched" + data[1007:]
+    fs.copy("/a.bin", "/c.bin")
+    with fs.open("/a.bin", "ab") as f:  # the original written: c keeps the old bytes
+        f.write(b"tail")
+    assert fs.read_bytes("/c.bin") == data and fs.read_bytes("/a.bin") == data + b"tail"
+    fs.copy("/c.bin", "/d.bin")
+    fs.write_bytes("/c.bin", b"replaced whole")  # whole: no copy needed, d keeps its bytes
+    assert fs.read_bytes("/d.bin") == data and fs.read_bytes("/c.bin") == b"replaced whole"
+    with fs.open("/d.bin", "r+b") as f:
+        f.truncate(10)
+    assert fs.read_bytes("/d.bin") == data[:10]
+    report = fs.check(deep=True)
+    assert report.ok, report.problems
+
+
+def test_the_last_reference_releases_the_storage(fs):
+    data = random.Random(2).randbytes(2 * MiB)
+    fs.write_bytes("/orig.bin", data)
+    one_copy = _chunks(fs.db_path)
+    fs.mkdir("/copies")
+    for k in range(5):
+        fs.copy("/orig.bin", f"/copies/c{k}.bin")
+    assert _chunks(fs.db_path) == one_copy
+    fs.remove("/orig.bin")  # others read its chunks: they stay
+    assert _chunks(fs.db_path) == one_copy
+    assert all(fs.read_bytes(f"/copies/c{k}.bin") == data for k in range(5))
+    fs.remove("/copies/c0.bin")
+    assert fs.check().ok
+    fs.rmtree("/copies")  # the last references: the storage goes
+    assert _chunks(fs.db_path) == (0, 0)
+    report = fs.check()
+    assert report.ok and not report.warnings, (report.problems, report.warnings)
+
+
+def test_copytree_of_a_big_tree_adds_no_content_bytes(tmp_path):
+    path = tmp_path / "big.vfs"
+    rnd = random.Random(3)
+    files = {f"/assets/d{i % 8}/f{i:03}.bin": rnd.randbytes(rnd.randrange(70_000, 400_000))
+             for i in range(120)}
+    with VFS(path) as fs:
+        fs.write_files(sorted(files.items()))
+        fs.write_bytes("/assets/small.txt", b"small files are copied: 16 KiB at most")
+        before = _chunks(path)
+        fs.copytree("/assets", "/assets_v2")
+        assert _chunks(path) == before
+        for p, data in list(files.items())[:10]:
+            assert fs.read_bytes(p.replace("/assets/", "/assets_v2/")) == data
+        fs.write_bytes("/assets_v2/d0/f000.bin", b"changed")
+        assert fs.read_bytes("/assets/d0/f000.bin") == files["/assets/d0/f000.bin"]
+        fs.rename("/assets", "/old")
+        fs.rmtree("/old")
+        for p, data in files.items():
+            q = p.replace("/assets/", "/assets_v2/")
+            if q != "/assets_v2/d0/f000.bin":
+                assert hashlib.sha256(fs.read_bytes(q)).digest() == hashlib.sha256(data).digest()
+        report = fs.check(deep=True)
+        assert report.ok, report.problems
+
+
+def test_write_files_stores_duplicate_content_once(fs):
+    blob = random.Random(4).randbytes(500_000)
+    other = random.Random(5).randbytes(500_000)
+    fs.write_files([("/a/x.bin", blob), ("/a/y.bin", other), ("/b/x.bin", blob),
+                    ("/c/x.bin", blob), ("/small1", b"s"), ("/small2", b"s")])
+    _rows, stored = _chunks(fs.db_path)
+    assert stored == len(blob) + len(other)  # each content once
+    assert fs.read_bytes("/c/x.bin") == blob
+    con = sqlite3.connect(fs.db_path)
+    refs = con.execute("SELECT max(refs) FROM vfs_inodes").fetchone()[0]
+    con.close()
+    assert refs == 2 and fs.check().ok
+
+
+def test_check_verifies_reference_counts(tmp_path):
+    path = tmp_path / "refs.vfs"
+    with VFS(path) as fs:
+        fs.write_bytes("/a.bin", os.urandom(200_000))
+        fs.copy("/a.bin", "/b.bin")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_inodes SET refs = 5 WHERE name = 'a.bin'")
+    con.commit()
+    con.close()
+    with VFS(path, read_only=True) as fs:
+        problems = fs.check().problems
+    assert problems == ["/a.bin: reference count 5, but 1 file(s) read its chunks"]
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_inodes SET refs = 1 WHERE name = 'a.bin'")
+    con.execute("UPDATE vfs_inodes SET content = 999 WHERE name = 'b.bin'")
+    con.commit()
+    con.close()
+    with VFS(path, read_only=True) as fs:
+        problems = fs.check().problems
+    assert "/b.bin: shares the content of inode 999, which holds none it can read" in problems
+
+
+def test_an_open_reader_keeps_reading_what_it_opened(fs):
+    data = random.Random(6).randbytes(1 * MiB)
+    fs.write_bytes("/a.bin", data)
+    fs.copy("/a.bin", "/b.bin")
+    with fs.open("/b.bin", "rb") as reader:
+        head = reader.read(100)
+        with fs.open("/b.bin", "r+b") as writer:  # b copies its chunks, then writes them
+            writer.seek(500_000)
+            writer.write(b"!")
+        reader.seek(400_000)
+        assert head + reader.read(100) == data[:100] + data[400_000:400_100]
+    assert fs.read_bytes("/a.bin") == data
