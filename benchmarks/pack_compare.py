@@ -162,7 +162,7 @@ def main() -> int:
            f"`python benchmarks/pack_compare.py --rounds {args.rounds}`: one process, the "
            f"subjects interleaved, medians of {args.rounds} full reads (every file read whole: "
            f"`VFS.read_bytes` after `walk`, `ZipFile.read` over `infolist`); sizes are the "
-           f"pack files on disk. vfs_orm verifies every block's CRC-32 while reading "
+           f"pack files on disk. vfs_orm verifies every block's checksum while reading "
            f"(the default). \"read vs zip\": zip's time / this pack's time (> 1: faster).", ""]
     out += measure(f"Python {sys.version.split()[0]} standard library source", std,
                    stdlib_files(std), args.rounds)

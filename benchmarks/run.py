@@ -200,7 +200,7 @@ def render(results: dict[str, dict[str, float]], units: dict[str, str], smoke: b
     checked = [label for label in sorted(results) if "vfs_orm_unverified" in results[label]]
     if checked:
         lines += ["", "## What verifying content costs (format 0004)", "",
-                  "Reads check every 4 KiB block's CRC-32 by default; `vfs_orm_unverified` is "
+                  "Reads check every 4 KiB block's checksum (XXH3-64) by default; `vfs_orm_unverified` is "
                   "`VFS(path, verify=False)` on the same data. For a rate, > 1 means "
                   "verification costs; for a time, < 1.", "",
                   "| workload | unit | verified | unverified | unverified / verified |",

@@ -3,7 +3,7 @@
 A digest is normally computed while the file is written (``tree``, ``_io``); what is here
 computes it from the stored chunks, streaming a window of chunks at a time, for files written
 in place since (their digest is then unknown) and for ``check(deep=True)``, which re-reads
-everything: every chunk's block CRCs, every compressed value's decompression, every file's
+everything: every chunk's block checksums, every compressed value's decompression, every file's
 digest against the one stored.
 """
 

@@ -1,8 +1,8 @@
-"""asset-pack storage: block CRCs and a codec per stored value, digests, folded keys, sharing
+"""asset-pack storage: block checksums and a codec per stored value, digests, folded keys, sharing
 
-- ``vfs_chunks`` gains ``codec`` (0 stored as is, 1 zlib, 2 zstd) and ``sums`` (a CRC-32 per
-  4 KiB block of the plain bytes, NOT NULL), placed BEFORE ``data``: a partial read of a chunk
-  reads its sums without walking the chunk's overflow pages.
+- ``vfs_chunks`` gains ``codec`` (0 stored as is, 1 zlib, 2 zstd) and ``sums`` (an XXH3-64
+  digest, 8 bytes, per 4 KiB block of the plain bytes, NOT NULL), placed BEFORE ``data``: a
+  partial read of a chunk reads its sums without walking the chunk's overflow pages.
 - ``vfs_inodes`` gains ``digest`` (SHA-256 of the file's content), ``codec`` and ``sums`` (of
   its inline ``data``), also before ``data``.
 - ``vfs_inodes`` gains ``fparent`` and ``fname``, the case-folded key (``paths.fold``), with
@@ -31,6 +31,7 @@ import unicodedata
 import zlib
 
 import sqlalchemy as sa
+import xxhash
 from alembic import op
 
 revision = "0004"
@@ -47,7 +48,7 @@ def block_sums(data: object) -> bytes | None:
     rules). None for a value that is not bytes: damage that reads will report."""
     if not isinstance(data, bytes):
         return None
-    return b"".join(zlib.crc32(data[o:o + BLOCK]).to_bytes(4, "little")
+    return b"".join(xxhash.xxh3_64_digest(data[o:o + BLOCK])
                     for o in range(0, len(data), BLOCK))
 
 

@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
-from vfs_orm.content import BLOCK, PLAIN, Content, Damage
+from vfs_orm.content import BLOCK, PLAIN, SUM, Content, Damage
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
@@ -646,7 +646,7 @@ class InodeRepository:
             part = blob[start:end]
             with raw.blobopen(self.chunks.name, "sums", rowid, readonly=True,
                               name=self.schema) as sums_blob:
-                sums = sums_blob[start // BLOCK * 4:(end + BLOCK - 1) // BLOCK * 4]
+                sums = sums_blob[start // BLOCK * SUM:(end + BLOCK - 1) // BLOCK * SUM]
         try:
             self.content.decode_part(part, sums, start, start)
         except Damage as exc:
@@ -706,7 +706,7 @@ class InodeRepository:
         the 4 KiB blocks covering them are read (and checked); a compressed one whole."""
         first = start // BLOCK
         blocks = (start + length + BLOCK - 1) // BLOCK - first
-        args = (4 * first + 1, 4 * blocks, first * BLOCK + 1, blocks * BLOCK)
+        args = (SUM * first + 1, SUM * blocks, first * BLOCK + 1, blocks * BLOCK)
         if idx == 0:
             row = raw.execute(self._read_part0.sql, (*args, inode_id)).fetchone()
         else:
