@@ -252,6 +252,13 @@ def main() -> int:
         print("benchmark run produced no comparable results", file=sys.stderr)
         return 1
     text = render(results, units, args.smoke, run_stamp(json_path))
+    if not args.smoke:
+        # Asset packs against zipfile, and shared copies against the OS: their own scripts
+        # (pack_compare.py, copy_bench.py) on real trees.
+        for extra_md in (HERE / "PACKS.md", HERE / "COPY.md"):
+            if extra_md.exists():
+                text += "\n" + extra_md.read_text().replace("\n# ", "\n## ", 1) \
+                    .replace("# ", "## ", 1).replace("\n### ", "\n#### ")
     if not args.smoke and ANALYSIS.exists():  # the hand-written profile analysis
         text += "\n" + ANALYSIS.read_text()
     out.write_text(text)

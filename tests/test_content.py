@@ -241,6 +241,7 @@ def test_cli_pack_compress_and_diff(tmp_path):
     assert run("pack", src, tmp_path / "v2.vfs", "--compress", "zlib", "-q")[0] == 0
     with VFS(tmp_path / "v1.vfs", read_only=True) as fs:
         assert fs.compression == "zstd" and fs.read_bytes("/data/save.txt") == TEXT
+        assert fs.info()["chunk_size"] == 256 * 1024  # compressed packs: bigger chunks
     code, out, _err = run("diff", tmp_path / "v1.vfs", tmp_path / "v2.vfs")
     assert code == 1
     assert out.decode().splitlines() == ["M /data/save.txt", "- /gone.txt", "+ /new.txt"]

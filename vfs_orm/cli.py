@@ -133,7 +133,8 @@ def cli() -> None:
 @tree_option
 @click.option("--chunk-size", type=int, default=None, help="Chunk size of the new image.")
 @click.option("--compress", type=click.Choice(["zstd", "zlib"]), default=None,
-              help="Store content compressed (per chunk, only where it gets smaller).")
+              help="Store content compressed (per chunk, only where it gets smaller; "
+                   "256 KiB chunks unless --chunk-size says otherwise).")
 @quiet_option
 @friendly
 def pack(src: str, image: str, chunk_size: int | None, compress: str | None, quiet: bool,

@@ -92,14 +92,23 @@ def scan(src: str, report: Report) -> list[Entry]:
     return out
 
 
+#: The chunk size of a compressed pack unless one is given: zstd and zlib find more to share
+#: in bigger pieces (the standard library's source: 5% smaller at 256 KiB than at 64), and a
+#: pack is mostly read whole or streamed (a random read decompresses one chunk).
+COMPRESSED_CHUNK = 256 * 1024
+
+
 def pack(src: str, image: str, *, chunk_size: int | None = None,
          progress: Progress | None = None, entries: list[Entry] | None = None,
          tree: str | None = None, compression: str | None = None) -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
     into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
-    or empty, and is filled in one transaction)."""
+    or empty, and is filled in one transaction). ``compression``: "zstd" or "zlib" (chunks of
+    ``COMPRESSED_CHUNK`` bytes then, unless ``chunk_size`` says otherwise)."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
+    if compression is not None and chunk_size is None:
+        chunk_size = COMPRESSED_CHUNK
     if is_postgresql_url(image):
         with tempfile.TemporaryDirectory(prefix="vfs-orm-pack-") as tmpdir:
             local = os.path.join(tmpdir, "pack.vfs")
