@@ -137,3 +137,32 @@ def test_query_plans_use_indexes(traced):
         assert "USING" in plan, plan
     plan = _plan(raw, repo._delete_tree.sql, (1, "/dir", "/dir/", "/dir0"))
     assert "SCAN vfs_inodes" not in plan, plan
+
+
+@pytest.mark.parametrize("call", [
+    lambda fs: fs.exists("/DIR/Small.BIN"),
+    lambda fs: fs.exists("/dir/missing"),
+    lambda fs: fs.isfile("/Dir/small.bin"),
+    lambda fs: fs.stat("/DIR/SMALL.BIN"),
+    lambda fs: fs.read_bytes("/dir/SMALL.bin"),
+    lambda fs: fs.listdir("/Dir/Sub"),
+])
+def test_case_insensitive_lookups_are_one_indexed_statement(tmp_path, call):
+    """Reads in a case-insensitive database find any spelling by the folded key itself: one
+    statement, and its plan uses the (fparent, fname) index."""
+    fs = VFS(tmp_path / "ci.vfs", case_insensitive=True)
+    fs.write_bytes("/Dir/Small.bin", b"x" * 1000)
+    fs.makedirs("/dir/sub")
+    fs.write_bytes("/dir/sub/f1", b"")
+    raw = fs._uow.raw()
+    log: list[str] = []
+    raw.set_trace_callback(log.append)
+    try:
+        call(fs)
+    finally:
+        raw.set_trace_callback(None)
+    assert len(log) == 1, log
+    # The trace shows the statement with its values bound: its plan can be asked for.
+    plan = " ".join(str(r) for r in raw.execute("EXPLAIN QUERY PLAN " + log[0]).fetchall())
+    assert "ix_vfs_inodes_fparent_fname" in plan, plan
+    fs.close()

@@ -323,6 +323,13 @@ class VFS:
         p = paths.normalize(path)
         return self._tree.canonical(p) if self._folded else p
 
+    @staticmethod
+    def _rpath(path: Any) -> str:
+        """A path argument of a read, normalised. In a case-insensitive database reads find
+        any spelling through the folded keys themselves (one indexed statement): no stored
+        spelling is looked up first."""
+        return paths.normalize(path)
+
     def _target(self, src: Any, dst: Any) -> str:
         """A rename's destination: as ``_path``, except that a rename that only changes case
         (the destination folds onto the source itself) keeps the new spelling."""
@@ -397,7 +404,7 @@ class VFS:
         Raises:
             NotFoundError, IsADirError, CorruptionError (damaged content).
         """
-        return self._tree.digest(self._path(path)).hex()
+        return self._tree.digest(self._rpath(path)).hex()
 
     @_translated
     def info(self) -> dict[str, Any]:
@@ -565,14 +572,14 @@ class VFS:
     # -- queries (hot paths: errors translated inline) -------------------------------------
     def exists(self, path: str) -> bool:
         """True if ``path`` names a file or a directory."""
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             return self._tree.exists(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
 
     def isfile(self, path: str) -> bool:
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
@@ -580,7 +587,7 @@ class VFS:
         return row is not None and row.kind != DIR
 
     def isdir(self, path: str) -> bool:
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
@@ -593,7 +600,7 @@ class VFS:
         Raises:
             NotFoundError: nothing at ``path``. NotADirError: a component is a file.
         """
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             return self._tree.stat(p)
         except DB_ERRORS as exc:
@@ -608,7 +615,7 @@ class VFS:
         Raises:
             NotFoundError, IsADirError, NotADirError.
         """
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             return self._tree.read_bytes(p)
         except DB_ERRORS as exc:
@@ -621,7 +628,7 @@ class VFS:
 
     def listdir(self, path: str = "/") -> list[str]:
         """Names in a directory, sorted. Costs O(entries in that directory)."""
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             return self._tree.listdir(p)
         except DB_ERRORS as exc:
@@ -632,7 +639,7 @@ class VFS:
         ``DirEntry`` interface (``name``, ``path``, ``is_dir()``, ``is_file()``, ``stat()``),
         from ONE statement. ``recursive=True``: every entry below ``path``, each directory's
         entry before its content, also one statement."""
-        p = self._path(path)
+        p = self._rpath(path)
         try:
             return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
@@ -651,8 +658,8 @@ class VFS:
             NotFoundError, IsADirError, NotADirError, AlreadyExistsError (``x``),
             ReadOnlyError (writing on a read-only VFS), ValueError (bad mode).
         """
-        p = self._path(path)
         kind, plus = _parse_mode(mode)
+        p = self._rpath(path) if kind == "r" and not plus else self._path(path)
         if not isinstance(buffering, int):
             raise TypeError("buffering must be an int")
         tree = self._tree
@@ -902,7 +909,7 @@ class VFS:
              ) -> Iterator[tuple[str, list[str], list[str]]]:
         """``os.walk``: (dirpath, dirnames, filenames) for every directory, one query each.
         With ``topdown``, pruning ``dirnames`` in place skips those subtrees."""
-        t = self._path(top)
+        t = self._rpath(top)
         try:
             yield from self._tree.walk(t, topdown, onerror)
         except DB_ERRORS as exc:
@@ -1028,13 +1035,13 @@ class VFS:
     @_translated
     def which_layer(self, path: str) -> str | None:
         """The name of the layer that provides ``path`` ("local" for this one), or None."""
-        return self._tree.which(self._path(path))
+        return self._tree.which(self._rpath(path))
 
     @_translated
     def which_layer_detailed(self, path: str) -> dict[str, Any]:
         """Which layers hold ``path`` and which one wins:
         ``{"path", "resolved_from", "layers": [{"name", "has_file", "kind"?}, ...]}``."""
-        return self._tree.which_detailed(self._path(path))
+        return self._tree.which_detailed(self._rpath(path))
 
     @property
     def identity(self) -> dict[str, Any]:

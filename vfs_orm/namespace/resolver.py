@@ -57,6 +57,12 @@ class Resolver:
         """Whether underlays are attached (otherwise every query is the top database's)."""
         return self.uow.layered
 
+    @property
+    def underlays(self) -> bool:
+        """Whether underlays are attached (``layered`` is also true for a case-insensitive
+        database alone, whose lookups go through the folded layer statements)."""
+        return self.uow.layered and bool(self.stack().layers)
+
     def stack(self) -> LayerStack:
         return self._view()[1]
 

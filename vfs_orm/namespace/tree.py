@@ -155,7 +155,7 @@ class Tree:
 
     def listdir(self, path: str) -> list[str]:
         names = self.resolver.names(path)
-        if names and not self.resolver.layered:
+        if names and not self.resolver.underlays:
             return names  # one database's rows form a tree: entries mean a directory
         self.require_dir(path)
         return names
@@ -164,7 +164,7 @@ class Tree:
         """(name, node) of a directory's entries, sorted by name: one statement when there
         are some (as ``listdir``)."""
         found = self.resolver.entries(path)
-        if not found or self.resolver.layered:
+        if not found or self.resolver.underlays:
             self.require_dir(path)
         return found
 
@@ -175,7 +175,7 @@ class Tree:
             return [DirEntry(paths.join(path, e.name), e.name, self.stat_of(e.node))
                     for e in self.entries(path)]
         below = self.resolver.subtree(path)
-        if not below or self.resolver.layered:
+        if not below or self.resolver.underlays:
             self.require_dir(path)
         out = []
         shown = {path}  # directories listed so far: an entry shows only below one of them
