@@ -134,3 +134,11 @@ def test_check_finds_a_folded_key_that_is_not_the_name_s(tmp_path):
         report = fs.check()
     assert not report.ok
     assert report.problems == ["/Readme.txt: its folded key '/'/'other.txt' is not its name's"]
+
+
+def test_write_files_and_recursive_listings_use_one_spelling(ci):
+    ci.write_files([("/A/x.txt", b"1"), ("/a/y.txt", b"2")])
+    assert ci.listdir("/") == ["A"] and ci.listdir("/a") == ["x.txt", "y.txt"]
+    assert [e.path for e in ci.scandir("/a", recursive=True)] == ["/A/x.txt", "/A/y.txt"]
+    ci.rmtree("/A")
+    assert ci.listdir("/") == [] and ci.check().ok

@@ -286,3 +286,27 @@ def test_verification_can_be_switched_off(tmp_path):
             assert f.read(10) == TEXT[70_000:70_010]
     with pytest.raises(TypeError):
         VFS(path, compression=123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_compressed_underlay_is_read_right_by_every_path(tmp_path, verify):
+    """Chunks of a compressed underlay, and their copies up into an uncompressed top, are
+    never read in part as if stored as is."""
+    text = b"".join(b"%06d semi compressible line of a pack\n" % (i * 7919 % 100000)
+                    for i in range(8000))
+    under = tmp_path / "under.vfs"
+    with VFS(under, compression="zlib") as fs:
+        fs.write_bytes("/asset.txt", text)
+    with VFS(tmp_path / "top.vfs", verify=verify) as fs:
+        fs.add_underlay(str(under), name="pack")
+        with fs.open("/asset.txt", "rb", buffering=0) as f:
+            f.seek(66_000)
+            assert f.read(24) == text[66_000:66_024]
+        with fs.open("/asset.txt", "rb") as f:
+            assert f.readlines() == text.splitlines(keepends=True)
+        fs.copy("/asset.txt", "/copy.txt")  # up into the top, in the top's own encoding
+        with fs.open("/copy.txt", "rb", buffering=0) as f:
+            f.seek(100_000)
+            assert f.read(50) == text[100_000:100_050]
+        assert fs.digest("/copy.txt") == _sha(text)
+        assert fs.check(deep=True).ok

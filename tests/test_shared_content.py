@@ -151,3 +151,54 @@ def test_an_open_reader_keeps_reading_what_it_opened(fs):
         reader.seek(400_000)
         assert head + reader.read(100) == data[:100] + data[400_000:400_100]
     assert fs.read_bytes("/a.bin") == data
+
+
+@pytest.mark.parametrize("kind", ["plain", "case-insensitive", "layered"])
+def test_every_read_path_reads_a_copy_s_shared_chunks(tmp_path, kind):
+    """open+read, seeks, read_bytes and BLOB reads of a copy, in a plain database, a
+    case-insensitive one and one over an underlay (the layer statements' first-chunk join)."""
+    data = random.Random(8).randbytes(300_000)
+    fs = VFS(tmp_path / "top.vfs", case_insensitive=kind == "case-insensitive")
+    try:
+        if kind == "layered":
+            with VFS(tmp_path / "under.vfs") as under:
+                under.write_text("/other.txt", "x")
+            fs.add_underlay(str(tmp_path / "under.vfs"), name="under")
+        fs.write_bytes("/a.bin", data)
+        fs.copy("/a.bin", "/b.bin")
+        assert fs.read_bytes("/b.bin") == data
+        with fs.open("/b.bin", "rb") as f:
+            assert f.read() == data
+        with fs.open("/b.bin", "rb") as f:
+            assert f.read(1000) == data[:1000]
+            f.seek(200_000)
+            assert f.read(5000) == data[200_000:205_000]
+        with fs.open("/b.bin", "rb", buffering=0) as raw:
+            raw.seek(70_000)
+            assert raw.read(100) == data[70_000:70_100]
+    finally:
+        fs.close()
+
+
+def test_a_reader_follows_another_connection_s_copy_on_write(tmp_path):
+    path = tmp_path / "two.vfs"
+    data = random.Random(9).randbytes(300_000)
+    with VFS(path) as writer, VFS(path) as reader:
+        writer.write_bytes("/a.bin", data)
+        writer.copy("/a.bin", "/b.bin")
+        with reader.open("/b.bin", "rb", buffering=0) as f:
+            assert f.read(100) == data[:100]
+            with writer.open("/a.bin", "r+b") as w:  # a's chunks move to a holder b reads
+                w.write(b"\xff" * 250_000)
+            for at in (150_000, 200_000, 70_000):
+                f.seek(at)
+                assert f.read(100) == data[at:at + 100], at
+        assert reader.read_bytes("/b.bin") == data
+
+
+def test_write_files_shares_nothing_when_a_path_repeats(fs):
+    d, e = random.Random(10).randbytes(100_000), random.Random(11).randbytes(100_000)
+    fs.write_files([("/a", d), ("/a", e), ("/b", d)])
+    assert fs.read_bytes("/a") == e and fs.read_bytes("/b") == d
+    assert fs.digest("/b") == hashlib.sha256(d).hexdigest()
+    assert fs.check(deep=True).ok

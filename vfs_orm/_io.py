@@ -506,7 +506,9 @@ class ChunkedFile(io.RawIOBase):
         if row is None or row.generation != self._gen:
             raise self._stale()
         size, data = row.size, row.data or b""
-        self._token = token
+        # Not kept for BLOB reads: they must first learn again whose chunks the file reads
+        # (another connection's copy on write may have moved them; ``_revalidate``).
+        self._token = None if self._repo.blob_reads else token
         if sequential:
             self._cache_idx, self._cache, self._cache_size = idx, data, size
             base = off

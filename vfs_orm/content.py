@@ -112,6 +112,10 @@ class Content:
 
     codec: int = RAW
     verify: bool = True
+    #: Whether every value of the database is stored as is (none compressed), so that a part
+    #: of a chunk can be read without the rest (BLOB reads). False for underlays, whose
+    #: encoding is their own.
+    partial: bool = True
 
     def encode(self, plain: bytes) -> tuple[bytes, int, bytes]:
         """(stored bytes, codec, sums) of a value to write."""

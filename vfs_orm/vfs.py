@@ -639,7 +639,8 @@ class VFS:
         ``DirEntry`` interface (``name``, ``path``, ``is_dir()``, ``is_file()``, ``stat()``),
         from ONE statement. ``recursive=True``: every entry below ``path``, each directory's
         entry before its content, also one statement."""
-        p = self._rpath(path)
+        # A recursive listing matches entries to their directories by stored spelling.
+        p = self._path(path) if recursive else self._rpath(path)
         try:
             return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
@@ -751,7 +752,15 @@ class VFS:
         if not checked:
             self._live_uow()
             return 0
-        return self._tree.write_files(checked, FILE_MODE if mode is None else _file_mode(mode))
+        file_mode = FILE_MODE if mode is None else _file_mode(mode)
+        if self._folded:
+            # Each path spelled as stored once the ones before it exist ("/A/x" then "/a/y"
+            # must land in one directory): one by one, in one transaction.
+            with self.atomic_batch():
+                for path, content in checked:
+                    self._tree.write_bytes(self._path(path), content, mode=file_mode)
+            return len(checked)
+        return self._tree.write_files(checked, file_mode)
 
     @_translated
     def write_text(self, path: str, content: str, encoding: str = "utf-8",

@@ -265,14 +265,6 @@ class Resolver:
         repo, raw = self.reader(layer)
         return repo.read_span(raw(), inode_id, 0, CHUNK_SPAN)
 
-    def same_connection(self, layer: int) -> bool:
-        """Whether a layer's tables are reachable from the top database's connection (then
-        content copies stay inside SQL)."""
-        return self.stack().group_of(layer) == 0
-
-    def schema_of(self, layer: int) -> str:
-        return self.stack().schema_of(layer)
-
 
 def _layer_connection(uow: UnitOfWork, group: int) -> Any:
     """The connection holding a group's schemas, for the calling thread (handles may move

@@ -37,7 +37,7 @@ from vfs_orm.errors import (
     NotFoundError,
     VFSError,
 )
-from vfs_orm.integrity import file_digest
+from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
 from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, ChunkRow, Entry, GlobHit, Node, OpenNode
@@ -502,6 +502,8 @@ class Tree:
         become ``_Same`` markers: written as copies that share its chunks."""
         first: dict[bytes, str] = {}
         out: list[tuple[str, Any]] = []
+        if len({p for p, _ in files}) != len(files):
+            return files  # a path written twice: an earlier copy may not hold what it did
         for p, d in files:
             if len(d) > limit:
                 h = hashlib.sha256(d).digest()
@@ -656,17 +658,25 @@ class Tree:
         return new_id
 
     def _copy_content(self, raw: Any, node: Node, dst_id: int) -> None:
-        """A file's content into the (empty) top-layer file ``dst_id``: inside SQL when the
-        source's tables are on this connection, else through Python."""
-        r = self.resolver
+        """A file's content into the (empty) top-layer file ``dst_id``: shared when it is
+        this database's; from an underlay, read (checked, decompressed) and written again in
+        this database's own encoding, a window of chunks at a time, so that every value here
+        is encoded as this database encodes (its uncompressed chunks can be read in part)."""
         if node.layer == TOP:
             self.repo.copy_content(raw, node.id, dst_id)
-        elif r.same_connection(node.layer):
-            self.repo.copy_content_from(raw, r.schema_of(node.layer), node.id, dst_id)
-        else:  # inline bytes come as chunk 0
-            rows = r.read_span(node.layer, node.id)
-            self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
-                                       if row.data is not None and row.idx is not None))
+            return
+        repo, layer_raw = self.resolver.reader(node.layer)
+        chunks = max(1, (node.size + node.chunk_size - 1) // node.chunk_size)
+        try:
+            for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
+                rows = repo.read_span(layer_raw(), node.id, first, first + WINDOW)
+                self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
+                                           if row.data is not None and row.idx is not None))
+        except Damage as exc:
+            raise exc.in_file(None, node.chunk_size) from None
+        digest = repo.digest_of(layer_raw(), node.id)
+        if digest is not None:
+            self.repo.set_digest(raw, dst_id, digest)
 
     # -- staged handles (w, x) ----------------------------------------------------------------
     def new_staging_inode(self, raw: Any, chunk_size: int) -> int:

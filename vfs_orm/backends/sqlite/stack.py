@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vfs_orm.backends.sqlite.connection import ThreadConnection
@@ -103,7 +103,8 @@ class LayerStack:
 
     def statements_of(self, prio: int) -> InodeRepository:
         """The statements that read one layer's inodes and chunks."""
-        return self.inode_statements(self.schema_of(prio), self.content)
+        content = self.content if prio == 0 else replace(self.content, partial=False)
+        return self.inode_statements(self.schema_of(prio), content)
 
     @staticmethod
     def connection(st: Any, group: int) -> sqlite3.Connection:

@@ -171,7 +171,7 @@ class InodeRepository:
         self.schema = schema
         #: How content is encoded on write and checked on read (see ``vfs_orm.content``).
         self.content = content
-        if content.codec:  # a compressed value can only be read whole
+        if content.codec or not content.partial:  # a compressed value is read whole
             self.blob_reads = False
         self._data_version = f'PRAGMA "{schema}".data_version'
         i, c = inode_table(schema), chunk_table(schema)
@@ -828,17 +828,6 @@ class InodeRepository:
         stored_data, codec, sums = self.content.encode(bytes(data))
         return codec, sums, stored_data
 
-    def copy_content_from(self, raw: sqlite3.Connection, src_schema: str, src_id: int,
-                          dst_id: int) -> None:
-        """Copy a file's bytes (chunks, or inline bytes) from an attached schema into this
-        one's inode ``dst_id``, inside SQLite."""
-        chunks, inline = self._copies(src_schema, self.schema)
-        key = raw.execute(_key_of(src_schema, self.dialect).sql, (src_id,)).fetchone()
-        key = src_id if key is None or type(key[0]) is not int else key[0]
-        raw.execute(chunks.sql, (dst_id * CHUNK_SPAN, dst_id, key * CHUNK_SPAN,
-                                 (key + 1) * CHUNK_SPAN))
-        raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
-
     def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
         """Give the new inode ``dst_id`` the content of ``src_id``: chunks are shared (no byte
         moves; see ``detach`` for what a later write does), inline bytes copied."""
@@ -1176,7 +1165,8 @@ class StackRepository:
             f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
             f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
             f"coalesce(i.data, c.data) FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
-            f"{_q(schema)}.vfs_chunks AS c ON c.id = i.id * {CHUNK_SPAN} WHERE {keys}"
+            f"{_q(schema)}.vfs_chunks AS c ON c.id = coalesce(i.content, i.id) * {CHUNK_SPAN} "
+            f"WHERE {keys}"
             for prio, schema in entries])
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
@@ -1318,14 +1308,6 @@ def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
                  .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
         None)
     return chunks, inline
-
-
-@functools.cache
-def _key_of(schema: str, dialect: Any = _DIALECT) -> Compiled:
-    """Whose chunks an inode of ``schema`` reads (its own, or those it shares)."""
-    i = inode_table(schema)
-    return compile_stmt(select(func.coalesce(i.c.content, i.c.id))
-                        .where(i.c.id == bindparam("id")), ("id",), dialect)
 
 
 def _split(path: str) -> tuple[str, str]:
