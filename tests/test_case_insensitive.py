@@ -142,3 +142,29 @@ def test_write_files_and_recursive_listings_use_one_spelling(ci):
     assert [e.path for e in ci.scandir("/a", recursive=True)] == ["/A/x.txt", "/A/y.txt"]
     ci.rmtree("/A")
     assert ci.listdir("/") == [] and ci.check().ok
+
+
+@pytest.mark.parametrize("lower, upper", [("/DIR/SUB", "/Dir/Sub"),
+                                          (unicodedata.normalize("NFD", "/Café/Sub"),
+                                           unicodedata.normalize("NFC", "/Café/Sub"))])
+def test_renames_and_copies_over_layers_spelled_otherwise(tmp_path, lower, upper):
+    """An underlay spells a directory otherwise (case, or NFD against NFC) than the top:
+    every entry lands under the directory it belongs to, whichever layer provides it."""
+    under = tmp_path / "under.vfs"
+    with VFS(under) as fs:
+        fs.write_bytes(f"{lower}/f", b"from below")
+    with VFS(tmp_path / "top.vfs", case_insensitive=True) as fs:
+        fs.write_bytes(f"{upper}/g", b"on top")  # spelled before the underlay came
+        fs.add_underlay(str(under), name="under")
+        top_dir = upper.rsplit("/", 1)[0]
+        assert sorted(e.path for e in fs.scandir(top_dir, recursive=True)) == [
+            f"{upper}", f"{upper}/f", f"{upper}/g"]
+        fs.copytree(top_dir, "/copy")
+        assert sorted(fs.listdir("/copy/sub")) == ["f", "g"]
+        fs.rename(top_dir, "/new")
+        assert sorted(fs.listdir("/new/sub")) == ["f", "g"]
+        fs.rename("/new/SUB", "/moved")
+        assert sorted(fs.listdir("/moved")) == ["f", "g"]
+        assert fs.read_bytes("/moved/f") == b"from below"
+        report = fs.check()
+        assert report.ok, report.problems

@@ -58,6 +58,11 @@ class Resolver:
         return self.uow.layered
 
     @property
+    def folded(self) -> bool:
+        """Whether paths match under case folding (a case-insensitive top)."""
+        return bool(self.stack().folded)
+
+    @property
     def underlays(self) -> bool:
         """Whether underlays are attached (``layered`` is also true for a case-insensitive
         database alone, whose lookups go through the folded layer statements)."""

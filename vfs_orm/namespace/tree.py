@@ -40,7 +40,18 @@ from vfs_orm.errors import (
 from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
-from vfs_orm.rows import DIR, FILE, TOP, WHITEOUT, ChunkRow, Entry, GlobHit, Node, OpenNode
+from vfs_orm.rows import (
+    DIR,
+    FILE,
+    TOP,
+    WHITEOUT,
+    ChunkRow,
+    Entry,
+    GlobHit,
+    Node,
+    OpenNode,
+    TreeEntry,
+)
 from vfs_orm.types import DIR_MODE, FILE_MODE, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
@@ -177,16 +188,15 @@ class Tree:
         below = self.resolver.subtree(path)
         if not below or self.resolver.underlays:
             self.require_dir(path)
-        out = []
-        shown = {path}  # directories listed so far: an entry shows only below one of them
-        for e in sorted(below, key=lambda x: (x.parent, x.name)):
-            if e.parent not in shown:
-                continue  # below a file or a missing directory (a damaged or hostile layer)
-            full = paths.join(e.parent, e.name)
-            if e.node.kind == DIR:
-                shown.add(full)
-            out.append(DirEntry(full, e.name, self.stat_of(e.node)))
-        return out
+        # Entries below a file or a missing directory (a damaged or hostile layer) are left
+        # out; each is named below the directory it belongs to as that one was listed.
+        key: Callable[[str], str] = paths.fold if self.resolver.folded else str
+        dirs = [e for e in below if e.node.kind == DIR]
+        shown = {key(p) for _, p in self._rebased(dirs, path, path)} | {key(path)}
+        listed = [(p, e) for e, p in self._rebased(below, path, path)
+                  if key(paths.split(p)[0]) in shown]
+        return [DirEntry(p, e.name, self.stat_of(e.node))
+                for p, e in sorted(listed, key=lambda x: (paths.split(x[0])[0], x[1].name))]
 
     def walk(self, top: str, topdown: bool,
              onerror: Callable[[OSError], Any] | None) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -890,15 +900,28 @@ class Tree:
             self._copy_up_file(raw, node, dst)
             return
         self._put_dir(raw, dst, node.mode, now, None)
-        cut = len(src)
-        for e in self.resolver.subtree(src):
-            new_parent = dst + e.parent[cut:] if e.parent != src else dst
-            target = paths.join(new_parent, e.name)
+        for e, target in self._rebased(self.resolver.subtree(src), src, dst):
             if e.node.kind == DIR:
                 self._put_dir(raw, target, e.node.mode, now, None)
             else:
                 self._top_file(raw, target, None)
                 self._copy_up_file(raw, e.node, target)
+
+    def _rebased(self, entries: list[TreeEntry], src: str, dst: str
+                 ) -> Iterator[tuple[TreeEntry, str]]:
+        """Each entry below ``src`` with its path below ``dst``, parents before children.
+        An entry's new parent is the new path given to ITS directory, not ``dst`` plus the
+        rest of its parent's spelling: over a case-insensitive top, an underlay may spell a
+        directory otherwise (another case, NFD) than the entry that directory is listed as."""
+        key: Callable[[str], str] = paths.fold if self.resolver.folded else str
+        moved = {key(src): dst}
+        for e in sorted(entries, key=lambda x: (x.parent.count("/"), x.parent, x.name)):
+            parent = moved.get(key(e.parent))
+            if parent is None:
+                continue  # below a file or a missing directory (a damaged or hostile layer)
+            target = paths.join(parent, e.name)
+            moved.setdefault(key(paths.join(e.parent, e.name)), target)
+            yield e, target
 
     def copy_file(self, src: str, dst: str) -> None:
         """Copy one file (no bytes pass through Python while both are on one connection).
@@ -940,11 +963,7 @@ class Tree:
             entries = r.subtree(src)
             now = time.time_ns()
             self._put_dir(raw, dst, node.mode, now, target)
-            cut = len(src)
-            # Parents sort before their children, so directories exist before their entries.
-            for e in sorted(entries, key=lambda x: (len(x.parent), x.parent, x.name)):
-                new_parent = dst + e.parent[cut:] if e.parent != src else dst
-                at = paths.join(new_parent, e.name)
+            for e, at in self._rebased(entries, src, dst):
                 existing = r.find(at)
                 if e.node.kind == DIR:
                     if existing is not None and existing.kind != DIR:
