@@ -168,3 +168,12 @@ def test_renames_and_copies_over_layers_spelled_otherwise(tmp_path, lower, upper
         assert fs.read_bytes("/moved/f") == b"from below"
         report = fs.check()
         assert report.ok, report.problems
+
+
+def test_a_w_handle_lands_in_the_directory_made_while_it_was_open(ci):
+    with ci.open("/Docs/x.txt", "wb") as f:
+        f.write(b"x")
+        ci.mkdir("/DOCS")
+    assert ci.listdir("/docs") == ["x.txt"] and ci.listdir("/") == ["DOCS"]
+    ci.rename("/docs", "/Moved")
+    assert ci.listdir("/moved") == ["x.txt"] and ci.check().ok

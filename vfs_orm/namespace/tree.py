@@ -713,6 +713,8 @@ class Tree:
         """Swap a ``w``/``x`` handle's content into place, in one transaction."""
         path = f.name
         with self.uow.write() as raw:
+            if self.resolver.folded:  # directories spelled otherwise may have come since open
+                path = self.canonical(path)
             node, parent_ok = self.resolver.target(raw, path)
             now = time.time_ns()
             if node is not None:
