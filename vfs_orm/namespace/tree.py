@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -514,8 +515,11 @@ class Tree:
         out: list[tuple[str, Any]] = []
         if len({p for p, _ in files}) != len(files):
             return files  # a path written twice: an earlier copy may not hold what it did
+        # Only contents whose size repeats can be equal: hash those alone (write_bytes hashes
+        # every file once more for its digest, so this must not run on the ingest of all).
+        sizes = Counter(len(d) for _, d in files if len(d) > limit)
         for p, d in files:
-            if len(d) > limit:
+            if sizes[len(d)] > 1 and len(d) > limit:
                 h = hashlib.sha256(d).digest()
                 earlier = first.get(h)
                 if earlier is not None:
