@@ -3,11 +3,13 @@ API promises on every backend is in tests/conformance, which runs on PostgreSQL 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -253,32 +255,101 @@ class _CountingConnection:
         return getattr(self.conn, name)
 
 
-def test_underlays_from_elsewhere_are_refused_clearly(pg_url, pg_tree, tmp_path):
-    base = tmp_path / "base.vfs"
-    VFS(base).close()
-    other_db = f"db_{pg_tree}"
+@contextlib.contextmanager
+def _other_database(pg_url: str, name: str) -> Iterator[str]:
+    """The URL of a new database of the same server (dropped afterwards)."""
     engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{other_db}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     prefix, rest = pg_url.split("/postgres?", 1)
-    elsewhere = f"{prefix}/{other_db}?{rest}"
-    with VFS(elsewhere, tree="base") as other:
-        other.write_bytes("/x", b"a tree of another database")
     try:
-        with VFS(pg_url, tree=pg_tree) as fs:
-            with pytest.raises(VFSError, match="tree of the same database"):
-                fs.add_underlay(base)  # a SQLite pack: copy it into a tree first
-            with pytest.raises(ValueError, match="own underlay"):
-                fs.add_underlay(pg_url, tree=pg_tree)
-            with pytest.raises(VFSError, match="same database"):
-                fs.add_underlay(elsewhere, tree="base")
-            assert fs.list_layers()[1:] == []
-            with VFS(base) as lite, pytest.raises(VFSError, match="SQLite database"):
-                lite.add_underlay(fs)
+        yield f"{prefix}/{name}?{rest}"
     finally:
         with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         engine.dispose()
+
+
+def test_underlays_from_elsewhere_are_foreign_groups(pg_url, pg_tree, tmp_path):
+    """A SQLite pack (a base game on disk) and a tree of another database lie under a tree,
+    each read through a read-only VFS of its own, in its place in the priority order between
+    trees of the same database; whiteouts, copy-up, renames, snapshots and check_layers work
+    across them, and none of the underlays changes."""
+    import pgserver
+
+    pack, dlc = tmp_path / "base.vfs", tmp_path / "dlc.vfs"
+    with VFS(pack, chunk_size=4096) as base:
+        base.write_bytes("/game/shared.cfg", b"from the pack")
+        base.write_bytes("/game/pack.txt", b"pack only")
+        base.write_bytes("/game/textures/big.bin", bytes(range(256)) * 100)  # 7 chunks
+        base.write_bytes("/game/old.txt", b"removed by the save")
+    with VFS(dlc) as d:
+        d.write_bytes("/game/shared.cfg", b"from the dlc pack")
+        d.write_bytes("/dlc/map.txt", b"dlc map")
+    same_db = f"{pg_tree}_mods"
+    with VFS(pg_url, tree=same_db) as mods:
+        mods.write_bytes("/game/shared.cfg", b"from the mods tree")
+        mods.write_bytes("/mods/m.txt", b"a mod")
+    with _other_database(pg_url, f"db_{pg_tree}") as elsewhere:
+        with VFS(elsewhere, tree="patches") as patches:
+            patches.write_bytes("/game/shared.cfg", b"from another database")
+            patches.write_bytes("/patch/notes.txt", b"patch notes")
+        before = (pack.read_bytes(), dlc.read_bytes(), _digest_tree(pg_url, same_db),
+                  pgserver.tree_digest(elsewhere, "patches"))
+        try:
+            with VFS(pg_url, tree=pg_tree) as fs:
+                # Priority order: the other database, the mods tree (same database), the
+                # pack, the DLC pack: foreign, native, foreign, foreign groups.
+                fs.add_underlay(pack, priority=2, name="base")
+                fs.add_underlay(dlc, priority=1, name="dlc")
+                fs.add_underlay(pg_url, tree=same_db, priority=3, name="mods")
+                fs.add_underlay(elsewhere, tree="patches", priority=4, name="patches")
+                assert [lay["name"] for lay in fs.list_layers()] == \
+                    ["local", "patches", "mods", "base", "dlc"]
+                assert fs.read_bytes("/game/shared.cfg") == b"from another database"
+                assert fs.which_layer("/game/pack.txt") == "base"
+                assert fs.which_layer("/dlc/map.txt") == "dlc"
+                assert fs.listdir("/game") == ["old.txt", "pack.txt", "shared.cfg", "textures"]
+                assert sorted(fs.glob("/*/*.txt")) == ["/dlc/map.txt", "/game/old.txt",
+                                                        "/game/pack.txt", "/mods/m.txt",
+                                                        "/patch/notes.txt"]
+                with fs.open("/game/textures/big.bin", "rb") as f:
+                    f.seek(5000)
+                    assert f.read(10) == (bytes(range(256)) * 100)[5000:5010]
+                fs.remove("/game/old.txt")  # a whiteout over the pack
+                assert not fs.exists("/game/old.txt")
+                with fs.open("/game/pack.txt", "ab") as f:  # copy-up from the pack
+                    f.write(b" + saved")
+                assert fs.read_bytes("/game/pack.txt") == b"pack only + saved"
+                assert fs.which_layer("/game/pack.txt") == "local"
+                fs.rename("/game/textures", "/game/tex")  # a directory of the pack, copied up
+                assert fs.read_bytes("/game/tex/big.bin") == bytes(range(256)) * 100
+                assert not fs.exists("/game/textures")
+                fs.remove_underlay("patches")
+                assert fs.read_bytes("/game/shared.cfg") == b"from the mods tree"
+                fs.add_underlay(elsewhere, tree="patches", priority=4, name="patches")
+                with fs.snapshot():
+                    assert fs.read_bytes("/patch/notes.txt") == b"patch notes"
+                assert fs.check().ok
+                assert fs.check_layers() == []
+            # A SQLite file over a tree: the tree is the foreign layer.
+            with VFS(tmp_path / "local.vfs") as lite:
+                lite.add_underlay(pg_url, tree=same_db, name="server")
+                assert lite.read_bytes("/mods/m.txt") == b"a mod"
+                lite.write_bytes("/mods/mine.txt", b"mine")
+                assert lite.listdir("/mods") == ["m.txt", "mine.txt"]
+                lite.remove("/mods/m.txt")
+                assert lite.listdir("/mods") == ["mine.txt"]
+            with VFS(pg_url, tree=pg_tree) as fs, VFS(":memory:") as memory:
+                with pytest.raises(VFSError, match="in-memory database"):
+                    fs.add_underlay(memory)
+                with pytest.raises(ValueError, match="own underlay"):
+                    fs.add_underlay(pg_url, tree=pg_tree)
+            after = (pack.read_bytes(), dlc.read_bytes(), _digest_tree(pg_url, same_db),
+                     pgserver.tree_digest(elsewhere, "patches"))
+            assert after == before
+        finally:
+            _sql(pg_url, f'DROP SCHEMA IF EXISTS "{same_db}" CASCADE')
 
 
 def _tree_of(fs: VFS) -> dict[str, tuple]:
@@ -585,6 +656,29 @@ def test_serialization_failures_and_deadlocks_are_retried(pg_url, pg_tree, state
         with pytest.raises(BusyError):
             fs.write_bytes("/never", b"3")
         assert sorted(fs.listdir("/")) == ["before", "save"]
+
+
+@pytest.mark.parametrize("state", ["40001", "40P01"])
+def test_conflicts_at_a_handle_close_are_retried(pg_url, pg_tree, state):
+    """A w-mode handle commits at close (and a big one flushes staged chunks before): a
+    server abort there runs that write again with what the handle holds, as a VFS method
+    would, and nothing is lost or written twice."""
+    from vfs_orm._io import STAGE_LIMIT
+
+    big = bytes(range(251)) * (2 * STAGE_LIMIT // 251 + 7)
+    with VFS(pg_url, tree=pg_tree, chunk_size=65536) as fs:
+        fs.write_bytes("/before", b"0")
+        _inject_conflicts(pg_url, pg_tree, state, 2)
+        with fs.open("/small.txt", "wb") as f:  # in memory until close
+            f.write(b"saved at close")
+        assert fs.read_bytes("/small.txt") == b"saved at close"
+        _sql(pg_url, f"""SELECT setval('"{pg_tree}".conflicts', 1, false)""")
+        with fs.open("/big.bin", "wb") as f:  # staged chunks flushed while writing
+            for k in range(0, len(big), 100_000):
+                f.write(big[k:k + 100_000])
+        assert fs.read_bytes("/big.bin") == big
+        assert sorted(fs.listdir("/")) == ["before", "big.bin", "small.txt"]
+        assert fs.check().ok
 
 
 def test_every_cli_command_takes_a_url_and_a_tree(pg_url, pg_tree, tmp_path):

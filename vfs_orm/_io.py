@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, translate
@@ -333,7 +333,8 @@ class ChunkedFile(io.RawIOBase):
         try:
             if self._staged and self._writable and not self._failed:
                 try:
-                    self._tree.commit_staged(self)
+                    self._tree.uow.retrying(lambda: self._tree.commit_staged(self),
+                                            self._staging_state())
                 except DB_ERRORS as exc:
                     raise translate(exc, self.name) from exc
         finally:
@@ -560,13 +561,25 @@ class ChunkedFile(io.RawIOBase):
 
     def _flush_pending(self) -> None:
         """Write staged chunks to the staging inode (creating it on first use)."""
-        if not self._pending:
-            return
+        if self._pending:
+            self._tree.uow.retrying(self._write_staged, self._staging_state())
+
+    def _write_staged(self) -> None:
         with self._tree.uow.write() as raw:
             if self._id is None:
                 self._id = self._tree.new_staging_inode(raw, self._cs)
             self.write_pending(raw, self._id)
             self._tree.repo.set_size(raw, self._id, self._size, time.time_ns())
+
+    def _staging_state(self) -> Callable[[], None]:
+        """What puts this handle's staging back as it is now: a transaction that failed
+        (and rolled back) may have dropped the pending chunks it was writing, or named a
+        staging inode it created. The buffers themselves are never changed by a write."""
+        ident, pending, count = self._id, dict(self._pending), self._pending_bytes
+
+        def restore() -> None:
+            self._id, self._pending, self._pending_bytes = ident, dict(pending), count
+        return restore
 
     def staged_content(self) -> bytes:
         """The whole content of a staged file still held in memory (and forget it)."""

@@ -16,10 +16,12 @@ Driver and SQLAlchemy errors never leave this module untranslated (see ``transla
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -31,6 +33,16 @@ from vfs_orm.errors import (
     VFSError,
 )
 
+_T = TypeVar("_T")
+
+#: How often an operation that the server aborted for a conflict runs again, and the first
+#: pause (doubled each time, with jitter so that the conflicting writers drift apart).
+RETRIES = 6
+RETRY_PAUSE = 0.005
+
+
+def retry_pause(attempt: int) -> None:
+    time.sleep(RETRY_PAUSE * (2 ** attempt) * (0.5 + random.random()))
 
 class _NullLock:
     """Stands in for the lock on reads of file databases (they need none)."""
@@ -208,7 +220,7 @@ class UnitOfWork:
         process wait, which is how they are consistent anyway. Inside a batch, the batch's
         own transaction already is the snapshot. Writes inside a snapshot are refused."""
         if self.shared:
-            with self.lock:
+            with self.lock, _foreign_snapshots(self.stack):
                 yield
             return
         st = self.view()
@@ -220,7 +232,8 @@ class UnitOfWork:
         except DB_ERRORS as exc:
             raise translate(exc, self.where) from exc
         try:
-            yield
+            with _foreign_snapshots(st.stack):
+                yield
         finally:
             st.end_snapshot()
 
@@ -230,6 +243,20 @@ class UnitOfWork:
         not a batch's or a host session's (their caller decides)."""
         return (getattr(exc, "retryable", False) and not self._borrowed
                 and not self.in_batch())
+
+    def retrying(self, op: Callable[[], _T], restore: Callable[[], None]) -> _T:
+        """Run ``op`` (a write of its own transaction that a file handle makes), and again
+        after a transient conflict (``may_retry``), ``restore`` first putting back what the
+        failed attempt changed outside the database. Driver errors leave untranslated."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return op()
+            except DB_ERRORS as exc:
+                if attempt == RETRIES or not self.may_retry(exc):
+                    raise
+            restore()
+            retry_pause(attempt)
+        raise AssertionError("unreachable")
 
     def in_batch(self) -> bool:
         st = self._single if self._single is not None else getattr(self._local, "st", None)
@@ -320,6 +347,15 @@ class _Write:
                 st.poisoned.setdefault(st.depth, exc)
         finally:
             uow.lock.release()
+
+
+@contextlib.contextmanager
+def _foreign_snapshots(stack: Any) -> Iterator[None]:
+    """A snapshot of each foreign underlay (read through a VFS of its own) for the duration."""
+    with contextlib.ExitStack() as pinned:
+        for reader in stack.readers if stack is not None else ():
+            pinned.enter_context(reader.snapshot())
+        yield
 
 
 def _in_snapshot(where: str | None) -> VFSError:

@@ -17,7 +17,6 @@ import errno
 import functools
 import io
 import os
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -52,7 +51,7 @@ from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR
 from vfs_orm.types import FILE_MODE, DirEntry, StatResult
-from vfs_orm.uow import UnitOfWork
+from vfs_orm.uow import RETRIES, UnitOfWork, retry_pause
 
 DEFAULT_CHUNK_SIZE = 65536
 MIN_CHUNK_SIZE = 512
@@ -78,12 +77,6 @@ def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concaten
     return translated
 
 
-#: How often an operation that the server aborted for a conflict runs again, and the first
-#: pause (doubled each time, with jitter so that the conflicting writers drift apart).
-RETRIES = 6
-RETRY_PAUSE = 0.005
-
-
 def _retried(method: Callable[Concatenate[VFS, _P], _R], self: VFS, first: BaseException,
              /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Run an operation again after a serialization failure or a deadlock (PostgreSQL). Only
@@ -91,7 +84,7 @@ def _retried(method: Callable[Concatenate[VFS, _P], _R], self: VFS, first: BaseE
     caller's block is the unit, so the error (``BusyError``) goes to the caller."""
     exc = first
     for attempt in range(RETRIES):
-        time.sleep(RETRY_PAUSE * (2 ** attempt) * (0.5 + random.random()))
+        retry_pause(attempt)
         try:
             return method(self, *args, **kwargs)
         except DB_ERRORS as again:
@@ -526,6 +519,9 @@ class VFS:
         """Close the database. Open file handles become unusable. Idempotent."""
         if self._uow is not None:
             self._uow.close()
+        for lay in getattr(self, "_layers", ()):
+            if lay.owned:
+                lay.source.close()
 
     @property
     def closed(self) -> bool:
@@ -943,8 +939,12 @@ class VFS:
 
         Args:
             vfs: a ``VFS`` (it stays live: later writes to it show through), or the path of a
-                vfs_orm database (opened read-only). On PostgreSQL: a tree of the same
-                database, as a ``VFS`` or as its URL with ``tree=``.
+                vfs_orm database or a PostgreSQL URL (opened read-only). Any backend may lie
+                under any other: a SQLite file under a SQLite file is ATTACHed, a tree of the
+                same PostgreSQL database is read by the same statements as this tree; anything
+                else (a SQLite pack under a tree, a tree of another database or server) is a
+                foreign layer, read through a read-only VFS of its own (a ``VFS`` given here
+                must then stay open while it is a layer).
             priority: higher is searched first.
             name: a unique name; ``underlay_N`` by default.
             tree: the underlay's tree, when ``vfs`` is a PostgreSQL URL.
@@ -976,28 +976,46 @@ class VFS:
             raise ValueError(f"Underlay with name '{name}' already exists")
         if uow.in_batch():
             raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
+        owned = False
         if isinstance(vfs, VFS):
             if vfs is self:
                 raise ValueError("a VFS cannot be its own underlay")
-            ident = vfs.identity
-            layer_uri, db_path, source = vfs._ro_uri, vfs._where, vfs
-            alias = self._backend.underlay_schema(uow.engine, vfs._backend,
-                                                  vfs._live_uow().engine,
-                                                  self._alias_counter + 1)
+            source = vfs
         elif isinstance(vfs, (str, os.PathLike)):
-            with VFS(vfs, read_only=True, tree=tree) as probe:  # checks it and its format
-                ident = probe.identity
-                layer_uri, db_path = probe._ro_uri, probe._where
-                alias = self._backend.underlay_schema(uow.engine, probe._backend,
-                                                      probe._live_uow().engine,
-                                                      self._alias_counter + 1)
-            source = None
+            source = VFS(vfs, read_only=True, tree=tree)  # checks it and its format
+            owned = True
         else:
             raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
+        try:
+            ident = source.identity
+            reader = source._live_uow()
+            alias = self._backend.underlay_schema(uow.engine, source._backend, reader.engine,
+                                                  self._alias_counter + 1)
+            if alias is None and reader.shared:
+                raise VFSError.for_path(
+                    source._where, "an in-memory database can only be an underlay of a SQLite "
+                                   "database (save it to a file first)")
+        except BaseException:
+            if owned:
+                source.close()
+            raise
         self._alias_counter += 1
-        layer = Layer(name=name, priority=priority, alias=alias, uri=layer_uri,
-                      db_path=db_path, uuid=ident.get("uuid"), source=source)
-        self._set_layers(self._layers + [layer])
+        if alias is None:  # foreign: read through its own VFS (see backends/sqlite/stack.py)
+            layer = Layer(name=name, priority=priority, alias=f"l{self._alias_counter}",
+                          uri="", db_path=source._where, uuid=ident.get("uuid"),
+                          source=source, reader=reader, owned=owned)
+        else:
+            layer = Layer(name=name, priority=priority, alias=alias, uri=source._ro_uri,
+                          db_path=source._where, uuid=ident.get("uuid"),
+                          source=None if owned else source)
+            if owned:
+                source.close()
+        try:
+            self._set_layers(self._layers + [layer])
+        except BaseException:
+            if layer.owned:
+                source.close()
+            raise
         return name
 
     def remove_underlay(self, name: str) -> bool:
@@ -1010,7 +1028,11 @@ class VFS:
         keep = [lay for lay in self._layers if lay.name != name]
         if len(keep) == len(self._layers):
             return False
+        gone = [lay for lay in self._layers if lay.name == name]
         self._set_layers(keep)
+        for lay in gone:
+            if lay.owned:
+                lay.source.close()
         return True
 
     def _set_layers(self, layers: list[Layer]) -> None:

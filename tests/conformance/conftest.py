@@ -7,7 +7,9 @@ connection can attach: connection groups), a host application's SQLAlchemy engin
 zstd-compressed database, a case-insensitive one (alone, and over three case-sensitive
 underlays), a tree
 on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.py), and a
-PostgreSQL tree over three underlay trees of the same database. Tests
+PostgreSQL tree over three underlay trees of the same database, and one over two SQLite packs
+with a tree of its database between them (foreign layers, each read through a VFS of its
+own). Tests
 work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
 stay visible and must never change (checked after every test).
 
@@ -101,6 +103,22 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
         for k, (u, t) in enumerate(setup.underlays):
             setup.fs.add_underlay(u, tree=t, priority=100 - k, name=f"u{k}")
         return setup, cleanup
+    if kind == "postgresql-foreign":  # SQLite packs and a same-database tree, interleaved
+        url = request.getfixturevalue("pg_url")
+        tree = request.getfixturevalue("pg_tree")
+        setup = Setup(VFS(url, tree=tree, chunk_size=4096))
+        setup.underlays = _three_layers(
+            lambda name, files, dirs: _pg_underlay(url, f"{tree}_{name}", files, dirs)
+            if name == "base" else _underlay(tmp / f"{name}.vfs", files, dirs))
+        setup.visible = dict(BASE_FILES)
+        cleanup.append(_DropTrees(url, [lay[1] for lay in setup.underlays
+                                        if isinstance(lay, tuple)]))
+        for k, lay in enumerate(setup.underlays):
+            if isinstance(lay, tuple):
+                setup.fs.add_underlay(lay[0], tree=lay[1], priority=100 - k, name=f"u{k}")
+            else:
+                setup.fs.add_underlay(lay, priority=100 - k, name=f"u{k}")
+        return setup, cleanup
     if kind == "file":
         return Setup(VFS(tmp / "top.vfs", chunk_size=4096)), cleanup
     if kind == "memory":
@@ -145,7 +163,7 @@ def _make(kind: str, tmp: Path, request: pytest.FixtureRequest) -> tuple[Setup, 
 
 CONFIGS = ["file", "memory", "one-underlay", "three-underlays", "deep-stack", "host-engine",
            "compressed", "case-insensitive", "case-insensitive-layered", "postgresql",
-           "postgresql-layered"]
+           "postgresql-layered", "postgresql-foreign"]
 
 
 class _DropTrees:

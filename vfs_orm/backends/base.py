@@ -148,10 +148,10 @@ class Backend(Protocol):
         """A ``LayerStack`` of underlays for this backend's connections."""
 
     def underlay_schema(self, engine: Any, layer_backend: Backend, layer_engine: Any,
-                        counter: int) -> str:
+                        counter: int) -> str | None:
         """The schema an underlay is reached by from this backend's connections (SQLite: a
-        generated ATTACH alias; PostgreSQL: the underlay's tree). Raises ``VFSError`` for an
-        underlay this backend cannot reach."""
+        generated ATTACH alias; PostgreSQL: the underlay's tree), or None for an underlay
+        they cannot reach: it is then read through its own VFS (a foreign layer)."""
 
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main", content: Any = ...) -> Any: ...

@@ -263,7 +263,7 @@ class Resolver:
         """The statements and the (per-thread) connection that read a layer's content."""
         stack = self.stack()
         return (stack.statements_of(layer),
-                functools.partial(_layer_connection, self.uow, stack.group_of(layer)))
+                functools.partial(_layer_connection, self.uow, stack, stack.group_of(layer)))
 
     def read_span(self, layer: int, inode_id: int) -> list[ChunkRow]:
         """(size, generation, idx, data) rows of every chunk of a layer's file."""
@@ -271,8 +271,8 @@ class Resolver:
         return repo.read_span(raw(), inode_id, 0, CHUNK_SPAN)
 
 
-def _layer_connection(uow: UnitOfWork, group: int) -> Any:
+def _layer_connection(uow: UnitOfWork, stack: LayerStack, group: int) -> Any:
     """The connection holding a group's schemas, for the calling thread (handles may move
     between threads)."""
     st = uow.view()
-    return LayerStack.connection(st, group)
+    return stack.connection(st, group)

@@ -109,15 +109,12 @@ class PostgreSQLBackend:
                           folded=folded)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
-                        counter: int) -> str:
-        if not isinstance(layer_backend, PostgreSQLBackend):
-            raise VFSError.for_path(
-                None, "an underlay of a PostgreSQL tree is a tree of the same database (copy "
-                      "a SQLite pack into a tree first: `vfs-orm copy PACK URL --to-tree T`)")
-        if not _engine.same_database(engine.url, layer_engine.url):
-            raise VFSError.for_path(
-                str(layer_engine.url), "an underlay of a PostgreSQL tree must be a tree of the "
-                                       "same database")
+                        counter: int) -> str | None:
+        """A tree of the same database is a schema this tree's connections see (one group
+        with it); anything else (a SQLite pack, another database or server) is foreign."""
+        if not isinstance(layer_backend, PostgreSQLBackend) or \
+                not _engine.same_database(engine.url, layer_engine.url):
+            return None
         if layer_backend.tree == self.tree:
             raise ValueError("a tree cannot be its own underlay")
         return layer_backend.tree

@@ -132,11 +132,10 @@ class SQLiteBackend:
                           folded=folded)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
-                        counter: int) -> str:
-        if layer_backend is not self:
-            raise VFSError.for_path(None, "an underlay of a SQLite database is a SQLite "
-                                          "database (`vfs-orm copy` makes a pack of a tree)")
-        return f"l{counter}"
+                        counter: int) -> str | None:
+        """A SQLite database is ATTACHed under a generated alias; a PostgreSQL tree is a
+        foreign underlay (None)."""
+        return f"l{counter}" if layer_backend is self else None
 
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main", content: Content = PLAIN

@@ -12,6 +12,13 @@ of the same thread (groups 1, 2, ...). A lookup runs group by group in priority 
 at the first hit, so it costs one statement per group searched; listings and globs run one
 statement per group and merge by priority in Python.
 
+Foreign underlays. An underlay the top's connections cannot reach (a SQLite pack under a
+PostgreSQL tree, a tree of another PostgreSQL database or server, a tree under a SQLite file) is
+read through a read-only VFS of its own (``Layer.reader``, its unit of work): it is a group of
+its own, searched in its place in the priority order with that backend's statements on that
+VFS's connection of the calling thread. Native layers after it form a new group on the top's
+connections, so groups stay contiguous runs of priorities.
+
 Resolution (which layer provides a path, whiteouts) is ``namespace/resolver.py``'s; what
 writes do over layers (copy-up, whiteouts) is ``namespace/tree.py``'s.
 """
@@ -47,6 +54,11 @@ class Layer:
     db_path: str
     uuid: str | None = None
     source: Any = field(default=None, compare=False, repr=False)  # a live VFS, kept alive
+    #: A foreign underlay's unit of work (its own read-only VFS's), through which it is read;
+    #: None for an underlay attached to (or, on PostgreSQL, seen by) the top's connections.
+    reader: Any = field(default=None, compare=False, repr=False)
+    #: The VFS of a foreign underlay was opened for the stack (closed with the layer).
+    owned: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,24 +88,55 @@ class LayerStack:
 
     # -- shape ----------------------------------------------------------------------------
     @functools.cached_property
-    def groups(self) -> tuple[tuple[tuple[int, str], ...], ...]:
-        """(priority index, schema) entries per connection group; index 0 is the top."""
+    def _plan(self) -> tuple[tuple[tuple[tuple[int, str], ...], tuple[str, int]], ...]:
+        """(entries, home) per connection group, in priority order: entries are (priority
+        index, schema), index 0 the top; home is ("main", 0) for the top's connection,
+        ("aux", k) for its k-th extra connection, ("foreign", k) for layer k's own reader.
+        Native layers fill the connections ``per_connection`` at a time; a foreign layer
+        cuts the run (a group is always a contiguous run of priorities)."""
         n = self.per_connection
-        first = ((0, self.top_schema),) + tuple((k + 1, lay.alias)
-                                                for k, lay in enumerate(self.layers[:n]))
-        out = [first]
-        for start in range(n, len(self.layers), n):
-            out.append(tuple((k + 1, self.layers[k].alias)
-                             for k in range(start, min(start + n, len(self.layers)))))
+        out: list[tuple[tuple[tuple[int, str], ...], tuple[str, int]]] = []
+        run: list[tuple[int, str]] = [(0, self.top_schema)]
+        home = ("main", 0)
+        native = 0
+        for k, lay in enumerate(self.layers):
+            if lay.reader is not None:
+                if run:
+                    out.append((tuple(run), home))
+                out.append((((k + 1, lay.reader.stack.top_schema),), ("foreign", k)))
+                run = []
+                continue
+            at = ("main", 0) if native < n else ("aux", native // n - 1)
+            native += 1
+            if run and at != home:
+                out.append((tuple(run), home))
+                run = []
+            home = at
+            run.append((k + 1, lay.alias))
+        if run:
+            out.append((tuple(run), home))
         return tuple(out)
 
     @functools.cached_property
+    def groups(self) -> tuple[tuple[tuple[int, str], ...], ...]:
+        """(priority index, schema) entries per connection group; index 0 is the top."""
+        return tuple(entries for entries, _ in self._plan)
+
+    @functools.cached_property
     def repos(self) -> tuple[StackRepository, ...]:
-        return tuple(self.stack_statements(g, self.content, self.folded) for g in self.groups)
+        out = []
+        for entries, (where, k) in self._plan:
+            make = self.layers[k].reader.stack.stack_statements if where == "foreign" \
+                else self.stack_statements
+            out.append(make(entries, self.content, self.folded))
+        return tuple(out)
+
+    @functools.cached_property
+    def _group_by_prio(self) -> dict[int, int]:
+        return {prio: g for g, entries in enumerate(self.groups) for prio, _ in entries}
 
     def group_of(self, prio: int) -> int:
-        n = self.per_connection
-        return 0 if prio <= n else 1 + (prio - 1 - n) // n
+        return self._group_by_prio[prio]
 
     def schema_of(self, prio: int) -> str:
         return self.top_schema if prio == 0 else self.layers[prio - 1].alias
@@ -103,14 +146,28 @@ class LayerStack:
 
     def statements_of(self, prio: int) -> InodeRepository:
         """The statements that read one layer's inodes and chunks."""
-        content = self.content if prio == 0 else replace(self.content, partial=False)
+        if prio == 0:
+            return self.inode_statements(self.top_schema, self.content)
+        content = replace(self.content, partial=False)
+        reader = self.layers[prio - 1].reader
+        if reader is not None:
+            stack: LayerStack = reader.stack
+            return stack.inode_statements(stack.top_schema, content)
         return self.inode_statements(self.schema_of(prio), content)
 
-    @staticmethod
-    def connection(st: Any, group: int) -> sqlite3.Connection:
-        """The connection of one thread that holds a connection group's schemas."""
-        raw: sqlite3.Connection = st.raw if group == 0 else st.aux[group - 1].raw
-        return raw
+    def connection(self, st: Any, group: int) -> Any:
+        """The driver connection of one thread that holds a connection group's schemas."""
+        where, k = self._plan[group][1]
+        if where == "main":
+            return st.raw
+        if where == "aux":
+            return st.aux[k].raw
+        return self.layers[k].reader.view().raw
+
+    @property
+    def readers(self) -> list[Any]:
+        """The units of work of the foreign underlays."""
+        return [lay.reader for lay in self.layers if lay.reader is not None]
 
     # -- attaching ------------------------------------------------------------------------
     def apply(self, st: ThreadConnection) -> None:
@@ -123,7 +180,7 @@ class LayerStack:
             return
         if st.raw.in_transaction:
             return
-        wanted = [(lay.alias, lay.uri) for lay in self.layers]
+        wanted = [(lay.alias, lay.uri) for lay in self.layers if lay.reader is None]
         n = self.per_connection
         _attach_set(st.raw, st.attached, dict(wanted[:n]))
         rest = [dict(wanted[i:i + n]) for i in range(n, len(wanted), n)]
