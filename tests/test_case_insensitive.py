@@ -47,6 +47,8 @@ def test_listings_keep_the_stored_spelling(ci):
     assert sorted(e.path for e in ci.scandir("/", recursive=True)) == [
         "/Textures", "/Textures/Hero", "/Textures/Hero/Diffuse.PNG", "/Textures/Readme.txt"]
     assert ci.glob("/textures/*/*.png") == ["/Textures/Hero/Diffuse.PNG"]
+    assert ci.glob("/textures/**/*.png") == ["/Textures/Hero/Diffuse.PNG"]
+    assert ci.glob("/**/README.TXT") == ["/Textures/Readme.txt"]
 
 
 def test_renames_moves_and_removal_by_any_spelling(ci):
@@ -118,6 +120,11 @@ def test_a_case_insensitive_top_searches_its_underlays_the_same_way(tmp_path):
         assert not fs.exists("/Config.ini") and fs.listdir("/") == ["Textures"]
         assert fs.glob("/textures/hero/*.PNG") == ["/textures/hero/Diffuse.png",
                                                     "/textures/hero/Normal.png"]
+        # ** globs match under case folding too, whichever layer spells the path how.
+        assert fs.glob("/TEXTURES/**/*.png") == ["/Textures/Hero/Diffuse.png",
+                                                 "/Textures/Hero/Normal.png"]
+        assert fs.glob("/**/normal.PNG") == ["/Textures/Hero/Normal.png"]
+        assert fs.glob("/**/[d]iffuse.*") == ["/Textures/Hero/Diffuse.png"]
     with VFS(base, read_only=True) as fs:  # the base is untouched
         assert fs.read_bytes("/Textures/Hero/Diffuse.png") == b"base diffuse"
 

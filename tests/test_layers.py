@@ -465,3 +465,46 @@ def test_check_accepts_whiteouts_below_whiteouts(tmp_path):
         con.commit()
         con.close()
         assert "/pre/stray: its parent '/pre' is not a directory" in fs.check().problems
+
+
+def test_whiteouts_stay_hidden_in_a_top_opened_alone(tmp_path):
+    """A save made over a mod, opened without it (a tool listing the save, the mod
+    uninstalled): the whiteouts it holds hide nothing, and must not show as empty files,
+    even after writes made without any underlay; a whited-out path can be written again."""
+    import subprocess
+    import sys
+
+    base = tmp_path / "mod.vfs"
+    with VFS(base) as mod:
+        mod.write_bytes("/game/a.txt", b"a")
+        mod.write_bytes("/game/b.txt", b"b")
+        mod.write_bytes("/game/maps/m1", b"m1")
+    save = tmp_path / "save.vfs"
+    with VFS(save) as fs:
+        fs.add_underlay(base, name="mod")
+        fs.write_bytes("/game/mine.txt", b"mine")
+        fs.remove("/game/a.txt")
+        fs.rmtree("/game/maps")
+        fs.remove_underlay("mod")
+        assert fs.listdir("/game") == ["mine.txt"]
+        assert not fs.exists("/game/a.txt")
+        fs.write_bytes("/other.txt", b"written with no underlay")  # records an empty stack
+    for _ in range(2):
+        with VFS(save) as alone:
+            assert alone.listdir("/game") == ["mine.txt"]
+            assert not alone.exists("/game/maps") and not alone.isfile("/game/a.txt")
+            assert sorted(alone.glob("/game/*")) == ["/game/mine.txt"]
+            assert [files for _, _, files in alone.walk("/game")] == [["mine.txt"]]
+            assert alone.check().ok
+        with VFS(save, read_only=True) as alone:
+            assert alone.listdir("/game") == ["mine.txt"]
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "vfs_orm", "unpack", str(save), str(out)],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in (out / "game").iterdir()) == ["mine.txt"]
+    with VFS(save) as fs:
+        fs.write_bytes("/game/a.txt", b"new")  # over its whiteout
+        assert fs.listdir("/game") == ["a.txt", "mine.txt"]
+        fs.add_underlay(base, name="mod")  # the mod back: what was removed stays removed
+        assert fs.listdir("/game") == ["a.txt", "b.txt", "mine.txt"]
+        assert fs.read_bytes("/game/a.txt") == b"new"

@@ -332,6 +332,9 @@ def test_underlays_from_elsewhere_are_foreign_groups(pg_url, pg_tree, tmp_path):
                     assert fs.read_bytes("/patch/notes.txt") == b"patch notes"
                 assert fs.check().ok
                 assert fs.check_layers() == []
+            with VFS(pg_url, tree=pg_tree) as alone:  # its whiteouts hide nothing now
+                assert alone.listdir("/game") == ["pack.txt", "tex"]
+                assert not alone.exists("/game/old.txt")
             # A SQLite file over a tree: the tree is the foreign layer.
             with VFS(tmp_path / "local.vfs") as lite:
                 lite.add_underlay(pg_url, tree=same_db, name="server")

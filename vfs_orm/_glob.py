@@ -133,7 +133,8 @@ def glob(tree: Tree, pattern: str) -> list[str]:
 def _glob_recursive(tree: Tree, prefix: str, segments: tuple[str, ...]) -> list[str]:
     """Patterns with ``**``: as Python's ``glob(recursive=True)``, a trailing ``**`` matches
     the directory itself and everything below it."""
-    rx = pattern_regex(segments)
+    folded = tree.resolver.folded  # a case-insensitive tree: match the folded spellings
+    rx = pattern_regex(tuple(map(paths.fold, segments)) if folded else segments)
     last = segments[-1]
     name_glob = "*" if last == "**" else to_sqlite_glob(last)
     found = set()
@@ -142,6 +143,6 @@ def _glob_recursive(tree: Tree, prefix: str, segments: tuple[str, ...]) -> list[
         found.add(prefix)
     for parent, name, _ in tree.glob_below(prefix, name_glob):
         p = paths.join(parent, name)
-        if rx.match(p):
+        if rx.match(paths.fold(p) if folded else p):
             found.add(p)
     return sorted(found)

@@ -97,8 +97,10 @@ class UnitOfWork:
     def stack(self, stack: Any) -> None:
         self._stack = stack
         # A case-insensitive database resolves through its (folded) stack statements even
-        # alone: they are what looks entries up by their folded keys.
-        self.layered = stack is not None and (bool(stack.layers) or stack.folded)
+        # alone: they are what looks entries up by their folded keys; so does one that may
+        # hold whiteouts: they hide them.
+        self.layered = stack is not None and (bool(stack.layers) or stack.folded
+                                              or stack.whiteouts)
 
     # -- connections ----------------------------------------------------------------------
     def state(self) -> TransactionalConnection:

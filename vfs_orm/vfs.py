@@ -266,8 +266,15 @@ class VFS:
         except DB_ERRORS as exc:
             self.close()
             raise translate(exc, db_path) from exc
+        try:
+            with self._uow.read_lock:
+                self._may_hide = self._manifest.may_hold_whiteouts(self._uow.raw())
+        except DB_ERRORS as exc:
+            self.close()
+            raise translate(exc, db_path) from exc
         self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout,
-                                              self._read_content, self._folded)
+                                              self._read_content, self._folded,
+                                              self._may_hide)
         if not read_only:
             # The first write of this session records the stack the save is made with.
             self._uow.before_write = self._record_stack
@@ -1042,9 +1049,12 @@ class VFS:
         with uow.lock:
             self._layers = ordered
             old = uow.stack
+            if ordered:
+                self._may_hide = True  # writes over underlays may white out their entries
             uow.stack = self._backend.layer_stack(old.version + 1, tuple(ordered),
                                                   self._per_connection, old.busy_timeout,
-                                                  self._read_content, self._folded)
+                                                  self._read_content, self._folded,
+                                                  self._may_hide)
             try:
                 uow.view()  # attach now, so a bad underlay fails here and not later
             except DB_ERRORS as exc:
@@ -1132,7 +1142,7 @@ class VFS:
         """Runs inside the first write transaction after the stack changed (see uow)."""
         self._manifest.record_stack(
             raw, [(lay.uuid, lay.name, lay.priority, lay.db_path) for lay in self._layers],
-            time.time_ns())
+            time.time_ns(), self._may_hide)
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager

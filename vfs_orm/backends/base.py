@@ -144,7 +144,8 @@ class Backend(Protocol):
         """Underlays one connection can reach."""
 
     def layer_stack(self, version: int, layers: tuple[Any, ...], per_connection: int,
-                    busy_timeout: float, content: Any = ..., folded: bool = False) -> Any:
+                    busy_timeout: float, content: Any = ..., folded: bool = False,
+                    whiteouts: bool = False) -> Any:
         """A ``LayerStack`` of underlays for this backend's connections."""
 
     def underlay_schema(self, engine: Any, layer_backend: Backend, layer_engine: Any,

@@ -99,14 +99,14 @@ class PostgreSQLBackend:
         return _ALL_IN_ONE_GROUP
 
     def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
-                    busy_timeout: float, content: Content = PLAIN, folded: bool = False
-                    ) -> LayerStack:
+                    busy_timeout: float, content: Content = PLAIN, folded: bool = False,
+                    whiteouts: bool = False) -> LayerStack:
         """Underlays are trees (schemas) of the same database: every connection sees them,
         so the whole stack is one group, resolved by one statement."""
         return LayerStack(version, layers, _ALL_IN_ONE_GROUP, busy_timeout,
                           top_schema=self.tree, inode_statements=_inode_statements,
                           stack_statements=_stack_statements, attaches=False, content=content,
-                          folded=folded)
+                          folded=folded, whiteouts=whiteouts)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
                         counter: int) -> str | None:

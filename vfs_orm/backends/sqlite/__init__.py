@@ -126,10 +126,10 @@ class SQLiteBackend:
         return max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
 
     def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
-                    busy_timeout: float, content: Content = PLAIN, folded: bool = False
-                    ) -> LayerStack:
+                    busy_timeout: float, content: Content = PLAIN, folded: bool = False,
+                    whiteouts: bool = False) -> LayerStack:
         return LayerStack(version, layers, per_connection, busy_timeout, content=content,
-                          folded=folded)
+                          folded=folded, whiteouts=whiteouts)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
                         counter: int) -> str | None:

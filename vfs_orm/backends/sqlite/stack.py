@@ -85,6 +85,9 @@ class LayerStack:
     content: Content = PLAIN
     #: The top database is case-insensitive: every layer is searched by its folded keys.
     folded: bool = False
+    #: The top database may hold whiteouts (it was written over underlays): even alone, it
+    #: is read through the stack statements, which hide them.
+    whiteouts: bool = False
 
     # -- shape ----------------------------------------------------------------------------
     @functools.cached_property

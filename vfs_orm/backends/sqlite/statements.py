@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     MetaData,
     Table,
     Text,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal_column,
@@ -1342,6 +1344,19 @@ class ManifestRepository:
             select(m.c.name, m.c.uuid, m.c.priority, m.c.db_path)
             .where(m.c.role == literal_column("'underlay'")).order_by(m.c.id), ())
         self._forget = self._compile(delete(m).where(m.c.role == literal_column("'underlay'")), ())
+        # A top that was ever written over underlays may hold whiteouts, which must stay
+        # hidden when it is opened alone: a 'whiteouts' row says so for good (the recorded
+        # stack is replaced by the next write, maybe with none).
+        self._may_hide = self._compile(select(exists().where(
+            m.c.role.in_([literal_column("'whiteouts'"), literal_column("'underlay'")]))), ())
+        self._mark = self._compile(
+            insert(m).from_select(
+                ["role", "uuid", "created_ns", "modified_ns"],
+                select(literal_column("'whiteouts'"),
+                       literal_column("'00000000-0000-0000-0000-000000000000'"),
+                       bindparam("now", type_=BigInteger), bindparam("now2", type_=BigInteger))
+                .where(~exists().where(m.c.role == literal_column("'whiteouts'")))),
+            ("now", "now2"))
         self._record = self._compile(
             insert(m).values(role=literal_column("'underlay'"), uuid=bindparam("uuid"),
                              name=bindparam("name"), priority=bindparam("priority"),
@@ -1375,13 +1390,21 @@ class ManifestRepository:
             return None
         return None if row is None else Identity._make(row)
 
+    def may_hold_whiteouts(self, raw: sqlite3.Connection) -> bool:
+        """Whether this database was ever written over underlays (so it may hold whiteouts)."""
+        return bool(raw.execute(self._may_hide.sql).fetchone()[0])
+
     def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         """(name, uuid, priority, db_path) of the underlays last recorded."""
         return raw.execute(self._recorded.sql).fetchall()
 
-    def record_stack(self, raw: sqlite3.Connection, layers: list[tuple[Any, ...]], now: int
-                     ) -> None:
-        """Replace the recorded stack with ``layers``: (uuid, name, priority, db_path)."""
+    def record_stack(self, raw: sqlite3.Connection, layers: list[tuple[Any, ...]], now: int,
+                     layered: bool = False) -> None:
+        """Replace the recorded stack with ``layers``: (uuid, name, priority, db_path).
+        ``layered``: the database has been written over underlays (now or before), so it is
+        marked as one that may hold whiteouts (once)."""
+        if layered:
+            raw.execute(self._mark.sql, (now, now))
         raw.execute(self._forget.sql)
         raw.executemany(self._record.sql, [(u, n, now, now, p, d) for u, n, p, d in layers])
         raw.execute(self._touch.sql, (now,))
