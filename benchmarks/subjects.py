@@ -289,6 +289,20 @@ class RawSqliteIncrementalVacuum(RawSqlite):
         return super().create(path)
 
 
+class RawSqliteLoop(RawSqlite):
+    """W1 written the way vfs_orm_loop writes it: one INSERT per file in one transaction (the
+    like-for-like baseline of a per-file API called in a loop)."""
+
+    name = "raw_sqlite_loop"
+    only = ("w1",)
+
+    def ingest(self, con, files):
+        con.execute("BEGIN")
+        for p, data in files:
+            con.execute("INSERT OR REPLACE INTO files VALUES(?, ?)", (p, data))
+        con.execute("COMMIT")
+
+
 class RawReader(Subject):
     """WS only: vfs_orm writes the store (the same file vfs_orm streams), raw sqlite3 reads it:
     the file's chunks in order, one BLOB each (the physical limit of reading THAT file)."""
@@ -320,6 +334,19 @@ class RawReader(Subject):
         return _RawStreamReader(con, rowids=[r[0] for r in con.execute(
             "SELECT id FROM vfs_chunks WHERE id >= ? AND id < ? ORDER BY id",
             (inode << 32, (inode + 1) << 32))], table="vfs_chunks")
+
+
+class RawReaderMmap(RawReader):
+    """The raw reader with the one connection setting vfs_orm adds (memory-mapped reads):
+    shows how much of WS's margin is that setting and how much is vfs_orm's own code."""
+
+    name = "raw_reader_mmap"
+
+    def open_stream(self, store, path):
+        if "con" not in store:
+            store["con"] = sqlite3.connect(f"file:{store['path']}?mode=ro", uri=True)
+            store["con"].execute(f"PRAGMA mmap_size={1 << 31}")
+        return super().open_stream(store, path)
 
 
 class _RawStreamReader(io.RawIOBase):
@@ -637,8 +664,8 @@ class Stella(Subject):
 def all_subjects() -> list[Subject]:
     # vfs_orm and raw sqlite3 first, one after the other: the ratio that matters is theirs.
     subjects: list[Subject] = [VfsOrm(), RawSqlite(), RawReader(), VfsOrmLoop(), VfsOrm64k(),
-                               VfsOrmUnverified(), RawSqliteIncrementalVacuum(), OsFs(),
-                               ZipFs()]
+                               VfsOrmUnverified(), RawSqliteIncrementalVacuum(), RawSqliteLoop(),
+                               RawReaderMmap(), OsFs(), ZipFs()]
     if os.environ.get("VFS_BENCH_NO_SEED") != "1" and fetch_seed():
         subjects.append(Stella())
     return subjects
