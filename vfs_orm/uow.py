@@ -246,19 +246,28 @@ class UnitOfWork:
         return (getattr(exc, "retryable", False) and not self._borrowed
                 and not self.in_batch())
 
-    def retrying(self, op: Callable[[], _T], restore: Callable[[], None]) -> _T:
-        """Run ``op`` (a write of its own transaction that a file handle makes), and again
-        after a transient conflict (``may_retry``), ``restore`` first putting back what the
-        failed attempt changed outside the database. Driver errors leave untranslated."""
-        for attempt in range(RETRIES + 1):
+    def retrying(self, op: Callable[[], _T], restore: Callable[[], None],
+                 failed: BaseException | None = None) -> _T:
+        """Run ``op`` (a write of its own transaction), and again after a transient conflict
+        (``may_retry``), up to RETRIES times, ``restore`` first putting back what the failed
+        attempt changed outside the database. ``failed``: ``op`` already ran once and failed
+        with it. Driver errors leave untranslated."""
+        if failed is None:
             try:
                 return op()
             except DB_ERRORS as exc:
-                if attempt == RETRIES or not self.may_retry(exc):
+                if not self.may_retry(exc):
                     raise
+        attempt = 0
+        while True:
             restore()
             retry_pause(attempt)
-        raise AssertionError("unreachable")
+            try:
+                return op()
+            except DB_ERRORS as exc:
+                attempt += 1
+                if attempt == RETRIES or not self.may_retry(exc):
+                    raise
 
     def in_batch(self) -> bool:
         st = self._single if self._single is not None else getattr(self._local, "st", None)

@@ -51,7 +51,7 @@ from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR
 from vfs_orm.types import FILE_MODE, DirEntry, StatResult
-from vfs_orm.uow import RETRIES, UnitOfWork, retry_pause
+from vfs_orm.uow import UnitOfWork
 
 DEFAULT_CHUNK_SIZE = 65536
 MIN_CHUNK_SIZE = 512
@@ -82,16 +82,14 @@ def _retried(method: Callable[Concatenate[VFS, _P], _R], self: VFS, first: BaseE
     """Run an operation again after a serialization failure or a deadlock (PostgreSQL). Only
     a whole operation of its own transaction is run again: inside ``atomic_batch`` the
     caller's block is the unit, so the error (``BusyError``) goes to the caller."""
-    exc = first
-    for attempt in range(RETRIES):
-        retry_pause(attempt)
-        try:
-            return method(self, *args, **kwargs)
-        except DB_ERRORS as again:
-            exc = again
-            if self._uow is None or not self._uow.may_retry(again):
-                break
-    raise translate(exc, self._where) from exc
+    try:
+        return self._live_uow().retrying(lambda: method(self, *args, **kwargs), _keep, first)
+    except DB_ERRORS as exc:
+        raise translate(exc, self._where) from exc
+
+
+def _keep() -> None:
+    """Nothing to put back before a VFS method runs again: it holds no state of its own."""
 
 
 def _is_root(path: object) -> bool:
