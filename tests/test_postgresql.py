@@ -240,6 +240,57 @@ def test_layers_are_trees_of_one_database(pg_url, pg_tree):
         _sql(pg_url, *[f'DROP SCHEMA IF EXISTS "{t}" CASCADE' for t in trees])
 
 
+def test_files_in_chunks_are_read_from_the_layer_that_wins(pg_url, pg_tree):
+    """Through a same-database stack a lookup is ONE statement for a file whose bytes are
+    inline; a file in chunks gets its chunk 0 from the winning layer in a second one (the
+    branches do not join their chunk tables). Shadowed copies, shared content and damage in
+    the winner's chunk behave as through one tree."""
+    from vfs_orm import CorruptionError
+
+    mid = bytes(range(256)) * 160  # 40 KiB: one chunk, not inline
+    big = bytes(range(7, 256)) * 1000  # 249 KB: four chunks
+    trees = [f"{pg_tree}_c{k}" for k in range(6)]
+    try:
+        for k, t in enumerate(trees):
+            with VFS(pg_url, tree=t) as under:
+                under.write_bytes("/small.txt", b"small %d" % k)
+                under.write_bytes("/mid.bin", mid[k:] + mid[:k])
+                if k == 4:
+                    under.write_bytes("/big.bin", big)
+                    under.copy("/big.bin", "/big-copy.bin")  # shares the chunks
+        with VFS(pg_url, tree=pg_tree) as fs:
+            for k, t in enumerate(trees):
+                fs.add_underlay(pg_url, tree=t, priority=k, name=t)
+            raw = fs._uow.raw()
+            counted = _CountingConnection(raw.conn)
+            raw.conn = counted
+            try:
+                assert fs.read_bytes("/small.txt") == b"small 5"
+                assert len(counted.statements) == 1, counted.statements
+                assert fs.read_bytes("/mid.bin") == mid[5:] + mid[:5]  # the top underlay's
+                assert len(counted.statements) == 3, counted.statements
+            finally:
+                raw.conn = counted.conn
+            assert fs.read_bytes("/big.bin") == big
+            assert fs.read_bytes("/big-copy.bin") == big
+            with fs.open("/big-copy.bin", "rb") as f:
+                f.seek(70_000)
+                assert f.read(10) == big[70_000:70_010]
+            fs.write_bytes("/mid.bin", b"top")  # the top shadows every underlay
+            assert fs.read_bytes("/mid.bin") == b"top"
+        _sql(pg_url, f'UPDATE "{trees[5]}".vfs_chunks SET data = set_byte(data, 9, '
+                     f"get_byte(data, 9) # 1) WHERE idx = 0")
+        with VFS(pg_url, tree=f"{pg_tree}_ctop") as fs:  # a new top over the same stack
+            for k, t in enumerate(trees):
+                fs.add_underlay(pg_url, tree=t, priority=k, name=t)
+            with pytest.raises(CorruptionError, match=r"/mid\.bin"):
+                fs.read_bytes("/mid.bin")
+            assert fs.read_bytes("/big.bin") == big
+    finally:
+        _sql(pg_url, *[f'DROP SCHEMA IF EXISTS "{t}" CASCADE'
+                       for t in [*trees, f"{pg_tree}_ctop"]])
+
+
 class _CountingConnection:
     """A psycopg connection that counts the statements sent through it."""
 

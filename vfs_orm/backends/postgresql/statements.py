@@ -32,14 +32,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 
+from vfs_orm import stored
 from vfs_orm.backends.sqlite.statements import (
+    CHUNK_SPAN,
+    INODE_COLUMNS,
     CheckRepository,
     Compiled,
     InodeRepository,
     ManifestRepository,
     StackRepository,
+    _q,
     chunk_table,
     compile_stmt,
+    first_chunk,
     inode_table,
 )
 from vfs_orm.content import PLAIN, Content
@@ -269,6 +274,13 @@ class PGStackRepository(StackRepository):
 
     dialect = DIALECT
 
+    def __init__(self, entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
+                 folded: bool = False) -> None:
+        super().__init__(entries, content, folded)
+        self._first_chunk_sql = {
+            prio: f"SELECT codec, sums, data FROM {_q(schema)}.vfs_chunks WHERE id = %s"
+            for prio, schema in entries}
+
     def _matches(self, column: Any, pattern: Any) -> Any:
         return column.op("~")(pattern)
 
@@ -284,6 +296,29 @@ class PGStackRepository(StackRepository):
 
     def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
         return (parent, name) * len(self.entries)  # one pair per branch
+
+    @staticmethod
+    def _resolve_first_branch(prio: int, schema: str, keys: str) -> str:
+        """One layer's branch: its inline bytes, and where its chunk 0 is when it has none
+        (fetched by ``resolve_first`` for the winner only). Joining every branch to its
+        chunks, as SQLite does, costs PostgreSQL's executor a second index scan to set up
+        per layer: a third of the statement's time through 10 layers."""
+        cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
+        return (f"SELECT {prio} AS prio, {cols}, i.codec, i.sums, i.data, CASE WHEN i.data "
+                f"IS NULL AND i.kind = {int(InodeKind.FILE)} THEN coalesce(i.content, i.id) "
+                f"END FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
+
+    def resolve_first(self, raw: Any, parent: str, name: str) -> tuple[Any, ...] | None:
+        row = stored.inode(raw.execute(self._resolve_first_sql,
+                                       self._resolve_first_params(*self._keys(parent, name))
+                                       ).fetchone(), 1, parent, name)
+        if row is None:
+            return None
+        key = row[12]
+        if key is not None:  # a file in chunks: its chunk 0, from the winner's layer
+            chunk = raw.execute(self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
+            row = (*row[:9], *(chunk or (None, None, None)))
+        return (*row[:9], first_chunk(self.content, row, 9, parent, name))
 
 
 #: From this many new files on, ``create_files`` goes through COPY.

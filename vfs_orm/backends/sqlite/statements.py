@@ -1087,6 +1087,18 @@ class StackRepository:
     def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
         return (parent, name)
 
+    @staticmethod
+    def _resolve_first_branch(prio: int, schema: str, keys: str) -> str:
+        """One layer's branch of the resolve-with-first-chunk statement: (prio,
+        *INODE_COLUMNS, codec, sums, data) of the inline bytes, or of chunk 0 (joined only
+        when the path is found)."""
+        cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
+        return (f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
+                f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
+                f"coalesce(i.data, c.data) FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
+                f"{_q(schema)}.vfs_chunks AS c ON c.id = coalesce(i.content, i.id) * "
+                f"{CHUNK_SPAN} WHERE {keys}")
+
     def __init__(self, entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
                  folded: bool = False) -> None:
         self.entries = entries
@@ -1161,15 +1173,9 @@ class StackRepository:
         # Resolution plus the winner's first chunk, in one statement: each branch reads its
         # inline bytes, or its chunk 0, only when it found the path, so a miss costs one
         # index probe per layer. Rows: (prio, *INODE_COLUMNS, inline bytes or chunk 0).
-        cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
         keys = "i.fparent = ?1 AND i.fname = ?2" if folded else "i.parent = ?1 AND i.name = ?2"
         self._resolve_first_sql = self._resolve_first_text([
-            f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
-            f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
-            f"coalesce(i.data, c.data) FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
-            f"{_q(schema)}.vfs_chunks AS c ON c.id = coalesce(i.content, i.id) * {CHUNK_SPAN} "
-            f"WHERE {keys}"
-            for prio, schema in entries])
+            self._resolve_first_branch(prio, schema, keys) for prio, schema in entries])
         # Keys (parent, name) present in the LOWER layers of this group at or below a path:
         # what a delete in the top layer must cover with whiteouts.
         lower = [(prio, t) for prio, t in tables if prio > 0]
