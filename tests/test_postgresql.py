@@ -201,15 +201,10 @@ def test_layers_are_trees_of_one_database(pg_url, pg_tree):
             assert fs.listdir("/mods") == sorted(f"m{k}.txt" for k in range(14))
             assert len(fs.glob("/game/data/*.bin")) == 14
             # One statement (one round trip) per lookup, whatever the depth of the stack.
-            raw = fs._uow.raw()
-            counted = _CountingConnection(raw.conn)
-            raw.conn = counted
-            try:
+            with _statements_sent() as sent:
                 assert fs.read_bytes("/mods/m0.txt") == b"0"
                 assert fs.exists("/game/data/7.bin") and not fs.exists("/nowhere")
-                assert len(counted.statements) == 3, counted.statements
-            finally:
-                raw.conn = counted.conn
+            assert len(sent) == 3, sent
             rng = random.Random(1)
             paths = ["/game/shared.cfg", "/mods/m3.txt", "/game/data/5.bin", "/new/x.txt",
                      "/game/data/new.bin", "/mods/m9.txt"]
@@ -261,16 +256,11 @@ def test_files_in_chunks_are_read_from_the_layer_that_wins(pg_url, pg_tree):
         with VFS(pg_url, tree=pg_tree) as fs:
             for k, t in enumerate(trees):
                 fs.add_underlay(pg_url, tree=t, priority=k, name=t)
-            raw = fs._uow.raw()
-            counted = _CountingConnection(raw.conn)
-            raw.conn = counted
-            try:
+            with _statements_sent() as sent:
                 assert fs.read_bytes("/small.txt") == b"small 5"
-                assert len(counted.statements) == 1, counted.statements
+                assert len(sent) == 1, sent
                 assert fs.read_bytes("/mid.bin") == mid[5:] + mid[:5]  # the top underlay's
-                assert len(counted.statements) == 3, counted.statements
-            finally:
-                raw.conn = counted.conn
+                assert len(sent) == 3, sent
             assert fs.read_bytes("/big.bin") == big
             assert fs.read_bytes("/big-copy.bin") == big
             with fs.open("/big-copy.bin", "rb") as f:
@@ -291,19 +281,23 @@ def test_files_in_chunks_are_read_from_the_layer_that_wins(pg_url, pg_tree):
                        for t in [*trees, f"{pg_tree}_ctop"]])
 
 
-class _CountingConnection:
-    """A psycopg connection that counts the statements sent through it."""
+@contextlib.contextmanager
+def _statements_sent() -> Iterator[list[str]]:
+    """The statements vfs_orm sends through its driver connections while the block runs."""
+    from vfs_orm.backends.postgresql.connection import PGRaw
 
-    def __init__(self, conn):
-        self.conn = conn
-        self.statements: list[str] = []
+    sent: list[str] = []
 
-    def execute(self, sql, params=None, **kwargs):
-        self.statements.append(sql)
-        return self.conn.execute(sql, params, **kwargs)
+    def counting(original):
+        def run(self, sql, params=None):
+            sent.append(sql)
+            return original(self, sql, params)
+        return run
 
-    def __getattr__(self, name):
-        return getattr(self.conn, name)
+    with pytest.MonkeyPatch.context() as mp:
+        for method in ("execute", "execute_native"):
+            mp.setattr(PGRaw, method, counting(getattr(PGRaw, method)))
+        yield sent
 
 
 @contextlib.contextmanager

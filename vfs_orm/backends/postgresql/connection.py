@@ -34,7 +34,7 @@ class PGRaw:
     shape of sqlite3's, and psycopg's errors wrapped (``PGError``) so that the layers above
     can catch them without importing psycopg."""
 
-    __slots__ = ("_error", "_idle", "begin_lock", "conn", "on_broken")
+    __slots__ = ("_error", "_idle", "_raw_cursor", "begin_lock", "conn", "on_broken")
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -42,6 +42,7 @@ class PGRaw:
 
         self.conn = conn
         self._error = psycopg.Error
+        self._raw_cursor = psycopg.RawCursor
         self._idle = TransactionStatus.IDLE
         #: Called when the server connection turns out to be gone (see PGConnection).
         self.on_broken: Any = None
@@ -64,14 +65,27 @@ class PGRaw:
         except self._error as exc:
             raise self._failed(exc) from exc
 
-    def _begin_with(self, sql: str, params: Any) -> Any:
+    def execute_native(self, sql: str, params: Any) -> Any:
+        """``execute`` of a statement written with PostgreSQL's own ``$n`` placeholders: its
+        text goes to the server as it is, never parsed by psycopg (which caches its parse of
+        short statements only)."""
+        try:
+            cur = self._raw_cursor(self.conn)
+            if self.begin_lock is not None:
+                return self._begin_with(sql, params, cur)
+            return cur.execute(sql, params, binary=True)
+        except self._error as exc:
+            raise self._failed(exc) from exc
+
+    def _begin_with(self, sql: str, params: Any, cur: Any = None) -> Any:
         """BEGIN, the tree's lock and the transaction's first statement in ONE round trip."""
         key, self.begin_lock = self.begin_lock, None
         with self.conn.pipeline():
             self.conn.execute("BEGIN")
             self.conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
-            cur = self.conn.execute(sql, params, binary=True)
-        return cur
+            if cur is None:
+                return self.conn.execute(sql, params, binary=True)
+            return cur.execute(sql, params, binary=True)
 
     def flush_begin(self) -> None:
         """Send a pending BEGIN now (before statements that cannot go in a pipeline)."""

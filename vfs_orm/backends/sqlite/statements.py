@@ -1084,7 +1084,7 @@ class StackRepository:
         ?1 = parent and ?2 = name) as one statement."""
         return " UNION ALL ".join(branches) + " ORDER BY 1 LIMIT 1"
 
-    def _resolve_first_params(self, parent: str, name: str) -> tuple[Any, ...]:
+    def _resolve_first_params(self, parent: str, name: str) -> Any:
         return (parent, name)
 
     @staticmethod
@@ -1206,20 +1206,23 @@ class StackRepository:
     def _glob(self, pattern: str) -> str:
         return self._pattern(fold(pattern) if self.folded else pattern)
 
-    @staticmethod
-    def _run(raw: sqlite3.Connection, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
-        return raw.execute(stmt.sql, tuple(kw[k] for k in stmt.params)).fetchall()
+    def _query(self, raw: Any, sql: str, params: Any) -> Any:
+        """Run one of this stack's statements (the driver hook: see PostgreSQL's)."""
+        return raw.execute(sql, params)
+
+    def _run(self, raw: sqlite3.Connection, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
+        return self._query(raw, stmt.sql, tuple(kw[k] for k in stmt.params)).fetchall()
 
     def resolve(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS) of the highest layer having the path (maybe a whiteout)."""
         stmt = self._resolve_all
-        return stored.inode(raw.execute(stmt.sql, self._keys(parent, name)
+        return stored.inode(self._query(raw, stmt.sql, self._keys(parent, name)
                                         * (len(stmt.params) // 2)).fetchone(), 1, parent, name)
 
     def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
-        row = stored.inode(raw.execute(self._resolve_first_sql,
+        row = stored.inode(self._query(raw, self._resolve_first_sql,
                                        self._resolve_first_params(*self._keys(parent, name))
                                        ).fetchone(), 1, parent, name)
         if row is None:
