@@ -490,6 +490,11 @@ class ChunkedFile(io.RawIOBase):
         want = min(len(view), cs - off)
         uow = self._tree.uow
         sequential = pos == self._next
+        if not sequential:
+            # A random read takes a window, as a BLOB read does (a BufferedReader asks for
+            # its whole buffer): the blocks covering it are fetched and checked, not half a
+            # chunk. A read that goes on from there is sequential: the rest of the chunk.
+            want = min(want, RANDOM_READ)
         self._window = 0
         if uow.shared:
             uow.lock.acquire()
