@@ -31,7 +31,8 @@ def tree_lock_key(tree: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key
 
 
-#: A cursor that returned more rows than this is dropped with its result, not kept.
+#: A cursor that returned more rows than this (a listing, a span of chunks) is dropped with
+#: its result; a smaller result stays in memory until the connection's next statement.
 _KEEP_ROWS = 16
 #: psycopg.pq.ExecStatus.TUPLES_OK: a result with rows (psycopg is imported only when used).
 _TUPLES_OK = 2
