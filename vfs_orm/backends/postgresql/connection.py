@@ -141,7 +141,7 @@ class PGRaw:
             else:
                 cur.execute(sql, params, binary=True)
             rows = Rows(cur)
-            if rows.rowcount > _KEEP_ROWS:
+            if len(rows._rows) > _KEEP_ROWS:  # rows returned (an UPDATE's count is not)
                 self._cursors = None  # frees the cursor's copy of a big result now
             return rows
         except self._error as exc:

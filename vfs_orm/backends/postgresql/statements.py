@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 
-from vfs_orm import stored
 from vfs_orm.backends.sqlite.statements import (
     CHUNK_SPAN,
     INODE_COLUMNS,
@@ -44,7 +43,6 @@ from vfs_orm.backends.sqlite.statements import (
     _q,
     chunk_table,
     compile_stmt,
-    first_chunk,
     inode_table,
 )
 from vfs_orm.content import PLAIN, Content
@@ -286,7 +284,7 @@ class PGStackRepository(StackRepository):
                  folded: bool = False) -> None:
         super().__init__(entries, content, folded)
         self._first_chunk_sql = {
-            prio: f"SELECT codec, sums, data FROM {_q(schema)}.vfs_chunks WHERE id = %s"
+            prio: f"SELECT codec, sums, data FROM {_q(schema)}.vfs_chunks WHERE id = $1"
             for prio, schema in entries}
 
     def _matches(self, column: Any, pattern: Any) -> Any:
@@ -316,17 +314,13 @@ class PGStackRepository(StackRepository):
                 f"IS NULL AND i.kind = {int(InodeKind.FILE)} THEN coalesce(i.content, i.id) "
                 f"END FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
 
-    def resolve_first(self, raw: Any, parent: str, name: str) -> tuple[Any, ...] | None:
-        row = stored.inode(self._query(raw, self._resolve_first_sql,
-                                       self._resolve_first_params(*self._keys(parent, name))
-                                       ).fetchone(), 1, parent, name)
-        if row is None:
-            return None
+    def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
         key = row[12]
-        if key is not None:  # a file in chunks: its chunk 0, from the winner's layer
-            chunk = raw.execute(self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
-            row = (*row[:9], *(chunk or (None, None, None)))
-        return (*row[:9], first_chunk(self.content, row, 9, parent, name))
+        if key is None:  # inline bytes (or none: not a file)
+            return row
+        # A file in chunks: its chunk 0, from the winner's layer.
+        chunk = self._query(raw, self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
+        return (*row[:9], *(chunk or (None, None, None)))
 
 
 #: From this many new files on, ``create_files`` goes through COPY.

@@ -1084,9 +1084,6 @@ class StackRepository:
         ?1 = parent and ?2 = name) as one statement."""
         return " UNION ALL ".join(branches) + " ORDER BY 1 LIMIT 1"
 
-    def _resolve_first_params(self, parent: str, name: str) -> Any:
-        return (parent, name)
-
     @staticmethod
     def _resolve_first_branch(prio: int, schema: str, keys: str) -> str:
         """One layer's branch of the resolve-with-first-chunk statement: (prio,
@@ -1222,12 +1219,17 @@ class StackRepository:
     def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
-        row = stored.inode(self._query(raw, self._resolve_first_sql,
-                                       self._resolve_first_params(*self._keys(parent, name))
+        row = stored.inode(self._query(raw, self._resolve_first_sql, self._keys(parent, name)
                                        ).fetchone(), 1, parent, name)
         if row is None:
             return None
-        return (*row[:9], first_chunk(self.content, row, 9, parent, name))
+        return (*row[:9], first_chunk(self.content, self._first_chunk_of(raw, row), 9,
+                                      parent, name))
+
+    def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
+        """The winner's row with (codec, sums, data) of its inline bytes or chunk 0 at 9-11:
+        here the statement's own (see ``_resolve_first_branch``)."""
+        return row
 
     def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
         fp, fn = self._keys(parent, name)
