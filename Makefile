@@ -1,23 +1,51 @@
 # Two set-up commands work on a fresh machine with only Python 3.11+:
-#   make demo   - the main job: builds a venv, installs vfs_orm, runs the demo on SQLite
-#   make test   - builds the same venv with the dev extra and runs the test suite
+#   make demo   - the main job: a lean venv with vfs_orm alone, then the demo on SQLite
+#   make test   - a venv with the dev extra at the known-good versions of requirements/dev.lock,
+#                 then the test suite
+# Refresh the known-good versions with `make lock` (then run `make test` and commit the lock);
+# `make test-latest` runs the suite against the newest releases of everything, on purpose.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+LOCK    = requirements/dev.lock
+DEMO_VENV   ?= .venv-demo
+LATEST_VENV ?= .venv-latest
 
-.PHONY: demo test lint bench bench-smoke clean
+.PHONY: demo test test-latest lock lint bench bench-smoke clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) --upgrade pip
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.installed
-	$(PY) -m vfs_orm demo
+# The demo needs the runtime only (no extra): a venv of its own, a fraction of the dev one.
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q .
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python -m vfs_orm demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The same suite on the newest release of every dependency (no lock): run it before `make lock`
+# to find the next upstream change on purpose rather than in a failed landing.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade -e '.[dev]'
+	$(LATEST_VENV)/bin/python -m pytest -q
+
+# Re-resolve requirements/dev.lock to today's newest releases (uv's resolver; the lock is a
+# plain pip constraints file, so installing from it needs pip alone).
+lock: $(VENV)/.installed
+	$(PY) -m pip install -q uv
+	$(PY) -m uv pip compile --universal --python-version 3.11 --extra dev --upgrade \
+		-o $(LOCK) pyproject.toml requirements/tools.in
 
 # Also part of `make test` (tests/test_lint.py); here on its own for a quick look.
 lint: $(VENV)/.installed
@@ -32,4 +60,4 @@ bench-smoke: $(VENV)/.installed
 	$(PY) benchmarks/run.py --smoke
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) $(DEMO_VENV) $(LATEST_VENV) build dist *.egg-info .pytest_cache .benchmarks

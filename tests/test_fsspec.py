@@ -9,8 +9,10 @@ import errno
 import multiprocessing
 import os
 import pickle
+import stat
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -341,3 +343,28 @@ def test_upath_is_clean_under_warnings_as_errors(pack):
     out = subprocess.run([sys.executable, "-W", "error", "-c", code, pack], check=True,
                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.stdout.split(None, 1) == ["VFSPath", "['a.txt', 'sub']\n"]
+
+
+def test_upath_mkdir_stores_mode_and_parent_mode(pack):
+    """vfs_orm stores modes: ``mkdir(mode=, parent_mode=)`` keeps both (masked by the umask,
+    as ``os.mkdir`` masks them), without universal_pathlib's "parent_mode is ignored" warning;
+    an existing directory keeps its mode."""
+    pytest.importorskip("upath")
+    from upath import UPath
+
+    old = os.umask(0o022)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            UPath("vfsorm:///p1/p2/leaf", db=pack).mkdir(mode=0o750, parents=True,
+                                                          parent_mode=0o777)
+            UPath("vfsorm:///data/new", db=pack).mkdir(mode=0o700, parents=True,
+                                                        parent_mode=0o711)
+    finally:
+        os.umask(old)
+    with VFS(pack, read_only=True) as vfs:
+        modes = {p: stat.S_IMODE(vfs.stat(p).st_mode)
+                 for p in ("/p1", "/p1/p2", "/p1/p2/leaf", "/data", "/data/new")}
+    # /data existed: parent_mode is only for the parents the call creates.
+    assert modes == {"/p1": 0o755, "/p1/p2": 0o755, "/p1/p2/leaf": 0o750,
+                     "/data": 0o755, "/data/new": 0o700}

@@ -18,6 +18,7 @@ Needs the optional extra ``vfs-orm[fsspec]``; importing vfs_orm never imports th
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -283,8 +284,26 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             self.vfs.utime(p)
 
     # -- the tree ---------------------------------------------------------------------------
-    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self.vfs.mkdir(self._strip_protocol(path), parents=create_parents)
+    def mkdir(self, path: str, create_parents: bool = True, *, mode: int | None = None,
+              parent_mode: int | None = None, **kwargs: Any) -> None:
+        """Create a directory; ``mode`` sets its permission bits, ``parent_mode`` those of the
+        parents this call creates (vfs_orm stores modes). One transaction."""
+        path = self._strip_protocol(path)
+        if mode is None and parent_mode is None:
+            self.vfs.mkdir(path, parents=create_parents)
+            return
+        with self.vfs.atomic_batch():
+            missing = []
+            parent = posixpath.dirname(path.rstrip("/") or "/")
+            while create_parents and parent != "/" and not self.vfs.exists(parent):
+                missing.append(parent)
+                parent = posixpath.dirname(parent)
+            self.vfs.mkdir(path, parents=create_parents)
+            if mode is not None:
+                self.vfs.chmod(path, mode)
+            if parent_mode is not None:
+                for made in missing:
+                    self.vfs.chmod(made, parent_mode)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         self.vfs.makedirs(self._strip_protocol(path), exist_ok=exist_ok)
