@@ -45,7 +45,10 @@ def test_reopen_at_head_runs_no_ddl(db_path, monkeypatch):
 
     def tracing_connect(*a, **kw):
         con = real_connect(*a, **kw)
-        con.set_trace_callback(seen.append)
+        # The database's own connections (not the private in-memory reference of the closed
+        # schema check, built once per process from the migrations: closed.expected).
+        if db_path in str(a[0] if a else kw.get("database")):
+            con.set_trace_callback(seen.append)
         return con
 
     monkeypatch.setattr(sqlite3, "connect", tracing_connect)

@@ -106,12 +106,18 @@ def test_forged_older_revision_is_refused_untouched(tmp_path, forged):
 
 
 def test_forged_current_revision_is_found_by_check(tmp_path):
+    """Tables of 0002 behind a forged head version row: refused at open (the closed schema
+    compares the tables with the recorded revision's), and `vfs-orm check` says why."""
     path = _copy(tmp_path, "format_0002")
     _forge(path, dbmod.head_revision())
-    with VFS(path, read_only=True) as fs:
-        report = fs.check()
-    assert not report.ok
-    assert any("shape" in p for p in report.problems)
+    before = _digest(path)
+    for read_only in (True, False):
+        with pytest.raises(CorruptionError, match="shape"):
+            VFS(path, read_only=read_only)
+    out = subprocess.run([sys.executable, "-m", "vfs_orm", "check", path],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "shape" in out.stderr, out.stderr
+    assert _digest(path) == before
 
 
 def test_newer_revision_is_refused_by_alembic_untouched(tmp_path):

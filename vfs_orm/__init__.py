@@ -18,6 +18,7 @@ from vfs_orm.errors import (
     CrossLayerError,
     DirNotEmptyError,
     FileTooLargeError,
+    ForeignSchemaError,
     FormatVersionError,
     InvalidOperationError,
     InvalidPathError,
@@ -36,7 +37,7 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import Chunk, Inode, LayerManifest
 from vfs_orm.types import DirEntry, InodeKind, StatResult
-from vfs_orm.upgrading import upgrade, upgrade_engine
+from vfs_orm.upgrading import repair, upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __all__ = [
     "DirEntry",
     "DirNotEmptyError",
     "FileTooLargeError",
+    "ForeignSchemaError",
     "FormatVersionError",
     "Inode",
     "InodeKind",
@@ -74,6 +76,7 @@ __all__ = [
     "VirtualFileSystem",
     "VirtualFileSystemError",
     "install_transaction_fix",
+    "repair",
     "upgrade",
     "upgrade_engine",
 ]

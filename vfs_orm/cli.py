@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from vfs_orm.backends import is_postgresql_url
-from vfs_orm.errors import VFSError
+from vfs_orm.errors import ForeignSchemaError, VFSError
+from vfs_orm.upgrading import repair as repair_file
 from vfs_orm.upgrading import upgrade as upgrade_file
 from vfs_orm.vfs import VFS
 
@@ -396,13 +397,25 @@ def which(image: str, path: str, detailed: bool, underlays: tuple[str, ...], tre
 @click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
 @click.option("--deep", is_flag=True,
               help="Also read every file back: chunk checksums and SHA-256 digests.")
+@click.option("--repair", is_flag=True,
+              help="First remove schema objects vfs_orm did not make (triggers, views, tables, "
+                   "indexes) from IMAGE, a file you trust.")
 @friendly
-def check(image: str, quick: bool, deep: bool, tree_name: str | None) -> None:
+def check(image: str, quick: bool, deep: bool, repair: bool, tree_name: str | None) -> None:
     """Check IMAGE: SQLite's integrity check and the format's invariants (chunks present and
-    sized right, every entry's parent a directory, no orphan chunks); with --deep, every
-    file's content too (damaged files are listed). Exit 1 on a problem."""
+    sized right, every entry's parent a directory, no orphan chunks, no schema object vfs_orm
+    did not make); with --deep, every file's content too (damaged files are listed). Exit 1
+    on a problem."""
+    if repair:
+        for removed in repair_file(image):
+            click.echo(f"removed {removed}", err=True)
     try:
         fs = _open_target(image, tree_name, True)
+    except ForeignSchemaError as exc:
+        for obj in exc.objects:
+            click.echo(f"problem: foreign schema object: {obj}", err=True)
+        raise _fail(f"{image}: {len(exc.objects)} problem(s) found; `vfs-orm check --repair "
+                    f"{image}` removes foreign objects") from None
     except VFSError as exc:
         raise _fail(f"{image}: {_describe(exc)}") from None
     with fs:

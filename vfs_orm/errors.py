@@ -26,6 +26,7 @@ __all__ = [
     "CrossLayerError",
     "DirNotEmptyError",
     "FileTooLargeError",
+    "ForeignSchemaError",
     "FormatVersionError",
     "InvalidOperationError",
     "InvalidPathError",
@@ -140,6 +141,29 @@ class NotAVFSDatabaseError(VFSError):
     """The file is not a vfs_orm database (not SQLite, truncated, or someone else's schema)."""
 
     default_errno = _errno.EINVAL
+
+
+class ForeignSchemaError(NotAVFSDatabaseError):
+    """The database holds schema objects vfs_orm did not make (triggers, views, tables,
+    indexes: code or a disguise planted in a save or a mod), or objects of its format were
+    changed. It was refused before any write, untouched; ``objects`` names them.
+    ``vfs-orm check`` lists them and ``vfs-orm check --repair`` (``vfs_orm.repair``) removes
+    foreign ones from a file you trust."""
+
+    objects: tuple[str, ...] = ()
+
+    @classmethod
+    def for_objects(cls, path: str | None, foreign: list[str], changed: list[str]) -> Self:
+        parts = []
+        if foreign:
+            parts.append(f"objects vfs_orm did not make: {', '.join(foreign)}")
+        if changed:
+            parts.append(f"objects of its format were changed: {', '.join(changed)}")
+        err = cls.for_path(path, "refused: a database is data, never code; it holds "
+                                 + "; ".join(parts) + " (it was left untouched; "
+                                 "`vfs-orm check --repair` removes foreign objects)")
+        err.objects = tuple(foreign + changed)
+        return err
 
 
 class CorruptionError(VFSError):

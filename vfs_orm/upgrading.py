@@ -12,8 +12,10 @@ import os
 from typing import Any
 
 from vfs_orm.backends import backend_for, is_postgresql_url
+from vfs_orm.backends import repair as repair_file
 from vfs_orm.backends import upgrade as upgrade_file
 from vfs_orm.backends import upgrade_engine as upgrade_sqlite_engine
+from vfs_orm.errors import VFSError
 from vfs_orm.vfs import VFS
 
 
@@ -53,3 +55,20 @@ def upgrade_engine(engine: Any, tree: str | None = None) -> str:
     with VFS(engine=engine, tree=tree):
         pass
     return "empty" if before is None else "current"
+
+
+def repair(path: str | os.PathLike[str]) -> list[str]:
+    """Remove the schema objects vfs_orm did not make (the triggers, views, tables and indexes
+    that make ``VFS(path)`` raise ``ForeignSchemaError``) from a database file you trust, in
+    one transaction, without running any of them. Returns what was removed, e.g.
+    ``["trigger evil"]``; empty when there was nothing to remove.
+
+    Raises:
+        NotFoundError, NotAVFSDatabaseError, FormatVersionError: not a database this release
+            reads. CorruptionError: objects of the format itself were changed; repair removes
+            only foreign objects and changed nothing.
+    """
+    if isinstance(path, str) and is_postgresql_url(path):
+        raise VFSError.for_path(path, "repair works on SQLite files; a PostgreSQL tree's "
+                                      "objects are its server administrator's")
+    return repair_file(path)

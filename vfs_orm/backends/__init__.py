@@ -28,7 +28,7 @@ from vfs_orm.backends.sqlite import (
     ManifestRepository,
 )
 from vfs_orm.backends.sqlite.engine import install_transaction_fix
-from vfs_orm.backends.sqlite.schema import upgrade, upgrade_engine
+from vfs_orm.backends.sqlite.schema import repair, upgrade, upgrade_engine
 from vfs_orm.errors import ContractError, VFSError
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "backend_for",
     "install_transaction_fix",
     "is_postgresql_url",
+    "repair",
     "translate",
     "upgrade",
     "upgrade_engine",

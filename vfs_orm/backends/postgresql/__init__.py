@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends.base import DEFAULT_BUSY_TIMEOUT, Capabilities, Opened
+from vfs_orm.backends.postgresql import closed as _closed
 from vfs_orm.backends.postgresql import engine as _engine
 from vfs_orm.backends.postgresql import schema as _schema
 from vfs_orm.backends.postgresql.connection import PGConnection
@@ -143,7 +144,8 @@ class PostgreSQLBackend:
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: Any, quick: bool) -> CheckReport:
         return _check(raw, quick=quick, repo=PGCheckRepository(self.tree),
-                      manifests=self.manifest_statements())
+                      manifests=self.manifest_statements(),
+                      schema_problem=lambda raw: _closed.problem(raw, self.tree))
 
     def info(self, raw: Any, entry_problems: Callable[[Any], Any]) -> dict[str, Any]:
         repo = PGCheckRepository(self.tree)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from vfs_orm.backends.postgresql import closed
 from vfs_orm.backends.postgresql.connection import PGRaw, tree_lock_key
 from vfs_orm.backends.postgresql.statements import PGManifestRepository
 from vfs_orm.backends.sqlite.schema import _script, head_revision, known_revisions
@@ -46,6 +47,8 @@ def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)",
                              (FORMAT_LOCK_CLASS, tree_lock_key(tree)))
         rev = tree_revision(conn, tree)
+        if rev is not None:
+            closed.verify(conn, tree, where)
         if rev is None:
             if read_only:
                 raise NotFoundError.for_path(where, "no such vfs_orm tree (a read-only open "

@@ -108,7 +108,7 @@ class SQLiteBackend:
         """Check (read-only) or create/upgrade the format on ``conn``; returns the identity
         row (see ``ManifestRepository.identity_row``)."""
         if read_only:
-            status, rev = _schema.format_status(conn, embedded=embedded)
+            status, rev = _schema.admit(conn, where, embedded=embedded)
             if status != "current":
                 raise _schema.refusal(status, rev, where)
         else:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
+from vfs_orm.backends.sqlite.closed import install_wall
 from vfs_orm.backends.sqlite.errors import translate
 from vfs_orm.errors import (
     ClosedError,
@@ -136,6 +137,9 @@ def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True
             raw.execute("PRAGMA foreign_keys=ON")
             # Mods and shared saves are untrusted: never run functions from their schema.
             raw.execute("PRAGMA trusted_schema=OFF")
+            # ... nor anything a trigger or a view of theirs would do (the closed schema's
+            # second wall: see closed.py).
+            install_wall(raw)
             raw.execute(f"PRAGMA synchronous={synchronous}")
             # No bigger page cache than SQLite's default (2 MiB): measured, a 32 MiB cache made
             # streams 15-20 % slower (pages cycle through memory the CPU caches cannot hold)

@@ -11,6 +11,7 @@ from vfs_orm.errors import (
     BusyError,
     ClosedError,
     CorruptionError,
+    ForeignSchemaError,
     NoSpaceError,
     NotAVFSDatabaseError,
     ReadOnlyError,
@@ -25,6 +26,9 @@ _BY_CODE: dict[int, tuple[type[VFSError], str]] = {
     8: (ReadOnlyError, "database is read-only"),                   # SQLITE_READONLY
     11: (CorruptionError, "damaged database"),                      # SQLITE_CORRUPT
     13: (NoSpaceError, "no space left for the database"),           # SQLITE_FULL
+    # The closed schema's authorizer (closed.py) refused a trigger's or a view's action.
+    23: (ForeignSchemaError, "refused: the statement would run a trigger or view that "
+                             "vfs_orm did not make (`vfs-orm check` names it)"),  # SQLITE_AUTH
     26: (NotAVFSDatabaseError, "not a vfs_orm database"),           # SQLITE_NOTADB
 }
 

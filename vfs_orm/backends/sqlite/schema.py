@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from vfs_orm.backends.sqlite import closed
 from vfs_orm.backends.sqlite.engine import (
     DEFAULT_PAGE_SIZE,
     LEGACY_TABLES,
@@ -128,6 +129,26 @@ def format_status(conn: Connection, schema: str = "main", embedded: bool = False
     return "foreign", None
 
 
+def admit(conn: Connection, where: str, schema: str = "main", embedded: bool = False
+          ) -> tuple[str, str | None]:
+    """``format_status``, and for a database of a known format (current, older, legacy) the
+    closed-schema check against the schema of the revision it records, before anything is
+    written to it (see ``closed``). A forged version row over tables of another revision is a
+    ``CorruptionError`` (``verify_schema``), as before.
+
+    Raises:
+        ForeignSchemaError: objects vfs_orm did not make, or changed objects of its format.
+        CorruptionError: the tables do not have the shape of the revision recorded.
+    """
+    status, rev = format_status(conn, schema, embedded=embedded)
+    if status in ("current", "older"):
+        verify_schema(conn, str(rev), where, schema)
+        closed.verify(driver(conn), str(rev), where, schema, embedded=embedded)
+    elif status == "legacy":
+        closed.verify(driver(conn), closed.LEGACY, where, schema, embedded=embedded)
+    return status, rev
+
+
 _CHECK = re.compile(r"CHECK\s*(\(.*)")
 _CONSTRAINT = re.compile(r'CONSTRAINT\s+"?(\w+)')
 
@@ -185,24 +206,39 @@ def create_at(conn: Connection, revision: str, stamp: bool = True) -> None:
         context.stamp(_script(), revision)
 
 
-def verify_schema(conn: Connection, revision: str, where: str) -> None:
+def verify_schema(conn: Connection, revision: str, where: str, schema: str = "main") -> None:
     """Refuse to treat the tables behind ``conn`` as ``revision`` unless they have its shape:
     a forged or damaged version row must never make an upgrade run over tables of another
     revision (it would rewrite them as if they were older, losing data)."""
-    problem = schema_problem(driver(conn), revision)
+    problem = shape_problem(driver(conn), revision, schema)
     if problem is not None:
         raise CorruptionError.for_path(where, f"damaged database: {problem}; it was left "
                                               f"untouched (`vfs-orm check` tells more)")
 
 
-def schema_problem(raw: sqlite3.Connection, revision: str | None = None) -> str | None:
-    """None if the tables have the shape of ``revision`` (default: the one recorded)."""
-    if revision is None:
-        row = raw.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-        revision = None if row is None else str(row[0])
+def schema_problem(raw: sqlite3.Connection) -> str | None:
+    """For ``check()``: None if the schema is exactly the recorded revision's (its tables'
+    shape, and no object vfs_orm did not make: see ``closed``)."""
+    row = raw.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+    revision = None if row is None else str(row[0])
+    problem = shape_problem(raw, revision)
+    if problem is not None or revision is None:
+        return problem
+    foreign, changed = closed.differences(raw, revision)
+    if foreign or changed:
+        return "; ".join(
+            ([f"foreign schema objects (vfs_orm did not make them; `vfs-orm check --repair` "
+              f"removes them): {', '.join(foreign)}"] if foreign else [])
+            + ([f"objects of the format were changed: {', '.join(changed)}"] if changed else []))
+    return None
+
+
+def shape_problem(raw: sqlite3.Connection, revision: str | None, schema: str = "main"
+                  ) -> str | None:
+    """None if the tables have the shape of ``revision``."""
     if revision not in known_revisions():
         return f"unknown format revision {revision!r:.40}"
-    have, want = schema_shape(raw), expected_shape(revision)
+    have, want = schema_shape(raw, schema), expected_shape(revision)
     if have != want:
         differ = sorted({t[0] for t in set(have) ^ set(want)})
         return (f"its version row says format revision {revision}, but its tables do not "
@@ -267,15 +303,13 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
     ``application_id`` and page size are left alone, and if ``conn`` is already inside the
     host's transaction (``VFS(session=...)``) the work joins that transaction.
     """
-    status, rev = format_status(conn, embedded=embedded)
+    status, rev = admit(conn, where, embedded=embedded)
     if status == "current":
         return status
     if status in ("newer", "foreign"):
         raise refusal(status, rev, where)
     raw = driver(conn)
     if embedded and conn.in_transaction():
-        if status == "older":
-            verify_schema(conn, str(rev), where)
         if status != "empty":
             if raw.execute("PRAGMA foreign_keys").fetchone()[0]:
                 raise FormatVersionError.for_path(
@@ -301,13 +335,11 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
         with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
             if not raw.in_transaction:  # a host engine without install_transaction_fix
                 raw.execute("BEGIN IMMEDIATE")
-            status, rev = format_status(conn, embedded=embedded)
+            status, rev = admit(conn, where, embedded=embedded)
             if status in ("newer", "foreign"):
                 raise refusal(status, rev, where)
             if status == "current":
                 return status
-            if status == "older":
-                verify_schema(conn, str(rev), where)
             from alembic import command
 
             if status == "legacy":
@@ -342,7 +374,7 @@ def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any
     engine = make_engine(file_uri(p, read_only=False), read_only=False, shared=False)
     try:
         with engine.connect() as conn:
-            status, rev = format_status(conn)
+            status, rev = admit(conn, p)
             found = "legacy" if status == "legacy" else rev
             if status in ("newer", "foreign", "empty"):
                 raise refusal(status, rev, p)
@@ -365,6 +397,33 @@ def upgrade(path: str | os.PathLike[str], backup: bool = False) -> dict[str, Any
     finally:
         engine.dispose()
     return {"path": p, "from": found, "to": head_revision(), "backup": copy}
+
+
+def repair(path: str | os.PathLike[str]) -> list[str]:
+    """Remove the schema objects vfs_orm did not make (triggers, views, indexes, tables) from
+    a database file whose owner trusts it, in one transaction; nothing of theirs runs while
+    they go (the authorizer stays on). Returns what was removed ("trigger NAME", ...).
+
+    Raises:
+        NotFoundError, NotAVFSDatabaseError, FormatVersionError: not a database this release
+            reads.
+        CorruptionError: objects of the format itself were changed (dropping cannot fix that).
+    """
+    p = os.fspath(path)
+    check_file(p, must_exist=True)
+    engine = make_engine(file_uri(p, read_only=False), read_only=False, shared=False)
+    try:
+        with engine.connect() as conn:
+            status, rev = format_status(conn)
+            if status not in ("current", "older", "legacy"):
+                raise refusal(status, rev, p)
+            revision = closed.LEGACY if status == "legacy" else str(rev)
+            with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
+                return closed.repair(driver(conn), revision, p)
+    except sqlite3.DatabaseError as exc:
+        raise NotAVFSDatabaseError.for_path(p, f"cannot repair: {exc}") from exc
+    finally:
+        engine.dispose()
 
 
 def upgrade_engine(engine: Engine) -> str:
@@ -391,7 +450,7 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
     to_head = destination in ("head", "heads") or destination == head_revision()
     try:
         with engine.connect() as conn:
-            status, rev = format_status(conn)
+            status, rev = admit(conn, db_path)
             if status in ("newer", "foreign"):
                 raise refusal(status, rev, db_path)
             if status == "legacy" and not to_head:
@@ -405,8 +464,6 @@ def run_alembic_on_file(db_path: str, run: Callable[[Connection], None],
                 raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
             with foreign_keys_off(conn):
                 with conn.begin():
-                    if status in ("older", "current"):
-                        verify_schema(conn, str(rev), db_path)
                     if status == "legacy":
                         legacy = _legacy_module()
                         legacy.upgrade(driver(conn),
