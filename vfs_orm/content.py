@@ -193,10 +193,16 @@ def _decompress(data: bytes, codec: int, limit: int, offset: int) -> bytes:
             size = _zstd().frame_content_size(data)
             if size > limit:
                 raise ValueError(f"a frame of {size} bytes")
+            # One frame, and nothing after it: trailing bytes are damage, not padding.
+            dec = _zstd_decompressor().decompressobj()
             if size < 0:
                 plain = _zstd_decompressor().stream_reader(data).read(limit + 1)
+                if len(plain) <= limit:
+                    plain = dec.decompress(data)
             else:
-                plain = _zstd_decompressor().decompress(data)
+                plain = dec.decompress(data)
+            if not dec.eof or dec.unused_data:
+                raise ValueError("truncated frame or bytes after the frame")
     except VFSError:
         raise
     except Exception as exc:  # zlib.error, zstd.ZstdError, ValueError, MemoryError

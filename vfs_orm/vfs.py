@@ -388,8 +388,9 @@ class VFS:
             report = self._backend.check(uow.raw(), quick)
             if deep:
                 strict = self._backend.inode_statements(content=Content(self._content.codec))
-                problems, verified = verify_files(strict, uow.raw())
+                problems, warnings, verified = verify_files(strict, uow.raw())
                 report.problems.extend(problems)
+                report.warnings.extend(warnings)
                 report.counts["files_verified"] = verified
         return report
 

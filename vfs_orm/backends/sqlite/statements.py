@@ -729,9 +729,11 @@ class InodeRepository:
                 raise
         return _sized_row((size, gen, data))
 
-    def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int
-                  ) -> list[ChunkRow]:
-        """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone."""
+    def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int,
+                  limit: int = stored.MAX_CHUNK_SIZE) -> list[ChunkRow]:
+        """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone.
+        ``limit``: the most bytes one chunk may hold (the file's chunk size): a value that
+        decompresses past it is damage, found before more is produced."""
         rows = raw.execute(self._read_span.sql, (first, min(stop, CHUNK_SPAN),
                                                  inode_id)).fetchall()
         if not rows:
@@ -742,9 +744,9 @@ class InodeRepository:
         content = self.content
         if rows[0][4] is not None:
             size, gen, _, _, inline, _, _, codec, sums = rows[0]
-            return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0))] \
+            return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0, limit))] \
                 if first == 0 else [ChunkRow(size, gen, None, None)]
-        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2]))
+        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2], limit))
                 for r in rows]
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> InodeSize | None:
