@@ -23,7 +23,8 @@ def vfs_fs(request, tmp_path):
         url = request.getfixturevalue("pg_url")
         tree = request.getfixturevalue("pg_tree")
         fs = fsspec.filesystem("vfsorm", db=url, tree=tree, skip_instance_cache=True)
-    assert isinstance(fs, VFSFileSystem) and isinstance(fs.vfs, VFS)
+    # A new pack: created by the first write (a read of a missing pack never creates it).
+    assert isinstance(fs, VFSFileSystem) and isinstance(fs.writer, VFS)
     yield fs
     fs.close()
 

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -41,6 +41,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            _closed_pipe()
         except VFSError as exc:
             raise _fail(_describe(exc)) from None
         except (OSError, ValueError, TypeError) as exc:
@@ -136,17 +138,26 @@ def cli() -> None:
 @click.option("--compress", type=click.Choice(["zstd", "zlib"]), default=None,
               help="Store content compressed (per chunk, only where it gets smaller; "
                    "256 KiB chunks unless --chunk-size says otherwise).")
+@click.option("--force", is_flag=True, help="Replace IMAGE if it exists (a vfs_orm database).")
 @quiet_option
 @friendly
-def pack(src: str, image: str, chunk_size: int | None, compress: str | None, quiet: bool,
-         tree_name: str | None) -> None:
+def pack(src: str, image: str, chunk_size: int | None, compress: str | None, force: bool,
+         quiet: bool, tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
-    symlinks never followed out of SRC; special files skipped)."""
+    symlinks never followed out of SRC; what cannot be packed (special files, symlink loops,
+    names that are not UTF-8) skipped with a warning each). An existing IMAGE is refused
+    unless --force, and even then only if it is a vfs_orm database."""
     from vfs_orm.pack import Report, scan
     from vfs_orm.pack import pack as do_pack
 
     if not os.path.isdir(src):
         raise _fail(f"not a directory: {src}")
+    if not is_postgresql_url(image) and os.path.lexists(image):
+        if not force:
+            raise _fail(f"{image} exists: pack makes a new image (--force replaces a vfs_orm "
+                        f"database)")
+        with VFS(image, read_only=True):  # refuses anything but a vfs_orm database
+            pass
     report = Report()
     entries = scan(src, report)
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
@@ -239,14 +250,25 @@ def tree(image: str, path: str, underlays: tuple[str, ...], tree_name: str | Non
 
 
 def _tree_lines(fs: VFS, path: str, prefix: str) -> Iterator[tuple[str, bool]]:
-    names = fs.listdir(path)
-    for k, name in enumerate(names):
-        last = k == len(names) - 1
-        child = f"{path.rstrip('/')}/{name}"
-        is_dir = fs.isdir(child)
-        yield f"{prefix}{'└── ' if last else '├── '}{name}{'/' if is_dir else ''}", is_dir
+    """The lines of ``tree``, depth first, with an explicit stack (a pack may nest
+    directories deeper than Python's recursion limit): one listing per directory."""
+    listed = fs.scandir(path)
+    stack = [(path, prefix, iter(enumerate(listed)), len(listed))]
+    while stack:
+        top, pre, entries, count = stack[-1]
+        item = next(entries, None)
+        if item is None:
+            stack.pop()
+            continue
+        k, entry = item
+        last = k == count - 1
+        is_dir = entry.is_dir()
+        yield f"{pre}{'└── ' if last else '├── '}{entry.name}{'/' if is_dir else ''}", is_dir
         if is_dir:
-            yield from _tree_lines(fs, child, prefix + ("    " if last else "│   "))
+            child = f"{top.rstrip('/')}/{entry.name}"
+            listed = fs.scandir(child)
+            stack.append((child, pre + ("    " if last else "│   "), iter(enumerate(listed)),
+                          len(listed)))
 
 
 @cli.command()
@@ -474,15 +496,23 @@ def _open_target(target: str, tree: str | None, read_only: bool) -> VFS:
 @cli.command()
 @click.argument("old")
 @click.argument("new")
+@tree_option
+@click.option("--old-tree", default=None, metavar="NAME", help="OLD's tree (default: --tree).")
+@click.option("--new-tree", default=None, metavar="NAME", help="NEW's tree (default: --tree).")
 @friendly
-def diff(old: str, new: str) -> None:
+def diff(old: str, new: str, tree_name: str | None, old_tree: str | None,
+         new_tree: str | None) -> None:
     """List the files that differ between two packs (or trees, by URL) by their SHA-256
     digests, without reading their content: "+ PATH" only in NEW, "- PATH" only in OLD,
     "M PATH" changed. Exit 1 if anything differs (what a patcher needs)."""
     from vfs_orm.integrity import tree_diff
 
+    def tree_of(target: str, own: str | None) -> str | None:
+        return (own or tree_name) if is_postgresql_url(target) else own
+
     try:
-        a, b = _open_target(old, None, True), _open_target(new, None, True)
+        a = _open_target(old, tree_of(old, old_tree), True)
+        b = _open_target(new, tree_of(new, new_tree), True)
     except VFSError as exc:
         raise _fail(_describe(exc)) from None
     with a, b:
@@ -537,6 +567,15 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         click.echo(f"{key}: {value}")
+
+
+def _closed_pipe() -> NoReturn:
+    """The reader went away (``vfs-orm ls IMAGE | head``): stop quietly with status 0, as
+    ``ls`` does (click would exit 1). Standard output points at nothing from now on, so the
+    interpreter's last flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
 
 
 def main() -> None:

@@ -61,8 +61,12 @@ def scan(src: str, report: Report) -> list[Entry]:
     stack = [("", root)]
     while stack:
         rel_dir, full_dir = stack.pop()
-        with os.scandir(full_dir) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(full_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            report.skipped.append(f"{rel_dir or '.'}: directory not readable ({exc.strerror})")
+            continue
         subdirs = []
         for entry in entries:
             name = entry.name
@@ -70,13 +74,24 @@ def scan(src: str, report: Report) -> list[Entry]:
             if not name.isprintable() and re.search(r"[\x00-\x1f\x7f]", name):
                 report.skipped.append(f"{rel!r}: control characters in the name")
                 continue
-            st = entry.stat(follow_symlinks=False)
+            if not name.isprintable() and re.search("[\ud800-\udfff]", name):
+                report.skipped.append(f"{rel!r}: the name is not valid UTF-8")
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                report.skipped.append(f"{rel}: not readable ({exc.strerror})")
+                continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.path.realpath(entry.path)
                 if not inside(target):
                     report.skipped.append(f"{rel}: symlink pointing outside the source tree")
                     continue
-                tst = os.stat(target)
+                try:
+                    tst = os.stat(target)
+                except OSError as exc:  # a loop, or a link to nothing
+                    report.skipped.append(f"{rel}: symlink that leads nowhere ({exc.strerror})")
+                    continue
                 if stat.S_ISREG(tst.st_mode):
                     out.append(("file", rel, tst))  # a link to a file inside: its content
                 else:
@@ -199,21 +214,78 @@ def collision_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+#: Directory levels ``unpack`` descends: deeper ones are skipped and reported (each level
+#: holds one open directory descriptor while its content is written; a hostile pack may nest
+#: thousands).
+MAX_UNPACK_DEPTH = 256
+
+
+@dataclass
+class _Level:
+    """A directory being unpacked: its descriptor and the subdirectories still to enter."""
+
+    fd: int
+    depth: int
+    subdirs: list[tuple[str, str, StatResult, str]]  # (name, vpath, stat, shown)
+    next: int = 0
+
+
 def unpack(fs: VFS, dest: str, *, top: str = "/", progress: Progress | None = None) -> Report:
-    """Extract the tree below ``top`` into the directory ``dest`` (created if missing)."""
+    """Extract the tree below ``top`` into the directory ``dest`` (created if missing).
+
+    Depth first with an explicit stack (no recursion, one descriptor per level, at most
+    ``MAX_UNPACK_DEPTH`` levels); every file and directory is created relative to its
+    parent's descriptor, so nothing in ``dest`` (a symlink planted there) is followed."""
     report = Report()
     os.makedirs(dest, exist_ok=True)
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
     root_fd = os.open(dest, flags)
+    stack: list[_Level] = []
     try:
-        _unpack_dir(fs, paths.normalize(top), root_fd, "", report, progress, flags)
+        stack.append(_Level(root_fd, 0, _unpack_entries(fs, paths.normalize(top), root_fd, "",
+                                                        report, progress, True)))
+        while stack:
+            level = stack[-1]
+            if level.next == len(level.subdirs):
+                stack.pop()
+                if stack:  # a subdirectory is complete: its mode and time, now
+                    parent = stack[-1]
+                    name, _, st, _ = parent.subdirs[parent.next - 1]
+                    try:
+                        os.chmod(level.fd, st.st_mode & 0o7777 or 0o755)
+                    finally:
+                        os.close(level.fd)
+                    os.utime(name, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=parent.fd,
+                             follow_symlinks=False)
+                continue
+            name, vpath, st, shown = level.subdirs[level.next]
+            level.next += 1
+            try:
+                child = os.open(name, flags, dir_fd=level.fd)
+            except OSError:
+                report.skipped.append(f"{shown}: refused, the destination has a symlink or a "
+                                      f"non-directory there")
+                continue
+            try:
+                subdirs = _unpack_entries(fs, vpath, child, shown, report, progress,
+                                          level.depth + 1 < MAX_UNPACK_DEPTH)
+            except BaseException:
+                os.close(child)
+                raise
+            stack.append(_Level(child, level.depth + 1, subdirs))
     finally:
+        for level in stack:
+            if level.fd != root_fd:
+                os.close(level.fd)
         os.close(root_fd)
     return report
 
 
-def _unpack_dir(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
-                progress: Progress | None, flags: int) -> None:
+def _unpack_entries(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
+                    progress: Progress | None, deeper: bool
+                    ) -> list[tuple[str, str, StatResult, str]]:
+    """Write the files of one directory and make its subdirectories (returned, to enter;
+    refused when not ``deeper``: the directory is at the last level unpack goes to)."""
     seen: dict[str, str] = {}
     sub_dirs = []
     for name in fs.listdir(vdir):
@@ -230,18 +302,15 @@ def _unpack_dir(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
         seen[key] = name
         vpath = paths.join(vdir, name)
         st = fs.stat(vpath)
-        if st.is_directory:
+        if st.is_directory and not deeper:
+            report.skipped.append(f"{shown}: refused, deeper than {MAX_UNPACK_DEPTH} "
+                                  f"directory levels")
+        elif st.is_directory:
             try:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             except FileExistsError:
                 pass
-            try:
-                child = os.open(name, flags, dir_fd=dir_fd)
-            except OSError:
-                report.skipped.append(f"{shown}: refused, the destination has a symlink or a "
-                                      f"non-directory there")
-                continue
-            sub_dirs.append((name, vpath, child, st, shown))
+            sub_dirs.append((name, vpath, st, shown))
             report.dirs += 1
         else:
             _write_file(fs, vpath, name, dir_fd, st)
@@ -249,14 +318,7 @@ def _unpack_dir(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
             report.bytes += st.st_size
             if progress is not None:
                 progress(report.files, report.bytes)
-    for name, vpath, child, st, shown in sub_dirs:
-        try:
-            _unpack_dir(fs, vpath, child, shown, report, progress, flags)
-            os.chmod(child, st.st_mode & 0o7777 or 0o755)
-        finally:
-            os.close(child)
-        os.utime(name, ns=(st.st_mtime_ns, st.st_mtime_ns), dir_fd=dir_fd,
-                 follow_symlinks=False)
+    return sub_dirs
 
 
 def _write_file(fs: VFS, vpath: str, name: str, dir_fd: int, st: StatResult) -> None:

@@ -15,6 +15,7 @@ from vfs_orm.errors import ContractError, InvalidPathError
 
 ROOT = "/"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalize(path: object) -> str:
@@ -32,8 +33,13 @@ def normalize(path: object) -> str:
             raise TypeError(f"path must be str or os.PathLike[str], not {type(path).__name__}")
     if not path:
         raise ContractError.for_path(path, "path must not be empty")
-    if not path.isprintable() and _CONTROL.search(path):  # isprintable: the C fast path
-        raise InvalidPathError.for_path(path, "path contains a control character")
+    if not path.isprintable():  # isprintable: the C fast path
+        if _CONTROL.search(path):
+            raise InvalidPathError.for_path(path, "path contains a control character")
+        if _SURROGATE.search(path):
+            raise InvalidPathError.for_path(
+                path, "path contains an unpaired surrogate (a name os.fsdecode could not "
+                      "decode): names are stored as UTF-8 text")
     # Already-normal absolute paths (the common case) skip the split/join.
     if path[0] == "/" and "//" not in path and "/." not in path and (path == "/" or path[-1] != "/"):
         return path

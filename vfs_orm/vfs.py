@@ -16,6 +16,7 @@ import contextlib
 import errno
 import functools
 import io
+import math
 import os
 import time
 import uuid
@@ -41,6 +42,7 @@ from vfs_orm.errors import (
     ClosedError,
     ContractError,
     CorruptionError,
+    InvalidOperationError,
     InvalidPathError,
     ReadOnlyError,
     RootContractError,
@@ -128,6 +130,38 @@ def _parse_mode(mode: object) -> tuple[str, bool]:
     parsed = _MODES[mode] = (kinds.pop(), "+" in chars)
     return parsed
 
+
+
+#: Stored times are signed 64-bit nanoseconds since the epoch.
+_NS_MIN, _NS_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _utime_ns(times: Any, ns: Any) -> int:
+    """The modification time ``utime(times=, ns=)`` asks for, in nanoseconds, checked."""
+    if ns is not None and times is not None:
+        raise ValueError("utime: give times or ns, not both")
+    pair = ns if ns is not None else times
+    if pair is None:
+        return time.time_ns()
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise TypeError("utime: times and ns must be a pair (atime, mtime)")
+    value = pair[1]
+    if ns is not None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError("utime: ns must be a pair of ints")
+        mtime = value
+    else:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError("utime: times must be a pair of numbers")
+        if not math.isfinite(value):
+            raise InvalidOperationError.for_path(None, f"utime: time {value} is not finite")
+        scaled = value * 1e9 if isinstance(value, float) else value * 10**9
+        mtime = int(scaled) if _NS_MIN <= scaled <= _NS_MAX else _NS_MAX + 1
+    if not _NS_MIN <= mtime <= _NS_MAX:
+        raise InvalidOperationError.for_path(
+            None, "utime: time outside what vfs_orm stores (signed 64-bit nanoseconds, "
+                  "years 1677 to 2262)")
+    return mtime
 
 class VFS:
     """A POSIX-like file system stored in one SQLite database.
@@ -814,15 +848,16 @@ class VFS:
     @_translated
     def utime(self, path: str, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None) -> None:
-        """``os.utime``: set the modification time (the access time is not stored)."""
+        """``os.utime``: set the modification time (the access time is not stored).
+
+        Raises:
+            TypeError: ``times`` or ``ns`` is not a pair of numbers (of ints for ``ns``).
+            InvalidOperationError: a time that is not finite or outside the signed 64-bit
+                nanoseconds vfs_orm stores (years 1677 to 2262), a ``ValueError``.
+        """
         p = self._path(path)
         self._check_writable(p)
-        if ns is not None:
-            mtime = int(ns[1])
-        elif times is not None:
-            mtime = int(times[1] * 1e9)
-        else:
-            mtime = time.time_ns()
+        mtime = _utime_ns(times, ns)
         self._tree.set_meta(p, mtime_ns=mtime)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:

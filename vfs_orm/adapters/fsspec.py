@@ -30,7 +30,8 @@ from fsspec.spec import AbstractFileSystem
 from fsspec.transaction import Transaction
 from fsspec.utils import stringify_path
 
-from vfs_orm.errors import ContractError
+from vfs_orm.backends import is_postgresql_url
+from vfs_orm.errors import ContractError, NotFoundError
 from vfs_orm.types import DirEntry, StatResult
 from vfs_orm.vfs import VFS
 
@@ -52,7 +53,7 @@ class BatchTransaction(Transaction):  # type: ignore[misc]
     def start(self) -> None:
         self.files.clear()
         self.fs._intrans = True
-        self._batch = self.fs.vfs.atomic_batch()
+        self._batch = self.fs.writer.atomic_batch()
         self._batch.__enter__()
 
     def complete(self, commit: bool = True) -> None:
@@ -107,7 +108,17 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
     # -- the VFS behind it: opened lazily, again after fork ------------------------------------
     @property
     def vfs(self) -> VFS:
-        """The ``VFS`` this filesystem reads and writes."""
+        """The ``VFS`` this filesystem reads and writes. A database file that does not exist
+        yet (or is empty) is not created by a read: reads of it raise ``NotFoundError`` (or
+        ``NotAVFSDatabaseError``); the first write (``writer``) creates it."""
+        return self._live(create=False)
+
+    @property
+    def writer(self) -> VFS:
+        """The ``VFS``, for a write: a database file that does not exist yet is created."""
+        return self._live(create=True)
+
+    def _live(self, create: bool) -> VFS:
         if self._vfs is not None and self._pid == os.getpid():
             return self._vfs
         if self._given is not None and (self._pid in (-1, os.getpid())
@@ -115,11 +126,11 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             self._vfs = self._given  # in a forked child, an in-memory VFS is its own copy
         else:
             # First use, or a forked child: connections are never shared across fork.
-            self._vfs = self._open_vfs()
+            self._vfs = self._open_vfs(create)
         self._pid = os.getpid()
         return self._vfs
 
-    def _open_vfs(self) -> VFS:
+    def _open_vfs(self, create: bool) -> VFS:
         a = self._args
         if self._given is not None:  # a forked child of a process using a file VFS
             fs = VFS(self._given.db_path, read_only=self._given.read_only)
@@ -127,9 +138,10 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return _with_underlays(fs, [(x["db_path"], x["priority"], x["name"]) for x in layers])
         if a.fo is not None:
             return _with_underlays(_open_chained(a.fo, a.target_protocol, a.target_options,
-                                                 a.read_only), a.underlays)
+                                                 a.read_only, create), a.underlays)
         assert a.db is not None
-        return _with_underlays(VFS(a.db, read_only=a.read_only, tree=a.tree), a.underlays)
+        read_only = a.read_only or (not create and _not_there_yet(a.db))
+        return _with_underlays(VFS(a.db, read_only=read_only, tree=a.tree), a.underlays)
 
     def __reduce__(self) -> Any:
         """Pickles re-open by arguments (a live VFS travels as its database's path)."""
@@ -218,19 +230,19 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def exists(self, path: str, **kwargs: Any) -> bool:
         try:
             return self.vfs.exists(self._strip_protocol(path))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, NotFoundError):  # a database not created yet too
             return False  # not a valid path: nothing is there
 
     def isdir(self, path: str) -> bool:
         try:
             return self.vfs.isdir(self._strip_protocol(path))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, NotFoundError):  # a database not created yet too
             return False
 
     def isfile(self, path: str) -> bool:
         try:
             return self.vfs.isfile(self._strip_protocol(path))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, NotFoundError):  # a database not created yet too
             return False
 
     def modified(self, path: str) -> datetime:
@@ -244,7 +256,8 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
               autocommit: bool = True, cache_options: Any = None, **kwargs: Any) -> Any:
         if mode not in _BINARY_MODES:
             raise ValueError(f"invalid mode: {mode!r}")
-        return self.vfs.open(self._strip_protocol(path), mode)
+        fs = self.vfs if mode == "rb" else self.writer
+        return fs.open(self._strip_protocol(path), mode)
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
@@ -271,17 +284,18 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
                   **kwargs: Any) -> None:
         p = self._strip_protocol(path)
         if mode == "create":
-            with self.vfs.open(p, "xb") as f:
+            with self.writer.open(p, "xb") as f:
                 f.write(value)
         else:
-            self.vfs.write_bytes(p, value)
+            self.writer.write_bytes(p, value)
 
     def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
         p = self._strip_protocol(path)
-        if truncate or not self.vfs.exists(p):
-            self.vfs.write_bytes(p, b"")
+        fs = self.writer
+        if truncate or not fs.exists(p):
+            fs.write_bytes(p, b"")
         else:
-            self.vfs.utime(p)
+            fs.utime(p)
 
     # -- the tree ---------------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, *, mode: int | None = None,
@@ -290,9 +304,9 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         parents this call creates (vfs_orm stores modes). One transaction."""
         path = self._strip_protocol(path)
         if mode is None and parent_mode is None:
-            self.vfs.mkdir(path, parents=create_parents)
+            self.writer.mkdir(path, parents=create_parents)
             return
-        with self.vfs.atomic_batch():
+        with self.writer.atomic_batch():
             missing = []
             parent = posixpath.dirname(path.rstrip("/") or "/")
             while create_parents and parent != "/" and not self.vfs.exists(parent):
@@ -306,7 +320,7 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     self.vfs.chmod(made, parent_mode)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self.vfs.makedirs(self._strip_protocol(path), exist_ok=exist_ok)
+        self.writer.makedirs(self._strip_protocol(path), exist_ok=exist_ok)
 
     def rmdir(self, path: str) -> None:
         self.vfs.rmdir(self._strip_protocol(path))
@@ -384,13 +398,25 @@ def _with_underlays(fs: VFS, underlays: Iterable[Any]) -> VFS:
     return fs
 
 
+def _not_there_yet(db: str) -> bool:
+    """A local database file that a read must not create: missing, or empty."""
+    if is_postgresql_url(db) or db == ":memory:":
+        return False
+    try:
+        return os.path.getsize(db) == 0
+    except OSError:
+        return not os.path.lexists(db)
+
+
 def _open_chained(fo: str, protocol: str | None, options: dict[str, Any] | None,
-                  read_only: bool) -> VFS:
-    """A pack reached through another fsspec filesystem: a local file opened in place, any
-    other streamed into memory (read-only, never written to a temporary file)."""
+                  read_only: bool, create: bool) -> VFS:
+    """A pack reached through another fsspec filesystem: a local file opened in place (read
+    only unless written to: a read never creates or rewrites it), any other streamed into
+    memory (read-only, never written to a temporary file)."""
     outer = _filesystem(protocol or "file", **(options or {}))
     if isinstance(outer, LocalFileSystem):
-        return VFS(outer._strip_protocol(fo), read_only=read_only)
+        path = outer._strip_protocol(fo)
+        return VFS(path, read_only=read_only or (not create and _not_there_yet(path)))
     with outer.open(fo, "rb") as f:
         return VFS.from_bytes(iter(lambda: f.read(_READ_PIECE), b""), read_only=True)
 

@@ -256,6 +256,17 @@ class Resolver:
         keys: set[tuple[str, str]] = set()
         for g, repo in enumerate(stack.repos):
             keys.update(repo.lower_keys(stack.connection(st, g), path, lo, hi))
+        if self.folded:
+            # One whiteout per folded key (a case-insensitive top holds at most one entry per
+            # key): underlays of a case-sensitive base may spell one name several ways; the
+            # path's own spelling is the one kept for it.
+            own = paths.split(path)
+            chosen: dict[tuple[str, str], tuple[str, str]] = {}
+            for key in sorted(keys):
+                folded = (paths.fold(key[0]), paths.fold(key[1]))
+                if folded not in chosen or key == own:
+                    chosen[folded] = key
+            keys = set(chosen.values())
         return sorted(keys, key=lambda k: (len(k[0]), k))
 
     # -- reading content ----------------------------------------------------------------------

@@ -201,22 +201,30 @@ class Tree:
 
     def walk(self, top: str, topdown: bool,
              onerror: Callable[[OSError], Any] | None) -> Iterator[tuple[str, list[str], list[str]]]:
-        try:
-            entries = self.entries(top)
-        except (ClosedError, BusyError, CorruptionError):
-            raise  # not about this directory: the whole walk cannot go on
-        except OSError as exc:
-            if onerror is not None:
-                onerror(exc)
-            return
-        dirs = [e.name for e in entries if e.node.kind == DIR]
-        files = [e.name for e in entries if e.node.kind != DIR]
-        if topdown:
-            yield top, dirs, files
-        for d in dirs:
-            yield from self.walk(paths.join(top, d), topdown, onerror)
-        if not topdown:
-            yield top, dirs, files
+        """``os.walk``'s order, with an explicit stack instead of recursion: a tree of any
+        depth (a hostile pack nests thousands of directories) walks in bounded stack."""
+        # Each item: a directory to list, or (bottom-up) a listing to yield after its subtree.
+        stack: list[str | tuple[str, list[str], list[str]]] = [top]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, tuple):
+                yield item
+                continue
+            try:
+                entries = self.entries(item)
+            except (ClosedError, BusyError, CorruptionError):
+                raise  # not about this directory: the whole walk cannot go on
+            except OSError as exc:
+                if onerror is not None:
+                    onerror(exc)
+                continue
+            dirs = [e.name for e in entries if e.node.kind == DIR]
+            files = [e.name for e in entries if e.node.kind != DIR]
+            if topdown:
+                yield item, dirs, files  # the caller may prune dirs in place
+            else:
+                stack.append((item, dirs, files))
+            stack.extend(paths.join(item, d) for d in reversed(dirs))
 
     def glob_in(self, parent: str, name_glob: str) -> list[str]:
         return self.resolver.glob_in(parent, name_glob)
@@ -244,21 +252,28 @@ class Tree:
         """In a case-insensitive database: ``path`` spelled as stored, as far as it exists
         (this database's spelling first, else the one the layers show), the rest as given.
         One indexed lookup when the path exists here."""
-        if path == paths.ROOT:
-            return path
-        with self.uow.read_lock:
-            here = self.repo.spelling(self.uow.raw(), path)
-        if here is not None:
-            return here
-        parent, name = paths.split(path)
-        parent = self.canonical(parent)
-        node = self.resolver.find(path) if self.resolver.layered else None
-        if node is not None and node.layer != TOP:
-            repo, raw = self.resolver.reader(node.layer)
-            there = repo.spelling(raw(), path)
-            if there is not None:
-                name = paths.split(there)[1]
-        return paths.join(parent, name)
+        # Up to the deepest ancestor spelled here (a loop, not recursion: paths may be deep),
+        # then down again, each missing name as a layer spells it or as given.
+        missing: list[str] = []
+        here: str | None = paths.ROOT
+        while path != paths.ROOT:
+            with self.uow.read_lock:
+                here = self.repo.spelling(self.uow.raw(), path)
+            if here is not None:
+                break
+            missing.append(path)
+            path = paths.split(path)[0]
+        spelled = here if here is not None else paths.ROOT
+        for below in reversed(missing):
+            name = paths.split(below)[1]
+            node = self.resolver.find(below) if self.resolver.layered else None
+            if node is not None and node.layer != TOP:
+                repo, raw = self.resolver.reader(node.layer)
+                there = repo.spelling(raw(), below)
+                if there is not None:
+                    name = paths.split(there)[1]
+            spelled = paths.join(spelled, name)
+        return spelled
 
     def digest(self, path: str) -> bytes:
         """SHA-256 of a file's content: the one stored with it, without reading the content;

@@ -6,9 +6,10 @@ import re
 from typing import Any
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
-from vfs_orm.errors import ContractError, VFSError
+from vfs_orm.errors import ContractError, InvalidPathError, VFSError
 
 DEFAULT_TREE = "vfs"
 #: A tree is a PostgreSQL schema: a plain lower-case identifier, never quoted from user input
@@ -35,10 +36,25 @@ def require_driver() -> None:
                                       "'vfs-orm[postgresql]'") from None
 
 
+def parse_url(url: str) -> URL:
+    """``url`` parsed, or a one-line error that does not repeat its password.
+
+    Raises:
+        InvalidPathError: not a URL SQLAlchemy can read (a bad port, brackets, ...).
+    """
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018  (checked only when read)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        shown = re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+        raise InvalidPathError.for_path(shown, f"not a valid PostgreSQL URL ({exc})") from None
+    return parsed
+
+
 def make_engine(url: str, *, read_only: bool, busy_timeout: float) -> Engine:
     """An engine on psycopg 3 whatever driver the URL names (``postgresql://`` included)."""
     require_driver()
-    parsed = make_url(url).set(drivername="postgresql+psycopg")
+    parsed = parse_url(url).set(drivername="postgresql+psycopg")
     options = f"-c lock_timeout={int(busy_timeout * 1000)}"
     if read_only:
         options += " -c default_transaction_read_only=on"
@@ -48,7 +64,7 @@ def make_engine(url: str, *, read_only: bool, busy_timeout: float) -> Engine:
 
 def where(url: str, tree: str) -> str:
     """How errors name a tree: the URL without its password, and the tree."""
-    return f"{make_url(url).render_as_string(hide_password=True)}#{tree}"
+    return f"{parse_url(url).render_as_string(hide_password=True)}#{tree}"
 
 
 def same_database(a: Any, b: Any) -> bool:

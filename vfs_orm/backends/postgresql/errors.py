@@ -39,10 +39,21 @@ def translate_sqlstate(orig: Any, path: str | None) -> VFSError:
     if found is not None:
         cls, text = found
         return cls.for_path(path, f"{text}: {_first_line(orig)}")
+    if not state and type(orig).__name__ == "OperationalError" and \
+            str(orig).startswith(_CONNECT_FAILED):
+        # libpq could not open a session: no server there, or the server refused it (a
+        # missing database or role: the server's reason is in the text, without a SQLSTATE).
+        reason = str(orig).replace("\n", " ").split("failed: ", 1)[-1].strip()
+        return VFSError.for_path(path, f"cannot connect to the database server: {reason}",
+                                 err=errno.ECONNREFUSED)
     if state.startswith("08") or (not state and type(orig).__name__ == "OperationalError"):
         return VFSError.for_path(path, f"lost the connection to the database server: "
                                        f"{_first_line(orig)}", err=errno.EIO)
     return VFSError.for_path(path, f"database error [{state}]: {_first_line(orig)}")
+
+
+#: How psycopg words a session that could not be opened (its own text, not the server's).
+_CONNECT_FAILED = ("connection failed", "connection is bad", "failed to resolve host")
 
 
 def _first_line(orig: Any) -> str:

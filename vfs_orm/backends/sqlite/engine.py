@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import sys
 import urllib.parse
 import uuid
@@ -25,6 +26,7 @@ from vfs_orm.backends.sqlite.closed import install_wall
 from vfs_orm.backends.sqlite.errors import translate
 from vfs_orm.errors import (
     ClosedError,
+    IsADirError,
     NotAVFSDatabaseError,
     NotFoundError,
     PermissionDenied,
@@ -38,6 +40,8 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 #: limit). Off on 32-bit builds, where address space is scarce.
 MMAP_SIZE = 1 << 31 if sys.maxsize > 1 << 32 else 0
 DEFAULT_PAGE_SIZE = 4096
+#: SQLite's VFS for files on this OS.
+OS_VFS = "win32" if os.name == "nt" else "unix"
 LEGACY_TABLES = frozenset({"inodes", "chunks"})
 
 
@@ -65,9 +69,12 @@ def file_uri(path: str | os.PathLike[str], read_only: bool) -> str:
     """
     full = os.path.abspath(os.fspath(path))
     quoted = urllib.parse.quote(full)
+    # The OS's VFS, named: an ATTACH takes the VFS of the connection it runs on, and an
+    # in-memory top (memdb) would otherwise open the underlay's name as a new, empty memory
+    # database.
     if read_only and on_read_only_media(full):
-        return f"file:{quoted}?mode=ro&immutable=1"
-    return f"file:{quoted}?mode={'ro' if read_only else 'rwc'}"
+        return f"file:{quoted}?mode=ro&immutable=1&vfs={OS_VFS}"
+    return f"file:{quoted}?mode={'ro' if read_only else 'rwc'}&vfs={OS_VFS}"
 
 
 def on_read_only_media(path: str) -> bool:
@@ -214,6 +221,8 @@ def check_file(path: str | os.PathLike[str], *, must_exist: bool) -> bool:
         if must_exist:
             raise NotFoundError.for_path(p, "database file not found") from None
         return False
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirError.for_path(p, "is a directory, not a database file")
     if st.st_size == 0:
         if must_exist:
             raise NotAVFSDatabaseError.for_path(p, "empty file: not a vfs_orm database")

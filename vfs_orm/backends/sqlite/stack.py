@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from vfs_orm.backends.sqlite.closed import install_wall
 from vfs_orm.backends.sqlite.connection import ThreadConnection
 from vfs_orm.backends.sqlite.statements import (
     InodeRepository,
@@ -196,6 +197,7 @@ class LayerStack:
                     "file::memory:", uri=True, isolation_level=None, check_same_thread=False,
                     timeout=self.busy_timeout))
                 aux.raw.execute("PRAGMA trusted_schema=OFF")
+                install_wall(aux.raw)
                 st.aux.append(aux)
             _attach_set(st.aux[k].raw, st.aux[k].attached, want)
         st.stack = self
