@@ -218,3 +218,13 @@ def test_downgrade_moves_inline_bytes_back_to_chunks(tmp_path):
         for p, data in files.items():
             assert fs.read_bytes(p) == data
         assert fs.check().ok
+
+
+def test_format_revision_constant_is_alembic_head():
+    """``vfs_orm.FORMAT_REVISION`` (models.py) states the head of migrations/versions/: a new
+    revision bumps it, and the docs and CHANGELOG name it from there."""
+    import vfs_orm
+
+    assert vfs_orm.FORMAT_REVISION == dbmod.head_revision()
+    with vfs_orm.VFS() as fs:
+        assert fs.info()["revision"] == vfs_orm.FORMAT_REVISION

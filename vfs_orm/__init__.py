@@ -8,6 +8,9 @@
 ['config.json']
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from vfs_orm.backends import install_transaction_fix
 from vfs_orm.errors import (
     AlreadyExistsError,
@@ -35,14 +38,18 @@ from vfs_orm.errors import (
     VFSError,
     VirtualFileSystemError,
 )
-from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.models import FORMAT_REVISION, Chunk, Inode, LayerManifest
 from vfs_orm.types import DirEntry, InodeKind, StatResult
 from vfs_orm.upgrading import repair, upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
-__version__ = "0.1.0"
+try:  # the one place the version is written is pyproject.toml; the installed metadata has it
+    __version__ = _version("vfs-orm")
+except _PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
+    "FORMAT_REVISION",
     "VFS",
     "AlreadyExistsError",
     "BusyError",
