@@ -11,7 +11,7 @@ LOCK    = requirements/dev.lock
 DEMO_VENV   ?= .venv-demo
 LATEST_VENV ?= .venv-latest
 
-.PHONY: demo test test-latest lock lint bench bench-smoke clean
+.PHONY: demo test test-latest lock lint docs bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ lint: $(VENV)/.installed
 	$(PY) -m mypy vfs_orm
 	$(VENV)/bin/lint-imports
 
+# The documentation site (docs/, mkdocs.yml) into site/, with warnings as errors: a broken link,
+# a missing page or an unparsable docstring fails. tests/test_docs.py builds it too.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
 
@@ -60,4 +65,4 @@ bench-smoke: $(VENV)/.installed
 	$(PY) benchmarks/run.py --smoke
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(LATEST_VENV) build dist *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) $(DEMO_VENV) $(LATEST_VENV) site build dist *.egg-info .pytest_cache .benchmarks

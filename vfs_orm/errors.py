@@ -67,18 +67,28 @@ VirtualFileSystemError = VFSError
 
 
 class NotFoundError(VFSError, FileNotFoundError):
+    """Nothing at the path (ENOENT); also a ``FileNotFoundError``."""
+
     default_errno = _errno.ENOENT
 
 
 class AlreadyExistsError(VFSError, FileExistsError):
+    """Something is already at the path (EEXIST); also a ``FileExistsError``."""
+
     default_errno = _errno.EEXIST
 
 
 class NotADirError(VFSError, NotADirectoryError):
+    """A path goes through a file, or a directory was expected (ENOTDIR); also a
+    ``NotADirectoryError``."""
+
     default_errno = _errno.ENOTDIR
 
 
 class IsADirError(VFSError, IsADirectoryError):
+    """A file was expected and the path is a directory (EISDIR); also an
+    ``IsADirectoryError``."""
+
     default_errno = _errno.EISDIR
 
 

@@ -31,7 +31,13 @@ def upgrade(target: str | os.PathLike[str], backup: bool = False, *,
     was nothing to do.
 
     Raises:
-        NotFoundError, NotAVFSDatabaseError, FormatVersionError (newer than this release).
+        NotFoundError: no file at ``target``.
+        NotAVFSDatabaseError: not SQLite, truncated, or another application's database (the
+            file is left untouched).
+        FormatVersionError: the file is from a newer vfs_orm (left untouched).
+        CorruptionError: the tables do not have the shape their version row names (left
+            untouched).
+        ContractError: ``tree`` given with a file path.
     """
     if not (isinstance(target, str) and is_postgresql_url(target)):
         backend_for(os.fspath(target), tree=tree)  # tree= on a file: a ContractError
@@ -47,7 +53,13 @@ def upgrade_engine(engine: Any, tree: str | None = None) -> str:
     """Create or upgrade vfs_orm's tables in a host application's database (outside any of its
     transactions): the vfs_ tables of a SQLite database, or the tree ``tree`` (a schema) of a
     PostgreSQL one. Returns the status found: ``empty`` (created now) or ``current``, and on
-    SQLite also ``older`` (upgraded now)."""
+    SQLite also ``older`` (upgraded now).
+
+    Raises:
+        FormatVersionError: the database's vfs_ tables are from a newer vfs_orm (untouched).
+        CorruptionError: the vfs_ tables do not have the shape their version row names.
+        ContractError: ``tree`` given for a SQLite engine, or an invalid tree name.
+    """
     backend = backend_for(engine=engine, tree=tree)
     if backend.capabilities.name == "sqlite":
         return upgrade_sqlite_engine(engine)

@@ -131,7 +131,6 @@ def _parse_mode(mode: object) -> tuple[str, bool]:
     return parsed
 
 
-
 #: Stored times are signed 64-bit nanoseconds since the epoch.
 _NS_MIN, _NS_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -163,8 +162,10 @@ def _utime_ns(times: Any, ns: Any) -> int:
                   "years 1677 to 2262)")
     return mtime
 
+
 class VFS:
-    """A POSIX-like file system stored in one SQLite database.
+    """A POSIX-like file system stored in one SQLite database, or in a tree (a schema) of a
+    PostgreSQL database.
 
     Args:
         db_path: a file path (``str`` or ``os.PathLike``) or ``":memory:"``.
@@ -175,10 +176,23 @@ class VFS:
         page_size: SQLite page size of a NEW database (4096 by default).
         durable: ``True`` (default) makes every commit survive power loss
             (``synchronous=FULL``); ``False`` survives process crashes only, and is faster.
-        busy_timeout: seconds a writer waits for another process's write lock.
+        busy_timeout: seconds a writer waits for another process's write lock (PostgreSQL:
+            for the tree's lock).
+        engine: a host application's SQLAlchemy engine: the files live in its database
+            (see the guide's "Embedding" page).
+        session: a host application's SQLAlchemy session: every operation joins its
+            transaction.
+        tree: the tree (a PostgreSQL schema) when ``db_path`` is a PostgreSQL URL; ``"vfs"``
+            by default.
+        compression: ``"zstd"`` or ``"zlib"`` for a NEW database (recorded in it); None
+            stores content as is.
+        verify: check every block's checksum on reads (the default); False skips it.
+        case_insensitive: a NEW database matching names under Unicode case folding; None
+            takes the database's own setting.
 
     Raises:
-        ContractError: ``db_path`` is empty (also a ValueError and icontract.ViolationError).
+        ContractError: ``db_path`` is empty (also a ValueError and icontract.ViolationError),
+            or ``tree`` is given with a SQLite path.
         NotFoundError: ``read_only`` and the file does not exist.
         NotAVFSDatabaseError: the file is not SQLite, truncated, or another application's.
         FormatVersionError: the file's format revision is newer than this release, or older
@@ -416,7 +430,11 @@ class VFS:
         """Check the database: SQLite's integrity check and the format's invariants (see
         ``vfs_orm.check``). ``deep``: also read every file back, checking each chunk's block checksums
         and each file against its SHA-256 digest (damaged files are listed as problems).
-        Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``."""
+        Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
         uow = self._live_uow()
         with uow.read_lock:
             report = self._backend.check(uow.raw(), quick)
@@ -435,13 +453,21 @@ class VFS:
         computed once, and recorded). Two files with the same digest have the same bytes.
 
         Raises:
-            NotFoundError, IsADirError, CorruptionError (damaged content).
+            NotFoundError: nothing at ``path``.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            InvalidPathError: the path has NUL or control characters.
+            CorruptionError: a stored value fails its check (damaged or crafted database).
         """
         return self._tree.digest(self._rpath(path)).hex()
 
     @_translated
     def info(self) -> dict[str, Any]:
-        """Format revision, identity, counts, sizes and SQLite settings of this database."""
+        """Format revision, identity, counts, sizes and SQLite settings of this database.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
         uow = self._live_uow()
         with uow.read_lock:
             found = self._backend.info(uow.raw(), stored.row_problems)
@@ -458,7 +484,14 @@ class VFS:
         pages for reuse otherwise). Cheap on databases made by this version (incremental
         auto-vacuum); an older file is rewritten once with VACUUM, which makes later calls
         cheap too. Only this database, never its underlays. Returns the method used and
-        ``bytes_before`` / ``bytes_after``."""
+        ``bytes_before`` / ``bytes_after``.
+
+        Raises:
+            InvalidOperationError: inside ``atomic_batch()``, on PostgreSQL, or embedded in a
+                host database that does not use incremental auto-vacuum.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+        """
         uow = self._live_uow()
         file_db = not (self._embedded or uow.shared)
         return self._backend.compact(uow, embedded=self._embedded, file_db=file_db)
@@ -473,7 +506,9 @@ class VFS:
 
         Raises:
             NotAVFSDatabaseError: empty, not SQLite, truncated, or another application's
-                database. FormatVersionError: from a newer vfs_orm. TypeError: not bytes.
+                database, or larger than the 1 GiB an in-memory database holds.
+            FormatVersionError: the image is from a newer vfs_orm.
+            TypeError: ``data`` is not bytes or an iterable of bytes.
         """
         image = SQLITE.collect_image(data)
         obj = cls.__new__(cls)
@@ -489,7 +524,13 @@ class VFS:
         """Yield a consistent snapshot of the database as the bytes of a regular SQLite file
         (in ``block_size`` pieces). File databases stream from disk with bounded memory;
         writers are not blocked meanwhile. A tree of a backend without images of its own
-        (PostgreSQL) yields a SQLite pack of it, built in memory from one snapshot."""
+        (PostgreSQL) yields a SQLite pack of it, built in memory from one snapshot.
+
+        Raises:
+            ContractError: ``block_size`` is not a positive int.
+            VFSError: the VFS is embedded in a host database (serialise the host's database).
+            ClosedError: the VFS is closed.
+        """
         if not isinstance(block_size, int) or block_size <= 0:
             raise ContractError.for_path(self._db_path, "block_size must be a positive int")
         uow = self._live_uow()
@@ -511,18 +552,36 @@ class VFS:
 
     def serialize_fileobj(self, block_size: int = 65536) -> io.BufferedReader:
         """The image as a non-seekable readable file object (for ``upload_fileobj``-style
-        APIs)."""
+        APIs).
+
+        Raises:
+            ContractError: ``block_size`` is not a positive int.
+            VFSError: the VFS is embedded in a host database.
+            ClosedError: the VFS is closed.
+        """
         return io.BufferedReader(IteratorReader(self.serialize_iter(block_size)), block_size)
 
     def to_bytes(self) -> bytes:
-        """The whole image in memory."""
+        """The whole image in memory.
+
+        Raises:
+            VFSError: the VFS is embedded in a host database.
+            ClosedError: the VFS is closed.
+        """
         return b"".join(self.serialize_iter())
 
     @_translated
     def deserialize_iter(self, data: bytes | Iterable[bytes]) -> None:
         """Replace this database's whole content with an image (bytes or an iterable of
         bytes), in one step: the image is checked (and upgraded if older) in memory first, so
-        a bad image changes nothing. Open file handles become stale."""
+        a bad image changes nothing. Open file handles become stale.
+
+        Raises:
+            NotAVFSDatabaseError: the image is not a vfs_orm database (nothing changes).
+            FormatVersionError: the image is from a newer vfs_orm (nothing changes).
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+        """
         uow = self._live_uow()
         self._check_writable(self._db_path)
         if self._embedded:
@@ -607,7 +666,12 @@ class VFS:
 
     # -- queries (hot paths: errors translated inline) -------------------------------------
     def exists(self, path: str) -> bool:
-        """True if ``path`` names a file or a directory."""
+        """True if ``path`` names a file or a directory.
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+            ClosedError: the VFS is closed.
+        """
         p = self._rpath(path)
         try:
             return self._tree.exists(p)
@@ -615,6 +679,11 @@ class VFS:
             raise translate(exc, p) from exc
 
     def isfile(self, path: str) -> bool:
+        """True if ``path`` names a file (``os.path.isfile``).
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+        """
         p = self._rpath(path)
         try:
             row = self._tree.lookup(p)
@@ -623,6 +692,11 @@ class VFS:
         return row is not None and row.kind != DIR
 
     def isdir(self, path: str) -> bool:
+        """True if ``path`` names a directory (``os.path.isdir``).
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+        """
         p = self._rpath(path)
         try:
             row = self._tree.lookup(p)
@@ -634,7 +708,10 @@ class VFS:
         """Metadata of a file or directory (a directory's size is 0).
 
         Raises:
-            NotFoundError: nothing at ``path``. NotADirError: a component is a file.
+            NotFoundError: nothing at ``path``.
+            NotADirError: a component of the path is a file.
+            InvalidPathError: the path has NUL or control characters.
+            CorruptionError: a stored value fails its check (damaged or crafted database).
         """
         p = self._rpath(path)
         try:
@@ -643,13 +720,24 @@ class VFS:
             raise translate(exc, p) from exc
 
     def getsize(self, path: str) -> int:
+        """The size of a file in bytes (0 for a directory), as ``os.path.getsize``.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: a component of the path is a file.
+            InvalidPathError: the path has NUL or control characters.
+        """
         return self.stat(path).st_size
 
     def read_bytes(self, path: str) -> bytes:
         """The whole content of a file, in one query.
 
         Raises:
-            NotFoundError, IsADirError, NotADirError.
+            NotFoundError: nothing at ``path``.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            InvalidPathError: the path has NUL or control characters.
+            CorruptionError: the content fails its checksum, or a stored value fails its check.
         """
         p = self._rpath(path)
         try:
@@ -658,12 +746,26 @@ class VFS:
             raise translate(exc, p) from exc
 
     def read_text(self, path: str, encoding: str = "utf-8", errors: str | None = None) -> str:
-        """The whole content of a file decoded, with universal newlines (as ``open(p, "r")``)."""
+        """The whole content of a file decoded, with universal newlines (as ``open(p, "r")``).
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            CorruptionError: the content fails its checksum.
+            UnicodeDecodeError: the content is not valid in ``encoding``.
+        """
         data = self.read_bytes(path)
         return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors).read()
 
     def listdir(self, path: str = "/") -> list[str]:
-        """Names in a directory, sorted. Costs O(entries in that directory)."""
+        """Names in a directory, sorted. Costs O(entries in that directory).
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: ``path`` (or a component of it) is a file.
+            InvalidPathError: the path has NUL or control characters.
+        """
         p = self._rpath(path)
         try:
             return self._tree.listdir(p)
@@ -674,7 +776,13 @@ class VFS:
         """A directory's entries with their metadata, sorted by name: ``os.scandir``'s
         ``DirEntry`` interface (``name``, ``path``, ``is_dir()``, ``is_file()``, ``stat()``),
         from ONE statement. ``recursive=True``: every entry below ``path``, each directory's
-        entry before its content, also one statement."""
+        entry before its content, also one statement.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: ``path`` (or a component of it) is a file.
+            InvalidPathError: the path has NUL or control characters.
+        """
         # A recursive listing matches entries to their directories by stored spelling.
         p = self._path(path) if recursive else self._rpath(path)
         try:
@@ -692,8 +800,14 @@ class VFS:
         each flush atomic. Text defaults to UTF-8. ``buffering=0`` returns the raw stream.
 
         Raises:
-            NotFoundError, IsADirError, NotADirError, AlreadyExistsError (``x``),
-            ReadOnlyError (writing on a read-only VFS), ValueError (bad mode).
+            NotFoundError: reading (``r``, ``r+``) a path where nothing is.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            AlreadyExistsError: mode ``x`` and ``path`` exists.
+            ReadOnlyError: a writing mode on a read-only VFS.
+            ValueError: an invalid mode, or ``buffering=0`` in text mode.
+            StaleHandleError: (on the returned file) the file was replaced or removed meanwhile.
+            CorruptionError: (on the returned file) content fails its checksum.
         """
         kind, plus = _parse_mode(mode)
         p = self._rpath(path) if kind == "r" and not plus else self._path(path)
@@ -744,8 +858,14 @@ class VFS:
         number of bytes written.
 
         Raises:
-            ContractError: ``content`` is None (a ValueError and icontract.ViolationError).
+            ContractError: ``content`` is None (a ``ValueError`` and ``icontract.ViolationError``).
             TypeError: ``content`` is not bytes-like.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            FileTooLargeError: ``content`` is 1 TiB or more.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+            NoSpaceError: the disk or the database is full; nothing of the write is committed.
         """
         p, data = self._checked_write(path, content)
         return self._tree.write_bytes(p, data, mtime_ns=mtime_ns,
@@ -774,7 +894,11 @@ class VFS:
         Raises:
             ContractError: a content is None.
             TypeError: ``files`` is not a mapping or an iterable of (path, bytes) pairs.
-            Whatever ``write_bytes`` raises for one of them (nothing is written then).
+            IsADirError: a path is a directory (nothing is written then).
+            NotADirError: a component of a path is a file (nothing is written).
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+            NoSpaceError: the disk or the database is full; nothing of the write is committed.
         """
         items = files.items() if isinstance(files, Mapping) else files
         checked: list[tuple[str, bytes]] = []
@@ -804,7 +928,13 @@ class VFS:
         """Replace a file's content with ``content`` encoded. Returns the characters written.
 
         Raises:
-            ContractError: ``content`` is None. TypeError: ``content`` is not a str.
+            ContractError: ``content`` is None.
+            TypeError: ``content`` is not a str.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+            NoSpaceError: the disk or the database is full; nothing of the write is committed.
         """
         if content is None:  # inline contract, see write_bytes
             raise _content_error(path)
@@ -826,6 +956,7 @@ class VFS:
             AlreadyExistsError: ``path`` exists (unless a directory and ``exist_ok``).
             NotFoundError: the parent is missing and not ``parents``.
             NotADirError: a component of the parent is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         p = self._path(path)
         self._check_writable(p)
@@ -838,7 +969,13 @@ class VFS:
     @_translated
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits (``mode & 0o7777``) of a file or directory; the type bits
-        stay. vfs_orm stores them (``pack``/``unpack`` keep them) but does not enforce them."""
+        stay. vfs_orm stores them (``pack``/``unpack`` keep them) but does not enforce them.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         p = self._path(path)
         self._check_writable(p)
         if not isinstance(mode, int):
@@ -851,6 +988,9 @@ class VFS:
         """``os.utime``: set the modification time (the access time is not stored).
 
         Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
             TypeError: ``times`` or ``ns`` is not a pair of numbers (of ints for ``ns``).
             InvalidOperationError: a time that is not finite or outside the signed 64-bit
                 nanoseconds vfs_orm stores (years 1677 to 2262), a ``ValueError``.
@@ -861,20 +1001,39 @@ class VFS:
         self._tree.set_meta(p, mtime_ns=mtime)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        """Create a directory and any missing parents (``os.makedirs``)."""
+        """Create a directory and any missing parents (``os.makedirs``).
+
+        Raises:
+            AlreadyExistsError: ``path`` exists and not ``exist_ok`` (or is a file).
+            NotADirError: a component is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         self.mkdir(path, parents=True, exist_ok=exist_ok)
 
     @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
                        error=lambda path: _root_error(path))
     @_translated
     def remove(self, path: str) -> None:
-        """Delete a file. Raises NotFoundError, IsADirError."""
+        """Delete a file.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            IsADirError: ``path`` is a directory.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         p = self._path(path)
         self._check_writable(p)
         self._tree.remove(p)
 
     def unlink(self, path: str) -> None:
-        """Same as ``remove``."""
+        """Same as ``remove``.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            IsADirError: ``path`` is a directory.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         self.remove(path)
 
     @icontract.require(lambda path: not _is_root(path), "cannot remove the root",
@@ -884,7 +1043,11 @@ class VFS:
         """Delete an empty directory.
 
         Raises:
-            DirNotEmptyError: the directory has entries (a PermissionError, errno ENOTEMPTY).
+            DirNotEmptyError: the directory has entries (a ``PermissionError``, errno ENOTEMPTY).
+            NotFoundError: nothing at ``path``.
+            NotADirError: ``path`` is a file.
+            RootContractError: ``path`` is ``/``.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         p = self._path(path)
         self._check_writable(p)
@@ -898,6 +1061,9 @@ class VFS:
 
         Raises:
             NotADirError: ``path`` is a file (as ``shutil.rmtree``).
+            NotFoundError: nothing at ``path``.
+            RootContractError: ``path`` is ``/``.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         p = self._path(path)
         self._check_writable(p)
@@ -911,7 +1077,10 @@ class VFS:
 
         Raises:
             AlreadyExistsError: ``dst`` exists (as the seed library; use ``replace``).
+            NotFoundError: nothing at ``src``.
             InvalidOperationError: moving a directory into itself (EINVAL).
+            RootContractError: ``src`` is ``/``.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         s, d = self._path(src), self._target(src, dst)
         self._check_writable(s)
@@ -924,7 +1093,17 @@ class VFS:
     @_translated
     def replace(self, src: str, dst: str) -> None:
         """``os.replace``: like ``rename`` but an existing file (or empty directory, for a
-        directory) at ``dst`` is replaced."""
+        directory) at ``dst`` is replaced.
+
+        Raises:
+            NotFoundError: nothing at ``src``.
+            IsADirError: ``dst`` is a directory and ``src`` a file.
+            NotADirError: ``src`` is a directory and ``dst`` a file.
+            DirNotEmptyError: ``dst`` is a non-empty directory.
+            InvalidOperationError: moving a directory into itself.
+            RootContractError: ``src`` is ``/``.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         s, d = self._path(src), self._target(src, dst)
         self._check_writable(s)
         if d == paths.ROOT:
@@ -934,7 +1113,14 @@ class VFS:
     @_translated
     def copy(self, src: str, dst: str) -> None:
         """Copy a file's content (replacing ``dst`` if it is a file); no bytes pass through
-        Python."""
+        Python.
+
+        Raises:
+            NotFoundError: nothing at ``src``.
+            IsADirError: ``src`` or ``dst`` is a directory.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
         s, d = self._path(src), self._path(dst)
         self._check_writable(d)
         self._tree.copy_file(s, d)
@@ -945,6 +1131,10 @@ class VFS:
 
         Raises:
             AlreadyExistsError: ``dst`` exists (unless a directory and ``dirs_exist_ok``).
+            NotFoundError: nothing at ``src``.
+            NotADirError: ``src`` is a file.
+            InvalidOperationError: ``dst`` is inside ``src``.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         s, d = self._path(src), self._path(dst)
         self._check_writable(d)
@@ -954,7 +1144,12 @@ class VFS:
              onerror: Callable[[OSError], Any] | None = None
              ) -> Iterator[tuple[str, list[str], list[str]]]:
         """``os.walk``: (dirpath, dirnames, filenames) for every directory, one query each.
-        With ``topdown``, pruning ``dirnames`` in place skips those subtrees."""
+        With ``topdown``, pruning ``dirnames`` in place skips those subtrees.
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+            ClosedError: the VFS is closed.
+        """
         t = self._rpath(top)
         try:
             yield from self._tree.walk(t, topdown, onerror)
@@ -964,7 +1159,12 @@ class VFS:
     @_translated
     def glob(self, pattern: str) -> list[str]:
         """Paths matching ``pattern``, sorted: ``*``, ``?`` and ``[...]`` match inside one
-        segment, ``**`` across segments, ``[!x]`` and ``[^x]`` negate."""
+        segment, ``**`` across segments, ``[!x]`` and ``[^x]`` negate.
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+            ClosedError: the VFS is closed.
+        """
         if not isinstance(pattern, str):
             raise TypeError("pattern must be str")
         p = paths.normalize(pattern)
@@ -994,9 +1194,13 @@ class VFS:
             The layer's name.
 
         Raises:
-            ValueError: the name is taken ("already exists") or reserved, or ``vfs`` is this
-                VFS. TypeError: ``priority`` is not an int.
-            FormatVersionError / NotAVFSDatabaseError / NotFoundError: the path can't be used.
+            ValueError: the name is taken ("already exists") or reserved, or ``vfs`` is this VFS.
+            TypeError: ``priority`` is not an int.
+            FormatVersionError: the underlay is at another format revision (``vfs-orm upgrade PATH``).
+            NotAVFSDatabaseError: the path is not a vfs_orm database.
+            NotFoundError: nothing at the path (or no such tree).
+            VFSError: inside ``atomic_batch()``, or on an embedded VFS (layers need a VFS that
+                owns its database).
         """
         uow = self._live_uow()
         if not self._backend.capabilities.layers:
@@ -1060,7 +1264,12 @@ class VFS:
         return name
 
     def remove_underlay(self, name: str) -> bool:
-        """Remove a layer by name. Returns True if it was there."""
+        """Remove a layer by name. Returns True if it was there.
+
+        Raises:
+            ContractError: ``name`` is not a non-empty string.
+            VFSError: inside ``atomic_batch()`` (layers cannot change there).
+        """
         self._live_uow()
         if not isinstance(name, str) or not name:
             raise ContractError.for_path(None, "layer name must be a non-empty string")
@@ -1100,7 +1309,11 @@ class VFS:
                 uow.before_write = self._record_stack
 
     def list_layers(self) -> list[dict[str, Any]]:
-        """Layers in resolution order: local first (priority ``inf``), then the underlays."""
+        """Layers in resolution order: local first (priority ``inf``), then the underlays.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
         out = [{"name": "local", "priority": float("inf"), "db_path": self._db_path,
                 "writable": not self._read_only, "uuid": self.identity.get("uuid")}]
         out += [{"name": lay.name, "priority": lay.priority, "db_path": lay.db_path,
@@ -1109,13 +1322,21 @@ class VFS:
 
     @_translated
     def which_layer(self, path: str) -> str | None:
-        """The name of the layer that provides ``path`` ("local" for this one), or None."""
+        """The name of the layer that provides ``path`` ("local" for this one), or None.
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+        """
         return self._tree.which(self._rpath(path))
 
     @_translated
     def which_layer_detailed(self, path: str) -> dict[str, Any]:
         """Which layers hold ``path`` and which one wins:
-        ``{"path", "resolved_from", "layers": [{"name", "has_file", "kind"?}, ...]}``."""
+        ``{"path", "resolved_from", "layers": [{"name", "has_file", "kind"?}, ...]}``.
+
+        Raises:
+            InvalidPathError: the path has NUL or control characters.
+        """
         return self._tree.which_detailed(self._rpath(path))
 
     @property
@@ -1131,7 +1352,12 @@ class VFS:
     def describe(self, name: str | None = None, version: str | None = None,
                  description: str | None = None) -> None:
         """Set this database's name, version and description in its manifest (what a mod or
-        DLC pack says about itself)."""
+        DLC pack says about itself).
+
+        Raises:
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            BusyError: another writer held the write lock past ``busy_timeout``.
+        """
         self._check_writable(self._db_path)
         with self._live_uow().write() as raw:
             self._manifest.describe(raw, name, version, description, time.time_ns())
@@ -1146,7 +1372,11 @@ class VFS:
         - ``changed``: a layer of that name is attached but it is another database (uuid);
         - ``added``: an attached layer was not there when the database was last written.
 
-        An empty list means the stack is the one recorded."""
+        An empty list means the stack is the one recorded.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
         uow = self._live_uow()
         with uow.read_lock:
             recorded = self._manifest.recorded_stack(uow.raw())
@@ -1183,7 +1413,13 @@ class VFS:
     def atomic_batch(self) -> Iterator[VFS]:
         """Everything written inside commits together, or not at all if an exception leaves
         the block. Nested batches are savepoints: an inner failure caught inside an outer
-        batch undoes only the inner block. Other threads' writes wait until the batch ends."""
+        batch undoes only the inner block. Other threads' writes wait until the batch ends.
+
+        Raises:
+            BusyError: another writer held the write lock past ``busy_timeout``.
+            ReadOnlyError: a write inside, on a read-only VFS.
+            NoSpaceError: the disk or the database is full; nothing of the write is committed.
+        """
         uow = self._live_uow()
         with uow.batch():
             yield self
@@ -1195,18 +1431,33 @@ class VFS:
         through layers, and never blocks writers (SQLite: one read transaction pinning the
         WAL snapshot; :memory: databases hold this VFS's lock instead). Nestable; inside
         ``atomic_batch`` it changes nothing. Writes inside raise ``InvalidOperationError``
-        (use ``atomic_batch`` to read and write consistently)."""
+        (use ``atomic_batch`` to read and write consistently).
+
+        Raises:
+            InvalidOperationError: a write inside the block, on a file database or a
+                PostgreSQL tree (use ``atomic_batch``). A ``:memory:`` database is one
+                connection: a write of this VFS inside its snapshot goes through.
+        """
         uow = self._live_uow()
         with uow.snapshot():
             yield self
 
     def flush(self) -> None:
-        """Nothing to do: every write is committed when it returns (or when its batch ends)."""
+        """Nothing to do: every write is committed when it returns (or when its batch ends).
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
         self._live_uow()
 
     @_translated
     def sync(self) -> None:
-        """Make everything committed durable and fold the WAL into the database file."""
+        """Make everything committed durable and fold the WAL into the database file.
+
+        Raises:
+            ClosedError: the VFS is closed.
+            BusyError: another writer held the write lock past ``busy_timeout``.
+        """
         uow = self._live_uow()
         if uow.shared or uow.in_batch() or self._embedded:
             return

@@ -110,6 +110,10 @@ def install_transaction_fix(engine: Engine) -> None:
     ``BEGIN`` (``BEGIN IMMEDIATE`` for connections with the ``vfs_begin`` execution option).
     Only connections made after the call are fixed: call ``engine.dispose()`` afterwards if the
     engine was already used. Idempotent.
+
+    Raises:
+        sqlalchemy.exc.InvalidRequestError: ``engine`` is not a SQLAlchemy ``Engine`` (a type
+            error of the caller's, not translated).
     """
     if getattr(engine, "_vfs_orm_fixed", False):
         return
