@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.rglob("*.md"))]
+README_MAX_LINES = 250
 
 
 def _blocks(page: Path) -> list[str]:
@@ -37,6 +38,23 @@ def test_readme_has_examples():
 def test_docs_have_examples():
     """The guide keeps its runnable examples (the README's 22 moved here)."""
     assert len([b for b in BLOCKS if b[0] != README]) >= 25
+
+
+def test_readme_is_short():
+    lines = README.read_text().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+
+
+def test_readme_links_resolve():
+    """The README links into docs/ (built into the site); each relative link names a file
+    that exists, and each docs page it names is in the site's nav."""
+    text = README.read_text()
+    links = [t for t in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text) if "://" not in t]
+    assert len(links) > 10
+    assert [t for t in links if not (ROOT / t).exists()] == []
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = [t.removeprefix("docs/") for t in links if t.startswith("docs/")]
+    assert [p for p in pages if p not in nav] == []
 
 
 @pytest.mark.parametrize(("page", "index", "code"), BLOCKS, ids=IDS)
