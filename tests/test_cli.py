@@ -280,5 +280,8 @@ def test_demo_runs(tmp_path):
     text = out.decode()
     for needle in ("packed", "served by dlc", "whiteout", "rolled back", "missing fov-mod",
                    "upgraded to revision", "compacted the old save (vacuum, now "
-                   "auto_vacuum=incremental)"):
+                   "auto_vacuum=incremental)",
+                   # internals come with plain words for a newcomer
+                   "a whiteout is a marker", "a revision is a version of the on-disk format",
+                   "auto_vacuum=incremental means", "records which layers it was made with"):
         assert needle in text

@@ -112,6 +112,8 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
         save.add_underlay(dlc_pack, priority=10, name="dlc")
         save.add_underlay(mod, priority=20, name="fov-mod")
         step("2. layers: " + " > ".join(f"{x['name']}" for x in save.list_layers()))
+        step("   (a read looks in each layer from left to right and takes the first it finds; "
+             "'local' is the player's save, the only one written to)")
         for p in ("/textures/player.png", "/textures/enemy.png", "/levels/level3.json",
                   "/config/settings.ini"):
             step(f"3. {p:<24} served by {save.which_layer(p)}")
@@ -123,6 +125,8 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
              f"which_layer={save.which_layer('/scripts/ai.lua')} (a whiteout in the save; the "
              f"base pack is byte-for-byte unchanged: "
              f"{hashlib.sha256(open(base_pack, 'rb').read()).hexdigest() == base_sum})")
+        step("   (a whiteout is a marker the save keeps to say 'this file is deleted here': "
+             "it hides the base pack's copy without changing the base pack)")
 
         with save.atomic_batch():
             save.write_text("/save/player.json", '{"hp": 100, "level": 3}')
@@ -143,6 +147,8 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
         problems = save.check_layers()
         step("   reopened without the mod: check_layers() says "
              + "; ".join(f"{p['problem']} {p['name']}" for p in problems))
+        step("   (the save records which layers it was made with, so a game can warn "
+             "'this save used a mod you no longer have')")
         save.close()
         mod.close()
 
@@ -156,10 +162,16 @@ def run_demo(workdir: str | None = None, echo: Callable[[str], None] = print) ->
                  f"player.json = {upgraded.read_text('/save/player.json')}, "
                  f"world.bin {upgraded.getsize('/save/world.bin'):,} bytes, "
                  f"modified_at kept: {st.modified_at}")
+            step(f"   (a revision is a version of the on-disk format; {SQLITE.head_revision()} is "
+                 f"this release's. The old file was converted in place, in one transaction, "
+                 f"keeping every byte and timestamp)")
             upgraded.remove("/save/world.bin")
             done = upgraded.compact()
             step(f"7. deleted world.bin and compacted the old save ({done['method']}, now "
                  f"auto_vacuum={done['auto_vacuum']}): {done['bytes_before']:,} -> "
                  f"{done['bytes_after']:,} bytes, {os.path.getsize(old):,} on disk")
+            step("   (deleted files leave free space inside the file; the old file was "
+                 "rewritten once, and auto_vacuum=incremental means later compacts just cut "
+                 "the free space off the end, which is quick)")
         step(f"done in {time.perf_counter() - t0:.2f} s; files in {root}"
              + (" (temporary, removed now)" if workdir is None else ""))
