@@ -128,7 +128,7 @@ def test_check_verifies_reference_counts(tmp_path):
     con.close()
     with VFS(path, read_only=True) as fs:
         problems = fs.check().problems
-    assert problems == ["/a.bin: reference count 5, but 1 file(s) read its chunks"]
+    assert problems == ["/a.bin: reference count 5, but 1 file(s) or checkpoint entries read its chunks"]
     con = sqlite3.connect(path)
     con.execute("UPDATE vfs_inodes SET refs = 1 WHERE name = 'a.bin'")
     con.execute("UPDATE vfs_inodes SET content = 999 WHERE name = 'b.bin'")

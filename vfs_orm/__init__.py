@@ -39,7 +39,7 @@ from vfs_orm.errors import (
     VirtualFileSystemError,
 )
 from vfs_orm.models import FORMAT_REVISION, Chunk, Inode, LayerManifest
-from vfs_orm.types import DirEntry, InodeKind, StatResult
+from vfs_orm.types import CheckpointInfo, DirEntry, InodeKind, StatResult
 from vfs_orm.upgrading import repair, upgrade, upgrade_engine
 from vfs_orm.vfs import VFS, VirtualFileSystem
 
@@ -53,6 +53,7 @@ __all__ = [
     "VFS",
     "AlreadyExistsError",
     "BusyError",
+    "CheckpointInfo",
     "Chunk",
     "ClosedError",
     "ContractError",

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from vfs_orm import paths
 from vfs_orm.errors import InvalidOperationError
+from vfs_orm.namespace.checkpoints import Checkpoints
+from vfs_orm.rows import DIR, FILE
 
 if TYPE_CHECKING:
     from vfs_orm.vfs import VFS
@@ -67,4 +69,31 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
         for p, mode, mtime in reversed(dirs):  # after their entries: children last touched
             dst.chmod(p, mode)
             dst.utime(p, ns=(mtime, mtime))
+    return done
+
+
+def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
+    """Write the files and directories of checkpoint ``name`` into the empty VFS ``dst``, in
+    one batch, with their modes and mtimes (whiteouts are left out: they mean something only
+    over the underlays of the tree the checkpoint was taken of)."""
+    done = Copied()
+    entries = checkpoints.entries(name)
+    with dst.atomic_batch():
+        dirs = []
+        for e in entries:
+            if e.kind == DIR:
+                dst.mkdir(e.path, parents=True, exist_ok=True)
+                dirs.append(e)
+                done.dirs += 1
+            elif e.kind == FILE:
+                with dst.open(e.path, "wb") as fout:
+                    for piece in checkpoints.content(e):
+                        fout.write(piece)
+                dst.chmod(e.path, e.mode & 0o7777)
+                dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
+                done.files += 1
+                done.bytes += e.size
+        for e in reversed(dirs):
+            dst.chmod(e.path, e.mode & 0o7777)
+            dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
     return done

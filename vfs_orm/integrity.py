@@ -122,10 +122,16 @@ def tree_diff(old: Any, new: Any) -> list[tuple[str, str]]:
     def files(fs: Any) -> set[str]:
         return {(top.rstrip("/") + "/" + f) for top, _, names in fs.walk("/") for f in names}
 
-    a, b = files(old), files(new)
-    out = [("-", p) for p in a - b] + [("+", p) for p in b - a]
-    out += [("M", p) for p in a & b if old.digest(p) != new.digest(p)]
+    return changes(files(old), files(new), old.digest, new.digest)
+
+
+def changes(old: set[str], new: set[str], old_digest: Callable[[str], Any],
+            new_digest: Callable[[str], Any]) -> list[tuple[str, str]]:
+    """(mark, path) between two sets of file paths, the files in both compared by their
+    digests (see ``tree_diff``)."""
+    out = [("-", p) for p in old - new] + [("+", p) for p in new - old]
+    out += [("M", p) for p in old & new if old_digest(p) != new_digest(p)]
     return sorted(out, key=lambda c: c[1])
 
 
-__all__ = ["file_digest", "tree_diff", "verify_files"]
+__all__ = ["changes", "file_digest", "tree_diff", "verify_files"]

@@ -166,3 +166,58 @@ class LayerManifest(Base):
     compression: Mapped[str | None] = mapped_column(Text)
     # 1: paths match under case folding in this database (format 0004, chosen at creation).
     case_insensitive: Mapped[int | None] = mapped_column(Integer)
+
+
+class Checkpoint(Base):
+    """A named point-in-time copy of the tree's metadata (format 0005). Its entries are rows
+    of ``vfs_checkpoint_inodes``; their content is shared with the live tree (see there)."""
+
+    __tablename__ = "vfs_checkpoints"
+    __table_args__ = (UniqueConstraint("name"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    name: Mapped[str] = mapped_column(Path)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    # 1: made without a name (``checkpoint()``), subject to retention (``keep=``).
+    auto: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Files in it, counted when it was taken.
+    files: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class CheckpointInode(Base):
+    """An entry of a checkpoint: the live row's metadata as it was (its ``id`` too), in a
+    table of its own so that no query of the live tree can ever see it.
+
+    Content: a file whose chunks the live tree stores names, in ``content``, the live inode
+    holding them (``coalesce(content, id)`` of the live row), and counts in that inode's
+    ``refs`` exactly as a live copy does; the live tree's copy on write (``detach``) and its
+    hidden holders (``release``) then keep those chunks unchanged for as long as the checkpoint
+    holds them. Small files' inline bytes are copied into ``data`` as stored."""
+
+    __tablename__ = "vfs_checkpoint_inodes"
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "parent", "name"),
+        # Who reads a holder's chunks (copy on write repoints them; check() counts them).
+        Index("ix_vfs_checkpoint_inodes_content", "content",
+              sqlite_where=text("content IS NOT NULL"),
+              postgresql_where=text("content IS NOT NULL")),
+    )
+
+    checkpoint_id: Mapped[int] = mapped_column(
+        Int64, ForeignKey("vfs_checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
+    parent: Mapped[str] = mapped_column(Path)
+    name: Mapped[str] = mapped_column(Path)
+    kind: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[int] = mapped_column(Int64)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    ctime_ns: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[int | None] = mapped_column(Int64)
+    fparent: Mapped[str | None] = mapped_column(Path)
+    fname: Mapped[str | None] = mapped_column(Path)
+    digest: Mapped[bytes | None] = mapped_column(LargeBinary)
+    codec: Mapped[int] = mapped_column(Integer, server_default="0")
+    sums: Mapped[bytes | None] = mapped_column(LargeBinary)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

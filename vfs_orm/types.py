@@ -125,3 +125,18 @@ class DirEntry:
 
     def __repr__(self) -> str:
         return f"<DirEntry {self.path!r}>"
+
+
+class CheckpointInfo(NamedTuple):
+    """One checkpoint, as ``VFS.checkpoints()`` lists it."""
+
+    name: str
+    created_ns: int  #: when it was taken (nanoseconds since the epoch)
+    files: int  #: files it holds
+    alone_bytes: int  #: stored bytes only it holds: what dropping it frees
+    auto: bool  #: made without a name, so subject to ``keep=`` retention
+
+    @property
+    def created(self) -> float:
+        """When it was taken, in seconds since the epoch."""
+        return self.created_ns / 1e9

@@ -37,7 +37,7 @@ from vfs_orm.backends import (
     translate,
 )
 from vfs_orm.content import CODECS, Content, compression_codec, compression_name
-from vfs_orm.copying import copy_tree
+from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
@@ -48,11 +48,12 @@ from vfs_orm.errors import (
     RootContractError,
     VFSError,
 )
-from vfs_orm.integrity import verify_files
+from vfs_orm.integrity import changes, verify_files
 from vfs_orm.models import LayerManifest
+from vfs_orm.namespace.checkpoints import Checkpoints, check_name
 from vfs_orm.namespace.tree import Tree
-from vfs_orm.rows import DIR
-from vfs_orm.types import FILE_MODE, DirEntry, StatResult
+from vfs_orm.rows import DIR, FILE
+from vfs_orm.types import FILE_MODE, CheckpointInfo, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
 DEFAULT_CHUNK_SIZE = 65536
@@ -306,6 +307,7 @@ class VFS:
                                backend=backend)
         self._repo = backend.inode_statements(content=self._content)
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
+        self._checkpoints = Checkpoints(self._uow, self._repo)
         self._manifest = backend.manifest_statements()
         try:
             self._per_connection = backend.attach_limit(self._uow.raw())
@@ -495,6 +497,98 @@ class VFS:
         uow = self._live_uow()
         file_db = not (self._embedded or uow.shared)
         return self._backend.compact(uow, embedded=self._embedded, file_db=file_db)
+
+    # -- history: checkpoints -------------------------------------------------------------
+    @_translated
+    def checkpoint(self, name: str | None = None, *, keep: int | None = None) -> str:
+        """Take a checkpoint: a named point-in-time copy of the tree (this database's entries;
+        content is shared with the tree, copy on write, so it costs metadata only). It is one
+        committed state, and later writes never change it.
+
+        Args:
+            name: its name; None makes an automatic one (``auto-N``).
+            keep: keep only the last ``keep`` automatic checkpoints (older ones are dropped
+                in the same transaction).
+
+        Returns:
+            The checkpoint's name.
+
+        Raises:
+            AlreadyExistsError: a checkpoint of that name exists. ContractError: a bad name.
+            ReadOnlyError.
+        """
+        self._check_writable(self._db_path)
+        return self._checkpoints.create(name, keep)
+
+    @_translated
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """The checkpoints, oldest first: name, time, file count and the stored bytes only
+        each holds (what dropping it frees)."""
+        self._live_uow()
+        return self._checkpoints.infos()
+
+    @_translated
+    def restore(self, name: str) -> None:
+        """Make the tree exactly checkpoint ``name`` (whiteouts over underlays included), in
+        one transaction: all or nothing. The checkpoint stays. Open file handles go stale.
+
+        Raises:
+            NotFoundError: no such checkpoint. CorruptionError: its rows are damaged (the
+            tree is left as it was). ReadOnlyError.
+        """
+        self._check_writable(self._db_path)
+        self._checkpoints.restore(name)
+
+    @_translated
+    def drop_checkpoint(self, name: str) -> None:
+        """Drop a checkpoint, freeing the content only it held.
+
+        Raises:
+            NotFoundError: no such checkpoint. ReadOnlyError.
+        """
+        self._check_writable(self._db_path)
+        self._checkpoints.drop(name)
+
+    @_translated
+    def open_checkpoint(self, name: str) -> VFS:
+        """A read-only in-memory VFS holding checkpoint ``name`` (its files and directories,
+        with their modes and mtimes; the content is read into it, so this costs the bytes of
+        the checkpoint, unlike ``checkpoint()`` and ``restore()``).
+
+        Raises:
+            NotFoundError: no such checkpoint. CorruptionError: damaged content.
+        """
+        self._live_uow()
+        check_name(name)
+        view = VFS(":memory:", chunk_size=self._chunk_size)
+        try:
+            copy_checkpoint(self._checkpoints, name, view)
+        except BaseException:
+            view.close()
+            raise
+        view._read_only = True
+        view._live_uow().read_only = True
+        view._live_uow().before_write = None
+        return view
+
+    @_translated
+    def diff(self, name_a: str, name_b: str | None = None) -> list[tuple[str, str]]:
+        """The files that differ between checkpoint ``name_a`` and checkpoint ``name_b`` (None:
+        the tree as it is now), by SHA-256 digest: ("+", path) only in b, ("-", path) only in
+        a, ("M", path) changed; sorted by path. What ``vfs-orm diff`` prints.
+
+        Raises:
+            NotFoundError: no such checkpoint.
+        """
+        ck = self._checkpoints
+        old = {e.path: e for e in ck.entries(check_name(name_a)) if e.kind == FILE}
+        if name_b is None:
+            new_files = {paths.join(top, f) for top, _, names in self.walk("/") for f in names}
+            return changes(set(old), new_files, lambda p: ck.digest(old[p]),
+                           lambda p: bytes.fromhex(self.digest(p)))
+        new = {e.path: e for e in ck.entries(check_name(name_b)) if e.kind == FILE}
+        return changes(set(old), set(new), lambda p: ck.digest(old[p]),
+                       lambda p: ck.digest(new[p]))
 
     # -- images as bytes ------------------------------------------------------------------
     @classmethod

@@ -76,10 +76,17 @@ def check(raw: Any, quick: bool = False,
     for ident, parent, name, refs, readers in repo.bad_refs(raw):
         where = f"shared content {ident}" if parent is None else _path(parent, name)
         report.problems.append(f"{where}: reference count {refs!r:.20}, but {readers} "
-                               f"file(s) read its chunks")
+                               f"file(s) or checkpoint entries read its chunks")
     for parent, name, content in repo.bad_sharers(raw):
         report.problems.append(f"{_path(parent, name)}: shares the content of inode "
                                f"{content!r:.20}, which holds none it can read")
+    for ckpt, parent, name, content in repo.bad_checkpoint_sharers(raw):
+        report.problems.append(f"checkpoint {ckpt!r:.20}: {_path(parent, name)} shares the "
+                               f"content of inode {content!r:.20}, which holds none it can "
+                               f"read")
+    for ckpt, parent, name in repo.orphan_checkpoint_entries(raw):
+        report.problems.append(f"{_path(parent, name)}: an entry of checkpoint {ckpt!r:.20}, "
+                               f"which does not exist")
     identity = manifests.identity_row(raw)
     if identity is not None and (type(identity.chunk_size) is not int
                                  or not 0 < identity.chunk_size <= stored.MAX_CHUNK_SIZE):

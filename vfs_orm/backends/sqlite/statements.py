@@ -46,7 +46,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
 from vfs_orm.content import BLOCK, PLAIN, SUM, Content, Damage
-from vfs_orm.models import Chunk, Inode, LayerManifest
+from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Inode, LayerManifest
 from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
@@ -114,6 +114,25 @@ def _tables_for(schema: str) -> tuple[Table, Table]:
             _SCHEMA_TABLES[schema] = (Inode.__table__.to_metadata(md, schema=schema),  # type: ignore[attr-defined]
                                       Chunk.__table__.to_metadata(md, schema=schema))  # type: ignore[attr-defined]
     return _SCHEMA_TABLES[schema]
+
+
+_CHECKPOINT_TABLES: dict[str, tuple[Table, Table]] = {}
+
+
+def checkpoint_tables(schema: str = "main") -> tuple[Table, Table]:
+    """(vfs_checkpoints, vfs_checkpoint_inodes) of a schema (format 0005)."""
+    if schema not in _CHECKPOINT_TABLES:
+        if schema == "main":
+            _CHECKPOINT_TABLES[schema] = (Checkpoint.__table__,  # type: ignore[assignment]
+                                          CheckpointInode.__table__)
+        else:
+            if not schema.isidentifier() or not schema.isascii():
+                raise ValueError(f"invalid schema alias {schema!r}")
+            md = MetaData()
+            h = Checkpoint.__table__.to_metadata(md, schema=schema)  # type: ignore[attr-defined]
+            k = CheckpointInode.__table__.to_metadata(md, schema=schema)  # type: ignore[attr-defined]
+            _CHECKPOINT_TABLES[schema] = (h, k)
+    return _CHECKPOINT_TABLES[schema]
 
 
 def inode_table(schema: str = "main") -> Table:
@@ -357,6 +376,11 @@ class InodeRepository:
         self._set_refs = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(refs=bindparam("refs")),
             ("refs", "id"))
+        # Checkpoints read shared content as copies do (format 0005): they move with them.
+        ck_rows = checkpoint_tables(schema)[1]
+        self._repoint_checkpoints = self._compile(
+            update(ck_rows).where(ck_rows.c.content == bindparam("old"))
+            .values(content=bindparam("new")), ("new", "old"))
         self._shared_in = self._compile(
             select(i.c.id).where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
                                  or_(i.c.content.isnot(None), i.c.refs > literal_column("0"))),
@@ -510,6 +534,12 @@ class InodeRepository:
                            else_=i.c.fname),
             ),
             None)
+
+    @functools.cached_property
+    def checkpoints(self) -> CheckpointStatements:
+        """The checkpoints' statements (compiled on first use: most sessions never need
+        them)."""
+        return CheckpointStatements(self.schema, self.dialect)
 
     # -- reads ----------------------------------------------------------------------------
     def lookup(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
@@ -889,6 +919,7 @@ class InodeRepository:
             raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
                                      (inode_id + 1) * CHUNK_SPAN))
             raw.execute(self._repoint.sql, (holder, inode_id))
+            raw.execute(self._repoint_checkpoints.sql, (holder, inode_id))
             raw.execute(self._set_refs.sql, (refs, holder))
             raw.execute(self._set_refs.sql, (0, inode_id))
 
@@ -1007,6 +1038,97 @@ class InodeRepository:
                   "new_fparent": fold(new_parent), "new_fpath": fold(new_path),
                   "fcut": len(fold(old_path)) + 1, "id5": inode_id, "new_fname": fold(new_name)}
         raw.execute(self._move.sql, tuple(values[k] for k in self._move.params))
+
+
+#: Columns an entry keeps in a checkpoint, in the order they are copied both ways.
+CHECKPOINT_COLUMNS = ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns",
+                      "mtime_ns", "content", "fparent", "fname", "digest", "codec", "sums",
+                      "data")
+
+
+class CheckpointStatements:
+    """The statements behind checkpoints (format 0005), compiled once per repository for its
+    dialect. Every one runs inside the caller's transaction; none commits.
+
+    A checkpoint copies the tree's rows (metadata, inline bytes as stored) into
+    ``vfs_checkpoint_inodes`` in ONE statement, so it is one state of the tree whatever the
+    isolation level; a chunked file's entry reads the chunks of the live inode that holds them
+    (``coalesce(content, id)``, as a copy does), counted in that inode's ``refs`` by one more
+    statement over the entries just copied (the write transaction holds the tree's lock on both
+    backends, so nothing changes between the two)."""
+
+    def __init__(self, schema: str, dialect: Any) -> None:
+        i, c = _tables_for(schema)
+        h, k = checkpoint_tables(schema)
+
+        def comp(stmt: Any, params: Sequence[str] | None = None) -> Compiled:
+            return compile_stmt(stmt, params, dialect)
+
+        def ck() -> Any:
+            return cast(bindparam("ck"), BigInteger)
+
+        zero: Any = literal_column("0")
+        file_kind: Any = literal_column(str(int(InodeKind.FILE)))
+        header = (h.c.id, h.c.name, h.c.created_ns, h.c.auto, h.c.files)
+        self.by_name = comp(select(*header).where(h.c.name == bindparam("name")), ("name",))
+        self.listing = comp(select(*header).order_by(h.c.id), ())
+        self.add = comp(insert(h).values(name=bindparam("name"), created_ns=bindparam("created"),
+                                         auto=bindparam("auto"), files=zero).returning(h.c.id),
+                        ("name", "created", "auto"))
+        shares = and_(i.c.kind == file_kind, i.c.data.is_(None))
+        cols: list[Any] = [i.c[col] for col in CHECKPOINT_COLUMNS]
+        cols[CHECKPOINT_COLUMNS.index("content")] = case(
+            (shares, func.coalesce(i.c.content, i.c.id)), else_=null())
+        # Every entry of the tree but the root (its parent is ''); hidden rows (NULL) neither.
+        self.copy_in = comp(
+            insert(k).from_select(["checkpoint_id", "id", *CHECKPOINT_COLUMNS],
+                                  select(ck(), i.c.id, *cols)
+                                  .where(i.c.parent > literal_column("''"))), ("ck",))
+        self.count_files = comp(
+            update(h).where(h.c.id == ck()).values(
+                files=select(func.count()).select_from(k)
+                .where(k.c.checkpoint_id == ck(), k.c.kind == file_kind).scalar_subquery()),
+            ("ck", "ck"))
+        held = select(k.c.content).where(k.c.checkpoint_id == ck(), k.c.content.isnot(None))
+        readers = (select(func.count()).select_from(k)
+                   .where(k.c.checkpoint_id == ck(), k.c.content == i.c.id).scalar_subquery())
+        # Each holder gains (or loses) one reader per entry of the checkpoint that reads it.
+        self.ref = comp(update(i).where(i.c.id.in_(held)).values(refs=i.c.refs + readers))
+        self.unref = comp(update(i).where(i.c.id.in_(held)).values(refs=i.c.refs - readers))
+        gone = and_(i.c.id.in_(held), i.c.parent.is_(None), i.c.refs <= zero)
+        self.drop_chunks = comp(delete(c).where(c.c.inode_id.in_(select(i.c.id).where(gone))))
+        self.drop_holders = comp(delete(i).where(gone))
+        self.drop_entries = comp(delete(k).where(k.c.checkpoint_id == ck()), ("ck",))
+        self.drop = comp(delete(h).where(h.c.id == ck()), ("ck",))
+        # What dropping it would free: the chunks of hidden holders it alone reads, and its
+        # inline bytes.
+        alone = select(i.c.id).where(i.c.id.in_(held), i.c.parent.is_(None),
+                                     i.c.refs == readers)
+        self.alone_chunks = comp(
+            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
+            .where(c.c.inode_id.in_(alone)))
+        self.inline_bytes = comp(
+            select(func.coalesce(func.sum(func.length(k.c.data)), zero))
+            .where(k.c.checkpoint_id == ck()), ("ck",))
+        self.entries = comp(
+            select(k.c.id, *(k.c[col] for col in CHECKPOINT_COLUMNS))
+            .where(k.c.checkpoint_id == ck()).order_by(k.c.parent, k.c.name), ("ck",))
+        # The holders a checkpoint reads, as they are now: (id, parent, kind, content,
+        # chunk_size, refs).
+        self.holders = comp(
+            select(i.c.id, i.c.parent, i.c.kind, i.c.content, i.c.chunk_size, i.c.refs)
+            .where(i.c.id.in_(held)))
+        # Restore: the entries become live rows again (new ids: ids are never reused), each
+        # reading what its checkpoint entry reads.
+        live = [c_ for c_ in CHECKPOINT_COLUMNS]
+        self.restore = comp(
+            insert(i).from_select([*live, "generation", "refs", "owner"],
+                                  select(*(k.c[col] for col in live), zero, zero, null())
+                                  .where(k.c.checkpoint_id == ck())), ("ck",))
+
+    @staticmethod
+    def args(stmt: Compiled, **kw: Any) -> tuple[Any, ...]:
+        return tuple(kw[p] for p in stmt.params)
 
 
 def _sized_row(row: Any) -> Sized | None:
@@ -1444,8 +1566,12 @@ class CheckRepository:
         # Shared content: each row's count of readers against the rows that read it, and
         # readers whose holder is missing, itself a reader, not a file or chunked otherwise.
         sharer, holder = i.alias("sharer"), i.alias("holder")
+        ck_rows = checkpoint_tables(schema)[1]
+        # Readers are the tree's copies and the checkpoints' entries (format 0005).
         readers = (select(func.count()).select_from(sharer)
-                   .where(sharer.c.content == i.c.id).scalar_subquery())
+                   .where(sharer.c.content == i.c.id).scalar_subquery()
+                   + select(func.count()).select_from(ck_rows)
+                   .where(ck_rows.c.content == i.c.id).scalar_subquery())
         self._bad_refs = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.refs, readers)
             .where(or_(i.c.refs != readers,
@@ -1458,6 +1584,21 @@ class CheckRepository:
                    or_(holder.c.id.is_(None), holder.c.content.isnot(None),
                        holder.c.kind != literal_column("1"), sharer.c.kind != literal_column("1"),
                        holder.c.chunk_size != sharer.c.chunk_size)), ())
+        # Checkpoint entries that read content they cannot: a missing holder, a holder that
+        # is itself a reader or not a file, another chunk size, or an entry that is no file.
+        reader = ck_rows.alias("reader")
+        self._bad_checkpoint_sharers = self._compile(
+            select(reader.c.checkpoint_id, reader.c.parent, reader.c.name, reader.c.content)
+            .select_from(reader.outerjoin(holder, holder.c.id == reader.c.content))
+            .where(reader.c.content.isnot(None),
+                   or_(holder.c.id.is_(None), holder.c.content.isnot(None),
+                       holder.c.kind != literal_column("1"), reader.c.kind != literal_column("1"),
+                       holder.c.chunk_size != reader.c.chunk_size)), ())
+        ck_head = checkpoint_tables(schema)[0]
+        self._orphan_checkpoint_entries = self._compile(
+            select(reader.c.checkpoint_id, reader.c.parent, reader.c.name)
+            .select_from(reader.outerjoin(ck_head, ck_head.c.id == reader.c.checkpoint_id))
+            .where(ck_head.c.id.is_(None)), ())
         self._orphans = self._compile(
             select(c.c.id, c.c.inode_id, c.c.idx)
             .select_from(c.outerjoin(i, i.c.id == c.c.inode_id))
@@ -1523,6 +1664,17 @@ class CheckRepository:
     def bad_sharers(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
         """(parent, name, content) of files sharing content they cannot read."""
         return raw.execute(self._bad_sharers.sql).fetchmany(limit)
+
+    def bad_checkpoint_sharers(self, raw: sqlite3.Connection, limit: int = 20
+                               ) -> list[tuple[Any, ...]]:
+        """(checkpoint id, parent, name, content) of checkpoint entries sharing content they
+        cannot read."""
+        return raw.execute(self._bad_checkpoint_sharers.sql, ()).fetchmany(limit)
+
+    def orphan_checkpoint_entries(self, raw: sqlite3.Connection, limit: int = 20
+                                  ) -> list[tuple[Any, ...]]:
+        """(checkpoint id, parent, name) of entries of no checkpoint."""
+        return raw.execute(self._orphan_checkpoint_entries.sql, ()).fetchmany(limit)
 
     def orphan_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._orphans.sql).fetchmany(limit)

@@ -1,0 +1,353 @@
+"""Checkpoints (format 0005): named point-in-time copies of a tree's metadata whose content is
+shared with the tree, copy on write. Taking one copies no content byte; later writes never
+change it; restore is all or nothing; dropping one frees exactly what only it held; check()
+verifies the reference counts checkpoints hold."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vfs_orm import (
+    VFS,
+    AlreadyExistsError,
+    ContractError,
+    CorruptionError,
+    NotFoundError,
+    ReadOnlyError,
+    VFSError,
+)
+from vfs_orm.backends.sqlite import schema as dbmod
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MiB = 1 << 20
+
+
+def _chunk_bytes(path) -> int:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT coalesce(sum(length(data)), 0) FROM vfs_chunks").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _snapshot(fs: VFS) -> dict[str, object]:
+    """Everything a user sees of the tree: each path's kind, mode, mtime and content."""
+    out: dict[str, object] = {}
+    for top, dirs, files in fs.walk("/"):
+        for d in dirs:
+            p = f"{top.rstrip('/')}/{d}"
+            st = fs.stat(p)
+            out[p] = ("dir", st.st_mode, st.st_mtime_ns)
+        for f in files:
+            p = f"{top.rstrip('/')}/{f}"
+            st = fs.stat(p)
+            out[p] = ("file", st.st_mode, st.st_mtime_ns, fs.read_bytes(p))
+    return out
+
+
+@pytest.fixture
+def fs(tmp_path):
+    with VFS(tmp_path / "ck.vfs") as vfs:
+        yield vfs
+
+
+def _fill(fs: VFS, seed: int = 1) -> dict[str, bytes]:
+    rnd = random.Random(seed)
+    files = {"/save/slot1.json": b'{"hp": 10}', "/save/big.bin": rnd.randbytes(3 * MiB),
+             "/save/mid.bin": rnd.randbytes(70_000), "/empty.txt": b"",
+             "/deep/a/b/c.txt": b"c" * 100}
+    for p, data in files.items():
+        fs.write_bytes(p, data)
+    fs.mkdir("/emptydir")
+    fs.chmod("/save/slot1.json", 0o600)
+    return files
+
+
+def test_checkpoint_copies_no_content_and_writes_never_change_it(fs):
+    files = _fill(fs)
+    before = _snapshot(fs)
+    chunk_bytes = _chunk_bytes(fs.db_path)
+    assert fs.checkpoint("start") == "start"
+    assert _chunk_bytes(fs.db_path) == chunk_bytes  # metadata only
+    # Every kind of later write: in place, appended, truncated, replaced whole, removed,
+    # renamed, new files, a whole subtree gone.
+    with fs.open("/save/big.bin", "r+b") as f:
+        f.seek(100_000)
+        f.write(b"patched")
+    with fs.open("/save/mid.bin", "ab") as f:
+        f.write(b"tail")
+    fs.write_bytes("/save/slot1.json", b'{"hp": 0}')
+    fs.remove("/empty.txt")
+    fs.rename("/deep", "/moved")
+    fs.rmtree("/moved")
+    fs.write_bytes("/new.bin", os.urandom(200_000))
+    with fs.open_checkpoint("start") as view:
+        assert _snapshot(view) == before
+        assert view.read_only
+        with pytest.raises(ReadOnlyError):
+            view.write_bytes("/x", b"x")
+    fs.restore("start")
+    assert _snapshot(fs) == before
+    assert {p: fs.read_bytes(p) for p in files} == files
+    report = fs.check(deep=True)
+    assert report.ok, report.problems
+
+
+def test_restore_is_exact_and_checkpoint_survives_it(fs):
+    _fill(fs)
+    fs.checkpoint("a")
+    state_a = _snapshot(fs)
+    fs.write_bytes("/only-in-b", b"b")
+    fs.remove("/save/big.bin")
+    fs.checkpoint("b")
+    state_b = _snapshot(fs)
+    fs.restore("a")
+    assert _snapshot(fs) == state_a
+    fs.write_bytes("/after", b"x")
+    fs.restore("b")
+    assert _snapshot(fs) == state_b
+    fs.restore("a")  # again: a checkpoint is not used up by a restore
+    assert _snapshot(fs) == state_a
+    assert [c.name for c in fs.checkpoints()] == ["a", "b"]
+    assert fs.check(deep=True).ok
+
+
+def test_listing_counts_files_and_bytes_only_it_holds(fs):
+    data = os.urandom(2 * MiB)
+    fs.write_bytes("/big.bin", data)
+    fs.write_bytes("/small.txt", b"0123456789")
+    fs.checkpoint("one")
+    [info] = fs.checkpoints()
+    assert info.name == "one" and info.files == 2 and not info.auto
+    assert info.created > 0
+    # The tree still holds the big file: the checkpoint alone holds only its inline copy.
+    assert info.alone_bytes == 10
+    fs.checkpoint("two")
+    fs.remove("/big.bin")
+    assert [c.alone_bytes for c in fs.checkpoints()] == [10, 10]  # the big file: both hold it
+    before = _chunk_bytes(fs.db_path)
+    fs.drop_checkpoint("one")
+    assert _chunk_bytes(fs.db_path) == before  # "two" still holds it
+    assert fs.checkpoints()[0].alone_bytes == 10 + len(data)
+    fs.drop_checkpoint("two")
+    assert _chunk_bytes(fs.db_path) == 0  # exactly what only they held is gone
+    assert fs.read_bytes("/small.txt") == b"0123456789"
+    assert fs.check(deep=True).ok
+
+
+def test_drop_keeps_what_the_tree_still_reads(fs):
+    data = os.urandom(MiB)
+    fs.write_bytes("/a.bin", data)
+    fs.checkpoint("c")
+    fs.copy("/a.bin", "/b.bin")
+    fs.drop_checkpoint("c")
+    assert fs.read_bytes("/a.bin") == data and fs.read_bytes("/b.bin") == data
+    assert fs.check(deep=True).ok
+
+
+def test_errors_are_library_errors(fs):
+    fs.write_bytes("/x", b"x")
+    fs.checkpoint("x")
+    with pytest.raises(AlreadyExistsError):
+        fs.checkpoint("x")
+    for call in (fs.restore, fs.drop_checkpoint, fs.open_checkpoint):
+        with pytest.raises(NotFoundError) as ei:
+            call("nope")
+        assert isinstance(ei.value, FileNotFoundError) and isinstance(ei.value, VFSError)
+    with pytest.raises(NotFoundError):
+        fs.diff("x", "nope")
+    for bad in ("", "a\x00b", "line\nbreak", "x" * 256):
+        with pytest.raises(ContractError):
+            fs.checkpoint(bad)
+    with pytest.raises(TypeError):
+        fs.checkpoint(3)  # type: ignore[arg-type]
+    with pytest.raises(ContractError):
+        fs.checkpoint(keep=0)
+    assert [c.name for c in fs.checkpoints()] == ["x"]
+    ro = VFS(fs.db_path, read_only=True)
+    try:
+        with pytest.raises(ReadOnlyError):
+            ro.checkpoint("y")
+        with pytest.raises(ReadOnlyError):
+            ro.restore("x")
+        assert [c.name for c in ro.checkpoints()] == ["x"]
+    finally:
+        ro.close()
+
+
+def test_automatic_checkpoints_and_retention(fs):
+    names = []
+    for i in range(5):
+        fs.write_bytes("/autosave.json", json.dumps({"turn": i}).encode())
+        names.append(fs.checkpoint(keep=3))
+    fs.checkpoint("manual")
+    fs.write_bytes("/autosave.json", b'{"turn": 5}')
+    names.append(fs.checkpoint(keep=3))
+    listed = fs.checkpoints()
+    assert [c.name for c in listed] == names[3:5] + ["manual"] + names[5:]
+    assert all(c.auto for c in listed if c.name != "manual")
+    assert len(set(names)) == len(names)
+    fs.restore(names[3])
+    assert json.loads(fs.read_bytes("/autosave.json")) == {"turn": 3}
+    assert fs.check().ok
+
+
+def test_diff_between_checkpoints_and_the_tree(fs):
+    _fill(fs)
+    fs.checkpoint("a")
+    with fs.open("/save/big.bin", "r+b") as f:  # in place: no digest stored until computed
+        f.write(b"!")
+    fs.remove("/empty.txt")
+    fs.write_bytes("/added", b"+")
+    fs.checkpoint("b")
+    expected = [("+", "/added"), ("-", "/empty.txt"), ("M", "/save/big.bin")]
+    assert fs.diff("a", "b") == expected
+    assert fs.diff("a") == expected  # against the tree as it is
+    assert fs.diff("b") == []
+    assert fs.diff("b", "a") == [("-", "/added"), ("+", "/empty.txt"), ("M", "/save/big.bin")]
+
+
+def test_whiteouts_over_underlays_are_restored(tmp_path):
+    base = str(tmp_path / "base.vfs")
+    with VFS(base) as b:
+        b.write_bytes("/assets/a.txt", b"A")
+        b.write_bytes("/assets/b.txt", b"B")
+    with VFS(str(tmp_path / "top.vfs")) as top:
+        top.add_underlay(base)
+        top.checkpoint("clean")
+        top.remove("/assets/a.txt")  # a whiteout in the top
+        top.write_bytes("/assets/mod.txt", b"M")
+        top.checkpoint("modded")
+        top.restore("clean")
+        assert top.listdir("/assets") == ["a.txt", "b.txt"]
+        top.restore("modded")
+        assert top.listdir("/assets") == ["b.txt", "mod.txt"]
+        assert not top.exists("/assets/a.txt")
+        assert top.check().ok
+
+
+def test_checkpoint_inside_a_batch_is_part_of_it(fs):
+    fs.write_bytes("/f", b"1")
+    with pytest.raises(RuntimeError):
+        with fs.atomic_batch():
+            fs.checkpoint("in-batch")
+            fs.write_bytes("/f", b"2")
+            raise RuntimeError
+    assert fs.checkpoints() == [] and fs.read_bytes("/f") == b"1"
+    with fs.atomic_batch():
+        fs.write_bytes("/f", b"3")
+        fs.checkpoint("kept")
+    fs.write_bytes("/f", b"4")
+    fs.restore("kept")
+    assert fs.read_bytes("/f") == b"3"
+
+
+def test_checkpoints_travel_with_images(fs):
+    files = _fill(fs)
+    fs.checkpoint("saved")
+    fs.write_bytes("/save/big.bin", b"overwritten")
+    image = fs.to_bytes()
+    with VFS.from_bytes(image) as copy:
+        assert [c.name for c in copy.checkpoints()] == ["saved"]
+        copy.restore("saved")
+        assert {p: copy.read_bytes(p) for p in files} == files
+        assert copy.check(deep=True).ok
+
+
+def test_check_reports_wrong_checkpoint_reference_counts(fs):
+    fs.write_bytes("/a.bin", os.urandom(200_000))
+    fs.checkpoint("c")
+    fs.close()
+    con = sqlite3.connect(fs.db_path)
+    con.execute("UPDATE vfs_inodes SET refs = 0 WHERE name = 'a.bin'")
+    con.commit()
+    con.close()
+    with VFS(fs.db_path) as again:
+        problems = again.check().problems
+    assert problems == ["/a.bin: reference count 0, but 1 file(s) or checkpoint entries read "
+                        "its chunks"]
+
+
+@pytest.mark.parametrize("damage", [
+    "UPDATE vfs_checkpoint_inodes SET kind = 9 WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET parent = X'00ff' WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET parent = '/../x' WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET name = 'a/b' WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET content = 999999 WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET size = -1 WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoint_inodes SET data = 'text' WHERE name = 'slot1.json'",
+    "UPDATE vfs_checkpoint_inodes SET parent = '/nowhere' WHERE name = 'big.bin'",
+    "UPDATE vfs_checkpoints SET created_ns = 'yesterday'",
+])
+def test_damaged_checkpoint_rows_are_corruption_and_lose_no_live_file(tmp_path, damage):
+    path = str(tmp_path / "d.vfs")
+    with VFS(path) as fs:
+        files = _fill(fs)
+        fs.checkpoint("c")
+        fs.write_bytes("/live-only", b"keep me")
+    con = sqlite3.connect(path)
+    con.execute(damage)
+    con.commit()
+    con.close()
+    with VFS(path) as fs:
+        before = _snapshot(fs)
+        with pytest.raises(CorruptionError):
+            fs.checkpoints() if "vfs_checkpoints " in damage else fs.restore("c")
+        assert _snapshot(fs) == before
+        assert fs.read_bytes("/live-only") == b"keep me"
+        assert {p: fs.read_bytes(p) for p in files} == files
+
+
+def test_every_fixture_upgrades_and_takes_checkpoints(tmp_path):
+    fixtures = sorted(p for p in FIXTURES.glob("*.db"))
+    assert len(fixtures) >= 6
+    for fixture in fixtures:
+        path = str(tmp_path / fixture.name)
+        shutil.copy(fixture, path)
+        with VFS(path) as fs:
+            before = _snapshot(fs)
+            fs.checkpoint("upgraded")
+            for p in [p for p, v in before.items() if v[0] == "file"]:
+                fs.remove(p)
+            fs.restore("upgraded")
+            assert _snapshot(fs) == before, fixture.name
+            report = fs.check(deep=True)
+            assert report.ok, (fixture.name, report.problems)
+        con = sqlite3.connect(path)
+        try:
+            rev = con.execute("SELECT version_num FROM vfs_alembic_version").fetchone()[0]
+        finally:
+            con.close()
+        assert rev == dbmod.head_revision()
+
+
+def test_downgrade_gives_back_checkpoint_references(tmp_path):
+    from alembic import command
+    path = str(tmp_path / "down.vfs")
+    data = os.urandom(300_000)
+    with VFS(path) as fs:
+        fs.write_bytes("/kept.bin", data)
+        fs.write_bytes("/gone.bin", os.urandom(300_000))
+        fs.checkpoint("c")
+        fs.remove("/gone.bin")  # now held by the checkpoint alone
+    dbmod.run_alembic_on_file(path, lambda conn: command.downgrade(dbmod.alembic_config(conn),
+                                                                   "0004"), destination="0004")
+    con = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "vfs_checkpoints" not in tables
+        assert con.execute("SELECT count(*) FROM vfs_inodes WHERE parent IS NULL").fetchone()[0] == 0
+    finally:
+        con.close()
+    with VFS(path) as fs:  # up again
+        assert fs.read_bytes("/kept.bin") == data and hashlib.sha256(data).hexdigest() == \
+            fs.digest("/kept.bin")
+        assert fs.check(deep=True).ok and fs.checkpoints() == []

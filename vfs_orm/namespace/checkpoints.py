@@ -1,0 +1,292 @@
+"""Checkpoints (format 0005): named point-in-time copies of a tree's metadata.
+
+A checkpoint is a copy of the top database's entries (every row below the root: files,
+directories, whiteouts over underlays) into ``vfs_checkpoint_inodes``, made by ONE statement
+inside a write transaction, so it is one committed state of the tree. File content is not
+copied: a chunked file's entry reads the chunks of the live inode that holds them and counts in
+its ``refs``, exactly as a copy made by ``copy()`` does (format 0004). Everything the live tree
+already does for shared content then protects the checkpoint: a write in place copies first
+(``detach``, which also moves checkpoint entries to the copy it leaves behind), a file deleted
+or replaced whole stays as a hidden holder while a checkpoint reads it. Small files' inline
+bytes (at most ``INLINE_MAX``) are copied as stored.
+
+Dropping a checkpoint gives its references back and deletes the hidden holders nobody reads any
+more: exactly what only it held. Restoring one deletes the live tree (releasing what it shared)
+and copies the entries back as new rows reading the same holders, in one write transaction:
+all or nothing. Every row read back is checked before anything is changed (a damaged
+checkpoint is a ``CorruptionError``, and the live tree stays as it was).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from vfs_orm import paths, stored
+from vfs_orm.backends import InodeRepository
+from vfs_orm.content import Damage
+from vfs_orm.errors import AlreadyExistsError, ContractError, NotFoundError
+from vfs_orm.integrity import WINDOW, file_digest
+from vfs_orm.rows import ChunkRow
+from vfs_orm.types import CheckpointInfo
+from vfs_orm.uow import UnitOfWork
+
+#: The longest checkpoint name.
+MAX_NAME = 255
+_FILE, _DIR, _WHITEOUT = stored.FILE, stored.DIRECTORY, stored.WHITEOUT
+#: The root's bounds: every entry of the tree lies in them.
+_LO, _HI = paths.subtree_bounds(paths.ROOT)
+#: An inode id no row has (ids start at 1): ``delete_tree`` below the root, keeping it.
+_NO_INODE = 0
+
+
+class Entry(NamedTuple):
+    """One checked entry of a checkpoint."""
+
+    id: int
+    parent: str
+    name: str
+    kind: int
+    mode: int
+    size: int
+    chunk_size: int
+    ctime_ns: int
+    mtime_ns: int
+    content: int | None
+    digest: bytes | None
+    codec: int
+    sums: bytes | None
+    data: bytes | None
+
+    @property
+    def path(self) -> str:
+        return paths.join(self.parent, self.name)
+
+
+class _Header(NamedTuple):
+    id: int
+    name: str
+    created_ns: int
+    auto: bool
+    files: int
+
+
+def check_name(name: object) -> str:
+    """A checkpoint name as given: non-empty text of at most ``MAX_NAME`` characters, no
+    control characters."""
+    if not isinstance(name, str):
+        raise TypeError(f"a checkpoint name must be str, not {type(name).__name__}")
+    if not name or len(name) > MAX_NAME or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ContractError.for_path(None, f"invalid checkpoint name {name!r:.60}: 1 to "
+                                           f"{MAX_NAME} characters, no control characters")
+    return name
+
+
+def _is_dir_path(parent: object) -> bool:
+    """A stored parent is a normalised absolute path."""
+    if not isinstance(parent, str) or not parent.startswith("/"):
+        return False
+    try:
+        return paths.normalize(parent) == parent
+    except (TypeError, ValueError):
+        return False
+
+
+def _header(row: Any, where: str | None) -> _Header:
+    ident, name, created, auto, files = row
+    if type(ident) is not int or type(name) is not str or type(created) is not int \
+            or type(auto) is not int or type(files) is not int:
+        raise stored.damaged(f"checkpoint row {tuple(row)!r:.80}", where)
+    return _Header(ident, name, created, bool(auto), files)
+
+
+def _entry(row: Any, holders: dict[int, tuple[Any, ...]], where: str | None) -> Entry:
+    """A checkpoint entry whose values are sound and whose content is readable; a damaged one
+    is a CorruptionError (naming the checkpoint)."""
+    (ident, parent, name, kind, mode, size, cs, ctime, mtime, content, _fparent, _fname, digest,
+     codec, sums, data) = row
+    path = stored.path_of(parent, name)
+    problem = stored.inode_problem((ident, kind, mode, size, cs, ctime, mtime, 0))
+    if problem is None and (path is None or stored.bad_name(name) or not _is_dir_path(parent)):
+        problem = f"entry {parent!r:.40}/{name!r:.40}"
+    if problem is None and ((data is not None and type(data) is not bytes) or
+                            (digest is not None and type(digest) is not bytes) or
+                            (sums is not None and type(sums) is not bytes) or
+                            type(codec) is not int):
+        problem = f"content columns of {path}"
+    if problem is None and content is not None:
+        holder = holders.get(content) if type(content) is int else None
+        if kind != _FILE or data is not None or holder is None or holder[2] != _FILE \
+                or holder[3] is not None or holder[4] != cs:
+            problem = f"{path} shares content {content!r:.20} it cannot read"
+    if problem is None and kind == _FILE and content is None and data is None and size:
+        problem = f"{path}: {size} bytes and no content"
+    if problem is not None:
+        raise stored.damaged(f"checkpoint entry: {problem}", where)
+    return Entry(ident, parent, name, kind, mode, size, cs, ctime, mtime, content, digest,
+                 codec, sums, data)
+
+
+class Checkpoints:
+    """The checkpoints of one tree (its top database)."""
+
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository) -> None:
+        self.uow = uow
+        self.repo = repo
+
+    @property
+    def st(self) -> Any:
+        return self.repo.checkpoints
+
+    # -- reading --------------------------------------------------------------------------
+    def _find(self, raw: Any, name: str) -> _Header:
+        row = raw.execute(self.st.by_name.sql, (name,)).fetchone()
+        if row is None:
+            raise NotFoundError.for_path(name, f"no such checkpoint: {name!r}")
+        return _header(row, self.uow.where)
+
+    def _headers(self, raw: Any) -> list[_Header]:
+        return [_header(r, self.uow.where) for r in raw.execute(self.st.listing.sql, ()).fetchall()]
+
+    def _alone(self, raw: Any, ck: int) -> int:
+        st = self.st
+        chunks = raw.execute(st.alone_chunks.sql, st.args(st.alone_chunks, ck=ck)).fetchone()[0]
+        inline = raw.execute(st.inline_bytes.sql, (ck,)).fetchone()[0]
+        if type(chunks) is not int or type(inline) is not int:
+            raise stored.damaged(f"stored sizes {chunks!r:.20}, {inline!r:.20}", self.uow.where)
+        return chunks + inline
+
+    def _entries(self, raw: Any, ck: int) -> list[Entry]:
+        st = self.st
+        holders = {r[0]: tuple(r) for r in
+                   raw.execute(st.holders.sql, st.args(st.holders, ck=ck)).fetchall()}
+        return [_entry(r, holders, self.uow.where)
+                for r in raw.execute(st.entries.sql, (ck,)).fetchall()]
+
+    def infos(self) -> list[CheckpointInfo]:
+        with self.uow.snapshot(), self.uow.read_lock:
+            raw = self.uow.raw()
+            return [CheckpointInfo(h.name, h.created_ns, h.files, self._alone(raw, h.id), h.auto)
+                    for h in self._headers(raw)]
+
+    def entries(self, name: str) -> list[Entry]:
+        """The checked entries of a checkpoint, sorted by (parent, name)."""
+        with self.uow.snapshot(), self.uow.read_lock:
+            raw = self.uow.raw()
+            return self._entries(raw, self._find(raw, name).id)
+
+    def content(self, entry: Entry) -> Iterator[bytes]:
+        """The bytes of a file entry, a window of chunks at a time (checked as every read
+        is)."""
+        if entry.data is not None:
+            try:
+                yield self.repo.content.decode(entry.data, entry.codec, entry.sums,
+                                               entry.chunk_size)
+            except Damage as exc:
+                raise exc.in_file(entry.path, entry.chunk_size) from None
+            return
+        if entry.content is None:
+            return
+        yield from self._chunks(entry)
+
+    def _chunks(self, entry: Entry) -> Iterator[bytes]:
+        cs, size, at = entry.chunk_size, entry.size, 0
+        assert entry.content is not None
+        for first in range(0, max(1, -(-size // cs)), WINDOW):
+            with self.uow.read_lock:
+                try:
+                    rows = self.repo.read_span(self.uow.raw(), entry.content, first,
+                                               first + WINDOW)
+                except Damage as exc:
+                    raise exc.in_file(entry.path, cs) from None
+            for row in rows:
+                if row.idx is None or row.data is None:
+                    continue
+                start = row.idx * cs
+                if start < at or start >= size:
+                    continue
+                if start > at:
+                    yield bytes(start - at)
+                piece = row.data[:min(cs, size - start)]
+                yield piece
+                at = start + len(piece)
+        if at < size:
+            yield bytes(size - at)
+
+    def digest(self, entry: Entry) -> bytes:
+        """A file entry's SHA-256: the one stored with it, or computed from its content."""
+        if entry.digest is not None:
+            return entry.digest
+        if entry.content is None:
+            return hashlib.sha256(b"".join(self.content(entry))).digest()
+        holder = entry.content
+
+        def span(first: int, stop: int) -> list[ChunkRow]:
+            with self.uow.read_lock:
+                try:
+                    return list(self.repo.read_span(self.uow.raw(), holder, first, stop))
+                except Damage as exc:
+                    raise exc.in_file(entry.path, entry.chunk_size) from None
+
+        return file_digest(span, entry.size, entry.chunk_size)
+
+    # -- writing --------------------------------------------------------------------------
+    def create(self, name: str | None, keep: int | None) -> str:
+        if name is not None:
+            check_name(name)
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool)
+                                 or keep < 1):
+            raise ContractError.for_path(None, "keep must be a positive int")
+        st = self.st
+        auto = name is None
+        with self.uow.write(savepoint=True) as raw:
+            if name is None:
+                n = len(self._headers(raw)) + 1
+                while raw.execute(st.by_name.sql, (f"auto-{n}",)).fetchone() is not None:
+                    n += 1
+                name = f"auto-{n}"
+            elif raw.execute(st.by_name.sql, (name,)).fetchone() is not None:
+                raise AlreadyExistsError.for_path(name, f"a checkpoint named {name!r} exists")
+            ck = raw.execute(st.add.sql, (name, time.time_ns(), int(auto))).fetchone()[0]
+            raw.execute(st.copy_in.sql, (ck,))
+            raw.execute(st.ref.sql, st.args(st.ref, ck=ck))
+            raw.execute(st.count_files.sql, st.args(st.count_files, ck=ck))
+            if keep is not None:
+                autos = [h for h in self._headers(raw) if h.auto]
+                for old in autos[:max(0, len(autos) - keep)]:
+                    self._drop(raw, old.id)
+        return name
+
+    def _drop(self, raw: Any, ck: int) -> None:
+        st = self.st
+        raw.execute(st.unref.sql, st.args(st.unref, ck=ck))
+        raw.execute(st.drop_chunks.sql, (ck,))
+        raw.execute(st.drop_holders.sql, (ck,))
+        raw.execute(st.drop_entries.sql, (ck,))
+        raw.execute(st.drop.sql, (ck,))
+
+    def drop(self, name: str) -> None:
+        check_name(name)
+        with self.uow.write(savepoint=True) as raw:
+            self._drop(raw, self._find(raw, name).id)
+
+    def restore(self, name: str) -> None:
+        """The tree becomes exactly the checkpoint, in one write transaction."""
+        check_name(name)
+        st = self.st
+        with self.uow.write(savepoint=True) as raw:
+            ck = self._find(raw, name).id
+            entries = self._entries(raw, ck)  # every row checked before anything changes
+            dirs = {paths.ROOT} | {e.path for e in entries if e.kind == _DIR}
+            hidden = {e.path for e in entries if e.kind == _WHITEOUT}
+            for e in entries:
+                # A whiteout hides a lower subtree entry by entry: under a whiteout too.
+                if e.parent not in dirs and not (e.kind == _WHITEOUT and e.parent in hidden):
+                    raise stored.damaged(f"checkpoint entry {e.path}: its parent is not a "
+                                         f"directory of the checkpoint", self.uow.where)
+            self.repo.delete_tree(raw, _NO_INODE, paths.ROOT, _LO, _HI)
+            raw.execute(st.restore.sql, (ck,))
+            raw.execute(st.ref.sql, st.args(st.ref, ck=ck))
+        self.uow.epoch += 1
