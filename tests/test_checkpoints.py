@@ -351,3 +351,100 @@ def test_downgrade_gives_back_checkpoint_references(tmp_path):
         assert fs.read_bytes("/kept.bin") == data and hashlib.sha256(data).hexdigest() == \
             fs.digest("/kept.bin")
         assert fs.check(deep=True).ok and fs.checkpoints() == []
+
+
+# -- on every backend: SQLite files and PostgreSQL trees ------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opener(request, tmp_path):
+    """Opens VFS objects on one tree (a fresh SQLite file, or a fresh PostgreSQL tree)."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "any.vfs")
+        return lambda: VFS(path)
+    url = request.getfixturevalue("pg_url")
+    tree = request.getfixturevalue("pg_tree")
+    return lambda: VFS(url, tree=tree)
+
+
+def test_checkpoint_restore_drop_on_every_backend(opener):
+    with opener() as fs:
+        files = _fill(fs)
+        before = _snapshot(fs)
+        fs.checkpoint("start")
+        with fs.open("/save/big.bin", "r+b") as f:
+            f.write(b"patched")
+        fs.remove("/save/mid.bin")
+        fs.write_bytes("/new", b"new")
+        assert fs.diff("start") == [("+", "/new"), ("M", "/save/big.bin"),
+                                    ("-", "/save/mid.bin")]
+        with fs.open_checkpoint("start") as view:
+            assert _snapshot(view) == before
+        assert fs.checkpoints()[0].alone_bytes >= len(files["/save/mid.bin"])
+        fs.restore("start")
+        assert _snapshot(fs) == before
+        fs.checkpoint(keep=1)
+        fs.checkpoint(keep=1)
+        assert [c.name for c in fs.checkpoints()] == ["start", "auto-3"]
+        with pytest.raises(AlreadyExistsError):
+            fs.checkpoint("start")
+        with pytest.raises(NotFoundError):
+            fs.restore("missing")
+        report = fs.check(deep=True)
+        assert report.ok, report.problems
+        fs.drop_checkpoint("start")
+        fs.drop_checkpoint("auto-3")
+        assert fs.checkpoints() == []
+        assert {p: fs.read_bytes(p) for p in files} == files
+        assert fs.check(deep=True).ok
+
+
+def test_a_checkpoint_taken_during_writes_is_one_committed_state(opener):
+    """A writer (its own VFS, connection and thread) saves K files together in each batch,
+    all holding the batch's number; checkpoints taken meanwhile must each hold one batch
+    whole, and must still hold it after the writer has gone on."""
+    import threading
+    import time
+
+    k, rounds = 6, 15
+    with opener() as fs:
+        with fs.atomic_batch():
+            for j in range(k):
+                fs.write_bytes(f"/save/part{j}.bin", b"0" * (j * 7000))
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                with opener() as w:
+                    n = 0
+                    while not stop.is_set() or n < 5:
+                        n += 1
+                        with w.atomic_batch():
+                            for j in range(k):
+                                # Sizes over and under the inline limit: both kinds of content.
+                                w.write_bytes(f"/save/part{j}.bin",
+                                              str(n).encode() * (j * 7000 // len(str(n)) + 1))
+                        time.sleep(0.002)  # SQLite's busy wait is not fair: let others in
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        seen: dict[str, set[bytes]] = {}
+        try:
+            for i in range(rounds):
+                name = fs.checkpoint(f"c{i}")
+                with fs.open_checkpoint(name) as view:
+                    seen[name] = {view.read_bytes(f"/save/part{j}.bin")[:1] for j in range(1, k)}
+        finally:
+            stop.set()
+            t.join()
+        assert not errors, errors
+        for name, firsts in seen.items():
+            assert len(firsts) == 1, (name, firsts)  # one batch, never half of two
+        # After the writer went on, every checkpoint still holds what it held.
+        for name, firsts in seen.items():
+            with fs.open_checkpoint(name) as view:
+                assert {view.read_bytes(f"/save/part{j}.bin")[:1]
+                        for j in range(1, k)} == firsts
+        report = fs.check(deep=True)
+        assert report.ok, report.problems

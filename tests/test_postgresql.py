@@ -45,7 +45,8 @@ def test_a_tree_is_a_schema(pg_url, pg_tree):
         f"SELECT attstorage FROM pg_attribute WHERE attrelid = '\"{pg_tree}\".vfs_chunks'"
         f"::regclass AND attname = 'data'",
         f'SELECT version_num FROM "{pg_tree}".vfs_alembic_version')
-    assert [t[0] for t in tables] == ["vfs_alembic_version", "vfs_chunks", "vfs_inodes",
+    assert [t[0] for t in tables] == ["vfs_alembic_version", "vfs_checkpoint_inodes",
+                                      "vfs_checkpoints", "vfs_chunks", "vfs_inodes",
                                       "vfs_layer_manifests"]
     assert storage == [("e",)]  # STORAGE EXTERNAL: substring() reads only what it needs
     assert version == [(info["head"],)]
