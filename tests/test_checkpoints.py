@@ -448,3 +448,47 @@ def test_a_checkpoint_taken_during_writes_is_one_committed_state(opener):
                         for j in range(1, k)} == firsts
         report = fs.check(deep=True)
         assert report.ok, report.problems
+
+
+def test_command_line(tmp_path):
+    """The real entry point: checkpoint, checkpoints, diff between checkpoints, restore,
+    drop-checkpoint, and their one-line errors."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> tuple[int, str, str]:
+        proc = subprocess.run([sys.executable, "-m", "vfs_orm", *args], capture_output=True,
+                              text=True, timeout=120)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    image = str(tmp_path / "save.vfs")
+    with VFS(image) as fs:
+        fs.write_bytes("/save/slot1.json", b'{"hp": 10}')
+    assert run("checkpoint", image, "before-boss") == (0, "before-boss\n", "")
+    with VFS(image) as fs:
+        fs.write_bytes("/save/slot1.json", b'{"hp": 0}')
+        fs.write_bytes("/save/ghost.json", b"{}")
+    code, out, _ = run("checkpoint", image, "--keep", "2")
+    assert code == 0 and out.strip().startswith("auto-")
+    auto = out.strip()
+    code, out, _ = run("checkpoints", image)
+    assert code == 0 and [line.split("\t")[0] for line in out.splitlines()] == ["before-boss", auto]
+    assert "1 files" in out and "(auto)" in out
+    code, out, _ = run("checkpoints", image, "--json")
+    assert code == 0 and [c["name"] for c in json.loads(out)] == ["before-boss", auto]
+    code, out, _ = run("diff", image, "-c", "before-boss", "-c", auto)
+    assert code == 1 and out.splitlines() == ["+ /save/ghost.json", "M /save/slot1.json"]
+    assert run("diff", image, "-c", auto)[:2] == (0, "")
+    assert run("restore", image, "before-boss")[0] == 0
+    with VFS(image) as fs:
+        assert fs.read_bytes("/save/slot1.json") == b'{"hp": 10}'
+        assert not fs.exists("/save/ghost.json")
+    code, _, err = run("restore", image, "nope")
+    assert code == 1 and "no such checkpoint" in err and "Traceback" not in err
+    code, _, err = run("checkpoint", image, "before-boss")
+    assert code == 1 and "exists" in err and "Traceback" not in err
+    assert run("drop-checkpoint", image, auto)[0] == 0
+    code, out, _ = run("checkpoints", image)
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["before-boss"]
+    code, _, err = run("checkpoints", str(tmp_path / "missing.vfs"))
+    assert code == 1 and "no such image" in err

@@ -21,7 +21,8 @@ from vfs_orm.content import block_sums
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 COMMANDS = ["pack", "unpack", "ls", "tree", "cat", "put", "get", "rm", "mv", "stat", "info",
-            "which", "check", "compact", "upgrade", "demo"]
+            "which", "check", "compact", "upgrade", "demo", "checkpoint", "checkpoints",
+            "restore", "drop-checkpoint"]
 
 
 def run(*args, input=None, cwd=None):

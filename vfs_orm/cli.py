@@ -495,32 +495,102 @@ def _open_target(target: str, tree: str | None, read_only: bool) -> VFS:
 
 @cli.command()
 @click.argument("old")
-@click.argument("new")
+@click.argument("new", required=False)
+@click.option("-c", "--checkpoint", "names", multiple=True, metavar="NAME",
+              help="Compare checkpoints of OLD instead (give one: against its tree as it "
+                   "is; two: between them).")
 @tree_option
 @click.option("--old-tree", default=None, metavar="NAME", help="OLD's tree (default: --tree).")
 @click.option("--new-tree", default=None, metavar="NAME", help="NEW's tree (default: --tree).")
 @friendly
-def diff(old: str, new: str, tree_name: str | None, old_tree: str | None,
-         new_tree: str | None) -> None:
-    """List the files that differ between two packs (or trees, by URL) by their SHA-256
-    digests, without reading their content: "+ PATH" only in NEW, "- PATH" only in OLD,
-    "M PATH" changed. Exit 1 if anything differs (what a patcher needs)."""
+def diff(old: str, new: str | None, names: tuple[str, ...], tree_name: str | None,
+         old_tree: str | None, new_tree: str | None) -> None:
+    """List the files that differ between two packs (or trees, by URL), or between
+    checkpoints of one (-c A [-c B]), by their SHA-256 digests, without reading their
+    content: "+ PATH" only in NEW, "- PATH" only in OLD, "M PATH" changed. Exit 1 if anything
+    differs (what a patcher needs)."""
     from vfs_orm.integrity import tree_diff
 
     def tree_of(target: str, own: str | None) -> str | None:
         return (own or tree_name) if is_postgresql_url(target) else own
 
-    try:
-        a = _open_target(old, tree_of(old, old_tree), True)
-        b = _open_target(new, tree_of(new, new_tree), True)
-    except VFSError as exc:
-        raise _fail(_describe(exc)) from None
-    with a, b:
-        changes = tree_diff(a, b)
+    if names:
+        if new is not None or len(names) > 2:
+            raise click.UsageError("with --checkpoint: one IMAGE and one or two checkpoints")
+        with open_image(old, tree=tree_of(old, old_tree)) as fs:
+            changes = fs.diff(names[0], names[1] if len(names) == 2 else None)
+    else:
+        if new is None:
+            raise click.UsageError("NEW is missing (or compare checkpoints with -c)")
+        try:
+            a = _open_target(old, tree_of(old, old_tree), True)
+            b = _open_target(new, tree_of(new, new_tree), True)
+        except VFSError as exc:
+            raise _fail(_describe(exc)) from None
+        with a, b:
+            changes = tree_diff(a, b)
     for mark, path in changes:
         click.echo(f"{mark} {path}")
     if changes:
         raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("image")
+@click.argument("name", required=False)
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="Keep only the last N automatic checkpoints.")
+@tree_option
+@friendly
+def checkpoint(image: str, name: str | None, keep: int | None, tree_name: str | None) -> None:
+    """Take a checkpoint of IMAGE named NAME (default: an automatic name, printed): a
+    point-in-time copy of its tree that shares content (metadata only)."""
+    with open_image(image, read_only=False, tree=tree_name) as fs:
+        click.echo(fs.checkpoint(name, keep=keep))
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@tree_option
+@friendly
+def checkpoints(image: str, as_json: bool, tree_name: str | None) -> None:
+    """List IMAGE's checkpoints, oldest first: name, time, files, and the bytes only each
+    holds (what dropping it frees)."""
+    with open_image(image, tree=tree_name) as fs:
+        found = fs.checkpoints()
+    if as_json:
+        click.echo(json.dumps([{**c._asdict(), "created": c.created} for c in found],
+                              indent=2))
+        return
+    for c in found:
+        when = datetime.fromtimestamp(c.created).isoformat(sep=" ", timespec="seconds")
+        auto = " (auto)" if c.auto else ""
+        click.echo(f"{c.name}\t{when}\t{c.files} files\t{c.alone_bytes} bytes alone{auto}")
+
+
+@cli.command()
+@click.argument("image")
+@click.argument("name")
+@tree_option
+@friendly
+def restore(image: str, name: str, tree_name: str | None) -> None:
+    """Make IMAGE's tree exactly checkpoint NAME (all or nothing; the checkpoint stays)."""
+    with open_image(image, read_only=False, tree=tree_name) as fs:
+        fs.restore(name)
+    click.echo(f"{image}: restored {name}")
+
+
+@cli.command(name="drop-checkpoint")
+@click.argument("image")
+@click.argument("name")
+@tree_option
+@friendly
+def drop_checkpoint(image: str, name: str, tree_name: str | None) -> None:
+    """Drop checkpoint NAME of IMAGE, freeing what only it held."""
+    with open_image(image, read_only=False, tree=tree_name) as fs:
+        fs.drop_checkpoint(name)
+    click.echo(f"{image}: dropped {name}")
 
 
 @cli.command(name="copy")
