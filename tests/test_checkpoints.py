@@ -492,3 +492,120 @@ def test_command_line(tmp_path):
     assert [line.split("\t")[0] for line in out.splitlines()] == ["before-boss"]
     code, _, err = run("checkpoints", str(tmp_path / "missing.vfs"))
     assert code == 1 and "no such image" in err
+
+
+CHECKPOINTER = """
+import sys
+from vfs_orm import VFS
+with VFS(sys.argv[1]) as fs:
+    n = 0
+    while True:
+        n += 1
+        fs.restore("a" if n % 2 else "b")
+        fs.checkpoint(f"tmp-{sys.argv[2]}-{n}")
+        if n > 2:
+            fs.drop_checkpoint(f"tmp-{sys.argv[2]}-{n - 2}")
+        if n == 1:
+            print("ready", flush=True)
+"""
+
+
+def _digests(fs: VFS) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for top, dirs, files in fs.walk("/"):
+        for d in dirs:
+            out[f"{top.rstrip('/')}/{d}"] = "dir"
+        for f in files:
+            out[f"{top.rstrip('/')}/{f}"] = fs.digest(f"{top.rstrip('/')}/{f}")
+    return out
+
+
+def test_sigkill_during_checkpoint_and_restore_leaves_everything_as_before(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = str(tmp_path / "crash.vfs")
+    rnd = random.Random(32)
+    with VFS(path) as fs:
+        with fs.atomic_batch():
+            for i in range(1000):
+                fs.write_bytes(f"/a/d{i % 30}/f{i}.txt", b"a%d" % i)
+            fs.write_bytes("/a/big.bin", rnd.randbytes(400_000))
+        fs.checkpoint("a")
+        fs.rmtree("/a")
+        with fs.atomic_batch():
+            for i in range(1000):
+                fs.write_bytes(f"/b/e{i % 40}/g{i}.bin", rnd.randbytes(20_000 + i))
+        fs.checkpoint("b")
+        states = {}
+        for name in ("a", "b"):
+            fs.restore(name)
+            states[name] = _digests(fs)
+    kills = 0
+    for run in range(10):
+        child = subprocess.Popen([sys.executable, "-c", CHECKPOINTER, path, str(run)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        time.sleep(rnd.uniform(0.0, 0.6))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        kills += 1
+        con = sqlite3.connect(path)
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            con.close()
+        with VFS(path) as fs:
+            assert _digests(fs) in (states["a"], states["b"])  # all or nothing
+            names = [c.name for c in fs.checkpoints()]
+            assert names[:2] == ["a", "b"] and all(n.startswith("tmp-") for n in names[2:])
+            for name in names:  # each still holds one whole state (by digest)
+                assert fs.diff("a", name) == [] or fs.diff("b", name) == [], name
+            report = fs.check()
+            assert report.ok, report.problems
+    assert kills == 10
+
+
+def test_fuzzed_checkpoint_rows_are_corruption_or_harmless_never_a_lost_file(tmp_path):
+    """Random values (wrong types, out of range, other rows' ids) written into random
+    columns of random checkpoint rows: restore, listing, diff and open either work or raise
+    CorruptionError, and the live tree is never touched by a refused restore."""
+    src = str(tmp_path / "src.vfs")
+    with VFS(src) as fs:
+        _fill(fs)
+        fs.checkpoint("c")
+        fs.write_bytes("/live-only", b"keep me")
+    cols = ["id", "parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns",
+            "mtime_ns", "content", "fparent", "fname", "digest", "codec", "sums", "data"]
+    rnd = random.Random(7)
+    values = [None, -1, 0, 1, 2, 3, 7, 2**40, 2**62, "", "/", "x", "/save", "/save/../..",
+              "a\x00b", b"", b"\xff" * 9, 1.5, "text"]
+    outcomes = set()
+    for round_ in range(60):
+        path = str(tmp_path / f"f{round_}.vfs")
+        shutil.copy(src, path)
+        con = sqlite3.connect(path)
+        rows = [r[0] for r in con.execute("SELECT rowid FROM vfs_checkpoint_inodes")]
+        for _ in range(rnd.randint(1, 3)):
+            col, val = rnd.choice(cols), rnd.choice(values)
+            try:
+                con.execute(f"UPDATE vfs_checkpoint_inodes SET {col} = ? WHERE rowid = ?",
+                            (val, rnd.choice(rows)))
+            except sqlite3.IntegrityError:
+                pass  # NOT NULL or a duplicate key: SQLite itself refuses that damage
+        con.commit()
+        con.close()
+        with VFS(path) as fs:
+            before = _snapshot(fs)
+            for op in (fs.checkpoints, lambda: fs.diff("c"),
+                       lambda: fs.open_checkpoint("c").close(), lambda: fs.restore("c")):
+                try:
+                    op()
+                    outcomes.add("ok")
+                except CorruptionError:
+                    outcomes.add("corrupt")
+                    if op is not fs.checkpoints:
+                        assert _snapshot(fs) == before  # a refused restore changed nothing
+    assert outcomes == {"ok", "corrupt"}
