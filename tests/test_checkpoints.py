@@ -609,3 +609,62 @@ def test_fuzzed_checkpoint_rows_are_corruption_or_harmless_never_a_lost_file(tmp
                     if op is not fs.checkpoints:
                         assert _snapshot(fs) == before  # a refused restore changed nothing
     assert outcomes == {"ok", "corrupt"}
+
+
+def _history(fs: VFS) -> list[tuple[str, bool, int, dict[str, object]]]:
+    """Each checkpoint (name, auto, files, its tree by digest), and the tree itself."""
+    out = []
+    for c in fs.checkpoints():
+        with fs.open_checkpoint(c.name) as view:
+            out.append((c.name, c.auto, c.files, _digests(view)))
+    return out + [("", False, 0, _digests(fs))]
+
+
+def _make_history(fs: VFS) -> None:
+    rnd = random.Random(5)
+    fs.write_bytes("/save/world.bin", rnd.randbytes(500_000))
+    fs.write_bytes("/save/slot.json", b'{"turn": 1}')
+    fs.checkpoint("turn-1")
+    fs.write_bytes("/save/slot.json", b'{"turn": 2}')
+    fs.mkdir("/save/screens")
+    fs.checkpoint()
+    fs.remove("/save/slot.json")
+    fs.write_bytes("/save/screens/1.png", rnd.randbytes(90_000))
+
+
+def test_copy_between_packs_carries_checkpoints_or_leaves_them_out(tmp_path):
+    import subprocess
+    import sys
+
+    src, dst, bare = (str(tmp_path / n) for n in ("src.vfs", "dst.vfs", "bare.vfs"))
+    with VFS(src) as fs:
+        _make_history(fs)
+        expected = _history(fs)
+    proc = subprocess.run([sys.executable, "-m", "vfs_orm", "copy", src, dst, "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with VFS(dst) as fs:
+        assert _history(fs) == expected
+        # The unchanged 500 KB world file is stored once for both checkpoints and the tree.
+        assert _chunk_bytes(dst) < 500_000 + 90_000 + 65536
+        assert fs.check(deep=True).ok
+    proc = subprocess.run([sys.executable, "-m", "vfs_orm", "copy", src, bare, "-q",
+                           "--no-checkpoints"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with VFS(bare) as fs:
+        assert fs.checkpoints() == [] and _history(fs) == expected[-1:]
+
+
+def test_postgresql_images_and_copies_carry_checkpoints(pg_url, pg_tree, tmp_path):
+    with VFS(pg_url, tree=pg_tree) as fs:
+        _make_history(fs)
+        expected = _history(fs)
+        image = fs.to_bytes()  # a SQLite pack of the tree, with its checkpoints
+    with VFS.from_bytes(image) as pack:
+        assert _history(pack) == expected
+        assert pack.check(deep=True).ok
+    with VFS(pg_url, tree=pg_tree) as fs:
+        fs.checkpoint("to-be-replaced")
+        fs.deserialize_iter(image)  # the pack's history replaces the tree's
+        assert _history(fs) == expected
+        assert fs.check(deep=True).ok

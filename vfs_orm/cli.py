@@ -598,13 +598,14 @@ def drop_checkpoint(image: str, name: str, tree_name: str | None) -> None:
 @click.argument("dst")
 @click.option("--from-tree", default=None, help="SRC's tree, when SRC is a PostgreSQL URL.")
 @click.option("--to-tree", default=None, help="DST's tree, when DST is a PostgreSQL URL.")
+@click.option("--no-checkpoints", is_flag=True, help="Leave SRC's checkpoints out.")
 @quiet_option
 @friendly
 def copy_cmd(src: str, dst: str, from_tree: str | None, to_tree: str | None,
-             quiet: bool) -> None:
+             no_checkpoints: bool, quiet: bool) -> None:
     """Copy a whole tree from SRC to DST, each an image path or a PostgreSQL URL (pack to
-    server, server to pack, pack to pack). DST must be new or empty; the copy is one
-    transaction there (all or nothing)."""
+    server, server to pack, pack to pack), with its checkpoints unless --no-checkpoints. DST
+    must be new or empty; the copy is one transaction there (all or nothing)."""
     from vfs_orm.copying import copy_tree
 
     with _open_target(src, from_tree, read_only=True) as source, \
@@ -612,7 +613,7 @@ def copy_cmd(src: str, dst: str, from_tree: str | None, to_tree: str | None,
         total = sum(source.getsize(f"{top.rstrip('/')}/{name}")
                     for top, _, files in source.walk("/") for name in files)
         with source.snapshot(), _progress(quiet, total, "copying") as tick:
-            done = copy_tree(source, target, tick)
+            done = copy_tree(source, target, tick, checkpoints=not no_checkpoints)
     if not quiet:
         click.echo(f"copied {done.files} files, {done.dirs} directories, {done.bytes} bytes")
 

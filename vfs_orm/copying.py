@@ -35,41 +35,110 @@ class Copied:
 
 
 def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
-              replace: bool = False) -> Copied:
+              replace: bool = False, checkpoints: bool = True) -> Copied:
     """Copy everything ``src`` shows into ``dst``, which must be empty unless ``replace``
-    (then its content is removed first, in the same batch)."""
+    (then its content, and its checkpoints, are removed first, in the same batch).
+
+    ``checkpoints``: ``src``'s checkpoints come along, oldest first, each taken in ``dst``
+    after its entries were written there; then the tree itself. A file unchanged since the
+    previous state (same digest) is not written again, so ``dst`` shares its content between
+    them as ``src`` did."""
     done = Copied()
     with dst.atomic_batch():
         existing = dst.listdir("/")
         if existing and not replace:
             raise InvalidOperationError.for_path(
                 dst.db_path, "the destination is not empty (copy into a new tree)")
-        for name in existing:
-            p = paths.join("/", name)
-            (dst.rmtree if dst.isdir(p) else dst.remove)(p)
+        if replace:
+            for old in dst.checkpoints():
+                dst.drop_checkpoint(old.name)
+            for name in existing:
+                p = paths.join("/", name)
+                (dst.rmtree if dst.isdir(p) else dst.remove)(p)
+        history = src.checkpoints() if checkpoints else []
+        for info in history:
+            _sync_checkpoint(src._checkpoints, info.name, dst, done)
+            dst._checkpoints.create(info.name, None, auto=info.auto)
+        # What dst holds now (the last checkpoint's entries): kept where src has the same.
+        have: dict[str, bool] = {}
+        if history:
+            for top, subdirs, files in dst.walk("/"):
+                have.update({paths.join(top, d): True for d in subdirs})
+                have.update({paths.join(top, f): False for f in files})
+        seen: set[str] = set()
         dirs: list[tuple[str, int, int]] = []
         for top, subdirs, files in src.walk("/"):
             for d in subdirs:
                 p = paths.join(top, d)
                 st = src.stat(p)
-                dst.mkdir(p)
+                seen.add(p)
+                if have.get(p) is not True:
+                    if p in have:
+                        dst.remove(p)
+                    dst.mkdir(p)
+                    done.dirs += 1
                 dirs.append((p, st.st_mode & 0o7777, st.st_mtime_ns))
-                done.dirs += 1
             for f in files:
                 p = paths.join(top, f)
                 st = src.stat(p)
-                with src.open(p, "rb") as fin, dst.open(p, "wb") as fout:
-                    shutil.copyfileobj(fin, fout, _PIECE)
+                seen.add(p)
+                if have.get(p) is True:
+                    dst.rmtree(p)
+                if have.get(p) is not False or dst.digest(p) != src.digest(p):
+                    with src.open(p, "rb") as fin, dst.open(p, "wb") as fout:
+                        shutil.copyfileobj(fin, fout, _PIECE)
+                    done.files += 1
+                    done.bytes += st.st_size
                 dst.chmod(p, st.st_mode & 0o7777)
                 dst.utime(p, ns=(st.st_mtime_ns, st.st_mtime_ns))
-                done.files += 1
-                done.bytes += st.st_size
                 if progress is not None:
                     progress(done.files, done.bytes)
+        for p in sorted(set(have) - seen):
+            if dst.exists(p):
+                (dst.rmtree if dst.isdir(p) else dst.remove)(p)
         for p, mode, mtime in reversed(dirs):  # after their entries: children last touched
             dst.chmod(p, mode)
             dst.utime(p, ns=(mtime, mtime))
     return done
+
+
+def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied) -> None:
+    """Make ``dst``'s tree the entries of checkpoint ``name`` (of another tree): only what
+    differs from what ``dst`` holds is written (files compared by digest)."""
+    entries = [e for e in checkpoints.entries(name) if e.kind in (DIR, FILE)]
+    wanted = {e.path: e for e in entries}
+    have: dict[str, bool] = {}
+    for top, subdirs, files in dst.walk("/"):
+        have.update({paths.join(top, d): True for d in subdirs})
+        have.update({paths.join(top, f): False for f in files})
+    gone = sorted(p for p, is_dir in have.items()
+                  if p not in wanted or (wanted[p].kind == DIR) != is_dir)
+    removed: list[str] = []
+    for p in gone:
+        if any(paths.is_within(p, r) for r in removed):
+            continue
+        (dst.rmtree if have[p] else dst.remove)(p)
+        removed.append(p)
+    dirs = []
+    for e in entries:
+        present = e.path in have and not any(paths.is_within(e.path, r) for r in removed)
+        if e.kind == DIR:
+            if not present:
+                dst.mkdir(e.path, parents=True, exist_ok=True)
+                done.dirs += 1
+            dirs.append(e)
+            continue
+        if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e):
+            with dst.open(e.path, "wb") as fout:
+                for piece in checkpoints.content(e):
+                    fout.write(piece)
+            done.files += 1
+            done.bytes += e.size
+        dst.chmod(e.path, e.mode & 0o7777)
+        dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
+    for e in reversed(dirs):
+        dst.chmod(e.path, e.mode & 0o7777)
+        dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
 
 
 def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:

@@ -233,14 +233,17 @@ class Checkpoints:
         return file_digest(span, entry.size, entry.chunk_size)
 
     # -- writing --------------------------------------------------------------------------
-    def create(self, name: str | None, keep: int | None) -> str:
+    def create(self, name: str | None, keep: int | None, *, auto: bool | None = None) -> str:
+        """Take a checkpoint (``auto``: mark it automatic whatever its name, as a copy of
+        another tree's automatic one is)."""
         if name is not None:
             check_name(name)
         if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool)
                                  or keep < 1):
             raise ContractError.for_path(None, "keep must be a positive int")
         st = self.st
-        auto = name is None
+        if auto is None:
+            auto = name is None
         with self.uow.write(savepoint=True) as raw:
             if name is None:
                 n = len(self._headers(raw)) + 1
