@@ -1,0 +1,197 @@
+"""Checkpoints (format 0005): what one costs, against ``copytree`` of the same tree and a raw
+sqlite3 copy of its rows, and what checkpoints cost the live tree's reads and writes.
+
+    python benchmarks/checkpoint_bench.py [--files 10000] [--kib 100] [--rounds 5]
+                                          [--out benchmarks/CHECKPOINTS.md]
+
+The tree is ``--files`` files of ``--kib`` KiB (the defaults: 10,000 files, ~1 GiB, the
+issue's case) in 100 directories. Measured in one run, medians of ``--rounds``:
+
+- ``checkpoint()`` (then dropped, untimed) against ``copytree`` of the tree into a new
+  directory (then removed, untimed) and against raw sqlite3 ``INSERT INTO t SELECT ... FROM
+  vfs_inodes`` of the same rows into a plain table (the storage's floor for copying the
+  metadata): seconds, and the bytes each adds to the database (used pages: ``page_count -
+  freelist_count``, times the page size, so the WAL and free pages do not count);
+- live reads (``read_bytes`` of 2,000 random files) and whole-file writes (``write_bytes`` of
+  500 random files) with no checkpoint, with one, and with ten, a fresh checkpoint taken
+  (untimed) before each write round so that every timed write lands on shared content;
+- the first in-place write (``r+b``, 4 KiB) to files a checkpoint shares, which copies the
+  file's chunks first (copy on write), against the same write with no checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def used_bytes(db: str) -> int:
+    con = sqlite3.connect(db)
+    try:
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        free = con.execute("PRAGMA freelist_count").fetchone()[0]
+        size = con.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+    finally:
+        con.close()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--kib", type=int, default=100, help="size of each file")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=HERE / "CHECKPOINTS.md")
+    args = ap.parse_args()
+    from vfs_orm import VFS
+
+    rnd = random.Random(1)
+    base = Path(tempfile.mkdtemp(prefix="vfs-ckpt-", dir=os.environ.get("VFS_BENCH_DIR")))
+    db = str(base / "tree.vfs")
+    paths = [f"/data/d{i % 100}/f{i}.bin" for i in range(args.files)]
+    try:
+        with VFS(db, durable=False) as fs:
+            blob = os.urandom(args.kib * 1024 + 4096)
+            with fs.atomic_batch():
+                for i, p in enumerate(paths):
+                    off = i % 4096
+                    fs.write_bytes(p, blob[off:off + args.kib * 1024])
+            tree_bytes = used_bytes(db)
+            ck_t, ck_b, ct_t, ct_b, raw_t, raw_b = [], [], [], [], [], []
+            for r in range(args.rounds):
+                before = used_bytes(db)
+                ck_t.append(timed(lambda r=r: fs.checkpoint(f"bench-{r}")))
+                ck_b.append(used_bytes(db) - before)
+                fs.drop_checkpoint(f"bench-{r}")
+                before = used_bytes(db)
+                ct_t.append(timed(lambda r=r: fs.copytree("/data", f"/copy-{r}")))
+                ct_b.append(used_bytes(db) - before)
+                fs.rmtree(f"/copy-{r}")
+                con = sqlite3.connect(db)
+                con.execute("CREATE TABLE IF NOT EXISTS raw_copy AS SELECT * FROM vfs_inodes "
+                            "WHERE 0")
+                con.commit()
+                before = used_bytes(db)
+                t = time.perf_counter()
+                con.execute("INSERT INTO raw_copy SELECT * FROM vfs_inodes WHERE parent > ''")
+                con.commit()
+                raw_t.append(time.perf_counter() - t)
+                raw_b.append(used_bytes(db) - before)
+                con.execute("DROP TABLE raw_copy")
+                con.commit()
+                con.close()
+
+            def reads() -> None:
+                for p in rnd.sample(paths, min(2000, len(paths))):
+                    fs.read_bytes(p)
+
+            def writes() -> None:
+                for p in rnd.sample(paths, min(500, len(paths))):
+                    fs.write_bytes(p, blob[:args.kib * 1024])
+
+            def inplace() -> None:
+                for p in rnd.sample(paths, min(200, len(paths))):
+                    with fs.open(p, "r+b") as f:
+                        f.seek(8192)
+                        f.write(b"x" * 4096)
+
+            live: dict[str, dict[int, list[float]]] = {"reads": {}, "writes": {},
+                                                        "in-place": {}}
+            for n in (0, 1, 10):
+                for c in fs.checkpoints():
+                    fs.drop_checkpoint(c.name)
+                for k in range(max(0, n - 1)):
+                    fs.checkpoint(f"old-{k}")
+                for kind, fn in (("reads", reads), ("writes", writes),
+                                 ("in-place", inplace)):
+                    runs = []
+                    for r in range(args.rounds):
+                        if n:
+                            fs.checkpoint(f"fresh-{kind}-{r}")  # the timed writes share
+                        runs.append(timed(fn))
+                        if n:
+                            fs.drop_checkpoint(f"fresh-{kind}-{r}")
+                    live[kind][n] = runs
+            infos = fs.checkpoints()
+            listed = len(infos)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
+                                capture_output=True, text=True).stdout.strip()
+        mib = 1 << 20
+        lines = [
+            "# Checkpoints: cost (benchmarks/checkpoint_bench.py)",
+            "",
+            f"Commit {commit}, {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+            f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other work: ratios in "
+            f"one run mean more than absolute times). Tree: {args.files:,} files of "
+            f"{args.kib} KiB in 100 directories ({tree_bytes / mib:,.0f} MiB used in the "
+            f"database). Medians of {args.rounds} rounds.",
+            "",
+            "## One checkpoint against copytree and a raw copy of the rows",
+            "",
+            "| operation | median s | bytes added to the database |",
+            "|---|---:|---:|",
+            f"| `checkpoint()` | {median(ck_t):.3f} | {median(ck_b):,.0f} |",
+            f"| `copytree('/data', ...)` | {median(ct_t):.3f} | {median(ct_b):,.0f} |",
+            f"| raw sqlite3 `INSERT INTO t SELECT * FROM vfs_inodes` | {median(raw_t):.3f} | "
+            f"{median(raw_b):,.0f} |",
+            "",
+            f"checkpoint / copytree time: {median(ck_t) / median(ct_t):.2f}; checkpoint / raw "
+            f"row copy: {median(ck_t) / median(raw_t):.2f}. Bytes added per file: "
+            f"{median(ck_b) / args.files:.0f}.",
+            "",
+            "## The live tree with checkpoints present",
+            "",
+            "| workload | no checkpoint (s) | 1 checkpoint | 10 checkpoints | ratio 1 / 10 vs none |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for kind, label in (("reads", "2,000 random `read_bytes`"),
+                            ("writes", "500 `write_bytes` replacing shared files whole"),
+                            ("in-place", "200 first 4 KiB `r+b` writes to shared files")):
+            m = {n: median(live[kind][n]) for n in (0, 1, 10)}
+            lines.append(f"| {label} | {m[0]:.3f} | {m[1]:.3f} | {m[10]:.3f} | "
+                         f"{m[1] / m[0]:.2f} / {m[10] / m[0]:.2f} |")
+        lines += [
+            "",
+            "Reads never look at checkpoints (their rows are in a table of their own). A "
+            "write that replaces a shared file whole keeps the old row as a hidden holder "
+            "instead of deleting it; a write in place to a shared file first copies its "
+            "chunks (copy on write: "
+            f"{args.kib} KiB here), once per checkpointed state of the file.",
+            "",
+            f"({listed} checkpoints were left at the end; all were dropped before each "
+            f"configuration.)",
+            "",
+        ]
+        args.out.write_text("\n".join(lines))
+        print("\n".join(lines))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
