@@ -574,7 +574,8 @@ class VFS:
     @_translated
     def diff(self, name_a: str, name_b: str | None = None) -> list[tuple[str, str]]:
         """The files that differ between checkpoint ``name_a`` and checkpoint ``name_b`` (None:
-        the tree as it is now), by SHA-256 digest: ("+", path) only in b, ("-", path) only in
+        the tree as it is now; like a checkpoint, this database's own files, not its
+        underlays'), by SHA-256 digest: ("+", path) only in b, ("-", path) only in
         a, ("M", path) changed; sorted by path. What ``vfs-orm diff`` prints.
 
         Raises:
@@ -582,10 +583,10 @@ class VFS:
         """
         ck = self._checkpoints
         old = {e.path: e for e in ck.entries(check_name(name_a)) if e.kind == FILE}
-        if name_b is None:
-            new_files = {paths.join(top, f) for top, _, names in self.walk("/") for f in names}
-            return changes(set(old), new_files, lambda p: ck.digest(old[p]),
-                           lambda p: bytes.fromhex(self.digest(p)))
+        if name_b is None:  # the tree's own files (not its underlays'), as a checkpoint has
+            live = ck.top_files()
+            return changes(set(old), set(live), lambda p: ck.digest(old[p]),
+                           lambda p: live[p] or bytes.fromhex(self.digest(p)))
         new = {e.path: e for e in ck.entries(check_name(name_b)) if e.kind == FILE}
         return changes(set(old), set(new), lambda p: ck.digest(old[p]),
                        lambda p: ck.digest(new[p]))

@@ -177,6 +177,19 @@ class Checkpoints:
             raw = self.uow.raw()
             return self._entries(raw, self._find(raw, name).id)
 
+    def top_files(self) -> dict[str, bytes | None]:
+        """The tree's own files (its top database: what a checkpoint would hold) and their
+        stored digests (None: unknown)."""
+        with self.uow.read_lock:
+            rows = self.repo.files(self.uow.raw())
+        out: dict[str, bytes | None] = {}
+        for _ident, parent, name, _size, _cs, digest in rows:
+            path = stored.path_of(parent, name)
+            if path is None or (digest is not None and type(digest) is not bytes):
+                raise stored.damaged(f"file row {parent!r:.40}/{name!r:.40}", self.uow.where)
+            out[path] = digest
+        return out
+
     def content(self, entry: Entry) -> Iterator[bytes]:
         """The bytes of a file entry, a window of chunks at a time (checked as every read
         is)."""
