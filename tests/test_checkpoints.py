@@ -286,6 +286,8 @@ def test_check_reports_wrong_checkpoint_reference_counts(fs):
     "UPDATE vfs_checkpoint_inodes SET data = 'text' WHERE name = 'slot1.json'",
     "UPDATE vfs_checkpoint_inodes SET parent = '/nowhere' WHERE name = 'big.bin'",
     "UPDATE vfs_checkpoints SET created_ns = 'yesterday'",
+    # A holder counting fewer readers than the checkpoint has: a restore would delete it.
+    "UPDATE vfs_inodes SET refs = 0 WHERE name = 'big.bin'",
 ])
 def test_damaged_checkpoint_rows_are_corruption_and_lose_no_live_file(tmp_path, damage):
     path = str(tmp_path / "d.vfs")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -162,8 +163,18 @@ class Checkpoints:
         st = self.st
         holders = {r[0]: tuple(r) for r in
                    raw.execute(st.holders.sql, st.args(st.holders, ck=ck)).fetchall()}
-        return [_entry(r, holders, self.uow.where)
-                for r in raw.execute(st.entries.sql, (ck,)).fetchall()]
+        entries = [_entry(r, holders, self.uow.where)
+                   for r in raw.execute(st.entries.sql, (ck,)).fetchall()]
+        # A holder must count at least this checkpoint's readers: with fewer, a delete in the
+        # tree would have dropped chunks the checkpoint reads (and a restore would).
+        readers = Counter(e.content for e in entries if e.content is not None)
+        for holder, n in readers.items():
+            refs = holders[holder][5]
+            if type(refs) is not int or refs < n:
+                raise stored.damaged(f"reference count {refs!r:.20} of shared content "
+                                     f"{holder}, which {n} checkpoint entries read",
+                                     self.uow.where)
+        return entries
 
     def infos(self) -> list[CheckpointInfo]:
         with self.uow.snapshot(), self.uow.read_lock:
