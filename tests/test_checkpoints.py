@@ -670,3 +670,22 @@ def test_postgresql_images_and_copies_carry_checkpoints(pg_url, pg_tree, tmp_pat
         fs.deserialize_iter(image)  # the pack's history replaces the tree's
         assert _history(fs) == expected
         assert fs.check(deep=True).ok
+
+
+@pytest.mark.parametrize("options", [{"case_insensitive": True}, {"compression": "zlib"}, {}],
+                         ids=["case-insensitive", "zlib", "memory"])
+def test_in_memory_compressed_and_case_insensitive_trees(options):
+    with VFS(":memory:", **options) as fs:
+        big = os.urandom(300_000)
+        fs.write_bytes("/Dir/File.TXT", b"x" * 100)
+        fs.write_bytes("/Dir/big.bin", big)
+        fs.checkpoint("a")
+        fs.write_bytes("/Dir/File.TXT", b"y")
+        fs.remove("/Dir/big.bin")
+        fs.restore("a")
+        name = "/dir/FILE.txt" if options.get("case_insensitive") else "/Dir/File.TXT"
+        assert fs.read_bytes(name) == b"x" * 100 and fs.read_bytes("/Dir/big.bin") == big
+        with fs.open_checkpoint("a") as view:
+            assert view.listdir("/Dir") == ["File.TXT", "big.bin"]
+        report = fs.check(deep=True)
+        assert report.ok, report.problems
