@@ -499,14 +499,15 @@ def test_command_line(tmp_path):
 CHECKPOINTER = """
 import sys
 from vfs_orm import VFS
-with VFS(sys.argv[1]) as fs:
+target, tree, run = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+with VFS(target, tree=tree) as fs:
     n = 0
     while True:
         n += 1
         fs.restore("a" if n % 2 else "b")
-        fs.checkpoint(f"tmp-{sys.argv[2]}-{n}")
+        fs.checkpoint(f"tmp-{run}-{n}")
         if n > 2:
-            fs.drop_checkpoint(f"tmp-{sys.argv[2]}-{n - 2}")
+            fs.drop_checkpoint(f"tmp-{run}-{n - 2}")
         if n == 1:
             print("ready", flush=True)
 """
@@ -522,44 +523,54 @@ def _digests(fs: VFS) -> dict[str, object]:
     return out
 
 
-def test_sigkill_during_checkpoint_and_restore_leaves_everything_as_before(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_during_checkpoint_and_restore_leaves_everything_as_before(tmp_path, request,
+                                                                           backend):
     import signal
     import subprocess
     import sys
     import time
 
-    path = str(tmp_path / "crash.vfs")
+    if backend == "sqlite":
+        target, tree, files, kills = str(tmp_path / "crash.vfs"), None, 1000, 10
+    else:
+        target, tree = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_tree")
+        files, kills = 400, 6
+
+    def opened() -> VFS:
+        return VFS(target) if tree is None else VFS(target, tree=tree)
+
     rnd = random.Random(32)
-    with VFS(path) as fs:
+    with opened() as fs:
         with fs.atomic_batch():
-            for i in range(1000):
+            for i in range(files):
                 fs.write_bytes(f"/a/d{i % 30}/f{i}.txt", b"a%d" % i)
             fs.write_bytes("/a/big.bin", rnd.randbytes(400_000))
         fs.checkpoint("a")
         fs.rmtree("/a")
         with fs.atomic_batch():
-            for i in range(1000):
+            for i in range(files):
                 fs.write_bytes(f"/b/e{i % 40}/g{i}.bin", rnd.randbytes(20_000 + i))
         fs.checkpoint("b")
         states = {}
         for name in ("a", "b"):
             fs.restore(name)
             states[name] = _digests(fs)
-    kills = 0
-    for run in range(10):
-        child = subprocess.Popen([sys.executable, "-c", CHECKPOINTER, path, str(run)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for run in range(kills):
+        child = subprocess.Popen([sys.executable, "-c", CHECKPOINTER, target, tree or "",
+                                  str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         time.sleep(rnd.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)
         child.wait()
-        kills += 1
-        con = sqlite3.connect(path)
-        try:
-            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            con.close()
-        with VFS(path) as fs:
+        if tree is None:
+            con = sqlite3.connect(target)
+            try:
+                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            finally:
+                con.close()
+        with opened() as fs:
             assert _digests(fs) in (states["a"], states["b"])  # all or nothing
             names = [c.name for c in fs.checkpoints()]
             assert names[:2] == ["a", "b"] and all(n.startswith("tmp-") for n in names[2:])
@@ -567,7 +578,6 @@ def test_sigkill_during_checkpoint_and_restore_leaves_everything_as_before(tmp_p
                 assert fs.diff("a", name) == [] or fs.diff("b", name) == [], name
             report = fs.check()
             assert report.ok, report.problems
-    assert kills == 10
 
 
 def test_fuzzed_checkpoint_rows_are_corruption_or_harmless_never_a_lost_file(tmp_path):
