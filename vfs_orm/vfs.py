@@ -514,8 +514,9 @@ class VFS:
             The checkpoint's name.
 
         Raises:
-            AlreadyExistsError: a checkpoint of that name exists. ContractError: a bad name.
-            ReadOnlyError.
+            AlreadyExistsError: a checkpoint of that name exists.
+            ContractError: a bad name (a ``ValueError``).
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         self._check_writable(self._db_path)
         return self._checkpoints.create(name, keep)
@@ -523,7 +524,12 @@ class VFS:
     @_translated
     def checkpoints(self) -> list[CheckpointInfo]:
         """The checkpoints, oldest first: name, time, file count and the stored bytes only
-        each holds (what dropping it frees)."""
+        each holds (what dropping it frees).
+
+        Raises:
+            ClosedError: the VFS is closed.
+            CorruptionError: damaged checkpoint rows.
+        """
         self._live_uow()
         return self._checkpoints.infos()
 
@@ -533,8 +539,9 @@ class VFS:
         one transaction: all or nothing. The checkpoint stays. Open file handles go stale.
 
         Raises:
-            NotFoundError: no such checkpoint. CorruptionError: its rows are damaged (the
-            tree is left as it was). ReadOnlyError.
+            NotFoundError: no such checkpoint.
+            CorruptionError: its rows are damaged (the tree is left as it was).
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         self._check_writable(self._db_path)
         self._checkpoints.restore(name)
@@ -544,7 +551,8 @@ class VFS:
         """Drop a checkpoint, freeing the content only it held.
 
         Raises:
-            NotFoundError: no such checkpoint. ReadOnlyError.
+            NotFoundError: no such checkpoint.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
         """
         self._check_writable(self._db_path)
         self._checkpoints.drop(name)
@@ -556,7 +564,8 @@ class VFS:
         the checkpoint, unlike ``checkpoint()`` and ``restore()``).
 
         Raises:
-            NotFoundError: no such checkpoint. CorruptionError: damaged content.
+            NotFoundError: no such checkpoint.
+            CorruptionError: damaged content.
         """
         self._live_uow()
         check_name(name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ PROTOCOL = "vfsorm"
 _BINARY_MODES = frozenset({"rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b",
                            "rb+", "wb+", "ab+", "xb+"})
 _READ_PIECE = 1 << 20
+#: Held while a filesystem opens its VFS (rare: once per filesystem and process).
+_OPENING = threading.RLock()
 
 
 class BatchTransaction(Transaction):  # type: ignore[misc]
@@ -119,16 +122,23 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return self._live(create=True)
 
     def _live(self, create: bool) -> VFS:
-        if self._vfs is not None and self._pid == os.getpid():
+        vfs = self._vfs
+        if vfs is not None and self._pid == os.getpid():
+            return vfs
+        # One opener at a time: clients write from several threads at once (pyarrow's
+        # write_dataset), and a second VFS opened beside the first would replace it while the
+        # first one's handles are in use.
+        with _OPENING:
+            if self._vfs is not None and self._pid == os.getpid():
+                return self._vfs
+            if self._given is not None and (self._pid in (-1, os.getpid())
+                                            or self._given.db_path == ":memory:"):
+                self._vfs = self._given  # in a forked child, an in-memory VFS is its own copy
+            else:
+                # First use, or a forked child: connections are never shared across fork.
+                self._vfs = self._open_vfs(create)
+            self._pid = os.getpid()
             return self._vfs
-        if self._given is not None and (self._pid in (-1, os.getpid())
-                                        or self._given.db_path == ":memory:"):
-            self._vfs = self._given  # in a forked child, an in-memory VFS is its own copy
-        else:
-            # First use, or a forked child: connections are never shared across fork.
-            self._vfs = self._open_vfs(create)
-        self._pid = os.getpid()
-        return self._vfs
 
     def _open_vfs(self, create: bool) -> VFS:
         a = self._args

@@ -238,7 +238,13 @@ def shape_problem(raw: sqlite3.Connection, revision: str | None, schema: str = "
     """None if the tables have the shape of ``revision``."""
     if revision not in known_revisions():
         return f"unknown format revision {revision!r:.40}"
-    have, want = schema_shape(raw, schema), expected_shape(revision)
+    want = expected_shape(revision)
+    # Tables the revision does not have are the closed schema's business (foreign objects,
+    # refused by name); here: do the revision's own tables have its shape?
+    known = {t[0]: {ix[0] for ix in t[2]} for t in want}
+    have = tuple((name, columns, tuple(ix for ix in indexes if ix[0] in known[name]), *rest)
+                 for name, columns, indexes, *rest in schema_shape(raw, schema)
+                 if name in known)
     if have != want:
         differ = sorted({t[0] for t in set(have) ^ set(want)})
         return (f"its version row says format revision {revision}, but its tables do not "
