@@ -86,15 +86,19 @@ def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = Tr
     _require(image)
     fs = _open_target(image, tree, read_only)
     try:
-        for spec in underlays:
-            path, prio, name = parse_underlay(spec)
-            if not os.path.exists(path):
-                raise _fail(f"no such underlay: {path}")
-            fs.add_underlay(path, priority=prio, name=name)
+        _add_underlays(fs, underlays)
     except BaseException:
         fs.close()
         raise
     return fs
+
+
+def _add_underlays(fs: VFS, underlays: tuple[str, ...]) -> None:
+    for spec in underlays:
+        path, prio, name = parse_underlay(spec)
+        if not os.path.exists(path):
+            raise _fail(f"no such underlay: {path}")
+        fs.add_underlay(path, priority=prio, name=name)
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -616,6 +620,85 @@ def copy_cmd(src: str, dst: str, from_tree: str | None, to_tree: str | None,
             done = copy_tree(source, target, tick, checkpoints=not no_checkpoints)
     if not quiet:
         click.echo(f"copied {done.files} files, {done.dirs} directories, {done.bytes} bytes")
+
+
+def _fuse_opts(values: tuple[str, ...]) -> dict[str, Any]:
+    """``-o a,b=c`` (repeatable) as mfusepy's keyword options."""
+    opts: dict[str, Any] = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, eq, val = item.partition("=")
+            opts[key] = val if eq else True
+    return opts
+
+
+@cli.command()
+@click.argument("image")
+@click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))
+@tree_option
+@underlay_option
+@click.option("--read-only", is_flag=True, help="Mount read-only (the kernel caches for longer).")
+@click.option("-f", "--foreground", is_flag=True,
+              help="Serve in this process until unmounted (Ctrl-C, SIGTERM or vfs-orm umount).")
+@click.option("-o", "options", multiple=True, metavar="OPT[,OPT...]",
+              help="FUSE mount options (e.g. allow_other, attr_timeout=5); repeatable.")
+@friendly
+def mount(image: str, mountpoint: str, tree_name: str | None, underlays: tuple[str, ...],
+          read_only: bool, foreground: bool, options: tuple[str, ...]) -> None:
+    """Mount IMAGE (a file, or a PostgreSQL URL with --tree) at MOUNTPOINT through FUSE,
+    with its underlays. Without --foreground the command returns once the mount is up and a
+    background process serves it."""
+    from vfs_orm.adapters.mount import check_available, serve, wait_mounted
+
+    check_available()
+    opts = _fuse_opts(options)
+    if not foreground:
+        _mount_in_background(mountpoint, wait_mounted)
+        return
+    if read_only:
+        fs = open_image(image, underlays, read_only=True, tree=tree_name)
+    else:
+        fs = _open_target(image, tree_name, False)
+        try:
+            _add_underlays(fs, underlays)
+        except BaseException:
+            fs.close()
+            raise
+    with fs:
+        serve(fs, mountpoint, opts)
+
+
+def _mount_in_background(mountpoint: str, wait_mounted: Callable[..., None]) -> None:
+    """Run this same command with --foreground in a new session; return once it is mounted,
+    or fail with the server's last line."""
+    import subprocess
+    import tempfile
+
+    args = [sys.executable, "-m", "vfs_orm", *sys.argv[1:], "--foreground"]
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=log, start_new_session=True)
+        try:
+            wait_mounted(mountpoint, lambda: child.poll() is None)
+        except VFSError:
+            if child.poll() is None:
+                child.terminate()
+            child.wait()
+            log.seek(0)
+            lines = [ln for ln in log.read().splitlines() if ln.strip()]
+            raise _fail(lines[-1].removeprefix("Error: ") if lines else "mount failed") from None
+    click.echo(f"mounted at {mountpoint} (server pid {child.pid}; vfs-orm umount {mountpoint})")
+
+
+@cli.command()
+@click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))
+@click.option("-z", "--lazy", is_flag=True, help="Detach now, finish when the last file closes.")
+@friendly
+def umount(mountpoint: str, lazy: bool) -> None:
+    """Unmount a vfs-orm mount (fusermount3 -u); its server closes the database and exits."""
+    from vfs_orm.adapters.mount import unmount
+
+    unmount(mountpoint, lazy=lazy)
 
 
 @cli.command()

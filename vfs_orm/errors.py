@@ -31,6 +31,7 @@ __all__ = [
     "InvalidOperationError",
     "InvalidPathError",
     "IsADirError",
+    "MountError",
     "NoSpaceError",
     "NotADirError",
     "NotAVFSDatabaseError",
@@ -205,6 +206,13 @@ class ClosedError(VFSError, ValueError):
     """An operation on a closed VFS (like I/O on a closed file, also a ValueError)."""
 
     default_errno = _errno.EBADF
+
+
+class MountError(VFSError):
+    """A FUSE mount could not be made or undone (no binding, no ``/dev/fuse``, no
+    ``fusermount3``, the kernel refused, or the mount point is busy)."""
+
+    default_errno = _errno.ENODEV
 
 
 class ContractError(VFSError, ValueError, icontract.ViolationError):

@@ -21,6 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import icontract
@@ -1553,6 +1554,19 @@ class VFS:
             ClosedError: the VFS is closed.
         """
         self._live_uow()
+
+    def mount(self, mountpoint: str | os.PathLike[str],
+              options: dict[str, Any] | None = None) -> AbstractContextManager[str]:
+        """``with vfs.mount(dir):`` serves this VFS as a real directory at ``dir`` (libfuse 3,
+        the ``mount`` extra) from a background thread, and unmounts on exit. ``options`` are
+        FUSE ``-o`` options (``{"allow_other": True}``). See docs/guide/mounting.md.
+
+        Raises:
+            MountError: no binding, no ``/dev/fuse``, or the kernel refused the mount.
+        """
+        from vfs_orm.adapters.mount import mounted
+
+        return mounted(self, mountpoint, options)
 
     @_translated
     def sync(self) -> None:

@@ -1,0 +1,464 @@
+"""A ``VFS`` as a real directory: libfuse 3 through ``mfusepy`` (the ``mount`` extra).
+
+Every FUSE request maps onto the public ``VFS`` API; the library's errors carry Linux's errno,
+which FUSE hands back to the program. An open file is one unbuffered ``ChunkedFile`` (``rb`` or
+``r+b``) kept by handle number, so ``pread``/``pwrite`` are a seek and a read or write under the
+handle's lock; every write is committed when it returns, ``fsync`` is ``VFS.sync``.
+
+Why mfusepy: it binds libfuse's high-level (path-based) API through ctypes, so it installs
+from a pure-Python wheel with nothing to compile (pyfuse3 needs libfuse3-dev and a C compiler),
+it is maintained (libfuse 3 support, nanosecond times), and the high-level API's path-based
+requests match ``VFS``'s path-based API one to one. libfuse's multithreaded loop serves requests
+in parallel; ``VFS`` is thread-safe.
+
+What vfs_orm has no notion of fails as it does on Linux file systems without the feature:
+hard links, symlinks and device nodes ``EPERM``; extended attributes ``EOPNOTSUPP``; ``chown``
+to another owner ``EPERM`` (every entry belongs to the user who mounted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import stat as _stat
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from vfs_orm.errors import MountError
+from vfs_orm.vfs import VFS
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+_UTIME_NOW = (1 << 30) - 1
+_UTIME_OMIT = (1 << 30) - 2
+
+#: Kernel cache settings of a writable mount: the kernel asks again after one second (another
+#: process writing the same database is seen within that), and revalidates a file's page cache
+#: at open against its size and mtime (``auto_cache``).
+WRITABLE_CACHE = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout": 0.0,
+                  "auto_cache": True}
+#: A read-only mount: nothing changes under it through this process, so the kernel keeps
+#: names, attributes and pages for a minute and keeps the page cache across opens.
+READ_ONLY_CACHE = {"attr_timeout": 60.0, "entry_timeout": 60.0, "negative_timeout": 60.0,
+                   "kernel_cache": True}
+
+
+def check_available() -> None:
+    """Raise ``MountError`` with a one-line fix when this machine cannot mount."""
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError) as exc:
+        if isinstance(exc, OSError) and "libfuse" not in str(exc).lower():
+            raise
+        hint = ("install the binding: pip install 'vfs-orm[mount]'" if isinstance(exc, ImportError)
+                else "install libfuse 3: apt-get install fuse3")
+        raise MountError.for_path("", f"cannot mount: {hint} ({exc})") from None
+    if not os.path.exists("/dev/fuse"):
+        raise MountError.for_path("/dev/fuse", "cannot mount: /dev/fuse is missing "
+                                  "(load the fuse module, or run the container with --device /dev/fuse)")
+    if shutil.which("fusermount3") is None and os.geteuid() != 0:
+        raise MountError.for_path("", "cannot mount: fusermount3 is missing (apt-get install fuse3)")
+
+
+class _Handle:
+    __slots__ = ("lock", "raw", "writable")
+
+    def __init__(self, raw: Any, writable: bool) -> None:
+        self.raw = raw
+        self.writable = writable
+        self.lock = threading.Lock()
+
+
+def _err(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+class Operations:
+    """libfuse's high-level operations over one ``VFS`` (paths arrive absolute, ``/a/b``)."""
+
+    use_ns = True  # times in integer nanoseconds
+
+    def __init__(self, vfs: VFS) -> None:
+        self.vfs = vfs
+        self.uid = os.getuid()
+        self.gid = os.getgid()
+        self._handles: dict[int, _Handle] = {}
+        self._next = 1
+        self._lock = threading.Lock()
+
+    # -- handles --------------------------------------------------------------------------
+    def _keep(self, raw: Any, writable: bool) -> int:
+        with self._lock:
+            fh = self._next
+            self._next += 1
+            self._handles[fh] = _Handle(raw, writable)
+        return fh
+
+    def _handle(self, fh: int | None) -> _Handle:
+        h = self._handles.get(fh) if fh is not None else None
+        if h is None:
+            raise _err(errno.EBADF)
+        return h
+
+    def _writable(self) -> None:
+        if self.vfs.read_only:
+            raise _err(errno.EROFS)
+
+    # -- metadata -------------------------------------------------------------------------
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        st = self.vfs.stat(path)
+        is_dir = _stat.S_ISDIR(st.st_mode)
+        return {
+            "st_mode": st.st_mode, "st_size": st.st_size, "st_nlink": 2 if is_dir else 1,
+            "st_uid": self.uid, "st_gid": self.gid, "st_ino": st.st_ino,
+            "st_mtime": st.st_mtime_ns, "st_atime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns,
+            "st_blksize": 4096, "st_blocks": (st.st_size + 511) // 512,
+        }
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *self.vfs.listdir(path)]
+
+    def access(self, path: str, amode: int) -> int:
+        self.vfs.stat(path)
+        if amode & os.W_OK and self.vfs.read_only:
+            raise _err(errno.EROFS)
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        where = self.vfs.db_path
+        st = None
+        if where and where != ":memory:" and "://" not in where:
+            with suppress(OSError):
+                st = os.statvfs(os.path.dirname(os.path.abspath(where)) or "/")
+        if st is None:
+            total = 1 << 30
+            return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": total, "f_bfree": total,
+                    "f_bavail": total, "f_files": total, "f_ffree": total, "f_namemax": 255}
+        return {"f_bsize": 4096, "f_frsize": st.f_frsize, "f_blocks": st.f_blocks,
+                "f_bfree": st.f_bfree, "f_bavail": st.f_bavail, "f_files": st.f_files,
+                "f_ffree": st.f_ffree, "f_favail": st.f_favail, "f_namemax": 255}
+
+    def chmod(self, path: str, mode: int) -> int:
+        self._writable()
+        self.vfs.chmod(path, mode)
+        return 0
+
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self.vfs.stat(path)
+        if uid not in (-1, self.uid) or gid not in (-1, self.gid):
+            raise _err(errno.EPERM)  # owners are not stored: everything is the mounter's
+        self._writable()
+        return 0
+
+    def utimens(self, path: str, times: tuple[int | None, int | None] | None = None) -> int:
+        self._writable()
+        mtime = times[1] if times is not None else time.time_ns()
+        if mtime is None:  # UTIME_OMIT: only the access time, which is not stored
+            self.vfs.stat(path)
+            return 0
+        self.vfs.utime(path, ns=(mtime, mtime))
+        return 0
+
+    # -- directories ----------------------------------------------------------------------
+    def mkdir(self, path: str, mode: int) -> int:
+        self._writable()
+        with self.vfs.atomic_batch():
+            self.vfs.mkdir(path)
+            self.vfs.chmod(path, mode & 0o7777)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        self._writable()
+        self.vfs.rmdir(path)
+        return 0
+
+    def unlink(self, path: str) -> int:
+        self._writable()
+        self.vfs.remove(path)
+        return 0
+
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        self._writable()
+        if flags == 0:
+            self.vfs.replace(old, new)
+        elif flags == RENAME_NOREPLACE:
+            self.vfs.rename(old, new)
+        elif flags == RENAME_EXCHANGE:
+            self._exchange(old, new)
+        else:
+            raise _err(errno.EINVAL)
+        return 0
+
+    def _exchange(self, a: str, b: str) -> None:
+        vfs = self.vfs
+        with vfs.atomic_batch():
+            vfs.stat(a)
+            vfs.stat(b)
+            if a == b:
+                return
+            parent = os.path.dirname(a)
+            tmp = f"{parent.rstrip('/')}/.vfs-orm-exchange-{uuid.uuid4().hex}"
+            vfs.rename(a, tmp)
+            vfs.rename(b, a)
+            vfs.rename(tmp, b)
+
+    # -- files ----------------------------------------------------------------------------
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        self._writable()
+        vfs = self.vfs
+        if vfs.exists(path):
+            if flags & os.O_EXCL:
+                raise _err(errno.EEXIST)
+            return self.open(path, flags | os.O_RDWR)
+        with vfs.open(path, "xb", buffering=0):
+            pass
+        if mode & 0o7777 != 0o644:
+            vfs.chmod(path, mode & 0o7777)
+        return self._keep(vfs.open(path, "r+b", buffering=0), True)
+
+    def open(self, path: str, flags: int) -> int:
+        acc = flags & os.O_ACCMODE
+        if acc == os.O_RDONLY and not flags & os.O_TRUNC:
+            return self._keep(self.vfs.open(path, "rb", buffering=0), False)
+        self._writable()
+        raw = self.vfs.open(path, "r+b", buffering=0)
+        try:
+            if flags & os.O_TRUNC:
+                raw.truncate(0)
+        except BaseException:
+            raw.close()
+            raise
+        return self._keep(raw, True)
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        h = self._handle(fh)
+        buf = bytearray(size)
+        view = memoryview(buf)
+        got = 0
+        with h.lock:
+            h.raw.seek(offset)
+            while got < size:  # the kernel takes a short read for the end of the file
+                n = h.raw.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+        view.release()
+        return bytes(buf[:got]) if got < size else bytes(buf)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        h = self._handle(fh)
+        if not h.writable:
+            raise _err(errno.EBADF)
+        with h.lock:
+            h.raw.seek(offset)
+            return int(h.raw.write(data))
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        self._writable()
+        h = self._handles.get(fh) if fh is not None else None
+        if h is not None and h.writable:
+            with h.lock:
+                h.raw.truncate(length)
+            return 0
+        with self.vfs.open(path, "r+b", buffering=0) as raw:
+            raw.truncate(length)
+        return 0
+
+    def flush(self, path: str, fh: int) -> int:
+        self._handle(fh)  # every write is committed when it returns
+        return 0
+
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        self._handle(fh)
+        self.vfs.sync()
+        return 0
+
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        self.vfs.sync()
+        return 0
+
+    def release(self, path: str, fh: int) -> int:
+        with self._lock:
+            h = self._handles.pop(fh, None)
+        if h is not None:
+            with h.lock:
+                h.raw.close()
+        return 0
+
+    def destroy(self, path: str) -> None:
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for h in handles:
+            with suppress(Exception):
+                h.raw.close()
+
+    # -- what vfs_orm has no notion of ----------------------------------------------------
+    def link(self, target: str, source: str) -> int:
+        raise _err(errno.EPERM)  # as a Linux file system without hard links (vfat)
+
+    def symlink(self, target: str, source: str) -> int:
+        raise _err(errno.EPERM)
+
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        raise _err(errno.EPERM)
+
+    def readlink(self, path: str) -> str:
+        self.vfs.stat(path)
+        raise _err(errno.EINVAL)  # never a symlink
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        raise _err(errno.EOPNOTSUPP)
+
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
+        raise _err(errno.EOPNOTSUPP)
+
+    def listxattr(self, path: str) -> list[str]:
+        raise _err(errno.EOPNOTSUPP)
+
+    def removexattr(self, path: str, name: str) -> int:
+        raise _err(errno.EOPNOTSUPP)
+
+
+def _fuse_class() -> Any:
+    """mfusepy's ``FUSE`` with rename's flags and raw ``utimensat`` times passed on."""
+    import mfusepy
+
+    pinned = threading.local()
+    ensure = ctypes.pythonapi.PyGILState_Ensure
+
+    class _FUSE(mfusepy.FUSE):  # type: ignore[misc]
+        def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+            # A request arrives on one of libfuse's worker threads, which Python does not
+            # know: ctypes gives each call a fresh thread state, dropped on return, and with
+            # it the thread's VFS connection (one new database connection per request).
+            # Holding one more reference on the worker's thread state keeps it, and so the
+            # connection, for the worker's life (libfuse keeps up to 10 idle workers).
+            if not getattr(pinned, "done", False):
+                ensure()
+                pinned.done = True
+            return super()._wrapper(func, *args, **kwargs)
+
+        def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+            return int(self.operations.rename(old.decode(self.encoding, self.errors),
+                                              new.decode(self.encoding, self.errors), flags))
+
+        def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+            times: tuple[int | None, int | None] | None = None
+            if buf:
+                now = time.time_ns()
+
+                def one(ts: Any) -> int | None:
+                    if ts.tv_nsec == _UTIME_OMIT:
+                        return None
+                    if ts.tv_nsec == _UTIME_NOW:
+                        return now
+                    return int(ts.tv_sec) * 10**9 + int(ts.tv_nsec)
+
+                times = (one(buf.contents.actime), one(buf.contents.modtime))
+            p = "/" if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.utimens(p, times))
+
+    return _FUSE
+
+
+def fuse_options(vfs: VFS, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The options a mount of ``vfs`` gets: the kernel checks permissions over the stored
+    modes (``default_permissions``), the caches of :data:`WRITABLE_CACHE` or
+    :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS; ``options`` override them."""
+    opts: dict[str, Any] = {"fsname": f"vfs-orm:{vfs.db_path}", "subtype": "vfs-orm",
+                            "default_permissions": True}
+    opts.update(READ_ONLY_CACHE if vfs.read_only else WRITABLE_CACHE)
+    if vfs.read_only:
+        opts["ro"] = True
+    opts.update(options or {})
+    return opts
+
+
+def serve(vfs: VFS, mountpoint: str, options: dict[str, Any] | None = None) -> None:
+    """Mount ``vfs`` at ``mountpoint`` and serve requests in this thread until it is unmounted
+    (``fusermount3 -u``, or SIGINT/SIGTERM/SIGHUP when this is the main thread)."""
+    check_available()
+    if not os.path.isdir(mountpoint):
+        raise MountError.for_path(mountpoint, "mount point is not a directory")
+    fuse = _fuse_class()
+    ops = Operations(vfs)
+    try:
+        fuse(ops, mountpoint, foreground=True, **fuse_options(vfs, options))
+    except RuntimeError as exc:
+        raise MountError.for_path(mountpoint, f"FUSE could not mount: {exc}") from None
+    finally:
+        ops.destroy("/")
+
+
+def unmount(mountpoint: str, lazy: bool = False) -> None:
+    """``fusermount3 -u`` (``-z`` with ``lazy``: detach now, finish when the last file closes)."""
+    cmd = ["fusermount3", "-u", *(["-z"] if lazy else []), mountpoint]
+    if shutil.which("fusermount3") is None:
+        cmd = ["umount", *(["-l"] if lazy else []), mountpoint]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise MountError.for_path(mountpoint, (done.stderr.strip() or "unmount failed"),
+                                  err=errno.EBUSY)
+
+
+def wait_mounted(mountpoint: str, alive: Any, timeout: float = 30.0) -> None:
+    """Wait until ``mountpoint`` is a mount, while ``alive()`` says the server still runs."""
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(mountpoint):
+        if not alive():
+            raise MountError.for_path(mountpoint, "the FUSE server stopped before mounting")
+        if time.monotonic() > deadline:
+            raise MountError.for_path(mountpoint, "timed out waiting for the mount",
+                                      err=errno.ETIMEDOUT)
+        time.sleep(0.01)
+
+
+@contextmanager
+def mounted(vfs: VFS, mountpoint: str | os.PathLike[str],
+            options: dict[str, Any] | None = None) -> Iterator[str]:
+    """Serve ``vfs`` at ``mountpoint`` from a background thread for the ``with`` block; on exit
+    unmount (lazily if a file is still open there) and wait for the server to stop. The VFS
+    stays open (its owner closes it)."""
+    check_available()
+    where = os.fspath(mountpoint)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            serve(vfs, where, options)
+        except BaseException as exc:  # reported by the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"vfs-orm-mount:{where}", daemon=True)
+    thread.start()
+    try:
+        wait_mounted(where, thread.is_alive)
+    except MountError:
+        thread.join(5)
+        if failure:
+            raise failure[0] from None
+        raise
+    try:
+        yield where
+    finally:
+        if os.path.ismount(where):
+            try:
+                unmount(where)
+            except MountError:
+                unmount(where, lazy=True)
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+__all__ = ["READ_ONLY_CACHE", "WRITABLE_CACHE", "MountError", "Operations", "check_available",
+           "fuse_options", "mounted", "serve", "unmount"]
+
