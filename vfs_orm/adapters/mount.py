@@ -92,6 +92,7 @@ class Operations:
         self._handles: dict[int, _Handle] = {}
         self._next = 1
         self._lock = threading.Lock()
+        self.started = False  # set once the kernel has sent INIT: the mount is up
 
     # -- handles --------------------------------------------------------------------------
     def _keep(self, raw: Any, writable: bool) -> int:
@@ -292,6 +293,9 @@ class Operations:
                 h.raw.close()
         return 0
 
+    def init(self, path: str) -> None:
+        self.started = True
+
     def destroy(self, path: str) -> None:
         with self._lock:
             handles = list(self._handles.values())
@@ -393,7 +397,10 @@ def serve(vfs: VFS, mountpoint: str, options: dict[str, Any] | None = None) -> N
     try:
         fuse(ops, mountpoint, foreground=True, **fuse_options(vfs, options))
     except RuntimeError as exc:
-        raise MountError.for_path(mountpoint, f"FUSE could not mount: {exc}") from None
+        # libfuse's loop reports the signal that ended it (SIGINT/SIGTERM/SIGHUP) as a
+        # non-zero result: after a mount that is a clean stop.
+        if not ops.started:
+            raise MountError.for_path(mountpoint, f"FUSE could not mount: {exc}") from None
     finally:
         ops.destroy("/")
 
