@@ -378,7 +378,10 @@ def fuse_options(vfs: VFS, options: dict[str, Any] | None = None) -> dict[str, A
     modes (``default_permissions``), the caches of :data:`WRITABLE_CACHE` or
     :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS; ``options`` override them."""
     opts: dict[str, Any] = {"fsname": f"vfs-orm:{vfs.db_path}", "subtype": "vfs-orm",
-                            "default_permissions": True}
+                            "default_permissions": True,
+                            # libfuse keeps this many idle workers (each keeps its database
+                            # connection); 3.14 warns when it is left unset.
+                            "max_idle_threads": 10}
     opts.update(READ_ONLY_CACHE if vfs.read_only else WRITABLE_CACHE)
     if vfs.read_only:
         opts["ro"] = True

@@ -1,0 +1,110 @@
+"""Reads through a vfs-orm FUSE mount against the same files on the local disk.
+
+    python benchmarks/mount_bench.py [--big-mib 256] [--small 2000] [--entries 10000] [--runs 5]
+
+Each run mounts the image anew (``vfs-orm mount``, a background server process, the default
+writable mount), so the kernel's caches of the mount start empty and every byte comes from
+SQLite (whose file is in the page cache); the local copy is read from the page cache too.
+So the ratios are what the FUSE layer and vfs_orm cost over the kernel's own file system.
+Medians of ``--runs`` runs; ratio = local time / mount time (1.0: as fast as local).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vfs_orm import VFS
+
+
+def build(root: Path, big_mib: int, small: int, entries: int) -> tuple[Path, Path]:
+    local = root / "local"
+    image = root / "bench.vfs"
+    big = os.urandom(1 << 20) * big_mib
+    files: dict[str, bytes] = {"/big.bin": big}
+    for i in range(small):
+        files[f"/small/{i // 100:02d}/f{i:05d}.dat"] = os.urandom(4096)
+    for i in range(entries):
+        files[f"/many/{i // 500:03d}/e{i:06d}"] = b"x"
+    with VFS(str(image), durable=False) as fs:
+        fs.write_files(files)
+    for path, data in files.items():
+        p = local / path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return image, local
+
+
+def seq_read(top: Path) -> None:
+    with open(top / "big.bin", "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+
+
+def small_reads(top: Path) -> None:
+    for d in sorted(os.listdir(top / "small")):
+        for name in sorted(os.listdir(top / "small" / d)):
+            with open(top / "small" / d / name, "rb") as f:
+                f.read()
+
+
+def find_stat(top: Path) -> None:
+    subprocess.run(["find", str(top / "many"), "-printf", "%s %T@\n"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def timed(fn: Callable[[Path], None], top: Path) -> float:
+    t = time.perf_counter()
+    fn(top)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big-mib", type=int, default=256)
+    ap.add_argument("--small", type=int, default=2000)
+    ap.add_argument("--entries", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    cli = [sys.executable, "-m", "vfs_orm"]
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        root = Path(tmp)
+        image, local = build(root, args.big_mib, args.small, args.entries)
+        mnt = root / "mnt"
+        mnt.mkdir()
+        cases: list[tuple[str, Callable[[Path], None]]] = [
+            (f"sequential read of a {args.big_mib} MiB file", seq_read),
+            (f"read {args.small} files of 4 KiB", small_reads),
+            (f"find + stat of {args.entries} entries", find_stat),
+        ]
+        times: dict[str, dict[str, list[float]]] = {n: {"local": [], "mount": []} for n, _ in cases}
+        for _name, fn in cases:
+            fn(local)  # warm the page cache of the local copy, and SQLite's file
+        for _ in range(args.runs):
+            for name, fn in cases:
+                times[name]["local"].append(timed(fn, local))
+                subprocess.run([*cli, "mount", str(image), str(mnt)], check=True,
+                               stdout=subprocess.DEVNULL)
+                try:
+                    times[name]["mount"].append(timed(fn, mnt))
+                finally:
+                    subprocess.run([*cli, "umount", str(mnt)], check=True)
+                    while os.path.ismount(mnt):
+                        time.sleep(0.01)
+        print("| workload | local disk (median s) | mount (median s) | ratio local/mount |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, _ in cases:
+            loc = statistics.median(times[name]["local"])
+            mo = statistics.median(times[name]["mount"])
+            print(f"| {name} | {loc:.4f} | {mo:.4f} | {loc / mo:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
