@@ -91,6 +91,10 @@ def test_getattr_readdir_and_reads(mnt):
     assert _errno_of(os.stat, m / "a/one.txt/x") == errno.ENOTDIR
     assert _errno_of(os.listdir, m / "a/one.txt") == errno.ENOTDIR
     assert os.statvfs(m).f_namemax == 255
+    assert _errno_of(os.stat, m / ("n" * 256)) == errno.ENAMETOOLONG
+    assert _errno_of(os.mkdir, m / ("é" * 128)) == errno.ENAMETOOLONG  # 256 bytes
+    (m / ("n" * 255)).write_bytes(b"longest name")
+    assert fs.read_bytes("/" + "n" * 255) == b"longest name"
 
 
 def test_open_modes_pread_pwrite(mnt):

@@ -80,6 +80,19 @@ def _err(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
+#: A name's longest length in bytes, as ext4's and tmpfs's (and ``statfs``'s ``f_namemax``).
+NAME_MAX = 255
+
+
+def _checked(path: str) -> str:
+    """``path``, or ENAMETOOLONG when one of its names is longer than :data:`NAME_MAX` bytes
+    (the kernel leaves that check to a FUSE file system)."""
+    if len(path) > NAME_MAX // 4 and any(  # a character is at most 4 bytes
+            len(os.fsencode(name)) > NAME_MAX for name in path.split("/")):
+        raise _err(errno.ENAMETOOLONG)
+    return path
+
+
 class Operations:
     """libfuse's high-level operations over one ``VFS`` (paths arrive absolute, ``/a/b``)."""
 
@@ -114,7 +127,7 @@ class Operations:
 
     # -- metadata -------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        st = self.vfs.stat(path)
+        st = self.vfs.stat(_checked(path))
         is_dir = _stat.S_ISDIR(st.st_mode)
         return {
             "st_mode": st.st_mode, "st_size": st.st_size, "st_nlink": 2 if is_dir else 1,
@@ -170,6 +183,7 @@ class Operations:
     # -- directories ----------------------------------------------------------------------
     def mkdir(self, path: str, mode: int) -> int:
         self._writable()
+        _checked(path)
         with self.vfs.atomic_batch():
             self.vfs.mkdir(path)
             self.vfs.chmod(path, mode & 0o7777)
@@ -187,6 +201,7 @@ class Operations:
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         self._writable()
+        _checked(new)
         if flags == 0:
             self.vfs.replace(old, new)
         elif flags == RENAME_NOREPLACE:
@@ -213,6 +228,7 @@ class Operations:
     # -- files ----------------------------------------------------------------------------
     def create(self, path: str, mode: int, flags: int = 0) -> int:
         self._writable()
+        _checked(path)
         vfs = self.vfs
         if vfs.exists(path):
             if flags & os.O_EXCL:
