@@ -508,3 +508,34 @@ def test_whiteouts_stay_hidden_in_a_top_opened_alone(tmp_path):
         fs.add_underlay(base, name="mod")  # the mod back: what was removed stays removed
         assert fs.listdir("/game") == ["a.txt", "b.txt", "mine.txt"]
         assert fs.read_bytes("/game/a.txt") == b"new"
+
+
+def test_a_threads_first_operation_can_be_a_write_through_the_stack(tmp_path):
+    """A thread whose first use of a layered VFS is a write attaches the underlays before its
+    transaction begins (it failed with 'no such table: l1.vfs_inodes', EIO; found serving a
+    FUSE mount, whose worker threads come and go)."""
+
+    base = tmp_path / "base.vfs"
+    with VFS(str(base)) as b:
+        b.write_bytes("/data/b.txt", b"base b")
+        b.write_bytes("/data/c.txt", b"base c")
+    with VFS(str(tmp_path / "save.vfs")) as fs:
+        fs.add_underlay(str(base), priority=10, name="base")
+        errors: list[BaseException] = []
+
+        def first_write(op):
+            try:
+                op()
+            except BaseException as exc:
+                errors.append(exc)
+
+        # and a thread that gets a pooled connection a finished thread had the stack on
+        for op in (lambda: fs.remove("/data/b.txt"),
+                   lambda: fs.rename("/data/c.txt", "/data/d.txt"),
+                   lambda: fs.listdir("/data"), lambda: fs.listdir("/data"),
+                   lambda: fs.listdir("/data")):
+            t = threading.Thread(target=first_write, args=(op,))
+            t.start()
+            t.join()
+        assert errors == []
+        assert fs.listdir("/data") == ["d.txt"]

@@ -176,7 +176,7 @@ class UnitOfWork:
         if self.read_only:
             raise ReadOnlyError.for_path(self.where, "the VFS is read-only")
         with self.lock:
-            st = self.state()
+            st = self.view()
             if st.snapshot:
                 raise _in_snapshot(self.where)
             outer = st.depth == 0 and not st.in_transaction()
@@ -309,7 +309,9 @@ class _Write:
         uow.lock.acquire()
         uow.writes += 1
         try:
-            st = self.st = uow.state()
+            # view(): a thread whose first use is a write attaches the stack's underlays
+            # before BEGIN (ATTACH is impossible inside a transaction).
+            st = self.st = uow.view()
             if st.snapshot:
                 raise _in_snapshot(uow.where)
             if st.depth == 0 and not st.in_transaction():

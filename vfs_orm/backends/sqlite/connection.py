@@ -66,7 +66,12 @@ class ThreadConnection:
         # Layers: the stack this connection has attached (see stack.LayerStack.apply), the
         # underlays attached on it (alias -> uri), and extra connections for deep stacks.
         self.stack: Any = None
-        self.attached: dict[str, str] = {}
+        # A driver connection back from the pool (its thread ended) still has that thread's
+        # underlays ATTACHed: listed with an unknown URI, the next apply() detaches them and
+        # attaches what its stack wants (ATTACHing the alias again failed: "already in use").
+        self.attached: dict[str, str] = {
+            str(row[1]): "" for row in self.raw.execute("PRAGMA database_list").fetchall()
+            if row[1] not in ("main", "temp")}
         self.aux: list[Any] = []
 
     def in_transaction(self) -> bool:
