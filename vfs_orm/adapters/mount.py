@@ -32,12 +32,14 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from vfs_orm.errors import MountError
+from vfs_orm.types import StatResult
 from vfs_orm.vfs import VFS
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 _UTIME_NOW = (1 << 30) - 1
 _UTIME_OMIT = (1 << 30) - 2
+_FILL_DIR_PLUS = 2  # libfuse 3's FUSE_FILL_DIR_PLUS: the entry's attributes are filled in
 
 #: Kernel cache settings of a writable mount: the kernel asks again after one second (another
 #: process writing the same database is seen within that), and revalidates a file's page cache
@@ -127,7 +129,9 @@ class Operations:
 
     # -- metadata -------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        st = self.vfs.stat(_checked(path))
+        return self._attrs(self.vfs.stat(_checked(path)))
+
+    def _attrs(self, st: StatResult) -> dict[str, Any]:
         is_dir = _stat.S_ISDIR(st.st_mode)
         return {
             "st_mode": st.st_mode, "st_size": st.st_size, "st_nlink": 2 if is_dir else 1,
@@ -138,6 +142,12 @@ class Operations:
 
     def readdir(self, path: str, fh: int) -> list[str]:
         return [".", "..", *self.vfs.listdir(path)]
+
+    def readdir_plus(self, path: str) -> list[tuple[str, dict[str, Any] | None]]:
+        """A directory's names with their attributes, from one statement (``scandir``): the
+        kernel then needs no lookup per entry (``READDIRPLUS``)."""
+        return [(".", None), ("..", None),
+                *((e.name, self._attrs(e.stat())) for e in self.vfs.scandir(path))]
 
     def access(self, path: str, amode: int) -> int:
         self.vfs.stat(path)
@@ -369,6 +379,20 @@ def _fuse_class() -> Any:
         def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
             return int(self.operations.rename(old.decode(self.encoding, self.errors),
                                               new.decode(self.encoding, self.errors), flags))
+
+        def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int,
+                           fip: Any, flags: int) -> int:
+            p = "/" if path is None else path.decode(self.encoding, self.errors)
+            st = mfusepy.c_stat()
+            for name, attrs in self.operations.readdir_plus(p):
+                ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                if attrs is not None:
+                    mfusepy.set_st_attrs(st, attrs, use_ns=True)
+                plus = _FILL_DIR_PLUS if attrs is not None else 0
+                if filler(buf, name.encode(self.encoding, self.errors),
+                          st if attrs is not None else None, 0, plus) != 0:
+                    break
+            return 0
 
         def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
             times: tuple[int | None, int | None] | None = None
