@@ -1,9 +1,9 @@
 """The PostgreSQL backend: a tree is a schema of a PostgreSQL database, through psycopg 3.
 
 ``VFS("postgresql+psycopg://user@host/db", tree="saves")``. Many processes and machines may
-open the same tree: readers never block, writers to one tree serialise on an advisory lock,
-writers to different trees run in parallel. Importing vfs_orm never imports this package or
-psycopg (an optional extra, ``vfs-orm[postgresql]``).
+open the same tree: readers never block, writers of one tree run in parallel in SERIALIZABLE
+transactions and wait only for the rows they both change (see ``connection``). Importing
+vfs_orm never imports this package or psycopg (an optional extra, ``vfs-orm[postgresql]``).
 
 Its modules: ``engine`` (URLs, tree names, the driver), ``schema`` (creating and checking a
 tree's format), ``connection`` (a thread's connection and its transactions), ``errors``

@@ -1,16 +1,21 @@
 """One thread's PostgreSQL connection and its transactions.
 
-Writes to a tree serialise on a per-tree advisory transaction lock taken as the first statement
-of each write transaction (READ COMMITTED): one writer per tree at a time, readers never
-blocked, writers to different trees in parallel. ``snapshot()`` is one REPEATABLE READ READ
-ONLY transaction. While vfs_orm owns a connection, psycopg is in autocommit mode and the
+Write transactions are SERIALIZABLE (PostgreSQL's serializable snapshot isolation): writers
+of one tree run in parallel and wait only for the rows they both change; when two concurrent
+transactions could not have run one after the other (a rename of a directory and a create
+below it, an rmdir and a create in it, two read-modify-writes of one file), the server aborts
+one of them with a serialization failure (40001) or a deadlock (40P01), which the unit of work
+runs again (``UnitOfWork.retrying``) or, inside a batch, reports as ``BusyError``. So every
+namespace invariant that held with one writer at a time holds under any interleaving, with
+no tree lock: nothing on the write path is an advisory lock (which hot standbys refuse and
+CockroachDB ignores). Readers never block. ``snapshot()`` is one REPEATABLE READ READ ONLY
+transaction. While vfs_orm owns a connection, psycopg is in autocommit mode and the
 transaction statements are vfs_orm's own (as on SQLite); a host session's connection goes
 through SQLAlchemy's transactions instead.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from threading import get_ident
 from typing import Any
@@ -21,14 +26,8 @@ from vfs_orm.backends.base import rollback_borrowed
 from vfs_orm.backends.postgresql.errors import PGError
 from vfs_orm.errors import ClosedError
 
-#: First key of every vfs_orm advisory lock ("VF"); the second is the tree's.
-LOCK_CLASS = 0x5646
-
-
-def tree_lock_key(tree: str) -> int:
-    """The tree's advisory lock key: a signed 32-bit hash of its name."""
-    key = zlib.crc32(tree.encode())
-    return key - (1 << 32) if key >= 1 << 31 else key
+#: How a write transaction begins (sent with its first statement, in one round trip).
+BEGIN_WRITE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 
 #: A cursor that returned more rows than this (a listing, a span of chunks) is dropped with
@@ -99,9 +98,9 @@ class PGRaw:
         self._cursors: tuple[Any, int, Any, Any] | None = None
         #: Called when the server connection turns out to be gone (see PGConnection).
         self.on_broken: Any = None
-        #: A write transaction begun but not sent yet: the advisory lock key it takes. It
-        #: goes with the transaction's first statement, in one round trip (a pipeline).
-        self.begin_lock: tuple[int, int] | None = None
+        #: A write transaction begun but not sent yet: its BEGIN goes with the
+        #: transaction's first statement, in one round trip (a pipeline).
+        self.begin_lock: str | None = None
 
     def _failed(self, exc: BaseException) -> PGError:
         if self.conn.broken and self.on_broken is not None:
@@ -131,12 +130,10 @@ class PGRaw:
         try:
             cur = self._cursor(native)
             if self.begin_lock is not None:
-                # BEGIN, the tree's lock and the transaction's first statement in ONE round
-                # trip.
-                key, self.begin_lock = self.begin_lock, None
+                # BEGIN and the transaction's first statement in ONE round trip.
+                begin, self.begin_lock = self.begin_lock, None
                 with self.conn.pipeline():
-                    self.conn.execute("BEGIN")
-                    self.conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+                    self.conn.execute(begin)
                     cur.execute(sql, params, binary=True)
             else:
                 cur.execute(sql, params, binary=True)
@@ -153,11 +150,11 @@ class PGRaw:
             self.script("")
 
     def _take_begin(self) -> str:
-        """The pending BEGIN and tree lock as SQL text (the key: our own two integers)."""
+        """The pending BEGIN as SQL text (our own constant)."""
         if self.begin_lock is None:
             return ""
-        key, self.begin_lock = self.begin_lock, None
-        return f"BEGIN; SELECT pg_advisory_xact_lock({int(key[0])}, {int(key[1])}); "
+        begin, self.begin_lock = self.begin_lock, None
+        return begin + "; "
 
     def script(self, sql: str) -> None:
         """Several statements without parameters in ONE round trip (the simple query
@@ -214,7 +211,7 @@ class PGConnection:
     """The unit of work's view of one thread's connection (see ``base.TransactionalConnection``)."""
 
     __slots__ = ("__weakref__", "_sa_stack", "attached", "aux", "borrowed", "conn", "depth",
-                 "lock_key", "poisoned", "raw", "snapshot", "stack", "txn", "was_autocommit")
+                 "poisoned", "raw", "snapshot", "stack", "txn", "was_autocommit")
 
     def __init__(self, conn: Connection, tree: str, borrowed: bool = False) -> None:
         self.conn = conn
@@ -227,7 +224,6 @@ class PGConnection:
         self._own(driver)
         if not borrowed:
             self.raw.on_broken = self._reconnect
-        self.lock_key = (LOCK_CLASS, tree_lock_key(tree))
         self.depth = 0
         self.poisoned: dict[int, BaseException] = {}
         self.snapshot = False
@@ -268,23 +264,14 @@ class PGConnection:
             return bool(self.conn.in_transaction())
         return self.raw.in_transaction
 
-    def _lock_tree(self) -> None:
-        self.raw.execute("SELECT pg_advisory_xact_lock(%s, %s)", self.lock_key)
-
     def begin(self) -> None:
         self.txn += 1
         if self.borrowed:
+            # A host session's transaction runs at the host's isolation level (use
+            # SERIALIZABLE on the host's engine for writers of one tree in parallel).
             self._sa_stack.append(self.conn.begin())
-        try:
-            if self.borrowed:
-                self._lock_tree()
-            else:  # sent with the transaction's first statement (PGRaw._run)
-                self.raw.begin_lock = self.lock_key
-        except BaseException:
-            # The lock was not granted (lock_timeout: another writer holds the tree): no
-            # transaction is left behind, aborted, for the next call to trip on.
-            self.rollback()
-            raise
+        else:  # sent with the transaction's first statement (PGRaw._run)
+            self.raw.begin_lock = BEGIN_WRITE
 
     def commit(self) -> None:
         self.txn += 1
@@ -309,8 +296,6 @@ class PGConnection:
     def savepoint(self, name: str) -> None:
         if self.borrowed:
             self._sa_stack.append(self.conn.begin_nested())
-            if len(self._sa_stack) == 1:
-                self._lock_tree()  # joining a host's transaction: it takes the tree's lock
         else:
             self.raw.execute(f"SAVEPOINT {name}")
 

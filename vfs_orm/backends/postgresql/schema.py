@@ -4,19 +4,21 @@ writable open, in one transaction, with Alembic's version table inside the tree'
 The SQLite revisions before 0003 are table rebuilds of SQLite files; PostgreSQL trees start at
 0003 (``BASELINE``), and every later revision migrates both: a tree at an older revision is
 upgraded on its first writable open, in the same transaction and under the same advisory lock
-that serialises creating it (two processes opening it at once do the work once).
+that serialises creating it (two processes opening it at once do the work once). Opening a
+tree already at the head takes no lock.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
 from vfs_orm.backends.postgresql import closed
-from vfs_orm.backends.postgresql.connection import PGRaw, tree_lock_key
+from vfs_orm.backends.postgresql.connection import PGRaw
 from vfs_orm.backends.postgresql.statements import PGManifestRepository
 from vfs_orm.backends.sqlite.schema import _script, head_revision, known_revisions
 from vfs_orm.errors import FormatVersionError, NotFoundError, VFSError
@@ -27,6 +29,12 @@ from vfs_orm.rows import Identity
 BASELINE = "0003"
 #: First key of the advisory lock that serialises creating a tree ("VC").
 FORMAT_LOCK_CLASS = 0x5643
+
+
+def tree_lock_key(tree: str) -> int:
+    """The tree's creation lock key: a signed 32-bit hash of its name."""
+    key = zlib.crc32(tree.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 def tree_revision(conn: Connection, tree: str) -> str | None:
@@ -44,9 +52,15 @@ def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
     """Check the tree (read-only) or create it; returns its identity row."""
     head = head_revision()
     with conn.begin():
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)",
-                             (FORMAT_LOCK_CLASS, tree_lock_key(tree)))
         rev = tree_revision(conn, tree)
+        if rev != head and not read_only:
+            # Creating or upgrading: under the tree's creation lock (two processes opening
+            # it at once do the work once). A tree at the head takes no lock (a hot standby
+            # refuses advisory locks; opening for reads or writes must work there and on
+            # engines without them).
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)",
+                                 (FORMAT_LOCK_CLASS, tree_lock_key(tree)))
+            rev = tree_revision(conn, tree)
         if rev is not None:
             closed.verify(conn, tree, where)
         if rev is None:
