@@ -459,12 +459,15 @@ def check(image: str, quick: bool, deep: bool, repair: bool, tree_name: str | No
 @cli.command()
 @click.argument("image")
 @tree_option
+@click.option("--full", is_flag=True,
+              help="PostgreSQL: VACUUM FULL (rewrites the tree's tables under an exclusive "
+                   "lock: every reader and writer of the tree waits).")
 @friendly
-def compact(image: str, tree_name: str | None) -> None:
+def compact(image: str, tree_name: str | None, full: bool) -> None:
     """Give the space of deleted files in IMAGE back to the disk."""
     _require(image)
     with _open_target(image, tree_name, False) as fs:
-        result = fs.compact()
+        result = fs.compact(full=full)
     click.echo(f"{image}: {result['bytes_before']:,} -> {result['bytes_after']:,} bytes "
                f"({result['method']})")
 

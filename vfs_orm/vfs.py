@@ -482,22 +482,28 @@ class VFS:
                 "file_bytes": file_bytes, "layers": self.list_layers()}
 
     @_translated
-    def compact(self) -> dict[str, Any]:
+    def compact(self, full: bool = False) -> dict[str, Any]:
         """Give the space of deleted and shrunk files back to the disk (SQLite keeps freed
         pages for reuse otherwise). Cheap on databases made by this version (incremental
         auto-vacuum); an older file is rewritten once with VACUUM, which makes later calls
         cheap too. Only this database, never its underlays. Returns the method used and
         ``bytes_before`` / ``bytes_after``.
 
+        On PostgreSQL: ``VACUUM (ANALYZE)`` of the tree's tables (dead rows become reusable
+        space, empty pages at their ends go back to the disk; readers and writers go on);
+        ``full=True`` runs ``VACUUM FULL``, which rewrites the tables to their live size but
+        holds an ACCESS EXCLUSIVE lock on each while it does (every reader and writer of the
+        tree waits). On SQLite ``full`` changes nothing.
+
         Raises:
-            InvalidOperationError: inside ``atomic_batch()``, on PostgreSQL, or embedded in a
-                host database that does not use incremental auto-vacuum.
+            InvalidOperationError: inside ``atomic_batch()``, in a host's session, or embedded
+                in a host database that does not use incremental auto-vacuum.
             ReadOnlyError: the VFS is read-only (a ``PermissionError``).
             BusyError: another writer held the write lock past ``busy_timeout``.
         """
         uow = self._live_uow()
         file_db = not (self._embedded or uow.shared)
-        return self._backend.compact(uow, embedded=self._embedded, file_db=file_db)
+        return self._backend.compact(uow, embedded=self._embedded, file_db=file_db, full=full)
 
     # -- history: checkpoints -------------------------------------------------------------
     @_translated

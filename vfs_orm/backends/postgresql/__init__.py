@@ -35,13 +35,15 @@ from vfs_orm.backends.sqlite.check import check as _check
 from vfs_orm.backends.sqlite.schema import head_revision
 from vfs_orm.backends.sqlite.stack import Layer, LayerStack
 from vfs_orm.content import PLAIN, Content
-from vfs_orm.errors import InvalidOperationError, VFSError
+from vfs_orm.errors import InvalidOperationError, ReadOnlyError, VFSError
 from vfs_orm.rows import Identity
 
 if TYPE_CHECKING:
     from vfs_orm.uow import UnitOfWork
 
 DEFAULT_TREE = _engine.DEFAULT_TREE
+#: The tables of a tree (compact() vacuums them).
+_TABLES = ("vfs_inodes", "vfs_chunks", "vfs_layer_manifests", "vfs_alembic_version")
 #: Underlays per connection group: all of them (schemas of one database need no ATTACH).
 _ALL_IN_ONE_GROUP = 1 << 30
 
@@ -52,7 +54,7 @@ class PostgreSQLBackend:
     capabilities = Capabilities(
         name="postgresql", dialect="postgresql", in_memory=False, images=False,
         blob_reads=False, layers=True, layers_per_connection=_ALL_IN_ONE_GROUP, multi_process=True,
-        reclaims_space=False, durability_choice=False)
+        reclaims_space=True, durability_choice=False)
     errors: tuple[type[BaseException], ...] = (PGError,)
 
     def __init__(self, tree: str = DEFAULT_TREE) -> None:
@@ -154,9 +156,42 @@ class PostgreSQLBackend:
         return {"revision": rev[0] if rev else None, "head": head_revision(),
                 "tree": self.tree, **counts(raw, repo, entry_problems)}
 
-    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
-        raise InvalidOperationError.for_path(
-            uow.where, "compact() is SQLite's: PostgreSQL's autovacuum reuses freed space")
+    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool, full: bool = False
+                ) -> dict[str, Any]:
+        """``VACUUM (ANALYZE)`` (or ``VACUUM (FULL, ANALYZE)``) of the tree's tables, on this
+        thread's connection outside any transaction (VACUUM cannot run inside one)."""
+        if uow.read_only:
+            raise ReadOnlyError.for_path(uow.where, "the VFS is read-only")
+        if embedded or uow.in_batch():
+            raise InvalidOperationError.for_path(
+                uow.where, "compact() needs a connection of its own outside any transaction "
+                           "(not inside atomic_batch() or a host application's session)")
+        tables = ", ".join(f'"{self.tree}".{t}' for t in _TABLES)
+        with uow.lock:
+            try:
+                raw = uow.raw()
+                before = self._space(raw)
+                raw.script(f"VACUUM ({'FULL, ' if full else ''}ANALYZE) {tables}")
+                after = self._space(raw)
+            except PGError as exc:
+                raise exc.translate(uow.where) from exc
+            uow.writes += 1  # open handles re-check their file before trusting a cache
+        return {"method": "vacuum full" if full else "vacuum", "bytes_before": before[0],
+                "bytes_after": after[0], "dead_rows_before": before[1],
+                "dead_rows_after": after[1]}
+
+    def _space(self, raw: Any) -> tuple[int, int]:
+        """(bytes on disk of the tree's tables with their indexes and TOAST, dead rows as
+        the statistics collector counts them)."""
+        row = raw.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint, "
+            "coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0)::bigint "
+            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            (self.tree,)).fetchone()
+        if row is None or type(row[0]) is not int or type(row[1]) is not int:
+            raise VFSError.for_path(None, "the server did not report the tree's size")
+        return row[0], row[1]
 
     def sync(self, raw: Any) -> None:
         """Every commit is durable on the server when it returns."""

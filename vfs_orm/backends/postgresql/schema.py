@@ -43,6 +43,10 @@ def tree_revision(conn: Connection, tree: str) -> str | None:
                                  (f'"{tree}".{VERSION_TABLE}',)).scalar()
     if found is None:
         return None
+    return _version_row(conn, tree)
+
+
+def _version_row(conn: Connection, tree: str) -> str | None:
     row = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').first()
     return None if row is None else str(row[0])
 
@@ -60,7 +64,13 @@ def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
             # engines without them).
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)",
                                  (FORMAT_LOCK_CLASS, tree_lock_key(tree)))
-            rev = tree_revision(conn, tree)
+            # Asked again through pg_class itself: an advisory lock does not refresh the
+            # catalog caches to_regclass reads, a plain query's snapshot is new.
+            made = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                (tree, VERSION_TABLE)).first()
+            rev = _version_row(conn, tree) if made is not None else None
         if rev is not None:
             closed.verify(conn, tree, where)
         if rev is None:

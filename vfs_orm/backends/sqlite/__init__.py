@@ -177,7 +177,9 @@ class SQLiteBackend:
                 "journal_mode": pragmas["journal_mode"],
                 "auto_vacuum": AUTO_VACUUM_MODES.get(pragmas["auto_vacuum"], "unknown")}
 
-    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
+    def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool, full: bool = False
+                ) -> dict[str, Any]:
+        """``full`` changes nothing on SQLite: freed pages always leave the file."""
         return _compact(uow, embedded=embedded, file_db=file_db)
 
     def sync(self, raw: sqlite3.Connection) -> None:
