@@ -708,7 +708,8 @@ def _inject_conflicts(url: str, tree: str, state: str, times: int) -> None:
 def test_serialization_failures_and_deadlocks_are_retried(pg_url, pg_tree, state):
     from vfs_orm import BusyError
 
-    with VFS(pg_url, tree=pg_tree) as fs:
+    # Conflicts are retried RETRIES times, then on for busy_timeout seconds.
+    with VFS(pg_url, tree=pg_tree, busy_timeout=0.5) as fs:
         fs.write_bytes("/before", b"0")
         _inject_conflicts(pg_url, pg_tree, state, 3)
         fs.write_bytes("/save", b"1")  # aborted three times by the server, then through

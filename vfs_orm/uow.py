@@ -35,14 +35,16 @@ from vfs_orm.errors import (
 
 _T = TypeVar("_T")
 
-#: How often an operation that the server aborted for a conflict runs again, and the first
-#: pause (doubled each time, with jitter so that the conflicting writers drift apart).
+#: How often an operation that the server aborted for a conflict runs again at least (and
+#: then on while the VFS's busy_timeout has not passed), the first pause (doubled each time,
+#: with jitter so that the conflicting writers drift apart) and the longest.
 RETRIES = 6
 RETRY_PAUSE = 0.005
+RETRY_PAUSE_MAX = 0.1
 
 
 def retry_pause(attempt: int) -> None:
-    time.sleep(RETRY_PAUSE * (2 ** attempt) * (0.5 + random.random()))
+    time.sleep(min(RETRY_PAUSE * (2 ** attempt), RETRY_PAUSE_MAX) * (0.5 + random.random()))
 
 class _NullLock:
     """Stands in for the lock on reads of file databases (they need none)."""
@@ -88,6 +90,8 @@ class UnitOfWork:
         # commits) it tells an open handle whether what it knows about its file still holds.
         self.writes = 0
         self.on_commit: list[Callable[[], None]] = []
+        #: Seconds an operation aborted by conflicts keeps running again (after RETRIES).
+        self.retry_for = 0.0
 
     @property
     def stack(self) -> Any:
@@ -249,9 +253,10 @@ class UnitOfWork:
     def retrying(self, op: Callable[[], _T], restore: Callable[[], None],
                  failed: BaseException | None = None) -> _T:
         """Run ``op`` (a write of its own transaction), and again after a transient conflict
-        (``may_retry``), up to RETRIES times, ``restore`` first putting back what the failed
-        attempt changed outside the database. ``failed``: ``op`` already ran once and failed
-        with it. Driver errors leave untranslated."""
+        (``may_retry``), RETRIES times and then on until ``retry_for`` seconds have passed
+        (the VFS's busy_timeout), ``restore`` first putting back what the failed attempt
+        changed outside the database. ``failed``: ``op`` already ran once and failed with it.
+        Driver errors leave untranslated."""
         if failed is None:
             try:
                 return op()
@@ -259,6 +264,7 @@ class UnitOfWork:
                 if not self.may_retry(exc):
                     raise
         attempt = 0
+        until = time.monotonic() + self.retry_for
         while True:
             restore()
             retry_pause(attempt)
@@ -266,7 +272,8 @@ class UnitOfWork:
                 return op()
             except DB_ERRORS as exc:
                 attempt += 1
-                if attempt == RETRIES or not self.may_retry(exc):
+                if (attempt >= RETRIES and time.monotonic() >= until) or \
+                        not self.may_retry(exc):
                     raise
 
     def in_batch(self) -> bool:
@@ -348,6 +355,10 @@ class _Write:
                     st.commit()
                 except DB_ERRORS as err:
                     st.rollback()
+                    if uow.may_retry(err):
+                        # A conflict found at COMMIT (PostgreSQL's serializable checks run
+                        # there too): untranslated, so that the operation runs again.
+                        raise
                     raise translate(err, uow.where) from err
                 uow._after_commit()
             elif self.savepoint:

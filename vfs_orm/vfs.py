@@ -306,6 +306,7 @@ class VFS:
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session,
                                backend=backend)
+        self._uow.retry_for = busy_timeout
         self._repo = backend.inode_statements(content=self._content)
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
         self._checkpoints = Checkpoints(self._uow, self._repo)
