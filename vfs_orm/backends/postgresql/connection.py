@@ -16,6 +16,7 @@ through SQLAlchemy's transactions instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from threading import get_ident
 from typing import Any
@@ -82,8 +83,8 @@ class PGRaw:
     cursor per statement cost 25 us of a 130 us lookup); each result is read whole at once
     (``Rows``), so that no caller ever holds a cursor the next statement reuses."""
 
-    __slots__ = ("_cursors", "_error", "_idle", "_raw_cursor", "begin_lock", "conn",
-                 "on_broken")
+    __slots__ = ("_cursors", "_error", "_idle", "_raw_cursor", "begin_lock", "conn", "lost",
+                 "on_broken", "on_lost")
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -98,6 +99,10 @@ class PGRaw:
         self._cursors: tuple[Any, int, Any, Any] | None = None
         #: Called when the server connection turns out to be gone (see PGConnection).
         self.on_broken: Any = None
+        #: No server connection (it was lost and no server answered since): the next
+        #: statement first calls ``on_lost``, which waits for one (see PGConnection).
+        self.lost = False
+        self.on_lost: Any = None
         #: A write transaction begun but not sent yet: its BEGIN goes with the
         #: transaction's first statement, in one round trip (a pipeline).
         self.begin_lock: str | None = None
@@ -127,6 +132,8 @@ class PGRaw:
         return self._run(sql, params, True)
 
     def _run(self, sql: str, params: Any, native: bool) -> Rows:
+        if self.lost and self.on_lost is not None:
+            self.on_lost()
         try:
             cur = self._cursor(native)
             if self.begin_lock is not None:
@@ -159,6 +166,8 @@ class PGRaw:
     def script(self, sql: str) -> None:
         """Several statements without parameters in ONE round trip (the simple query
         protocol; nothing from outside is ever part of ``sql``), after a pending BEGIN."""
+        if self.lost and self.on_lost is not None:
+            self.on_lost()
         try:
             self.conn.execute(self._take_begin() + sql)
         except self._error as exc:
@@ -203,6 +212,8 @@ class PGRaw:
 
     @property
     def in_transaction(self) -> bool:
+        if self.lost:  # a closed connection's status is UNKNOWN: nothing of ours is open
+            return self.begin_lock is not None
         return self.begin_lock is not None or bool(
             self.conn.info.transaction_status != self._idle)
 
@@ -224,6 +235,7 @@ class PGConnection:
         self._own(driver)
         if not borrowed:
             self.raw.on_broken = self._reconnect
+            self.raw.on_lost = self._wait
         self.depth = 0
         self.poisoned: dict[int, BaseException] = {}
         self.snapshot = False
@@ -241,23 +253,51 @@ class PGConnection:
             driver.autocommit = True
 
     def _reconnect(self) -> None:
-        """The server connection is gone (a restart, a network cut, an administrator's
-        pg_terminate_backend): drop it from the pool and take a new one. What the lost
-        transaction held is gone with it; the unit of work unwinds as after any error."""
+        """The server connection is gone (a restart, a failover, a network cut, an
+        administrator's pg_terminate_backend): drop it from the pool and take a new one. What
+        the lost transaction held is gone with it; the unit of work unwinds as after any
+        error. With no server answering yet, the next statement waits for one (``_wait``)."""
         try:
             self.conn.invalidate()
-            self.conn = self.conn.engine.connect()
-            driver = self.conn.connection.driver_connection
-            self.was_autocommit = None
-            self._own(driver)
-            self.raw.conn = driver
         except Exception:
-            pass  # no server yet: the next call fails cleanly and tries again
+            pass
+        try:
+            self._connect()
+        except Exception:
+            self.raw.lost = True  # no server yet: the next statement waits for one
         self.raw.begin_lock = None
-        self.depth = 0
+        # (depth stays: the batches open on this thread unwind it as their error passes.)
         self.poisoned.clear()
         self.snapshot = False
         self.txn += 1
+
+    def _connect(self) -> None:
+        engine = self.conn.engine
+        self.conn = engine.connect()
+        driver = self.conn.connection.driver_connection
+        self.was_autocommit = None
+        self._own(driver)
+        self.raw.conn = driver
+        self.raw.lost = False
+
+    def _wait(self) -> None:
+        """Before a statement on a connection that was lost: connect again, waiting for a
+        server that takes the connection (after a failover: the new primary, which a
+        multi-host URL with ``target_session_attrs=read-write`` picks) for up to the
+        engine's ``vfs_wait_for_server`` seconds (the VFS's busy_timeout); then the last
+        connection error stands (a VFSError, errno EIO)."""
+        wait = float(self.conn.engine.get_execution_options().get("vfs_wait_for_server", 0))
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        while True:
+            try:
+                self._connect()
+                return
+            except Exception as exc:
+                if time.monotonic() + pause > deadline:
+                    raise PGError(getattr(exc, "orig", None) or exc) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def in_transaction(self) -> bool:
         if self.borrowed:

@@ -59,7 +59,10 @@ def make_engine(url: str, *, read_only: bool, busy_timeout: float) -> Engine:
     if read_only:
         options += " -c default_transaction_read_only=on"
     args: dict[str, Any] = {"options": options, "application_name": "vfs_orm"}
-    return create_engine(parsed, connect_args=args, pool_pre_ping=True)
+    # vfs_wait_for_server: how long a statement on a lost connection waits for a server
+    # to connect to again (a restart, a failover to a promoted standby): busy_timeout.
+    return create_engine(parsed, connect_args=args, pool_pre_ping=True,
+                         execution_options={"vfs_wait_for_server": busy_timeout})
 
 
 def where(url: str, tree: str) -> str:
