@@ -84,13 +84,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--writers", default="1,4,8")
+    ap.add_argument("--server", default="", help="extra server settings (-c name=value ...)")
+    ap.add_argument("--fillfactor", type=int, default=0,
+                    help="ALTER TABLE vfs_inodes SET (fillfactor = N) in the trees")
+    ap.add_argument("--subjects", default="raw_pg,vfs_orm_pg,vfs_orm_pg_trees")
     opts = ap.parse_args()
     import pgserver
     import psycopg
 
     from vfs_orm import VFS
 
-    cluster = pgserver.start(durable=True, own=True)
+    cluster = pgserver.start(durable=True, own=True, extra=" " + opts.server)
     try:
         url = cluster.url
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -101,15 +105,21 @@ def main() -> None:
             con.execute('CREATE TABLE w11.files (path text COLLATE "C" PRIMARY KEY, '
                         'data bytea)')
             con.execute("ALTER TABLE w11.files ALTER COLUMN data SET STORAGE EXTERNAL")
-        print(f"# server {settings}; {opts.runs} runs of {opts.seconds} s; "
+        print(f"# server {settings} {opts.server}; fillfactor {opts.fillfactor}; "
+              f"{opts.runs} runs of {opts.seconds} s; "
               f"{os.cpu_count()} cores", flush=True)
         for k in range(8):
             VFS(url, tree=f"w11_{k}").close()
-        subjects = {
+            if opts.fillfactor:
+                with psycopg.connect(dsn, autocommit=True) as con:
+                    con.execute(f"ALTER TABLE w11_{k}.vfs_inodes SET (fillfactor = "
+                                f"{int(opts.fillfactor)})")
+        every = {
             "raw_pg": (_raw_writer, lambda k: (dsn, k)),
             "vfs_orm_pg": (_vfs_writer, lambda k: (url, "w11_0", k)),
             "vfs_orm_pg_trees": (_vfs_writer, lambda k: (url, f"w11_{k}", k)),
         }
+        subjects = {k: every[k] for k in opts.subjects.split(",")}
         for writers in [int(w) for w in opts.writers.split(",")]:
             res: dict[str, list[float]] = {s: [] for s in subjects}
             conflicts: dict[str, int] = dict.fromkeys(subjects, 0)
@@ -118,7 +128,7 @@ def main() -> None:
                     rate, c = _round(target, args_of, writers, opts.seconds)
                     res[name].append(rate)
                     conflicts[name] += c
-            raw = statistics.median(res["raw_pg"])
+            raw = statistics.median(res["raw_pg"]) if "raw_pg" in res else 1.0
             for name in subjects:
                 med = statistics.median(res[name])
                 print(f"W11 writers={writers} {name:18s} median {med:8.0f} saves/s  "

@@ -49,6 +49,10 @@ def test_a_tree_is_a_schema(pg_url, pg_tree):
                                       "vfs_checkpoints", "vfs_chunks", "vfs_inodes",
                                       "vfs_layer_manifests"]
     assert storage == [("e",)]  # STORAGE EXTERNAL: substring() reads only what it needs
+    # Room for rows' next versions on their page: saves update in place (HOT), writers in
+    # different directories do not meet on index pages.
+    assert _sql(pg_url, f"SELECT reloptions FROM pg_class WHERE oid = "
+                        f"'\"{pg_tree}\".vfs_inodes'::regclass")[0] == [(["fillfactor=70"],)]
     assert version == [(info["head"],)]
     with VFS(pg_url, tree=pg_tree, read_only=True) as again:
         assert again.read_bytes("/saves/slot1.json") == b'{"hp": 3}'
