@@ -314,8 +314,9 @@ def _writer(subject, path, slot: int, saves: int, ready, go, done) -> None:
 def test_w11_concurrent_saves(benchmark, subject, workdir):
     """W11: 4 processes saving at once into ONE store, each into its own slot: how writers of
     one store share it (SQLite: one writer at a time, the others wait on the file lock;
-    vfs_orm on PostgreSQL: one writer per tree, on an advisory lock; raw psycopg: row locks
-    only, so its writers overlap)."""
+    vfs_orm on PostgreSQL: SERIALIZABLE transactions in parallel, a conflicting batch run
+    again; raw psycopg: row locks only). 1, 4 and 8 writers, and separate trees:
+    benchmarks/w11_writers.py."""
     import multiprocessing
 
     saves = max(5, sample(subject, SIZES.saves) // 3)

@@ -9,7 +9,9 @@ They take part when a server is there: ``VFS_ORM_PG_URL``, or a throwaway cluste
 from __future__ import annotations
 
 import io
+import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,17 @@ class VfsOrmPG(VfsOrm):
     """vfs_orm on a tree of a PostgreSQL server, through the same API as on SQLite."""
 
     name = "vfs_orm_pg"
+
+    def save(self, store, files):
+        """A batch on PostgreSQL is SERIALIZABLE: a conflict with another writer (W11's
+        writers all creating /save at their first save) aborts it whole with BusyError, and
+        the caller runs it again (docs/guide/postgresql-scale.md)."""
+        from vfs_orm import BusyError
+        while True:
+            try:
+                return super().save(store, files)
+            except BusyError:
+                time.sleep(random.random() * 0.01)
 
     def create(self, path: Path) -> Any:
         from vfs_orm import VFS
