@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from vfs_orm.backends.postgresql import closed
 from vfs_orm.backends.postgresql.connection import PGRaw
 from vfs_orm.backends.postgresql.statements import PGManifestRepository
-from vfs_orm.backends.sqlite.schema import _script, head_revision, known_revisions
+from vfs_orm.backends.sqlite.schema import ALEMBIC_LOCK, _script, head_revision, known_revisions
 from vfs_orm.errors import FormatVersionError, NotFoundError, VFSError
 from vfs_orm.models import VERSION_TABLE, Base
 from vfs_orm.rows import Identity
@@ -117,7 +117,7 @@ def _upgrade(conn: Connection, tree: str, rev: str) -> None:
     context = MigrationContext.configure(
         in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
     steps = list(_script().iterate_revisions("head", rev))[::-1]
-    with Operations.context(context):
+    with ALEMBIC_LOCK, Operations.context(context):
         for step in steps:
             step.module.upgrade()
     context.stamp(_script(), "head")

@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,12 @@ from vfs_orm.errors import (
     VFSError,
 )
 from vfs_orm.models import APPLICATION_ID, VERSION_TABLE
+
+#: Alembic's ``op`` and ``context`` are process-wide proxies: two migrations running at once
+#: in two threads (a new in-memory VFS created while another thread builds the closed schema's
+#: reference) send each other's operations to the wrong database ("table already exists").
+#: Every migration in the process runs under this lock.
+ALEMBIC_LOCK = threading.RLock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -199,7 +206,7 @@ def create_at(conn: Connection, revision: str, stamp: bool = True) -> None:
     steps = list(_script().iterate_revisions(revision, "base"))[::-1]
     context = MigrationContext.configure(
         conn, opts={"render_as_batch": True, "version_table": VERSION_TABLE})
-    with Operations.context(context):
+    with ALEMBIC_LOCK, Operations.context(context):
         for step in steps:
             step.module.upgrade()
     if stamp:
@@ -325,7 +332,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
         from alembic import command
 
         driver_begin(conn)
-        command.upgrade(alembic_config(conn), "head")
+        with ALEMBIC_LOCK:
+            command.upgrade(alembic_config(conn), "head")
         if status == "empty" and on_create is not None:
             on_create(conn)
         return status
@@ -353,7 +361,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
                 # writes, which the revisions after it then upgrade like any older file.
                 legacy = _legacy_module()
                 legacy.upgrade(raw, lambda: create_at(conn, legacy.TARGET_REVISION))
-            command.upgrade(alembic_config(conn), "head")
+            with ALEMBIC_LOCK:
+                command.upgrade(alembic_config(conn), "head")
             if status == "empty" and on_create is not None:
                 on_create(conn)
             if not embedded:
