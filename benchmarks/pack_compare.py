@@ -1,10 +1,12 @@
-"""Asset packs on real data: vfs_orm (zstd, zlib, uncompressed) against zipfile (DEFLATED,
-level 9), the same trees in one run.
+"""Asset packs on real data: vfs_orm (zstd at levels 3 and 19, with and without a trained
+dictionary, zlib, uncompressed) against zipfile (DEFLATED, level 9), Info-ZIP's `zip -9` and
+`tar --zstd` (pack time and size: a tar is not read file by file), the same trees in one run.
 
     python benchmarks/pack_compare.py [--rounds 5]     # writes benchmarks/PACKS.md
 
 Trees: Python's own standard library source (this interpreter's, without site-packages and
-__pycache__), and matplotlib's mpl-data (PNG/SVG icons, TrueType/AFM fonts, sample data),
+__pycache__), its 1,790 ``.py`` modules alone (many small text files), and matplotlib's
+mpl-data (PNG/SVG icons, TrueType/AFM fonts, sample data),
 taken from the matplotlib wheel (downloaded once into benchmarks/.work; nothing installed).
 
 Measured per pack: its size on disk, the time to pack (once), and the time to read every file
@@ -72,10 +74,20 @@ def copy_tree(files: list[Path], root: Path, dest: Path) -> None:
         shutil.copyfile(f, target)
 
 
-def pack_vfs(src: Path, out: Path, compression: str | None) -> None:
+def pack_vfs(src: Path, out: Path, compression: str | None, level: int | None = None,
+             dictionary: bool = False) -> None:
     from vfs_orm.pack import pack
 
-    pack(str(src), str(out), compression=compression)
+    pack(str(src), str(out), compression=compression, compression_level=level,
+         dictionary=dictionary)
+
+
+def pack_zip_cli(src: Path, out: Path) -> None:
+    subprocess.run(["zip", "-9", "-r", "-q", "-X", str(out), "."], cwd=src, check=True)
+
+
+def pack_tar_zstd(src: Path, out: Path) -> None:
+    subprocess.run(["tar", "--zstd", "-cf", str(out), "."], cwd=src, check=True)
 
 
 def pack_zip(src: Path, out: Path) -> None:
@@ -106,11 +118,16 @@ def read_zip(path: Path) -> int:
     return n
 
 
-SUBJECTS: list[tuple[str, Callable[[Path, Path], None], Callable[[Path], int]]] = [
-    ("vfs_orm zstd", lambda s, o: pack_vfs(s, o, "zstd"), read_vfs),
-    ("vfs_orm zlib", lambda s, o: pack_vfs(s, o, "zlib"), read_vfs),
+SUBJECTS: list[tuple[str, Callable[[Path, Path], None], Callable[[Path], int] | None]] = [
+    ("vfs_orm zstd 3 (default)", lambda s, o: pack_vfs(s, o, "zstd"), read_vfs),
+    ("vfs_orm zstd 3 --dict", lambda s, o: pack_vfs(s, o, "zstd", 3, True), read_vfs),
+    ("vfs_orm zstd 19", lambda s, o: pack_vfs(s, o, "zstd", 19), read_vfs),
+    ("vfs_orm zstd 19 --dict", lambda s, o: pack_vfs(s, o, "zstd", 19, True), read_vfs),
+    ("vfs_orm zlib 6", lambda s, o: pack_vfs(s, o, "zlib"), read_vfs),
     ("vfs_orm (none)", lambda s, o: pack_vfs(s, o, None), read_vfs),
     ("zipfile DEFLATED 9", pack_zip, read_zip),
+    ("zip -9 (Info-ZIP)", pack_zip_cli, read_zip),
+    ("tar --zstd (level 3, solid)", pack_tar_zstd, None),
 ]
 
 
@@ -130,17 +147,23 @@ def measure(name: str, root: Path, files: list[Path], rounds: int) -> list[str]:
         times: dict[str, list[float]] = {label: [] for label, _, _ in SUBJECTS}
         for _ in range(rounds):
             for label, _make, read in SUBJECTS:
+                if read is None:
+                    continue
                 t = time.perf_counter()
                 got = read(packs[label])
                 times[label].append(time.perf_counter() - t)
                 assert got == plain, (label, got, plain)
-        zip_size = packs["zipfile DEFLATED 9"].stat().st_size
+        zip_size = packs["zip -9 (Info-ZIP)"].stat().st_size
         zip_read = statistics.median(times["zipfile DEFLATED 9"])
         lines = [f"### {name}: {len(files):,} files, {plain / 2**20:.1f} MiB", "",
                  "| pack | size | vs zip | pack time | full read (median) | read MB/s | "
                  "read vs zip |", "|---|---:|---:|---:|---:|---:|---:|"]
         for label, _, _ in SUBJECTS:
             size = packs[label].stat().st_size
+            if not times[label]:
+                lines.append(f"| {label} | {size / 2**20:.2f} MiB | {size / zip_size:.2f} | "
+                             f"{pack_s[label]:.1f} s | n/a | n/a | n/a |")
+                continue
             med = statistics.median(times[label])
             lines.append(f"| {label} | {size / 2**20:.2f} MiB | {size / zip_size:.2f} | "
                          f"{pack_s[label]:.1f} s | {med * 1000:.0f} ms | "
@@ -163,9 +186,12 @@ def main() -> int:
            f"subjects interleaved, medians of {args.rounds} full reads (every file read whole: "
            f"`VFS.read_bytes` after `walk`, `ZipFile.read` over `infolist`); sizes are the "
            f"pack files on disk. vfs_orm verifies every block's checksum while reading "
-           f"(the default). \"read vs zip\": zip's time / this pack's time (> 1: faster).", ""]
+           f"(the default). \"vs zip\": size against `zip -9`'s; \"read vs zip\": "
+           f"zipfile's read time / this pack's (> 1: faster; both zips read alike).", ""]
     out += measure(f"Python {sys.version.split()[0]} standard library source", std,
                    stdlib_files(std), args.rounds)
+    out += measure(f"Python {sys.version.split()[0]} standard library, the .py modules alone",
+                   std, [f for f in stdlib_files(std) if f.suffix == ".py"], args.rounds)
     out += measure("matplotlib mpl-data (PNG, SVG, fonts, sample data)", mpl,
                    stdlib_files(mpl), args.rounds)
     args.out.write_text("\n".join(out))

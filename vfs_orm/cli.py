@@ -142,20 +142,35 @@ def cli() -> None:
 @click.option("--compress", type=click.Choice(["zstd", "zlib"]), default=None,
               help="Store content compressed (per chunk, only where it gets smaller; "
                    "256 KiB chunks unless --chunk-size says otherwise).")
+@click.option("--level", type=int, default=None,
+              help="Compression level: zstd -7..22 (default 3, fast; 19 for release packs), "
+                   "zlib 1..9 (default 6).")
+@click.option("--dict", "dictionary", is_flag=True, default=False,
+              help="With --compress zstd: train a zstd dictionary on the small files, store it "
+                   "in the image and compress small files with it (packs of many small files "
+                   "get much smaller).")
 @click.option("--force", is_flag=True, help="Replace IMAGE if it exists (a vfs_orm database).")
 @quiet_option
 @friendly
-def pack(src: str, image: str, chunk_size: int | None, compress: str | None, force: bool,
-         quiet: bool, tree_name: str | None) -> None:
+def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
+         level: int | None, dictionary: bool, force: bool, quiet: bool,
+         tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC; what cannot be packed (special files, symlink loops,
     names that are not UTF-8) skipped with a warning each). An existing IMAGE is refused
-    unless --force, and even then only if it is a vfs_orm database."""
+    unless --force, and even then only if it is a vfs_orm database.
+
+    Everyday packs: --compress zstd (level 3). Release packs: --compress zstd --level 19
+    --dict."""
     from vfs_orm.pack import Report, scan
     from vfs_orm.pack import pack as do_pack
 
     if not os.path.isdir(src):
         raise _fail(f"not a directory: {src}")
+    if (level is not None or dictionary) and compress is None:
+        raise _fail("--level and --dict need --compress")
+    if dictionary and compress != "zstd":
+        raise _fail("--dict needs --compress zstd")
     if not is_postgresql_url(image) and os.path.lexists(image):
         if not force:
             raise _fail(f"{image} exists: pack makes a new image (--force replaces a vfs_orm "
@@ -167,7 +182,8 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None, for
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
     with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
-                         tree=tree_name, compression=compress)
+                         tree=tree_name, compression=compress, compression_level=level,
+                         dictionary=dictionary)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:
@@ -598,6 +614,48 @@ def drop_checkpoint(image: str, name: str, tree_name: str | None) -> None:
     with open_image(image, read_only=False, tree=tree_name) as fs:
         fs.drop_checkpoint(name)
     click.echo(f"{image}: dropped {name}")
+@cli.command(name="make-patch")
+@click.argument("old", type=click.Path(dir_okay=False, exists=True))
+@click.argument("new", type=click.Path(dir_okay=False, exists=True))
+@click.argument("patch", type=click.Path(dir_okay=False))
+@click.option("--level", type=int, default=19, show_default=True,
+              help="zstd level of the patch (it is made once and downloaded many times).")
+@click.option("--dict", "dictionary", is_flag=True, default=False,
+              help="Also train a zstd dictionary on the patch's small files.")
+@quiet_option
+@friendly
+def make_patch_cmd(old: str, new: str, patch: str, level: int, dictionary: bool,
+                   quiet: bool) -> None:
+    """Write PATCH, a pack to lie over OLD that makes it read as NEW: the files NEW added or
+    changed, whiteouts for those it deleted, and a record of both trees (a stack where PATCH
+    lies over anything but OLD's content is refused)."""
+    from vfs_orm.patching import make_patch
+
+    report = make_patch(old, new, patch, compression_level=level, dictionary=dictionary)
+    if not quiet:
+        click.echo(f"patch {patch}: {report.added} added, {report.changed} changed, "
+                   f"{report.deleted} deleted, {report.dirs} new directories "
+                   f"({os.path.getsize(patch)} bytes)")
+
+
+@cli.command(name="apply-patch")
+@click.argument("old", type=click.Path(dir_okay=False, exists=True))
+@click.argument("patch", type=click.Path(dir_okay=False, exists=True))
+@click.option("--output", default=None, type=click.Path(dir_okay=False),
+              help="Write the patched pack here (OLD untouched); default: OLD in place, in "
+                   "one transaction.")
+@quiet_option
+@friendly
+def apply_patch_cmd(old: str, patch: str, output: str | None, quiet: bool) -> None:
+    """Flatten PATCH into OLD (or into a new file, --output), checked against the tree the
+    patch records before anything is committed: a failed or interrupted apply changes
+    nothing."""
+    from vfs_orm.patching import apply_patch
+
+    report = apply_patch(old, patch, output=output)
+    if not quiet:
+        click.echo(f"applied {patch} to {output or old}: {report.added} added, "
+                   f"{report.changed} changed, {report.deleted} deleted")
 
 
 @cli.command(name="copy")

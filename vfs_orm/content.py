@@ -3,8 +3,10 @@
 Every stored value of file content (a chunk, or a small file's inline bytes) has two companion
 columns:
 
-- ``codec``: 0 stored as is, 1 zlib, 2 zstd. A value is compressed only when that makes it
-  smaller, so incompressible media (PNG, OGG) is stored as is and read without a decompression;
+- ``codec``: 0 stored as is, 1 zlib, 2 zstd, 3 zstd with a dictionary stored in the same
+  database (format 0006, table ``vfs_dictionaries``; the frame names the dictionary by id).
+  A value is compressed only when that makes it smaller, so incompressible media (PNG, OGG)
+  is stored as is and read without a decompression;
 - ``sums``: an XXH3-64 checksum of every 4 KiB block of the PLAIN bytes, 8 bytes each (the
   xxhash package's canonical digest; five times the speed of zlib's CRC-32 here). A
   read of part of an uncompressed chunk verifies just the blocks it touches (a random 4 KiB
@@ -21,6 +23,7 @@ speed; its measured cost is in the README.
 from __future__ import annotations
 
 import errno
+import hashlib
 import threading
 import zlib
 from dataclasses import dataclass
@@ -33,11 +36,21 @@ from vfs_orm.errors import ContractError, CorruptionError, VFSError
 #: Bytes covered by one checksum, and the size of one.
 BLOCK = 4096
 SUM = 8
-RAW, ZLIB, ZSTD = 0, 1, 2
+RAW, ZLIB, ZSTD, ZSTD_DICT = 0, 1, 2, 3
 #: Compression names accepted at creation, and their codec numbers.
 CODECS = {"zlib": ZLIB, "zstd": ZSTD}
-#: The level each compressor runs at: packs are written once and read many times.
-LEVELS = {ZLIB: 9, ZSTD: 19}
+#: The level each compressor runs at unless one is chosen: fast enough for everyday packing
+#: (zstd 3 packs the standard library in about a second; 19 took 48 s for 4% less).
+LEVELS = {ZLIB: 6, ZSTD: 3}
+#: The level for release packs (written once, downloaded and read many times).
+RELEASE_LEVELS = {ZLIB: 9, ZSTD: 19}
+#: The levels each compressor accepts.
+LEVEL_RANGE = {ZLIB: (1, 9), ZSTD: (-7, 22)}
+#: Values up to this size are compressed with the database's dictionary, when it has one (a
+#: dictionary helps small values; a bigger one finds enough to share in itself).
+DICT_VALUES = 256 * 1024
+#: The zstd dictionary magic number, first 4 bytes of every dictionary (then its 32-bit id).
+DICT_MAGIC = b"\x37\xa4\x30\xec"
 #: Values shorter than this are never worth compressing (a header costs more than it saves).
 MIN_COMPRESS = 64
 
@@ -66,18 +79,110 @@ def _zstd() -> Any:
 _local = threading.local()  # zstd (de)compressor objects are not thread-safe: one per thread
 
 
-def _zstd_compressor() -> Any:
-    comp = getattr(_local, "zc", None)
+def _zstd_compressor(level: int, dictionary: Dictionary | None = None) -> Any:
+    cache = getattr(_local, "zc", None)
+    if cache is None:
+        cache = _local.zc = {}
+    made = None if dictionary is None else dictionary.zstd_dict()  # checked first
+    key = (level, None if dictionary is None else dictionary.digest)
+    comp = cache.get(key)
     if comp is None:
-        comp = _local.zc = _zstd().ZstdCompressor(level=LEVELS[ZSTD])
+        comp = cache[key] = _zstd().ZstdCompressor(level=level, dict_data=made)
     return comp
 
 
-def _zstd_decompressor() -> Any:
-    dec = getattr(_local, "zd", None)
+def _zstd_decompressor(dictionary: Dictionary | None = None) -> Any:
+    cache = getattr(_local, "zd", None)
+    if cache is None:
+        cache = _local.zd = {}
+    made = None if dictionary is None else dictionary.zstd_dict()  # checked first
+    key = None if dictionary is None else dictionary.digest
+    dec = cache.get(key)
     if dec is None:
-        dec = _local.zd = _zstd().ZstdDecompressor()
+        dec = cache[key] = _zstd().ZstdDecompressor(dict_data=made)
     return dec
+
+
+def dictionary_id(data: bytes) -> int:
+    """The id a dictionary of this format carries: derived from its content (after the id
+    field), in zstd's range for user dictionaries (32768 .. 2**31-1), so that two different
+    dictionaries in one stack have different ids unless one was forged to collide (refused)."""
+    h = int.from_bytes(hashlib.sha256(data[8:]).digest()[:4], "little")
+    return 32768 + h % ((1 << 31) - 32768)
+
+
+class Dictionary:
+    """One stored zstd dictionary: its id, SHA-256 and bytes, as read from a database
+    (untrusted: checked the first time it is used)."""
+
+    __slots__ = ("_made", "data", "digest", "ident", "where")
+
+    def __init__(self, ident: Any, digest: Any, data: Any, where: str | None = None) -> None:
+        self.ident, self.digest, self.data, self.where = ident, digest, data, where
+        self._made: Any = None
+
+    def zstd_dict(self) -> Any:
+        """The zstandard dictionary, after checking that the stored bytes are what their
+        digest and id say (``Damage`` otherwise)."""
+        if self._made is not None:
+            return self._made
+        data = self.data
+        if type(data) is not bytes or type(self.digest) is not bytes \
+                or hashlib.sha256(data).digest() != self.digest:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its bytes do not match "
+                           f"its digest)", 0)
+        if not data.startswith(DICT_MAGIC) or len(data) < 16 \
+                or int.from_bytes(data[4:8], "little") != self.ident \
+                or dictionary_id(data) != self.ident:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (not a zstd dictionary "
+                           f"of that id)", 0)
+        made = _made.get(self.digest)  # the same bytes, checked and parsed before
+        if made is None:
+            zstd = _zstd()
+            try:
+                # Parsing its tables shows damage; on a throwaway copy, since a precomputed
+                # dictionary would impose that level on every compressor using it.
+                zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT
+                                         ).precompute_compress(level=3)
+                made = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
+            except Exception as exc:
+                raise _damaged(f"dictionary {self.ident} does not load ({exc})", 0) from None
+            _made[self.digest] = made
+        self._made = made
+        return made
+
+
+#: Loaded dictionaries by SHA-256 (a dictionary is checked and parsed once per process).
+_made: dict[bytes, Any] = {}
+
+
+class Dictionaries:
+    """The dictionaries values of a database (and of its underlays) may be compressed with,
+    by id; ``writer``: the one new small values of this database are compressed with.
+    Compares by identity: statements compiled for one set are never reused for another."""
+
+    def __init__(self, writer: Dictionary | None = None) -> None:
+        self.by_id: dict[Any, Dictionary] = {}
+        self.writer = writer
+        if writer is not None:
+            self.by_id[writer.ident] = writer
+
+    def add(self, entry: Dictionary) -> None:
+        """Add ``entry``; one of the same id but other bytes is refused (a forged id)."""
+        have = self.by_id.get(entry.ident)
+        if have is not None:
+            if have.digest != entry.digest:
+                raise CorruptionError.for_path(
+                    entry.where, f"dictionary id {entry.ident!r:.40} is already used by another "
+                                 f"dictionary of this stack ({have.where}): refused")
+            return
+        self.by_id[entry.ident] = entry
+
+    def merged(self, other: Dictionaries | None) -> Dictionaries:
+        out = Dictionaries(self.writer)
+        for entry in (*self.by_id.values(), *(other.by_id.values() if other else ())):
+            out.add(entry)
+        return out
 
 
 def compression_codec(name: str | None) -> int:
@@ -99,10 +204,28 @@ def compression_name(codec: int) -> str | None:
     return {ZLIB: "zlib", ZSTD: "zstd"}.get(codec)
 
 
-def compress(plain: bytes, codec: int) -> bytes:
+def compression_level(codec: int, level: Any) -> int:
+    """The level ``codec`` runs at: ``level`` checked, or the default (None)."""
+    if level is None:
+        return LEVELS.get(codec, 0)
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise TypeError("compression_level must be an int")
+    if codec == RAW:
+        raise ContractError.for_path(None, "compression_level needs a compressed database "
+                                           "(compression='zstd' or 'zlib')")
+    low, high = LEVEL_RANGE[codec]
+    if not low <= level <= high:
+        raise ContractError.for_path(None, f"compression_level for {compression_name(codec)} "
+                                           f"must be between {low} and {high}")
+    return level
+
+
+def compress(plain: bytes, codec: int, level: int | None = None,
+             dictionary: Dictionary | None = None) -> bytes:
     if codec == ZSTD:
-        return bytes(_zstd_compressor().compress(plain))
-    return zlib.compress(plain, LEVELS[ZLIB])
+        return bytes(_zstd_compressor(LEVELS[ZSTD] if level is None else level,
+                                      dictionary).compress(plain))
+    return zlib.compress(plain, LEVELS[ZLIB] if level is None else level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +239,20 @@ class Content:
     #: of a chunk can be read without the rest (BLOB reads). False for underlays, whose
     #: encoding is their own.
     partial: bool = True
+    #: The level new values are compressed at (None: ``LEVELS``).
+    level: int | None = None
+    #: The dictionaries stored values may name (format 0006); None: there are none.
+    dicts: Dictionaries | None = None
 
     def encode(self, plain: bytes) -> tuple[bytes, int, bytes]:
         """(stored bytes, codec, sums) of a value to write."""
         sums = block_sums(plain)
         if self.codec and len(plain) >= MIN_COMPRESS:
-            packed = compress(plain, self.codec)
+            writer = None if self.dicts is None or self.codec != ZSTD \
+                or len(plain) > DICT_VALUES else self.dicts.writer
+            packed = compress(plain, self.codec, self.level, writer)
             if len(packed) < len(plain):
-                return packed, self.codec, sums
+                return packed, (ZSTD_DICT if writer is not None else self.codec), sums
         return plain, RAW, sums
 
     def decode(self, data: Any, codec: Any, sums: Any, limit: int, offset: int = 0) -> bytes:
@@ -135,6 +264,8 @@ class Content:
             plain = data
         elif codec == ZLIB or codec == ZSTD:
             plain = _decompress(data, codec, limit, offset)
+        elif codec == ZSTD_DICT:
+            plain = _decompress(data, codec, limit, offset, self._dictionary(data, offset))
         else:
             raise _damaged(f"unknown codec {codec!r:.40}", offset)
         if self.verify or codec != RAW:
@@ -160,6 +291,20 @@ class Content:
         return part
 
 
+    def _dictionary(self, data: bytes, offset: int) -> Dictionary:
+        """The dictionary a value compressed with one names (``Damage`` if it is not there)."""
+        try:
+            ident = _zstd().get_frame_parameters(data).dict_id
+        except VFSError:
+            raise
+        except Exception as exc:
+            raise _damaged(f"compressed content does not decompress ({exc})", offset) from None
+        entry = None if self.dicts is None else self.dicts.by_id.get(ident)
+        if entry is None:
+            raise _damaged(f"the dictionary {ident} it was compressed with is missing", offset)
+        return entry
+
+
 #: Uncompressed, verified: the rules of reading (the codec only matters to writes).
 PLAIN = Content()
 
@@ -178,7 +323,8 @@ def verify(plain: bytes, sums: Any, offset: int) -> None:
             raise _damaged("checksum mismatch", offset + k)
 
 
-def _decompress(data: bytes, codec: int, limit: int, offset: int) -> bytes:
+def _decompress(data: bytes, codec: int, limit: int, offset: int,
+                dictionary: Dictionary | None = None) -> bytes:
     """Decompress at most ``limit`` bytes (a damaged or crafted value must not expand into
     gigabytes)."""
     try:
@@ -194,9 +340,9 @@ def _decompress(data: bytes, codec: int, limit: int, offset: int) -> bytes:
             if size > limit:
                 raise ValueError(f"a frame of {size} bytes")
             # One frame, and nothing after it: trailing bytes are damage, not padding.
-            dec = _zstd_decompressor().decompressobj()
+            dec = _zstd_decompressor(dictionary).decompressobj()
             if size < 0:
-                plain = _zstd_decompressor().stream_reader(data).read(limit + 1)
+                plain = _zstd_decompressor(dictionary).stream_reader(data).read(limit + 1)
                 if len(plain) <= limit:
                     plain = dec.decompress(data)
             else:
@@ -232,5 +378,30 @@ def _damaged(what: str, offset: int) -> Damage:
     return exc
 
 
-__all__ = ["BLOCK", "CODECS", "PLAIN", "SUM", "Content", "Damage", "block_sums", "compression_codec",
-           "compression_name", "verify"]
+__all__ = ["BLOCK", "CODECS", "PLAIN", "SUM", "Content", "Damage", "Dictionaries", "Dictionary",
+           "block_sums", "compression_codec", "compression_level", "compression_name",
+           "dictionary_id", "train", "verify"]
+
+
+def dictionary_size(sample_bytes: int) -> int:
+    """A dictionary size for this many bytes of samples: zstd's advice of about a hundredth,
+    between 16 and 256 KiB."""
+    return max(16 * 1024, min(256 * 1024, sample_bytes // 100))
+
+
+def train(samples: list[bytes], size: int | None = None, level: int = 3) -> bytes:
+    """A zstd dictionary of about ``size`` bytes (default: ``dictionary_size``) trained on
+    ``samples`` for compressing at ``level``, carrying the id ``dictionary_id`` derives from
+    its content. COVER with fixed parameters (k=1024, d=8): measured on the standard library's
+    1,790 modules, as small as the optimizer's dictionary (within 1%) in 0.8 s instead of 90."""
+    zstd = _zstd()
+    if size is None:
+        size = dictionary_size(sum(map(len, samples)))
+    try:
+        trained = zstd.train_dictionary(size, samples, k=1024, d=8, level=level)
+    except Exception as exc:  # too few or too small samples
+        raise ContractError.for_path(None, f"cannot train a dictionary on these files "
+                                           f"({exc})") from None
+    data = bytearray(trained.as_bytes())
+    data[4:8] = dictionary_id(bytes(data)).to_bytes(4, "little")
+    return bytes(data)

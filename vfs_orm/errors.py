@@ -36,6 +36,7 @@ __all__ = [
     "NotADirError",
     "NotAVFSDatabaseError",
     "NotFoundError",
+    "PatchBaseError",
     "PermissionDenied",
     "ReadOnlyError",
     "ReadOnlyLayerError",
@@ -132,6 +133,12 @@ class InvalidPathError(VFSError, ValueError):
 
 class InvalidOperationError(VFSError, ValueError):
     """A well-formed request that makes no sense, e.g. moving a directory into itself."""
+
+    default_errno = _errno.EINVAL
+
+
+class PatchBaseError(VFSError, ValueError):
+    """A patch pack over a layer that is not the tree it was made from (or over nothing)."""
 
     default_errno = _errno.EINVAL
 

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0005"
+FORMAT_REVISION = "0006"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -221,3 +221,16 @@ class CheckpointInode(Base):
     codec: Mapped[int] = mapped_column(Integer, server_default="0")
     sums: Mapped[bytes | None] = mapped_column(LargeBinary)
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+class Dictionary(Base):
+    """A zstd dictionary values of this database may be compressed with (format 0006, codec 3;
+    see ``vfs_orm.content``). The newest compresses new small values."""
+
+    __tablename__ = "vfs_dictionaries"
+
+    # The dictionary's own id (in its bytes and in every frame made with it), derived from
+    # its content.
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 of ``data``: checked before the dictionary is used.
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

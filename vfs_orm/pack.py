@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from vfs_orm import paths
 from vfs_orm.backends import is_postgresql_url
+from vfs_orm.content import DICT_VALUES
 from vfs_orm.copying import copy_tree
 from vfs_orm.types import StatResult
 from vfs_orm.vfs import VFS
@@ -115,13 +116,20 @@ COMPRESSED_CHUNK = 256 * 1024
 
 def pack(src: str, image: str, *, chunk_size: int | None = None,
          progress: Progress | None = None, entries: list[Entry] | None = None,
-         tree: str | None = None, compression: str | None = None) -> Report:
+         tree: str | None = None, compression: str | None = None,
+         compression_level: int | None = None, dictionary: bool = False,
+         page_size: int | None = None) -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
     into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
     or empty, and is filled in one transaction). ``compression``: "zstd" or "zlib" (chunks of
-    ``COMPRESSED_CHUNK`` bytes then, unless ``chunk_size`` says otherwise)."""
+    ``COMPRESSED_CHUNK`` bytes then, unless ``chunk_size`` says otherwise), at
+    ``compression_level`` (default: ``content.LEVELS``, fast; 19 for release packs).
+    ``dictionary`` (zstd only): train a dictionary on the small files first (a sample of up
+    to ``DICT_SAMPLE_BYTES`` of them), store it in the pack and compress small files with it."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
+    if dictionary and compression != "zstd":
+        raise ValueError("a dictionary needs compression='zstd'")
     if compression is not None and chunk_size is None:
         chunk_size = COMPRESSED_CHUNK
     if is_postgresql_url(image):
@@ -130,7 +138,11 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
             report = pack(src, local, chunk_size=chunk_size, progress=progress,
                           entries=entries)
             with VFS(local, read_only=True) as source, \
-                    VFS(image, tree=tree, compression=compression) as target:
+                    VFS(image, tree=tree, compression=compression,
+                        compression_level=compression_level) as target:
+                if dictionary:
+                    target.train_dictionary(_samples(src, scan(src, Report())),
+                                            recompress=False)
                 copy_tree(source, target)
             return report
     report = Report()
@@ -141,7 +153,10 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
         if os.path.exists(tmp + suffix):
             os.remove(tmp + suffix)
     try:
-        with VFS(tmp, chunk_size=chunk_size, durable=False, compression=compression) as fs:
+        with VFS(tmp, chunk_size=chunk_size, durable=False, compression=compression,
+                 compression_level=compression_level, page_size=page_size) as fs:
+            if dictionary:
+                fs.train_dictionary(_samples(root, items), recompress=False)
             pending_files = pending_bytes = 0
             batch = fs.atomic_batch()
             batch.__enter__()
@@ -179,6 +194,24 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
             if os.path.exists(tmp + suffix):
                 os.remove(tmp + suffix)
     return report
+
+
+#: At most this many bytes of small files are read to train a pack's dictionary (zstd's
+#: advice: about a hundred times the dictionary's size).
+DICT_SAMPLE_BYTES = 16 << 20
+
+
+def _samples(root: str, items: list[Entry]) -> list[bytes]:
+    """Small files to train a dictionary on: an even spread of them, up to
+    ``DICT_SAMPLE_BYTES``."""
+    small = [rel for kind, rel, st in items if kind == "file" and 0 < st.st_size <= DICT_VALUES]
+    total = sum(st.st_size for kind, _, st in items if kind == "file" and 0 < st.st_size <= DICT_VALUES)
+    step = max(1, -(-total // DICT_SAMPLE_BYTES))
+    out = []
+    for rel in small[::step]:
+        with open(os.path.join(root, rel), "rb") as f:
+            out.append(f.read(DICT_VALUES))
+    return out
 
 
 def _pack_file(fs: VFS, full: str, vpath: str, st: os.stat_result) -> None:

@@ -12,16 +12,22 @@ which would be a tenth of an ``exists``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import errno
 import functools
+import hashlib
 import io
+import json
 import math
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import icontract
@@ -37,7 +43,22 @@ from vfs_orm.backends import (
     backend_for,
     translate,
 )
-from vfs_orm.content import CODECS, Content, compression_codec, compression_name
+from vfs_orm.content import (
+    CODECS,
+    DICT_VALUES,
+    LEVELS,
+    ZSTD,
+    Content,
+    Damage,
+    Dictionaries,
+    Dictionary,
+    compression_codec,
+    compression_name,
+    train,
+)
+from vfs_orm.content import (
+    compression_level as check_level,
+)
 from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
     ClosedError,
@@ -45,6 +66,7 @@ from vfs_orm.errors import (
     CorruptionError,
     InvalidOperationError,
     InvalidPathError,
+    PatchBaseError,
     ReadOnlyError,
     RootContractError,
     VFSError,
@@ -65,6 +87,33 @@ _MODE_CHARS = frozenset("rwaxbt+")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchRecord:
+    """A patch pack's record: the identity (uuid) and content digest of the tree it was made
+    from, and the content digest of the tree it makes (``VFS.content_digest``)."""
+
+    base_uuid: str
+    base_digest: str
+    new_digest: str
+
+
+def manifest_digest(manifest: Mapping[str, str]) -> str:
+    """The content digest of a ``content_manifest``."""
+    h = hashlib.sha256()
+    for p in sorted(manifest):
+        h.update(f"{p}\x00{manifest[p]}\n".encode())
+    return h.hexdigest()
+
+
+def _patch_record(row: Any, where: str) -> PatchRecord | None:
+    if row is None:
+        return None
+    base_uuid, base_digest, new_digest = row[0], row[1], row[2]
+    if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
+        raise CorruptionError.for_path(where, "damaged patch record")
+    return PatchRecord(base_uuid, base_digest, new_digest)
 
 
 def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concatenate[VFS, _P], _R]:
@@ -211,22 +260,39 @@ class VFS:
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                  engine: Any = None, session: Any = None, tree: str | None = None,
                  compression: str | None = None, verify: bool = True,
-                 case_insensitive: bool | None = None) -> None:
+                 case_insensitive: bool | None = None,
+                 compression_level: int | None = None) -> None:
         self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
-                   session, None, tree, compression, verify, case_insensitive)
+                   session, None, tree, compression, verify, case_insensitive,
+                   compression_level)
 
     def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
               page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
               session: Any, image: bytes | None, tree: str | None = None,
               compression: str | None = None, verify: bool = True,
-              case_insensitive: bool | None = None) -> None:
+              case_insensitive: bool | None = None,
+              compression_level: int | None = None) -> None:
         self._uow: UnitOfWork | None = None
         self._compression = compression
+        self._layer_dicts: dict[str, Dictionaries] = {}
+        #: Patch packs of the stack (see vfs_orm.patching): this one's record, each layer's,
+        #: and the content digests of plain layers under a patch, computed once.
+        self._patch: PatchRecord | None = None
+        self._layer_patch: dict[str, PatchRecord] = {}
+        self._layer_digest: dict[str, str] = {}
+        if compression_level is not None and (not isinstance(compression_level, int)
+                                              or isinstance(compression_level, bool)):
+            raise TypeError("compression_level must be an int")
         if case_insensitive is not None and not isinstance(case_insensitive, bool):
             raise TypeError("case_insensitive must be a bool")
         self._case_insensitive = case_insensitive
         self._folded = False
         wanted_codec = compression_codec(compression)  # a bad name fails before any I/O
+        if compression_level is not None and (
+                compression is not None or (isinstance(db_path, (str, os.PathLike))
+                                            and "://" not in os.fspath(db_path)
+                                            and not os.path.exists(db_path))):
+            check_level(wanted_codec, compression_level)  # ... and a bad level
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
         if not isinstance(db_path, str):
@@ -295,22 +361,33 @@ class VFS:
         self._chunk_size = chunk_size or db_chunk
         try:
             codec = self._stored_codec(wanted_codec)
+            level = check_level(codec, compression_level) \
+                if compression_level is not None else None
             self._folded = self._stored_folding()
         except BaseException:
             if not self._embedded:
                 engine.dispose()
             raise
-        #: How this database's content is written (its compression) and read (verified?).
-        self._content = Content(codec, bool(verify))
-        self._read_content = Content(verify=bool(verify))
         self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
                                owns_engine=not self._embedded, session=session,
                                backend=backend)
         self._uow.retry_for = busy_timeout
+        self._manifest = backend.manifest_statements()
+        try:
+            with self._uow.read_lock:
+                own = self._load_dictionaries(self._uow.raw())
+                self._patch = _patch_record(self._manifest.patch_record(self._uow.raw()),
+                                            self._where)
+        except DB_ERRORS as exc:
+            self._uow.close()
+            raise translate(exc, db_path) from exc
+        #: How this database's content is written (its compression, level and dictionary)
+        #: and read (verified?), and how the stack's is read (with every layer's dictionaries).
+        self._content = Content(codec, bool(verify), level=level, dicts=own)
+        self._read_content = Content(verify=bool(verify), dicts=own)
         self._repo = backend.inode_statements(content=self._content)
         self._tree = Tree(self._uow, self._repo, self._chunk_size)
         self._checkpoints = Checkpoints(self._uow, self._repo)
-        self._manifest = backend.manifest_statements()
         try:
             self._per_connection = backend.attach_limit(self._uow.raw())
         except DB_ERRORS as exc:
@@ -409,6 +486,205 @@ class VFS:
                              f"stores {name or 'uncompressed'} content")
         return codec
 
+    def _load_dictionaries(self, raw: Any) -> Dictionaries | None:
+        """This database's stored dictionaries (None: it has none); the newest compresses
+        new small values. Checked when first used."""
+        rows = self._manifest.dictionaries(raw)
+        if not rows:
+            return None
+        entries = [Dictionary(r[0], r[1], r[2], self._where) for r in rows]
+        own = Dictionaries(entries[-1])
+        for entry in entries[:-1]:
+            own.add(entry)
+        return own
+
+    def _check_patches(self, ordered: list[Layer], fresh: dict[str, VFS]) -> None:
+        """Refuse a stack where a patch pack does not lie right over the tree it was made
+        from: the layer below it must be a patch that made that tree, or a database whose
+        content digest is the one the patch recorded (``PatchBaseError``). A patch opened
+        alone (to inspect it) is allowed."""
+        chain: list[tuple[str, PatchRecord | None, Layer | None]] = [("local", self._patch, None)]
+        chain += [(lay.name, self._layer_patch.get(lay.name), lay) for lay in ordered]
+        for at, (name, patch, _lay) in enumerate(chain):
+            if patch is None or (at == 0 and len(chain) == 1):
+                continue
+            if at + 1 >= len(chain):
+                raise PatchBaseError.for_path(
+                    self._where, f"layer {name!r} is a patch of {patch.base_digest[:16]}... and "
+                                 f"lies over nothing: add its base first (at a lower priority)")
+            below_name, below_patch, below = chain[at + 1]
+            have = below_patch.new_digest if below_patch is not None \
+                else self._digest_of_layer(below, fresh)
+            if have != patch.base_digest:
+                raise PatchBaseError.for_path(
+                    self._where, f"layer {name!r} is a patch of the tree with content digest "
+                                 f"{patch.base_digest[:16]}..., but the layer below it "
+                                 f"({below_name!r}) has {have[:16]}...: refused")
+
+    def _digest_of_layer(self, lay: Layer | None, fresh: dict[str, VFS]) -> str:
+        if lay is None:
+            return self.content_digest()
+        known = self._layer_digest.get(lay.name)
+        if known is not None:
+            return known
+        source = fresh.get(lay.name) or lay.source
+        if source is not None and not source.closed:
+            digest = source.content_digest()
+        else:
+            with VFS(lay.db_path, read_only=True) as opened:
+                digest = opened.content_digest()
+        self._layer_digest[lay.name] = digest
+        return digest
+
+    @_translated
+    def content_manifest(self) -> dict[str, str]:
+        """Every entry of the tree (through the layers): path -> "dir" for a directory, or
+        the file's SHA-256 (hex). What patch packs are checked against.
+
+        Raises:
+            ClosedError: the VFS is closed.
+            CorruptionError: damaged content whose digest had to be computed.
+        """
+        out: dict[str, str] = {}
+        for top, dirs, files in self.walk("/"):
+            for d in dirs:
+                out[paths.join(top, d)] = "dir"
+            for f in files:
+                p = paths.join(top, f)
+                out[p] = self.digest(p)
+        return out
+
+    def content_digest(self) -> str:
+        """SHA-256 (hex) of ``content_manifest()``: two trees with the same paths, kinds and
+        file contents have the same digest (modes and times are not part of it).
+
+        Raises:
+            ClosedError: the VFS is closed.
+            CorruptionError: damaged content whose digest had to be computed.
+        """
+        return manifest_digest(self.content_manifest())
+
+    @property
+    def patch(self) -> PatchRecord | None:
+        """What this database says it patches, if it is a patch pack (see vfs_orm.patching)."""
+        return self._patch
+
+    @_translated
+    def patch_manifest(self) -> dict[str, str]:
+        """The content manifest of the tree this patch pack makes (checked against its
+        digest).
+
+        Raises:
+            PatchBaseError: not a patch pack.
+            CorruptionError: a damaged record.
+        """
+        if self._patch is None:
+            raise PatchBaseError.for_path(self._where, "not a patch pack")
+        uow = self._live_uow()
+        with uow.read_lock:
+            row = self._manifest.patch_record(uow.raw())
+        try:
+            text = row[3] if row is not None and isinstance(row[3], str) else None
+            if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
+                inflate = zlib.decompressobj()
+                text = inflate.decompress(base64.b64decode(text[5:], validate=True),
+                                          64 << 20).decode()
+                if not inflate.eof:
+                    raise ValueError("a manifest past 64 MiB")
+            manifest = json.loads(text) if text is not None else None
+        except (ValueError, zlib.error):
+            manifest = None
+        if not isinstance(manifest, dict) or \
+                not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()) \
+                or manifest_digest(manifest) != self._patch.new_digest:
+            raise CorruptionError.for_path(self._where, "damaged patch record (its manifest "
+                                                        "does not match its digest)")
+        return manifest
+
+    def _record_patch(self, base_uuid: str, base_digest: str, manifest: dict[str, str]) -> None:
+        self._check_writable(self._db_path)
+        new_digest = manifest_digest(manifest)
+        with self._live_uow().write() as raw:
+            packed = zlib.compress(json.dumps(manifest, sort_keys=True).encode(), 9)
+            self._manifest.record_patch(raw, base_uuid, base_digest, new_digest,
+                                        "zlib:" + base64.b64encode(packed).decode(),
+                                        time.time_ns())
+        self._patch = PatchRecord(base_uuid, base_digest, new_digest)
+
+    def _stack_dictionaries(self) -> Dictionaries | None:
+        """The dictionaries of this database and of every underlay (an id used by two
+        different dictionaries is a CorruptionError)."""
+        merged = self._content.dicts
+        for dicts in self._layer_dicts.values():
+            merged = dicts.merged(None) if merged is None else merged.merged(dicts)
+        if merged is not None and self._content.dicts is None:
+            merged.writer = None
+        return merged
+
+    @_translated
+    def train_dictionary(self, samples: list[bytes] | None = None, *, size: int | None = None,
+                         recompress: bool = True) -> int:
+        """Train a zstd dictionary on this database's small values (inline files and chunks
+        of at most 64 KiB; or on ``samples``), store it in the database and compress new
+        small values with it; ``recompress``: also store every existing value again with it
+        where that makes it smaller (in the same one transaction). ``size``: the dictionary's
+        size in bytes (default: a hundredth of the samples, 16 to 256 KiB). Packs of many
+        small files shrink by a sixth or more (see benchmarks/PACKS.md). The database must be
+        compressed with zstd; reading it needs this release (format 0006) and zstandard.
+
+        Returns:
+            The dictionary's id.
+
+        Raises:
+            ContractError: the database is not zstd-compressed, or there is too little to
+                train on. ReadOnlyLayerError: read-only. CorruptionError: a stored value is
+                damaged.
+        """
+        self._check_writable(self._db_path)
+        if self._content.codec != ZSTD:
+            raise ContractError.for_path(self._where, "a dictionary needs a database created "
+                                                      "with compression='zstd'")
+        uow = self._live_uow()
+        reader = replace(self._content, partial=False)
+        if samples is None:
+            samples = []
+            with uow.read_lock:
+                raw = uow.raw()
+                for chunks in (False, True):
+                    for page in self._manifest.stored_values(raw, chunks):
+                        for _, codec, sums, data in page:
+                            plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE)
+                            if 0 < len(plain) <= DICT_VALUES:
+                                samples.append(plain)
+        data = train(samples, size, level=self._content.level or LEVELS[ZSTD])
+        ident = int.from_bytes(data[4:8], "little")
+        entry = Dictionary(ident, hashlib.sha256(data).digest(), data, self._where)
+        entry.zstd_dict()
+        own = Dictionaries(entry)
+        if self._content.dicts is not None:
+            for old in self._content.dicts.by_id.values():
+                own.add(old)
+        writer = replace(self._content, dicts=own)
+        with uow.write() as raw:
+            if self._content.dicts is None or ident not in self._content.dicts.by_id:
+                self._manifest.add_dictionary(raw, ident, time.time_ns(), entry.digest, data)
+            if recompress:
+                for chunks in (False, True):
+                    for page in self._manifest.stored_values(raw, chunks):
+                        out = []
+                        for k, codec, sums, value in page:
+                            plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE)
+                            new, new_codec, _ = writer.encode(plain)
+                            if new_codec != codec and len(new) < len(value):
+                                out.append((new_codec, new, k))
+                        self._manifest.restore_values(raw, chunks, out)
+        self._content = writer
+        self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
+        self._repo = self._backend.inode_statements(content=self._content)
+        self._tree.repo = self._tree.resolver.repo = self._repo
+        self._set_layers(self._layers)
+        return ident
+
     def _stored_folding(self) -> bool:
         """Whether this database is case-insensitive, as recorded at its creation (asking for
         the other is a ContractError)."""
@@ -442,8 +718,14 @@ class VFS:
         uow = self._live_uow()
         with uow.read_lock:
             report = self._backend.check(uow.raw(), quick)
+            for entry in (self._content.dicts.by_id.values() if self._content.dicts else ()):
+                try:
+                    entry.zstd_dict()
+                except Damage as exc:
+                    report.problems.append(exc.what)
             if deep:
-                strict = self._backend.inode_statements(content=Content(self._content.codec))
+                strict = self._backend.inode_statements(
+                    content=Content(self._content.codec, dicts=self._content.dicts))
                 problems, warnings, verified = verify_files(strict, uow.raw())
                 report.problems.extend(problems)
                 report.warnings.extend(warnings)
@@ -1368,8 +1650,21 @@ class VFS:
             if owned:
                 source.close()
         try:
+            if source._patch is not None:
+                self._layer_patch[name] = source._patch
+            self._check_patches(sorted(self._layers + [layer], key=lambda lay: -lay.priority),
+                                 {name: source})
+            if source._content.dicts is not None:
+                self._layer_dicts[name] = source._content.dicts
+                self._read_content = replace(self._read_content,
+                                             dicts=self._stack_dictionaries())
             self._set_layers(self._layers + [layer])
         except BaseException:
+            self._layer_patch.pop(name, None)
+            self._layer_digest.pop(name, None)
+            if self._layer_dicts.pop(name, None) is not None:
+                self._read_content = replace(self._read_content,
+                                             dicts=self._stack_dictionaries())
             if layer.owned:
                 source.close()
             raise
@@ -1391,6 +1686,11 @@ class VFS:
         if len(keep) == len(self._layers):
             return False
         gone = [lay for lay in self._layers if lay.name == name]
+        self._check_patches(sorted(keep, key=lambda lay: -lay.priority), {})
+        self._layer_patch.pop(name, None)
+        self._layer_digest.pop(name, None)
+        if self._layer_dicts.pop(name, None) is not None:
+            self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
         self._set_layers(keep)
         for lay in gone:
             if lay.owned:

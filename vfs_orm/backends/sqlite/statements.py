@@ -46,7 +46,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
 from vfs_orm.content import BLOCK, PLAIN, SUM, Content, Damage
-from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Inode, LayerManifest
+from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
@@ -1470,6 +1470,13 @@ class ManifestRepository:
         if schema != "main":
             m = m.to_metadata(MetaData(), schema=schema)
         self.table = m
+        self.schema = schema
+        d: Table = Dictionary.__table__  # type: ignore[assignment]
+        if schema != "main":
+            d = d.to_metadata(MetaData(), schema=schema)
+        self._dict_table = d
+        self._dictionaries = self._compile(
+            select(d.c.id, d.c.digest, d.c.data).order_by(d.c.created_ns, d.c.id), ())
         self._identity = self._compile(
             select(m.c.uuid, m.c.name, m.c.version, m.c.description, m.c.created_ns,
                    m.c.modified_ns, m.c.chunk_size, m.c.compression, m.c.case_insensitive)
@@ -1524,6 +1531,88 @@ class ManifestRepository:
         except sqlite3.OperationalError:
             return None
         return None if row is None else Identity._make(row)
+
+    def dictionaries(self, raw: sqlite3.Connection) -> list[tuple[Any, Any, Any]]:
+        """(id, digest, data) of every stored dictionary, oldest first (unchecked); none if
+        the table is missing (a forged version row: ``check`` reports the shape)."""
+        try:
+            return raw.execute(self._dictionaries.sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+    @functools.cached_property
+    def _recode(self) -> tuple[Compiled, ...]:
+        d = self._dict_table
+        i, c = inode_table(self.schema), chunk_table(self.schema)
+        return (
+            self._compile(insert(d).values(id=bindparam("id"), created_ns=bindparam("now"),
+                                           digest=bindparam("digest"), data=bindparam("data")),
+                          ("id", "now", "digest", "data")),
+            self._compile(select(i.c.id).where(i.c.data.isnot(None)).order_by(i.c.id), ()),
+            self._compile(select(c.c.id).order_by(c.c.id), ()),
+            self._compile(update(i).where(i.c.id == bindparam("k"))
+                          .values(codec=bindparam("codec"), data=bindparam("data")),
+                          ("codec", "data", "k")),
+            self._compile(update(c).where(c.c.id == bindparam("k"))
+                          .values(codec=bindparam("codec"), data=bindparam("data")),
+                          ("codec", "data", "k")),
+        )
+
+    @functools.cached_property
+    def _patch_rows(self) -> tuple[Compiled, Compiled]:
+        m = self.table
+        return (
+            self._compile(select(m.c.uuid, m.c.name, m.c.version, m.c.description)
+                          .where(m.c.role == literal_column("'patch'")).order_by(m.c.id), ()),
+            self._compile(insert(m).values(role=literal_column("'patch'"), uuid=bindparam("uuid"),
+                                           name=bindparam("name"), version=bindparam("version"),
+                                           description=bindparam("description"),
+                                           created_ns=bindparam("now"),
+                                           modified_ns=bindparam("now2")),
+                          ("uuid", "name", "version", "description", "now", "now2")))
+
+    def patch_record(self, raw: sqlite3.Connection) -> tuple[Any, ...] | None:
+        """(base uuid, base digest, new digest, new manifest JSON) of a patch pack, or None."""
+        try:
+            row = raw.execute(self._patch_rows[0].sql).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else tuple(row)
+
+    def record_patch(self, raw: sqlite3.Connection, base_uuid: str, base_digest: str,
+                     new_digest: str, manifest: str, now: int) -> None:
+        raw.execute(self._patch_rows[1].sql, (base_uuid, base_digest, new_digest, manifest,
+                                               now, now))
+
+    def add_dictionary(self, raw: sqlite3.Connection, ident: int, now: int, digest: bytes,
+                       data: bytes) -> None:
+        raw.execute(self._recode[0].sql, (ident, now, digest, data))
+
+    @functools.cached_property
+    def _value_of(self) -> tuple[Compiled, Compiled]:
+        i, c = inode_table(self.schema), chunk_table(self.schema)
+        return tuple(self._compile(select(t.c.id, t.c.codec, t.c.sums, t.c.data)  # type: ignore[return-value]
+                                   .where(t.c.id == bindparam("k")), ("k",)) for t in (i, c))
+
+    def stored_values(self, raw: sqlite3.Connection, chunks: bool
+                      ) -> Iterable[list[tuple[Any, Any, Any, Any]]]:
+        """Pages of (id, codec, sums, data): every inline value, or every chunk (the ids
+        first, then a row at a time: never a table's content in memory)."""
+        ids = [r[0] for r in raw.execute(self._recode[2 if chunks else 1].sql).fetchall()]
+        one = self._value_of[1 if chunks else 0].sql
+        for at in range(0, len(ids), 256):
+            page = []
+            for k in ids[at:at + 256]:
+                row = raw.execute(one, (k,)).fetchone()
+                if row is not None:
+                    page.append(tuple(row))
+            yield page
+
+    def restore_values(self, raw: sqlite3.Connection, chunks: bool,
+                       rows: list[tuple[int, bytes, int]]) -> None:
+        """Store values again: (codec, data, id) each."""
+        if rows:
+            raw.executemany(self._recode[4 if chunks else 3].sql, rows)
 
     def may_hold_whiteouts(self, raw: sqlite3.Connection) -> bool:
         """Whether this database was ever written over underlays (so it may hold whiteouts)."""
