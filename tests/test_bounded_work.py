@@ -59,7 +59,7 @@ def test_chunks_that_expand_past_a_chunk_are_damage_not_memory(pack):
     report = _deep_check(pack)
     assert len(report["problems"]) == 40, report["problems"][:3]
     assert all("67108864" in p or "expands past" in p for p in report["problems"])
-    assert report["rss_mib"] < 400, report["rss_mib"]
+    assert report["rss_mib"] < 1024, report["rss_mib"]  # 40 x 3 x 64 MiB were it expanded
     with VFS(pack, read_only=True) as fs, pytest.raises(CorruptionError, match="offset 0"):
         fs.read_bytes("/data/f1.bin")
 
