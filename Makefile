@@ -28,8 +28,11 @@ $(DEMO_VENV)/.installed: pyproject.toml
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python -m vfs_orm demo
 
+# Two workers a machine's cores (pytest-xdist), a test file per worker at a time (files share
+# module fixtures and downloaded suites): the suite is half waiting on subprocesses, servers and
+# disks, so on these 2-core machines it takes about half the time it takes on one.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # The same suite on the newest release of every dependency (no lock): run it before `make lock`
 # to find the next upstream change on purpose rather than in a failed landing.
@@ -38,7 +41,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade -e '.[dev]'
-	$(LATEST_VENV)/bin/python -m pytest -q
+	$(LATEST_VENV)/bin/python -m pytest -q -n auto --dist loadfile
 
 # Re-resolve requirements/dev.lock to today's newest releases (uv's resolver; the lock is a
 # plain pip constraints file, so installing from it needs pip alone).
