@@ -60,34 +60,8 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
                      durable=False) as p:
                 p.add_underlay(old, name="base")
                 with p.atomic_batch():
-                    # Deleted, or a file that became a directory or back: whited out (the
-                    # topmost such path only: its subtree goes with it).
-                    gone = sorted(k for k, v in before.items()
-                                  if k not in after or (v == "dir") != (after[k] == "dir"))
-                    done: list[str] = []
-                    for k in gone:
-                        if any(k.startswith(g + "/") for g in done):
-                            continue
-                        if before[k] == "dir":
-                            p.rmtree(k)
-                        else:
-                            p.remove(k)
-                        done.append(k)
-                        report.deleted += 1
-                    for k in sorted(after):
-                        v = after[k]
-                        if v == "dir":
-                            if before.get(k) != "dir":
-                                p.makedirs(k, exist_ok=True)
-                                report.dirs += 1
-                        elif before.get(k) != v:
-                            st = n.stat(k)
-                            p.write_bytes(k, n.read_bytes(k), mode=st.st_mode & 0o7777,
-                                          mtime_ns=st.st_mtime_ns)
-                            if k in before and before[k] != "dir":
-                                report.changed += 1
-                            else:
-                                report.added += 1
+                    _remove_gone(p, before, after, report)
+                    _write_changes(n, p, before, after, report)
                     got = p.content_manifest()
                     if got != after:
                         raise CorruptionError.for_path(tmp, "the patch does not read as NEW")
@@ -142,37 +116,50 @@ def apply_patch(old: str | os.PathLike[str], patch: str | os.PathLike[str], *,
             raise PatchBaseError.for_path(old, "this patch was not made from this tree "
                                                "(content digests differ): refused")
         with o.atomic_batch():
-            for k in sorted((k for k, v in before.items()
-                             if k not in after or (v == "dir") != (after[k] == "dir")),
-                            key=len):
-                if o.exists(k):
-                    if before[k] == "dir":
-                        o.rmtree(k)
-                    else:
-                        o.remove(k)
-                    report.deleted += 1
-            done = 0
-            for k in sorted(after):
-                v = after[k]
-                if v == "dir":
-                    if before.get(k) != "dir":
-                        o.makedirs(k, exist_ok=True)
-                        report.dirs += 1
-                elif before.get(k) != v:
-                    st = p.stat(k)
-                    o.write_bytes(k, p.read_bytes(k), mode=st.st_mode & 0o7777,
-                                  mtime_ns=st.st_mtime_ns)
-                    if k in before and before[k] != "dir":
-                        report.changed += 1
-                    else:
-                        report.added += 1
-                    done += 1
-                    if progress is not None:
-                        progress(done)
+            _remove_gone(o, before, after, report)
+            _write_changes(p, o, before, after, report, progress)
             if manifest_digest(o.content_manifest()) != report.new_digest:
                 raise CorruptionError.for_path(old, "the patched tree does not match the "
                                                     "patch's manifest: nothing changed")
     return report
+
+
+def _remove_gone(dst: VFS, before: dict[str, str], after: dict[str, str],
+                 report: PatchReport) -> None:
+    """Remove from ``dst`` what ``after`` no longer has, and what changed between file and
+    directory: the topmost such paths (their subtrees go with them)."""
+    for k in sorted((k for k, v in before.items()
+                     if k not in after or (v == "dir") != (after[k] == "dir")), key=len):
+        if dst.exists(k):
+            if before[k] == "dir":
+                dst.rmtree(k)
+            else:
+                dst.remove(k)
+            report.deleted += 1
+
+
+def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, str],
+                   report: PatchReport, progress: Progress | None = None) -> None:
+    """Write into ``dst`` every directory and file of ``after`` that ``before`` does not
+    have as it is, from ``src`` (bytes, mode and mtime)."""
+    done = 0
+    for k in sorted(after):
+        v = after[k]
+        if v == "dir":
+            if before.get(k) != "dir":
+                dst.makedirs(k, exist_ok=True)
+                report.dirs += 1
+        elif before.get(k) != v:
+            st = src.stat(k)
+            dst.write_bytes(k, src.read_bytes(k), mode=st.st_mode & 0o7777,
+                            mtime_ns=st.st_mtime_ns)
+            if k in before and before[k] != "dir":
+                report.changed += 1
+            else:
+                report.added += 1
+            done += 1
+            if progress is not None:
+                progress(done)
 
 
 __all__ = ["PatchReport", "apply_patch", "make_patch"]
