@@ -502,3 +502,53 @@ def test_mount_errors_name_the_fix(tmp_path):
             fs.mount(tmp_path / "not-a-dir"):
         pass
     assert "not a directory" in str(info.value)
+
+
+# -- a PostgreSQL tree, and readers in parallel ----------------------------------------------
+def test_a_postgresql_tree_through_the_mount(pg_url, pg_tree, tmp_path):
+    """The same operations on a tree of a server: written through the mount, read by the API
+    (and the reverse), renamed, removed, listed by a real program."""
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    with VFS(pg_url, tree=pg_tree) as fs:
+        fs.write_bytes("/levels/1.json", b'{"level": 1}')
+        with fs.mount(mp) as where:
+            m = Path(where)
+            assert (m / "levels" / "1.json").read_bytes() == b'{"level": 1}'
+            (m / "saves").mkdir()
+            (m / "saves" / "slot1.dat").write_bytes(b"x" * 200_000)  # chunks on the server
+            os.rename(m / "saves" / "slot1.dat", m / "saves" / "slot2.dat")
+            os.unlink(m / "levels" / "1.json")
+            listed = subprocess.run(["ls", "-R", str(m)], capture_output=True, text=True)
+            assert listed.returncode == 0 and "slot2.dat" in listed.stdout
+        assert not os.path.ismount(mp)
+    with VFS(pg_url, tree=pg_tree, read_only=True) as again:
+        assert again.read_bytes("/saves/slot2.dat") == b"x" * 200_000
+        assert again.listdir("/levels") == [] and again.check().ok
+
+
+def test_readers_in_parallel(mnt):
+    """Four threads reading four files at once through one mount all get their own bytes
+    (libfuse serves requests on several threads, each with its own database connection)."""
+    import threading
+
+    fs, m = mnt
+    want = {f"/f{i}.bin": bytes([i]) * (3 * 65536 + i) for i in range(4)}
+    fs.write_files(want)
+    got: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+
+    def read(name: str) -> None:
+        try:
+            for _ in range(5):
+                with open(m / name.lstrip("/"), "rb") as f:
+                    got[name] = f.read()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(name,)) for name in want]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and got == want
