@@ -865,9 +865,7 @@ class VFS:
         except BaseException:
             view.close()
             raise
-        view._read_only = True
-        view._live_uow().read_only = True
-        view._live_uow().before_write = None
+        view._freeze()
         return view
 
     @_translated
@@ -908,11 +906,18 @@ class VFS:
         obj = cls.__new__(cls)
         obj._init(":memory:", chunk_size, False, None, True, DEFAULT_BUSY_TIMEOUT, None,
                   None, image)
-        obj._read_only = bool(read_only)
+        obj._read_only = False
         if read_only:
-            obj._uow.read_only = True  # type: ignore[union-attr]
-            obj._uow.before_write = None  # type: ignore[union-attr]
+            obj._freeze()
         return obj
+
+    def _freeze(self) -> None:
+        """Make a VFS that was filled in memory read-only from now on (an image opened
+        ``read_only``, a checkpoint's view): writes refused, no stack recorded on them."""
+        self._read_only = True
+        uow = self._live_uow()
+        uow.read_only = True
+        uow.before_write = None
 
     def serialize_iter(self, block_size: int = 65536) -> Iterator[bytes]:
         """Yield a consistent snapshot of the database as the bytes of a regular SQLite file
