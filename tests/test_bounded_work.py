@@ -85,8 +85,10 @@ def test_trailing_junk_after_a_frame_is_damage(pack):
     plain = bytes([3]) * 65536
     frame = zstandard.ZstdCompressor().compress(plain) + b"junk"
     con = sqlite3.connect(pack)
-    con.execute("UPDATE vfs_chunks SET data = ?, codec = 2, sums = ? WHERE idx = 1 AND inode_id "
-                "= (SELECT id FROM vfs_inodes WHERE name = 'f3.bin')", (frame, block_sums(plain)))
+    (cid,) = con.execute("SELECT id FROM vfs_chunks WHERE idx = 1 AND inode_id = (SELECT id "
+                         "FROM vfs_inodes WHERE name = 'f3.bin')").fetchone()
+    con.execute("UPDATE vfs_chunks SET data = ?, codec = 2, sums = ? WHERE id = ?",
+                (frame, block_sums(plain, cid), cid))
     con.commit()
     con.close()
     report = _deep_check(pack)

@@ -211,7 +211,8 @@ def _hostile(path, names):
                           "ctime_ns, mtime_ns, generation) VALUES (?, ?, 1, 33188, 4, 65536, "
                           "0, 0, 0)", (parent, name))
         con.execute("INSERT INTO vfs_chunks (id, inode_id, idx, sums, data) VALUES (?, ?, 0, ?, ?)",
-                    (cur.lastrowid * 2**32, cur.lastrowid, block_sums(b"evil"), b"evil"))
+                    (cur.lastrowid * 2**32, cur.lastrowid, block_sums(b"evil", cur.lastrowid * 2**32),
+                     b"evil"))
     con.commit()
     con.close()
 

@@ -8,10 +8,15 @@ columns:
   A value is compressed only when that makes it smaller, so incompressible media (PNG, OGG)
   is stored as is and read without a decompression;
 - ``sums``: an XXH3-64 checksum of every 4 KiB block of the PLAIN bytes, 8 bytes each (the
-  xxhash package's canonical digest; five times the speed of zlib's CRC-32 here). A
-  read of part of an uncompressed chunk verifies just the blocks it touches (a random 4 KiB
-  read checks 4 KiB, not the chunk); a compressed value is verified whole after decompression,
-  which also catches damage the decompressor lets through.
+  xxhash package's canonical digest; five times the speed of zlib's CRC-32 here), then a
+  SEAL (format 0007): an XXH3-64 of those checksums seeded with the value's place, its chunk
+  id (``inode * 2**32 + idx``; 0 for a small file's inline bytes, whose row id is not known
+  before the row is written). A chunk moved to another file or position, checksums and all,
+  fails its seal where it is read; re-placing content (a copy on write, a copy between
+  databases) reseals it from the checksums alone, without reading the bytes. A read of part
+  of an uncompressed chunk verifies just the blocks it touches (a random 4 KiB read checks
+  4 KiB and the seal, not the chunk); a compressed value is verified whole after
+  decompression, which also catches damage the decompressor lets through.
 
 Stored values are untrusted (saves and mods come from players): a codec this release does not
 know, sums of the wrong length, a value that decompresses to more than a chunk or fails to
@@ -33,9 +38,11 @@ import xxhash
 
 from vfs_orm.errors import ContractError, CorruptionError, VFSError
 
-#: Bytes covered by one checksum, and the size of one.
+#: Bytes covered by one checksum, and the size of one (and of the seal after them).
 BLOCK = 4096
 SUM = 8
+#: The seal of a small file's inline bytes (see the module's docstring).
+INLINE = 0
 RAW, ZLIB, ZSTD, ZSTD_DICT = 0, 1, 2, 3
 #: Compression names accepted at creation, and their codec numbers.
 CODECS = {"zlib": ZLIB, "zstd": ZSTD}
@@ -57,13 +64,37 @@ MIN_COMPRESS = 64
 _xxh3 = xxhash.xxh3_64_digest
 
 
-def block_sums(data: bytes | bytearray | memoryview) -> bytes:
-    """The ``sums`` of ``data``: an XXH3-64 digest per 4 KiB block, 8 bytes each."""
+def block_sums(data: bytes | bytearray | memoryview, key: int) -> bytes:
+    """The ``sums`` of ``data`` stored at ``key`` (a chunk id, or ``INLINE``): an XXH3-64
+    digest per 4 KiB block, 8 bytes each, then their seal (none for no bytes)."""
+    digests = _digests(data)
+    return digests + _xxh3(digests, key) if digests else b""
+
+
+def _digests(data: bytes | bytearray | memoryview) -> bytes:
     n = len(data)
     if n <= BLOCK:
         return _xxh3(data) if n else b""
     mv = memoryview(data)
     return b"".join([_xxh3(mv[o:o + BLOCK]) for o in range(0, n, BLOCK)])
+
+
+def reseal(sums: Any, old: int, new: int) -> Any:
+    """``sums`` of a value stored at ``old``, for the same value stored at ``new`` (``Damage``
+    if they were not sealed for ``old``): content re-placed without reading its bytes."""
+    if old == new or sums is None or sums == b"":
+        return sums
+    _check_seal(sums, old, 0)
+    return sums[:-SUM] + _xxh3(sums[:-SUM], new)
+
+
+def _check_seal(sums: Any, key: int, offset: int) -> None:
+    if type(sums) is not bytes or len(sums) < 2 * SUM or len(sums) % SUM:
+        raise _damaged(f"checksums of the wrong length "
+                       f"({len(sums) if type(sums) is bytes else sums!r:.20})", offset)
+    if _xxh3(memoryview(sums)[:-SUM], key) != sums[-SUM:]:
+        raise _damaged("content of another file or position (its checksums are sealed to "
+                       "another place)", offset)
 
 
 def _zstd() -> Any:
@@ -244,9 +275,10 @@ class Content:
     #: The dictionaries stored values may name (format 0006); None: there are none.
     dicts: Dictionaries | None = None
 
-    def encode(self, plain: bytes) -> tuple[bytes, int, bytes]:
-        """(stored bytes, codec, sums) of a value to write."""
-        sums = block_sums(plain)
+    def encode(self, plain: bytes, key: int) -> tuple[bytes, int, bytes]:
+        """(stored bytes, codec, sums) of a value to write at ``key`` (its chunk id, or
+        ``INLINE``)."""
+        sums = block_sums(plain, key)
         if self.codec and len(plain) >= MIN_COMPRESS:
             writer = None if self.dicts is None or self.codec != ZSTD \
                 or len(plain) > DICT_VALUES else self.dicts.writer
@@ -255,9 +287,11 @@ class Content:
                 return packed, (ZSTD_DICT if writer is not None else self.codec), sums
         return plain, RAW, sums
 
-    def decode(self, data: Any, codec: Any, sums: Any, limit: int, offset: int = 0) -> bytes:
-        """The plain bytes of a stored value (at most ``limit`` of them), checked. ``offset``:
-        where the value starts in its file, for the error."""
+    def decode(self, data: Any, codec: Any, sums: Any, limit: int, key: int,
+               offset: int = 0) -> bytes:
+        """The plain bytes of a stored value (at most ``limit`` of them), checked, read at
+        ``key`` (its chunk id, or ``INLINE``). ``offset``: where the value starts in its file,
+        for the error."""
         if type(data) is not bytes:
             raise _damaged(f"content stored as {type(data).__name__}, not bytes", offset)
         if codec == RAW:
@@ -269,15 +303,15 @@ class Content:
         else:
             raise _damaged(f"unknown codec {codec!r:.40}", offset)
         if self.verify or codec != RAW:
-            verify(plain, sums, offset)
+            verify(plain, sums, offset, key)
         if len(plain) > limit:
             raise _damaged(f"{len(plain)} bytes where at most {limit} fit", offset)
         return plain
 
-    def decode_part(self, part: Any, sums: Any, start: int, offset: int) -> Any:
+    def decode_part(self, part: Any, sums: Any, start: int, offset: int, key: int) -> Any:
         """Check bytes read from an uncompressed value at ``start`` (a multiple of ``BLOCK``)
-        against ``sums``, the value's sums from block ``start // BLOCK`` on (or all of them,
-        or more: only those the bytes cover are compared)."""
+        against ``sums``, the value's whole sums (only those of the blocks read are compared,
+        and the seal), read at ``key``."""
         if type(part) is not bytes:
             raise _damaged(f"content stored as {type(part).__name__}, not bytes", offset)
         if self.verify:
@@ -285,11 +319,11 @@ class Content:
             count = (len(part) + BLOCK - 1) // BLOCK
             if type(sums) is not bytes:
                 raise _damaged("checksums missing", offset)
-            want = sums[SUM * first:SUM * (first + count)] if len(sums) > SUM * count else sums
-            if len(want) < SUM * count or block_sums(part) != want[:SUM * count]:
-                verify(part, want[:SUM * count], offset)
+            _check_seal(sums, key, offset)
+            want = sums[SUM * first:SUM * (first + count)]
+            if first + count > len(sums) // SUM - 1 or _digests(part) != want:
+                _compare(part, want, offset, len(sums) // SUM - 1 - first)
         return part
-
 
     def _dictionary(self, data: bytes, offset: int) -> Dictionary:
         """The dictionary a value compressed with one names (``Damage`` if it is not there)."""
@@ -309,18 +343,29 @@ class Content:
 PLAIN = Content()
 
 
-def verify(plain: bytes, sums: Any, offset: int) -> None:
-    """Raise ``CorruptionError`` at the first block of ``plain`` whose checksum is not in
-    ``sums``."""
-    if type(sums) is not bytes or len(sums) != SUM * ((len(plain) + BLOCK - 1) // BLOCK):
-        raise _damaged(f"checksums of the wrong length ({len(sums) if type(sums) is bytes else sums!r:.20})",
-                       offset)
-    if block_sums(plain) == sums:
+def verify(plain: bytes, sums: Any, offset: int, key: int) -> None:
+    """Raise ``CorruptionError`` unless ``sums`` are ``plain``'s, sealed for ``key``: naming
+    the first block whose checksum differs."""
+    blocks = (len(plain) + BLOCK - 1) // BLOCK
+    if not blocks:
+        if sums != b"":
+            raise _damaged(f"checksums of the wrong length ({sums!r:.20})", offset)
         return
+    _check_seal(sums, key, offset)
+    if len(sums) != SUM * (blocks + 1):
+        raise _damaged(f"checksums of the wrong length ({len(sums)})", offset)
+    if _digests(plain) != sums[:-SUM]:
+        _compare(plain, sums, offset, blocks)
+
+
+def _compare(plain: bytes, sums: bytes, offset: int, have: int) -> None:
+    """Raise ``Damage`` at the first block of ``plain`` whose checksum is not in ``sums``
+    (``have``: how many of them there are)."""
     for k in range(0, len(plain), BLOCK):
-        at = k // BLOCK * SUM
-        if _xxh3(plain[k:k + BLOCK]) != sums[at:at + SUM]:
+        at = k // BLOCK
+        if at >= have or _xxh3(plain[k:k + BLOCK]) != sums[at * SUM:at * SUM + SUM]:
             raise _damaged("checksum mismatch", offset + k)
+    raise _damaged("checksum mismatch", offset)
 
 
 def _decompress(data: bytes, codec: int, limit: int, offset: int,
@@ -378,9 +423,9 @@ def _damaged(what: str, offset: int) -> Damage:
     return exc
 
 
-__all__ = ["BLOCK", "CODECS", "PLAIN", "SUM", "Content", "Damage", "Dictionaries", "Dictionary",
+__all__ = ["BLOCK", "CODECS", "INLINE", "PLAIN", "SUM", "Content", "Damage", "Dictionaries", "Dictionary",
            "block_sums", "compression_codec", "compression_level", "compression_name",
-           "dictionary_id", "train", "verify"]
+           "dictionary_id", "reseal", "train", "verify"]
 
 
 def dictionary_size(sample_bytes: int) -> int:

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0006"
+FORMAT_REVISION = "0007"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -135,8 +135,9 @@ class Chunk(Base):
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
     inode_id: Mapped[int] = mapped_column(Int64, ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
     idx: Mapped[int] = mapped_column(Int64)
-    # Codec and block checksums of ``data`` (format 0004, see ``vfs_orm.content``), before it: a
-    # partial read of a chunk reads its sums without walking the chunk's overflow pages.
+    # Codec and block checksums of ``data`` (format 0004, see ``vfs_orm.content``; since 0007
+    # sealed to this row's id), before it: a partial read of a chunk reads its sums without
+    # walking the chunk's overflow pages.
     codec: Mapped[int] = mapped_column(Integer, server_default="0")
     sums: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[bytes] = mapped_column(LargeBinary)

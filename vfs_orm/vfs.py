@@ -46,6 +46,7 @@ from vfs_orm.backends import (
 from vfs_orm.content import (
     CODECS,
     DICT_VALUES,
+    INLINE,
     LEVELS,
     ZSTD,
     Content,
@@ -652,8 +653,9 @@ class VFS:
                 raw = uow.raw()
                 for chunks in (False, True):
                     for page in self._manifest.stored_values(raw, chunks):
-                        for _, codec, sums, data in page:
-                            plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE)
+                        for k, codec, sums, data in page:
+                            plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE,
+                                                  k if chunks else INLINE)
                             if 0 < len(plain) <= DICT_VALUES:
                                 samples.append(plain)
         data = train(samples, size, level=self._content.level or LEVELS[ZSTD])
@@ -673,8 +675,10 @@ class VFS:
                     for page in self._manifest.stored_values(raw, chunks):
                         out = []
                         for k, codec, sums, value in page:
-                            plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE)
-                            new, new_codec, _ = writer.encode(plain)
+                            seal = k if chunks else INLINE
+                            plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE,
+                                                  seal)
+                            new, new_codec, _ = writer.encode(plain, seal)
                             if new_codec != codec and len(new) < len(value):
                                 out.append((new_codec, new, k))
                         self._manifest.restore_values(raw, chunks, out)

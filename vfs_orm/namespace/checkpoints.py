@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from vfs_orm import paths, stored
 from vfs_orm.backends import InodeRepository
-from vfs_orm.content import Damage
+from vfs_orm.content import INLINE, Damage
 from vfs_orm.errors import AlreadyExistsError, ContractError, NotFoundError
 from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.rows import ChunkRow
@@ -207,7 +207,7 @@ class Checkpoints:
         if entry.data is not None:
             try:
                 yield self.repo.content.decode(entry.data, entry.codec, entry.sums,
-                                               entry.chunk_size)
+                                               entry.chunk_size, INLINE)
             except Damage as exc:
                 raise exc.in_file(entry.path, entry.chunk_size) from None
             return

@@ -45,7 +45,7 @@ from vfs_orm.backends.sqlite.statements import (
     compile_stmt,
     inode_table,
 )
-from vfs_orm.content import PLAIN, Content
+from vfs_orm.content import INLINE, PLAIN, Content
 from vfs_orm.paths import fold
 from vfs_orm.types import InodeKind
 
@@ -284,7 +284,7 @@ class PGStackRepository(StackRepository):
                  folded: bool = False) -> None:
         super().__init__(entries, content, folded)
         self._first_chunk_sql = {
-            prio: f"SELECT codec, sums, data FROM {_q(schema)}.vfs_chunks WHERE id = $1"
+            prio: f"SELECT codec, sums, data, id FROM {_q(schema)}.vfs_chunks WHERE id = $1"
             for prio, schema in entries}
 
     def _matches(self, column: Any, pattern: Any) -> Any:
@@ -316,11 +316,11 @@ class PGStackRepository(StackRepository):
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
         key = row[12]
-        if key is None:  # inline bytes (or none: not a file)
-            return row
+        if key is None:  # inline bytes (or none: not a file), sealed as such
+            return (*row[:12], INLINE)
         # A file in chunks: its chunk 0, from the winner's layer.
         chunk = self._query(raw, self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
-        return (*row[:9], *(chunk or (None, None, None)))
+        return (*row[:9], *(chunk or (None, None, None, None)))
 
 
 #: From this many new files on, ``create_files`` goes through COPY.

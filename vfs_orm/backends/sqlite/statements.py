@@ -15,6 +15,7 @@ Repositories receive the driver connection as an argument and never commit.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import sqlite3
@@ -45,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
-from vfs_orm.content import BLOCK, PLAIN, SUM, Content, Damage
+from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
@@ -229,12 +230,13 @@ class InodeRepository:
         # Whose chunks a file reads: its own, or those of the inode it shares them with.
         key = func.coalesce(i.c.content, i.c.id)
         # A file's first chunk: its inline bytes, else chunk 0 (joined by rowid), as
-        # (codec, sums, data).
+        # (codec, sums, data, the place its sums are sealed to).
         with_first = i.outerjoin(c, c.c.id == key * _SPAN)
         inline = i.c.data.isnot(None)
         first = [case((inline, i.c.codec), else_=c.c.codec),
                  case((inline, i.c.sums), else_=c.c.sums),
-                 func.coalesce(i.c.data, c.c.data)]
+                 func.coalesce(i.c.data, c.c.data),
+                 case((inline, literal_column(str(INLINE))), else_=c.c.id)]
         # Opening for reading: the inode and its first chunk in one statement, so that
         # open()+read() of a small file is one query.
         self._open_lookup = self._compile(
@@ -267,7 +269,7 @@ class InodeRepository:
         # Whole file in one statement: the inode and all its chunks (or its inline bytes).
         self._read_whole = self._compile(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data,
-                   c.c.codec, c.c.sums, i.c.codec, i.c.sums)
+                   c.c.codec, c.c.sums, i.c.codec, i.c.sums, c.c.id)
             .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN,
                                              c.c.id < (key + literal_column("1")) * _SPAN)))
             .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
@@ -278,35 +280,34 @@ class InodeRepository:
             select(i.c.size, i.c.generation, *first).select_from(with_first)
             .where(i.c.id == bindparam("id")), ("id",))
 
-        def part(codec: Any, sums: Any, data: Any) -> list[Any]:
-            """An uncompressed value's blocks covering the part read, with their sums; a
-            compressed value whole (it can only be decompressed whole)."""
+        def part(codec: Any, sums: Any, data: Any, seal: Any) -> list[Any]:
+            """An uncompressed value's blocks covering the part read, with the sums (all:
+            the seal covers them all, a few bytes per 4 KiB); a compressed value whole (it
+            can only be decompressed whole)."""
             raw_value = codec == literal_column("0")
-            return [codec,
-                    case((raw_value, func.substr(sums, bindparam("sums_at"),
-                                                 bindparam("sums_len"))), else_=sums),
+            return [codec, sums,
                     case((raw_value, func.substr(data, bindparam("start"),
-                                                 bindparam("length"))), else_=data)]
+                                                 bindparam("length"))), else_=data), seal]
 
         self._read_part0 = self._compile(
             select(i.c.size, i.c.generation, *part(*first)).select_from(with_first)
             .where(i.c.id == bindparam("id")),
-            ("sums_at", "sums_len", "start", "length", "id"))
+            ("start", "length", "id"))
         self._read_chunk = self._compile(
-            select(i.c.size, i.c.generation, c.c.codec, c.c.sums, c.c.data)
+            select(i.c.size, i.c.generation, c.c.codec, c.c.sums, c.c.data, c.c.id)
             .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
             .where(i.c.id == bindparam("id")),
             ("idx", "id"))
         self._read_part = self._compile(
-            select(i.c.size, i.c.generation, *part(c.c.codec, c.c.sums, c.c.data))
+            select(i.c.size, i.c.generation, *part(c.c.codec, c.c.sums, c.c.data, c.c.id))
             .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
             .where(i.c.id == bindparam("id")),
-            ("sums_at", "sums_len", "start", "length", "idx", "id"))
+            ("start", "length", "idx", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement. The
         # inline bytes come last (NULL unless the file has no chunks).
         self._read_span = self._compile(
             select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data, c.c.codec, c.c.sums,
-                   i.c.codec, i.c.sums)
+                   i.c.codec, i.c.sums, c.c.id)
             .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN + bindparam("first"),
                                              c.c.id < key * _SPAN + bindparam("stop"))))
             .where(i.c.id == bindparam("id")).order_by(c.c.id),
@@ -414,6 +415,13 @@ class InodeRepository:
                 .where(i.c.id == bindparam("id"), i.c.data.isnot(None),
                        func.length(i.c.data) > literal_column("0"))),
             ("id",))
+        # Content re-placed in SQL (spilled, copied on write) is resealed from its sums.
+        self._sums_in = self._compile(
+            select(c.c.id, c.c.sums).where(c.c.id >= bindparam("lo_id"),
+                                           c.c.id < bindparam("hi_id")), ("lo_id", "hi_id"))
+        self._set_sums = self._compile(
+            update(c).where(c.c.id == bindparam("cid")).values(sums=bindparam("sums")),
+            ("sums", "cid"))
         self._spill_clear = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(data=null(), codec=literal_column("0"), sums=null()), ("id",))
@@ -678,9 +686,9 @@ class InodeRepository:
             part = blob[start:end]
             with raw.blobopen(self.chunks.name, "sums", rowid, readonly=True,
                               name=self.schema) as sums_blob:
-                sums = sums_blob[start // BLOCK * SUM:(end + BLOCK - 1) // BLOCK * SUM]
+                sums = sums_blob.read()
         try:
-            self.content.decode_part(part, sums, start, start)
+            self.content.decode_part(part, sums, start, start, rowid)
         except Damage as exc:
             exc.idx = idx
             raise
@@ -716,9 +724,11 @@ class InodeRepository:
             if rows[0][6] is not None:
                 inline = rows[0]
                 return [WholeRow(ident, kind, size, cs, None, None,
-                                 _decode(content, inline[6], inline[9], inline[10], 0, cs))]
+                                 _decode(content, inline[6], inline[9], inline[10], 0, INLINE,
+                                         cs))]
             return [WholeRow(ident, kind, size, cs, r[4],
-                             _decode(content, r[5], r[7], r[8], r[4], cs), None) for r in rows]
+                             _decode(content, r[5], r[7], r[8], r[4], r[11], cs), None)
+                    for r in rows]
         except Damage as exc:
             raise exc.in_file(where, cs) from None
 
@@ -730,7 +740,8 @@ class InodeRepository:
             row = raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()
         if row is None:
             return None
-        return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx)))
+        return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx,
+                                                   row[5])))
 
     def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
                   length: int) -> Sized | None:
@@ -738,21 +749,22 @@ class InodeRepository:
         the 4 KiB blocks covering them are read (and checked); a compressed one whole."""
         first = start // BLOCK
         blocks = (start + length + BLOCK - 1) // BLOCK - first
-        args = (SUM * first + 1, SUM * blocks, first * BLOCK + 1, blocks * BLOCK)
+        args = (first * BLOCK + 1, blocks * BLOCK)
         if idx == 0:
             row = raw.execute(self._read_part0.sql, (*args, inode_id)).fetchone()
         else:
             row = raw.execute(self._read_part.sql, (*args, idx, inode_id)).fetchone()
         if row is None:
             return None
-        size, gen, codec, sums, data = row
+        size, gen, codec, sums, data, seal = row
         if data is not None:
             try:
                 if codec == 0:
-                    data = self.content.decode_part(data, sums, first * BLOCK, first * BLOCK)
+                    data = self.content.decode_part(data, sums, first * BLOCK, first * BLOCK,
+                                                    seal)
                     data = data[start - first * BLOCK:start - first * BLOCK + length]
                 else:
-                    data = self.content.decode(data, codec, sums, stored.MAX_CHUNK_SIZE)
+                    data = self.content.decode(data, codec, sums, stored.MAX_CHUNK_SIZE, seal)
                     data = data[start:start + length]
             except Damage as exc:
                 exc.idx = idx
@@ -773,10 +785,12 @@ class InodeRepository:
         _chunks(rows, 2)
         content = self.content
         if rows[0][4] is not None:
-            size, gen, _, _, inline, _, _, codec, sums = rows[0]
-            return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0, limit))] \
+            size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
+            return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0, INLINE,
+                                                   limit))] \
                 if first == 0 else [ChunkRow(size, gen, None, None)]
-        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2], limit))
+        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2], r[9],
+                                                   limit))
                 for r in rows]
 
     def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> InodeSize | None:
@@ -790,8 +804,9 @@ class InodeRepository:
                          bool(row[4]))
 
     def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
-        r = raw.execute(self._chunk_data.sql, (inode_id * CHUNK_SPAN + idx,)).fetchone()
-        return None if r is None else _decode(self.content, r[2], r[0], r[1], idx)
+        cid = inode_id * CHUNK_SPAN + idx
+        r = raw.execute(self._chunk_data.sql, (cid,)).fetchone()
+        return None if r is None else _decode(self.content, r[2], r[0], r[1], idx, cid)
 
     def digest_of(self, raw: sqlite3.Connection, inode_id: int) -> bytes | None:
         """The SHA-256 stored for a file: None if it is not known (or the file is gone)."""
@@ -826,7 +841,7 @@ class InodeRepository:
         the ``digest``, if anyone does)."""
         if data is None:
             return digest, 0, None, None
-        stored_data, codec, sums = self.content.encode(data)
+        stored_data, codec, sums = self.content.encode(data, INLINE)
         return hashlib.sha256(data).digest(), codec, sums, stored_data
 
     def insert(self, raw: sqlite3.Connection, parent: str | None, name: str, kind: int, mode: int,
@@ -842,24 +857,39 @@ class InodeRepository:
         """Move a file's inline bytes to chunk 0 (before it is written in place)."""
         raw.execute(self._spill_chunk.sql, (inode_id,))
         raw.execute(self._spill_clear.sql, (inode_id,))
+        self._reseal(raw, inode_id * CHUNK_SPAN, inode_id * CHUNK_SPAN + 1, None)
+
+    def _reseal(self, raw: sqlite3.Connection, lo: int, hi: int, moved: int | None) -> None:
+        """Seal the chunks of ids [lo, hi), just copied here in SQL, to their place: they came
+        from ``moved`` ids lower (None: from inline bytes). Damage where they came from
+        stops the copy."""
+        rows = raw.execute(self._sums_in.sql, (lo, hi)).fetchall()
+        if rows:
+            try:
+                raw.executemany(self._set_sums.sql, [
+                    (reseal(sums, INLINE if moved is None else cid - moved, cid), cid)
+                    for cid, sums in rows])
+            except Damage as exc:
+                raise exc.in_file(None, 1) from None
 
     def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes,
                   new: bool = False) -> None:
         """Write a chunk (``new``: the inode was just created, a plain INSERT suffices)."""
         stmt = self._add_chunk if new else self._put_chunk
-        raw.execute(stmt.sql, (inode_id * CHUNK_SPAN + idx, inode_id, idx,
-                               *self._chunk_values(data)))
+        cid = inode_id * CHUNK_SPAN + idx
+        raw.execute(stmt.sql, (cid, inode_id, idx, *self._chunk_values(data, cid)))
 
     def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]],
                    new: bool = False) -> None:
         """rows: (inode_id, idx, data)."""
         stmt = self._add_chunk if new else self._put_chunk
-        raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x, *self._chunk_values(d))
+        raw.executemany(stmt.sql, ((i * CHUNK_SPAN + x, i, x,
+                                    *self._chunk_values(d, i * CHUNK_SPAN + x))
                                    for i, x, d in rows))
 
-    def _chunk_values(self, data: Any) -> tuple[int, bytes, bytes]:
-        """(codec, sums, stored bytes) of a chunk to write."""
-        stored_data, codec, sums = self.content.encode(bytes(data))
+    def _chunk_values(self, data: Any, cid: int) -> tuple[int, bytes, bytes]:
+        """(codec, sums, stored bytes) of a chunk to write at ``cid``."""
+        stored_data, codec, sums = self.content.encode(bytes(data), cid)
         return codec, sums, stored_data
 
     def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
@@ -910,6 +940,8 @@ class InodeRepository:
         if content is not None:
             raw.execute(chunks.sql, (inode_id * CHUNK_SPAN, inode_id, content * CHUNK_SPAN,
                                      (content + 1) * CHUNK_SPAN))
+            self._reseal(raw, inode_id * CHUNK_SPAN, (inode_id + 1) * CHUNK_SPAN,
+                         (inode_id - content) * CHUNK_SPAN)
             raw.execute(self._own.sql, (inode_id,))
             self._release_holder(raw, content)
         if refs > 0:
@@ -918,6 +950,8 @@ class InodeRepository:
                                  row[3], row[4], digest=row[5])
             raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
                                      (inode_id + 1) * CHUNK_SPAN))
+            self._reseal(raw, holder * CHUNK_SPAN, (holder + 1) * CHUNK_SPAN,
+                         (holder - inode_id) * CHUNK_SPAN)
             raw.execute(self._repoint.sql, (holder, inode_id))
             raw.execute(self._repoint_checkpoints.sql, (holder, inode_id))
             raw.execute(self._set_refs.sql, (refs, holder))
@@ -1144,24 +1178,33 @@ def _sized_row(row: Any) -> Sized | None:
     return Sized(size, gen, data)
 
 
-def _decode(content: Content, data: Any, codec: Any, sums: Any, idx: Any,
+def _decode(content: Content, data: Any, codec: Any, sums: Any, idx: Any, seal: Any,
             limit: int = stored.MAX_CHUNK_SIZE) -> bytes | None:
-    """The plain bytes of a stored value (None: no value), checked (see ``Content``)."""
+    """The plain bytes of a stored value (None: no value), checked (see ``Content``) as
+    stored at ``seal`` (the place its row says it is)."""
     if data is None:
         return None
+    if type(seal) is not int:
+        raise _damaged_place(seal)
     try:
-        return content.decode(data, codec, sums, limit)
+        return content.decode(data, codec, sums, limit, seal)
     except Damage as exc:
         exc.idx = idx
         raise
 
 
+def _damaged_place(seal: Any) -> Damage:
+    exc = Damage(errno.EIO, "damaged content: its place is not a chunk id")
+    exc.what = f"a value whose place is {seal!r:.20}"
+    return exc
+
+
 def first_chunk(content: Content, row: Sequence[Any], at: int, parent: Any, name: Any
                 ) -> bytes | None:
-    """The plain bytes of a file's first chunk, from the (codec, sums, data) columns at
+    """The plain bytes of a file's first chunk, from the (codec, sums, data, seal) columns at
     ``at`` of its row (damage is reported with the path of ``parent``/``name``)."""
     try:
-        return _decode(content, row[at + 2], row[at], row[at + 1], 0)
+        return _decode(content, row[at + 2], row[at], row[at + 1], 0, row[at + 3])
     except Damage as exc:
         raise exc.in_file(stored.path_of(parent, name), 1) from None
 
@@ -1216,7 +1259,8 @@ class StackRepository:
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
         return (f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
                 f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
-                f"coalesce(i.data, c.data) FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
+                f"coalesce(i.data, c.data), CASE WHEN i.data IS NULL THEN c.id ELSE {INLINE} "
+                f"END FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
                 f"{_q(schema)}.vfs_chunks AS c ON c.id = coalesce(i.content, i.id) * "
                 f"{CHUNK_SPAN} WHERE {keys}")
 
@@ -1351,7 +1395,7 @@ class StackRepository:
                                       parent, name))
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
-        """The winner's row with (codec, sums, data) of its inline bytes or chunk 0 at 9-11:
+        """The winner's row with (codec, sums, data, seal) of its inline bytes or chunk 0 at 9-12:
         here the statement's own (see ``_resolve_first_branch``)."""
         return row
 
