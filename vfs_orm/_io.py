@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.content import Damage
+from vfs_orm.content.store import ContentStore
 from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
 from vfs_orm.rows import ChunkRow
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
-
-if TYPE_CHECKING:
-    from vfs_orm.namespace.tree import Tree
 
 #: Staged data kept in memory before it is written to the staging inode.
 STAGE_LIMIT = 4 * 1024 * 1024
@@ -40,14 +37,19 @@ RANDOM_READ = 4096
 
 
 class ChunkedFile(io.RawIOBase):
-    """Raw binary stream over one inode's chunks."""
+    """Raw binary stream over one inode's content, read and written through a
+    ``ContentStore``. A staged (``w``/``x``) handle's content is put in place at close by
+    ``place(handle)``, the namespace's business (the handle knows no names but its own)."""
 
-    def __init__(self, tree: Tree, path: str, *, inode_id: int | None, size: int,
+    def __init__(self, store: ContentStore, path: str, *, inode_id: int | None, size: int,
                  chunk_size: int, readable: bool, writable: bool, append: bool = False,
                  staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None,
-                 generation: int = 0, repo: Any = None, raw_fn: Any = None) -> None:
+                 generation: int = 0, repo: Any = None, raw_fn: Any = None,
+                 place: Callable[[ChunkedFile], None] | None = None) -> None:
         super().__init__()
-        self._tree = tree
+        self._store = store
+        self._uow = store.uow
+        self._place = place
         self.name = path
         # None only while a staged (w, x) handle's content is all in memory: every read,
         # and every write that reaches the database, runs with an inode (the type: ignore
@@ -66,11 +68,11 @@ class ChunkedFile(io.RawIOBase):
         self._ctime_ns = ctime_ns
         self._pos = 0
         self._gen = generation
-        self._epoch = tree.uow.epoch
+        self._epoch = store.uow.epoch
         # Where reads go: the top layer's repository and this thread's connection, or those
         # of the underlay the file was resolved in. Writes always go to the top layer.
-        self._repo = repo if repo is not None else tree.repo
-        self._raw = raw_fn if raw_fn is not None else tree.uow.raw
+        self._repo = repo if repo is not None else store.repo
+        self._raw = raw_fn if raw_fn is not None else store.uow.raw
         self._pending: dict[int, bytearray] = {}
         self._pending_bytes = 0
         self._cache_idx = -1
@@ -184,7 +186,7 @@ class ChunkedFile(io.RawIOBase):
         try:
             if n < 2 * self._cs:
                 got = self._read_at(self._pos, view)
-            elif self._writable or self._tree.uow.shared:
+            elif self._writable or self._uow.shared:
                 got = self._read_big(self._pos, view)
             else:
                 # A stream of big reads: chunk by chunk straight from the BLOBs, which is
@@ -237,7 +239,7 @@ class ChunkedFile(io.RawIOBase):
     def _span_rows(self, first: int, stop: int) -> list[ChunkRow]:
         """(size, generation, idx, data) rows of chunks first..stop-1, in one statement; the
         size is kept, a vanished or replaced file raises StaleHandleError."""
-        uow = self._tree.uow
+        uow = self._uow
         if uow.shared:
             with uow.lock:
                 rows = self._repo.read_span(self._raw(), self._id, first, stop)  # type: ignore[arg-type]
@@ -300,20 +302,11 @@ class ChunkedFile(io.RawIOBase):
                     buf = self._pending[keep - 1]
                     del buf[size - (keep - 1) * cs:]
                 if self._id is not None:
-                    with self._tree.uow.write() as raw:
-                        self._truncate_db(raw, size, keep)
+                    self._store.truncate_staging(self._id, cs, size)
                 self._size = size
             else:
-                with self._tree.uow.write() as raw:
-                    row = self._tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
-                    if row is None or row.generation != self._gen:
-                        raise self._stale()
-                    if row.shared:  # copy on write
-                        self._tree.repo.detach(raw, self._id)  # type: ignore[arg-type]
-                    if row.inline:
-                        self._tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
-                    self._truncate_db(raw, size, keep)
-                    self._tree.repo.set_size(raw, self._id, size, time.time_ns())  # type: ignore[arg-type]
+                if not self._store.truncate_at(self._id, self._gen, cs, size):  # type: ignore[arg-type]
+                    raise self._stale()
                 self._size = size
         except DB_ERRORS as exc:
             raise translate(exc, self.name) from exc
@@ -333,14 +326,24 @@ class ChunkedFile(io.RawIOBase):
         try:
             if self._staged and self._writable and not self._failed:
                 try:
-                    self._tree.uow.retrying(lambda: self._tree.commit_staged(self),
-                                            self._staging_state())
+                    assert self._place is not None  # every staged handle is given one
+                    self._uow.retrying(lambda: self._place(self),  # type: ignore[misc]
+                                       self._staging_state())
                 except DB_ERRORS as exc:
                     raise translate(exc, self.name) from exc
         finally:
             if self._staged and self._failed:
-                self._tree.discard_staged(self)
+                self._discard_staged()
             super().close()
+
+    def _discard_staged(self) -> None:
+        self.drop_pending()
+        if self._id is not None:
+            try:
+                self._store.discard(self._id)
+            except VFSError:
+                pass  # reclaimed on a later open (the staging row's owner is gone by then)
+            self._id = None
 
     def abandon(self) -> None:
         """Close without committing staged data (an exception inside ``with``)."""
@@ -364,7 +367,7 @@ class ChunkedFile(io.RawIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        uow = self._tree.uow
+        uow = self._uow
         if uow.closed:
             raise ClosedError.for_path(self.name, "the VFS holding this file is closed")
         if uow.epoch != self._epoch:
@@ -377,7 +380,7 @@ class ChunkedFile(io.RawIOBase):
     def _current_size(self) -> int:
         if self._staged or self._id is None:
             return self._size
-        with self._tree.uow.read_lock:
+        with self._uow.read_lock:
             row = self._repo.inode_size(self._raw(), self._id)
         if row is None or row.generation != self._gen:
             raise self._stale()
@@ -408,7 +411,7 @@ class ChunkedFile(io.RawIOBase):
         if idx == self._cache_idx and pos == self._next:
             size, data, base = self._cache_size, self._cache, off
             self._window = 0
-        elif not self._writable and self._repo.blob_reads and not (uow := self._tree.uow).shared:
+        elif not self._writable and self._repo.blob_reads and not (uow := self._uow).shared:
             # Incremental BLOB I/O on the chunk's rowid, no query (ENGINEERING-NOTES §5: ~2x a
             # substr() SELECT, and 4-5x a SELECT of a whole 64 KiB chunk, which walks its
             # overflow pages one by one); valid while nothing changed since the handle last
@@ -471,7 +474,7 @@ class ChunkedFile(io.RawIOBase):
     def _revalidate(self) -> tuple[int, int] | None:
         """One small query: is the file still the one this handle opened? Returns the new
         validity token (None when it is not: the query path raises the right error)."""
-        uow = self._tree.uow
+        uow = self._uow
         token = self._validity()
         row = self._repo.inode_size(self._raw(), self._id)  # type: ignore[arg-type]
         if row is None or row.generation != self._gen or row.inline:
@@ -488,7 +491,7 @@ class ChunkedFile(io.RawIOBase):
         cs = self._cs
         idx, off = divmod(pos, cs)
         want = min(len(view), cs - off)
-        uow = self._tree.uow
+        uow = self._uow
         sequential = pos == self._next
         if not sequential:
             # A random read takes a window, as a BLOB read does (a BufferedReader asks for
@@ -523,7 +526,7 @@ class ChunkedFile(io.RawIOBase):
         return self._deliver(view, pos, want, size, data, base)
 
     def _validity(self) -> tuple[int, int]:
-        uow = self._tree.uow
+        uow = self._uow
         return self._repo.data_version(self._raw()), uow.writes
 
     def _stage(self, pos: int, data: bytes) -> None:
@@ -559,22 +562,16 @@ class ChunkedFile(io.RawIOBase):
             self._flush_pending()
 
     def _stored_chunk(self, idx: int) -> bytes:
-        if self._id is None:
-            return b""
-        with self._tree.uow.read_lock:
-            return self._tree.repo.chunk_data(self._tree.uow.raw(), self._id, idx) or b""
+        return b"" if self._id is None else self._store.chunk(self._id, idx)
 
     def _flush_pending(self) -> None:
         """Write staged chunks to the staging inode (creating it on first use)."""
         if self._pending:
-            self._tree.uow.retrying(self._write_staged, self._staging_state())
+            self._uow.retrying(self._write_staged, self._staging_state())
 
     def _write_staged(self) -> None:
-        with self._tree.uow.write() as raw:
-            if self._id is None:
-                self._id = self._tree.new_staging_inode(raw, self._cs)
-            self.write_pending(raw, self._id)
-            self._tree.repo.set_size(raw, self._id, self._size, time.time_ns())
+        self._id = self._store.flush_staged(self._id, self._cs, self._pending, self._size)
+        self.drop_pending()
 
     def _staging_state(self) -> Callable[[], None]:
         """What puts this handle's staging back as it is now: a transaction that failed
@@ -599,54 +596,16 @@ class ChunkedFile(io.RawIOBase):
     def write_pending(self, raw: Any, inode_id: int) -> None:
         """Used by ``Tree.commit_staged`` inside its transaction, and by ``_flush_pending``."""
         if self._pending:
-            self._tree.repo.put_chunks(
-                raw, ((inode_id, idx, bytes(buf)) for idx, buf in sorted(self._pending.items())))
-            self._pending.clear()
-            self._pending_bytes = 0
+            self._store.write_chunks(raw, inode_id, self._pending)
+            self.drop_pending()
 
     def _write_in_place(self, data: bytes) -> int:
-        tree, cs = self._tree, self._cs
-        with tree.uow.write() as raw:
-            row = tree.repo.inode_size(raw, self._id)  # type: ignore[arg-type]
-            if row is None or row.generation != self._gen:
-                raise self._stale()
-            if row.shared:  # copy on write: the chunks written become this file's own
-                tree.repo.detach(raw, self._id)  # type: ignore[arg-type]
-            if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
-                tree.repo.spill(raw, self._id)  # type: ignore[arg-type]
-            size = row.size
-            pos = size if self._append else self._pos
-            end = pos + len(data)
-            rows = []
-            i = 0
-            p = pos
-            while p < end:
-                idx, off = divmod(p, cs)
-                n = min(cs - off, end - p)
-                if off == 0 and (n == cs or p + n >= size):
-                    chunk = data[i:i + n]
-                else:
-                    old = bytearray(tree.repo.chunk_data(raw, self._id, idx) or b"")  # type: ignore[arg-type]
-                    if len(old) < off:
-                        old.extend(bytes(off - len(old)))
-                    old[off:off + n] = data[i:i + n]
-                    chunk = bytes(old)
-                rows.append((self._id, idx, chunk))
-                p += n
-                i += n
-            tree.repo.put_chunks(raw, rows)  # type: ignore[arg-type]
-            self._size = max(size, end)
-            tree.repo.set_size(raw, self._id, self._size, time.time_ns())  # type: ignore[arg-type]
+        got = self._store.write_at(self._id, self._gen, self._cs,  # type: ignore[arg-type]
+                                   None if self._append else self._pos, data)
+        if got is None:
+            raise self._stale()
+        end, self._size = got
         return end
-
-    def _truncate_db(self, raw: Any, size: int, keep: int) -> None:
-        repo, cs = self._tree.repo, self._cs
-        repo.drop_chunks_from(raw, self._id, keep)  # type: ignore[arg-type]
-        if keep:
-            last = repo.chunk_data(raw, self._id, keep - 1)  # type: ignore[arg-type]
-            tail = size - (keep - 1) * cs
-            if last is not None and len(last) > tail:
-                repo.put_chunk(raw, self._id, keep - 1, last[:tail])  # type: ignore[arg-type]
 
 
 _TOO_LARGE = f"files are limited to {MAX_FILE_SIZE} bytes (1 TiB)"

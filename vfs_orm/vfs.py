@@ -34,7 +34,7 @@ import icontract
 from sqlalchemy.orm import Session
 
 from vfs_orm import _glob, paths, stored
-from vfs_orm._io import ChunkedFile, IteratorReader, wrap
+from vfs_orm._io import IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
     DEFAULT_BUSY_TIMEOUT,
@@ -1223,25 +1223,25 @@ class VFS:
                     self._check_writable(p)
                 if plus:
                     node = tree.open_for_update(p)
-                    raw = ChunkedFile(tree, p, inode_id=node.id, size=node.size,
+                    raw = tree.handle(p, inode_id=node.id, size=node.size,
                                       chunk_size=node.chunk_size, readable=True, writable=True,
                                       generation=node.generation)
                 else:
                     opened, extra = tree.reader_args(p)
-                    raw = ChunkedFile(tree, p, inode_id=opened.id, size=opened.size,
+                    raw = tree.handle(p, inode_id=opened.id, size=opened.size,
                                       chunk_size=opened.chunk_size, readable=True,
                                       writable=False, generation=opened.generation, **extra)
                     raw.prime(opened.first)
             elif kind in "wx":
                 self._check_writable(p)
                 ctime = tree.check_writable_target(p, exclusive=kind == "x")
-                raw = ChunkedFile(tree, p, inode_id=None, size=0, chunk_size=self._chunk_size,
+                raw = tree.handle(p, inode_id=None, size=0, chunk_size=self._chunk_size,
                                   readable=plus, writable=True, staged=True,
                                   exclusive=kind == "x", ctime_ns=ctime)
             else:
                 self._check_writable(p)
                 node = tree.create_empty(p)
-                raw = ChunkedFile(tree, p, inode_id=node.id, size=node.size,
+                raw = tree.handle(p, inode_id=node.id, size=node.size,
                                   chunk_size=node.chunk_size, readable=plus, writable=True,
                                   append=True, generation=node.generation)
                 raw.seek(node.size)

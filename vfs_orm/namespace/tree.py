@@ -21,11 +21,13 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vfs_orm import paths, stored
+from vfs_orm._io import ChunkedFile
 from vfs_orm.backends import INLINE_MAX, InodeRepository
 from vfs_orm.content import Damage
+from vfs_orm.content.store import ContentStore
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -38,7 +40,6 @@ from vfs_orm.errors import (
     NotFoundError,
     VFSError,
 )
-from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.namespace.resolver import Resolver
 from vfs_orm.namespace.staging import owner_alive, process_token
 from vfs_orm.rows import (
@@ -55,9 +56,6 @@ from vfs_orm.rows import (
 )
 from vfs_orm.types import DIR_MODE, FILE_MODE, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
-
-if TYPE_CHECKING:
-    from vfs_orm._io import ChunkedFile
 
 
 class _Same:
@@ -81,13 +79,16 @@ class Tree:
 
     def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int) -> None:
         self.uow = uow
+        self.owner = process_token()
+        #: The bytes of the top database's files: every content change goes through it.
+        self.content = ContentStore(uow, repo, chunk_size, min(chunk_size, INLINE_MAX),
+                                    self.owner)
         self.repo = repo
         self.resolver = Resolver(uow, repo)
         # The hot lookups, bound once (a call level less on every stat, exists, isfile).
         self.lookup = self.resolver.find
         self.exists = self.resolver.exists
         self.chunk_size = chunk_size
-        self.owner = process_token()
         # Whether the last whole-file write replaced an existing small file: saves come in
         # runs over the same files, ingests in runs of new ones, so write_bytes tries the
         # one-statement rewrite only while the last write found a file to rewrite (a wrong
@@ -98,6 +99,20 @@ class Tree:
         # the last write_bytes) says whether the set still holds.
         self._batch_dirs: set[str] = set()
         self._batch_dirs_key: tuple[Any, int, int] | None = None
+
+    @property
+    def repo(self) -> InodeRepository:
+        """The top database's statements (replaced when its content rules change)."""
+        return self._repo
+
+    @repo.setter
+    def repo(self, repo: InodeRepository) -> None:
+        self._repo = self.content.repo = repo
+
+    def handle(self, path: str, **kw: Any) -> ChunkedFile:
+        """A raw file handle on ``path`` (``kw``: see ``ChunkedFile``); a staged one puts its
+        content in place at close (``commit_staged``)."""
+        return ChunkedFile(self.content, path, place=self.commit_staged, **kw)
 
     @property
     def inline_max(self) -> int:
@@ -283,25 +298,14 @@ class Tree:
         if node.kind == DIR:
             raise IsADirError.for_path(path)
         repo, raw = self.resolver.reader(node.layer)
-        known = repo.digest_of(raw(), node.id)
-        if known is not None:
-            return known
         try:
-            if node.layer == TOP and not self.uow.read_only:
-                # In one write transaction: no write can land between reading and recording.
-                with self.uow.write() as wraw:
-                    now = self.repo.inode_size(wraw, node.id)
-                    if now is None:
-                        raise self.miss_error(path)
-                    digest = file_digest(
-                        lambda a, b: self.repo.read_span(wraw, node.id, a, b), now.size,
-                        node.chunk_size)
-                    self.repo.set_digest(wraw, node.id, digest)
-                    return digest
-            return file_digest(lambda a, b: repo.read_span(raw(), node.id, a, b), node.size,
-                               node.chunk_size)
+            digest = self.content.digest(repo, raw, node,
+                                         node.layer == TOP and not self.uow.read_only)
         except Damage as exc:
             raise exc.in_file(path, node.chunk_size) from None
+        if digest is None:
+            raise self.miss_error(path)
+        return digest
 
     def _read_top(self, path: str) -> bytes:
         """The single-database read: a small file is one row (its inline bytes), a file of
@@ -463,7 +467,7 @@ class Tree:
         if inode_id is None:
             return False
         if not inline:
-            self._put_content(raw, inode_id, data, new=True)
+            self.content.put(raw, inode_id, data, new=True)
         if st.depth > 0:
             if key != self._batch_dirs_key:
                 self._batch_dirs = set()
@@ -588,44 +592,7 @@ class Tree:
                        mtime_ns: int | None, mode: int) -> int:
         """Inside a write: put ``data`` at ``path`` (``existing``: the top layer's file
         there, if any)."""
-        cs = self.chunk_size
-        now = time.time_ns() if mtime_ns is None else mtime_ns
-        n = len(data)
-        inline = data if n <= self.inline_max else None
-        # Inline bytes get their digest from the repository; chunked ones, here.
-        digest = None if inline is not None else hashlib.sha256(data).digest()
-        ctime = now
-        if existing is not None and self.repo.release(raw, existing.id):
-            # Other files read its chunks: its row stays for them, out of the tree, and the
-            # path gets a new row (as a w-mode save gets one).
-            ctime, existing = existing.ctime_ns, None
-        if existing is None:
-            pp, pn = paths.split(path)
-            inode_id = self.repo.insert(raw, pp, pn, FILE, mode, n, cs, ctime, now, data=inline,
-                                        digest=digest)
-        else:
-            inode_id = existing.id
-            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline, digest)
-            if inline is not None:
-                if existing.size:
-                    self.repo.drop_chunks_from(raw, inode_id, 0)
-            elif existing.size > n or existing.chunk_size != cs:
-                self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
-        if inline is None:
-            self._put_content(raw, inode_id, data, new=existing is None)
-        return inode_id
-
-    def _put_content(self, raw: Any, inode_id: int, data: bytes, new: bool = False) -> None:
-        """Write ``data`` as the chunks of a file that has no chunk beyond them (``new``: a
-        file just created, with no chunk at all)."""
-        cs, n = self.chunk_size, len(data)
-        if n <= cs:
-            if n:
-                self.repo.put_chunk(raw, inode_id, 0, data, new)
-        else:
-            mv = memoryview(data)
-            self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
-                                       for i, o in enumerate(range(0, n, cs))), new)
+        return self.content.replace(raw, *paths.split(path), existing, data, mtime_ns, mode)
 
     # -- metadata and copy-up ---------------------------------------------------------------
     def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None) -> None:
@@ -692,27 +659,11 @@ class Tree:
         this database's own encoding, a window of chunks at a time, so that every value here
         is encoded as this database encodes (its uncompressed chunks can be read in part)."""
         if node.layer == TOP:
-            self.repo.copy_content(raw, node.id, dst_id)
-            return
-        repo, layer_raw = self.resolver.reader(node.layer)
-        chunks = max(1, (node.size + node.chunk_size - 1) // node.chunk_size)
-        try:
-            for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
-                rows = repo.read_span(layer_raw(), node.id, first, first + WINDOW)
-                self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
-                                           if row.data is not None and row.idx is not None))
-        except Damage as exc:
-            raise exc.in_file(None, node.chunk_size) from None
-        digest = repo.digest_of(layer_raw(), node.id)
-        if digest is not None:
-            self.repo.set_digest(raw, dst_id, digest)
+            self.content.share(raw, node.id, dst_id)
+        else:
+            self.content.copy_from(raw, *self.resolver.reader(node.layer), node, dst_id)
 
     # -- staged handles (w, x) ----------------------------------------------------------------
-    def new_staging_inode(self, raw: Any, chunk_size: int) -> int:
-        now = time.time_ns()
-        return self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0, chunk_size,
-                                now, now, self.owner)
-
     def check_writable_target(self, path: str, exclusive: bool) -> int | None:
         """Before a ``w``/``x`` handle opens: the target must not be a directory (nor exist,
         for ``x``), and its parent must be creatable. Returns the current ctime if any."""
@@ -754,19 +705,9 @@ class Tree:
                 if top is not None:
                     self.repo.delete(raw, top.id)
                 f.write_pending(raw, f.inode_id)
-                self.repo.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now,
-                                f.digest)
+                self.content.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now,
+                                   f.digest)
         f.staged = False
-
-    def discard_staged(self, f: ChunkedFile) -> None:
-        f.drop_pending()
-        if f.inode_id is not None:
-            try:
-                with self.uow.write() as raw:
-                    self.repo.delete(raw, f.inode_id)
-            except VFSError:
-                pass  # reclaimed on a later open (the staging row's owner is gone by then)
-            f.inode_id = None
 
     def reclaim_staging(self) -> int:
         """Delete staging rows left by crashed writers (their process no longer exists)."""

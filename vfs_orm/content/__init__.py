@@ -1,0 +1,33 @@
+"""File content: how it is stored (``codec``: compression, dictionaries, block checksums
+sealed to their place) and who owns it (``store``: an inode's bytes, read, written in place,
+shared, staged). The codec's names are this package's, so ``from vfs_orm.content import
+Content`` reads as before; the store is imported by name (``vfs_orm.content.store``), so
+that a backend importing the codec never loads the layers above it."""
+
+from vfs_orm.content.codec import (
+    BLOCK,
+    CODECS,
+    DICT_VALUES,
+    INLINE,
+    LEVELS,
+    PLAIN,
+    SUM,
+    ZSTD,
+    Content,
+    Damage,
+    Dictionaries,
+    Dictionary,
+    block_sums,
+    compression_codec,
+    compression_level,
+    compression_name,
+    dictionary_id,
+    reseal,
+    train,
+    verify,
+)
+
+__all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "SUM", "ZSTD",
+           "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
+           "compression_codec", "compression_level", "compression_name", "dictionary_id",
+           "reseal", "train", "verify"]

@@ -1,0 +1,256 @@
+"""``ContentStore``: the one owner of the bytes of the top database's files.
+
+Everything that happens to a file's content goes through here: a whole content replaced
+(inline bytes in the inode row, or chunks), a write or a truncate in place (copy on write
+first when the chunks are shared, inline bytes spilled to chunk 0 first), a copy that shares
+chunks or one read from an underlay and written again in this database's encoding, a staged
+(``w``/``x``) handle's chunks, a digest computed from the chunks. The namespace above decides
+*which* inode (names, directories, whiteouts, copy-up); the chunk repository below runs the
+statements. File handles (``vfs_orm._io``) read and write through a store and know nothing
+of names.
+
+A store speaks inode ids and sizes; it raises ``Damage`` for damaged content (the caller
+adds the path) and returns None where the inode turned out to be gone or replaced (the caller
+knows which error that is for its path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vfs_orm.backends import InodeRepository
+from vfs_orm.content.codec import Damage
+from vfs_orm.integrity import WINDOW, file_digest
+from vfs_orm.rows import FILE, Node
+from vfs_orm.types import FILE_MODE
+from vfs_orm.uow import UnitOfWork
+
+
+class ContentStore:
+    """The content of the top database's inodes, over its chunk repository ``repo`` (the
+    backend's ``InodeRepository``) inside ``uow``'s transactions."""
+
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int, inline_max: int,
+                 owner: str) -> None:
+        self.uow = uow
+        self.repo = repo
+        #: New files' chunk size, and the largest file written whole kept inline.
+        self.chunk_size = chunk_size
+        self.inline_max = inline_max
+        #: Who owns staging rows made here (a crashed writer's are reclaimed by it).
+        self.owner = owner
+
+    # -- whole content ------------------------------------------------------------------------
+    def replace(self, raw: Any, parent: str, name: str, existing: Node | None, data: bytes,
+                mtime_ns: int | None, mode: int) -> int:
+        """Inside a write: ``data`` as the whole content of the file ``parent``/``name``
+        (``existing``: the top layer's file there, if any). Returns its inode id (a new one
+        when there was none, or when the old one's chunks are shared with others, who keep
+        them)."""
+        cs = self.chunk_size
+        now = time.time_ns() if mtime_ns is None else mtime_ns
+        n = len(data)
+        inline = data if n <= self.inline_max else None
+        # Inline bytes get their digest from the repository; chunked ones, here.
+        digest = None if inline is not None else hashlib.sha256(data).digest()
+        ctime = now
+        if existing is not None and self.repo.release(raw, existing.id):
+            # Other files read its chunks: its row stays for them, out of the tree, and the
+            # path gets a new row (as a w-mode save gets one).
+            ctime, existing = existing.ctime_ns, None
+        if existing is None:
+            inode_id = int(self.repo.insert(raw, parent, name, FILE, mode, n, cs, ctime, now,
+                                            data=inline, digest=digest))
+        else:
+            inode_id = existing.id
+            self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline, digest)
+            if inline is not None:
+                if existing.size:
+                    self.repo.drop_chunks_from(raw, inode_id, 0)
+            elif existing.size > n or existing.chunk_size != cs:
+                self.repo.drop_chunks_from(raw, inode_id, (n + cs - 1) // cs)
+        if inline is None:
+            self.put(raw, inode_id, data, new=existing is None)
+        return inode_id
+
+    def put(self, raw: Any, inode_id: int, data: bytes, new: bool = False) -> None:
+        """Write ``data`` as the chunks of a file that has no chunk beyond them (``new``: a
+        file just created, with no chunk at all)."""
+        cs, n = self.chunk_size, len(data)
+        if n <= cs:
+            if n:
+                self.repo.put_chunk(raw, inode_id, 0, data, new)
+        else:
+            mv = memoryview(data)
+            self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
+                                       for i, o in enumerate(range(0, n, cs))), new)
+
+    def share(self, raw: Any, src_id: int, dst_id: int) -> None:
+        """The (empty) new file ``dst_id`` gets ``src_id``'s content: its chunks shared,
+        copied on the first write to either; inline bytes copied."""
+        self.repo.copy_content(raw, src_id, dst_id)
+
+    def copy_from(self, raw: Any, repo: Any, layer_raw: Callable[[], Any], node: Node,
+                  dst_id: int) -> None:
+        """The (empty) new file ``dst_id`` gets the content of ``node`` of another database
+        (an underlay, read through ``repo`` on ``layer_raw()``): read (checked, decompressed)
+        and written again in this database's encoding, a window of chunks at a time, so that
+        every value here is encoded as this database encodes (its uncompressed chunks can be
+        read in part)."""
+        chunks = max(1, (node.size + node.chunk_size - 1) // node.chunk_size)
+        try:
+            for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
+                rows = repo.read_span(layer_raw(), node.id, first, first + WINDOW)
+                self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
+                                           if row.data is not None and row.idx is not None))
+        except Damage as exc:
+            raise exc.in_file(None, node.chunk_size) from None
+        digest = repo.digest_of(layer_raw(), node.id)
+        if digest is not None:
+            self.repo.set_digest(raw, dst_id, digest)
+
+    def digest(self, repo: Any, raw: Callable[[], Any], node: Node, writable: bool
+               ) -> bytes | None:
+        """SHA-256 of ``node``'s content (read through ``repo`` on ``raw()``): the one stored
+        with it, without reading the content; if unknown (written in place since), computed
+        from its chunks, and recorded when ``writable`` (the top database, not read-only).
+        None: the file is gone."""
+        known = repo.digest_of(raw(), node.id)
+        if known is not None:
+            return bytes(known)
+        if writable:
+            # In one write transaction: no write can land between reading and recording.
+            with self.uow.write() as wraw:
+                now = self.repo.inode_size(wraw, node.id)
+                if now is None:
+                    return None
+                digest = file_digest(lambda a, b: self.repo.read_span(wraw, node.id, a, b),
+                                     now.size, node.chunk_size)
+                self.repo.set_digest(wraw, node.id, digest)
+                return digest
+        return file_digest(lambda a, b: repo.read_span(raw(), node.id, a, b), node.size,
+                           node.chunk_size)
+
+    # -- in place (a, r+) ---------------------------------------------------------------------
+    def _own_chunks(self, raw: Any, inode_id: int, generation: int) -> Any:
+        """Before a change in place, inside its transaction: the file's size row (None: gone
+        or replaced since ``generation``), its chunks made its own (copy on write) and its
+        inline bytes moved to chunk 0."""
+        row = self.repo.inode_size(raw, inode_id)
+        if row is None or row.generation != generation:
+            return None
+        if row.shared:  # copy on write: the chunks written become this file's own
+            self.repo.detach(raw, inode_id)
+        if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
+            self.repo.spill(raw, inode_id)
+        return row
+
+    def write_at(self, inode_id: int, generation: int, chunk_size: int, pos: int | None,
+                 data: bytes) -> tuple[int, int] | None:
+        """Write ``data`` at ``pos`` (None: at the end) of the file, in one transaction.
+        Returns (where the write ended, the file's new size); None: the file is gone or was
+        replaced."""
+        cs = chunk_size
+        with self.uow.write() as raw:
+            row = self._own_chunks(raw, inode_id, generation)
+            if row is None:
+                return None
+            size = row.size
+            pos = size if pos is None else pos
+            end = pos + len(data)
+            rows = []
+            i = 0
+            p = pos
+            while p < end:
+                idx, off = divmod(p, cs)
+                n = min(cs - off, end - p)
+                if off == 0 and (n == cs or p + n >= size):
+                    chunk = data[i:i + n]
+                else:
+                    old = bytearray(self.repo.chunk_data(raw, inode_id, idx) or b"")
+                    if len(old) < off:
+                        old.extend(bytes(off - len(old)))
+                    old[off:off + n] = data[i:i + n]
+                    chunk = bytes(old)
+                rows.append((inode_id, idx, chunk))
+                p += n
+                i += n
+            self.repo.put_chunks(raw, rows)
+            size = max(size, end)
+            self.repo.set_size(raw, inode_id, size, time.time_ns())
+        return end, size
+
+    def truncate_at(self, inode_id: int, generation: int, chunk_size: int, size: int) -> bool:
+        """Cut or extend the file to ``size`` bytes in one transaction; False: the file is
+        gone or was replaced."""
+        with self.uow.write() as raw:
+            if self._own_chunks(raw, inode_id, generation) is None:
+                return False
+            self._cut(raw, inode_id, chunk_size, size)
+            self.repo.set_size(raw, inode_id, size, time.time_ns())
+        return True
+
+    def _cut(self, raw: Any, inode_id: int, chunk_size: int, size: int) -> None:
+        """Drop the chunks past ``size`` and shorten the last one kept."""
+        keep = (size + chunk_size - 1) // chunk_size
+        self.repo.drop_chunks_from(raw, inode_id, keep)
+        if keep:
+            last = self.repo.chunk_data(raw, inode_id, keep - 1)
+            tail = size - (keep - 1) * chunk_size
+            if last is not None and len(last) > tail:
+                self.repo.put_chunk(raw, inode_id, keep - 1, last[:tail])
+
+    def chunk(self, inode_id: int, idx: int) -> bytes:
+        """The plain bytes of one chunk of a top-database file (empty: a hole)."""
+        with self.uow.read_lock:
+            return bytes(self.repo.chunk_data(self.uow.raw(), inode_id, idx) or b"")
+
+    # -- staged (w, x) ------------------------------------------------------------------------
+    def new_staging(self, raw: Any, chunk_size: int) -> int:
+        """An invisible inode (``parent IS NULL``) for a staged handle's chunks, owned by this
+        process (reclaimed if it crashes)."""
+        now = time.time_ns()
+        return int(self.repo.insert(raw, None, f"staging-{now}", FILE, FILE_MODE, 0,
+                                    chunk_size, now, now, self.owner))
+
+    def write_chunks(self, raw: Any, inode_id: int, pending: Mapping[int, bytes | bytearray]
+                     ) -> None:
+        """A staged handle's pending chunks (index -> bytes), in index order."""
+        if pending:
+            self.repo.put_chunks(raw, ((inode_id, idx, bytes(buf))
+                                       for idx, buf in sorted(pending.items())))
+
+    def flush_staged(self, inode_id: int | None, chunk_size: int,
+                     pending: Mapping[int, bytes | bytearray], size: int) -> int:
+        """Write pending chunks to the staging inode (made on first use), in one transaction.
+        Returns the staging inode's id."""
+        with self.uow.write() as raw:
+            if inode_id is None:
+                inode_id = self.new_staging(raw, chunk_size)
+            self.write_chunks(raw, inode_id, pending)
+            self.repo.set_size(raw, inode_id, size, time.time_ns())
+        return inode_id
+
+    def truncate_staging(self, inode_id: int, chunk_size: int, size: int) -> None:
+        """Cut a staging inode's chunks to ``size`` bytes (its size is set when it is
+        placed)."""
+        with self.uow.write() as raw:
+            self._cut(raw, inode_id, chunk_size, size)
+
+    def discard(self, inode_id: int | None) -> None:
+        """Drop a staging inode (a staged handle closed by an exception)."""
+        if inode_id is not None:
+            with self.uow.write() as raw:
+                self.repo.delete(raw, inode_id)
+
+    def place(self, raw: Any, inode_id: int, parent: str, name: str, size: int, ctime: int,
+              mtime: int, digest: bytes | None) -> None:
+        """Inside the namespace's write: the staging inode becomes the file at
+        ``parent``/``name``."""
+        self.repo.place(raw, inode_id, parent, name, size, ctime, mtime, digest)
+
+
+__all__ = ["ContentStore"]
