@@ -23,7 +23,7 @@ from typing import Any
 
 from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.content import Damage
-from vfs_orm.content.store import ContentStore
+from vfs_orm.content.store import ContentStore, Source
 from vfs_orm.errors import ClosedError, FileTooLargeError, StaleHandleError, VFSError
 from vfs_orm.rows import ChunkRow
 from vfs_orm.stored import MAX_FILE_SIZE, buffer
@@ -44,7 +44,7 @@ class ChunkedFile(io.RawIOBase):
     def __init__(self, store: ContentStore, path: str, *, inode_id: int | None, size: int,
                  chunk_size: int, readable: bool, writable: bool, append: bool = False,
                  staged: bool = False, exclusive: bool = False, ctime_ns: int | None = None,
-                 generation: int = 0, repo: Any = None, raw_fn: Any = None,
+                 generation: int = 0, source: Source | None = None,
                  place: Callable[[ChunkedFile], None] | None = None) -> None:
         super().__init__()
         self._store = store
@@ -71,8 +71,7 @@ class ChunkedFile(io.RawIOBase):
         self._epoch = store.uow.epoch
         # Where reads go: the top layer's repository and this thread's connection, or those
         # of the underlay the file was resolved in. Writes always go to the top layer.
-        self._repo = repo if repo is not None else store.repo
-        self._raw = raw_fn if raw_fn is not None else store.uow.raw
+        self._repo, self._raw = source if source is not None else store.source()
         self._pending: dict[int, bytearray] = {}
         self._pending_bytes = 0
         self._cache_idx = -1

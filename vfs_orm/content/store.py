@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from vfs_orm.backends import InodeRepository
 from vfs_orm.content.codec import Damage
@@ -27,6 +27,14 @@ from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.rows import FILE, Node
 from vfs_orm.types import FILE_MODE
 from vfs_orm.uow import UnitOfWork
+
+
+class Source(NamedTuple):
+    """Where a file's content is read from: a database's statements and the calling thread's
+    connection to it (the top database, or the underlay the file was found in)."""
+
+    repo: InodeRepository
+    raw: Callable[[], Any]
 
 
 class ContentStore:
@@ -93,13 +101,13 @@ class ContentStore:
         copied on the first write to either; inline bytes copied."""
         self.repo.copy_content(raw, src_id, dst_id)
 
-    def copy_from(self, raw: Any, repo: Any, layer_raw: Callable[[], Any], node: Node,
-                  dst_id: int) -> None:
+    def copy_from(self, raw: Any, source: Source, node: Node, dst_id: int) -> None:
         """The (empty) new file ``dst_id`` gets the content of ``node`` of another database
-        (an underlay, read through ``repo`` on ``layer_raw()``): read (checked, decompressed)
+        (an underlay, read from ``source``): read (checked, decompressed)
         and written again in this database's encoding, a window of chunks at a time, so that
         every value here is encoded as this database encodes (its uncompressed chunks can be
         read in part)."""
+        repo, layer_raw = source
         chunks = max(1, (node.size + node.chunk_size - 1) // node.chunk_size)
         try:
             for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
@@ -112,12 +120,12 @@ class ContentStore:
         if digest is not None:
             self.repo.set_digest(raw, dst_id, digest)
 
-    def digest(self, repo: Any, raw: Callable[[], Any], node: Node, writable: bool
-               ) -> bytes | None:
-        """SHA-256 of ``node``'s content (read through ``repo`` on ``raw()``): the one stored
+    def digest(self, source: Source, node: Node, writable: bool) -> bytes | None:
+        """SHA-256 of ``node``'s content (read from ``source``): the one stored
         with it, without reading the content; if unknown (written in place since), computed
         from its chunks, and recorded when ``writable`` (the top database, not read-only).
         None: the file is gone."""
+        repo, raw = source
         known = repo.digest_of(raw(), node.id)
         if known is not None:
             return bytes(known)
@@ -133,6 +141,10 @@ class ContentStore:
                 return digest
         return file_digest(lambda a, b: repo.read_span(raw(), node.id, a, b), node.size,
                            node.chunk_size)
+
+    def source(self) -> Source:
+        """Where the top database's content is read from."""
+        return Source(self.repo, self.uow.raw)
 
     # -- in place (a, r+) ---------------------------------------------------------------------
     def _own_chunks(self, raw: Any, inode_id: int, generation: int) -> Any:
@@ -253,4 +265,4 @@ class ContentStore:
         self.repo.place(raw, inode_id, parent, name, size, ctime, mtime, digest)
 
 
-__all__ = ["ContentStore"]
+__all__ = ["ContentStore", "Source"]

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from vfs_orm import paths
 from vfs_orm.backends import CHUNK_SPAN, InodeRepository, LayerStack
+from vfs_orm.content.store import Source
 from vfs_orm.rows import (
     DIR,
     LOCAL,
@@ -270,11 +271,11 @@ class Resolver:
         return sorted(keys, key=lambda k: (len(k[0]), k))
 
     # -- reading content ----------------------------------------------------------------------
-    def reader(self, layer: int) -> tuple[InodeRepository, Callable[[], Any]]:
+    def reader(self, layer: int) -> Source:
         """The statements and the (per-thread) connection that read a layer's content."""
         stack = self.stack()
-        return (stack.statements_of(layer),
-                functools.partial(_layer_connection, self.uow, stack, stack.group_of(layer)))
+        return Source(stack.statements_of(layer),
+                      functools.partial(_layer_connection, self.uow, stack, stack.group_of(layer)))
 
     def read_span(self, layer: int, inode_id: int) -> list[ChunkRow]:
         """(size, generation, idx, data) rows of every chunk of a layer's file."""

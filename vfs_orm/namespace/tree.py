@@ -297,9 +297,8 @@ class Tree:
         node = self.require(path)
         if node.kind == DIR:
             raise IsADirError.for_path(path)
-        repo, raw = self.resolver.reader(node.layer)
         try:
-            digest = self.content.digest(repo, raw, node,
+            digest = self.content.digest(self.resolver.reader(node.layer), node,
                                          node.layer == TOP and not self.uow.read_only)
         except Damage as exc:
             raise exc.in_file(path, node.chunk_size) from None
@@ -355,8 +354,7 @@ class Tree:
         node = self.open_node(path)
         if node.layer == TOP:
             return node, {}
-        repo, raw_fn = self.resolver.reader(node.layer)
-        return node, {"repo": repo, "raw_fn": raw_fn}
+        return node, {"source": self.resolver.reader(node.layer)}
 
     def open_for_update(self, path: str) -> Node:
         """For ``r+``: the file must exist; one an underlay provides is copied up first, so
@@ -661,7 +659,7 @@ class Tree:
         if node.layer == TOP:
             self.content.share(raw, node.id, dst_id)
         else:
-            self.content.copy_from(raw, *self.resolver.reader(node.layer), node, dst_id)
+            self.content.copy_from(raw, self.resolver.reader(node.layer), node, dst_id)
 
     # -- staged handles (w, x) ----------------------------------------------------------------
     def check_writable_target(self, path: str, exclusive: bool) -> int | None:
