@@ -33,7 +33,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import icontract
 from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, paths, stored
+from vfs_orm import _glob, layering, paths, stored
 from vfs_orm._io import ChunkedFile, IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
@@ -404,7 +404,7 @@ class VFS:
                                               self._may_hide)
         if not read_only:
             # The first write of this session records the stack the save is made with.
-            self._uow.before_write = self._record_stack
+            self._uow.before_write = layering.recorder(self)
         if not read_only and not memory and session is None:
             try:
                 self._tree.reclaim_staging()
@@ -498,44 +498,6 @@ class VFS:
             own.add(entry)
         return own
 
-    def _check_patches(self, ordered: list[Layer], fresh: dict[str, VFS]) -> None:
-        """Refuse a stack where a patch pack does not lie right over the tree it was made
-        from: the layer below it must be a patch that made that tree, or a database whose
-        content digest is the one the patch recorded (``PatchBaseError``). A patch opened
-        alone (to inspect it) is allowed."""
-        chain: list[tuple[str, PatchRecord | None, Layer | None]] = [("local", self._patch, None)]
-        chain += [(lay.name, self._layer_patch.get(lay.name), lay) for lay in ordered]
-        for at, (name, patch, _lay) in enumerate(chain):
-            if patch is None or (at == 0 and len(chain) == 1):
-                continue
-            if at + 1 >= len(chain):
-                raise PatchBaseError.for_path(
-                    self._where, f"layer {name!r} is a patch of {patch.base_digest[:16]}... and "
-                                 f"lies over nothing: add its base first (at a lower priority)")
-            below_name, below_patch, below = chain[at + 1]
-            have = below_patch.new_digest if below_patch is not None \
-                else self._digest_of_layer(below, fresh)
-            if have != patch.base_digest:
-                raise PatchBaseError.for_path(
-                    self._where, f"layer {name!r} is a patch of the tree with content digest "
-                                 f"{patch.base_digest[:16]}..., but the layer below it "
-                                 f"({below_name!r}) has {have[:16]}...: refused")
-
-    def _digest_of_layer(self, lay: Layer | None, fresh: dict[str, VFS]) -> str:
-        if lay is None:
-            return self.content_digest()
-        known = self._layer_digest.get(lay.name)
-        if known is not None:
-            return known
-        source = fresh.get(lay.name) or lay.source
-        if source is not None and not source.closed:
-            digest = source.content_digest()
-        else:
-            with VFS(lay.db_path, read_only=True) as opened:
-                digest = opened.content_digest()
-        self._layer_digest[lay.name] = digest
-        return digest
-
     @_translated
     def content_manifest(self) -> dict[str, str]:
         """Every entry of the tree (through the layers): path -> "dir" for a directory, or
@@ -611,16 +573,6 @@ class VFS:
                                         time.time_ns())
         self._patch = PatchRecord(base_uuid, base_digest, new_digest)
 
-    def _stack_dictionaries(self) -> Dictionaries | None:
-        """The dictionaries of this database and of every underlay (an id used by two
-        different dictionaries is a CorruptionError)."""
-        merged = self._content.dicts
-        for dicts in self._layer_dicts.values():
-            merged = dicts.merged(None) if merged is None else merged.merged(dicts)
-        if merged is not None and self._content.dicts is None:
-            merged.writer = None
-        return merged
-
     @_translated
     def train_dictionary(self, samples: list[bytes] | None = None, *, size: int | None = None,
                          recompress: bool = True) -> int:
@@ -679,10 +631,10 @@ class VFS:
                                 out.append((new_codec, new, k))
                         self._manifest.restore_values(raw, chunks, out)
         self._content = writer
-        self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
+        self._read_content = replace(self._read_content, dicts=layering.stack_dictionaries(self))
         self._repo = self._backend.inode_statements(content=self._content)
         self._tree.repo = self._tree.resolver.repo = self._repo
-        self._set_layers(self._layers)
+        layering.set_layers(self, self._layers)
         return ident
 
     def _stored_folding(self) -> bool:
@@ -1001,7 +953,7 @@ class VFS:
                 uow.epoch += 1
                 self._chunk_size = source._chunk_size
                 self._tree.chunk_size = source._chunk_size
-                uow.before_write = self._record_stack
+                uow.before_write = layering.recorder(self)
         finally:
             source.close()
 
@@ -1601,79 +1553,16 @@ class VFS:
             VFSError: inside ``atomic_batch()``, or on an embedded VFS (layers need a VFS that
                 owns its database).
         """
-        uow = self._live_uow()
-        if not self._backend.capabilities.layers:
-            raise VFSError.for_path(self._where, f"layers are not available on "
-                                                 f"{self._backend.capabilities.name} yet")
-        if self._embedded:
-            raise VFSError.for_path(self._db_path, "layers need a VFS that owns its database "
-                                                   "(not VFS(engine=...) or VFS(session=...))")
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise TypeError("priority must be an int")
-        if name is None:
-            name = f"underlay_{len(self._layers)}"
-        if not isinstance(name, str) or not name:
-            raise ContractError.for_path(None, "layer name must be a non-empty string")
-        if name == "local":
-            raise ValueError("the name 'local' is reserved for this VFS's own layer")
-        if any(lay.name == name for lay in self._layers):
-            raise ValueError(f"Underlay with name '{name}' already exists")
-        if uow.in_batch():
-            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
-        owned = False
+        name = layering.check_new(self, name, priority)
         if isinstance(vfs, VFS):
             if vfs is self:
                 raise ValueError("a VFS cannot be its own underlay")
-            source = vfs
-        elif isinstance(vfs, (str, os.PathLike)):
-            source = VFS(vfs, read_only=True, tree=tree)  # checks it and its format
-            owned = True
-        else:
-            raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
-        try:
-            ident = source.identity
-            reader = source._live_uow()
-            alias = self._backend.underlay_schema(uow.engine, source._backend, reader.engine,
-                                                  self._alias_counter + 1)
-            if alias is None and reader.shared:
-                raise VFSError.for_path(
-                    source._where, "an in-memory database can only be an underlay of a SQLite "
-                                   "database (save it to a file first)")
-        except BaseException:
-            if owned:
-                source.close()
-            raise
-        self._alias_counter += 1
-        if alias is None:  # foreign: read through its own VFS (see backends/sqlite/stack.py)
-            layer = Layer(name=name, priority=priority, alias=f"l{self._alias_counter}",
-                          uri="", db_path=source._where, uuid=ident.get("uuid"),
-                          source=source, reader=reader, owned=owned)
-        else:
-            layer = Layer(name=name, priority=priority, alias=alias, uri=source._ro_uri,
-                          db_path=source._where, uuid=ident.get("uuid"),
-                          source=None if owned else source)
-            if owned:
-                source.close()
-        try:
-            if source._patch is not None:
-                self._layer_patch[name] = source._patch
-            self._check_patches(sorted(self._layers + [layer], key=lambda lay: -lay.priority),
-                                 {name: source})
-            if source._content.dicts is not None:
-                self._layer_dicts[name] = source._content.dicts
-                self._read_content = replace(self._read_content,
-                                             dicts=self._stack_dictionaries())
-            self._set_layers(self._layers + [layer])
-        except BaseException:
-            self._layer_patch.pop(name, None)
-            self._layer_digest.pop(name, None)
-            if self._layer_dicts.pop(name, None) is not None:
-                self._read_content = replace(self._read_content,
-                                             dicts=self._stack_dictionaries())
-            if layer.owned:
-                source.close()
-            raise
-        return name
+            return layering.attach(self, vfs, False, name, priority)
+        if isinstance(vfs, (str, os.PathLike)):
+            # checks it and its format
+            return layering.attach(self, VFS(vfs, read_only=True, tree=tree), True, name,
+                                   priority)
+        raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
 
     def remove_underlay(self, name: str) -> bool:
         """Remove a layer by name. Returns True if it was there.
@@ -1682,48 +1571,11 @@ class VFS:
             ContractError: ``name`` is not a non-empty string.
             VFSError: inside ``atomic_batch()`` (layers cannot change there).
         """
-        self._live_uow()
-        if not isinstance(name, str) or not name:
-            raise ContractError.for_path(None, "layer name must be a non-empty string")
-        if self._uow.in_batch():  # type: ignore[union-attr]
-            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
-        keep = [lay for lay in self._layers if lay.name != name]
-        if len(keep) == len(self._layers):
-            return False
-        gone = [lay for lay in self._layers if lay.name == name]
-        self._check_patches(sorted(keep, key=lambda lay: -lay.priority), {})
-        self._layer_patch.pop(name, None)
-        self._layer_digest.pop(name, None)
-        if self._layer_dicts.pop(name, None) is not None:
-            self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
-        self._set_layers(keep)
-        for lay in gone:
-            if lay.owned:
-                lay.source.close()
-        return True
+        return layering.remove(self, name)
 
-    def _set_layers(self, layers: list[Layer]) -> None:
-        uow = self._live_uow()
-        # Stable sort: equal priorities keep the order they were added in.
-        ordered = sorted(layers, key=lambda lay: -lay.priority)
-        with uow.lock:
-            self._layers = ordered
-            old = uow.stack
-            if ordered:
-                self._may_hide = True  # writes over underlays may white out their entries
-            uow.stack = self._backend.layer_stack(old.version + 1, tuple(ordered),
-                                                  self._per_connection, old.busy_timeout,
-                                                  self._read_content, self._folded,
-                                                  self._may_hide)
-            try:
-                uow.view()  # attach now, so a bad underlay fails here and not later
-            except DB_ERRORS as exc:
-                self._layers = list(old.layers)
-                uow.stack = old
-                uow.view()
-                raise translate(exc, self._db_path) from exc
-            if not self._read_only:
-                uow.before_write = self._record_stack
+    def _open_reader(self, path: str) -> VFS:
+        """A read-only VFS of ``path`` (a layer's database, read on its own)."""
+        return VFS(path, read_only=True)
 
     def list_layers(self) -> list[dict[str, Any]]:
         """Layers in resolution order: local first (priority ``inf``), then the underlays.
@@ -1731,11 +1583,7 @@ class VFS:
         Raises:
             ClosedError: the VFS is closed.
         """
-        out = [{"name": "local", "priority": float("inf"), "db_path": self._db_path,
-                "writable": not self._read_only, "uuid": self.identity.get("uuid")}]
-        out += [{"name": lay.name, "priority": lay.priority, "db_path": lay.db_path,
-                 "writable": False, "uuid": lay.uuid} for lay in self._layers]
-        return out
+        return layering.listed(self)
 
     @_translated
     def which_layer(self, path: str) -> str | None:
@@ -1794,36 +1642,7 @@ class VFS:
         Raises:
             ClosedError: the VFS is closed.
         """
-        uow = self._live_uow()
-        with uow.read_lock:
-            recorded = self._manifest.recorded_stack(uow.raw())
-        current_by_uuid = {lay.uuid: lay for lay in self._layers}
-        current_by_name = {lay.name: lay for lay in self._layers}
-        seen = set()
-        problems = []
-        for name, uuid_, _prio, db_path in recorded:
-            if uuid_ in current_by_uuid:
-                seen.add(uuid_)
-                continue
-            now = current_by_name.get(name)
-            if now is not None:
-                seen.add(now.uuid)
-                problems.append({"problem": "changed", "name": name, "recorded_uuid": uuid_,
-                                 "current_uuid": now.uuid, "db_path": now.db_path})
-            else:
-                problems.append({"problem": "missing", "name": name, "recorded_uuid": uuid_,
-                                 "current_uuid": None, "db_path": db_path})
-        for lay in self._layers:
-            if lay.uuid not in seen:
-                problems.append({"problem": "added", "name": lay.name, "recorded_uuid": None,
-                                 "current_uuid": lay.uuid, "db_path": lay.db_path})
-        return problems
-
-    def _record_stack(self, raw: Any) -> None:
-        """Runs inside the first write transaction after the stack changed (see uow)."""
-        self._manifest.record_stack(
-            raw, [(lay.uuid, lay.name, lay.priority, lay.db_path) for lay in self._layers],
-            time.time_ns(), self._may_hide)
+        return layering.check(self)
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
