@@ -14,19 +14,52 @@ this module is the facade's, not a layer of its own below it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, Layer, translate
 from vfs_orm.content import Dictionaries
-from vfs_orm.errors import ContractError, PatchBaseError, VFSError
+from vfs_orm.errors import ContractError, CorruptionError, PatchBaseError, VFSError
 
 if TYPE_CHECKING:
-    from vfs_orm.vfs import VFS, PatchRecord
+    from vfs_orm.vfs import VFS
 
 
+# -- patch packs: their records, and the chain they must form in a stack ----------------
+@dataclasses.dataclass(frozen=True)
+class PatchRecord:
+    """A patch pack's record: the identity (uuid) and content digest of the tree it was made
+    from, and the content digest of the tree it makes (``VFS.content_digest``)."""
+
+    base_uuid: str
+    base_digest: str
+    new_digest: str
+
+
+def manifest_digest(manifest: Mapping[str, str]) -> str:
+    """The content digest of a ``content_manifest``."""
+    h = hashlib.sha256()
+    for p in sorted(manifest):
+        h.update(f"{p}\x00{manifest[p]}\n".encode())
+    return h.hexdigest()
+
+
+def patch_record(row: Any, where: str) -> PatchRecord | None:
+    """A patch record read from the manifest (None: not a patch pack), checked."""
+    if row is None:
+        return None
+    base_uuid, base_digest, new_digest = row[0], row[1], row[2]
+    if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
+        raise CorruptionError.for_path(where, "damaged patch record")
+    return PatchRecord(base_uuid, base_digest, new_digest)
+
+
+# -- the stack ---------------------------------------------------------------------------
 def check_new(vfs: VFS, name: str | None, priority: int) -> str:
     """Refuse a layer change before anything is opened; the new layer's name."""
     uow = vfs._live_uow()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import errno
 import functools
 import hashlib
@@ -23,7 +22,6 @@ import json
 import math
 import os
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -31,20 +29,18 @@ from dataclasses import replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import icontract
-from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, layering, paths, stored
+from vfs_orm import _glob, composition, layering, paths, stored
 from vfs_orm._io import ChunkedFile, IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
     DEFAULT_BUSY_TIMEOUT,
     SQLITE,
+    Backend,
     Layer,
-    backend_for,
     translate,
 )
 from vfs_orm.content import (
-    CODECS,
     DICT_VALUES,
     LEVELS,
     ZSTD,
@@ -52,12 +48,8 @@ from vfs_orm.content import (
     Damage,
     Dictionaries,
     Dictionary,
-    compression_codec,
     compression_name,
     train,
-)
-from vfs_orm.content import (
-    compression_level as check_level,
 )
 from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
@@ -65,55 +57,25 @@ from vfs_orm.errors import (
     ContractError,
     CorruptionError,
     InvalidOperationError,
-    InvalidPathError,
     PatchBaseError,
     ReadOnlyError,
     RootContractError,
     VFSError,
 )
 from vfs_orm.integrity import changes, verify_files
-from vfs_orm.models import LayerManifest
+from vfs_orm.layering import PatchRecord as PatchRecord
+from vfs_orm.layering import manifest_digest as manifest_digest
 from vfs_orm.namespace.checkpoints import Checkpoints, check_name
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR, FILE
 from vfs_orm.types import FILE_MODE, CheckpointInfo, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
-DEFAULT_CHUNK_SIZE = 65536
-MIN_CHUNK_SIZE = 512
-MAX_CHUNK_SIZE = 64 * 1024 * 1024
 _MODE_CHARS = frozenset("rwaxbt+")
 
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-@dataclasses.dataclass(frozen=True)
-class PatchRecord:
-    """A patch pack's record: the identity (uuid) and content digest of the tree it was made
-    from, and the content digest of the tree it makes (``VFS.content_digest``)."""
-
-    base_uuid: str
-    base_digest: str
-    new_digest: str
-
-
-def manifest_digest(manifest: Mapping[str, str]) -> str:
-    """The content digest of a ``content_manifest``."""
-    h = hashlib.sha256()
-    for p in sorted(manifest):
-        h.update(f"{p}\x00{manifest[p]}\n".encode())
-    return h.hexdigest()
-
-
-def _patch_record(row: Any, where: str) -> PatchRecord | None:
-    if row is None:
-        return None
-    base_uuid, base_digest, new_digest = row[0], row[1], row[2]
-    if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
-        raise CorruptionError.for_path(where, "damaged patch record")
-    return PatchRecord(base_uuid, base_digest, new_digest)
 
 
 def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concatenate[VFS, _P], _R]:
@@ -250,6 +212,36 @@ class VFS:
             and opened read-only.
     """
 
+    # The facade's state: built by vfs_orm.composition.compose, the stack's changed by
+    # vfs_orm.layering.
+    _uow: UnitOfWork | None
+    _backend: Backend
+    _db_path: str
+    _where: str
+    _ro_uri: str
+    _embedded: bool
+    _read_only: bool
+    _chunk_size: int
+    _compression: str | None
+    _case_insensitive: bool | None
+    _folded: bool
+    _stored_compression: Any
+    _stored_ci: Any
+    _content: Content
+    _read_content: Content
+    _repo: Any
+    _manifest: Any
+    _tree: Tree
+    _checkpoints: Checkpoints
+    _per_connection: int
+    _may_hide: bool
+    _layers: list[Layer]
+    _alias_counter: int
+    _layer_dicts: dict[str, Dictionaries]
+    _patch: PatchRecord | None
+    _layer_patch: dict[str, PatchRecord]
+    _layer_digest: dict[str, str]
+
     @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
                        "database path must not be empty",
                        error=lambda db_path: ContractError.for_path(
@@ -262,186 +254,9 @@ class VFS:
                  compression: str | None = None, verify: bool = True,
                  case_insensitive: bool | None = None,
                  compression_level: int | None = None) -> None:
-        self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
-                   session, None, tree, compression, verify, case_insensitive,
-                   compression_level)
-
-    def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
-              page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
-              session: Any, image: bytes | None, tree: str | None = None,
-              compression: str | None = None, verify: bool = True,
-              case_insensitive: bool | None = None,
-              compression_level: int | None = None) -> None:
-        self._uow: UnitOfWork | None = None
-        self._compression = compression
-        self._layer_dicts: dict[str, Dictionaries] = {}
-        #: Patch packs of the stack (see vfs_orm.patching): this one's record, each layer's,
-        #: and the content digests of plain layers under a patch, computed once.
-        self._patch: PatchRecord | None = None
-        self._layer_patch: dict[str, PatchRecord] = {}
-        self._layer_digest: dict[str, str] = {}
-        if compression_level is not None and (not isinstance(compression_level, int)
-                                              or isinstance(compression_level, bool)):
-            raise TypeError("compression_level must be an int")
-        if case_insensitive is not None and not isinstance(case_insensitive, bool):
-            raise TypeError("case_insensitive must be a bool")
-        self._case_insensitive = case_insensitive
-        self._folded = False
-        wanted_codec = compression_codec(compression)  # a bad name fails before any I/O
-        if compression_level is not None and (
-                compression is not None or (isinstance(db_path, (str, os.PathLike))
-                                            and "://" not in os.fspath(db_path)
-                                            and not os.path.exists(db_path))):
-            check_level(wanted_codec, compression_level)  # ... and a bad level
-        if isinstance(db_path, os.PathLike):
-            db_path = os.fspath(db_path)
-        if not isinstance(db_path, str):
-            raise TypeError(f"db_path must be str or os.PathLike, not {type(db_path).__name__}")
-        if "\x00" in db_path:
-            raise InvalidPathError.for_path(db_path, "database path contains NUL")
-        if chunk_size is not None:
-            if not isinstance(chunk_size, int) or isinstance(chunk_size, bool):
-                raise TypeError("chunk_size must be an int")
-            if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-                raise ContractError.for_path(
-                    db_path, f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}")
-        if page_size is not None and (page_size < 512 or page_size > 65536
-                                      or page_size & (page_size - 1)):
-            raise ContractError.for_path(db_path, "page_size must be a power of two, 512..65536")
-        if engine is not None and session is not None:
-            raise ValueError("pass an engine or a session, not both")
-        self._read_only = bool(read_only)
-        self._layers: list[Layer] = []
-        self._alias_counter = 0
-        self._embedded = engine is not None or session is not None
-        host = None
-        if self._embedded:
-            host = engine if engine is not None else session.get_bind()
-        backend = self._backend = backend_for(None if self._embedded else db_path, host, tree)
-        keep_alive = None
-        if host is not None:
-            engine = host
-            self._db_path = db_path = str(host.url.database or ":memory:")
-            memory = db_path in ("", ":memory:") and host.dialect.name == "sqlite"
-            try:
-                backend.check_host(host)
-            except DB_ERRORS as exc:
-                raise translate(exc, db_path) from exc
-            self._ro_uri = ""
-        else:
-            self._db_path = db_path
-            opened = backend.open_engine(db_path, read_only=read_only, durable=durable,
-                                         busy_timeout=busy_timeout, image=image, tree=tree)
-            engine, memory, keep_alive = opened.engine, opened.memory, opened.keep_alive
-            # How another VFS attaches this one as an underlay: read-only at the SQLite level.
-            self._ro_uri = opened.read_only_uri
-        if backend is not SQLITE:
-            # Errors name the server (never its password) and the tree.
-            db_path = self._where_of(engine)
-        self._where = db_path
-        try:
-            if session is not None:
-                db_chunk = self._prepare(session.connection(), True, read_only, page_size,
-                                         chunk_size or DEFAULT_CHUNK_SIZE)
-            else:
-                with engine.connect() as conn, backend.own_transactions(conn):
-                    db_chunk = self._prepare(conn, memory, read_only, page_size,
-                                             chunk_size or DEFAULT_CHUNK_SIZE)
-        except DB_ERRORS as exc:
-            if not self._embedded:
-                engine.dispose()
-            raise translate(exc, db_path) from exc
-        except BaseException:
-            if not self._embedded:
-                engine.dispose()
-            raise
-        finally:
-            if keep_alive is not None:
-                keep_alive.close()  # the engine's own connection holds the memdb now
-        self._chunk_size = chunk_size or db_chunk
-        try:
-            codec = self._stored_codec(wanted_codec)
-            level = check_level(codec, compression_level) \
-                if compression_level is not None else None
-            self._folded = self._stored_folding()
-        except BaseException:
-            if not self._embedded:
-                engine.dispose()
-            raise
-        self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
-                               owns_engine=not self._embedded, session=session,
-                               backend=backend)
-        self._uow.retry_for = busy_timeout
-        self._manifest = backend.manifest_statements()
-        try:
-            with self._uow.read_lock:
-                own = self._load_dictionaries(self._uow.raw())
-                self._patch = _patch_record(self._manifest.patch_record(self._uow.raw()),
-                                            self._where)
-        except DB_ERRORS as exc:
-            self._uow.close()
-            raise translate(exc, db_path) from exc
-        #: How this database's content is written (its compression, level and dictionary)
-        #: and read (verified?), and how the stack's is read (with every layer's dictionaries).
-        self._content = Content(codec, bool(verify), level=level, dicts=own)
-        self._read_content = Content(verify=bool(verify), dicts=own)
-        self._repo = backend.inode_statements(content=self._content)
-        self._tree = Tree(self._uow, self._repo, self._chunk_size)
-        self._checkpoints = Checkpoints(self._uow, self._repo)
-        try:
-            self._per_connection = backend.attach_limit(self._uow.raw())
-        except DB_ERRORS as exc:
-            self.close()
-            raise translate(exc, db_path) from exc
-        try:
-            with self._uow.read_lock:
-                self._may_hide = self._manifest.may_hold_whiteouts(self._uow.raw())
-        except DB_ERRORS as exc:
-            self.close()
-            raise translate(exc, db_path) from exc
-        self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout,
-                                              self._read_content, self._folded,
-                                              self._may_hide)
-        if not read_only:
-            # The first write of this session records the stack the save is made with.
-            self._uow.before_write = layering.recorder(self)
-        if not read_only and not memory and session is None:
-            try:
-                self._tree.reclaim_staging()
-            except DB_ERRORS as exc:
-                self.close()
-                raise translate(exc, db_path) from exc
-
-    def _where_of(self, engine: Any) -> str:
-        url = engine.url.render_as_string(hide_password=True)
-        return f"{url}#{getattr(self._backend, 'tree', '')}"
-
-    def _prepare(self, conn: Any, memory: bool, read_only: bool, page_size: int | None,
-                 chunk_size: int) -> int:
-        """Check or create the format on ``conn``; returns the database's chunk size."""
-        backend = self._backend
-
-        def on_create(c: Any) -> None:
-            # Metadata through the ORM, inside the migration's transaction.
-            now = time.time_ns()
-            with Session(bind=c) as session:
-                backend.manifest_statements().add(session, LayerManifest(
-                    role="self", uuid=str(uuid.uuid4()), name=None, version=None,
-                    description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size,
-                    compression=compression_name(compression_codec(self._compression)),
-                    case_insensitive=1 if self._case_insensitive else None))
-
-        row = backend.prepare(conn, where=self._where, memory=memory, read_only=read_only,
-                              embedded=self._embedded, page_size=page_size,
-                              on_create=on_create)
-        self._stored_compression = None if row is None else row.compression
-        self._stored_ci = None if row is None else row.case_insensitive
-        stored_size = None if row is None else row.chunk_size
-        if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
-            return stored_size
-        # Missing or damaged (check() reports it): new files get the default chunk size;
-        # every existing file keeps its own.
-        return DEFAULT_CHUNK_SIZE
+        composition.compose(self, db_path, chunk_size, read_only, page_size, durable,
+                            busy_timeout, engine, session, None, tree, compression, verify,
+                            case_insensitive, compression_level)
 
     def _path(self, path: Any) -> str:
         """A path argument, normalised; in a case-insensitive database, spelled as stored as
@@ -471,32 +286,6 @@ class VFS:
     def case_insensitive(self) -> bool:
         """Whether paths in this database match under case folding (chosen at creation)."""
         return self._folded
-
-    def _stored_codec(self, wanted: int) -> int:
-        """The codec new content of this database is written with: the compression recorded
-        at its creation (a compression asked for must be that one)."""
-        name = self._stored_compression
-        if name is not None and name not in CODECS:
-            raise CorruptionError.for_path(self._where, f"damaged database: unknown "
-                                                        f"compression {name!r:.40}")
-        codec = compression_codec(name)
-        if self._compression is not None and wanted != codec:
-            raise ContractError.for_path(
-                self._where, f"compression is chosen when a database is created: this one "
-                             f"stores {name or 'uncompressed'} content")
-        return codec
-
-    def _load_dictionaries(self, raw: Any) -> Dictionaries | None:
-        """This database's stored dictionaries (None: it has none); the newest compresses
-        new small values. Checked when first used."""
-        rows = self._manifest.dictionaries(raw)
-        if not rows:
-            return None
-        entries = [Dictionary(r[0], r[1], r[2], self._where) for r in rows]
-        own = Dictionaries(entries[-1])
-        for entry in entries[:-1]:
-            own.add(entry)
-        return own
 
     @_translated
     def content_manifest(self) -> dict[str, str]:
@@ -636,20 +425,6 @@ class VFS:
         self._tree.repo = self._tree.resolver.repo = self._repo
         layering.set_layers(self, self._layers)
         return ident
-
-    def _stored_folding(self) -> bool:
-        """Whether this database is case-insensitive, as recorded at its creation (asking for
-        the other is a ContractError)."""
-        stored_ci = self._stored_ci
-        if stored_ci not in (None, 0, 1):
-            raise CorruptionError.for_path(self._where, f"damaged database: case_insensitive "
-                                                        f"{stored_ci!r:.40}")
-        folded = bool(stored_ci)
-        if self._case_insensitive is not None and self._case_insensitive != folded:
-            raise ContractError.for_path(
-                self._where, f"case sensitivity is chosen when a database is created: this one "
-                             f"is case-{'in' if folded else ''}sensitive")
-        return folded
 
     @property
     def compression(self) -> str | None:
@@ -856,8 +631,8 @@ class VFS:
         """
         image = SQLITE.collect_image(data)
         obj = cls.__new__(cls)
-        obj._init(":memory:", chunk_size, False, None, True, DEFAULT_BUSY_TIMEOUT, None,
-                  None, image)
+        composition.compose(obj, ":memory:", chunk_size, False, None, True,
+                            DEFAULT_BUSY_TIMEOUT, None, None, image)
         obj._read_only = False
         if read_only:
             obj._freeze()
