@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import icontract
 
@@ -70,6 +70,15 @@ from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR, FILE
 from vfs_orm.types import FILE_MODE, CheckpointInfo, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from _typeshed import (
+        OpenBinaryMode,
+        OpenBinaryModeReading,
+        OpenBinaryModeUpdating,
+        OpenBinaryModeWriting,
+        OpenTextMode,
+    )
 
 _MODE_CHARS = frozenset("rwaxbt+")
 
@@ -915,6 +924,46 @@ class VFS:
             return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
+
+    # Typed as typeshed types builtins.open: text modes give a TextIOWrapper; binary modes a
+    # BufferedReader, BufferedWriter or BufferedRandom, or with buffering=0 the raw stream.
+    @overload
+    def open(self, path: str, mode: OpenTextMode = "r", buffering: int = -1,
+             encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None) -> io.TextIOWrapper: ...
+
+    # buffering=0: the raw stream, an io.RawIOBase (not a FileIO, as builtins.open gives);
+    # only the fallbacks below, typeshed's own, overlap it.
+    @overload
+    def open(  # type: ignore[overload-overlap]
+            self, path: str, mode: OpenBinaryMode, buffering: Literal[0],
+            encoding: None = None, errors: None = None,
+            newline: None = None) -> io.RawIOBase: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeUpdating, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedRandom: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeWriting, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedWriter: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeReading, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedReader: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryMode, buffering: int = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> BinaryIO: ...
+
+    @overload
+    def open(self, path: str, mode: str, buffering: int = -1,
+             encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None) -> IO[Any]: ...
 
     def open(self, path: str, mode: str = "r", buffering: int = -1,
              encoding: str | None = None, errors: str | None = None,
