@@ -1502,6 +1502,45 @@ class VFS:
         with uow.snapshot():
             yield self
 
+    @contextlib.contextmanager
+    def tracer(self, callback: Callable[[str], object] | None = None) -> Iterator[list[str]]:
+        """Record the SQL statements this VFS runs while the block runs: ``with
+        fs.tracer() as statements:`` gives a list that fills with each statement's text, in
+        order (``callback`` is also called with each). What the tests of hot paths count, and
+        a way to see what a call costs: ``exists`` is one ``SELECT``, a small
+        ``write_bytes`` one ``INSERT`` between ``BEGIN IMMEDIATE`` and ``COMMIT``.
+
+        SQLite gives each statement as it ran it, values bound, ``BEGIN`` and ``COMMIT``
+        included (sqlite3's trace callback); PostgreSQL the text sent, with its placeholders
+        (``%s`` or ``$1``), a transaction's ``BEGIN ISOLATION LEVEL ...`` before its first
+        statement. A row of an ``executemany`` is one entry on both. Statements of this
+        thread's connection are traced (a ``:memory:`` database has one connection for every
+        thread), with the underlays it reads (the extra connections of a deep stack attached
+        when the block starts); not those of another ``VFS`` object, nor the setup statements
+        SQLAlchemy runs when a connection is opened. Tracers nest: each sees every
+        statement of its block. Nothing is traced and nothing is paid outside a block.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
+        uow = self._live_uow()
+        st = uow.view()
+        statements: list[str] = []
+        outer = st.tracing
+
+        def record(sql: str) -> None:
+            statements.append(sql)
+            if callback is not None:
+                callback(sql)
+            if outer is not None:
+                outer(sql)
+
+        st.trace(record)
+        try:
+            yield statements
+        finally:
+            st.trace(outer)
+
     def flush(self) -> None:
         """Nothing to do: every write is committed when it returns (or when its batch ends).
 
