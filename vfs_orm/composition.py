@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -271,3 +272,13 @@ def _stored_folding(vfs: VFS) -> bool:
             vfs._where, f"case sensitivity is chosen when a database is created: this one "
                         f"is case-{'in' if folded else ''}sensitive")
     return folded
+
+
+def use_content(vfs: VFS, content: Content) -> None:
+    """Write new content of ``vfs`` with ``content`` from now on (its dictionaries changed):
+    the statements, the namespace's and the stack's readers are made again with it."""
+    vfs._content = content
+    vfs._read_content = replace(vfs._read_content, dicts=layering.stack_dictionaries(vfs))
+    vfs._repo = vfs._backend.inode_statements(content=content)
+    vfs._tree.repo = vfs._tree.resolver.repo = vfs._repo
+    layering.set_layers(vfs, vfs._layers)

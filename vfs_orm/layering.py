@@ -14,10 +14,13 @@ this module is the facade's, not a layer of its own below it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
+import json
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -57,6 +60,34 @@ def patch_record(row: Any, where: str) -> PatchRecord | None:
     if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
         raise CorruptionError.for_path(where, "damaged patch record")
     return PatchRecord(base_uuid, base_digest, new_digest)
+
+
+def pack_manifest(manifest: dict[str, str]) -> str:
+    """A patch's content manifest as stored in its record: base64 of zlib of the JSON."""
+    packed = zlib.compress(json.dumps(manifest, sort_keys=True).encode(), 9)
+    return "zlib:" + base64.b64encode(packed).decode()
+
+
+def unpack_manifest(row: Any, record: PatchRecord, where: str) -> dict[str, str]:
+    """The content manifest of a stored patch record ``row``, checked against the digest
+    ``record`` holds (a damaged one is a CorruptionError; at most 64 MiB is inflated)."""
+    try:
+        text = row[3] if row is not None and isinstance(row[3], str) else None
+        if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
+            inflate = zlib.decompressobj()
+            text = inflate.decompress(base64.b64decode(text[5:], validate=True),
+                                      64 << 20).decode()
+            if not inflate.eof:
+                raise ValueError("a manifest past 64 MiB")
+        manifest = json.loads(text) if text is not None else None
+    except (ValueError, zlib.error):
+        manifest = None
+    if not isinstance(manifest, dict) or \
+            not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()) \
+            or manifest_digest(manifest) != record.new_digest:
+        raise CorruptionError.for_path(where, "damaged patch record (its manifest does not "
+                                              "match its digest)")
+    return manifest
 
 
 # -- the stack ---------------------------------------------------------------------------

@@ -12,17 +12,13 @@ which would be a tenth of an ``exists``).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import functools
-import hashlib
 import io
-import json
 import math
 import os
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -30,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Concatenate, Literal, Param
 
 import icontract
 
-from vfs_orm import _glob, composition, layering, paths, stored
+from vfs_orm import _glob, composition, dictionaries, layering, paths, stored
 from vfs_orm._io import ChunkedFile, IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
@@ -41,21 +37,16 @@ from vfs_orm.backends import (
     translate,
 )
 from vfs_orm.content import (
-    DICT_VALUES,
-    LEVELS,
     ZSTD,
     Content,
     Damage,
     Dictionaries,
-    Dictionary,
     compression_name,
-    train,
 )
 from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
-    CorruptionError,
     InvalidOperationError,
     PatchBaseError,
     ReadOnlyError,
@@ -343,32 +334,14 @@ class VFS:
         uow = self._live_uow()
         with uow.read_lock:
             row = self._manifest.patch_record(uow.raw())
-        try:
-            text = row[3] if row is not None and isinstance(row[3], str) else None
-            if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
-                inflate = zlib.decompressobj()
-                text = inflate.decompress(base64.b64decode(text[5:], validate=True),
-                                          64 << 20).decode()
-                if not inflate.eof:
-                    raise ValueError("a manifest past 64 MiB")
-            manifest = json.loads(text) if text is not None else None
-        except (ValueError, zlib.error):
-            manifest = None
-        if not isinstance(manifest, dict) or \
-                not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()) \
-                or manifest_digest(manifest) != self._patch.new_digest:
-            raise CorruptionError.for_path(self._where, "damaged patch record (its manifest "
-                                                        "does not match its digest)")
-        return manifest
+        return layering.unpack_manifest(row, self._patch, self._where)
 
     def _record_patch(self, base_uuid: str, base_digest: str, manifest: dict[str, str]) -> None:
         self._check_writable(self._db_path)
         new_digest = manifest_digest(manifest)
         with self._live_uow().write() as raw:
-            packed = zlib.compress(json.dumps(manifest, sort_keys=True).encode(), 9)
             self._manifest.record_patch(raw, base_uuid, base_digest, new_digest,
-                                        "zlib:" + base64.b64encode(packed).decode(),
-                                        time.time_ns())
+                                        layering.pack_manifest(manifest), time.time_ns())
         self._patch = PatchRecord(base_uuid, base_digest, new_digest)
 
     @_translated
@@ -397,42 +370,14 @@ class VFS:
         uow = self._live_uow()
         reader = replace(self._content, partial=False)
         if samples is None:
-            samples = []
             with uow.read_lock:
-                raw = uow.raw()
-                for chunks in (False, True):
-                    for page in self._manifest.stored_values(raw, chunks):
-                        for _, codec, sums, data in page:
-                            plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE)
-                            if 0 < len(plain) <= DICT_VALUES:
-                                samples.append(plain)
-        data = train(samples, size, level=self._content.level or LEVELS[ZSTD])
-        ident = int.from_bytes(data[4:8], "little")
-        entry = Dictionary(ident, hashlib.sha256(data).digest(), data, self._where)
-        entry.zstd_dict()
-        own = Dictionaries(entry)
-        if self._content.dicts is not None:
-            for old in self._content.dicts.by_id.values():
-                own.add(old)
-        writer = replace(self._content, dicts=own)
+                samples = dictionaries.samples(self._manifest, uow.raw(), reader)
+        entry, writer = dictionaries.trained(self._content, samples, size, self._where)
         with uow.write() as raw:
-            if self._content.dicts is None or ident not in self._content.dicts.by_id:
-                self._manifest.add_dictionary(raw, ident, time.time_ns(), entry.digest, data)
-            if recompress:
-                for chunks in (False, True):
-                    for page in self._manifest.stored_values(raw, chunks):
-                        out = []
-                        for k, codec, sums, value in page:
-                            plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE)
-                            new, new_codec, _ = writer.encode(plain)
-                            if new_codec != codec and len(new) < len(value):
-                                out.append((new_codec, new, k))
-                        self._manifest.restore_values(raw, chunks, out)
-        self._content = writer
-        self._read_content = replace(self._read_content, dicts=layering.stack_dictionaries(self))
-        self._repo = self._backend.inode_statements(content=self._content)
-        self._tree.repo = self._tree.resolver.repo = self._repo
-        layering.set_layers(self, self._layers)
+            dictionaries.store(self._manifest, raw, entry, self._content, reader, writer,
+                               recompress)
+        composition.use_content(self, writer)
+        ident: int = entry.ident
         return ident
 
     @property
