@@ -49,11 +49,11 @@ MAX_CHUNK_SIZE = 64 * 1024 * 1024
 
 
 def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
-          page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
-          session: Any, image: bytes | None, tree: str | None = None,
-          compression: str | None = None, verify: bool = True,
-          case_insensitive: bool | None = None,
-          compression_level: int | None = None) -> None:
+            page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
+            session: Any, image: bytes | None, tree: str | None = None,
+            compression: str | None = None, verify: bool = True,
+            case_insensitive: bool | None = None,
+            compression_level: int | None = None) -> None:
     """Build ``vfs``'s state: open (or join) the database, check or create its format, and
     make the unit of work, the content codecs, the namespace (``Tree``), the checkpoints and
     the (empty) layer stack. A failure closes what was opened and leaves ``vfs`` closed."""
@@ -127,11 +127,11 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
     try:
         if session is not None:
             db_chunk = _prepare(vfs, session.connection(), True, read_only, page_size,
-                                     chunk_size or DEFAULT_CHUNK_SIZE)
+                                chunk_size or DEFAULT_CHUNK_SIZE)
         else:
             with engine.connect() as conn, backend.own_transactions(conn):
                 db_chunk = _prepare(vfs, conn, memory, read_only, page_size,
-                                         chunk_size or DEFAULT_CHUNK_SIZE)
+                                    chunk_size or DEFAULT_CHUNK_SIZE)
     except DB_ERRORS as exc:
         if not vfs._embedded:
             engine.dispose()
@@ -148,21 +148,21 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
         codec = _stored_codec(vfs, wanted_codec)
         level = check_level(codec, compression_level) \
             if compression_level is not None else None
-        vfs._folded = _stored_folding(vfs, )
+        vfs._folded = _stored_folding(vfs)
     except BaseException:
         if not vfs._embedded:
             engine.dispose()
         raise
     vfs._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
-                           owns_engine=not vfs._embedded, session=session,
-                           backend=backend)
+                          owns_engine=not vfs._embedded, session=session,
+                          backend=backend)
     vfs._uow.retry_for = busy_timeout
     vfs._manifest = backend.manifest_statements()
     try:
         with vfs._uow.read_lock:
             own = _load_dictionaries(vfs, vfs._uow.raw())
             vfs._patch = layering.patch_record(vfs._manifest.patch_record(vfs._uow.raw()),
-                                        vfs._where)
+                                               vfs._where)
     except DB_ERRORS as exc:
         vfs._uow.close()
         raise translate(exc, db_path) from exc
@@ -185,8 +185,8 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
         vfs.close()
         raise translate(exc, db_path) from exc
     vfs._uow.stack = backend.layer_stack(0, (), vfs._per_connection, busy_timeout,
-                                          vfs._read_content, vfs._folded,
-                                          vfs._may_hide)
+                                         vfs._read_content, vfs._folded,
+                                         vfs._may_hide)
     if not read_only:
         # The first write of this session records the stack the save is made with.
         vfs._uow.before_write = layering.recorder(vfs)
