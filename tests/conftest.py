@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+# The shipped conformance suite's assertions explain themselves as a test module's do.
+pytest.register_assert_rewrite("vfs_orm.testing")
+
 from vfs_orm import VFS
 
 

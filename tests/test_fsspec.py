@@ -85,17 +85,12 @@ def test_listings_are_one_statement(fs):
     """A listing with details, find and info are one statement each, whatever the count."""
     for i in range(100):
         fs.pipe_file(f"/many/f{i:03}", b"x" * i)
-    raw = fs.vfs._uow.raw()
-    log: list[str] = []
-    raw.set_trace_callback(log.append)
-    try:
+    with fs.vfs.tracer() as log:
         for call in (lambda: fs.ls("/many", detail=True), lambda: fs.find("/many"),
                      lambda: fs.info("/many/f050"), lambda: fs.cat_file("/many/f050")):
             log.clear()
             call()
             assert len(log) == 1, log
-    finally:
-        raw.set_trace_callback(None)
     assert len(fs.ls("/many")) == 100
 
 

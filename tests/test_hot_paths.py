@@ -1,7 +1,8 @@
 """Hot paths are one indexed statement; listings never scan subtrees.
 
-Statements are counted with sqlite3's trace callback on the VFS's own connection, and query
-plans are read with EXPLAIN QUERY PLAN: both fail if a hot path regresses.
+Statements are counted with ``VFS.tracer()`` (sqlite3's trace callback on the VFS's own
+connection), and query plans are read with EXPLAIN QUERY PLAN: both fail if a hot path
+regresses.
 """
 
 import os
@@ -19,11 +20,8 @@ def traced(db_path):
     fs.write_bytes("/dir/big.bin", b"y" * 300_000)
     for i in range(50):
         fs.write_bytes(f"/dir/sub/f{i}", b"")
-    raw = fs._uow.raw()
-    log: list[str] = []
-    raw.set_trace_callback(log.append)
-    yield fs, log
-    raw.set_trace_callback(None)
+    with fs.tracer() as log:
+        yield fs, log
     fs.close()
 
 
@@ -154,15 +152,11 @@ def test_case_insensitive_lookups_are_one_indexed_statement(tmp_path, call):
     fs.write_bytes("/Dir/Small.bin", b"x" * 1000)
     fs.makedirs("/dir/sub")
     fs.write_bytes("/dir/sub/f1", b"")
-    raw = fs._uow.raw()
-    log: list[str] = []
-    raw.set_trace_callback(log.append)
-    try:
+    with fs.tracer() as log:
         call(fs)
-    finally:
-        raw.set_trace_callback(None)
     assert len(log) == 1, log
     # The trace shows the statement with its values bound: its plan can be asked for.
+    raw = fs._uow.raw()
     plan = " ".join(str(r) for r in raw.execute("EXPLAIN QUERY PLAN " + log[0]).fetchall())
     assert "ix_vfs_inodes_fparent_fname" in plan, plan
     fs.close()

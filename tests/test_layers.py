@@ -143,10 +143,7 @@ def test_every_thread_sees_stack_changes(game):
 
 def test_resolution_is_one_statement(game):
     user, _, _ = game
-    st = user._uow.view()
-    log = []
-    st.raw.set_trace_callback(log.append)
-    try:
+    with user.tracer() as log:
         for call in (lambda: user.exists("/game/levels/level1.txt"),
                      lambda: user.stat("/game/player_speed.txt"),
                      lambda: user.isdir("/game"),
@@ -160,8 +157,6 @@ def test_resolution_is_one_statement(game):
         log.clear()
         user.exists("/game/levels/level1.txt")
         assert len(log) == 1
-    finally:
-        st.raw.set_trace_callback(None)
 
 
 def test_whiteouts_and_opaque_directories(game):

@@ -216,7 +216,7 @@ def test_layers_are_trees_of_one_database(pg_url, pg_tree):
             assert fs.listdir("/mods") == sorted(f"m{k}.txt" for k in range(14))
             assert len(fs.glob("/game/data/*.bin")) == 14
             # One statement (one round trip) per lookup, whatever the depth of the stack.
-            with _statements_sent() as sent:
+            with fs.tracer() as sent:
                 assert fs.read_bytes("/mods/m0.txt") == b"0"
                 assert fs.exists("/game/data/7.bin") and not fs.exists("/nowhere")
             assert len(sent) == 3, sent
@@ -271,7 +271,7 @@ def test_files_in_chunks_are_read_from_the_layer_that_wins(pg_url, pg_tree):
         with VFS(pg_url, tree=pg_tree) as fs:
             for k, t in enumerate(trees):
                 fs.add_underlay(pg_url, tree=t, priority=k, name=t)
-            with _statements_sent() as sent:
+            with fs.tracer() as sent:
                 assert fs.read_bytes("/small.txt") == b"small 5"
                 assert len(sent) == 1, sent
                 assert fs.read_bytes("/mid.bin") == mid[5:] + mid[:5]  # the top underlay's
@@ -294,25 +294,6 @@ def test_files_in_chunks_are_read_from_the_layer_that_wins(pg_url, pg_tree):
     finally:
         _sql(pg_url, *[f'DROP SCHEMA IF EXISTS "{t}" CASCADE'
                        for t in [*trees, f"{pg_tree}_ctop"]])
-
-
-@contextlib.contextmanager
-def _statements_sent() -> Iterator[list[str]]:
-    """The statements vfs_orm sends through its driver connections while the block runs."""
-    from vfs_orm.backends.postgresql.connection import PGRaw
-
-    sent: list[str] = []
-
-    def counting(original):
-        def run(self, sql, params=None):
-            sent.append(sql)
-            return original(self, sql, params)
-        return run
-
-    with pytest.MonkeyPatch.context() as mp:
-        for method in ("execute", "execute_native"):
-            mp.setattr(PGRaw, method, counting(getattr(PGRaw, method)))
-        yield sent
 
 
 @contextlib.contextmanager

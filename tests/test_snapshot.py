@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -15,30 +14,53 @@ from vfs_orm import VFS, InvalidOperationError
 FILES = [f"/save/part{k}.json" for k in range(5)]
 
 SAVER = textwrap.dedent("""
-    import json, sys, time
+    import json, sys
     from vfs_orm import VFS
     fs = VFS(sys.argv[1])
-    deadline = time.monotonic() + float(sys.argv[2])
-    gen = 1
-    while time.monotonic() < deadline:
+    gen = 0
+
+    def save():
+        global gen
+        gen += 1
         with fs.atomic_batch():
             for k in range(5):
                 fs.write_text(f"/save/part{k}.json", json.dumps({"gen": gen, "pad": "x" * (k * 3000)}))
-        gen += 1
-    print(gen - 1)
+
+    # One save per line asked for, acknowledged; then "run N": N saves back to back.
+    for line in sys.stdin:
+        if line.startswith("run"):
+            for _ in range(int(line.split()[1])):
+                save()
+            print(gen, flush=True)
+            break
+        save()
+        print(gen, flush=True)
     fs.close()
 """)
+#: Saves made one at a time, each while the reader holds a snapshot open; then back to back
+#: while the reader loads over and over.
+LOCKSTEP, RUN = 25, 200
 
 
 def _generations(fs):
     return {json.loads(fs.read_text(p))["gen"] for p in FILES}
 
 
-def _start(tmp_path, path, seconds):
+def _start(tmp_path, path):
     script = tmp_path / "saver.py"
     script.write_text(SAVER)
-    return subprocess.Popen([sys.executable, str(script), path, str(seconds)],
+    return subprocess.Popen([sys.executable, str(script), path], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+
+
+def _load(fs):
+    """The save's five files and a stream of one, in one snapshot."""
+    with fs.snapshot():
+        gens = _generations(fs)
+        with fs.open(FILES[4]) as f:  # streams see the same state
+            gens.add(json.loads(f.read())["gen"])
+        assert fs.listdir("/save") == sorted(p.rsplit("/", 1)[1] for p in FILES)
+    return gens
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -48,30 +70,38 @@ def test_loading_a_save_never_mixes_two_saves(tmp_path, read_only):
         with fs.atomic_batch():
             for p in FILES:
                 fs.write_text(p, json.dumps({"gen": 0}))
-    saver = _start(tmp_path, path, 4)
-    loads = mixed_without = 0
-    seen = set()
-    with VFS(path, read_only=read_only) as fs:
-        # The saver's first save first (its start-up may take seconds on a loaded machine;
-        # it then saves for 4 s): the loads below overlap its saves.
-        started = time.monotonic()
-        while _generations(fs) == {0} and time.monotonic() - started < 120:
-            time.sleep(0.01)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            with fs.snapshot():
-                gens = _generations(fs)
-                with fs.open(FILES[4]) as f:  # streams see the same state
-                    gens.add(json.loads(f.read())["gen"])
-                assert fs.listdir("/save") == sorted(p.rsplit("/", 1)[1] for p in FILES)
-            assert len(gens) == 1, f"a load mixed saves {sorted(gens)}"
-            seen |= gens
-            loads += 1
-            if len(_generations(fs)) > 1:  # without a snapshot it can happen
-                mixed_without += 1
-    saved = int(saver.communicate(timeout=30)[0])
+    saver = _start(tmp_path, path)
+    assert saver.stdin is not None and saver.stdout is not None
+    seen = {0}
+    try:
+        with VFS(path, read_only=read_only) as fs:
+            # A save commits while the reader holds its snapshot open (the writer is never
+            # blocked), and the snapshot keeps the state it pinned; the next load sees it.
+            for k in range(1, LOCKSTEP + 1):
+                with fs.snapshot():
+                    before = _generations(fs)
+                    saver.stdin.write("save\n")
+                    saver.stdin.flush()
+                    assert int(saver.stdout.readline()) == k  # committed meanwhile
+                    assert _load(fs) == before == {k - 1}
+                seen |= _load(fs)
+                assert seen == set(range(k + 1))
+            # Saves back to back while the reader loads: every load is one whole save.
+            saver.stdin.write(f"run {RUN}\n")
+            saver.stdin.flush()
+            while saver.poll() is None:
+                gens = _load(fs)
+                assert len(gens) == 1, f"a load mixed saves {sorted(gens)}"
+                seen |= gens
+            assert _load(fs) == {LOCKSTEP + RUN}
+        out, _ = saver.communicate(timeout=120)
+    finally:
+        if saver.poll() is None:
+            saver.kill()
+            saver.communicate()
     assert saver.returncode == 0
-    assert saved > 10 and loads > 10 and len(seen) > 2  # the writer was never blocked
+    assert int(out) == LOCKSTEP + RUN  # every save asked for was made
+    assert len(seen) > LOCKSTEP and seen <= set(range(LOCKSTEP + RUN + 1))
 
 
 def test_snapshot_through_layers_and_refuses_writes(tmp_path):

@@ -10,12 +10,6 @@ from vfs_orm import VFS, ContractError, IsADirError, NotADirError, ReadOnlyError
 from vfs_orm.backends import INLINE_MAX
 
 
-def _statements(fs):
-    log = []
-    fs._uow.raw().set_trace_callback(log.append)
-    return log
-
-
 def test_new_files_in_new_directories(db_path):
     files = {f"/assets/d{k % 7}/sub/f{k}.bin": os.urandom(k * 37 % 5000) for k in range(300)}
     with VFS(db_path) as fs:
@@ -31,9 +25,8 @@ def test_bulk_path_is_one_executemany(db_path):
     files = [(f"/d/f{k}", b"x" * k) for k in range(100)]
     with VFS(db_path) as fs:
         fs.mkdir("/d")
-        log = _statements(fs)
-        fs.write_files(files)
-        fs._uow.raw().set_trace_callback(None)
+        with fs.tracer() as log:
+            fs.write_files(files)
         inserts = [s for s in log if s.startswith("INSERT OR IGNORE INTO vfs_inodes")]
         selects = [s for s in log if s.startswith("SELECT")]
         # 100 files, plus one attempt at /d (it exists: ignored, then one lookup checks it)
@@ -54,9 +47,8 @@ def test_a_new_tree_is_made_without_a_single_lookup(db_path):
     dirs = {f"/g{a}" for a in range(3)} | {f"/g{a}/s{b}" for a in range(3) for b in range(4)}
     dirs |= {d + f"/t{c}" for d in list(dirs) if d.count("/") == 2 for c in range(2)}
     with VFS(db_path) as fs:
-        log = _statements(fs)
-        fs.write_files(files)
-        fs._uow.raw().set_trace_callback(None)
+        with fs.tracer() as log:
+            fs.write_files(files)
         assert not [s for s in log if s.startswith("SELECT")], log[:5]
         inserts = [s for s in log if s.startswith("INSERT OR IGNORE INTO vfs_inodes")]
         assert len(inserts) == len(dirs) + len(files)

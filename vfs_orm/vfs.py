@@ -12,109 +12,70 @@ which would be a tenth of an ``exists``).
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import dataclasses
 import errno
 import functools
-import hashlib
 import io
-import json
 import math
 import os
 import time
-import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import icontract
-from sqlalchemy.orm import Session
 
-from vfs_orm import _glob, paths, stored
+from vfs_orm import _glob, composition, dictionaries, layering, paths, stored
 from vfs_orm._io import IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
     DEFAULT_BUSY_TIMEOUT,
     SQLITE,
+    Backend,
     Layer,
-    backend_for,
     translate,
 )
 from vfs_orm.content import (
-    CODECS,
-    DICT_VALUES,
-    INLINE,
-    LEVELS,
     ZSTD,
     Content,
     Damage,
     Dictionaries,
-    Dictionary,
-    compression_codec,
     compression_name,
-    train,
-)
-from vfs_orm.content import (
-    compression_level as check_level,
 )
 from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
     ClosedError,
     ContractError,
-    CorruptionError,
     InvalidOperationError,
-    InvalidPathError,
     PatchBaseError,
     ReadOnlyError,
     RootContractError,
     VFSError,
 )
 from vfs_orm.integrity import changes, verify_files
-from vfs_orm.models import LayerManifest
+from vfs_orm.layering import PatchRecord as PatchRecord
+from vfs_orm.layering import manifest_digest as manifest_digest
 from vfs_orm.namespace.checkpoints import Checkpoints, check_name
 from vfs_orm.namespace.tree import Tree
 from vfs_orm.rows import DIR, FILE
 from vfs_orm.types import FILE_MODE, CheckpointInfo, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
 
-DEFAULT_CHUNK_SIZE = 65536
-MIN_CHUNK_SIZE = 512
-MAX_CHUNK_SIZE = 64 * 1024 * 1024
+if TYPE_CHECKING:
+    from _typeshed import (
+        OpenBinaryMode,
+        OpenBinaryModeReading,
+        OpenBinaryModeUpdating,
+        OpenBinaryModeWriting,
+        OpenTextMode,
+    )
+
 _MODE_CHARS = frozenset("rwaxbt+")
 
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-@dataclasses.dataclass(frozen=True)
-class PatchRecord:
-    """A patch pack's record: the identity (uuid) and content digest of the tree it was made
-    from, and the content digest of the tree it makes (``VFS.content_digest``)."""
-
-    base_uuid: str
-    base_digest: str
-    new_digest: str
-
-
-def manifest_digest(manifest: Mapping[str, str]) -> str:
-    """The content digest of a ``content_manifest``."""
-    h = hashlib.sha256()
-    for p in sorted(manifest):
-        h.update(f"{p}\x00{manifest[p]}\n".encode())
-    return h.hexdigest()
-
-
-def _patch_record(row: Any, where: str) -> PatchRecord | None:
-    if row is None:
-        return None
-    base_uuid, base_digest, new_digest = row[0], row[1], row[2]
-    if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
-        raise CorruptionError.for_path(where, "damaged patch record")
-    return PatchRecord(base_uuid, base_digest, new_digest)
 
 
 def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concatenate[VFS, _P], _R]:
@@ -251,6 +212,36 @@ class VFS:
             and opened read-only.
     """
 
+    # The facade's state: built by vfs_orm.composition.compose, the stack's changed by
+    # vfs_orm.layering.
+    _uow: UnitOfWork | None
+    _backend: Backend
+    _db_path: str
+    _where: str
+    _ro_uri: str
+    _embedded: bool
+    _read_only: bool
+    _chunk_size: int
+    _compression: str | None
+    _case_insensitive: bool | None
+    _folded: bool
+    _stored_compression: Any
+    _stored_ci: Any
+    _content: Content
+    _read_content: Content
+    _repo: Any
+    _manifest: Any
+    _tree: Tree
+    _checkpoints: Checkpoints
+    _per_connection: int
+    _may_hide: bool
+    _layers: list[Layer]
+    _alias_counter: int
+    _layer_dicts: dict[str, Dictionaries]
+    _patch: PatchRecord | None
+    _layer_patch: dict[str, PatchRecord]
+    _layer_digest: dict[str, str]
+
     @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
                        "database path must not be empty",
                        error=lambda db_path: ContractError.for_path(
@@ -263,186 +254,9 @@ class VFS:
                  compression: str | None = None, verify: bool = True,
                  case_insensitive: bool | None = None,
                  compression_level: int | None = None) -> None:
-        self._init(db_path, chunk_size, read_only, page_size, durable, busy_timeout, engine,
-                   session, None, tree, compression, verify, case_insensitive,
-                   compression_level)
-
-    def _init(self, db_path: Any, chunk_size: int | None, read_only: bool,
-              page_size: int | None, durable: bool, busy_timeout: float, engine: Any,
-              session: Any, image: bytes | None, tree: str | None = None,
-              compression: str | None = None, verify: bool = True,
-              case_insensitive: bool | None = None,
-              compression_level: int | None = None) -> None:
-        self._uow: UnitOfWork | None = None
-        self._compression = compression
-        self._layer_dicts: dict[str, Dictionaries] = {}
-        #: Patch packs of the stack (see vfs_orm.patching): this one's record, each layer's,
-        #: and the content digests of plain layers under a patch, computed once.
-        self._patch: PatchRecord | None = None
-        self._layer_patch: dict[str, PatchRecord] = {}
-        self._layer_digest: dict[str, str] = {}
-        if compression_level is not None and (not isinstance(compression_level, int)
-                                              or isinstance(compression_level, bool)):
-            raise TypeError("compression_level must be an int")
-        if case_insensitive is not None and not isinstance(case_insensitive, bool):
-            raise TypeError("case_insensitive must be a bool")
-        self._case_insensitive = case_insensitive
-        self._folded = False
-        wanted_codec = compression_codec(compression)  # a bad name fails before any I/O
-        if compression_level is not None and (
-                compression is not None or (isinstance(db_path, (str, os.PathLike))
-                                            and "://" not in os.fspath(db_path)
-                                            and not os.path.exists(db_path))):
-            check_level(wanted_codec, compression_level)  # ... and a bad level
-        if isinstance(db_path, os.PathLike):
-            db_path = os.fspath(db_path)
-        if not isinstance(db_path, str):
-            raise TypeError(f"db_path must be str or os.PathLike, not {type(db_path).__name__}")
-        if "\x00" in db_path:
-            raise InvalidPathError.for_path(db_path, "database path contains NUL")
-        if chunk_size is not None:
-            if not isinstance(chunk_size, int) or isinstance(chunk_size, bool):
-                raise TypeError("chunk_size must be an int")
-            if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-                raise ContractError.for_path(
-                    db_path, f"chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}")
-        if page_size is not None and (page_size < 512 or page_size > 65536
-                                      or page_size & (page_size - 1)):
-            raise ContractError.for_path(db_path, "page_size must be a power of two, 512..65536")
-        if engine is not None and session is not None:
-            raise ValueError("pass an engine or a session, not both")
-        self._read_only = bool(read_only)
-        self._layers: list[Layer] = []
-        self._alias_counter = 0
-        self._embedded = engine is not None or session is not None
-        host = None
-        if self._embedded:
-            host = engine if engine is not None else session.get_bind()
-        backend = self._backend = backend_for(None if self._embedded else db_path, host, tree)
-        keep_alive = None
-        if host is not None:
-            engine = host
-            self._db_path = db_path = str(host.url.database or ":memory:")
-            memory = db_path in ("", ":memory:") and host.dialect.name == "sqlite"
-            try:
-                backend.check_host(host)
-            except DB_ERRORS as exc:
-                raise translate(exc, db_path) from exc
-            self._ro_uri = ""
-        else:
-            self._db_path = db_path
-            opened = backend.open_engine(db_path, read_only=read_only, durable=durable,
-                                         busy_timeout=busy_timeout, image=image, tree=tree)
-            engine, memory, keep_alive = opened.engine, opened.memory, opened.keep_alive
-            # How another VFS attaches this one as an underlay: read-only at the SQLite level.
-            self._ro_uri = opened.read_only_uri
-        if backend is not SQLITE:
-            # Errors name the server (never its password) and the tree.
-            db_path = self._where_of(engine)
-        self._where = db_path
-        try:
-            if session is not None:
-                db_chunk = self._prepare(session.connection(), True, read_only, page_size,
-                                         chunk_size or DEFAULT_CHUNK_SIZE)
-            else:
-                with engine.connect() as conn, backend.own_transactions(conn):
-                    db_chunk = self._prepare(conn, memory, read_only, page_size,
-                                             chunk_size or DEFAULT_CHUNK_SIZE)
-        except DB_ERRORS as exc:
-            if not self._embedded:
-                engine.dispose()
-            raise translate(exc, db_path) from exc
-        except BaseException:
-            if not self._embedded:
-                engine.dispose()
-            raise
-        finally:
-            if keep_alive is not None:
-                keep_alive.close()  # the engine's own connection holds the memdb now
-        self._chunk_size = chunk_size or db_chunk
-        try:
-            codec = self._stored_codec(wanted_codec)
-            level = check_level(codec, compression_level) \
-                if compression_level is not None else None
-            self._folded = self._stored_folding()
-        except BaseException:
-            if not self._embedded:
-                engine.dispose()
-            raise
-        self._uow = UnitOfWork(engine, shared=memory, read_only=read_only, where=db_path,
-                               owns_engine=not self._embedded, session=session,
-                               backend=backend)
-        self._uow.retry_for = busy_timeout
-        self._manifest = backend.manifest_statements()
-        try:
-            with self._uow.read_lock:
-                own = self._load_dictionaries(self._uow.raw())
-                self._patch = _patch_record(self._manifest.patch_record(self._uow.raw()),
-                                            self._where)
-        except DB_ERRORS as exc:
-            self._uow.close()
-            raise translate(exc, db_path) from exc
-        #: How this database's content is written (its compression, level and dictionary)
-        #: and read (verified?), and how the stack's is read (with every layer's dictionaries).
-        self._content = Content(codec, bool(verify), level=level, dicts=own)
-        self._read_content = Content(verify=bool(verify), dicts=own)
-        self._repo = backend.inode_statements(content=self._content)
-        self._tree = Tree(self._uow, self._repo, self._chunk_size)
-        self._checkpoints = Checkpoints(self._uow, self._repo)
-        try:
-            self._per_connection = backend.attach_limit(self._uow.raw())
-        except DB_ERRORS as exc:
-            self.close()
-            raise translate(exc, db_path) from exc
-        try:
-            with self._uow.read_lock:
-                self._may_hide = self._manifest.may_hold_whiteouts(self._uow.raw())
-        except DB_ERRORS as exc:
-            self.close()
-            raise translate(exc, db_path) from exc
-        self._uow.stack = backend.layer_stack(0, (), self._per_connection, busy_timeout,
-                                              self._read_content, self._folded,
-                                              self._may_hide)
-        if not read_only:
-            # The first write of this session records the stack the save is made with.
-            self._uow.before_write = self._record_stack
-        if not read_only and not memory and session is None:
-            try:
-                self._tree.reclaim_staging()
-            except DB_ERRORS as exc:
-                self.close()
-                raise translate(exc, db_path) from exc
-
-    def _where_of(self, engine: Any) -> str:
-        url = engine.url.render_as_string(hide_password=True)
-        return f"{url}#{getattr(self._backend, 'tree', '')}"
-
-    def _prepare(self, conn: Any, memory: bool, read_only: bool, page_size: int | None,
-                 chunk_size: int) -> int:
-        """Check or create the format on ``conn``; returns the database's chunk size."""
-        backend = self._backend
-
-        def on_create(c: Any) -> None:
-            # Metadata through the ORM, inside the migration's transaction.
-            now = time.time_ns()
-            with Session(bind=c) as session:
-                backend.manifest_statements().add(session, LayerManifest(
-                    role="self", uuid=str(uuid.uuid4()), name=None, version=None,
-                    description=None, created_ns=now, modified_ns=now, chunk_size=chunk_size,
-                    compression=compression_name(compression_codec(self._compression)),
-                    case_insensitive=1 if self._case_insensitive else None))
-
-        row = backend.prepare(conn, where=self._where, memory=memory, read_only=read_only,
-                              embedded=self._embedded, page_size=page_size,
-                              on_create=on_create)
-        self._stored_compression = None if row is None else row.compression
-        self._stored_ci = None if row is None else row.case_insensitive
-        stored_size = None if row is None else row.chunk_size
-        if type(stored_size) is int and MIN_CHUNK_SIZE <= stored_size <= MAX_CHUNK_SIZE:
-            return stored_size
-        # Missing or damaged (check() reports it): new files get the default chunk size;
-        # every existing file keeps its own.
-        return DEFAULT_CHUNK_SIZE
+        composition.compose(self, db_path, chunk_size, read_only, page_size, durable,
+                            busy_timeout, engine, session, None, tree, compression, verify,
+                            case_insensitive, compression_level)
 
     def _path(self, path: Any) -> str:
         """A path argument, normalised; in a case-insensitive database, spelled as stored as
@@ -472,70 +286,6 @@ class VFS:
     def case_insensitive(self) -> bool:
         """Whether paths in this database match under case folding (chosen at creation)."""
         return self._folded
-
-    def _stored_codec(self, wanted: int) -> int:
-        """The codec new content of this database is written with: the compression recorded
-        at its creation (a compression asked for must be that one)."""
-        name = self._stored_compression
-        if name is not None and name not in CODECS:
-            raise CorruptionError.for_path(self._where, f"damaged database: unknown "
-                                                        f"compression {name!r:.40}")
-        codec = compression_codec(name)
-        if self._compression is not None and wanted != codec:
-            raise ContractError.for_path(
-                self._where, f"compression is chosen when a database is created: this one "
-                             f"stores {name or 'uncompressed'} content")
-        return codec
-
-    def _load_dictionaries(self, raw: Any) -> Dictionaries | None:
-        """This database's stored dictionaries (None: it has none); the newest compresses
-        new small values. Checked when first used."""
-        rows = self._manifest.dictionaries(raw)
-        if not rows:
-            return None
-        entries = [Dictionary(r[0], r[1], r[2], self._where) for r in rows]
-        own = Dictionaries(entries[-1])
-        for entry in entries[:-1]:
-            own.add(entry)
-        return own
-
-    def _check_patches(self, ordered: list[Layer], fresh: dict[str, VFS]) -> None:
-        """Refuse a stack where a patch pack does not lie right over the tree it was made
-        from: the layer below it must be a patch that made that tree, or a database whose
-        content digest is the one the patch recorded (``PatchBaseError``). A patch opened
-        alone (to inspect it) is allowed."""
-        chain: list[tuple[str, PatchRecord | None, Layer | None]] = [("local", self._patch, None)]
-        chain += [(lay.name, self._layer_patch.get(lay.name), lay) for lay in ordered]
-        for at, (name, patch, _lay) in enumerate(chain):
-            if patch is None or (at == 0 and len(chain) == 1):
-                continue
-            if at + 1 >= len(chain):
-                raise PatchBaseError.for_path(
-                    self._where, f"layer {name!r} is a patch of {patch.base_digest[:16]}... and "
-                                 f"lies over nothing: add its base first (at a lower priority)")
-            below_name, below_patch, below = chain[at + 1]
-            have = below_patch.new_digest if below_patch is not None \
-                else self._digest_of_layer(below, fresh)
-            if have != patch.base_digest:
-                raise PatchBaseError.for_path(
-                    self._where, f"layer {name!r} is a patch of the tree with content digest "
-                                 f"{patch.base_digest[:16]}..., but the layer below it "
-                                 f"({below_name!r}) has {have[:16]}...: refused")
-
-    def _digest_of_layer(self, lay: Layer | None, fresh: dict[str, VFS]) -> str:
-        if lay is None:
-            return self.content_digest()
-        known = self._layer_digest.get(lay.name)
-        if known is not None:
-            return known
-        source = fresh.get(lay.name) or lay.source
-        if source is not None and not source.closed:
-            digest = source.content_digest()
-        else:
-            with VFS(lay.db_path, read_only=True) as opened:
-                digest = opened.content_digest()
-        self._layer_digest[lay.name] = digest
-        return digest
 
     @_translated
     def content_manifest(self) -> dict[str, str]:
@@ -584,43 +334,15 @@ class VFS:
         uow = self._live_uow()
         with uow.read_lock:
             row = self._manifest.patch_record(uow.raw())
-        try:
-            text = row[3] if row is not None and isinstance(row[3], str) else None
-            if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
-                inflate = zlib.decompressobj()
-                text = inflate.decompress(base64.b64decode(text[5:], validate=True),
-                                          64 << 20).decode()
-                if not inflate.eof:
-                    raise ValueError("a manifest past 64 MiB")
-            manifest = json.loads(text) if text is not None else None
-        except (ValueError, zlib.error):
-            manifest = None
-        if not isinstance(manifest, dict) or \
-                not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()) \
-                or manifest_digest(manifest) != self._patch.new_digest:
-            raise CorruptionError.for_path(self._where, "damaged patch record (its manifest "
-                                                        "does not match its digest)")
-        return manifest
+        return layering.unpack_manifest(row, self._patch, self._where)
 
     def _record_patch(self, base_uuid: str, base_digest: str, manifest: dict[str, str]) -> None:
         self._check_writable(self._db_path)
         new_digest = manifest_digest(manifest)
         with self._live_uow().write() as raw:
-            packed = zlib.compress(json.dumps(manifest, sort_keys=True).encode(), 9)
             self._manifest.record_patch(raw, base_uuid, base_digest, new_digest,
-                                        "zlib:" + base64.b64encode(packed).decode(),
-                                        time.time_ns())
+                                        layering.pack_manifest(manifest), time.time_ns())
         self._patch = PatchRecord(base_uuid, base_digest, new_digest)
-
-    def _stack_dictionaries(self) -> Dictionaries | None:
-        """The dictionaries of this database and of every underlay (an id used by two
-        different dictionaries is a CorruptionError)."""
-        merged = self._content.dicts
-        for dicts in self._layer_dicts.values():
-            merged = dicts.merged(None) if merged is None else merged.merged(dicts)
-        if merged is not None and self._content.dicts is None:
-            merged.writer = None
-        return merged
 
     @_translated
     def train_dictionary(self, samples: list[bytes] | None = None, *, size: int | None = None,
@@ -648,60 +370,15 @@ class VFS:
         uow = self._live_uow()
         reader = replace(self._content, partial=False)
         if samples is None:
-            samples = []
             with uow.read_lock:
-                raw = uow.raw()
-                for chunks in (False, True):
-                    for page in self._manifest.stored_values(raw, chunks):
-                        for k, codec, sums, data in page:
-                            plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE,
-                                                  k if chunks else INLINE)
-                            if 0 < len(plain) <= DICT_VALUES:
-                                samples.append(plain)
-        data = train(samples, size, level=self._content.level or LEVELS[ZSTD])
-        ident = int.from_bytes(data[4:8], "little")
-        entry = Dictionary(ident, hashlib.sha256(data).digest(), data, self._where)
-        entry.zstd_dict()
-        own = Dictionaries(entry)
-        if self._content.dicts is not None:
-            for old in self._content.dicts.by_id.values():
-                own.add(old)
-        writer = replace(self._content, dicts=own)
+                samples = dictionaries.samples(self._manifest, uow.raw(), reader)
+        entry, writer = dictionaries.trained(self._content, samples, size, self._where)
         with uow.write() as raw:
-            if self._content.dicts is None or ident not in self._content.dicts.by_id:
-                self._manifest.add_dictionary(raw, ident, time.time_ns(), entry.digest, data)
-            if recompress:
-                for chunks in (False, True):
-                    for page in self._manifest.stored_values(raw, chunks):
-                        out = []
-                        for k, codec, sums, value in page:
-                            seal = k if chunks else INLINE
-                            plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE,
-                                                  seal)
-                            new, new_codec, _ = writer.encode(plain, seal)
-                            if new_codec != codec and len(new) < len(value):
-                                out.append((new_codec, new, k))
-                        self._manifest.restore_values(raw, chunks, out)
-        self._content = writer
-        self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
-        self._repo = self._backend.inode_statements(content=self._content)
-        self._tree.repo = self._tree.resolver.repo = self._repo
-        self._set_layers(self._layers)
+            dictionaries.store(self._manifest, raw, entry, self._content, reader, writer,
+                               recompress)
+        composition.use_content(self, writer)
+        ident: int = entry.ident
         return ident
-
-    def _stored_folding(self) -> bool:
-        """Whether this database is case-insensitive, as recorded at its creation (asking for
-        the other is a ContractError)."""
-        stored_ci = self._stored_ci
-        if stored_ci not in (None, 0, 1):
-            raise CorruptionError.for_path(self._where, f"damaged database: case_insensitive "
-                                                        f"{stored_ci!r:.40}")
-        folded = bool(stored_ci)
-        if self._case_insensitive is not None and self._case_insensitive != folded:
-            raise ContractError.for_path(
-                self._where, f"case sensitivity is chosen when a database is created: this one "
-                             f"is case-{'in' if folded else ''}sensitive")
-        return folded
 
     @property
     def compression(self) -> str | None:
@@ -908,8 +585,8 @@ class VFS:
         """
         image = SQLITE.collect_image(data)
         obj = cls.__new__(cls)
-        obj._init(":memory:", chunk_size, False, None, True, DEFAULT_BUSY_TIMEOUT, None,
-                  None, image)
+        composition.compose(obj, ":memory:", chunk_size, False, None, True,
+                            DEFAULT_BUSY_TIMEOUT, None, None, image)
         obj._read_only = False
         if read_only:
             obj._freeze()
@@ -1005,7 +682,7 @@ class VFS:
                 uow.epoch += 1
                 self._chunk_size = source._chunk_size
                 self._tree.chunk_size = source._chunk_size
-                uow.before_write = self._record_stack
+                uow.before_write = layering.recorder(self)
         finally:
             source.close()
 
@@ -1192,6 +869,46 @@ class VFS:
             return self._tree.scandir(p, bool(recursive))
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
+
+    # Typed as typeshed types builtins.open: text modes give a TextIOWrapper; binary modes a
+    # BufferedReader, BufferedWriter or BufferedRandom, or with buffering=0 the raw stream.
+    @overload
+    def open(self, path: str, mode: OpenTextMode = "r", buffering: int = -1,
+             encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None) -> io.TextIOWrapper: ...
+
+    # buffering=0: the raw stream, an io.RawIOBase (not a FileIO, as builtins.open gives);
+    # only the fallbacks below, typeshed's own, overlap it.
+    @overload
+    def open(  # type: ignore[overload-overlap]
+            self, path: str, mode: OpenBinaryMode, buffering: Literal[0],
+            encoding: None = None, errors: None = None,
+            newline: None = None) -> io.RawIOBase: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeUpdating, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedRandom: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeWriting, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedWriter: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryModeReading, buffering: Literal[-1, 1] = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> io.BufferedReader: ...
+
+    @overload
+    def open(self, path: str, mode: OpenBinaryMode, buffering: int = -1,
+             encoding: None = None, errors: None = None,
+             newline: None = None) -> BinaryIO: ...
+
+    @overload
+    def open(self, path: str, mode: str, buffering: int = -1,
+             encoding: str | None = None, errors: str | None = None,
+             newline: str | None = None) -> IO[Any]: ...
 
     def open(self, path: str, mode: str = "r", buffering: int = -1,
              encoding: str | None = None, errors: str | None = None,
@@ -1605,79 +1322,16 @@ class VFS:
             VFSError: inside ``atomic_batch()``, or on an embedded VFS (layers need a VFS that
                 owns its database).
         """
-        uow = self._live_uow()
-        if not self._backend.capabilities.layers:
-            raise VFSError.for_path(self._where, f"layers are not available on "
-                                                 f"{self._backend.capabilities.name} yet")
-        if self._embedded:
-            raise VFSError.for_path(self._db_path, "layers need a VFS that owns its database "
-                                                   "(not VFS(engine=...) or VFS(session=...))")
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise TypeError("priority must be an int")
-        if name is None:
-            name = f"underlay_{len(self._layers)}"
-        if not isinstance(name, str) or not name:
-            raise ContractError.for_path(None, "layer name must be a non-empty string")
-        if name == "local":
-            raise ValueError("the name 'local' is reserved for this VFS's own layer")
-        if any(lay.name == name for lay in self._layers):
-            raise ValueError(f"Underlay with name '{name}' already exists")
-        if uow.in_batch():
-            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
-        owned = False
+        name = layering.check_new(self, name, priority)
         if isinstance(vfs, VFS):
             if vfs is self:
                 raise ValueError("a VFS cannot be its own underlay")
-            source = vfs
-        elif isinstance(vfs, (str, os.PathLike)):
-            source = VFS(vfs, read_only=True, tree=tree)  # checks it and its format
-            owned = True
-        else:
-            raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
-        try:
-            ident = source.identity
-            reader = source._live_uow()
-            alias = self._backend.underlay_schema(uow.engine, source._backend, reader.engine,
-                                                  self._alias_counter + 1)
-            if alias is None and reader.shared:
-                raise VFSError.for_path(
-                    source._where, "an in-memory database can only be an underlay of a SQLite "
-                                   "database (save it to a file first)")
-        except BaseException:
-            if owned:
-                source.close()
-            raise
-        self._alias_counter += 1
-        if alias is None:  # foreign: read through its own VFS (see backends/sqlite/stack.py)
-            layer = Layer(name=name, priority=priority, alias=f"l{self._alias_counter}",
-                          uri="", db_path=source._where, uuid=ident.get("uuid"),
-                          source=source, reader=reader, owned=owned)
-        else:
-            layer = Layer(name=name, priority=priority, alias=alias, uri=source._ro_uri,
-                          db_path=source._where, uuid=ident.get("uuid"),
-                          source=None if owned else source)
-            if owned:
-                source.close()
-        try:
-            if source._patch is not None:
-                self._layer_patch[name] = source._patch
-            self._check_patches(sorted(self._layers + [layer], key=lambda lay: -lay.priority),
-                                 {name: source})
-            if source._content.dicts is not None:
-                self._layer_dicts[name] = source._content.dicts
-                self._read_content = replace(self._read_content,
-                                             dicts=self._stack_dictionaries())
-            self._set_layers(self._layers + [layer])
-        except BaseException:
-            self._layer_patch.pop(name, None)
-            self._layer_digest.pop(name, None)
-            if self._layer_dicts.pop(name, None) is not None:
-                self._read_content = replace(self._read_content,
-                                             dicts=self._stack_dictionaries())
-            if layer.owned:
-                source.close()
-            raise
-        return name
+            return layering.attach(self, vfs, False, name, priority)
+        if isinstance(vfs, (str, os.PathLike)):
+            # checks it and its format
+            return layering.attach(self, VFS(vfs, read_only=True, tree=tree), True, name,
+                                   priority)
+        raise TypeError("vfs must be a VFS or the path of a vfs_orm database")
 
     def remove_underlay(self, name: str) -> bool:
         """Remove a layer by name. Returns True if it was there.
@@ -1686,48 +1340,11 @@ class VFS:
             ContractError: ``name`` is not a non-empty string.
             VFSError: inside ``atomic_batch()`` (layers cannot change there).
         """
-        self._live_uow()
-        if not isinstance(name, str) or not name:
-            raise ContractError.for_path(None, "layer name must be a non-empty string")
-        if self._uow.in_batch():  # type: ignore[union-attr]
-            raise VFSError.for_path(self._db_path, "layers cannot change inside atomic_batch")
-        keep = [lay for lay in self._layers if lay.name != name]
-        if len(keep) == len(self._layers):
-            return False
-        gone = [lay for lay in self._layers if lay.name == name]
-        self._check_patches(sorted(keep, key=lambda lay: -lay.priority), {})
-        self._layer_patch.pop(name, None)
-        self._layer_digest.pop(name, None)
-        if self._layer_dicts.pop(name, None) is not None:
-            self._read_content = replace(self._read_content, dicts=self._stack_dictionaries())
-        self._set_layers(keep)
-        for lay in gone:
-            if lay.owned:
-                lay.source.close()
-        return True
+        return layering.remove(self, name)
 
-    def _set_layers(self, layers: list[Layer]) -> None:
-        uow = self._live_uow()
-        # Stable sort: equal priorities keep the order they were added in.
-        ordered = sorted(layers, key=lambda lay: -lay.priority)
-        with uow.lock:
-            self._layers = ordered
-            old = uow.stack
-            if ordered:
-                self._may_hide = True  # writes over underlays may white out their entries
-            uow.stack = self._backend.layer_stack(old.version + 1, tuple(ordered),
-                                                  self._per_connection, old.busy_timeout,
-                                                  self._read_content, self._folded,
-                                                  self._may_hide)
-            try:
-                uow.view()  # attach now, so a bad underlay fails here and not later
-            except DB_ERRORS as exc:
-                self._layers = list(old.layers)
-                uow.stack = old
-                uow.view()
-                raise translate(exc, self._db_path) from exc
-            if not self._read_only:
-                uow.before_write = self._record_stack
+    def _open_reader(self, path: str) -> VFS:
+        """A read-only VFS of ``path`` (a layer's database, read on its own)."""
+        return VFS(path, read_only=True)
 
     def list_layers(self) -> list[dict[str, Any]]:
         """Layers in resolution order: local first (priority ``inf``), then the underlays.
@@ -1735,11 +1352,7 @@ class VFS:
         Raises:
             ClosedError: the VFS is closed.
         """
-        out = [{"name": "local", "priority": float("inf"), "db_path": self._db_path,
-                "writable": not self._read_only, "uuid": self.identity.get("uuid")}]
-        out += [{"name": lay.name, "priority": lay.priority, "db_path": lay.db_path,
-                 "writable": False, "uuid": lay.uuid} for lay in self._layers]
-        return out
+        return layering.listed(self)
 
     @_translated
     def which_layer(self, path: str) -> str | None:
@@ -1798,36 +1411,7 @@ class VFS:
         Raises:
             ClosedError: the VFS is closed.
         """
-        uow = self._live_uow()
-        with uow.read_lock:
-            recorded = self._manifest.recorded_stack(uow.raw())
-        current_by_uuid = {lay.uuid: lay for lay in self._layers}
-        current_by_name = {lay.name: lay for lay in self._layers}
-        seen = set()
-        problems = []
-        for name, uuid_, _prio, db_path in recorded:
-            if uuid_ in current_by_uuid:
-                seen.add(uuid_)
-                continue
-            now = current_by_name.get(name)
-            if now is not None:
-                seen.add(now.uuid)
-                problems.append({"problem": "changed", "name": name, "recorded_uuid": uuid_,
-                                 "current_uuid": now.uuid, "db_path": now.db_path})
-            else:
-                problems.append({"problem": "missing", "name": name, "recorded_uuid": uuid_,
-                                 "current_uuid": None, "db_path": db_path})
-        for lay in self._layers:
-            if lay.uuid not in seen:
-                problems.append({"problem": "added", "name": lay.name, "recorded_uuid": None,
-                                 "current_uuid": lay.uuid, "db_path": lay.db_path})
-        return problems
-
-    def _record_stack(self, raw: Any) -> None:
-        """Runs inside the first write transaction after the stack changed (see uow)."""
-        self._manifest.record_stack(
-            raw, [(lay.uuid, lay.name, lay.priority, lay.db_path) for lay in self._layers],
-            time.time_ns(), self._may_hide)
+        return layering.check(self)
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -1862,6 +1446,45 @@ class VFS:
         uow = self._live_uow()
         with uow.snapshot():
             yield self
+
+    @contextlib.contextmanager
+    def tracer(self, callback: Callable[[str], object] | None = None) -> Iterator[list[str]]:
+        """Record the SQL statements this VFS runs while the block runs: ``with
+        fs.tracer() as statements:`` gives a list that fills with each statement's text, in
+        order (``callback`` is also called with each). What the tests of hot paths count, and
+        a way to see what a call costs: ``exists`` is one ``SELECT``, a small
+        ``write_bytes`` one ``INSERT`` between ``BEGIN IMMEDIATE`` and ``COMMIT``.
+
+        SQLite gives each statement as it ran it, values bound, ``BEGIN`` and ``COMMIT``
+        included (sqlite3's trace callback); PostgreSQL the text sent, with its placeholders
+        (``%s`` or ``$1``), a transaction's ``BEGIN ISOLATION LEVEL ...`` before its first
+        statement. A row of an ``executemany`` is one entry on both. Statements of this
+        thread's connection are traced (a ``:memory:`` database has one connection for every
+        thread), with the underlays it reads (the extra connections of a deep stack attached
+        when the block starts); not those of another ``VFS`` object, nor the setup statements
+        SQLAlchemy runs when a connection is opened. Tracers nest: each sees every
+        statement of its block. Nothing is traced and nothing is paid outside a block.
+
+        Raises:
+            ClosedError: the VFS is closed.
+        """
+        uow = self._live_uow()
+        st = uow.view()
+        statements: list[str] = []
+        outer = st.tracing
+
+        def record(sql: str) -> None:
+            statements.append(sql)
+            if callback is not None:
+                callback(sql)
+            if outer is not None:
+                outer(sql)
+
+        st.trace(record)
+        try:
+            yield statements
+        finally:
+            st.trace(outer)
 
     def flush(self) -> None:
         """Nothing to do: every write is committed when it returns (or when its batch ends).

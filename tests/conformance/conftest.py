@@ -1,4 +1,5 @@
-"""The conformance suite's configurations: every test in tests/conformance runs on each.
+"""The conformance suite's configurations: the suite (``vfs_orm.testing``, subclassed in
+tests/conformance) runs on each.
 
 A configuration is a way to hold a tree: one database file, ``:memory:``, a file database over
 one empty underlay, over three underlays (empty and non-empty, the working directory living
@@ -10,8 +11,8 @@ on a PostgreSQL server (a throwaway cluster the tests start, see tests/pgserver.
 PostgreSQL tree over three underlay trees of the same database, and one over two SQLite packs
 with a tree of its database between them (foreign layers, each read through a VFS of its
 own). Tests
-work below ``setup.root``, a directory that exists; the underlays' own content elsewhere must
-stay visible and must never change (checked after every test).
+work below ``/work`` beside the tree under ``/pre`` (see vfs_orm.testing); the underlays' own
+content elsewhere must stay visible and must never change (checked after every test).
 
 The next backend gets the whole suite by adding its configuration here.
 """
@@ -27,16 +28,10 @@ import pytest
 from sqlalchemy import create_engine
 
 from vfs_orm import VFS
+from vfs_orm.testing import PRE, ROOT
 
-ROOT = "/work"
 BASE_FILES = {"/base/readme.txt": b"from an underlay\n",
               "/base/sub/deep.bin": bytes(range(256)) * 300}  # several 4 KiB chunks
-#: Files under /pre before a test starts: in the top database, or (three-underlays,
-#: deep-stack) provided by underlays, so that changing them copies up and removing them
-#: whites out. Tests see the same tree either way.
-PRE = {"/pre/keep.txt": b"kept\n",
-       "/pre/sub/x.bin": bytes(range(200)) * 50,
-       "/pre/sub/y.txt": b"y"}
 
 
 @dataclass
@@ -45,7 +40,6 @@ class Setup:
     root: str = ROOT
     underlays: list[Path | tuple[str, str]] = field(default_factory=list)
     visible: dict[str, bytes] = field(default_factory=dict)  # underlay files the view shows
-    pre: dict[str, bytes] = field(default_factory=lambda: dict(PRE))
 
 
 def _underlay(path: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> Path:
@@ -182,19 +176,11 @@ class _DropTrees:
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     s, cleanup = _make(request.param, tmp_path, request)
     before = {p: _digest(p) for p in s.underlays}
-    if not s.fs.isdir(s.root):
-        s.fs.makedirs(s.root)
-    for p, data in s.pre.items():
-        if not s.fs.exists(p):
-            s.fs.write_bytes(p, data)
-        assert s.fs.read_bytes(p) == data
     try:
-        yield s
+        yield s  # the suite's fixtures make root and /pre, and check() the database after
         for p, data in s.visible.items():
             if not p.startswith(s.root + "/"):
                 assert s.fs.read_bytes(p) == data, f"underlay file {p} changed in the view"
-        report = s.fs.check()
-        assert report.ok, report.problems
         s.fs.close()
         assert {p: _digest(p) for p in s.underlays} == before, "a write reached an underlay"
     finally:
@@ -206,8 +192,3 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
 @pytest.fixture
 def fs(setup: Setup) -> VFS:
     return setup.fs
-
-
-@pytest.fixture
-def root(setup: Setup) -> str:
-    return setup.root

@@ -102,6 +102,13 @@ class TransactionalConnection(Protocol):
     def end_snapshot(self) -> None: ...
     def close(self) -> None: ...
 
+    #: What ``trace`` last set: every statement run on this connection goes to it.
+    tracing: Callable[[str], object] | None
+
+    def trace(self, record: Callable[[str], object] | None) -> None:
+        """Hand every statement run on this connection from now on to ``record`` (None:
+        stop). Costs nothing while no one traces: nothing on the statement path checks."""
+
 
 def rollback_borrowed(sa_stack: list[Any]) -> None:
     """Undo the innermost SQLAlchemy transaction vfs_orm opened on a host's connection (a

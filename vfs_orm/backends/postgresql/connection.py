@@ -17,7 +17,7 @@ through SQLAlchemy's transactions instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from threading import get_ident
 from typing import Any
 
@@ -84,7 +84,7 @@ class PGRaw:
     (``Rows``), so that no caller ever holds a cursor the next statement reuses."""
 
     __slots__ = ("_cursors", "_error", "_idle", "_raw_cursor", "begin_lock", "conn", "lost",
-                 "on_broken", "on_lost")
+                 "on_broken", "on_lost", "record")
 
     def __init__(self, conn: Any) -> None:
         import psycopg
@@ -106,6 +106,8 @@ class PGRaw:
         #: A write transaction begun but not sent yet: its BEGIN goes with the
         #: transaction's first statement, in one round trip (a pipeline).
         self.begin_lock: str | None = None
+        #: Where ``_TracedPGRaw`` sends each statement (see ``PGConnection.trace``).
+        self.record: Callable[[str], object] | None = None
 
     def _failed(self, exc: BaseException) -> PGError:
         if self.conn.broken and self.on_broken is not None:
@@ -218,11 +220,57 @@ class PGRaw:
             self.conn.info.transaction_status != self._idle)
 
 
+class _TracedPGRaw(PGRaw):
+    """A ``PGRaw`` while ``VFS.tracer()`` runs (``PGConnection.trace`` sets the class of the
+    connection's ``PGRaw`` to this one and back, so an untraced statement pays nothing): each
+    statement's text is recorded as it is sent, with its placeholders (one entry per row of
+    an ``executemany``, as sqlite3 traces them; a pipelined BEGIN before its statement)."""
+
+    __slots__ = ()
+
+    def _note(self, sql: str) -> None:
+        if self.record is not None:
+            self.record(sql)
+
+    def _run(self, sql: str, params: Any, native: bool) -> Rows:
+        if self.begin_lock is not None:
+            self._note(self.begin_lock)
+        self._note(sql)
+        return PGRaw._run(self, sql, params, native)
+
+    def script(self, sql: str) -> None:
+        if self.begin_lock is not None:
+            self._note(self.begin_lock)
+        if sql:
+            self._note(sql)
+        PGRaw.script(self, sql)
+
+    def copy_rows(self, sql: str, types: Any, rows: Any) -> None:
+        self.flush_begin()
+        self._note(sql)
+        PGRaw.copy_rows(self, sql, types, rows)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        rows = list(rows)
+        self.flush_begin()
+        for _ in rows:
+            self._note(sql)
+        return PGRaw.executemany(self, sql, rows)
+
+    def executemany_count(self, sql: str, rows: Any) -> int:
+        rows = list(rows)
+        if rows:
+            self.flush_begin()
+        for _ in rows:
+            self._note(sql)
+        return PGRaw.executemany_count(self, sql, rows)
+
+
 class PGConnection:
     """The unit of work's view of one thread's connection (see ``base.TransactionalConnection``)."""
 
     __slots__ = ("__weakref__", "_sa_stack", "attached", "aux", "borrowed", "conn", "depth",
-                 "poisoned", "raw", "snapshot", "stack", "txn", "was_autocommit")
+                 "poisoned", "raw", "snapshot", "stack", "tracing", "txn", "was_autocommit")
 
     def __init__(self, conn: Connection, tree: str, borrowed: bool = False) -> None:
         self.conn = conn
@@ -244,6 +292,12 @@ class PGConnection:
         self.stack: Any = None
         self.attached: dict[str, str] = {}
         self.aux: list[Any] = []
+        self.tracing: Callable[[str], object] | None = None
+
+    def trace(self, record: Callable[[str], object] | None) -> None:
+        """Record each statement's text as it is sent (see ``_TracedPGRaw``)."""
+        self.tracing = self.raw.record = record
+        self.raw.__class__ = PGRaw if record is None else _TracedPGRaw
 
     def _own(self, driver: Any) -> None:
         if not self.borrowed and not driver.autocommit:

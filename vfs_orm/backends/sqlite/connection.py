@@ -9,6 +9,7 @@ session) goes through SQLAlchemy's own transactions instead.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -41,6 +42,7 @@ class ThreadConnection:
         "raw",
         "snapshot",
         "stack",
+        "tracing",
         "txn",
     )
 
@@ -73,6 +75,14 @@ class ThreadConnection:
             str(row[1]): "" for row in self.raw.execute("PRAGMA database_list").fetchall()
             if row[1] not in ("main", "temp")}
         self.aux: list[Any] = []
+        self.tracing: Callable[[str], object] | None = None
+
+    def trace(self, record: Callable[[str], object] | None) -> None:
+        """sqlite3's own trace callback (statements as SQLite runs them, values bound), on
+        this connection and the extra connections of a deep layer stack."""
+        self.tracing = record
+        for raw in self._connections():
+            raw.set_trace_callback(record)
 
     def in_transaction(self) -> bool:
         if self.borrowed:
