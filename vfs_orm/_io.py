@@ -325,9 +325,9 @@ class ChunkedFile(io.RawIOBase):
         try:
             if self._staged and self._writable and not self._failed:
                 try:
-                    assert self._place is not None  # every staged handle is given one
-                    self._uow.retrying(lambda: self._place(self),  # type: ignore[misc]
-                                       self._staging_state())
+                    place = self._place
+                    assert place is not None  # every staged handle is given one
+                    self._uow.retrying(lambda: place(self), self._staging_state())
                 except DB_ERRORS as exc:
                     raise translate(exc, self.name) from exc
         finally:

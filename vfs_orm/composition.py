@@ -274,11 +274,22 @@ def _stored_folding(vfs: VFS) -> bool:
     return folded
 
 
+def adopt(vfs: VFS, source: VFS) -> None:
+    """After ``vfs``'s database took the image ``source`` holds (``deserialize_iter``): what
+    ``vfs`` derived from its database is now what ``source`` derived from the image (chunk
+    size, compression and its dictionaries, case folding, patch record, whiteouts); the
+    read checks stay ``vfs``'s own."""
+    vfs._chunk_size = vfs._tree.chunk_size = source._chunk_size
+    vfs._stored_compression, vfs._stored_ci = source._stored_compression, source._stored_ci
+    vfs._folded, vfs._patch, vfs._may_hide = source._folded, source._patch, source._may_hide
+    use_content(vfs, replace(source._content, verify=vfs._content.verify))
+
+
 def use_content(vfs: VFS, content: Content) -> None:
     """Write new content of ``vfs`` with ``content`` from now on (its dictionaries changed):
     the statements, the namespace's and the stack's readers are made again with it."""
     vfs._content = content
     vfs._read_content = replace(vfs._read_content, dicts=layering.stack_dictionaries(vfs))
     vfs._repo = vfs._backend.inode_statements(content=content)
-    vfs._tree.repo = vfs._tree.resolver.repo = vfs._repo
+    vfs._tree.repo = vfs._tree.resolver.repo = vfs._checkpoints.repo = vfs._repo
     layering.set_layers(vfs, vfs._layers)

@@ -411,6 +411,11 @@ class VFS:
                 report.problems.extend(problems)
                 report.warnings.extend(warnings)
                 report.counts["files_verified"] = verified
+        if deep:  # what only checkpoints hold
+            problems, warnings, verified = self._checkpoints.verify(strict)
+            report.problems.extend(problems)
+            report.warnings.extend(warnings)
+            report.counts["checkpoint_files_verified"] = verified
         return report
 
     @_translated
@@ -680,8 +685,7 @@ class VFS:
             with uow.lock:
                 self._backend.replace_content(source._live_uow().raw(), uow.raw())
                 uow.epoch += 1
-                self._chunk_size = source._chunk_size
-                self._tree.chunk_size = source._chunk_size
+                composition.adopt(self, source)
                 uow.before_write = layering.recorder(self)
         finally:
             source.close()

@@ -21,6 +21,7 @@ from vfs_orm.content.codec import (
     compression_codec,
     compression_level,
     compression_name,
+    damaged,
     dictionary_id,
     reseal,
     train,
@@ -29,5 +30,5 @@ from vfs_orm.content.codec import (
 
 __all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "SUM", "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
-           "compression_codec", "compression_level", "compression_name", "dictionary_id",
+           "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
            "reseal", "train", "verify"]

@@ -418,6 +418,11 @@ class Damage(CorruptionError):
                                               f"{self.what}")
 
 
+def damaged(what: str, offset: int) -> Damage:
+    """``Damage`` at byte ``offset`` of a stored value: ``what`` is wrong."""
+    return _damaged(what, offset)
+
+
 def _damaged(what: str, offset: int) -> Damage:
     exc = Damage(errno.EIO, f"damaged content at byte {offset} of a stored value: {what}")
     exc.what, exc.at = what, offset
@@ -426,7 +431,7 @@ def _damaged(what: str, offset: int) -> Damage:
 
 __all__ = ["BLOCK", "CODECS", "INLINE", "PLAIN", "SUM", "Content", "Damage", "Dictionaries", "Dictionary",
            "block_sums", "compression_codec", "compression_level", "compression_name",
-           "dictionary_id", "reseal", "train", "verify"]
+           "damaged", "dictionary_id", "reseal", "train", "verify"]
 
 
 def dictionary_size(sample_bytes: int) -> int:

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from vfs_orm.backends import InodeRepository
-from vfs_orm.content.codec import Damage
+from vfs_orm import stored
+from vfs_orm.backends import CHUNK_SPAN, INLINE_MAX, InodeRepository
 from vfs_orm.integrity import WINDOW, file_digest
-from vfs_orm.rows import FILE, Node
+from vfs_orm.rows import FILE, ChunkRow, Node
 from vfs_orm.types import FILE_MODE
 from vfs_orm.uow import UnitOfWork
 
@@ -41,15 +41,19 @@ class ContentStore:
     """The content of the top database's inodes, over its chunk repository ``repo`` (the
     backend's ``InodeRepository``) inside ``uow``'s transactions."""
 
-    def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int, inline_max: int,
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository, chunk_size: int,
                  owner: str) -> None:
         self.uow = uow
         self.repo = repo
-        #: New files' chunk size, and the largest file written whole kept inline.
+        #: New files' chunk size.
         self.chunk_size = chunk_size
-        self.inline_max = inline_max
         #: Who owns staging rows made here (a crashed writer's are reclaimed by it).
         self.owner = owner
+
+    @property
+    def inline_max(self) -> int:
+        """The largest file written whole that keeps its bytes in its inode row."""
+        return min(self.chunk_size, INLINE_MAX)
 
     # -- whole content ------------------------------------------------------------------------
     def replace(self, raw: Any, parent: str, name: str, existing: Node | None, data: bytes,
@@ -96,6 +100,13 @@ class ContentStore:
             self.repo.put_chunks(raw, ((inode_id, i, mv[o:o + cs])
                                        for i, o in enumerate(range(0, n, cs))), new)
 
+    def read_all(self, source: Source, inode_id: int, size: int, chunk_size: int,
+                 where: str) -> bytes:
+        """The whole content of a file of ``size`` bytes (of the layer ``source`` reads), in
+        one statement: one snapshot, never chunks of two versions."""
+        rows = source.repo.read_span(source.raw(), inode_id, 0, CHUNK_SPAN)
+        return assemble(rows, size, chunk_size, where)
+
     def share(self, raw: Any, src_id: int, dst_id: int) -> None:
         """The (empty) new file ``dst_id`` gets ``src_id``'s content: its chunks shared,
         copied on the first write to either; inline bytes copied."""
@@ -109,13 +120,10 @@ class ContentStore:
         read in part)."""
         repo, layer_raw = source
         chunks = max(1, (node.size + node.chunk_size - 1) // node.chunk_size)
-        try:
-            for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
-                rows = repo.read_span(layer_raw(), node.id, first, first + WINDOW)
-                self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
-                                           if row.data is not None and row.idx is not None))
-        except Damage as exc:
-            raise exc.in_file(None, node.chunk_size) from None
+        for first in range(0, chunks, WINDOW):  # inline bytes come as chunk 0
+            rows = repo.read_span(layer_raw(), node.id, first, first + WINDOW)
+            self.repo.put_chunks(raw, ((dst_id, row.idx, row.data) for row in rows
+                                       if row.data is not None and row.idx is not None))
         digest = repo.digest_of(layer_raw(), node.id)
         if digest is not None:
             self.repo.set_digest(raw, dst_id, digest)
@@ -265,4 +273,18 @@ class ContentStore:
         self.repo.place(raw, inode_id, parent, name, size, ctime, mtime, digest)
 
 
-__all__ = ["ContentStore", "Source"]
+def assemble(rows: list[ChunkRow], size: int, cs: int, path: str) -> bytes:
+    """A whole file from its chunk rows; missing chunks are sparse holes (zeros)."""
+    out = stored.buffer(size, path)
+    cs = cs or 1
+    for row in rows:
+        idx, data = row.idx, row.data
+        if data is None or idx is None:
+            continue
+        start = idx * cs
+        data = data[: max(0, min(cs, size - start))]
+        out[start:start + len(data)] = data
+    return bytes(out)
+
+
+__all__ = ["ContentStore", "Source", "assemble"]

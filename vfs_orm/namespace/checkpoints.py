@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 from vfs_orm import paths, stored
 from vfs_orm.backends import InodeRepository
 from vfs_orm.content import INLINE, Damage
-from vfs_orm.errors import AlreadyExistsError, ContractError, NotFoundError
-from vfs_orm.integrity import WINDOW, file_digest
+from vfs_orm.errors import AlreadyExistsError, ContractError, CorruptionError, NotFoundError
+from vfs_orm.integrity import HOLE_ALLOWANCE, WINDOW, HolesTooLarge, file_digest
 from vfs_orm.rows import ChunkRow
 from vfs_orm.types import CheckpointInfo
 from vfs_orm.uow import UnitOfWork
@@ -255,6 +255,69 @@ class Checkpoints:
                     raise exc.in_file(entry.path, entry.chunk_size) from None
 
         return file_digest(span, entry.size, entry.chunk_size)
+
+    def verify(self, reader: InodeRepository) -> tuple[list[str], list[str], int]:
+        """For the deep check: read back every file of every checkpoint, its bytes checked
+        as every read is and its SHA-256 compared with the one recorded. Content some live
+        file reads is verified with that file; the content only checkpoints hold (hidden
+        holders, inline bytes of entries), here, each holder once, read through ``reader``
+        (statements whose content rules verify). Bounded as the live check is
+        (``HOLE_ALLOWANCE``). Returns (problems, warnings, entries verified)."""
+        problems: list[str] = []
+        warnings: list[str] = []
+        verified = 0
+        seen: set[int] = set()
+        with self.uow.read_lock:
+            raw = self.uow.raw()
+            headers = self._headers(raw)
+            live = {row[0] for row in self.repo.files(raw)} if headers else set()
+        for header in headers:
+            try:
+                with self.uow.read_lock:
+                    entries = self._entries(self.uow.raw(), header.id)
+            except CorruptionError as exc:
+                problems.append(f"checkpoint {header.name!r}: {exc.strerror}")
+                continue
+            for entry in entries:
+                holder = entry.content
+                if entry.kind != _FILE or holder in live or holder in seen:
+                    continue
+                where = f"checkpoint {header.name!r}: {entry.path}"
+                try:
+                    got = self._verified_digest(entry, reader)
+                except HolesTooLarge as exc:
+                    warnings.append(f"{where}: digest not verified: more than "
+                                    f"{exc.args[0]:,} bytes of holes")
+                    continue
+                except CorruptionError as exc:
+                    problems.append(f"{where}: {exc.strerror}")
+                    continue
+                if holder is not None:
+                    seen.add(holder)
+                verified += 1
+                if entry.digest is not None and entry.digest != got:
+                    problems.append(f"{where}: content does not match its SHA-256 digest")
+        return problems, warnings, verified
+
+    def _verified_digest(self, entry: Entry, reader: InodeRepository) -> bytes:
+        holder, cs = entry.content, entry.chunk_size
+        if entry.data is not None or holder is None:
+            try:
+                plain = reader.content.decode(entry.data or b"", entry.codec,
+                                              entry.sums if entry.data is not None else b"",
+                                              cs, INLINE)
+            except Damage as exc:
+                raise exc.in_file(entry.path, cs) from None
+            return hashlib.sha256(plain).digest()
+
+        def span(first: int, stop: int) -> list[ChunkRow]:
+            with self.uow.read_lock:
+                try:
+                    return list(reader.read_span(self.uow.raw(), holder, first, stop, cs))
+                except Damage as exc:
+                    raise exc.in_file(entry.path, cs) from None
+
+        return file_digest(span, entry.size, cs, hole_budget=HOLE_ALLOWANCE)
 
     # -- writing --------------------------------------------------------------------------
     def create(self, name: str | None, keep: int | None, *, auto: bool | None = None) -> str:

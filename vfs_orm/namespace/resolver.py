@@ -18,14 +18,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vfs_orm import paths
-from vfs_orm.backends import CHUNK_SPAN, InodeRepository, LayerStack
+from vfs_orm.backends import InodeRepository, LayerStack
 from vfs_orm.content.store import Source
 from vfs_orm.rows import (
     DIR,
     LOCAL,
     TOP,
     WHITEOUT,
-    ChunkRow,
     Entry,
     GlobHit,
     Node,
@@ -276,11 +275,6 @@ class Resolver:
         stack = self.stack()
         return Source(stack.statements_of(layer),
                       functools.partial(_layer_connection, self.uow, stack, stack.group_of(layer)))
-
-    def read_span(self, layer: int, inode_id: int) -> list[ChunkRow]:
-        """(size, generation, idx, data) rows of every chunk of a layer's file."""
-        repo, raw = self.reader(layer)
-        return repo.read_span(raw(), inode_id, 0, CHUNK_SPAN)
 
 
 def _layer_connection(uow: UnitOfWork, stack: LayerStack, group: int) -> Any:

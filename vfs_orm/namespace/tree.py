@@ -23,11 +23,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vfs_orm import paths, stored
+from vfs_orm import paths
 from vfs_orm._io import ChunkedFile
-from vfs_orm.backends import INLINE_MAX, InodeRepository
+from vfs_orm.backends import InodeRepository
 from vfs_orm.content import Damage
-from vfs_orm.content.store import ContentStore
+from vfs_orm.content.store import ContentStore, assemble
 from vfs_orm.errors import (
     AlreadyExistsError,
     BusyError,
@@ -81,14 +81,12 @@ class Tree:
         self.uow = uow
         self.owner = process_token()
         #: The bytes of the top database's files: every content change goes through it.
-        self.content = ContentStore(uow, repo, chunk_size, min(chunk_size, INLINE_MAX),
-                                    self.owner)
+        self.content = ContentStore(uow, repo, chunk_size, self.owner)
         self.repo = repo
         self.resolver = Resolver(uow, repo)
         # The hot lookups, bound once (a call level less on every stat, exists, isfile).
         self.lookup = self.resolver.find
         self.exists = self.resolver.exists
-        self.chunk_size = chunk_size
         # Whether the last whole-file write replaced an existing small file: saves come in
         # runs over the same files, ingests in runs of new ones, so write_bytes tries the
         # one-statement rewrite only while the last write found a file to rewrite (a wrong
@@ -115,9 +113,18 @@ class Tree:
         return ChunkedFile(self.content, path, place=self.commit_staged, **kw)
 
     @property
+    def chunk_size(self) -> int:
+        """New files' chunk size (the content store's)."""
+        return self.content.chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value: int) -> None:
+        self.content.chunk_size = value
+
+    @property
     def inline_max(self) -> int:
         """The largest file written whole that keeps its bytes in its inode row."""
-        return min(self.chunk_size, INLINE_MAX)
+        return self.content.inline_max
 
     def layered(self) -> bool:
         return self.resolver.layered
@@ -258,10 +265,10 @@ class Tree:
         if node.first is not None and len(node.first) == node.size:
             return bytes(node.first)
         try:
-            rows = self.resolver.read_span(node.layer, node.id)
+            return self.content.read_all(self.resolver.reader(node.layer), node.id, node.size,
+                                         node.chunk_size, path)
         except Damage as exc:
             raise exc.in_file(path, node.chunk_size) from None
-        return _assemble(rows, node.size, node.chunk_size, path)
 
     def canonical(self, path: str) -> str:
         """In a case-insensitive database: ``path`` spelled as stored, as far as it exists
@@ -336,7 +343,7 @@ class Tree:
                 return bytes(size)
             if len(first.data) == size:
                 return bytes(first.data)
-        return _assemble([ChunkRow(size, 0, r.idx, r.data) for r in rows], size,
+        return assemble([ChunkRow(size, 0, r.idx, r.data) for r in rows], size,
                          first.chunk_size, path)
 
     def open_node(self, path: str) -> OpenNode:
@@ -648,7 +655,10 @@ class Tree:
         ctime, mtime = times if times is not None else (node.ctime_ns, node.mtime_ns)
         new_id = self.repo.insert(raw, *paths.split(dst), FILE, node.mode, node.size,
                                   node.chunk_size, ctime, mtime)
-        self._copy_content(raw, node, new_id)
+        try:
+            self._copy_content(raw, node, new_id)
+        except Damage as exc:  # the content copied is damaged (named where it goes)
+            raise exc.in_file(dst, node.chunk_size) from None
         return new_id
 
     def _copy_content(self, raw: Any, node: Node, dst_id: int) -> None:
@@ -936,17 +946,3 @@ class Tree:
                 if top is not None:
                     self.repo.delete(raw, top.id)
                 self._copy_up_file(raw, e.node, at, (now, now))
-
-
-def _assemble(rows: list[ChunkRow], size: int, cs: int, path: str) -> bytes:
-    """A whole file from its chunk rows; missing chunks are sparse holes (zeros)."""
-    out = stored.buffer(size, path)
-    cs = cs or 1
-    for row in rows:
-        idx, data = row.idx, row.data
-        if data is None or idx is None:
-            continue
-        start = idx * cs
-        data = data[: max(0, min(cs, size - start))]
-        out[start:start + len(data)] = data
-    return bytes(out)

@@ -15,7 +15,6 @@ Repositories receive the driver connection as an argument and never commit.
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import sqlite3
@@ -46,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
-from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, reseal
+from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, subtree_bounds
 from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
@@ -405,16 +404,11 @@ class InodeRepository:
                                        **new_content)),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
              "fparent", "fname", "digest", "codec", "sums", "data"))
-        # Before a file with inline bytes is written in place: they become chunk 0.
-        self._spill_chunk = self._compile(
-            insert(c).from_select(
-                ["id", "inode_id", "idx", "codec", "sums", "data"],
-                select(i.c.id * _SPAN, i.c.id, literal_column("0"), i.c.codec,
-                       func.coalesce(i.c.sums, func.substr(i.c.data, literal_column("1"),
-                                                           literal_column("0"))), i.c.data)
-                .where(i.c.id == bindparam("id"), i.c.data.isnot(None),
-                       func.length(i.c.data) > literal_column("0"))),
-            ("id",))
+        # Before a file with inline bytes is written in place: they become chunk 0 (read,
+        # checked against the file's digest, written back sealed as chunk 0).
+        self._inline_of = self._compile(
+            select(i.c.codec, i.c.sums, i.c.data, i.c.digest, i.c.chunk_size)
+            .where(i.c.id == bindparam("id")), ("id",))
         # Content re-placed in SQL (spilled, copied on write) is resealed from its sums.
         self._sums_in = self._compile(
             select(c.c.id, c.c.sums).where(c.c.id >= bindparam("lo_id"),
@@ -854,23 +848,39 @@ class InodeRepository:
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def spill(self, raw: sqlite3.Connection, inode_id: int) -> None:
-        """Move a file's inline bytes to chunk 0 (before it is written in place)."""
-        raw.execute(self._spill_chunk.sql, (inode_id,))
+        """Move a file's inline bytes to chunk 0 (before it is written in place). They are
+        checked first, against their digest too: inline bytes are sealed as inline, not to
+        their row, and a write in place forgets the digest, so this is the last moment a
+        small file's bytes moved from another row can be told."""
+        row = raw.execute(self._inline_of.sql, (inode_id,)).fetchone()
+        if row is not None and type(row[2]) is bytes and row[2]:
+            codec, sums, data, digest, cs = row
+            limit = cs if type(cs) is int and 0 < cs <= stored.MAX_CHUNK_SIZE \
+                else stored.MAX_CHUNK_SIZE
+            plain = self.content.decode(data, codec, sums, limit, INLINE)
+            if self.content.verify and digest is not None \
+                    and hashlib.sha256(plain).digest() != digest:
+                raise damaged("content of another file (it does not match the file's SHA-256)",
+                              0)
+            cid = inode_id * CHUNK_SPAN
+            raw.execute(self._add_chunk.sql, (cid, inode_id, 0, codec,
+                                              reseal(sums, INLINE, cid), data))
         raw.execute(self._spill_clear.sql, (inode_id,))
-        self._reseal(raw, inode_id * CHUNK_SPAN, inode_id * CHUNK_SPAN + 1, None)
 
-    def _reseal(self, raw: sqlite3.Connection, lo: int, hi: int, moved: int | None) -> None:
+    def _reseal(self, raw: sqlite3.Connection, lo: int, hi: int, moved: int) -> None:
         """Seal the chunks of ids [lo, hi), just copied here in SQL, to their place: they came
-        from ``moved`` ids lower (None: from inline bytes). Damage where they came from
-        stops the copy."""
+        from ``moved`` ids lower. Damage where they came from stops the copy (``Damage``
+        naming the chunk: the caller adds the file)."""
         rows = raw.execute(self._sums_in.sql, (lo, hi)).fetchall()
-        if rows:
+        out = []
+        for cid, sums in rows:
             try:
-                raw.executemany(self._set_sums.sql, [
-                    (reseal(sums, INLINE if moved is None else cid - moved, cid), cid)
-                    for cid, sums in rows])
+                out.append((reseal(sums, cid - moved, cid), cid))
             except Damage as exc:
-                raise exc.in_file(None, 1) from None
+                exc.idx = cid % CHUNK_SPAN
+                raise
+        if out:
+            raw.executemany(self._set_sums.sql, out)
 
     def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes,
                   new: bool = False) -> None:
@@ -1185,18 +1195,12 @@ def _decode(content: Content, data: Any, codec: Any, sums: Any, idx: Any, seal: 
     if data is None:
         return None
     if type(seal) is not int:
-        raise _damaged_place(seal)
+        raise damaged(f"a value whose place is {seal!r:.20}", 0)
     try:
         return content.decode(data, codec, sums, limit, seal)
     except Damage as exc:
         exc.idx = idx
         raise
-
-
-def _damaged_place(seal: Any) -> Damage:
-    exc = Damage(errno.EIO, "damaged content: its place is not a chunk id")
-    exc.what = f"a value whose place is {seal!r:.20}"
-    return exc
 
 
 def first_chunk(content: Content, row: Sequence[Any], at: int, parent: Any, name: Any
