@@ -8,7 +8,8 @@ the stack in effect, not by a subclass.
 
 Across layers, resolution is by exact path (as in the seed library and PhysFS): the highest
 layer holding an entry at a path provides it, and a whiteout (kind 3) in a higher layer hides
-everything below it at that path (see ``backends/sqlite/stack.py`` for how a stack is attached).
+everything below it at that path (see ``backends/sql/stack.py`` for a stack's shape, and
+``backends/sqlite/attach.py`` for how one is attached).
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from vfs_orm.backends.postgresql.statements import (
     PGManifestRepository,
     PGStackRepository,
 )
-from vfs_orm.backends.sqlite.check import CheckReport, counts
-from vfs_orm.backends.sqlite.check import check as _check
-from vfs_orm.backends.sqlite.schema import head_revision
-from vfs_orm.backends.sqlite.stack import Layer, LayerStack
+from vfs_orm.backends.sql.check import CheckReport, counts
+from vfs_orm.backends.sql.check import check as _check
+from vfs_orm.backends.sql.revisions import head_revision
+from vfs_orm.backends.sql.stack import Layer, LayerStack
 from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError, VFSError
 from vfs_orm.rows import Identity
@@ -108,7 +108,7 @@ class PostgreSQLBackend:
         so the whole stack is one group, resolved by one statement."""
         return LayerStack(version, layers, _ALL_IN_ONE_GROUP, busy_timeout,
                           top_schema=self.tree, inode_statements=_inode_statements,
-                          stack_statements=_stack_statements, attaches=False, content=content,
+                          stack_statements=_stack_statements, content=content,
                           folded=folded, whiteouts=whiteouts)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
@@ -145,9 +145,8 @@ class PostgreSQLBackend:
 
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: Any, quick: bool) -> CheckReport:
-        return _check(raw, quick=quick, repo=PGCheckRepository(self.tree),
-                      manifests=self.manifest_statements(),
-                      schema_problem=lambda raw: _closed.problem(raw, self.tree))
+        return _check(raw, quick, lambda raw: _closed.problem(raw, self.tree),
+                      repo=PGCheckRepository(self.tree), manifests=self.manifest_statements())
 
     def info(self, raw: Any, entry_problems: Callable[[Any], Any]) -> dict[str, Any]:
         repo = PGCheckRepository(self.tree)

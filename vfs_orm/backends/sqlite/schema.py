@@ -17,13 +17,19 @@ import functools
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from vfs_orm.backends.sql.revisions import (
+    ALEMBIC_LOCK,
+    alembic_config,
+    head_revision,
+    known_revisions,
+    migrations_dir,
+)
+from vfs_orm.backends.sql.revisions import script as _script
 from vfs_orm.backends.sqlite import closed
 from vfs_orm.backends.sqlite.engine import (
     DEFAULT_PAGE_SIZE,
@@ -47,48 +53,9 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import APPLICATION_ID, VERSION_TABLE
 
-#: Alembic's ``op`` and ``context`` are process-wide proxies: two migrations running at once
-#: in two threads (a new in-memory VFS created while another thread builds the closed schema's
-#: reference) send each other's operations to the wrong database ("table already exists").
-#: Every migration in the process runs under this lock.
-ALEMBIC_LOCK = threading.RLock()
-
-
-@functools.lru_cache(maxsize=1)
-def migrations_dir() -> str:
-    """Where the Alembic scripts are: inside the installed package (wheel), or the repository's
-    top-level ``migrations/`` (source checkout, editable install)."""
-    pkg = Path(__file__).resolve().parents[2]  # the vfs_orm package
-    for cand in (pkg / "migrations", pkg.parent / "migrations"):
-        if (cand / "env.py").is_file():
-            return str(cand)
-    raise VFSError.for_path(None, "vfs_orm's migration scripts are missing from this install")
-
-
-def alembic_config(connection: Connection | None = None) -> Any:
-    from alembic.config import Config
-
-    cfg = Config()  # no ini file: env.py must not reconfigure the host's logging
-    cfg.set_main_option("script_location", migrations_dir().replace("%", "%%"))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
-@functools.lru_cache(maxsize=1)
-def _script() -> Any:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config())
-
-
-def head_revision() -> str:
-    return str(_script().get_current_head())
-
-
-def known_revisions() -> list[str]:
-    return [r.revision for r in _script().walk_revisions()][::-1]
-
+# The shared revisions, named here too (the tests and migrations/env.py reach them here).
+__all__ = ["ALEMBIC_LOCK", "_script", "alembic_config", "head_revision", "known_revisions",
+           "migrations_dir"]
 
 # Status reads go to the driver connection: a SQLAlchemy execute would autobegin a transaction
 # and the upgrade's own BEGIN IMMEDIATE could not follow.

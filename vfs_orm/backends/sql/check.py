@@ -1,4 +1,5 @@
-"""``vfs-orm check``: SQLite's integrity check plus the format's own invariants.
+"""``vfs-orm check``: the engine's integrity check plus the format's own invariants (every
+backend's: the engine's own checks are its ``CheckRepository``'s).
 
 Reports problems as plain sentences naming what is wrong; the CLI exits non-zero on any.
 Checks: ``PRAGMA integrity_check``, ``PRAGMA foreign_key_check``, chunks without a file,
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vfs_orm import stored
-from vfs_orm.backends.sqlite.statements import CheckRepository, ManifestRepository
+from vfs_orm.backends.sql.statements import CheckRepository, ManifestRepository
 from vfs_orm.paths import fold
 
 _BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
@@ -35,14 +36,10 @@ class CheckReport:
         return not self.problems
 
 
-def check(raw: Any, quick: bool = False,
-          schema_problem: Callable[[Any], str | None] = lambda raw: None,
-          repo: CheckRepository | None = None,
-          manifests: ManifestRepository | None = None) -> CheckReport:
+def check(raw: Any, quick: bool, schema_problem: Callable[[Any], str | None], *,
+          repo: CheckRepository, manifests: ManifestRepository) -> CheckReport:
     """``schema_problem(raw)``: what is wrong with the tables' shape (see schema.verify_schema).
-    ``repo``/``manifests``: another backend's statements for the same checks."""
-    repo = repo if repo is not None else CheckRepository()
-    manifests = manifests if manifests is not None else ManifestRepository()
+    ``repo``/``manifests``: the backend's statements for the checks."""
     report = CheckReport()
     integrity = repo.integrity(raw, quick)
     if integrity != ["ok"]:
