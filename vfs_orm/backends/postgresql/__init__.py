@@ -175,9 +175,10 @@ class PostgreSQLBackend:
             except PGError as exc:
                 raise exc.translate(uow.where) from exc
             uow.writes += 1  # open handles re-check their file before trusting a cache
-        return {"method": "vacuum full" if full else "vacuum", "bytes_before": before[0],
-                "bytes_after": after[0], "dead_rows_before": before[1],
-                "dead_rows_after": after[1]}
+        (bytes_before, dead_before), (bytes_after, dead_after) = before, after
+        return {"method": "vacuum full" if full else "vacuum", "bytes_before": bytes_before,
+                "bytes_after": bytes_after, "dead_rows_before": dead_before,
+                "dead_rows_after": dead_after}
 
     def _space(self, raw: Any) -> tuple[int, int]:
         """(bytes on disk of the tree's tables with their indexes and TOAST, dead rows as
@@ -188,9 +189,10 @@ class PostgreSQLBackend:
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
             (self.tree,)).fetchone()
-        if row is None or type(row[0]) is not int or type(row[1]) is not int:
+        size, dead = (None, None) if row is None else row
+        if type(size) is not int or type(dead) is not int:
             raise VFSError.for_path(None, "the server did not report the tree's size")
-        return row[0], row[1]
+        return size, dead
 
     def sync(self, raw: Any) -> None:
         """Every commit is durable on the server when it returns."""

@@ -49,8 +49,8 @@ def tree_revision(conn: Connection, tree: str) -> str | None:
 
 
 def _version_row(conn: Connection, tree: str) -> str | None:
-    row = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').first()
-    return None if row is None else str(row[0])
+    version = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').scalar()
+    return None if version is None else str(version)
 
 
 def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,

@@ -192,7 +192,8 @@ class PGInodeRepository(InodeRepository):
         row = raw.execute(self._insert.sql, (parent, name, kind, mode, size, chunk_size, ctime,
                                              mtime, owner, *folded, *self._stored(data, digest))
                           ).fetchone()
-        return int(row[0])
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
                     chunk_size: int, now: int, data: bytes | None = None,
@@ -202,7 +203,10 @@ class PGInodeRepository(InodeRepository):
                                                   now, fold(parent), fold(name),
                                                   *self._stored(data, digest), pp, pn)
                           ).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:  # ON CONFLICT DO NOTHING: nothing inserted
+            return None
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_file_in_dir(self, raw: Any, parent: str, name: str, mode: int, size: int,
                            chunk_size: int, now: int, data: bytes | None = None,
@@ -210,7 +214,10 @@ class PGInodeRepository(InodeRepository):
         row = raw.execute(self._create_file_in_dir.sql,
                           (parent, name, mode, size, chunk_size, now, now, fold(parent),
                            fold(name), *self._stored(data, digest))).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:  # ON CONFLICT DO NOTHING: nothing inserted
+            return None
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_files(self, raw: Any, files: Sequence[tuple[str, str, bytes]], mode: int,
                      chunk_size: int, now: int) -> int:
@@ -285,11 +292,12 @@ class PGStackRepository(StackRepository):
                 f"END FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
-        key = row[12]
+        # Positional: (prio, *INODE_COLUMNS, codec, sums, data, chunk key), handed on as is.
+        prio, key = row[0], row[12]
         if key is None:  # inline bytes (or none: not a file), sealed as such
             return (*row[:12], INLINE)
         # A file in chunks: its chunk 0, from the winner's layer.
-        chunk = self._query(raw, self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
+        chunk = self._query(raw, self._first_chunk_sql[prio], (key * CHUNK_SPAN,)).fetchone()
         return (*row[:9], *(chunk or (None, None, None, None)))
 
 

@@ -49,7 +49,7 @@ from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, split, subtree_bounds
-from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
+from vfs_orm.rows import ChunkRow, EntryRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
 
 #: A chunk's row id is ``inode_id * CHUNK_SPAN + idx``: reads go straight to the chunk by
@@ -573,16 +573,19 @@ class InodeRepository:
         pp, pn = split(parent)
         prow = row = None
         for r in raw.execute(self._lookup_pair.sql, (pp, pn, parent, name)):
-            stored.inode(r, 2, r[0], r[1])
-            if r[0] == parent and r[1] == name:
-                row = r[2:]
+            # (parent, name, *INODE_COLUMNS); the tail leaves as the inode row. Positional: a
+            # slice is the cheapest copy (unpacking then tuple() costs 2.3x, on every write).
+            r_parent, r_name, inode = r[0], r[1], r[2:]
+            stored.inode(inode, 0, r_parent, r_name)
+            if r_parent == parent and r_name == name:
+                row = inode
             else:
-                prow = r[2:]
+                prow = inode
         return prow, row
 
     def list_names(self, raw: Any, parent: str) -> list[str]:
         rows = raw.execute(self._list_names.sql, (parent,)).fetchall()
-        return stored.names([r[0] for r in rows], parent)
+        return stored.names([name for name, in rows], parent)
 
     def list_entries(self, raw: Any, parent: str) -> list[tuple[Any, ...]]:
         """(name, *INODE_COLUMNS) of each entry of a directory, sorted by name."""
@@ -597,7 +600,7 @@ class InodeRepository:
 
     def glob_in(self, raw: Any, parent: str, name_glob: str) -> list[str]:
         rows = raw.execute(self._glob_in.sql, (parent, self._pattern(name_glob))).fetchall()
-        return stored.names([r[0] for r in rows], parent)
+        return stored.names([name for name, in rows], parent)
 
     def glob_chain(self, raw: Any, prefix: str, globs: Sequence[str]
                    ) -> list[str]:
@@ -649,7 +652,8 @@ class InodeRepository:
             stored.texts((parent,), top)
             if type(kind) is not int:
                 raise stored.damaged(f"kind {kind!r:.40}", stored.path_of(parent, name))
-        return [r for r in rows if not stored.bad_name(r[1])]
+        return [(parent, name, kind) for parent, name, kind in rows
+                if not stored.bad_name(name)]
 
     # -- what a driver reports back (a backend's subclass) -------------------------------
     def data_version(self, raw: Any) -> int:
@@ -708,7 +712,7 @@ class InodeRepository:
         row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
         if row is None:
             return None
-        kind, size = row[0], row[1]
+        kind, size, _, _, _, _ = row  # then (codec, sums, data, seal): see first_chunk
         if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
                 or not 0 <= size < stored.MAX_FILE_SIZE:
             where = stored.path_of(parent, name)
@@ -722,21 +726,20 @@ class InodeRepository:
         if not rows:
             return []
         where = stored.path_of(parent, name)
-        ident, kind, size, cs = rows[0][:4]
+        ident, kind, size, cs, _, _, inline, _, _, inline_codec, inline_sums, _ = rows[0]
         stored.sized(size, where)
         if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
             raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
         _chunks(rows, 4, where)
         content = self.content
         try:
-            if rows[0][6] is not None:
-                inline = rows[0]
+            if inline is not None:
                 return [WholeRow(ident, kind, size, cs, None, None,
-                                 _decode(content, inline[6], inline[9], inline[10], 0, INLINE,
+                                 _decode(content, inline, inline_codec, inline_sums, 0, INLINE,
                                          cs))]
-            return [WholeRow(ident, kind, size, cs, r[4],
-                             _decode(content, r[5], r[7], r[8], r[4], r[11], cs), None)
-                    for r in rows]
+            return [WholeRow(ident, kind, size, cs, idx,
+                             _decode(content, data, codec, sums, idx, seal, cs), None)
+                    for _, _, _, _, idx, data, _, codec, sums, _, _, seal in rows]
         except Damage as exc:
             raise exc.in_file(where, cs) from None
 
@@ -748,8 +751,8 @@ class InodeRepository:
             row = raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()
         if row is None:
             return None
-        return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx,
-                                                   row[5])))
+        size, gen, codec, sums, data, seal = row
+        return _sized_row((size, gen, _decode(self.content, data, codec, sums, idx, seal)))
 
     def read_part(self, raw: Any, inode_id: int, idx: int, start: int,
                   length: int) -> Sized | None:
@@ -788,38 +791,43 @@ class InodeRepository:
                                                  inode_id)).fetchall()
         if not rows:
             return []
-        stored.sized(rows[0][0])
-        stored.generation(rows[0][1])
+        size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
+        stored.sized(size)
+        stored.generation(gen)
         _chunks(rows, 2)
         content = self.content
-        if rows[0][4] is not None:
-            size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
+        if inline is not None:
             return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0, INLINE,
                                                    limit))] \
                 if first == 0 else [ChunkRow(size, gen, None, None)]
-        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2], r[9],
-                                                   limit))
-                for r in rows]
+        return [ChunkRow(size, gen, idx, _decode(content, data, codec, sums, idx, seal, limit))
+                for size, gen, idx, data, _, codec, sums, _, _, seal in rows]
 
     def inode_size(self, raw: Any, inode_id: int) -> InodeSize | None:
         """The file's size and generation, None if the inode is gone."""
         row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
         if row is None:
             return None
-        if type(row[3]) is not int:
-            raise stored.damaged(f"content key {row[3]!r:.40} of inode {inode_id}")
-        return InodeSize(stored.sized(row[0]), stored.generation(row[1]), bool(row[2]), row[3],
-                         bool(row[4]))
+        size, gen, inline, key, shared = row
+        if type(key) is not int:
+            raise stored.damaged(f"content key {key!r:.40} of inode {inode_id}")
+        return InodeSize(stored.sized(size), stored.generation(gen), bool(inline), key,
+                         bool(shared))
 
     def chunk_data(self, raw: Any, inode_id: int, idx: int) -> bytes | None:
         cid = inode_id * CHUNK_SPAN + idx
-        r = raw.execute(self._chunk_data.sql, (cid,)).fetchone()
-        return None if r is None else _decode(self.content, r[2], r[0], r[1], idx, cid)
+        row = raw.execute(self._chunk_data.sql, (cid,)).fetchone()
+        if row is None:
+            return None
+        codec, sums, data = row
+        return _decode(self.content, data, codec, sums, idx, cid)
 
     def digest_of(self, raw: Any, inode_id: int) -> bytes | None:
         """The SHA-256 stored for a file: None if it is not known (or the file is gone)."""
         row = raw.execute(self._digest.sql, (inode_id,)).fetchone()
-        digest = None if row is None else row[0]
+        digest = None
+        if row is not None:
+            digest, = row
         if digest is not None and (type(digest) is not bytes or len(digest) != 32):
             raise stored.damaged(f"digest {digest!r:.40} of inode {inode_id}")
         return digest
@@ -828,7 +836,10 @@ class InodeRepository:
         """How the entry whose folded key is ``path``'s is spelled here (None: no such
         entry)."""
         row = raw.execute(self._spelling.sql, tuple(map(fold, split(path)))).fetchone()
-        return None if row is None else stored.path_of(row[0], row[1])
+        if row is None:
+            return None
+        parent, name = row
+        return stored.path_of(parent, name)
 
     def files(self, raw: Any) -> list[tuple[Any, ...]]:
         """(id, parent, name, size, chunk_size, digest) of every file in the tree."""
@@ -944,9 +955,10 @@ class InodeRepository:
             raw.execute(self._own.sql, (inode_id,))
             self._release_holder(raw, content)
         if refs > 0:
-            row = raw.execute(self._lookup_by_id.sql, (inode_id,)).fetchone()
-            holder = self.insert(raw, None, f"shared-{inode_id}", 1, row[0], row[1], row[2],
-                                 row[3], row[4], digest=row[5])
+            mode, size, cs, ctime, mtime, digest = raw.execute(
+                self._lookup_by_id.sql, (inode_id,)).fetchone()
+            holder = self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime,
+                                 mtime, digest=digest)
             raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
                                      (inode_id + 1) * CHUNK_SPAN))
             self._reseal(raw, holder * CHUNK_SPAN, (holder + 1) * CHUNK_SPAN,
@@ -1393,6 +1405,7 @@ def _named(rows: list[Any], kind_at: int) -> list[Any]:
     """(prio, [parent,] name, kind) rows: text paths, an integer kind; entries whose name is
     not one path segment left out (see stored.inodes)."""
     for row in rows:
+        # Positional: one check over the four glob row shapes, the kind's place given.
         stored.texts(row[1:kind_at - 1])
         if type(row[kind_at]) is not int:
             raise stored.damaged(f"kind {row[kind_at]!r:.40}")
@@ -1574,7 +1587,7 @@ class ManifestRepository:
                       ) -> Iterable[list[tuple[Any, Any, Any, Any]]]:
         """Pages of (id, codec, sums, data): every inline value, or every chunk (the ids
         first, then a row at a time: never a table's content in memory)."""
-        ids = [r[0] for r in raw.execute(self._recode[2 if chunks else 1].sql).fetchall()]
+        ids = [k for k, in raw.execute(self._recode[2 if chunks else 1].sql).fetchall()]
         one = self._value_of[1 if chunks else 0].sql
         for at in range(0, len(ids), 256):
             page = []
@@ -1592,7 +1605,8 @@ class ManifestRepository:
 
     def may_hold_whiteouts(self, raw: Any) -> bool:
         """Whether this database was ever written over underlays (so it may hold whiteouts)."""
-        return bool(raw.execute(self._may_hide.sql).fetchone()[0])
+        may, = raw.execute(self._may_hide.sql).fetchone()
+        return bool(may)
 
     def recorded_stack(self, raw: Any) -> list[tuple[Any, ...]]:
         """(name, uuid, priority, db_path) of the underlays last recorded."""
@@ -1755,9 +1769,9 @@ class CheckRepository:
         """(parent, name, chunk index or None for inline bytes, the engine's type)."""
         raise NotImplementedError
 
-    def entries(self, raw: Any) -> list[tuple[Any, ...]]:
-        """(id, parent, name, kind, size, chunk_size) of every row."""
-        return raw.execute(self._entries.sql).fetchall()
+    def entries(self, raw: Any) -> list[EntryRow]:
+        """Every inode row (unchecked: the caller judges it), named."""
+        return [EntryRow._make(r) for r in raw.execute(self._entries.sql).fetchall()]
 
     def stored(self, raw: Any) -> tuple[int, int]:
         """(chunk rows, bytes stored in them)."""

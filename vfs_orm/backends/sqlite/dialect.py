@@ -69,7 +69,8 @@ class SQLiteInodeRepository(InodeRepository):
     # -- what pysqlite reports back ---------------------------------------------------------
     def data_version(self, raw: sqlite3.Connection) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
-        return raw.execute(self._data_version).fetchone()[0]
+        version, = raw.execute(self._data_version).fetchone()
+        return version
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
                   length: int, data_version: int) -> bytes | None:
@@ -87,7 +88,8 @@ class SQLiteInodeRepository(InodeRepository):
         except sqlite3.OperationalError:
             return None
         with blob:
-            if raw.execute(self._data_version).fetchone()[0] != data_version:
+            version, = raw.execute(self._data_version).fetchone()
+            if version != data_version:
                 return None
             if not self.content.verify:
                 return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
@@ -220,7 +222,7 @@ class SQLiteCheckRepository(CheckRepository):
 
     def integrity(self, raw: sqlite3.Connection, quick: bool = False) -> list[str]:
         pragma = "quick_check" if quick else "integrity_check"
-        return [r[0] for r in raw.execute(f"PRAGMA {pragma}")]
+        return [line for line, in raw.execute(f"PRAGMA {pragma}")]
 
     def foreign_keys(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
         return raw.execute("PRAGMA foreign_key_check").fetchall()
@@ -235,5 +237,5 @@ class SQLiteCheckRepository(CheckRepository):
         out = {}
         for name in ("page_size", "page_count", "freelist_count", "journal_mode",
                      "application_id", "auto_vacuum"):
-            out[name] = raw.execute(f"PRAGMA {name}").fetchone()[0]
+            out[name], = raw.execute(f"PRAGMA {name}").fetchone()
         return out

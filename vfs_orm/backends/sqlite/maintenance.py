@@ -70,10 +70,10 @@ class SpaceRepository:
     @staticmethod
     def space(raw: sqlite3.Connection) -> tuple[int, int, int, str]:
         """(page size, pages, free pages, auto-vacuum mode) of the main database."""
-        size = raw.execute("PRAGMA main.page_size").fetchone()[0]
-        pages = raw.execute("PRAGMA main.page_count").fetchone()[0]
-        free = raw.execute("PRAGMA main.freelist_count").fetchone()[0]
-        mode = raw.execute("PRAGMA main.auto_vacuum").fetchone()[0]
+        size, = raw.execute("PRAGMA main.page_size").fetchone()
+        pages, = raw.execute("PRAGMA main.page_count").fetchone()
+        free, = raw.execute("PRAGMA main.freelist_count").fetchone()
+        mode, = raw.execute("PRAGMA main.auto_vacuum").fetchone()
         return size, pages, free, AUTO_VACUUM_MODES.get(mode, str(mode))
 
     @staticmethod
