@@ -59,10 +59,6 @@ CHUNK_SPAN = 1 << 32
 _SPAN: Any = literal_column(str(CHUNK_SPAN))
 
 
-def chunk_id(inode_id: int, idx: int) -> int:
-    return inode_id * CHUNK_SPAN + idx
-
-
 #: Files written whole with at most this many bytes (and at most one chunk) keep them in
 #: their inode row (``vfs_inodes.data``): one row to read or write instead of two. The limit
 #: bounds what a directory rename rewrites (SQLite rewrites a whole record on UPDATE).
