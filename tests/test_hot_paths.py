@@ -10,7 +10,7 @@ import os
 import pytest
 
 from vfs_orm import VFS
-from vfs_orm.backends import InodeRepository
+from vfs_orm.backends.sqlite.dialect import SQLiteInodeRepository as InodeRepository
 
 
 @pytest.fixture

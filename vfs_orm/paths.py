@@ -66,10 +66,14 @@ def fold(text: str) -> str:
 
 
 def split(path: str) -> tuple[str, str]:
-    """Split a NORMALISED path into (parent, name). The root splits into ("", "")."""
+    """Split a NORMALISED path into (parent, name). The root splits into ("", ""), the root's
+    parent ("") into a key no entry has (a probe of it matches nothing). The one split of the
+    package: the backends' statements key rows by it too."""
     if path == ROOT:
         return "", ""
     i = path.rfind("/")
+    if i < 0:
+        return "\x00", "\x00"
     return (path[:i] or ROOT), path[i + 1:]
 
 

@@ -133,3 +133,21 @@ class Identity(NamedTuple):
     chunk_size: int
     compression: str | None = None
     case_insensitive: int | None = None
+
+
+class EntryRow(NamedTuple):
+    """One inode row as ``check()`` and ``info()`` read it (every column they judge)."""
+
+    id: int
+    parent: str | None
+    name: str
+    kind: int
+    mode: int
+    size: int
+    chunk_size: int
+    ctime_ns: int
+    mtime_ns: int
+    generation: int
+    fparent: str | None
+    fname: str | None
+    refs: int

@@ -156,12 +156,12 @@ def buffer(size: int, where: str | None = None) -> bytearray:
 def row_problems(row: Sequence[Any]) -> str | None:
     """For ``check()``: (id, parent, name, kind, mode, size, chunk_size, ctime_ns, mtime_ns,
     generation) of one entry."""
-    parent, name = row[1], row[2]
+    ident, parent, name, kind, mode, size, cs, ctime, mtime, gen = row[:10]
     if parent is not None and type(parent) is not str:
-        return f"inode {row[0]!r:.20}: parent {parent!r:.40} is not text"
+        return f"inode {ident!r:.20}: parent {parent!r:.40} is not text"
     if type(name) is not str:
-        return f"inode {row[0]!r:.20}: name {name!r:.40} is not text"
-    return inode_problem((row[0], *row[3:10]))
+        return f"inode {ident!r:.20}: name {name!r:.40} is not text"
+    return inode_problem((ident, kind, mode, size, cs, ctime, mtime, gen))
 
 
 __all__ = [

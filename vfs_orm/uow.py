@@ -78,7 +78,7 @@ class UnitOfWork:
         self._single: TransactionalConnection | None = None
         self._borrowed = session is not None
         self.closed = False
-        # The layer stack (an immutable snapshot, see backends/sqlite/stack.py); connections catch up with it
+        # The layer stack (an immutable snapshot, see backends/sql/stack.py); connections catch up with it
         # lazily in view(), outside transactions.
         self._stack: Any = None
         self.layered = False  # underlays attached: the namespace resolves across layers

@@ -1,8 +1,10 @@
 """Database backends, and the one face they show the layers above (``base.Backend``).
 
-The layers above import from this package only: the interface, the backend objects, and the
-few types and constants of the row format they share. ``DB_ERRORS`` and ``translate`` are the
-one place where driver errors become ``VFSError``s.
+The layers above import from this package only: the interface (``base``: the ``Backend``
+protocol and the protocols of the repositories it hands out), the backend objects, and the few
+types and constants of the row format they share. The repositories themselves are the shared
+SQL core's (``sql/``), compiled per dialect by each backend (``sqlite/``, ``postgresql/``).
+``DB_ERRORS`` and ``translate`` are the one place where driver errors become ``VFSError``s.
 """
 
 from __future__ import annotations
@@ -13,20 +15,18 @@ from vfs_orm.backends.base import (
     DEFAULT_BUSY_TIMEOUT,
     Backend,
     Capabilities,
+    CheckpointStatements,
     DriverError,
+    InodeRepository,
+    ManifestRepository,
     Opened,
+    StackRepository,
     TransactionalConnection,
 )
-from vfs_orm.backends.sqlite import (
-    CHUNK_SPAN,
-    INLINE_MAX,
-    SQLITE,
-    CheckReport,
-    InodeRepository,
-    Layer,
-    LayerStack,
-    ManifestRepository,
-)
+from vfs_orm.backends.sql.check import CheckReport
+from vfs_orm.backends.sql.stack import Layer, LayerStack
+from vfs_orm.backends.sql.statements import CHUNK_SPAN, INLINE_MAX
+from vfs_orm.backends.sqlite import SQLITE
 from vfs_orm.backends.sqlite.engine import install_transaction_fix
 from vfs_orm.backends.sqlite.schema import repair, upgrade, upgrade_engine
 from vfs_orm.errors import ContractError, VFSError
@@ -40,12 +40,14 @@ __all__ = [
     "Backend",
     "Capabilities",
     "CheckReport",
+    "CheckpointStatements",
     "DriverError",
     "InodeRepository",
     "Layer",
     "LayerStack",
     "ManifestRepository",
     "Opened",
+    "StackRepository",
     "TransactionalConnection",
     "backend_for",
     "install_transaction_fix",

@@ -66,6 +66,17 @@ class Entry(NamedTuple):
         return paths.join(self.parent, self.name)
 
 
+class _Holder(NamedTuple):
+    """A row whose content checkpoint entries read (see ``CheckpointStatements.holders``)."""
+
+    id: int
+    parent: str | None
+    kind: int
+    content: int | None
+    chunk_size: int
+    refs: int
+
+
 class _Header(NamedTuple):
     id: int
     name: str
@@ -103,7 +114,7 @@ def _header(row: Any, where: str | None) -> _Header:
     return _Header(ident, name, created, bool(auto), files)
 
 
-def _entry(row: Any, holders: dict[int, tuple[Any, ...]], where: str | None) -> Entry:
+def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
     """A checkpoint entry whose values are sound and whose content is readable; a damaged one
     is a CorruptionError (naming the checkpoint)."""
     (ident, parent, name, kind, mode, size, cs, ctime, mtime, content, _fparent, _fname, digest,
@@ -119,8 +130,8 @@ def _entry(row: Any, holders: dict[int, tuple[Any, ...]], where: str | None) -> 
         problem = f"content columns of {path}"
     if problem is None and content is not None:
         holder = holders.get(content) if type(content) is int else None
-        if kind != _FILE or data is not None or holder is None or holder[2] != _FILE \
-                or holder[3] is not None or holder[4] != cs:
+        if kind != _FILE or data is not None or holder is None or holder.kind != _FILE \
+                or holder.content is not None or holder.chunk_size != cs:
             problem = f"{path} shares content {content!r:.20} it cannot read"
     if problem is None and kind == _FILE and content is None and data is None and size:
         problem = f"{path}: {size} bytes and no content"
@@ -153,23 +164,23 @@ class Checkpoints:
 
     def _alone(self, raw: Any, ck: int) -> int:
         st = self.st
-        chunks = raw.execute(st.alone_chunks.sql, st.args(st.alone_chunks, ck=ck)).fetchone()[0]
-        inline = raw.execute(st.inline_bytes.sql, (ck,)).fetchone()[0]
+        chunks, = raw.execute(st.alone_chunks.sql, st.args(st.alone_chunks, ck=ck)).fetchone()
+        inline, = raw.execute(st.inline_bytes.sql, (ck,)).fetchone()
         if type(chunks) is not int or type(inline) is not int:
             raise stored.damaged(f"stored sizes {chunks!r:.20}, {inline!r:.20}", self.uow.where)
         return chunks + inline
 
     def _entries(self, raw: Any, ck: int) -> list[Entry]:
         st = self.st
-        holders = {r[0]: tuple(r) for r in
-                   raw.execute(st.holders.sql, st.args(st.holders, ck=ck)).fetchall()}
+        holders = {h.id: h for h in map(_Holder._make, raw.execute(
+            st.holders.sql, st.args(st.holders, ck=ck)).fetchall())}
         entries = [_entry(r, holders, self.uow.where)
                    for r in raw.execute(st.entries.sql, (ck,)).fetchall()]
         # A holder must count at least this checkpoint's readers: with fewer, a delete in the
         # tree would have dropped chunks the checkpoint reads (and a restore would).
         readers = Counter(e.content for e in entries if e.content is not None)
         for holder, n in readers.items():
-            refs = holders[holder][5]
+            refs = holders[holder].refs
             if type(refs) is not int or refs < n:
                 raise stored.damaged(f"reference count {refs!r:.20} of shared content "
                                      f"{holder}, which {n} checkpoint entries read",
@@ -339,7 +350,7 @@ class Checkpoints:
                 name = f"auto-{n}"
             elif raw.execute(st.by_name.sql, (name,)).fetchone() is not None:
                 raise AlreadyExistsError.for_path(name, f"a checkpoint named {name!r} exists")
-            ck = raw.execute(st.add.sql, (name, time.time_ns(), int(auto))).fetchone()[0]
+            ck, = raw.execute(st.add.sql, (name, time.time_ns(), int(auto))).fetchone()
             raw.execute(st.copy_in.sql, (ck,))
             raw.execute(st.ref.sql, st.args(st.ref, ck=ck))
             raw.execute(st.count_files.sql, st.args(st.count_files, ck=ck))

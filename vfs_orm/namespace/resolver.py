@@ -8,12 +8,14 @@ the stack in effect, not by a subclass.
 
 Across layers, resolution is by exact path (as in the seed library and PhysFS): the highest
 layer holding an entry at a path provides it, and a whiteout (kind 3) in a higher layer hides
-everything below it at that path (see ``backends/sqlite/stack.py`` for how a stack is attached).
+everything below it at that path (see ``backends/sql/stack.py`` for a stack's shape, and
+``backends/sqlite/attach.py`` for how one is attached).
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +40,10 @@ _EMPTY = LayerStack(0, ())
 
 # Where ``kind`` sits in the rows of each StackRepository listing.
 _KIND_AT = {"listing": 3, "subtree": 4, "glob_in": 2, "glob_level": 3, "glob_below": 3}
+#: Where ``kind`` sits in a top-database inode row (``INODE_COLUMNS``).
+_KIND = 1
+_name_key = operator.itemgetter(1)  # (prio, name, ...) listing rows, by name
+_path_key = operator.itemgetter(1, 2)  # (prio, parent, name, ...) subtree rows, by path
 
 
 def _node(row: Any, at: int) -> Node:
@@ -107,7 +113,7 @@ class Resolver:
         parent, name = paths.split(path)
         prow, row = self.repo.lookup_pair(raw, parent, name)
         node = None if row is None else _node(row, 0)
-        return node, node is not None or (prow is not None and prow[1] == DIR)
+        return node, node is not None or (prow is not None and prow[_KIND] == DIR)
 
     # -- resolution -------------------------------------------------------------------------
     def find(self, path: str) -> Node | None:
@@ -120,7 +126,10 @@ class Resolver:
                     return self.repo.find(uow.raw(), parent, name)
             return self.repo.find(uow.raw(), parent, name)
         row = self._first_hit("resolve", path)
-        return None if row is None or row[2] == WHITEOUT else Node._make(row)
+        if row is None:
+            return None
+        node = Node._make(row)
+        return None if node.kind == WHITEOUT else node
 
     def exists(self, path: str) -> bool:
         uow = self.uow
@@ -138,7 +147,10 @@ class Resolver:
         if not self.uow.layered:
             return self.probe(self.repo.open_node, path)
         row = self._first_hit("resolve_first", path)
-        return None if row is None or row[2] == WHITEOUT else OpenNode._make(row)
+        if row is None:
+            return None
+        node = OpenNode._make(row)
+        return None if node.kind == WHITEOUT else node
 
     def find_all(self, path: str) -> list[Node]:
         """Every layer's node at ``path``, whiteouts included, highest first."""
@@ -179,10 +191,11 @@ class Resolver:
         with self.uow.read_lock:
             for g, repo in enumerate(stack.repos):
                 for row in getattr(repo, method)(stack.connection(st, g), *args):
+                    # Positional: one merge over five row shapes, (prio, *key, ...).
                     key = row[1:1 + keylen]
                     if key not in best:
                         best[key] = row
-        kind_at = _KIND_AT[method]
+        kind_at = _KIND_AT[method]  # positional, as the key above
         return [r for r in best.values() if r[kind_at] != WHITEOUT]
 
     # -- listings ---------------------------------------------------------------------------
@@ -191,16 +204,19 @@ class Resolver:
         if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.list_names(self.uow.raw(), path)
-        return sorted(r[1] for r in self._merged("listing", 1, path))
+        return sorted([name for _, name, _, _, _, _, _, _, _, _
+                       in self._merged("listing", 1, path)])
 
     def entries(self, path: str) -> list[Entry]:
         """(name, node) of the directory ``path``'s entries, sorted by name."""
         if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.list_entries(self.uow.raw(), path)
-            return [Entry(r[0], _node(r, 1)) for r in rows]
-        rows = sorted(self._merged("listing", 1, path), key=lambda r: r[1])
-        return [Entry(r[1], Node._make((r[0], *r[2:]))) for r in rows]
+            return [Entry(name, Node(TOP, i, k, m, s, cs, ct, mt, g))
+                    for name, i, k, m, s, cs, ct, mt, g in rows]
+        return [Entry(name, Node(prio, i, k, m, s, cs, ct, mt, g))
+                for prio, name, i, k, m, s, cs, ct, mt, g
+                in sorted(self._merged("listing", 1, path), key=_name_key)]
 
     def has_entries(self, path: str) -> bool:
         if not self.uow.layered:
@@ -214,15 +230,17 @@ class Resolver:
         if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.subtree(self.uow.raw(), path, lo, hi)
-            return [TreeEntry(r[0], r[1], _node(r, 2)) for r in rows]
-        rows = sorted(self._merged("subtree", 2, path, lo, hi), key=lambda r: (r[1], r[2]))
-        return [TreeEntry(r[1], r[2], Node._make((r[0], *r[3:]))) for r in rows]
+            return [TreeEntry(parent, name, Node(TOP, i, k, m, s, cs, ct, mt, g))
+                    for parent, name, i, k, m, s, cs, ct, mt, g in rows]
+        return [TreeEntry(parent, name, Node(prio, i, k, m, s, cs, ct, mt, g))
+                for prio, parent, name, i, k, m, s, cs, ct, mt, g
+                in sorted(self._merged("subtree", 2, path, lo, hi), key=_path_key)]
 
     def glob_in(self, parent: str, name_glob: str) -> list[str]:
         if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.glob_in(self.uow.raw(), parent, name_glob)
-        return sorted(r[1] for r in self._merged("glob_in", 1, parent, name_glob))
+        return sorted([name for _, name, _ in self._merged("glob_in", 1, parent, name_glob)])
 
     def glob_levels(self, prefix: str, globs: tuple[str, ...]) -> list[str]:
         """Paths below ``prefix`` with one segment per GLOB in ``globs`` (two or more)."""
@@ -234,8 +252,8 @@ class Resolver:
         # segment GLOB never holds "/"), merged by priority.
         parent_glob = (prefix if prefix != "/" else "") + "/" + "/".join(globs[:-1])
         depth = parent_glob.count("/")
-        return [paths.join(r[1], r[2])
-                for r in self._merged("glob_level", 2, parent_glob, depth, globs[-1])]
+        return [paths.join(parent, name) for _, parent, name, _
+                in self._merged("glob_level", 2, parent_glob, depth, globs[-1])]
 
     def glob_below(self, top: str, name_glob: str) -> list[GlobHit]:
         lo, hi = paths.subtree_bounds(top)
@@ -243,8 +261,8 @@ class Resolver:
             with self.uow.read_lock:
                 rows = self.repo.glob_below(self.uow.raw(), top, lo, hi, name_glob)
             return [GlobHit._make(r) for r in rows]
-        return [GlobHit._make(r[1:])
-                for r in self._merged("glob_below", 2, top, lo, hi, name_glob)]
+        return [GlobHit(parent, name, kind) for _, parent, name, kind
+                in self._merged("glob_below", 2, top, lo, hi, name_glob)]
 
     def lower_keys(self, path: str, subtree: bool) -> list[tuple[str, str]]:
         """(parent, name) of every entry the underlays have at ``path`` (and below it): what

@@ -30,10 +30,10 @@ from vfs_orm.backends.postgresql.statements import (
     PGManifestRepository,
     PGStackRepository,
 )
-from vfs_orm.backends.sqlite.check import CheckReport, counts
-from vfs_orm.backends.sqlite.check import check as _check
-from vfs_orm.backends.sqlite.schema import head_revision
-from vfs_orm.backends.sqlite.stack import Layer, LayerStack
+from vfs_orm.backends.sql.check import CheckReport, counts
+from vfs_orm.backends.sql.check import check as _check
+from vfs_orm.backends.sql.revisions import head_revision
+from vfs_orm.backends.sql.stack import Layer, LayerStack
 from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError, VFSError
 from vfs_orm.rows import Identity
@@ -108,7 +108,7 @@ class PostgreSQLBackend:
         so the whole stack is one group, resolved by one statement."""
         return LayerStack(version, layers, _ALL_IN_ONE_GROUP, busy_timeout,
                           top_schema=self.tree, inode_statements=_inode_statements,
-                          stack_statements=_stack_statements, attaches=False, content=content,
+                          stack_statements=_stack_statements, content=content,
                           folded=folded, whiteouts=whiteouts)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
@@ -145,9 +145,8 @@ class PostgreSQLBackend:
 
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: Any, quick: bool) -> CheckReport:
-        return _check(raw, quick=quick, repo=PGCheckRepository(self.tree),
-                      manifests=self.manifest_statements(),
-                      schema_problem=lambda raw: _closed.problem(raw, self.tree))
+        return _check(raw, quick, lambda raw: _closed.problem(raw, self.tree),
+                      repo=PGCheckRepository(self.tree), manifests=self.manifest_statements())
 
     def info(self, raw: Any, entry_problems: Callable[[Any], Any]) -> dict[str, Any]:
         repo = PGCheckRepository(self.tree)
@@ -176,9 +175,10 @@ class PostgreSQLBackend:
             except PGError as exc:
                 raise exc.translate(uow.where) from exc
             uow.writes += 1  # open handles re-check their file before trusting a cache
-        return {"method": "vacuum full" if full else "vacuum", "bytes_before": before[0],
-                "bytes_after": after[0], "dead_rows_before": before[1],
-                "dead_rows_after": after[1]}
+        (bytes_before, dead_before), (bytes_after, dead_after) = before, after
+        return {"method": "vacuum full" if full else "vacuum", "bytes_before": bytes_before,
+                "bytes_after": bytes_after, "dead_rows_before": dead_before,
+                "dead_rows_after": dead_after}
 
     def _space(self, raw: Any) -> tuple[int, int]:
         """(bytes on disk of the tree's tables with their indexes and TOAST, dead rows as
@@ -189,9 +189,10 @@ class PostgreSQLBackend:
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
             (self.tree,)).fetchone()
-        if row is None or type(row[0]) is not int or type(row[1]) is not int:
+        size, dead = (None, None) if row is None else row
+        if type(size) is not int or type(dead) is not int:
             raise VFSError.for_path(None, "the server did not report the tree's size")
-        return row[0], row[1]
+        return size, dead
 
     def sync(self, raw: Any) -> None:
         """Every commit is durable on the server when it returns."""

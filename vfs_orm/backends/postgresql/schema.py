@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from vfs_orm.backends.postgresql import closed
 from vfs_orm.backends.postgresql.connection import PGRaw
 from vfs_orm.backends.postgresql.statements import PGManifestRepository
-from vfs_orm.backends.sqlite.schema import ALEMBIC_LOCK, _script, head_revision, known_revisions
+from vfs_orm.backends.sql.revisions import ALEMBIC_LOCK, head_revision, known_revisions, script
 from vfs_orm.errors import FormatVersionError, NotFoundError, VFSError
 from vfs_orm.models import VERSION_TABLE, Base
 from vfs_orm.rows import Identity
@@ -49,8 +49,8 @@ def tree_revision(conn: Connection, tree: str) -> str | None:
 
 
 def _version_row(conn: Connection, tree: str) -> str | None:
-    row = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').first()
-    return None if row is None else str(row[0])
+    version = conn.exec_driver_sql(f'SELECT version_num FROM "{tree}".{VERSION_TABLE}').scalar()
+    return None if version is None else str(version)
 
 
 def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
@@ -100,7 +100,7 @@ def prepare(conn: Connection, *, tree: str, where: str, read_only: bool,
     driver = conn.connection.driver_connection
     if driver is None:
         raise VFSError.for_path(where, "the connection is closed")
-    return PGManifestRepository(tree).identity_row(PGRaw(driver))  # type: ignore[arg-type]
+    return PGManifestRepository(tree).identity_row(PGRaw(driver))
 
 
 def _upgrade(conn: Connection, tree: str, rev: str) -> None:
@@ -116,11 +116,11 @@ def _upgrade(conn: Connection, tree: str, rev: str) -> None:
     in_tree = conn.execution_options(schema_translate_map={None: tree})
     context = MigrationContext.configure(
         in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
-    steps = list(_script().iterate_revisions("head", rev))[::-1]
+    steps = list(script().iterate_revisions("head", rev))[::-1]
     with ALEMBIC_LOCK, Operations.context(context):
         for step in steps:
             step.module.upgrade()
-    context.stamp(_script(), "head")
+    context.stamp(script(), "head")
 
 
 def _create(conn: Connection, tree: str, on_create: Callable[[Any], None]) -> None:
@@ -146,5 +146,5 @@ def _create(conn: Connection, tree: str, on_create: Callable[[Any], None]) -> No
         (now, now))
     context = MigrationContext.configure(
         conn, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
-    context.stamp(_script(), "head")
+    context.stamp(script(), "head")
     on_create(in_tree)

@@ -1,5 +1,5 @@
-"""The repository's statements on PostgreSQL: the SQLite backend's Core statements compiled for
-PostgreSQL, with the few that differ replaced.
+"""The repository's statements on PostgreSQL: the shared SQL core's statements (``backends/sql``)
+compiled for PostgreSQL, with the few that differ replaced.
 
 What differs: globs are POSIX regular expressions (``~``) instead of SQLite's GLOB; a create
 that must skip a taken name or a parent that is not a directory is ``INSERT ... SELECT ... WHERE
@@ -28,25 +28,20 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 
-from vfs_orm.backends.sqlite.statements import (
+from vfs_orm.backends.sql.statements import (
     CHUNK_SPAN,
     INODE_COLUMNS,
     CheckRepository,
-    Compiled,
     InodeRepository,
     ManifestRepository,
     StackRepository,
     _q,
-    chunk_table,
-    compile_stmt,
-    inode_table,
 )
 from vfs_orm.content import INLINE, PLAIN, Content
-from vfs_orm.paths import fold
+from vfs_orm.paths import fold, split
 from vfs_orm.types import InodeKind
 
 #: Positional ``%s`` parameters, as psycopg takes them.
@@ -167,9 +162,6 @@ class PGInodeRepository(InodeRepository):
     def _joined(self, column: Any, separator: Any) -> Any:
         return func.string_agg(column, separator)
 
-    def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
-        return _copy_between(src_schema, dst_schema)
-
     def _insert_ignoring(self, table: Any) -> Any:
         return pg_dialect.insert(table).on_conflict_do_nothing()
 
@@ -200,17 +192,21 @@ class PGInodeRepository(InodeRepository):
         row = raw.execute(self._insert.sql, (parent, name, kind, mode, size, chunk_size, ctime,
                                              mtime, owner, *folded, *self._stored(data, digest))
                           ).fetchone()
-        return int(row[0])
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
                     chunk_size: int, now: int, data: bytes | None = None,
                     digest: bytes | None = None) -> int | None:
-        pp, pn = _split(parent)
+        pp, pn = split(parent)
         row = raw.execute(self._create_file.sql, (parent, name, mode, size, chunk_size, now,
                                                   now, fold(parent), fold(name),
                                                   *self._stored(data, digest), pp, pn)
                           ).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:  # ON CONFLICT DO NOTHING: nothing inserted
+            return None
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_file_in_dir(self, raw: Any, parent: str, name: str, mode: int, size: int,
                            chunk_size: int, now: int, data: bytes | None = None,
@@ -218,7 +214,10 @@ class PGInodeRepository(InodeRepository):
         row = raw.execute(self._create_file_in_dir.sql,
                           (parent, name, mode, size, chunk_size, now, now, fold(parent),
                            fold(name), *self._stored(data, digest))).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:  # ON CONFLICT DO NOTHING: nothing inserted
+            return None
+        ident, = row  # RETURNING id
+        return int(ident)
 
     def create_files(self, raw: Any, files: Sequence[tuple[str, str, bytes]], mode: int,
                      chunk_size: int, now: int) -> int:
@@ -238,34 +237,12 @@ class PGInodeRepository(InodeRepository):
     def create_dirs(self, raw: Any, dirs: Sequence[str], mode: int, now: int) -> int:
         rows = []
         for path in dirs:
-            parent, name = _split(path)
-            rows.append((parent, name, mode, now, now, fold(parent), fold(name), *_split(parent)))
+            parent, name = split(path)
+            rows.append((parent, name, mode, now, now, fold(parent), fold(name), *split(parent)))
         return int(raw.executemany_count(self._create_dir.sql, rows))
 
     def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
         return [tuple(r) for r in raw.execute(self._staging.sql, ()).fetchall()]
-
-
-@functools.lru_cache(maxsize=256)
-def _copy_between(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
-    """A file's chunk rows, and its inline bytes, copied to an inode of a tree from one of the
-    same tree or of another tree of the database (an underlay)."""
-    src_chunks, dst_chunks = chunk_table(src_schema), chunk_table(dst_schema)
-    src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
-    copy_chunks = compile_stmt(
-        insert(dst_chunks).from_select(
-            ["id", "inode_id", "idx", "codec", "sums", "data"],
-            select(bindparam("dst_base") + src_chunks.c.idx, bindparam("dst"),
-                   src_chunks.c.idx, src_chunks.c.codec, src_chunks.c.sums, src_chunks.c.data)
-            .where(src_chunks.c.id >= bindparam("src_lo"),
-                   src_chunks.c.id < bindparam("src_hi"))),
-        ("dst_base", "dst", "src_lo", "src_hi"), DIALECT)
-    copy_inline = compile_stmt(
-        update(dst_i).where(dst_i.c.id == bindparam("dst"))
-        .values({col: select(src_i.c[col]).where(src_i.c.id == bindparam("src"))
-                 .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
-        None, DIALECT)
-    return copy_chunks, copy_inline
 
 
 class PGStackRepository(StackRepository):
@@ -315,11 +292,12 @@ class PGStackRepository(StackRepository):
                 f"END FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
-        key = row[12]
+        # Positional: (prio, *INODE_COLUMNS, codec, sums, data, chunk key), handed on as is.
+        prio, key = row[0], row[12]
         if key is None:  # inline bytes (or none: not a file), sealed as such
             return (*row[:12], INLINE)
         # A file in chunks: its chunk 0, from the winner's layer.
-        chunk = self._query(raw, self._first_chunk_sql[row[0]], (key * CHUNK_SPAN,)).fetchone()
+        chunk = self._query(raw, self._first_chunk_sql[prio], (key * CHUNK_SPAN,)).fetchone()
         return (*row[:9], *(chunk or (None, None, None, None)))
 
 
@@ -338,13 +316,6 @@ _INGEST_TYPES = ("text", "text", "int8", "text", "text", "bytea", "int4", "bytea
 _KEYS: dict[str, Any] = {"fparent": bindparam("fparent"), "fname": bindparam("fname")}
 _CONTENT: dict[str, Any] = {"digest": bindparam("digest"), "codec": bindparam("codec"),
             "sums": bindparam("sums"), "data": bindparam("data")}
-
-
-def _split(path: str) -> tuple[str, str]:
-    if path == "/":
-        return "", ""
-    k = path.rfind("/")
-    return (path[:k] or "/"), path[k + 1:]
 
 
 class PGManifestRepository(ManifestRepository):

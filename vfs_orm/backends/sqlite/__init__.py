@@ -3,9 +3,10 @@
 Its modules: ``engine`` (engines, pragmas, URIs, opening errors, host engines), ``schema`` (the
 format: status, Alembic upgrades, schema verification), ``connection`` (a thread's connection
 and its ``BEGIN IMMEDIATE`` transactions), ``errors`` (result codes to VFSErrors),
-``statements`` (every SQL statement, compiled once, incremental BLOB reads), ``stack``
-(underlays ATTACHed in connection groups), ``images`` (databases as bytes), ``check`` and
-``maintenance`` (integrity and space).
+``dialect`` (the shared SQL core's statements compiled for SQLite, its hooks, incremental BLOB
+reads), ``attach`` (underlays ATTACHed in connection groups), ``images`` (databases as bytes),
+``closed`` (the closed schema) and ``maintenance`` (space). The statements themselves, the
+layer stack's shape and the format's checks are the shared core's (``backends/sql``).
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends.base import Capabilities, Opened
+from vfs_orm.backends.sql.check import CheckReport
+from vfs_orm.backends.sql.check import check as _check
+from vfs_orm.backends.sql.check import counts as _counts
+from vfs_orm.backends.sql.stack import Layer, LayerStack
+from vfs_orm.backends.sqlite import attach as _attach
 from vfs_orm.backends.sqlite import engine as _engine
 from vfs_orm.backends.sqlite import images as _images
 from vfs_orm.backends.sqlite import schema as _schema
-from vfs_orm.backends.sqlite.check import CheckReport
-from vfs_orm.backends.sqlite.check import check as _check
-from vfs_orm.backends.sqlite.check import counts as _counts
 from vfs_orm.backends.sqlite.connection import ThreadConnection
-from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
-from vfs_orm.backends.sqlite.maintenance import compact as _compact
-from vfs_orm.backends.sqlite.stack import Layer, LayerStack
-from vfs_orm.backends.sqlite.statements import (
-    AUTO_VACUUM_MODES,
-    CHUNK_SPAN,
-    INLINE_MAX,
-    CheckRepository,
-    InodeRepository,
-    ManifestRepository,
+from vfs_orm.backends.sqlite.dialect import (
+    SQLiteCheckRepository,
+    SQLiteInodeRepository,
+    SQLiteManifestRepository,
     inode_repository,
+    stack_repository,
 )
+from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
+from vfs_orm.backends.sqlite.maintenance import AUTO_VACUUM_MODES
+from vfs_orm.backends.sqlite.maintenance import compact as _compact
 from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import VFSError
 from vfs_orm.rows import Identity
@@ -43,17 +44,7 @@ from vfs_orm.rows import Identity
 if TYPE_CHECKING:
     from vfs_orm.uow import UnitOfWork
 
-__all__ = [
-    "CHUNK_SPAN",
-    "INLINE_MAX",
-    "SQLITE",
-    "CheckReport",
-    "InodeRepository",
-    "Layer",
-    "LayerStack",
-    "ManifestRepository",
-    "SQLiteBackend",
-]
+__all__ = ["SQLITE", "SQLiteBackend"]
 
 
 class SQLiteBackend:
@@ -116,7 +107,7 @@ class SQLiteBackend:
                             embedded=embedded)
             if not memory and not embedded:
                 _engine.set_journal_mode(conn, "WAL")
-        return ManifestRepository().identity_row(_engine.driver(conn))
+        return SQLiteManifestRepository().identity_row(_engine.driver(conn))
 
     def connection(self, conn: Any, borrowed: bool = False) -> ThreadConnection:
         return ThreadConnection(conn, borrowed)
@@ -128,8 +119,10 @@ class SQLiteBackend:
     def layer_stack(self, version: int, layers: tuple[Layer, ...], per_connection: int,
                     busy_timeout: float, content: Content = PLAIN, folded: bool = False,
                     whiteouts: bool = False) -> LayerStack:
-        return LayerStack(version, layers, per_connection, busy_timeout, content=content,
-                          folded=folded, whiteouts=whiteouts)
+        return LayerStack(version, layers, per_connection, busy_timeout,
+                          inode_statements=inode_repository, stack_statements=stack_repository,
+                          attach=_attach.apply, content=content, folded=folded,
+                          whiteouts=whiteouts)
 
     def underlay_schema(self, engine: Any, layer_backend: Any, layer_engine: Any,
                         counter: int) -> str | None:
@@ -139,11 +132,11 @@ class SQLiteBackend:
 
     # -- statements -------------------------------------------------------------------------
     def inode_statements(self, schema: str = "main", content: Content = PLAIN
-                         ) -> InodeRepository:
+                         ) -> SQLiteInodeRepository:
         return inode_repository(schema, content)
 
-    def manifest_statements(self) -> ManifestRepository:
-        return ManifestRepository()
+    def manifest_statements(self) -> SQLiteManifestRepository:
+        return SQLiteManifestRepository()
 
     def head_revision(self) -> str:
         return _schema.head_revision()
@@ -162,12 +155,13 @@ class SQLiteBackend:
 
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: sqlite3.Connection, quick: bool) -> CheckReport:
-        return _check(raw, quick=quick, schema_problem=_schema.schema_problem)
+        return _check(raw, quick, _schema.schema_problem, repo=SQLiteCheckRepository(),
+                      manifests=SQLiteManifestRepository())
 
     def info(self, raw: sqlite3.Connection, entry_problems: Callable[[Any], Any]
              ) -> dict[str, Any]:
         """Counts, sizes and settings of the database behind ``raw``."""
-        repo = CheckRepository()
+        repo = SQLiteCheckRepository()
         rev = raw.execute("SELECT version_num FROM vfs_alembic_version").fetchone()
         pragmas = repo.pragmas(raw)
         return {"revision": rev[0] if rev else None, "head": _schema.head_revision(),

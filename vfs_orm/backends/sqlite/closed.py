@@ -49,6 +49,17 @@ _CONSTRAINT = re.compile(r'CONSTRAINT\s+"?(\w+)', re.I)
 _WHERE = re.compile(r"\bWHERE\b(.*)$", re.I | re.S)
 
 
+def pragma(raw: sqlite3.Connection, sql: str) -> list[sqlite3.Row]:
+    """A PRAGMA's rows, read by column name (``sqlite3.Row``): PRAGMA rows have grown columns
+    across SQLite releases, so no reader depends on their number or order."""
+    cur = raw.cursor()
+    cur.row_factory = sqlite3.Row
+    try:
+        return cur.execute(sql).fetchall()
+    finally:
+        cur.close()
+
+
 def _squeeze(sql: str) -> str:
     """SQL text without the spacing and quoting that differ between writers of one schema."""
     return re.sub(r'[\s"`\[\]]+', "", sql).rstrip(",").lower()
@@ -56,15 +67,16 @@ def _squeeze(sql: str) -> str:
 
 def _table_facts(raw: sqlite3.Connection, schema: str, name: str, sql: str) -> tuple[Any, ...]:
     q = f'"{schema}".'
-    columns = tuple((r[1], str(r[2]).upper(), r[3], r[4], r[5], r[6]) for r in
-                    raw.execute(f'PRAGMA {q}table_xinfo("{name}")'))
+    columns = tuple((r["name"], str(r["type"]).upper(), r["notnull"], r["dflt_value"], r["pk"],
+                     r["hidden"]) for r in pragma(raw, f'PRAGMA {q}table_xinfo("{name}")'))
     # The indexes SQLite makes for UNIQUE and PRIMARY KEY constraints; the others are
     # objects of their own in the catalogue.
-    indexes = tuple(sorted((r[1], r[2], r[3], r[4]) for r in
-                           raw.execute(f'PRAGMA {q}index_list("{name}")')
-                           if str(r[1]).startswith("sqlite_autoindex_")))
-    foreign = tuple(sorted(tuple(r[2:]) for r in
-                           raw.execute(f'PRAGMA {q}foreign_key_list("{name}")')))
+    indexes = tuple(sorted((r["name"], r["unique"], r["origin"], r["partial"])
+                           for r in pragma(raw, f'PRAGMA {q}index_list("{name}")')
+                           if str(r["name"]).startswith("sqlite_autoindex_")))
+    foreign = tuple(sorted((r["table"], r["from"], r["to"], r["on_update"], r["on_delete"],
+                            r["match"])
+                           for r in pragma(raw, f'PRAGMA {q}foreign_key_list("{name}")')))
     # One constraint a line; which comes last (no comma) depends on the writer's order.
     checks = tuple(sorted(_squeeze(m) for m in _CHECK.findall(sql)))
     constraints = tuple(sorted(_CONSTRAINT.findall(sql)))
@@ -75,8 +87,8 @@ def _table_facts(raw: sqlite3.Connection, schema: str, name: str, sql: str) -> t
 
 def _index_facts(raw: sqlite3.Connection, schema: str, name: str, sql: str | None
                  ) -> tuple[Any, ...]:
-    keys = tuple((r[0], r[1], r[2], r[3], r[4], r[5]) for r in
-                 raw.execute(f'PRAGMA "{schema}".index_xinfo("{name}")'))
+    keys = tuple((r["seqno"], r["cid"], r["name"], r["desc"], r["coll"], r["key"])
+                 for r in pragma(raw, f'PRAGMA "{schema}".index_xinfo("{name}")'))
     where = _WHERE.search(sql or "")
     return keys, _squeeze(where.group(1)) if where else ""
 

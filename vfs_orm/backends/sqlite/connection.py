@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from vfs_orm.backends.base import rollback_borrowed
+from vfs_orm.backends.sqlite.closed import pragma
 from vfs_orm.backends.sqlite.engine import driver
 from vfs_orm.backends.sqlite.errors import DB_ERRORS
 
@@ -72,8 +73,8 @@ class ThreadConnection:
         # underlays ATTACHed: listed with an unknown URI, the next apply() detaches them and
         # attaches what its stack wants (ATTACHing the alias again failed: "already in use").
         self.attached: dict[str, str] = {
-            str(row[1]): "" for row in self.raw.execute("PRAGMA database_list").fetchall()
-            if row[1] not in ("main", "temp")}
+            str(r["name"]): "" for r in pragma(self.raw, "PRAGMA database_list")
+            if r["name"] not in ("main", "temp")}
         self.aux: list[Any] = []
         self.tracing: Callable[[str], object] | None = None
 

@@ -116,8 +116,8 @@ def file_blocks(path: str, uri_ro: str, writer: Any, block_size: int,
         try:
             snap.execute("BEGIN")
             snap.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
-            page_size = snap.execute("PRAGMA page_size").fetchone()[0]
-            page_count = snap.execute("PRAGMA page_count").fetchone()[0]
+            page_size, = snap.execute("PRAGMA page_size").fetchone()
+            page_count, = snap.execute("PRAGMA page_count").fetchone()
             busy, log, done = writer().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if busy == 0 and log == done:
                 yield from _read_file(path, page_size * page_count, block_size)

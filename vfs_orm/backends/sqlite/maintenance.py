@@ -10,10 +10,10 @@ WAL is then checkpointed and truncated, since the main file only shrinks at a ch
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends.sqlite.errors import DB_ERRORS, translate
-from vfs_orm.backends.sqlite.statements import SpaceRepository
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError
 
 if TYPE_CHECKING:
@@ -58,3 +58,53 @@ def compact(uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]
             "bytes_before": pages_before * page, "bytes_after": pages_after * page,
             "free_pages_before": free_before, "free_pages_after": free_after,
             "wal_truncated": checkpoint is not None and checkpoint[0] == 0}
+
+
+#: ``PRAGMA auto_vacuum`` values.
+AUTO_VACUUM_MODES = {0: "none", 1: "full", 2: "incremental"}
+
+
+class SpaceRepository:
+    """Free pages of the main database, and giving them back (``VFS.compact``)."""
+
+    @staticmethod
+    def space(raw: sqlite3.Connection) -> tuple[int, int, int, str]:
+        """(page size, pages, free pages, auto-vacuum mode) of the main database."""
+        size, = raw.execute("PRAGMA main.page_size").fetchone()
+        pages, = raw.execute("PRAGMA main.page_count").fetchone()
+        free, = raw.execute("PRAGMA main.freelist_count").fetchone()
+        mode, = raw.execute("PRAGMA main.auto_vacuum").fetchone()
+        return size, pages, free, AUTO_VACUUM_MODES.get(mode, str(mode))
+
+    @staticmethod
+    def release_free_pages(raw: sqlite3.Connection) -> None:
+        """Move the free pages to the end of the file and cut them off, in a transaction of
+        its own (incremental mode only). The pragma frees one page per step and sqlite3's
+        ``execute`` steps a row-less statement once; ``executescript`` steps it to the end."""
+        try:
+            raw.executescript("BEGIN IMMEDIATE; PRAGMA main.incremental_vacuum; COMMIT;")
+        except BaseException:
+            if raw.in_transaction:
+                raw.rollback()
+            raise
+
+    @staticmethod
+    def release_free_pages_in(raw: sqlite3.Connection, pages: int) -> None:
+        """The same inside the caller's open transaction (``executescript`` would commit it
+        first): one page per execution."""
+        for _ in range(pages):
+            raw.execute("PRAGMA main.incremental_vacuum(1)")
+
+    @staticmethod
+    def rebuild_incremental(raw: sqlite3.Connection) -> None:
+        """Rewrite the whole main database with no free pages, switching it to incremental
+        auto-vacuum (the only way to switch an existing file). Outside any transaction.
+        Row ids survive: both tables have INTEGER PRIMARY KEYs."""
+        raw.execute("PRAGMA main.auto_vacuum=INCREMENTAL")
+        raw.execute("VACUUM main")
+
+    @staticmethod
+    def checkpoint_truncate(raw: sqlite3.Connection) -> tuple[int, int, int]:
+        """Fold the WAL into the database file (which only then shrinks) and empty it:
+        (busy, WAL frames, frames checkpointed); busy=1 if a reader kept part of it."""
+        return raw.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchone()

@@ -17,14 +17,21 @@ import functools
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from vfs_orm.backends.sql.revisions import (
+    ALEMBIC_LOCK,
+    alembic_config,
+    head_revision,
+    known_revisions,
+    migrations_dir,
+)
+from vfs_orm.backends.sql.revisions import script as _script
 from vfs_orm.backends.sqlite import closed
+from vfs_orm.backends.sqlite.closed import pragma
 from vfs_orm.backends.sqlite.engine import (
     DEFAULT_PAGE_SIZE,
     LEGACY_TABLES,
@@ -47,48 +54,9 @@ from vfs_orm.errors import (
 )
 from vfs_orm.models import APPLICATION_ID, VERSION_TABLE
 
-#: Alembic's ``op`` and ``context`` are process-wide proxies: two migrations running at once
-#: in two threads (a new in-memory VFS created while another thread builds the closed schema's
-#: reference) send each other's operations to the wrong database ("table already exists").
-#: Every migration in the process runs under this lock.
-ALEMBIC_LOCK = threading.RLock()
-
-
-@functools.lru_cache(maxsize=1)
-def migrations_dir() -> str:
-    """Where the Alembic scripts are: inside the installed package (wheel), or the repository's
-    top-level ``migrations/`` (source checkout, editable install)."""
-    pkg = Path(__file__).resolve().parents[2]  # the vfs_orm package
-    for cand in (pkg / "migrations", pkg.parent / "migrations"):
-        if (cand / "env.py").is_file():
-            return str(cand)
-    raise VFSError.for_path(None, "vfs_orm's migration scripts are missing from this install")
-
-
-def alembic_config(connection: Connection | None = None) -> Any:
-    from alembic.config import Config
-
-    cfg = Config()  # no ini file: env.py must not reconfigure the host's logging
-    cfg.set_main_option("script_location", migrations_dir().replace("%", "%%"))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
-@functools.lru_cache(maxsize=1)
-def _script() -> Any:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config())
-
-
-def head_revision() -> str:
-    return str(_script().get_current_head())
-
-
-def known_revisions() -> list[str]:
-    return [r.revision for r in _script().walk_revisions()][::-1]
-
+# The shared revisions, named here too (the tests and migrations/env.py reach them here).
+__all__ = ["ALEMBIC_LOCK", "_script", "alembic_config", "head_revision", "known_revisions",
+           "migrations_dir"]
 
 # Status reads go to the driver connection: a SQLAlchemy execute would autobegin a transaction
 # and the upgrade's own BEGIN IMMEDIATE could not follow.
@@ -96,15 +64,22 @@ def _tables(conn: Connection, schema: str = "main") -> set[str]:
     raw = driver(conn)
     rows = raw.execute(
         f'SELECT name FROM "{schema}".sqlite_master WHERE type = \'table\'').fetchall()
-    return {r[0] for r in rows}
+    return {name for name, in rows}
 
 
 def current_revision(conn: Connection, schema: str = "main") -> str | None:
     if VERSION_TABLE not in _tables(conn, schema):
         return None
     raw = driver(conn)
-    row = raw.execute(f'SELECT version_num FROM "{schema}".{VERSION_TABLE}').fetchone()
-    return None if row is None else str(row[0])
+    return _version(raw, f'SELECT version_num FROM "{schema}".{VERSION_TABLE}')
+
+
+def _version(raw: sqlite3.Connection, sql: str) -> str | None:
+    row = raw.execute(sql).fetchone()
+    if row is None:
+        return None
+    version, = row
+    return str(version)
 
 
 def format_status(conn: Connection, schema: str = "main", embedded: bool = False
@@ -169,10 +144,10 @@ def schema_shape(raw: sqlite3.Connection, schema: str = "main") -> tuple[Any, ..
             f'SELECT name, sql FROM "{schema}".sqlite_master WHERE type = \'table\' '
             f"AND name LIKE 'vfs\\_%' ESCAPE '\\' AND name != '{VERSION_TABLE}' "
             f"ORDER BY name").fetchall():
-        columns = tuple((r[1], str(r[2]).upper(), r[3], r[5]) for r in
-                        raw.execute(f'PRAGMA "{schema}".table_info("{name}")'))
-        indexes = tuple(sorted((r[1], r[2]) for r in
-                               raw.execute(f'PRAGMA "{schema}".index_list("{name}")')))
+        columns = tuple((r["name"], str(r["type"]).upper(), r["notnull"], r["pk"])
+                        for r in pragma(raw, f'PRAGMA "{schema}".table_info("{name}")'))
+        indexes = tuple(sorted((r["name"], r["unique"]) for r in
+                               pragma(raw, f'PRAGMA "{schema}".index_list("{name}")')))
         sql = sql or ""
         # One constraint a line; which comes last (no comma) depends on the writer's order.
         checks = tuple(sorted(re.sub(r'[\s"]+', "", m).rstrip(",") for m in _CHECK.findall(sql)))
@@ -226,8 +201,7 @@ def verify_schema(conn: Connection, revision: str, where: str, schema: str = "ma
 def schema_problem(raw: sqlite3.Connection) -> str | None:
     """For ``check()``: None if the schema is exactly the recorded revision's (its tables'
     shape, and no object vfs_orm did not make: see ``closed``)."""
-    row = raw.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    revision = None if row is None else str(row[0])
+    revision = _version(raw, f"SELECT version_num FROM {VERSION_TABLE}")
     problem = shape_problem(raw, revision)
     if problem is not None or revision is None:
         return problem
@@ -324,7 +298,8 @@ def migrate(conn: Connection, *, where: str, page_size: int | None = None,
     raw = driver(conn)
     if embedded and conn.in_transaction():
         if status != "empty":
-            if raw.execute("PRAGMA foreign_keys").fetchone()[0]:
+            enforced, = raw.execute("PRAGMA foreign_keys").fetchone()
+            if enforced:
                 raise FormatVersionError.for_path(
                     where, f"the vfs_ tables are at revision {rev}, older than "
                            f"{head_revision()}; upgrade them outside a transaction: "

@@ -1,4 +1,5 @@
-"""``vfs-orm check``: SQLite's integrity check plus the format's own invariants.
+"""``vfs-orm check``: the engine's integrity check plus the format's own invariants (every
+backend's: the engine's own checks are its ``CheckRepository``'s).
 
 Reports problems as plain sentences naming what is wrong; the CLI exits non-zero on any.
 Checks: ``PRAGMA integrity_check``, ``PRAGMA foreign_key_check``, chunks without a file,
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vfs_orm import stored
-from vfs_orm.backends.sqlite.statements import CheckRepository, ManifestRepository
+from vfs_orm.backends.sql.statements import CheckRepository, ManifestRepository
 from vfs_orm.paths import fold
 
 _BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
@@ -35,14 +36,10 @@ class CheckReport:
         return not self.problems
 
 
-def check(raw: Any, quick: bool = False,
-          schema_problem: Callable[[Any], str | None] = lambda raw: None,
-          repo: CheckRepository | None = None,
-          manifests: ManifestRepository | None = None) -> CheckReport:
+def check(raw: Any, quick: bool, schema_problem: Callable[[Any], str | None], *,
+          repo: CheckRepository, manifests: ManifestRepository) -> CheckReport:
     """``schema_problem(raw)``: what is wrong with the tables' shape (see schema.verify_schema).
-    ``repo``/``manifests``: another backend's statements for the same checks."""
-    repo = repo if repo is not None else CheckRepository()
-    manifests = manifests if manifests is not None else ManifestRepository()
+    ``repo``/``manifests``: the backend's statements for the checks."""
     report = CheckReport()
     integrity = repo.integrity(raw, quick)
     if integrity != ["ok"]:
@@ -93,19 +90,19 @@ def check(raw: Any, quick: bool = False,
         report.problems.append(
             f"the manifest's chunk size {identity.chunk_size!r:.40} is not a size")
     rows = repo.entries(raw)
-    dirs = {_path(r[1], r[2]) for r in rows if r[3] == 2 and r[1] is not None}
+    dirs = {_path(r.parent, r.name) for r in rows if r.kind == 2 and r.parent is not None}
     # Whiteouts hide a lower subtree entry by entry (resolution is by exact path), so a
     # whiteout's parent may be a whiteout too.
-    hidden = {_path(r[1], r[2]) for r in rows if r[3] == 3 and r[1] is not None}
+    hidden = {_path(r.parent, r.name) for r in rows if r.kind == 3 and r.parent is not None}
     files = dirs_n = whiteouts = staging = 0
     for row in rows:
-        parent, name, kind = row[1], row[2], row[3]
+        parent, name, kind = row.parent, row.name, row.kind
         problem = stored.row_problems(row)
         if problem is not None:
             report.problems.append(f"{_path(parent, name)}: {problem}")
             continue
         if parent is None:
-            if row[12] == 0:  # not a hidden holder of shared content
+            if row.refs == 0:  # not a hidden holder of shared content
                 staging += 1
             continue
         if parent == "" and name == "":
@@ -115,9 +112,9 @@ def check(raw: Any, quick: bool = False,
             report.problems.append(f"{path!r}: {name!r} is not a valid name")
         if parent not in dirs and not (kind == 3 and parent in hidden):
             report.problems.append(f"{path}: its parent {parent!r} is not a directory")
-        if (row[10], row[11]) != (fold(parent), fold(name)):
+        if (row.fparent, row.fname) != (fold(parent), fold(name)):
             # A case-insensitive lookup (or a case-insensitive top above) would miss it.
-            report.problems.append(f"{path}: its folded key {row[10]!r:.40}/{row[11]!r:.40} "
+            report.problems.append(f"{path}: its folded key {row.fparent!r:.40}/{row.fname!r:.40} "
                                    f"is not its name's")
         if kind == 1:
             files += 1
@@ -158,7 +155,7 @@ def counts(raw: Any, repo: CheckRepository, entry_problems: Callable[[Any], Any]
         if entry_problems(row) is not None:
             damaged += 1
             continue
-        parent, kind, size = row[1], row[3], row[5]
+        parent, kind, size = row.parent, row.kind, row.size
         if parent is None:
             continue
         kinds[kind] = kinds.get(kind, 0) + 1

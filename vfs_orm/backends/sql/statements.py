@@ -1,4 +1,6 @@
-"""All SQL of the SQLite backend (the repository's statements), and nothing else.
+"""All SQL of the repositories, defined once for every backend (the shared SQL core), and
+nothing else: a backend's subclasses give the dialect and the few hooks that differ
+(``backends/sqlite/dialect.py``, ``backends/postgresql/statements.py``).
 
 Statements are built once with SQLAlchemy Core from the declarative models' tables and compiled
 once to the driver's SQL string; hot paths execute that string directly on the DBAPI connection
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,26 +43,19 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
-from vfs_orm.paths import fold, subtree_bounds
-from vfs_orm.rows import ChunkRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
+from vfs_orm.paths import fold, split, subtree_bounds
+from vfs_orm.rows import ChunkRow, EntryRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
 from vfs_orm.types import InodeKind
-
-_DIALECT = sqlite_dialect.dialect(paramstyle="qmark")
 
 #: A chunk's row id is ``inode_id * CHUNK_SPAN + idx``: reads go straight to the chunk by
 #: rowid (no index probe), a file's chunks are one rowid range, and incremental BLOB I/O
 #: needs no lookup. 2**32 chunks per file, 2**31 inodes.
 CHUNK_SPAN = 1 << 32
 _SPAN: Any = literal_column(str(CHUNK_SPAN))
-
-
-def chunk_id(inode_id: int, idx: int) -> int:
-    return inode_id * CHUNK_SPAN + idx
 
 
 #: Files written whole with at most this many bytes (and at most one chunk) keep them in
@@ -83,9 +77,8 @@ class Compiled:
     params: tuple[str, ...]
 
 
-def compile_stmt(stmt: Any, params: Sequence[str] | None = None, dialect: Any = _DIALECT
-                 ) -> Compiled:
-    """Compile ``stmt`` for a driver with positional parameters (pysqlite by default). If
+def compile_stmt(stmt: Any, params: Sequence[str] | None, dialect: Any) -> Compiled:
+    """Compile ``stmt`` for a driver with positional parameters (``dialect``'s). If
     ``params`` is given, check that the positional parameters come in exactly that order, so
     callers may pass plain tuples."""
     comp = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
@@ -146,47 +139,47 @@ def chunk_table(schema: str = "main") -> Table:
 class InodeRepository:
     """Inodes and chunks of one database (the ``main`` schema of the connection).
 
-    The statements are SQLAlchemy Core over the models' tables; what differs between SQL
-    engines is in a few hooks (``_matches``, ``_pattern``, ``_insert_ignoring``,
-    ``_upsert_chunk``), so another backend's repository reuses every other statement."""
+    The statements are SQLAlchemy Core over the models' tables, defined once here; what
+    differs between SQL engines is in a few hooks (``_matches``, ``_pattern``, ``_joined``,
+    ``_insert_ignoring``, ``_upsert_chunk``) and in what a driver reports back (new ids,
+    counts of changed rows, incremental BLOB I/O): a backend's subclass provides those
+    (``backends/sqlite/dialect.py``, ``backends/postgresql/statements.py``) and reuses every
+    other statement, compiled for its ``dialect``."""
 
     #: The dialect the statements are compiled for, and whether ``read_blob`` can read part of
     #: a stored value without a query (incremental BLOB I/O).
-    dialect: Any = _DIALECT
-    blob_reads = True
+    dialect: Any
+    blob_reads = False
 
     def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
         return compile_stmt(stmt, params, self.dialect)
 
+    # -- dialect hooks (a backend's subclass) -----------------------------------------------
     def _matches(self, column: Any, pattern: Any) -> Any:
         """``column`` matches the glob ``pattern`` (a bound parameter, see ``_pattern``)."""
-        return column.op("GLOB")(pattern)
+        raise NotImplementedError
 
     def _pattern(self, glob: str) -> str:
-        """What a glob becomes as the parameter of ``_matches``: SQLite's GLOB as it is."""
-        return glob
+        """What a glob becomes as the parameter of ``_matches``."""
+        raise NotImplementedError
 
     def _joined(self, column: Any, separator: Any) -> Any:
         """The aggregate joining a group's ``column`` values with ``separator``."""
-        return func.group_concat(column, separator)
+        raise NotImplementedError
+
+    def _insert_ignoring(self, table: Table) -> Any:
+        """An INSERT that skips, without an error, a row refused by a UNIQUE or CHECK."""
+        raise NotImplementedError
+
+    def _upsert_chunk(self, chunks: Table) -> Any:
+        """An INSERT of a chunk row (``cid``, ``id``, ``idx``, ``codec``, ``sums``, ``data``)
+        that replaces the content of the row already there."""
+        raise NotImplementedError
 
     def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
         """Copying a file's chunk rows, and its inline bytes, between schemas (or within
         one): (chunks, inline), compiled for this dialect."""
-        return _copy_across(src_schema, dst_schema)
-
-    def _insert_ignoring(self, table: Table) -> Any:
-        """An INSERT that skips, without an error, a row refused by a UNIQUE or CHECK."""
-        return insert(table).prefix_with("OR IGNORE")
-
-    def _upsert_chunk(self, chunks: Table) -> Any:
-        stmt = sqlite_dialect.insert(chunks).values(
-            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
-            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
-        return stmt.on_conflict_do_update(
-            index_elements=[chunks.c.id],
-            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
-                  "data": stmt.excluded.data})
+        return copies(src_schema, dst_schema, self.dialect)
 
     def __init__(self, schema: str = "main", content: Content = PLAIN) -> None:
         self.schema = schema
@@ -194,7 +187,6 @@ class InodeRepository:
         self.content = content
         if content.codec or not content.partial:  # a compressed value is read whole
             self.blob_reads = False
-        self._data_version = f'PRAGMA "{schema}".data_version'
         i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
         p: Any = bindparam("parent")
@@ -544,11 +536,11 @@ class InodeRepository:
         return CheckpointStatements(self.schema, self.dialect)
 
     # -- reads ----------------------------------------------------------------------------
-    def lookup(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
+    def lookup(self, raw: Any, parent: str, name: str) -> tuple[Any, ...] | None:
         return stored.inode(raw.execute(self._lookup.sql, (parent, name)).fetchone(), 0,
                             parent, name)
 
-    def open_node(self, raw: sqlite3.Connection, parent: str, name: str) -> OpenNode | None:
+    def open_node(self, raw: Any, parent: str, name: str) -> OpenNode | None:
         """The entry with its first chunk's bytes (see ``OpenNode``)."""
         row = stored.inode(raw.execute(self._open_lookup.sql, (parent, name)).fetchone(), 1,
                            parent, name)
@@ -556,48 +548,51 @@ class InodeRepository:
             return None
         return OpenNode._make((*row[:9], first_chunk(self.content, row, 9, parent, name)))
 
-    def find(self, raw: sqlite3.Connection, parent: str, name: str) -> Node | None:
+    def find(self, raw: Any, parent: str, name: str) -> Node | None:
         """The entry as a node of the top layer (see ``Node``)."""
         row = stored.inode(raw.execute(self._find.sql, (parent, name)).fetchone(), 1,
                            parent, name)
         return None if row is None else Node._make(row)
 
-    def exists(self, raw: sqlite3.Connection, parent: str, name: str) -> bool:
+    def exists(self, raw: Any, parent: str, name: str) -> bool:
         return raw.execute(self._exists.sql, (parent, name)).fetchone() is not None
 
-    def lookup_pair(self, raw: sqlite3.Connection, parent: str, name: str
+    def lookup_pair(self, raw: Any, parent: str, name: str
                     ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
         """(row of the directory ``parent``, row of the entry ``parent/name``), one statement."""
-        pp, pn = _split(parent)
+        pp, pn = split(parent)
         prow = row = None
         for r in raw.execute(self._lookup_pair.sql, (pp, pn, parent, name)):
-            stored.inode(r, 2, r[0], r[1])
-            if r[0] == parent and r[1] == name:
-                row = r[2:]
+            # (parent, name, *INODE_COLUMNS); the tail leaves as the inode row. Positional: a
+            # slice is the cheapest copy (unpacking then tuple() costs 2.3x, on every write).
+            r_parent, r_name, inode = r[0], r[1], r[2:]
+            stored.inode(inode, 0, r_parent, r_name)
+            if r_parent == parent and r_name == name:
+                row = inode
             else:
-                prow = r[2:]
+                prow = inode
         return prow, row
 
-    def list_names(self, raw: sqlite3.Connection, parent: str) -> list[str]:
+    def list_names(self, raw: Any, parent: str) -> list[str]:
         rows = raw.execute(self._list_names.sql, (parent,)).fetchall()
-        return stored.names([r[0] for r in rows], parent)
+        return stored.names([name for name, in rows], parent)
 
-    def list_entries(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
+    def list_entries(self, raw: Any, parent: str) -> list[tuple[Any, ...]]:
         """(name, *INODE_COLUMNS) of each entry of a directory, sorted by name."""
         return stored.inodes(raw.execute(self._list_entries.sql, (parent,)).fetchall(), 1, parent)
 
-    def has_children(self, raw: sqlite3.Connection, parent: str) -> bool:
+    def has_children(self, raw: Any, parent: str) -> bool:
         return raw.execute(self._has_children.sql, (parent,)).fetchone() is not None
 
-    def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
+    def subtree(self, raw: Any, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(parent, name, *INODE_COLUMNS) of everything strictly below ``path``."""
         return stored.inodes(raw.execute(self._subtree.sql, (path, lo, hi)).fetchall(), 2, path)
 
-    def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[str]:
+    def glob_in(self, raw: Any, parent: str, name_glob: str) -> list[str]:
         rows = raw.execute(self._glob_in.sql, (parent, self._pattern(name_glob))).fetchall()
-        return stored.names([r[0] for r in rows], parent)
+        return stored.names([name for name, in rows], parent)
 
-    def glob_chain(self, raw: sqlite3.Connection, prefix: str, globs: Sequence[str]
+    def glob_chain(self, raw: Any, prefix: str, globs: Sequence[str]
                    ) -> list[str]:
         """Paths ``prefix/g1/.../gk`` (k >= 2) whose every segment matches its GLOB: a join
         walking down the levels, each an index range on (parent, name) below the entries
@@ -639,7 +634,7 @@ class InodeRepository:
                  .scalar_subquery())
         return self._compile(select(dirs, names).where(*conds))
 
-    def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
+    def glob_below(self, raw: Any, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[str, str, int]]:
         rows = raw.execute(self._glob_below.sql,
                            (top, lo, hi, self._pattern(name_glob))).fetchall()
@@ -647,13 +642,15 @@ class InodeRepository:
             stored.texts((parent,), top)
             if type(kind) is not int:
                 raise stored.damaged(f"kind {kind!r:.40}", stored.path_of(parent, name))
-        return [r for r in rows if not stored.bad_name(r[1])]
+        return [(parent, name, kind) for parent, name, kind in rows
+                if not stored.bad_name(name)]
 
-    def data_version(self, raw: sqlite3.Connection) -> int:
+    # -- what a driver reports back (a backend's subclass) -------------------------------
+    def data_version(self, raw: Any) -> int:
         """Changes whenever ANOTHER connection commits to this schema's database."""
-        return raw.execute(self._data_version).fetchone()[0]
+        raise NotImplementedError
 
-    def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
+    def read_blob(self, raw: Any, inode_id: int, idx: int, off: int,
                   length: int, data_version: int) -> bytes | None:
         """Incremental BLOB I/O on one uncompressed chunk, if the database is still at
         ``data_version`` (None if another connection committed since). The version is read
@@ -662,39 +659,50 @@ class InodeRepository:
         4 KiB blocks covering the part are read and checked against the chunk's sums (a second
         BLOB on the same row). None too if there are no such bytes (a sparse hole, inline
         bytes, or a file that is gone): a query tells."""
-        rowid = inode_id * CHUNK_SPAN + idx  # the file's chunk key (see ``InodeSize.key``)
-        try:
-            blob = raw.blobopen(self.chunks.name, "data", rowid, readonly=True,
-                                name=self.schema)
-        except sqlite3.OperationalError:
-            return None
-        with blob:
-            if raw.execute(self._data_version).fetchone()[0] != data_version:
-                return None
-            if not self.content.verify:
-                return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
-            start = off - off % BLOCK
-            end = min(off + length + BLOCK - 1 - (off + length - 1) % BLOCK, len(blob))
-            if start >= end:
-                return b""
-            part = blob[start:end]
-            with raw.blobopen(self.chunks.name, "sums", rowid, readonly=True,
-                              name=self.schema) as sums_blob:
-                sums = sums_blob.read()
-        try:
-            self.content.decode_part(part, sums, start, start, rowid)
-        except Damage as exc:
-            exc.idx = idx
-            raise
-        return part[off - start:off - start + length]  # type: ignore[index]
+        raise NotImplementedError
 
-    def read_first(self, raw: sqlite3.Connection, parent: str, name: str
+    def insert(self, raw: Any, parent: str | None, name: str, kind: int, mode: int,
+               size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
+               data: bytes | None = None, digest: bytes | None = None) -> int:
+        raise NotImplementedError
+
+    def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
+                    chunk_size: int, now: int, data: bytes | None = None,
+                    digest: bytes | None = None) -> int | None:
+        """Insert a new file (with its inline bytes ``data``, or none: the caller writes
+        chunks, whose ``digest`` it gives) if ``parent`` is a directory and ``parent/name``
+        is free; its id, or None (nothing changed) otherwise."""
+        raise NotImplementedError
+
+    def create_file_in_dir(self, raw: Any, parent: str, name: str, mode: int,
+                           size: int, chunk_size: int, now: int, data: bytes | None = None,
+                           digest: bytes | None = None) -> int | None:
+        """``create_file`` in a directory the caller knows exists in this transaction (no
+        probe of the parent): its id, or None if ``parent/name`` is taken."""
+        raise NotImplementedError
+
+    def create_files(self, raw: Any, files: Sequence[tuple[str, str, bytes]],
+                     mode: int, chunk_size: int, now: int) -> int:
+        """New files with inline bytes for many (parent, name, data) in ONE executemany, in
+        directories the caller has made or checked in this transaction (a root-level
+        ``parent`` must be "/", never ""); how many rows were inserted (an existing entry
+        is ignored)."""
+        raise NotImplementedError
+
+    def create_dirs(self, raw: Any, dirs: Sequence[str], mode: int,
+                    now: int) -> int:
+        """New directories at the normalised ``dirs`` (parents listed before children), in
+        ONE executemany; how many rows were inserted. A path that exists (as anything) or
+        whose parent is not a directory is skipped, so a short count means: check them."""
+        raise NotImplementedError
+
+    def read_first(self, raw: Any, parent: str, name: str
                    ) -> tuple[int, int, bytes | None] | None:
         """(kind, size, data of chunk 0) of the entry, None if there is none."""
         row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
         if row is None:
             return None
-        kind, size = row[0], row[1]
+        kind, size, _, _, _, _ = row  # then (codec, sums, data, seal): see first_chunk
         if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
                 or not 0 <= size < stored.MAX_FILE_SIZE:
             where = stored.path_of(parent, name)
@@ -702,31 +710,30 @@ class InodeRepository:
             raise stored.damaged(f"kind {kind!r:.40}", where)
         return kind, size, first_chunk(self.content, row, 2, parent, name)
 
-    def read_whole(self, raw: sqlite3.Connection, parent: str, name: str) -> list[WholeRow]:
+    def read_whole(self, raw: Any, parent: str, name: str) -> list[WholeRow]:
         """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
         rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
         if not rows:
             return []
         where = stored.path_of(parent, name)
-        ident, kind, size, cs = rows[0][:4]
+        ident, kind, size, cs, _, _, inline, _, _, inline_codec, inline_sums, _ = rows[0]
         stored.sized(size, where)
         if type(kind) is not int or type(cs) is not int or not 0 < cs <= stored.MAX_CHUNK_SIZE:
             raise stored.damaged(f"kind {kind!r:.40}, chunk size {cs!r:.40}", where)
         _chunks(rows, 4, where)
         content = self.content
         try:
-            if rows[0][6] is not None:
-                inline = rows[0]
+            if inline is not None:
                 return [WholeRow(ident, kind, size, cs, None, None,
-                                 _decode(content, inline[6], inline[9], inline[10], 0, INLINE,
+                                 _decode(content, inline, inline_codec, inline_sums, 0, INLINE,
                                          cs))]
-            return [WholeRow(ident, kind, size, cs, r[4],
-                             _decode(content, r[5], r[7], r[8], r[4], r[11], cs), None)
-                    for r in rows]
+            return [WholeRow(ident, kind, size, cs, idx,
+                             _decode(content, data, codec, sums, idx, seal, cs), None)
+                    for _, _, _, _, idx, data, _, codec, sums, _, _, seal in rows]
         except Damage as exc:
             raise exc.in_file(where, cs) from None
 
-    def read_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> Sized | None:
+    def read_chunk(self, raw: Any, inode_id: int, idx: int) -> Sized | None:
         """The file's size and generation with chunk ``idx``, None if the inode is gone."""
         if idx == 0:
             row = raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()
@@ -734,10 +741,10 @@ class InodeRepository:
             row = raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()
         if row is None:
             return None
-        return _sized_row((row[0], row[1], _decode(self.content, row[4], row[2], row[3], idx,
-                                                   row[5])))
+        size, gen, codec, sums, data, seal = row
+        return _sized_row((size, gen, _decode(self.content, data, codec, sums, idx, seal)))
 
-    def read_part(self, raw: sqlite3.Connection, inode_id: int, idx: int, start: int,
+    def read_part(self, raw: Any, inode_id: int, idx: int, start: int,
                   length: int) -> Sized | None:
         """``length`` bytes of chunk ``idx`` from ``start``: of an uncompressed chunk only
         the 4 KiB blocks covering them are read (and checked); a compressed one whole."""
@@ -765,7 +772,7 @@ class InodeRepository:
                 raise
         return _sized_row((size, gen, data))
 
-    def read_span(self, raw: sqlite3.Connection, inode_id: int, first: int, stop: int,
+    def read_span(self, raw: Any, inode_id: int, first: int, stop: int,
                   limit: int = stored.MAX_CHUNK_SIZE) -> list[ChunkRow]:
         """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone.
         ``limit``: the most bytes one chunk may hold (the file's chunk size): a value that
@@ -774,58 +781,66 @@ class InodeRepository:
                                                  inode_id)).fetchall()
         if not rows:
             return []
-        stored.sized(rows[0][0])
-        stored.generation(rows[0][1])
+        size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
+        stored.sized(size)
+        stored.generation(gen)
         _chunks(rows, 2)
         content = self.content
-        if rows[0][4] is not None:
-            size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
+        if inline is not None:
             return [ChunkRow(size, gen, 0, _decode(content, inline, codec, sums, 0, INLINE,
                                                    limit))] \
                 if first == 0 else [ChunkRow(size, gen, None, None)]
-        return [ChunkRow(r[0], r[1], r[2], _decode(content, r[3], r[5], r[6], r[2], r[9],
-                                                   limit))
-                for r in rows]
+        return [ChunkRow(size, gen, idx, _decode(content, data, codec, sums, idx, seal, limit))
+                for size, gen, idx, data, _, codec, sums, _, _, seal in rows]
 
-    def inode_size(self, raw: sqlite3.Connection, inode_id: int) -> InodeSize | None:
+    def inode_size(self, raw: Any, inode_id: int) -> InodeSize | None:
         """The file's size and generation, None if the inode is gone."""
         row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
         if row is None:
             return None
-        if type(row[3]) is not int:
-            raise stored.damaged(f"content key {row[3]!r:.40} of inode {inode_id}")
-        return InodeSize(stored.sized(row[0]), stored.generation(row[1]), bool(row[2]), row[3],
-                         bool(row[4]))
+        size, gen, inline, key, shared = row
+        if type(key) is not int:
+            raise stored.damaged(f"content key {key!r:.40} of inode {inode_id}")
+        return InodeSize(stored.sized(size), stored.generation(gen), bool(inline), key,
+                         bool(shared))
 
-    def chunk_data(self, raw: sqlite3.Connection, inode_id: int, idx: int) -> bytes | None:
+    def chunk_data(self, raw: Any, inode_id: int, idx: int) -> bytes | None:
         cid = inode_id * CHUNK_SPAN + idx
-        r = raw.execute(self._chunk_data.sql, (cid,)).fetchone()
-        return None if r is None else _decode(self.content, r[2], r[0], r[1], idx, cid)
+        row = raw.execute(self._chunk_data.sql, (cid,)).fetchone()
+        if row is None:
+            return None
+        codec, sums, data = row
+        return _decode(self.content, data, codec, sums, idx, cid)
 
-    def digest_of(self, raw: sqlite3.Connection, inode_id: int) -> bytes | None:
+    def digest_of(self, raw: Any, inode_id: int) -> bytes | None:
         """The SHA-256 stored for a file: None if it is not known (or the file is gone)."""
         row = raw.execute(self._digest.sql, (inode_id,)).fetchone()
-        digest = None if row is None else row[0]
+        digest = None
+        if row is not None:
+            digest, = row
         if digest is not None and (type(digest) is not bytes or len(digest) != 32):
             raise stored.damaged(f"digest {digest!r:.40} of inode {inode_id}")
         return digest
 
-    def spelling(self, raw: sqlite3.Connection, path: str) -> str | None:
+    def spelling(self, raw: Any, path: str) -> str | None:
         """How the entry whose folded key is ``path``'s is spelled here (None: no such
         entry)."""
-        row = raw.execute(self._spelling.sql, tuple(map(fold, _split(path)))).fetchone()
-        return None if row is None else stored.path_of(row[0], row[1])
+        row = raw.execute(self._spelling.sql, tuple(map(fold, split(path)))).fetchone()
+        if row is None:
+            return None
+        parent, name = row
+        return stored.path_of(parent, name)
 
-    def files(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    def files(self, raw: Any) -> list[tuple[Any, ...]]:
         """(id, parent, name, size, chunk_size, digest) of every file in the tree."""
         return raw.execute(self._files.sql).fetchall()
 
-    def set_digest(self, raw: sqlite3.Connection, inode_id: int, digest: bytes) -> None:
+    def set_digest(self, raw: Any, inode_id: int, digest: bytes) -> None:
         """Record a digest computed by reading the file (inside the write transaction that
         read it)."""
         raw.execute(self._set_digest.sql, (digest, inode_id))
 
-    def staging_rows(self, raw: sqlite3.Connection) -> list[tuple[int, str | None]]:
+    def staging_rows(self, raw: Any) -> list[tuple[int, str | None]]:
         return raw.execute(self._staging.sql).fetchall()
 
     # -- writes ---------------------------------------------------------------------------
@@ -838,16 +853,7 @@ class InodeRepository:
         stored_data, codec, sums = self.content.encode(data, INLINE)
         return hashlib.sha256(data).digest(), codec, sums, stored_data
 
-    def insert(self, raw: sqlite3.Connection, parent: str | None, name: str, kind: int, mode: int,
-               size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None, digest: bytes | None = None) -> int:
-        folded = (None, None) if parent is None else (fold(parent), fold(name))
-        cur = raw.execute(self._insert.sql,
-                          (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner,
-                           *folded, *self._stored(data, digest)))
-        return int(cur.lastrowid)  # type: ignore[arg-type]
-
-    def spill(self, raw: sqlite3.Connection, inode_id: int) -> None:
+    def spill(self, raw: Any, inode_id: int) -> None:
         """Move a file's inline bytes to chunk 0 (before it is written in place). They are
         checked first, against their digest too: inline bytes are sealed as inline, not to
         their row, and a write in place forgets the digest, so this is the last moment a
@@ -867,7 +873,7 @@ class InodeRepository:
                                               reseal(sums, INLINE, cid), data))
         raw.execute(self._spill_clear.sql, (inode_id,))
 
-    def _reseal(self, raw: sqlite3.Connection, lo: int, hi: int, moved: int) -> None:
+    def _reseal(self, raw: Any, lo: int, hi: int, moved: int) -> None:
         """Seal the chunks of ids [lo, hi), just copied here in SQL, to their place: they came
         from ``moved`` ids lower. Damage where they came from stops the copy (``Damage``
         naming the chunk: the caller adds the file)."""
@@ -882,14 +888,14 @@ class InodeRepository:
         if out:
             raw.executemany(self._set_sums.sql, out)
 
-    def put_chunk(self, raw: sqlite3.Connection, inode_id: int, idx: int, data: bytes,
+    def put_chunk(self, raw: Any, inode_id: int, idx: int, data: bytes,
                   new: bool = False) -> None:
         """Write a chunk (``new``: the inode was just created, a plain INSERT suffices)."""
         stmt = self._add_chunk if new else self._put_chunk
         cid = inode_id * CHUNK_SPAN + idx
         raw.execute(stmt.sql, (cid, inode_id, idx, *self._chunk_values(data, cid)))
 
-    def put_chunks(self, raw: sqlite3.Connection, rows: Iterable[tuple[int, int, Any]],
+    def put_chunks(self, raw: Any, rows: Iterable[tuple[int, int, Any]],
                    new: bool = False) -> None:
         """rows: (inode_id, idx, data)."""
         stmt = self._add_chunk if new else self._put_chunk
@@ -902,7 +908,7 @@ class InodeRepository:
         stored_data, codec, sums = self.content.encode(bytes(data), cid)
         return codec, sums, stored_data
 
-    def copy_content(self, raw: sqlite3.Connection, src_id: int, dst_id: int) -> None:
+    def copy_content(self, raw: Any, src_id: int, dst_id: int) -> None:
         """Give the new inode ``dst_id`` the content of ``src_id``: chunks are shared (no byte
         moves; see ``detach`` for what a later write does), inline bytes copied."""
         _, inline = self._copies(self.schema, self.schema)
@@ -911,7 +917,7 @@ class InodeRepository:
         raw.execute(self._ref.sql, (dst_id,))
 
     # -- shared content ---------------------------------------------------------------------
-    def _sharing_of(self, raw: sqlite3.Connection, inode_id: int) -> tuple[Any, int]:
+    def _sharing_of(self, raw: Any, inode_id: int) -> tuple[Any, int]:
         row = raw.execute(self._sharing.sql, (inode_id,)).fetchone()
         if row is None:
             return None, 0
@@ -920,14 +926,14 @@ class InodeRepository:
             raise stored.damaged(f"sharing {content!r:.20}/{refs!r:.20} of inode {inode_id}")
         return content, refs
 
-    def _release_holder(self, raw: sqlite3.Connection, key: int) -> None:
+    def _release_holder(self, raw: Any, key: int) -> None:
         """One reader fewer for ``key``'s chunks; a hidden holder with none left goes."""
         raw.execute(self._unref.sql, (key,))
         raw.execute(self._drop_holder_chunks.sql, (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN,
                                                    key))
         raw.execute(self._drop_holder.sql, (key,))
 
-    def release(self, raw: sqlite3.Connection, inode_id: int) -> bool:
+    def release(self, raw: Any, inode_id: int) -> bool:
         """Before a file is deleted or its whole content replaced: it stops reading another
         file's chunks; if others read its own, its row leaves the tree (hidden, kept for them)
         and True is returned (the caller deletes nothing, and makes a new row if it needs
@@ -941,7 +947,7 @@ class InodeRepository:
             return True
         return False
 
-    def detach(self, raw: sqlite3.Connection, inode_id: int) -> None:
+    def detach(self, raw: Any, inode_id: int) -> None:
         """Before a write in place (copy on write): the file's chunks become its own and no
         one else's. A file reading another's chunks gets a copy of them; a file others read
         leaves its chunks to a hidden copy, which they read from then on."""
@@ -955,9 +961,10 @@ class InodeRepository:
             raw.execute(self._own.sql, (inode_id,))
             self._release_holder(raw, content)
         if refs > 0:
-            row = raw.execute(self._lookup_by_id.sql, (inode_id,)).fetchone()
-            holder = self.insert(raw, None, f"shared-{inode_id}", 1, row[0], row[1], row[2],
-                                 row[3], row[4], digest=row[5])
+            mode, size, cs, ctime, mtime, digest = raw.execute(
+                self._lookup_by_id.sql, (inode_id,)).fetchone()
+            holder = self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime,
+                                 mtime, digest=digest)
             raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
                                      (inode_id + 1) * CHUNK_SPAN))
             self._reseal(raw, holder * CHUNK_SPAN, (holder + 1) * CHUNK_SPAN,
@@ -967,34 +974,34 @@ class InodeRepository:
             raw.execute(self._set_refs.sql, (refs, holder))
             raw.execute(self._set_refs.sql, (0, inode_id))
 
-    def release_tree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> None:
+    def release_tree(self, raw: Any, path: str, lo: str, hi: str) -> None:
         """``release`` for every shared or sharing entry below ``path`` (before deleting the
         subtree)."""
         for (ident,) in raw.execute(self._shared_in.sql, (path, lo, hi)).fetchall():
             self.release(raw, ident)
 
-    def drop_chunks_from(self, raw: sqlite3.Connection, inode_id: int, first: int) -> None:
+    def drop_chunks_from(self, raw: Any, inode_id: int, first: int) -> None:
         raw.execute(self._drop_chunks_from.sql, (inode_id * CHUNK_SPAN + first,
                                                  (inode_id + 1) * CHUNK_SPAN))
 
-    def set_size(self, raw: sqlite3.Connection, inode_id: int, size: int, mtime: int) -> None:
+    def set_size(self, raw: Any, inode_id: int, size: int, mtime: int) -> None:
         """After a write in place (the digest becomes unknown)."""
         raw.execute(self._set_size.sql, (size, mtime, inode_id))
 
-    def set_mode(self, raw: sqlite3.Connection, inode_id: int, mode: int) -> None:
+    def set_mode(self, raw: Any, inode_id: int, mode: int) -> None:
         raw.execute(self._set_mode.sql, (mode, inode_id))
 
-    def touch(self, raw: sqlite3.Connection, inode_id: int, mtime: int) -> None:
+    def touch(self, raw: Any, inode_id: int, mtime: int) -> None:
         raw.execute(self._set_times.sql, (mtime, inode_id))
 
-    def place(self, raw: sqlite3.Connection, inode_id: int, parent: str, name: str, size: int,
+    def place(self, raw: Any, inode_id: int, parent: str, name: str, size: int,
               ctime: int, mtime: int, digest: bytes | None = None) -> None:
         """Give a staging inode its place in the tree (the commit of a ``w``/``x`` handle),
         with the digest its writer computed (None: not known)."""
         raw.execute(self._place.sql, (parent, name, size, ctime, mtime, fold(parent),
                                       fold(name), digest, inode_id))
 
-    def rewrite(self, raw: sqlite3.Connection, inode_id: int, size: int, chunk_size: int,
+    def rewrite(self, raw: Any, inode_id: int, size: int, chunk_size: int,
                 mode: int, mtime: int, data: bytes | None = None,
                 digest: bytes | None = None) -> None:
         """New content metadata, and the inline bytes (None: the caller writes chunks, whose
@@ -1002,55 +1009,7 @@ class InodeRepository:
         raw.execute(self._rewrite.sql, (mode, size, chunk_size, mtime,
                                         *self._stored(data, digest), inode_id))
 
-    def create_file(self, raw: sqlite3.Connection, parent: str, name: str, mode: int, size: int,
-                    chunk_size: int, now: int, data: bytes | None = None,
-                    digest: bytes | None = None) -> int | None:
-        """Insert a new file (with its inline bytes ``data``, or none: the caller writes
-        chunks, whose ``digest`` it gives) if ``parent`` is a directory and ``parent/name``
-        is free; its id, or None (nothing changed) otherwise."""
-        pp, pn = _split(parent)
-        cur = raw.execute(self._create_file.sql,
-                          (parent, name, pp, pn, mode, size, chunk_size, now, now, fold(parent),
-                           fold(name), *self._stored(data, digest)))
-        return cur.lastrowid if cur.rowcount == 1 else None
-
-    def create_file_in_dir(self, raw: sqlite3.Connection, parent: str, name: str, mode: int,
-                           size: int, chunk_size: int, now: int, data: bytes | None = None,
-                           digest: bytes | None = None) -> int | None:
-        """``create_file`` in a directory the caller knows exists in this transaction (no
-        probe of the parent): its id, or None if ``parent/name`` is taken."""
-        cur = raw.execute(self._create_file_in_dir.sql,
-                          (parent, name, mode, size, chunk_size, now, now, fold(parent),
-                           fold(name), *self._stored(data, digest)))
-        return cur.lastrowid if cur.rowcount == 1 else None
-
-    def create_files(self, raw: sqlite3.Connection, files: Sequence[tuple[str, str, bytes]],
-                     mode: int, chunk_size: int, now: int) -> int:
-        """New files with inline bytes for many (parent, name, data) in ONE executemany, in
-        directories the caller has made or checked in this transaction (a root-level
-        ``parent`` must be "/", never ""); how many rows were inserted (an existing entry
-        is ignored)."""
-        rows = [(parent, name, mode, len(data), chunk_size, now, now, fold(parent), fold(name),
-                 *self._stored(data, None)) for parent, name, data in files]
-        before = raw.total_changes
-        raw.executemany(self._create_file_in_dir.sql, rows)
-        return raw.total_changes - before
-
-    def create_dirs(self, raw: sqlite3.Connection, dirs: Sequence[str], mode: int,
-                    now: int) -> int:
-        """New directories at the normalised ``dirs`` (parents listed before children), in
-        ONE executemany; how many rows were inserted. A path that exists (as anything) or
-        whose parent is not a directory is skipped, so a short count means: check them."""
-        rows = []
-        for path in dirs:
-            parent, name = _split(path)
-            rows.append((parent, name, *_split(parent), mode, now, now, fold(parent),
-                         fold(name)))
-        before = raw.total_changes
-        raw.executemany(self._create_dir.sql, rows)
-        return raw.total_changes - before
-
-    def rewrite_small(self, raw: sqlite3.Connection, parent: str, name: str, data: bytes,
+    def rewrite_small(self, raw: Any, parent: str, name: str, data: bytes,
                       chunk_size: int, mode: int, mtime: int) -> bool:
         """Give the file at parent/name, if it has no chunk rows, the inline content
         ``data`` (see ``_rewrite_small``). False (nothing changed) if there is no such
@@ -1059,14 +1018,14 @@ class InodeRepository:
                            (mode, len(data), chunk_size, mtime, *self._stored(data, None),
                             parent, name)).rowcount == 1
 
-    def delete(self, raw: sqlite3.Connection, inode_id: int) -> None:
+    def delete(self, raw: Any, inode_id: int) -> None:
         if self.release(raw, inode_id):
             return  # others still read its chunks: hidden until they go
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
                                                  (inode_id + 1) * CHUNK_SPAN))
         raw.execute(self._delete.sql, (inode_id,))
 
-    def delete_tree(self, raw: sqlite3.Connection, inode_id: int, path: str, lo: str, hi: str) -> int:
+    def delete_tree(self, raw: Any, inode_id: int, path: str, lo: str, hi: str) -> int:
         """Delete an entry and everything below it: two statements, whatever the size (and
         one that finds shared content below it, which is released first)."""
         self.release(raw, inode_id)
@@ -1074,7 +1033,7 @@ class InodeRepository:
         raw.execute(self._delete_tree_chunks.sql, (inode_id, path, lo, hi))
         return raw.execute(self._delete_tree.sql, (inode_id, path, lo, hi)).rowcount
 
-    def move(self, raw: sqlite3.Connection, inode_id: int, old_path: str, lo: str, hi: str,
+    def move(self, raw: Any, inode_id: int, old_path: str, lo: str, hi: str,
              new_parent: str, new_name: str, new_path: str) -> None:
         values = {"id": inode_id, "parent": old_path, "lo": lo, "hi": hi, "id2": inode_id,
                   "new_parent": new_parent, "new_path": new_path, "cut": len(old_path) + 1,
@@ -1223,12 +1182,6 @@ def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
             raise stored.damaged(f"chunk index {idx!r:.40}", where)
 
 
-@functools.lru_cache(maxsize=64)
-def inode_repository(schema: str = "main", content: Content = PLAIN) -> InodeRepository:
-    """The repository of one schema: its statements are compiled once per process."""
-    return InodeRepository(schema, content)
-
-
 class StackRepository:
     """Statements over one group of layers attached to one connection: ``entries`` are
     (priority index, schema) pairs, 0 being the top layer. Every lookup is ONE statement, a
@@ -1237,18 +1190,19 @@ class StackRepository:
     callers can merge several groups and drop them).
     """
 
-    #: The dialect the statements are compiled for (the PostgreSQL backend's subclass
-    #: replaces it, the globs and the one statement written as text).
-    dialect: Any = _DIALECT
+    #: The dialect the statements are compiled for (a backend's subclass gives it, the globs,
+    #: and, where its placeholders differ, the one statement written as text).
+    dialect: Any
 
+    # -- dialect hooks (a backend's subclass) -----------------------------------------------
     def _matches(self, column: Any, pattern: Any) -> Any:
-        return column.op("GLOB")(pattern)
+        raise NotImplementedError
 
     def _not_matches(self, column: Any, pattern: Any) -> Any:
-        return column.op("NOT GLOB")(pattern)
+        raise NotImplementedError
 
     def _pattern(self, glob: str) -> str:
-        return glob
+        raise NotImplementedError
 
     def _resolve_first_text(self, branches: list[str]) -> str:
         """The branches of the resolve-with-first-chunk statement (each with the parameters
@@ -1379,16 +1333,16 @@ class StackRepository:
         """Run one of this stack's statements (the driver hook: see PostgreSQL's)."""
         return raw.execute(sql, params)
 
-    def _run(self, raw: sqlite3.Connection, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
+    def _run(self, raw: Any, stmt: Compiled, **kw: Any) -> list[tuple[Any, ...]]:
         return self._query(raw, stmt.sql, tuple(kw[k] for k in stmt.params)).fetchall()
 
-    def resolve(self, raw: sqlite3.Connection, parent: str, name: str) -> tuple[Any, ...] | None:
+    def resolve(self, raw: Any, parent: str, name: str) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS) of the highest layer having the path (maybe a whiteout)."""
         stmt = self._resolve_all
         return stored.inode(self._query(raw, stmt.sql, self._keys(parent, name)
                                         * (len(stmt.params) // 2)).fetchone(), 1, parent, name)
 
-    def resolve_first(self, raw: sqlite3.Connection, parent: str, name: str
+    def resolve_first(self, raw: Any, parent: str, name: str
                       ) -> tuple[Any, ...] | None:
         """(prio, *INODE_COLUMNS, first chunk's data) of the highest layer having the path."""
         row = stored.inode(self._query(raw, self._resolve_first_sql, self._keys(parent, name)
@@ -1403,45 +1357,45 @@ class StackRepository:
         here the statement's own (see ``_resolve_first_branch``)."""
         return row
 
-    def resolve_all(self, raw: sqlite3.Connection, parent: str, name: str) -> list[tuple[Any, ...]]:
+    def resolve_all(self, raw: Any, parent: str, name: str) -> list[tuple[Any, ...]]:
         fp, fn = self._keys(parent, name)
         return [stored.inode(r, 1, parent, name)
                 for r in self._run(raw, self._resolve_all, parent=fp, name=fn)]
 
-    def listing(self, raw: sqlite3.Connection, parent: str) -> list[tuple[Any, ...]]:
+    def listing(self, raw: Any, parent: str) -> list[tuple[Any, ...]]:
         """(prio, name, *INODE_COLUMNS) per name, by name."""
         key = fold(parent) if self.folded else parent
         return stored.inodes(self._run(raw, self._list, parent=key), 2, parent)
 
-    def subtree(self, raw: sqlite3.Connection, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
+    def subtree(self, raw: Any, path: str, lo: str, hi: str) -> list[tuple[Any, ...]]:
         """(prio, parent, name, *INODE_COLUMNS) per key strictly below ``path``."""
         key, lo, hi = self._range(path, lo, hi)
         return stored.inodes(self._run(raw, self._subtree, parent=key, lo=lo, hi=hi), 3, path)
 
-    def glob_in(self, raw: sqlite3.Connection, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
+    def glob_in(self, raw: Any, parent: str, name_glob: str) -> list[tuple[Any, ...]]:
         """(prio, name, kind)."""
         return _named(self._run(raw, self._glob_in, parent=fold(parent) if self.folded else parent,
                                 name_glob=self._glob(name_glob)), 2)
 
-    def glob_level(self, raw: sqlite3.Connection, parent_glob: str, depth: int, name_glob: str
+    def glob_level(self, raw: Any, parent_glob: str, depth: int, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
         return _named(self._run(raw, self._glob_level, parent_glob=self._glob(parent_glob),
                                 too_deep=self._pattern("/*" * (depth + 1)),
                                 name_glob=self._glob(name_glob)), 3)
 
-    def glob_below(self, raw: sqlite3.Connection, top: str, lo: str, hi: str, name_glob: str
+    def glob_below(self, raw: Any, top: str, lo: str, hi: str, name_glob: str
                    ) -> list[tuple[Any, ...]]:
         """(prio, parent, name, kind)."""
         key, lo, hi = self._range(top, lo, hi)
         return _named(self._run(raw, self._glob_below, parent=key, lo=lo, hi=hi,
                                 name_glob=self._glob(name_glob)), 3)
 
-    def lower_keys(self, raw: sqlite3.Connection, path: str, lo: str, hi: str
+    def lower_keys(self, raw: Any, path: str, lo: str, hi: str
                    ) -> list[tuple[str, str]]:
         if self._lower_keys is None:
             return []
-        at_parent, at_name = self._keys(*_split(path))
+        at_parent, at_name = self._keys(*split(path))
         key, lo, hi = self._range(path, lo, hi)
         return self._run(raw, self._lower_keys, at_parent=at_parent, at_name=at_name,
                          parent=key, lo=lo, hi=hi)
@@ -1451,6 +1405,7 @@ def _named(rows: list[Any], kind_at: int) -> list[Any]:
     """(prio, [parent,] name, kind) rows: text paths, an integer kind; entries whose name is
     not one path segment left out (see stored.inodes)."""
     for row in rows:
+        # Positional: one check over the four glob row shapes, the kind's place given.
         stored.texts(row[1:kind_at - 1])
         if type(row[kind_at]) is not int:
             raise stored.damaged(f"kind {row[kind_at]!r:.40}")
@@ -1467,16 +1422,11 @@ def _q(schema: str) -> str:
     return f'"{schema}"'
 
 
-@functools.lru_cache(maxsize=64)
-def stack_repository(entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
-                     folded: bool = False) -> StackRepository:
-    return StackRepository(entries, content, folded)
-
-
-@functools.cache
-def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
-    """Copying a file's chunk rows, and its inline bytes, from one schema to another (or
-    the same): (chunks, inline)."""
+@functools.lru_cache(maxsize=256)
+def copies(src_schema: str, dst_schema: str, dialect: Any) -> tuple[Compiled, Compiled]:
+    """Copying a file's chunk rows, and its inline bytes, to an inode of one schema from one
+    of the same schema or of another (an underlay): (chunks, inline), compiled for
+    ``dialect``. One definition for every backend, compiled once per (schemas, dialect)."""
     src, dst = chunk_table(src_schema), chunk_table(dst_schema)
     src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
     chunks = compile_stmt(
@@ -1485,23 +1435,14 @@ def _copy_across(src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
             select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx,
                    src.c.codec, src.c.sums, src.c.data)
             .where(src.c.id >= bindparam("src_lo"), src.c.id < bindparam("src_hi"))),
-        ("dst_base", "dst", "src_lo", "src_hi"))
+        ("dst_base", "dst", "src_lo", "src_hi"), dialect)
     # The inline bytes as they are stored, and the digest: a copy is the same content.
     inline = compile_stmt(
         update(dst_i).where(dst_i.c.id == bindparam("dst"))
         .values({col: select(src_i.c[col]).where(src_i.c.id == bindparam("src"))
                  .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
-        None)
+        None, dialect)
     return chunks, inline
-
-
-def _split(path: str) -> tuple[str, str]:
-    if path == "/":
-        return "", ""
-    if path == "":
-        return "\x00", "\x00"  # the root has no parent: match nothing
-    k = path.rfind("/")
-    return (path[:k] or "/"), path[k + 1:]
 
 
 class ManifestRepository:
@@ -1512,7 +1453,11 @@ class ManifestRepository:
     def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
         return compile_stmt(stmt, params, self.dialect)
 
-    def __init__(self, schema: str = "main", dialect: Any = _DIALECT) -> None:
+    #: What the driver raises for a table or column this revision has and a forged database
+    #: lacks (the reads below then find nothing; ``check`` reports the shape).
+    missing_table: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, schema: str, dialect: Any) -> None:
         self.dialect = dialect
         m: Table = LayerManifest.__table__  # type: ignore[assignment]
         if schema != "main":
@@ -1562,30 +1507,26 @@ class ManifestRepository:
                     description=bindparam("description"), modified_ns=bindparam("now")),
             ("name", "version", "description", "now"))
 
-    def identity(self, session: Any) -> LayerManifest | None:
-        return session.scalars(
-            select(LayerManifest).where(LayerManifest.role == "self")).first()
-
     def add(self, session: Any, manifest: LayerManifest) -> None:
         session.add(manifest)
         session.flush()
 
-    def identity_row(self, raw: sqlite3.Connection) -> Identity | None:
+    def identity_row(self, raw: Any) -> Identity | None:
         """This database's identity (its values unchecked: see ``check``); None if there is
         none, or if the table lacks this revision's columns (a forged version row: ``check``
         reports the shape)."""
         try:
             row = raw.execute(self._identity.sql).fetchone()
-        except sqlite3.OperationalError:
+        except self.missing_table:
             return None
         return None if row is None else Identity._make(row)
 
-    def dictionaries(self, raw: sqlite3.Connection) -> list[tuple[Any, Any, Any]]:
+    def dictionaries(self, raw: Any) -> list[tuple[Any, Any, Any]]:
         """(id, digest, data) of every stored dictionary, oldest first (unchecked); none if
         the table is missing (a forged version row: ``check`` reports the shape)."""
         try:
             return raw.execute(self._dictionaries.sql).fetchall()
-        except sqlite3.OperationalError:
+        except self.missing_table:
             return []
 
     @functools.cached_property
@@ -1619,20 +1560,20 @@ class ManifestRepository:
                                            modified_ns=bindparam("now2")),
                           ("uuid", "name", "version", "description", "now", "now2")))
 
-    def patch_record(self, raw: sqlite3.Connection) -> tuple[Any, ...] | None:
+    def patch_record(self, raw: Any) -> tuple[Any, ...] | None:
         """(base uuid, base digest, new digest, new manifest JSON) of a patch pack, or None."""
         try:
             row = raw.execute(self._patch_rows[0].sql).fetchone()
-        except sqlite3.OperationalError:
+        except self.missing_table:
             return None
         return None if row is None else tuple(row)
 
-    def record_patch(self, raw: sqlite3.Connection, base_uuid: str, base_digest: str,
+    def record_patch(self, raw: Any, base_uuid: str, base_digest: str,
                      new_digest: str, manifest: str, now: int) -> None:
         raw.execute(self._patch_rows[1].sql, (base_uuid, base_digest, new_digest, manifest,
                                                now, now))
 
-    def add_dictionary(self, raw: sqlite3.Connection, ident: int, now: int, digest: bytes,
+    def add_dictionary(self, raw: Any, ident: int, now: int, digest: bytes,
                        data: bytes) -> None:
         raw.execute(self._recode[0].sql, (ident, now, digest, data))
 
@@ -1642,11 +1583,11 @@ class ManifestRepository:
         return tuple(self._compile(select(t.c.id, t.c.codec, t.c.sums, t.c.data)  # type: ignore[return-value]
                                    .where(t.c.id == bindparam("k")), ("k",)) for t in (i, c))
 
-    def stored_values(self, raw: sqlite3.Connection, chunks: bool
+    def stored_values(self, raw: Any, chunks: bool
                       ) -> Iterable[list[tuple[Any, Any, Any, Any]]]:
         """Pages of (id, codec, sums, data): every inline value, or every chunk (the ids
         first, then a row at a time: never a table's content in memory)."""
-        ids = [r[0] for r in raw.execute(self._recode[2 if chunks else 1].sql).fetchall()]
+        ids = [k for k, in raw.execute(self._recode[2 if chunks else 1].sql).fetchall()]
         one = self._value_of[1 if chunks else 0].sql
         for at in range(0, len(ids), 256):
             page = []
@@ -1656,21 +1597,22 @@ class ManifestRepository:
                     page.append(tuple(row))
             yield page
 
-    def restore_values(self, raw: sqlite3.Connection, chunks: bool,
+    def restore_values(self, raw: Any, chunks: bool,
                        rows: list[tuple[int, bytes, int]]) -> None:
         """Store values again: (codec, data, id) each."""
         if rows:
             raw.executemany(self._recode[4 if chunks else 3].sql, rows)
 
-    def may_hold_whiteouts(self, raw: sqlite3.Connection) -> bool:
+    def may_hold_whiteouts(self, raw: Any) -> bool:
         """Whether this database was ever written over underlays (so it may hold whiteouts)."""
-        return bool(raw.execute(self._may_hide.sql).fetchone()[0])
+        may, = raw.execute(self._may_hide.sql).fetchone()
+        return bool(may)
 
-    def recorded_stack(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    def recorded_stack(self, raw: Any) -> list[tuple[Any, ...]]:
         """(name, uuid, priority, db_path) of the underlays last recorded."""
         return raw.execute(self._recorded.sql).fetchall()
 
-    def record_stack(self, raw: sqlite3.Connection, layers: list[tuple[Any, ...]], now: int,
+    def record_stack(self, raw: Any, layers: list[tuple[Any, ...]], now: int,
                      layered: bool = False) -> None:
         """Replace the recorded stack with ``layers``: (uuid, name, priority, db_path).
         ``layered``: the database has been written over underlays (now or before), so it is
@@ -1681,7 +1623,7 @@ class ManifestRepository:
         raw.executemany(self._record.sql, [(u, n, now, now, p, d) for u, n, p, d in layers])
         raw.execute(self._touch.sql, (now,))
 
-    def describe(self, raw: sqlite3.Connection, name: str | None, version: str | None,
+    def describe(self, raw: Any, name: str | None, version: str | None,
                  description: str | None, now: int) -> None:
         raw.execute(self._describe.sql, (name, version, description, now))
 
@@ -1695,7 +1637,7 @@ class CheckRepository:
     def _compile(self, stmt: Any, params: Sequence[str] | None = None) -> Compiled:
         return compile_stmt(stmt, params, self.dialect)
 
-    def __init__(self, schema: str = "main", dialect: Any = _DIALECT) -> None:
+    def __init__(self, schema: str, dialect: Any) -> None:
         self.dialect = dialect
         i, c = inode_table(schema), chunk_table(schema)
         self.inodes, self.chunks = i, c
@@ -1771,15 +1713,6 @@ class CheckRepository:
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
                    i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.fparent, i.c.fname,
                    i.c.refs), ())
-        # Content that is not a BLOB (TEXT or numbers where bytes belong).
-        self._not_blobs = self._compile(
-            select(i.c.parent, i.c.name, c.c.idx, func.typeof(c.c.data))
-            .select_from(c.join(i, i.c.id == c.c.inode_id))
-            .where(func.typeof(c.c.data) != literal_column("'blob'"))
-            .union_all(
-                select(i.c.parent, i.c.name, literal_column("NULL"), func.typeof(i.c.data))
-                .where(func.typeof(i.c.data).not_in([literal_column("'blob'"),
-                                                     literal_column("'null'")]))), ())
         zero: Any = literal_column("0")
         self._stored = self._compile(
             select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())
@@ -1787,120 +1720,63 @@ class CheckRepository:
             select(func.count(i.c.id), func.coalesce(func.sum(func.length(i.c.data)), zero))
             .where(i.c.data.isnot(None)), ())
 
-    def integrity(self, raw: sqlite3.Connection, quick: bool = False) -> list[str]:
-        pragma = "quick_check" if quick else "integrity_check"
-        return [r[0] for r in raw.execute(f"PRAGMA {pragma}")]
+    # -- the engine's own checks (a backend's subclass) -------------------------------------
+    def integrity(self, raw: Any, quick: bool = False) -> list[str]:
+        """The engine's check of its own pages: ``["ok"]``, or what is wrong."""
+        raise NotImplementedError
 
-    def foreign_keys(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        return raw.execute("PRAGMA foreign_key_check").fetchall()
+    def foreign_keys(self, raw: Any) -> list[tuple[Any, ...]]:
+        """Rows whose foreign keys point nowhere."""
+        raise NotImplementedError
 
-    def bad_refs(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def bad_refs(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         """(id, parent, name, refs, readers) of rows whose count of readers is wrong."""
         return raw.execute(self._bad_refs.sql).fetchmany(limit)
 
-    def bad_sharers(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def bad_sharers(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         """(parent, name, content) of files sharing content they cannot read."""
         return raw.execute(self._bad_sharers.sql).fetchmany(limit)
 
-    def bad_checkpoint_sharers(self, raw: sqlite3.Connection, limit: int = 20
+    def bad_checkpoint_sharers(self, raw: Any, limit: int = 20
                                ) -> list[tuple[Any, ...]]:
         """(checkpoint id, parent, name, content) of checkpoint entries sharing content they
         cannot read."""
         return raw.execute(self._bad_checkpoint_sharers.sql, ()).fetchmany(limit)
 
-    def orphan_checkpoint_entries(self, raw: sqlite3.Connection, limit: int = 20
+    def orphan_checkpoint_entries(self, raw: Any, limit: int = 20
                                   ) -> list[tuple[Any, ...]]:
         """(checkpoint id, parent, name) of entries of no checkpoint."""
         return raw.execute(self._orphan_checkpoint_entries.sql, ()).fetchmany(limit)
 
-    def orphan_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def orphan_chunks(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._orphans.sql).fetchmany(limit)
 
-    def misnumbered_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def misnumbered_chunks(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._bad_chunk_ids.sql).fetchmany(limit)
 
-    def chunks_of_non_files(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def chunks_of_non_files(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._chunks_of_non_files.sql).fetchmany(limit)
 
-    def missized_chunks(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def missized_chunks(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         return raw.execute(self._bad_chunks.sql).fetchmany(limit)
 
-    def bad_inline(self, raw: sqlite3.Connection, limit: int = 20) -> list[tuple[Any, ...]]:
+    def bad_inline(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         """(parent, name, kind, length, size, chunk_size, has chunks) of rows whose inline
         bytes break the format's rule."""
         return raw.execute(self._bad_inline.sql).fetchmany(limit)
 
-    def content_not_bytes(self, raw: sqlite3.Connection, limit: int = 20
-                          ) -> list[tuple[Any, ...]]:
-        """(parent, name, chunk index or None for inline bytes, SQLite type)."""
-        return raw.execute(self._not_blobs.sql).fetchmany(limit)
+    def content_not_bytes(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
+        """(parent, name, chunk index or None for inline bytes, the engine's type)."""
+        raise NotImplementedError
 
-    def entries(self, raw: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        """(id, parent, name, kind, size, chunk_size) of every row."""
-        return raw.execute(self._entries.sql).fetchall()
+    def entries(self, raw: Any) -> list[EntryRow]:
+        """Every inode row (unchecked: the caller judges it), named."""
+        return [EntryRow._make(r) for r in raw.execute(self._entries.sql).fetchall()]
 
-    def stored(self, raw: sqlite3.Connection) -> tuple[int, int]:
+    def stored(self, raw: Any) -> tuple[int, int]:
         """(chunk rows, bytes stored in them)."""
         return raw.execute(self._stored.sql).fetchone()
 
-    def stored_inline(self, raw: sqlite3.Connection) -> tuple[int, int]:
+    def stored_inline(self, raw: Any) -> tuple[int, int]:
         """(files with inline bytes, bytes stored inline)."""
         return raw.execute(self._stored_inline.sql).fetchone()
-
-    @staticmethod
-    def pragmas(raw: sqlite3.Connection) -> dict[str, Any]:
-        out = {}
-        for name in ("page_size", "page_count", "freelist_count", "journal_mode",
-                     "application_id", "auto_vacuum"):
-            out[name] = raw.execute(f"PRAGMA {name}").fetchone()[0]
-        return out
-
-
-#: ``PRAGMA auto_vacuum`` values.
-AUTO_VACUUM_MODES = {0: "none", 1: "full", 2: "incremental"}
-
-
-class SpaceRepository:
-    """Free pages of the main database, and giving them back (``VFS.compact``)."""
-
-    @staticmethod
-    def space(raw: sqlite3.Connection) -> tuple[int, int, int, str]:
-        """(page size, pages, free pages, auto-vacuum mode) of the main database."""
-        size = raw.execute("PRAGMA main.page_size").fetchone()[0]
-        pages = raw.execute("PRAGMA main.page_count").fetchone()[0]
-        free = raw.execute("PRAGMA main.freelist_count").fetchone()[0]
-        mode = raw.execute("PRAGMA main.auto_vacuum").fetchone()[0]
-        return size, pages, free, AUTO_VACUUM_MODES.get(mode, str(mode))
-
-    @staticmethod
-    def release_free_pages(raw: sqlite3.Connection) -> None:
-        """Move the free pages to the end of the file and cut them off, in a transaction of
-        its own (incremental mode only). The pragma frees one page per step and sqlite3's
-        ``execute`` steps a row-less statement once; ``executescript`` steps it to the end."""
-        try:
-            raw.executescript("BEGIN IMMEDIATE; PRAGMA main.incremental_vacuum; COMMIT;")
-        except BaseException:
-            if raw.in_transaction:
-                raw.rollback()
-            raise
-
-    @staticmethod
-    def release_free_pages_in(raw: sqlite3.Connection, pages: int) -> None:
-        """The same inside the caller's open transaction (``executescript`` would commit it
-        first): one page per execution."""
-        for _ in range(pages):
-            raw.execute("PRAGMA main.incremental_vacuum(1)")
-
-    @staticmethod
-    def rebuild_incremental(raw: sqlite3.Connection) -> None:
-        """Rewrite the whole main database with no free pages, switching it to incremental
-        auto-vacuum (the only way to switch an existing file). Outside any transaction.
-        Row ids survive: both tables have INTEGER PRIMARY KEYs."""
-        raw.execute("PRAGMA main.auto_vacuum=INCREMENTAL")
-        raw.execute("VACUUM main")
-
-    @staticmethod
-    def checkpoint_truncate(raw: sqlite3.Connection) -> tuple[int, int, int]:
-        """Fold the WAL into the database file (which only then shrinks) and empty it:
-        (busy, WAL frames, frames checkpointed); busy=1 if a reader kept part of it."""
-        return raw.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchone()

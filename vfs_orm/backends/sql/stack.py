@@ -1,4 +1,5 @@
-"""Layers: read-only underlays ATTACHed to the top database, resolved by one SQL statement.
+"""Layers: read-only underlays over the top database, resolved by one SQL statement (the stack's
+shape, shared by the backends; SQLite ATTACHes underlays in ``sqlite/attach.py``).
 
 The top database is the only one ever written. Underlays are attached read-only (``mode=ro``
 URIs; in-memory underlays through the ``memdb`` VFS, so a live in-memory VFS stays live), and a
@@ -26,22 +27,18 @@ writes do over layers (copy-up, whiteouts) is ``namespace/tree.py``'s.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vfs_orm.backends.sqlite.closed import install_wall
-from vfs_orm.backends.sqlite.connection import ThreadConnection
-from vfs_orm.backends.sqlite.statements import (
-    InodeRepository,
-    StackRepository,
-    inode_repository,
-    stack_repository,
-)
+from vfs_orm.backends.base import InodeRepository, StackRepository
 from vfs_orm.content import PLAIN, Content
-from vfs_orm.errors import VFSError
 from vfs_orm.rows import LOCAL
+
+
+def _unbound(*args: Any) -> Any:
+    raise NotImplementedError("a LayerStack's statements are its backend's "
+                              "(Backend.layer_stack)")
 
 
 @dataclass(frozen=True)
@@ -75,13 +72,15 @@ class LayerStack:
     #: The statements of one layer's schema, and of a group of schemas (a backend's own,
     #: compiled for its dialect).
     inode_statements: Callable[[str, Content], InodeRepository] = field(
-        default=inode_repository, compare=False, repr=False)
+        default=_unbound, compare=False, repr=False)
     stack_statements: Callable[[tuple[tuple[int, str], ...], Content, bool],
                                StackRepository] = field(
-        default=stack_repository, compare=False, repr=False)
-    #: Whether underlays are ATTACHed to each connection (SQLite), or are schemas every
-    #: connection already sees (PostgreSQL: one database, no attach limit, one group).
-    attaches: bool = True
+        default=_unbound, compare=False, repr=False)
+    #: How a thread's connections are brought to the stack: underlays ATTACHed to each
+    #: connection (SQLite's ``attach.apply``), or None: they are schemas every connection
+    #: already sees (PostgreSQL: one database, no attach limit, one group).
+    attach: Callable[[LayerStack, Any], None] | None = field(default=None, compare=False,
+                                                              repr=False)
     #: How reads check content (``Content.verify``).
     content: Content = PLAIN
     #: The top database is case-insensitive: every layer is searched by its folded keys.
@@ -174,55 +173,10 @@ class LayerStack:
         return [lay.reader for lay in self.layers if lay.reader is not None]
 
     # -- attaching ------------------------------------------------------------------------
-    def apply(self, st: ThreadConnection) -> None:
-        """Bring one thread's connections to this stack: DETACH what left, ATTACH what came.
-
-        DETACH is impossible inside a transaction; a connection in the middle of one keeps
-        the stack it had until the transaction ends (a consistent snapshot)."""
-        if not self.attaches:
+    def apply(self, st: Any) -> None:
+        """Bring one thread's connections to this stack (the backend's ``attach``; without
+        one, its connections already see every layer)."""
+        if self.attach is None:
             st.stack = self
             return
-        if st.raw.in_transaction:
-            return
-        wanted = [(lay.alias, lay.uri) for lay in self.layers if lay.reader is None]
-        n = self.per_connection
-        _attach_set(st.raw, st.attached, dict(wanted[:n]))
-        rest = [dict(wanted[i:i + n]) for i in range(n, len(wanted), n)]
-        while len(st.aux) > len(rest):
-            st.aux.pop().close()
-        for k, want in enumerate(rest):
-            if k == len(st.aux):
-                # uri=True: the ATTACHed names are file: URIs (mode=ro, memdb).
-                aux = _AuxConnection(sqlite3.connect(
-                    "file::memory:", uri=True, isolation_level=None, check_same_thread=False,
-                    timeout=self.busy_timeout))
-                aux.raw.execute("PRAGMA trusted_schema=OFF")
-                install_wall(aux.raw)
-                st.aux.append(aux)
-            _attach_set(st.aux[k].raw, st.aux[k].attached, want)
-        st.stack = self
-
-
-class _AuxConnection:
-    """An extra read-only connection of one thread, holding the underlays of one group."""
-
-    __slots__ = ("attached", "raw")
-
-    def __init__(self, raw: sqlite3.Connection) -> None:
-        self.raw = raw
-        self.attached: dict[str, str] = {}
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-def _attach_set(raw: sqlite3.Connection, have: dict[str, str], want: dict[str, str]) -> None:
-    for alias in [a for a in have if want.get(a) != have[a]]:
-        raw.execute(f'DETACH DATABASE "{alias}"')
-        del have[alias]
-    for alias, uri in want.items():
-        if alias not in have:
-            if not (alias.isidentifier() and alias.isascii()):
-                raise VFSError.for_path(None, f"invalid layer alias {alias!r}")
-            raw.execute(f'ATTACH DATABASE ? AS "{alias}"', (uri,))
-            have[alias] = uri
+        self.attach(self, st)
