@@ -172,7 +172,7 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
     vfs._read_content = Content(verify=bool(verify), dicts=own)
     vfs._repo = backend.inode_statements(content=vfs._content)
     vfs._tree = Tree(vfs._uow, vfs._repo, vfs._chunk_size)
-    vfs._checkpoints = Checkpoints(vfs._uow, vfs._repo)
+    vfs._checkpoints = Checkpoints(vfs._uow, vfs._repo, vfs._tree.content)
     try:
         vfs._per_connection = backend.attach_limit(vfs._uow.raw())
     except DB_ERRORS as exc:

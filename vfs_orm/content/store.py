@@ -69,7 +69,7 @@ class ContentStore:
         # Inline bytes get their digest from the repository; chunked ones, here.
         digest = None if inline is not None else hashlib.sha256(data).digest()
         ctime = now
-        if existing is not None and self.repo.release(raw, existing.id):
+        if existing is not None and self.release(raw, existing.id):
             # Other files read its chunks: its row stays for them, out of the tree, and the
             # path gets a new row (as a w-mode save gets one).
             ctime, existing = existing.ctime_ns, None
@@ -106,6 +106,49 @@ class ContentStore:
         one statement: one snapshot, never chunks of two versions."""
         rows = source.repo.read_span(source.raw(), inode_id, 0, CHUNK_SPAN)
         return assemble(rows, size, chunk_size, where)
+
+    # -- shared content (copy on write) -------------------------------------------------------
+    def release(self, raw: Any, inode_id: int) -> bool:
+        """Before a file is deleted or its whole content replaced: it stops reading another
+        file's chunks; if others read its own, its row leaves the tree (hidden, kept for them)
+        and True is returned (the caller deletes nothing, and makes a new row if it needs
+        one)."""
+        content, refs = self.repo.sharing_of(raw, inode_id)
+        if content is not None:
+            self.repo.own(raw, inode_id)
+            self.repo.release_holder(raw, content)
+        if refs > 0:
+            self.repo.hide(raw, inode_id)
+            return True
+        return False
+
+    def detach(self, raw: Any, inode_id: int) -> None:
+        """Before a write in place (copy on write): the file's chunks become its own and no
+        one else's. A file reading another's chunks gets a copy of them; a file others read
+        leaves its chunks to a hidden copy, which they read from then on."""
+        content, refs = self.repo.sharing_of(raw, inode_id)
+        if content is not None:
+            self.repo.copy_chunks(raw, content, inode_id)
+            self.repo.own(raw, inode_id)
+            self.repo.release_holder(raw, content)
+        if refs > 0:
+            holder = self.repo.new_holder(raw, inode_id)
+            self.repo.copy_chunks(raw, inode_id, holder)
+            self.repo.repoint(raw, inode_id, holder, refs)
+
+    def delete(self, raw: Any, inode_id: int) -> None:
+        """A file's row and its content, unless others read its chunks (then it is hidden
+        until they go)."""
+        if not self.release(raw, inode_id):
+            self.repo.delete(raw, inode_id)
+
+    def delete_tree(self, raw: Any, inode_id: int, path: str, lo: str, hi: str) -> int:
+        """An entry and everything below it: shared content released first, then rows and
+        chunks in two statements. Returns how many rows went."""
+        self.release(raw, inode_id)
+        for ident in self.repo.shared_in(raw, path, lo, hi):
+            self.release(raw, ident)
+        return self.repo.delete_tree(raw, inode_id, path, lo, hi)
 
     def share(self, raw: Any, src_id: int, dst_id: int) -> None:
         """The (empty) new file ``dst_id`` gets ``src_id``'s content: its chunks shared,
@@ -163,7 +206,7 @@ class ContentStore:
         if row is None or row.generation != generation:
             return None
         if row.shared:  # copy on write: the chunks written become this file's own
-            self.repo.detach(raw, inode_id)
+            self.detach(raw, inode_id)
         if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
             self.repo.spill(raw, inode_id)
         return row
@@ -264,7 +307,7 @@ class ContentStore:
         """Drop a staging inode (a staged handle closed by an exception)."""
         if inode_id is not None:
             with self.uow.write() as raw:
-                self.repo.delete(raw, inode_id)
+                self.delete(raw, inode_id)
 
     def place(self, raw: Any, inode_id: int, parent: str, name: str, size: int, ctime: int,
               mtime: int, digest: bytes | None) -> None:

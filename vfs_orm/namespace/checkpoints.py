@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from vfs_orm import paths, stored
 from vfs_orm.backends import InodeRepository
 from vfs_orm.content import INLINE, Damage
+from vfs_orm.content.store import ContentStore
 from vfs_orm.errors import AlreadyExistsError, ContractError, CorruptionError, NotFoundError
 from vfs_orm.integrity import HOLE_ALLOWANCE, WINDOW, HolesTooLarge, file_digest
 from vfs_orm.rows import ChunkRow
@@ -144,7 +145,10 @@ def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
 class Checkpoints:
     """The checkpoints of one tree (its top database)."""
 
-    def __init__(self, uow: UnitOfWork, repo: InodeRepository) -> None:
+    def __init__(self, uow: UnitOfWork, repo: InodeRepository, content: ContentStore) -> None:
+        #: The tree's content (a restore deletes the live tree through it: shared content
+        #: is released first).
+        self.store = content
         self.uow = uow
         self.repo = repo
 
@@ -387,7 +391,7 @@ class Checkpoints:
                 if e.parent not in dirs and not (e.kind == _WHITEOUT and e.parent in hidden):
                     raise stored.damaged(f"checkpoint entry {e.path}: its parent is not a "
                                          f"directory of the checkpoint", self.uow.where)
-            self.repo.delete_tree(raw, _NO_INODE, paths.ROOT, _LO, _HI)
+            self.store.delete_tree(raw, _NO_INODE, paths.ROOT, _LO, _HI)
             raw.execute(st.restore.sql, (ck,))
             raw.execute(st.ref.sql, st.args(st.ref, ck=ck))
         self.uow.epoch += 1

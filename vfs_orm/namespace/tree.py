@@ -410,7 +410,7 @@ class Tree:
         if top is not None:
             if top.kind == DIR:
                 return
-            self.repo.delete(raw, top.id)
+            self.content.delete(raw, top.id)
         self.repo.insert(raw, *paths.split(path), DIR, mode, 0, 0, now, now)
 
     def mkdir(self, path: str, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
@@ -589,7 +589,7 @@ class Tree:
         whiteout there is removed first."""
         top = self.resolver.top_of(raw, path, found)
         if top is not None and top.kind == WHITEOUT:
-            self.repo.delete(raw, top.id)
+            self.content.delete(raw, top.id)
             return None
         return top
 
@@ -711,7 +711,7 @@ class Tree:
                                                  FILE_MODE)
             else:
                 if top is not None:
-                    self.repo.delete(raw, top.id)
+                    self.content.delete(raw, top.id)
                 f.write_pending(raw, f.inode_id)
                 self.content.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now,
                                    f.digest)
@@ -725,7 +725,7 @@ class Tree:
         if dead:
             with self.uow.write() as raw:
                 for inode_id in dead:
-                    self.repo.delete(raw, inode_id)
+                    self.content.delete(raw, inode_id)
         return len(dead)
 
     # -- removal --------------------------------------------------------------------------
@@ -744,9 +744,9 @@ class Tree:
         if top is not None:
             if subtree:
                 lo, hi = paths.subtree_bounds(path)
-                self.repo.delete_tree(raw, top.id, path, lo, hi)
+                self.content.delete_tree(raw, top.id, path, lo, hi)
             else:
-                self.repo.delete(raw, top.id)
+                self.content.delete(raw, top.id)
         keys = self.resolver.lower_keys(path, subtree)
         if keys:
             # The whiteouts' directory is copied up first, so that the top layer stays a
@@ -760,7 +760,7 @@ class Tree:
             if top is not None:
                 if top.kind == WHITEOUT:
                     continue
-                self.repo.delete(raw, top.id)
+                self.content.delete(raw, top.id)
             self.repo.insert(raw, parent, name, WHITEOUT, 0, 0, 0, now, now)
 
     def _clear_whiteout(self, raw: Any, path: str) -> None:
@@ -913,7 +913,7 @@ class Tree:
             top = self._top_file(raw, dst, target)
             if top is not None:
                 ctime = top.ctime_ns
-                self.repo.delete(raw, top.id)
+                self.content.delete(raw, top.id)
             self._copy_up_file(raw, node, dst, (ctime, now))
 
     def copytree(self, src: str, dst: str, dirs_exist_ok: bool) -> None:
@@ -944,5 +944,5 @@ class Tree:
                     raise IsADirError.for_path(at)
                 top = self._top_file(raw, at, existing)
                 if top is not None:
-                    self.repo.delete(raw, top.id)
+                    self.content.delete(raw, top.id)
                 self._copy_up_file(raw, e.node, at, (now, now))

@@ -916,8 +916,9 @@ class InodeRepository:
         raw.execute(self._share.sql, (src_id, dst_id))
         raw.execute(self._ref.sql, (dst_id,))
 
-    # -- shared content ---------------------------------------------------------------------
-    def _sharing_of(self, raw: Any, inode_id: int) -> tuple[Any, int]:
+    # -- shared content: the statements; when to run them is the content store's ----------
+    def sharing_of(self, raw: Any, inode_id: int) -> tuple[int | None, int]:
+        """(the inode whose chunks it reads, or None; how many inodes read its own)."""
         row = raw.execute(self._sharing.sql, (inode_id,)).fetchone()
         if row is None:
             return None, 0
@@ -926,59 +927,47 @@ class InodeRepository:
             raise stored.damaged(f"sharing {content!r:.20}/{refs!r:.20} of inode {inode_id}")
         return content, refs
 
-    def _release_holder(self, raw: Any, key: int) -> None:
+    def own(self, raw: Any, inode_id: int) -> None:
+        """The file reads its own chunks from now on."""
+        raw.execute(self._own.sql, (inode_id,))
+
+    def release_holder(self, raw: Any, key: int) -> None:
         """One reader fewer for ``key``'s chunks; a hidden holder with none left goes."""
         raw.execute(self._unref.sql, (key,))
         raw.execute(self._drop_holder_chunks.sql, (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN,
                                                    key))
         raw.execute(self._drop_holder.sql, (key,))
 
-    def release(self, raw: Any, inode_id: int) -> bool:
-        """Before a file is deleted or its whole content replaced: it stops reading another
-        file's chunks; if others read its own, its row leaves the tree (hidden, kept for them)
-        and True is returned (the caller deletes nothing, and makes a new row if it needs
-        one)."""
-        content, refs = self._sharing_of(raw, inode_id)
-        if content is not None:
-            raw.execute(self._own.sql, (inode_id,))
-            self._release_holder(raw, content)
-        if refs > 0:
-            raw.execute(self._hide.sql, (inode_id,))
-            return True
-        return False
+    def hide(self, raw: Any, inode_id: int) -> None:
+        """The file's row leaves the tree, kept for the files that read its chunks."""
+        raw.execute(self._hide.sql, (inode_id,))
 
-    def detach(self, raw: Any, inode_id: int) -> None:
-        """Before a write in place (copy on write): the file's chunks become its own and no
-        one else's. A file reading another's chunks gets a copy of them; a file others read
-        leaves its chunks to a hidden copy, which they read from then on."""
-        content, refs = self._sharing_of(raw, inode_id)
+    def copy_chunks(self, raw: Any, src: int, dst: int) -> None:
+        """Inode ``src``'s chunks copied, inside the database, to be inode ``dst``'s own
+        (sealed to their new place)."""
         chunks, _ = self._copies(self.schema, self.schema)
-        if content is not None:
-            raw.execute(chunks.sql, (inode_id * CHUNK_SPAN, inode_id, content * CHUNK_SPAN,
-                                     (content + 1) * CHUNK_SPAN))
-            self._reseal(raw, inode_id * CHUNK_SPAN, (inode_id + 1) * CHUNK_SPAN,
-                         (inode_id - content) * CHUNK_SPAN)
-            raw.execute(self._own.sql, (inode_id,))
-            self._release_holder(raw, content)
-        if refs > 0:
-            mode, size, cs, ctime, mtime, digest = raw.execute(
-                self._lookup_by_id.sql, (inode_id,)).fetchone()
-            holder = self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime,
-                                 mtime, digest=digest)
-            raw.execute(chunks.sql, (holder * CHUNK_SPAN, holder, inode_id * CHUNK_SPAN,
-                                     (inode_id + 1) * CHUNK_SPAN))
-            self._reseal(raw, holder * CHUNK_SPAN, (holder + 1) * CHUNK_SPAN,
-                         (holder - inode_id) * CHUNK_SPAN)
-            raw.execute(self._repoint.sql, (holder, inode_id))
-            raw.execute(self._repoint_checkpoints.sql, (holder, inode_id))
-            raw.execute(self._set_refs.sql, (refs, holder))
-            raw.execute(self._set_refs.sql, (0, inode_id))
+        raw.execute(chunks.sql, (dst * CHUNK_SPAN, dst, src * CHUNK_SPAN,
+                                 (src + 1) * CHUNK_SPAN))
+        self._reseal(raw, dst * CHUNK_SPAN, (dst + 1) * CHUNK_SPAN, (dst - src) * CHUNK_SPAN)
 
-    def release_tree(self, raw: Any, path: str, lo: str, hi: str) -> None:
-        """``release`` for every shared or sharing entry below ``path`` (before deleting the
-        subtree)."""
-        for (ident,) in raw.execute(self._shared_in.sql, (path, lo, hi)).fetchall():
-            self.release(raw, ident)
+    def new_holder(self, raw: Any, inode_id: int) -> int:
+        """A hidden row with the file's metadata, to hold a copy of its chunks for others."""
+        mode, size, cs, ctime, mtime, digest = raw.execute(
+            self._lookup_by_id.sql, (inode_id,)).fetchone()
+        return self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime, mtime,
+                           digest=digest)
+
+    def repoint(self, raw: Any, old: int, new: int, refs: int) -> None:
+        """Every reader of ``old``'s chunks (files and checkpoint entries) reads ``new``'s,
+        and the counts move with them."""
+        raw.execute(self._repoint.sql, (new, old))
+        raw.execute(self._repoint_checkpoints.sql, (new, old))
+        raw.execute(self._set_refs.sql, (refs, new))
+        raw.execute(self._set_refs.sql, (0, old))
+
+    def shared_in(self, raw: Any, path: str, lo: str, hi: str) -> list[int]:
+        """The entries below ``path`` that share content or whose content is shared."""
+        return [ident for (ident,) in raw.execute(self._shared_in.sql, (path, lo, hi))]
 
     def drop_chunks_from(self, raw: Any, inode_id: int, first: int) -> None:
         raw.execute(self._drop_chunks_from.sql, (inode_id * CHUNK_SPAN + first,
@@ -1019,19 +1008,16 @@ class InodeRepository:
                             parent, name)).rowcount == 1
 
     def delete(self, raw: Any, inode_id: int) -> None:
-        if self.release(raw, inode_id):
-            return  # others still read its chunks: hidden until they go
+        """A row and its own chunks (the content store decides when: see its ``delete``)."""
         raw.execute(self._delete_chunks_of.sql, (inode_id * CHUNK_SPAN,
                                                  (inode_id + 1) * CHUNK_SPAN))
         raw.execute(self._delete.sql, (inode_id,))
 
     def delete_tree(self, raw: Any, inode_id: int, path: str, lo: str, hi: str) -> int:
-        """Delete an entry and everything below it: two statements, whatever the size (and
-        one that finds shared content below it, which is released first)."""
-        self.release(raw, inode_id)
-        self.release_tree(raw, path, lo, hi)
+        """An entry and everything below it, rows and chunks, in two statements whatever the
+        size (shared content below it is the store's to release first)."""
         raw.execute(self._delete_tree_chunks.sql, (inode_id, path, lo, hi))
-        return raw.execute(self._delete_tree.sql, (inode_id, path, lo, hi)).rowcount
+        return int(raw.execute(self._delete_tree.sql, (inode_id, path, lo, hi)).rowcount)
 
     def move(self, raw: Any, inode_id: int, old_path: str, lo: str, hi: str,
              new_parent: str, new_name: str, new_path: str) -> None:
