@@ -252,7 +252,7 @@ def _load_dictionaries(vfs: VFS, raw: Any) -> Dictionaries | None:
     rows = vfs._manifest.dictionaries(raw)
     if not rows:
         return None
-    entries = [Dictionary(r[0], r[1], r[2], vfs._where) for r in rows]
+    entries = [Dictionary(ident, digest, data, vfs._where) for ident, digest, data in rows]
     own = Dictionaries(entries[-1])
     for entry in entries[:-1]:
         own.add(entry)

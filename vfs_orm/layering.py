@@ -56,7 +56,7 @@ def patch_record(row: Any, where: str) -> PatchRecord | None:
     """A patch record read from the manifest (None: not a patch pack), checked."""
     if row is None:
         return None
-    base_uuid, base_digest, new_digest = row[0], row[1], row[2]
+    base_uuid, base_digest, new_digest, *_ = row
     if not all(isinstance(v, str) and v for v in (base_uuid, base_digest, new_digest)):
         raise CorruptionError.for_path(where, "damaged patch record")
     return PatchRecord(base_uuid, base_digest, new_digest)
@@ -72,7 +72,10 @@ def unpack_manifest(row: Any, record: PatchRecord, where: str) -> dict[str, str]
     """The content manifest of a stored patch record ``row``, checked against the digest
     ``record`` holds (a damaged one is a CorruptionError; at most 64 MiB is inflated)."""
     try:
-        text = row[3] if row is not None and isinstance(row[3], str) else None
+        text = None
+        if row is not None:
+            _, _, _, stored_text = row  # (base uuid, base digest, new digest, manifest)
+            text = stored_text if isinstance(stored_text, str) else None
         if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
             inflate = zlib.decompressobj()
             text = inflate.decompress(base64.b64decode(text[5:], validate=True),

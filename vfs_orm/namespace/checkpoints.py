@@ -285,7 +285,7 @@ class Checkpoints:
         with self.uow.read_lock:
             raw = self.uow.raw()
             headers = self._headers(raw)
-            live = {row[0] for row in self.repo.files(raw)} if headers else set()
+            live = {ident for ident, *_ in self.repo.files(raw)} if headers else set()
         for header in headers:
             try:
                 with self.uow.read_lock:

@@ -859,8 +859,8 @@ class InodeRepository:
         their row, and a write in place forgets the digest, so this is the last moment a
         small file's bytes moved from another row can be told."""
         row = raw.execute(self._inline_of.sql, (inode_id,)).fetchone()
-        if row is not None and type(row[2]) is bytes and row[2]:
-            codec, sums, data, digest, cs = row
+        codec, sums, data, digest, cs = row if row is not None else (0, None, None, None, 0)
+        if type(data) is bytes and data:
             limit = cs if type(cs) is int and 0 < cs <= stored.MAX_CHUNK_SIZE \
                 else stored.MAX_CHUNK_SIZE
             plain = self.content.decode(data, codec, sums, limit, INLINE)
