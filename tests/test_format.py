@@ -46,7 +46,7 @@ def test_reopen_at_head_runs_no_ddl(db_path, monkeypatch):
     def tracing_connect(*a, **kw):
         con = real_connect(*a, **kw)
         # The database's own connections (not the private in-memory reference of the closed
-        # schema check, built once per process from the migrations: closed.expected).
+        # schema check, built once per process from the migrations: schema.expected).
         if db_path in str(a[0] if a else kw.get("database")):
             con.set_trace_callback(seen.append)
         return con

@@ -29,11 +29,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfs_orm.errors import MountError
 from vfs_orm.types import StatResult
-from vfs_orm.vfs import VFS
+
+if TYPE_CHECKING:  # the facade imports this module when mount() is called
+    from vfs_orm.vfs import VFS
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2

@@ -22,7 +22,6 @@ that would fire it fail instead of running it.
 
 from __future__ import annotations
 
-import functools
 import re
 import sqlite3
 from typing import Any
@@ -132,52 +131,32 @@ def catalogue(raw: sqlite3.Connection, schema: str = "main", *,
     return out
 
 
-@functools.cache
-def expected(revision: str) -> dict[str, Facts]:
-    """The catalogue of a database at ``revision`` (``LEGACY``: the seed library's)."""
-    from vfs_orm.backends.sqlite.engine import driver, make_engine, memory_uri
-    from vfs_orm.backends.sqlite.schema import create_at
-
-    engine = make_engine(memory_uri(), read_only=False, shared=True)
-    try:
-        with engine.connect() as conn:
-            raw = driver(conn)
-            if revision == LEGACY:
-                for ddl in SEED_DDL:
-                    raw.execute(ddl)
-            else:
-                with conn.begin():
-                    create_at(conn, revision)
-            return catalogue(raw)
-    finally:
-        engine.dispose()
-
-
-def differences(raw: sqlite3.Connection, revision: str, schema: str = "main", *,
+def differences(raw: sqlite3.Connection, want: dict[str, Facts], schema: str = "main", *,
                 embedded: bool = False) -> tuple[list[str], list[str]]:
     """(foreign objects, objects of the format that were changed or are missing), by name,
-    for the database behind ``raw`` against ``revision``'s schema."""
-    have, want = catalogue(raw, schema, embedded=embedded), expected(revision)
+    for the database behind ``raw`` against ``want``, the catalogue of the revision it
+    records (``schema.expected``)."""
+    have = catalogue(raw, schema, embedded=embedded)
     foreign = sorted(f"{have[n][0]} {n}" for n in have if n not in want)
     changed = sorted(f"{want[n][0]} {n}" for n in want if n in have and have[n] != want[n])
     missing = sorted(f"{want[n][0]} {n} (missing)" for n in want if n not in have)
     return foreign, changed + missing
 
 
-def verify(raw: sqlite3.Connection, revision: str, where: str, schema: str = "main", *,
-           embedded: bool = False) -> None:
-    """Refuse the database unless its schema is exactly ``revision``'s.
+def verify(raw: sqlite3.Connection, want: dict[str, Facts], where: str,
+           schema: str = "main", *, embedded: bool = False) -> None:
+    """Refuse the database unless its schema is exactly ``want``, its revision's.
 
     Raises:
         ForeignSchemaError: it holds objects vfs_orm did not make (named in the message and
             in ``err.objects``), or objects of its format were changed.
     """
-    foreign, changed = differences(raw, revision, schema, embedded=embedded)
+    foreign, changed = differences(raw, want, schema, embedded=embedded)
     if foreign or changed:
         raise ForeignSchemaError.for_objects(where, foreign, changed)
 
 
-def repair(raw: sqlite3.Connection, revision: str, where: str) -> list[str]:
+def repair(raw: sqlite3.Connection, want: dict[str, Facts], where: str) -> list[str]:
     """Drop the foreign triggers, views, indexes and tables of the database behind ``raw``
     (inside the caller's write transaction). Returns what was dropped.
 
@@ -185,7 +164,7 @@ def repair(raw: sqlite3.Connection, revision: str, where: str) -> list[str]:
         CorruptionError: objects of the format itself were changed: dropping cannot fix that
             (restore the file from a copy, or unpack and pack it again).
     """
-    foreign, changed = differences(raw, revision)
+    foreign, changed = differences(raw, want)
     if changed:
         raise CorruptionError.for_path(
             where, f"objects of the vfs_orm format were changed ({', '.join(changed)}); "

@@ -125,9 +125,9 @@ def admit(conn: Connection, where: str, schema: str = "main", embedded: bool = F
     status, rev = format_status(conn, schema, embedded=embedded)
     if status in ("current", "older"):
         verify_schema(conn, str(rev), where, schema)
-        closed.verify(driver(conn), str(rev), where, schema, embedded=embedded)
+        closed.verify(driver(conn), expected(str(rev)), where, schema, embedded=embedded)
     elif status == "legacy":
-        closed.verify(driver(conn), closed.LEGACY, where, schema, embedded=embedded)
+        closed.verify(driver(conn), expected(closed.LEGACY), where, schema, embedded=embedded)
     return status, rev
 
 
@@ -171,6 +171,25 @@ def expected_shape(revision: str) -> tuple[Any, ...]:
         engine.dispose()
 
 
+@functools.cache
+def expected(revision: str) -> dict[str, closed.Facts]:
+    """The catalogue of a database at ``revision`` (``closed.LEGACY``: the seed library's),
+    made once per process by creating it in memory: what ``closed`` compares a database with."""
+    engine = make_engine(memory_uri(), read_only=False, shared=True)
+    try:
+        with engine.connect() as conn:
+            raw = driver(conn)
+            if revision == closed.LEGACY:
+                for ddl in closed.SEED_DDL:
+                    raw.execute(ddl)
+            else:
+                with conn.begin():
+                    create_at(conn, revision)
+            return closed.catalogue(raw)
+    finally:
+        engine.dispose()
+
+
 def create_at(conn: Connection, revision: str, stamp: bool = True) -> None:
     """Create the tables of ``revision`` on an empty database by running the revisions' own
     upgrade steps (not through ``alembic``'s command API, which may already be running: a
@@ -205,7 +224,7 @@ def schema_problem(raw: sqlite3.Connection) -> str | None:
     problem = shape_problem(raw, revision)
     if problem is not None or revision is None:
         return problem
-    foreign, changed = closed.differences(raw, revision)
+    foreign, changed = closed.differences(raw, expected(revision))
     if foreign or changed:
         return "; ".join(
             ([f"foreign schema objects (vfs_orm did not make them; `vfs-orm check --repair` "
@@ -409,7 +428,7 @@ def repair(path: str | os.PathLike[str]) -> list[str]:
                 raise refusal(status, rev, p)
             revision = closed.LEGACY if status == "legacy" else str(rev)
             with conn.execution_options(vfs_begin="BEGIN IMMEDIATE").begin():
-                return closed.repair(driver(conn), revision, p)
+                return closed.repair(driver(conn), expected(revision), p)
     except sqlite3.DatabaseError as exc:
         raise NotAVFSDatabaseError.for_path(p, f"cannot repair: {exc}") from exc
     finally:
