@@ -142,25 +142,30 @@ def test_seal_binds_the_place():
     assert block_sums(b"", 1) == b""
 
 
-def test_chunks_swapped_in_a_postgresql_tree_are_corruption(pg_url, pg_tree):
+def swap_pg_chunks(pg_url, tree, idx):
+    """Swap the stored values of chunk ``idx`` of /a.bin and /b.bin in a PostgreSQL tree."""
     from sqlalchemy import create_engine
 
-    with VFS(pg_url, tree=pg_tree, chunk_size=4096) as fs:
-        fs.write_bytes("/a.bin", A)
-        fs.write_bytes("/b.bin", B)
     engine = create_engine(pg_url)
     try:
         with engine.begin() as conn:
-            q = (f'SELECT c.id FROM "{pg_tree}".vfs_chunks c JOIN "{pg_tree}".vfs_inodes i '
-                 f"ON c.inode_id = i.id WHERE i.name = %s AND c.idx = 2")
-            one = conn.exec_driver_sql(q, ("a.bin",)).scalar()
-            two = conn.exec_driver_sql(q, ("b.bin",)).scalar()
+            q = (f'SELECT c.id FROM "{tree}".vfs_chunks c JOIN "{tree}".vfs_inodes i '
+                 f"ON c.inode_id = i.id WHERE i.name = %s AND c.idx = %s")
+            one = conn.exec_driver_sql(q, ("a.bin", idx)).scalar()
+            two = conn.exec_driver_sql(q, ("b.bin", idx)).scalar()
             conn.exec_driver_sql(
-                f'UPDATE "{pg_tree}".vfs_chunks AS c SET codec = o.codec, sums = o.sums, '
-                f'data = o.data FROM "{pg_tree}".vfs_chunks AS o '
+                f'UPDATE "{tree}".vfs_chunks AS c SET codec = o.codec, sums = o.sums, '
+                f'data = o.data FROM "{tree}".vfs_chunks AS o '
                 f"WHERE (c.id, o.id) IN ((%s, %s), (%s, %s))", (one, two, two, one))
     finally:
         engine.dispose()
+
+
+def test_chunks_swapped_in_a_postgresql_tree_are_corruption(pg_url, pg_tree):
+    with VFS(pg_url, tree=pg_tree, chunk_size=4096) as fs:
+        fs.write_bytes("/a.bin", A)
+        fs.write_bytes("/b.bin", B)
+    swap_pg_chunks(pg_url, pg_tree, 2)
     with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
         for name in ("/a.bin", "/b.bin"):
             with pytest.raises(CorruptionError, match="another file or position"):

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from test_sealed_content import swap_pg_chunks
 
 from vfs_orm import VFS, CorruptionError
 
@@ -354,23 +355,10 @@ def test_deep_check_sees_moved_chunk_of_checkpoint_holder(tmp_path):
 
 
 def test_deep_check_pg_moved_chunk(pg_url, pg_tree):
-    from sqlalchemy import create_engine
     with VFS(pg_url, tree=pg_tree, chunk_size=4096) as fs:
         fs.write_bytes("/a.bin", A)
         fs.write_bytes("/b.bin", B)
-    engine = create_engine(pg_url)
-    try:
-        with engine.begin() as conn:
-            q = (f'SELECT c.id FROM "{pg_tree}".vfs_chunks c JOIN "{pg_tree}".vfs_inodes i '
-                 f"ON c.inode_id = i.id WHERE i.name = %s AND c.idx = 1")
-            one = conn.exec_driver_sql(q, ("a.bin",)).scalar()
-            two = conn.exec_driver_sql(q, ("b.bin",)).scalar()
-            conn.exec_driver_sql(
-                f'UPDATE "{pg_tree}".vfs_chunks AS c SET codec = o.codec, sums = o.sums, '
-                f'data = o.data FROM "{pg_tree}".vfs_chunks AS o '
-                f"WHERE (c.id, o.id) IN ((%s, %s), (%s, %s))", (one, two, two, one))
-    finally:
-        engine.dispose()
+    swap_pg_chunks(pg_url, pg_tree, 1)
     with VFS(pg_url, tree=pg_tree) as fs:
         report = fs.check(deep=True)
         assert len(report.problems) == 2, report.problems

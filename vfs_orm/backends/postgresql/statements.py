@@ -165,14 +165,7 @@ class PGInodeRepository(InodeRepository):
     def _insert_ignoring(self, table: Any) -> Any:
         return pg_dialect.insert(table).on_conflict_do_nothing()
 
-    def _upsert_chunk(self, chunks: Any) -> Any:
-        stmt = pg_dialect.insert(chunks).values(
-            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
-            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
-        return stmt.on_conflict_do_update(
-            index_elements=[chunks.c.id],
-            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
-                  "data": stmt.excluded.data})
+    _conflict_insert = staticmethod(pg_dialect.insert)
 
     # -- what SQLite does with lastrowid, total_changes, BLOB I/O, data_version -------------
     _versions = itertools.count(1)

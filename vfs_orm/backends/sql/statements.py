@@ -171,10 +171,19 @@ class InodeRepository:
         """An INSERT that skips, without an error, a row refused by a UNIQUE or CHECK."""
         raise NotImplementedError
 
+    #: The dialect's INSERT with ``ON CONFLICT`` (``sqlalchemy.dialects.<name>.insert``).
+    _conflict_insert: Any = None
+
     def _upsert_chunk(self, chunks: Table) -> Any:
         """An INSERT of a chunk row (``cid``, ``id``, ``idx``, ``codec``, ``sums``, ``data``)
         that replaces the content of the row already there."""
-        raise NotImplementedError
+        stmt = self._conflict_insert(chunks).values(
+            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
+            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
+        return stmt.on_conflict_do_update(
+            index_elements=[chunks.c.id],
+            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
+                  "data": stmt.excluded.data})
 
     def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
         """Copying a file's chunk rows, and its inline bytes, between schemas (or within

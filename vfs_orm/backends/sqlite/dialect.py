@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, literal_column, select
+from sqlalchemy import Table, func, insert, literal_column, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from vfs_orm.backends.sql.statements import (
@@ -57,14 +57,7 @@ class SQLiteInodeRepository(InodeRepository):
     def _insert_ignoring(self, table: Table) -> Any:
         return insert(table).prefix_with("OR IGNORE")
 
-    def _upsert_chunk(self, chunks: Table) -> Any:
-        stmt = sqlite_dialect.insert(chunks).values(
-            id=bindparam("cid"), inode_id=bindparam("id"), idx=bindparam("idx"),
-            codec=bindparam("codec"), sums=bindparam("sums"), data=bindparam("data"))
-        return stmt.on_conflict_do_update(
-            index_elements=[chunks.c.id],
-            set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
-                  "data": stmt.excluded.data})
+    _conflict_insert = staticmethod(sqlite_dialect.insert)
 
     # -- what pysqlite reports back ---------------------------------------------------------
     def data_version(self, raw: sqlite3.Connection) -> int:
