@@ -1,7 +1,8 @@
-"""Patch packs on two consecutive releases of a real package: matplotlib 3.9.3 -> 3.9.4 (the
-cp311 manylinux wheels from PyPI, unpacked: Python, compiled extensions, fonts, images).
+"""Patch packs on consecutive releases of a real package: matplotlib 3.9.3 -> 3.9.4 and
+3.10.0 -> 3.10.1 (the cp311 manylinux wheels from PyPI, unpacked: Python, compiled
+extensions, fonts, images).
 
-    python benchmarks/patch_compare.py [--old 3.9.3 --new 3.9.4]   # writes benchmarks/PATCHES.md
+    python benchmarks/patch_compare.py [--pairs 3.9.3:3.9.4 3.10.0:3.10.1]  # writes PATCHES.md
 
 Measured: the patch's size against the changed and added files compressed one by one with
 zstd -19 (what a patch of whole files costs at best) and solid (a tar of them, zstd -19),
@@ -74,18 +75,28 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--old", default="3.9.3")
-    ap.add_argument("--new", default="3.9.4")
+    ap.add_argument("--pairs", nargs="+", default=["3.9.3:3.9.4", "3.10.0:3.10.1"])
     ap.add_argument("--out", type=Path, default=HERE / "PATCHES.md")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="vfs-patches-"))
-    try:
-        return _run(args, base, zstandard, pack, apply_patch, make_patch)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    zversion = subprocess.run(["zstd", "--version"], capture_output=True, text=True).stdout
+    lines = ["# Patch packs: matplotlib releases", "",
+             f"`python benchmarks/patch_compare.py --pairs {' '.join(args.pairs)}` "
+             f"(one run per pair; {zversion.strip()}).", ""]
+    for pair in args.pairs:
+        args.old, _, args.new = pair.partition(":")
+        base = Path(tempfile.mkdtemp(prefix="vfs-patches-"))
+        try:
+            lines += _run(args, base, zstandard, pack, apply_patch, make_patch)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    notes = args.out.read_text().split("\n## Notes", 1) if args.out.exists() else [""]
+    text = "\n".join(lines) + ("\n## Notes" + notes[1] if len(notes) > 1 else "")
+    args.out.write_text(text)
+    print(text)
+    return 0
 
 
-def _run(args, base, zstandard, pack, apply_patch, make_patch) -> int:  # type: ignore[no-untyped-def]
+def _run(args, base, zstandard, pack, apply_patch, make_patch) -> list[str]:  # type: ignore[no-untyped-def]
     old_dir, new_dir = wheel_tree(args.old, base), wheel_tree(args.new, base)
     old_files, new_files = files_of(old_dir), files_of(new_dir)
     changed = [k for k in new_files if k in old_files and old_files[k] != new_files[k]]
@@ -104,10 +115,12 @@ def _run(args, base, zstandard, pack, apply_patch, make_patch) -> int:  # type: 
     for label, kw in (("vfs-orm make-patch (zstd 19)", {}),
                       ("vfs-orm make-patch --dict", {"dictionary": True})):
         patch = base / f"patch{len(rows)}.vfs"
-        make_s = timed(lambda: make_patch(old_pack, new_pack, patch, **kw))
+        made = []
+        make_s = timed(lambda: made.append(make_patch(old_pack, new_pack, patch, **kw)))
         out = base / f"applied{len(rows)}.vfs"
         apply_s = timed(lambda: apply_patch(old_pack, patch, output=out))
-        rows.append((label, patch.stat().st_size, make_s, apply_s))
+        rows.append((f"{label}: {made[0].deltas} files as deltas", patch.stat().st_size,
+                     make_s, apply_s))
     tar_of(old_dir, base / "old.tar")
     tar_of(new_dir, base / "new.tar")
     pf = base / "patch.zst"
@@ -121,27 +134,24 @@ def _run(args, base, zstandard, pack, apply_patch, make_patch) -> int:  # type: 
         hashlib.sha256((base / "new.tar").read_bytes()).digest()
     rows.append(("zstd -19 --patch-from (tar files, solid delta)", pf.stat().st_size, make_s,
                  apply_s))
-    zversion = subprocess.run(["zstd", "--version"], capture_output=True, text=True).stdout
+    solid_delta = pf.stat().st_size
     lines = [
-        "# Patch packs: matplotlib releases", "",
-        f"`python benchmarks/patch_compare.py --old {args.old} --new {args.new}` "
-        f"(one run; {zversion.strip()}).", "",
-        f"matplotlib {args.old} -> {args.new} (cp311 manylinux wheels, unpacked): "
-        f"{len(new_files):,} files, {sum(map(len, new_files.values())) / 2**20:.1f} MiB; "
+        f"## matplotlib {args.old} -> {args.new}", "",
+        f"cp311 manylinux wheels, unpacked: {len(new_files):,} files, "
+        f"{sum(map(len, new_files.values())) / 2**20:.1f} MiB; "
         f"{len(changed)} changed, {len(added)} added, {len(deleted)} deleted; the changed and "
         f"added files hold {plain_touched / 2**20:.2f} MiB.", "",
         "Baselines: the changed and added files compressed one by one with zstd -19: "
         f"**{per_file / 2**20:.3f} MiB**; as one tar with zstd -19: {solid / 2**20:.3f} MiB.",
         "",
-        "| patch | size | vs per-file zstd of changed+added | make | apply (to a new file) |",
-        "|---|---:|---:|---:|---:|"]
+        "| patch | size | vs per-file zstd of changed+added | vs solid delta | make | apply "
+        "(to a new file) |",
+        "|---|---:|---:|---:|---:|---:|"]
     for label, size, mk, apl in rows:
         lines.append(f"| {label} | {size / 2**20:.3f} MiB | {size / per_file:.2f} | "
-                     f"{mk:.1f} s | {apl:.1f} s |")
+                     f"{size / solid_delta:.2f} | {mk:.1f} s | {apl:.1f} s |")
     lines.append("")
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

@@ -208,9 +208,14 @@ def test_a_damaged_patch_record_is_a_corruption_error(tmp_path):
     old, new = _make(tmp_path / "old.vfs", OLD), _make(tmp_path / "new.vfs", NEW)
     patch = str(tmp_path / "p.vfs")
     make_patch(old, new, patch)
-    with VFS(patch, read_only=True) as p:
-        with VFS(new, read_only=True) as n:
-            assert p.patch_manifest() == n.content_manifest()
+    with VFS(patch, read_only=True) as p, VFS(old, read_only=True) as o, \
+            VFS(new, read_only=True) as n:
+        base = o.content_manifest()
+        assert p.patch_manifest(base=base) == n.content_manifest()
+        with pytest.raises(PatchBaseError, match="give the base"):  # stored as changes
+            p.patch_manifest()
+        with pytest.raises(PatchBaseError, match="not the one"):
+            p.patch_manifest(base=n.content_manifest())
     con = sqlite3.connect(patch)
     con.execute("UPDATE vfs_layer_manifests SET description = 'zlib:AAAA' WHERE role = 'patch'")
     con.commit()

@@ -627,15 +627,17 @@ def drop_checkpoint(image: str, name: str, tree_name: str | None) -> None:
 def make_patch_cmd(old: str, new: str, patch: str, level: int, dictionary: bool,
                    quiet: bool) -> None:
     """Write PATCH, a pack to lie over OLD that makes it read as NEW: the files NEW added or
-    changed, whiteouts for those it deleted, and a record of both trees (a stack where PATCH
-    lies over anything but OLD's content is refused)."""
+    changed (a changed file as a binary delta against OLD's version where that is smaller),
+    whiteouts for those it deleted, and a record of both trees (a stack where PATCH lies over
+    anything but OLD's content is refused)."""
     from vfs_orm.patching import make_patch
 
     report = make_patch(old, new, patch, compression_level=level, dictionary=dictionary)
     if not quiet:
         click.echo(f"patch {patch}: {report.added} added, {report.changed} changed, "
-                   f"{report.deleted} deleted, {report.dirs} new directories "
-                   f"({os.path.getsize(patch)} bytes)")
+                   f"{report.deleted} deleted, {report.dirs} new directories; "
+                   f"{report.deltas} stored as deltas ({report.delta_saved} bytes saved); "
+                   f"{os.path.getsize(patch)} bytes")
 
 
 @cli.command(name="apply-patch")

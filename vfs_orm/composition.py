@@ -34,6 +34,7 @@ from vfs_orm.content import (
 from vfs_orm.content import (
     compression_level as check_level,
 )
+from vfs_orm.content.deltas import Bases
 from vfs_orm.errors import ContractError, CorruptionError, InvalidPathError
 from vfs_orm.models import LayerManifest
 from vfs_orm.namespace.checkpoints import Checkpoints
@@ -168,10 +169,13 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
         raise translate(exc, db_path) from exc
     #: How this database's content is written (its compression, level and dictionary)
     #: and read (verified?), and how the stack's is read (with every layer's dictionaries).
-    vfs._content = Content(codec, bool(verify), level=level, dicts=own)
-    vfs._read_content = Content(verify=bool(verify), dicts=own)
+    #: Deltas of patch packs find their bases in the stack (bound to it once the tree is).
+    bases = Bases()
+    vfs._content = Content(codec, bool(verify), level=level, dicts=own, bases=bases)
+    vfs._read_content = Content(verify=bool(verify), dicts=own, bases=bases)
     vfs._repo = backend.inode_statements(content=vfs._content)
     vfs._tree = Tree(vfs._uow, vfs._repo, vfs._chunk_size)
+    bases.sources = vfs._tree.resolver.sources
     vfs._checkpoints = Checkpoints(vfs._uow, vfs._repo, vfs._tree.content)
     try:
         vfs._per_connection = backend.attach_limit(vfs._uow.raw())
@@ -282,7 +286,8 @@ def adopt(vfs: VFS, source: VFS) -> None:
     vfs._chunk_size = vfs._tree.chunk_size = source._chunk_size
     vfs._stored_compression, vfs._stored_ci = source._stored_compression, source._stored_ci
     vfs._folded, vfs._patch, vfs._may_hide = source._folded, source._patch, source._may_hide
-    use_content(vfs, replace(source._content, verify=vfs._content.verify))
+    use_content(vfs, replace(source._content, verify=vfs._content.verify,
+                             bases=vfs._content.bases))
 
 
 def use_content(vfs: VFS, content: Content) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from vfs_orm import stored
 from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.content import Damage
-from vfs_orm.errors import CorruptionError
+from vfs_orm.errors import CorruptionError, PatchBaseError
 from vfs_orm.rows import ChunkRow
 
 #: Chunks read per statement while streaming a file, and the most plain bytes one window may
@@ -103,6 +103,10 @@ def verify_files(repo: Any, raw: Any) -> tuple[list[str], list[str], int]:
             continue
         except Damage as exc:
             problems.append(f"{path}: {exc.in_file(path, cs).strerror}")
+            continue
+        except PatchBaseError:
+            warnings.append(f"{path}: not verified: a delta against a file this stack does not "
+                            f"hold (check a patch over the tree it was made from)")
             continue
         except CorruptionError as exc:
             problems.append(f"{path}: {exc.strerror}")

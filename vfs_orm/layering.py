@@ -62,35 +62,73 @@ def patch_record(row: Any, where: str) -> PatchRecord | None:
     return PatchRecord(base_uuid, base_digest, new_digest)
 
 
-def pack_manifest(manifest: dict[str, str]) -> str:
-    """A patch's content manifest as stored in its record: base64 of zlib of the JSON."""
-    packed = zlib.compress(json.dumps(manifest, sort_keys=True).encode(), 9)
-    return "zlib:" + base64.b64encode(packed).decode()
+def pack_manifest(manifest: dict[str, str], base: Mapping[str, str] | None = None) -> str:
+    """A patch's content manifest as stored in its record: base64 of zlib of the JSON; with
+    ``base`` (the manifest of the tree the patch is made from), of only what differs from it
+    (a tenth of the size on a release that changes a tenth of its files)."""
+    if base is None:
+        text, tag = json.dumps(manifest, sort_keys=True), "zlib:"
+    else:
+        changed = {k: v for k, v in manifest.items() if base.get(k) != v}
+        gone = sorted(k for k in base if k not in manifest)
+        text, tag = json.dumps({"changed": changed, "deleted": gone}, sort_keys=True), "zdiff:"
+    return tag + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
 
 
-def unpack_manifest(row: Any, record: PatchRecord, where: str) -> dict[str, str]:
+def unpack_manifest(row: Any, record: PatchRecord, where: str,
+                    base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The content manifest of a stored patch record ``row``, checked against the digest
-    ``record`` holds (a damaged one is a CorruptionError; at most 64 MiB is inflated)."""
+    ``record`` holds (a damaged one is a CorruptionError; at most 64 MiB is inflated).
+    ``base``: the manifest of the tree the patch was made from, needed when the record holds
+    only what differs from it (``PatchBaseError`` without it, or with another tree's)."""
+    diff = False
     try:
         text = None
         if row is not None:
             _, _, _, stored_text = row  # (base uuid, base digest, new digest, manifest)
             text = stored_text if isinstance(stored_text, str) else None
-        if text is not None and text.startswith("zlib:"):  # base64 of zlib of the JSON
+        diff = text is not None and text.startswith("zdiff:")
+        if text is not None and (diff or text.startswith("zlib:")):  # base64 of zlib of JSON
             inflate = zlib.decompressobj()
-            text = inflate.decompress(base64.b64decode(text[5:], validate=True),
+            text = inflate.decompress(base64.b64decode(text.partition(":")[2], validate=True),
                                       64 << 20).decode()
             if not inflate.eof:
                 raise ValueError("a manifest past 64 MiB")
         manifest = json.loads(text) if text is not None else None
     except (ValueError, zlib.error):
         manifest = None
+    if diff:
+        manifest = _apply_diff(manifest, _base_of(base, record, where))
     if not isinstance(manifest, dict) or \
             not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()) \
             or manifest_digest(manifest) != record.new_digest:
         raise CorruptionError.for_path(where, "damaged patch record (its manifest does not "
                                               "match its digest)")
     return manifest
+
+
+def _base_of(base: Mapping[str, str] | None, record: PatchRecord,
+             where: str) -> Mapping[str, str]:
+    if base is None:
+        raise PatchBaseError.for_path(where, "this patch records its tree as the changes to "
+                                             "its base's: give the base's content manifest")
+    if manifest_digest(base) != record.base_digest:
+        raise PatchBaseError.for_path(where, "that manifest is not the one of the tree this "
+                                             "patch was made from")
+    return base
+
+
+def _apply_diff(diff: Any, base: Mapping[str, str]) -> dict[str, str] | None:
+    """``base`` with a stored diff's changes (None: not a diff of this shape)."""
+    if not isinstance(diff, dict) or set(diff) != {"changed", "deleted"} \
+            or not isinstance(diff["changed"], dict) or not isinstance(diff["deleted"], list):
+        return None
+    out = dict(base)
+    for gone in diff["deleted"]:
+        if isinstance(gone, str):
+            out.pop(gone, None)
+    out.update(diff["changed"])
+    return out
 
 
 # -- the stack ---------------------------------------------------------------------------

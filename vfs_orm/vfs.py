@@ -321,12 +321,14 @@ class VFS:
         return self._patch
 
     @_translated
-    def patch_manifest(self) -> dict[str, str]:
+    def patch_manifest(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The content manifest of the tree this patch pack makes (checked against its
-        digest).
+        digest). ``base``: the ``content_manifest`` of the tree the patch was made from; a
+        patch made by this release records only what differs from it, so it is needed then.
 
         Raises:
-            PatchBaseError: not a patch pack.
+            PatchBaseError: not a patch pack; or ``base`` is needed and missing, or is not
+                the manifest of the patch's base.
             CorruptionError: a damaged record.
         """
         if self._patch is None:
@@ -334,14 +336,16 @@ class VFS:
         uow = self._live_uow()
         with uow.read_lock:
             row = self._manifest.patch_record(uow.raw())
-        return layering.unpack_manifest(row, self._patch, self._where)
+        return layering.unpack_manifest(row, self._patch, self._where, base)
 
-    def _record_patch(self, base_uuid: str, base_digest: str, manifest: dict[str, str]) -> None:
+    def _record_patch(self, base_uuid: str, base_digest: str, manifest: dict[str, str],
+                      base: Mapping[str, str] | None = None) -> None:
         self._check_writable(self._db_path)
         new_digest = manifest_digest(manifest)
         with self._live_uow().write() as raw:
             self._manifest.record_patch(raw, base_uuid, base_digest, new_digest,
-                                        layering.pack_manifest(manifest), time.time_ns())
+                                        layering.pack_manifest(manifest, base),
+                                        time.time_ns())
         self._patch = PatchRecord(base_uuid, base_digest, new_digest)
 
     @_translated
@@ -406,7 +410,8 @@ class VFS:
                     report.problems.append(exc.what)
             if deep:
                 strict = self._backend.inode_statements(
-                    content=Content(self._content.codec, dicts=self._content.dicts))
+                    content=Content(self._content.codec, dicts=self._content.dicts,
+                                    bases=self._content.bases))
                 problems, warnings, verified = verify_files(strict, uow.raw())
                 report.problems.extend(problems)
                 report.warnings.extend(warnings)

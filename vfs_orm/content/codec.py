@@ -4,7 +4,11 @@ Every stored value of file content (a chunk, or a small file's inline bytes) has
 columns:
 
 - ``codec``: 0 stored as is, 1 zlib, 2 zstd, 3 zstd with a dictionary stored in the same
-  database (format 0006, table ``vfs_dictionaries``; the frame names the dictionary by id).
+  database (format 0006, table ``vfs_dictionaries``; the frame names the dictionary by id),
+  4 a binary delta (format 0008, patch packs): the SHA-256 of the plain bytes it was made
+  against (its BASE, a file of a layer below), then one zstd frame compressed with the base as
+  a raw-content dictionary, as ``zstd --patch-from`` does. A delta is read with the base a
+  ``Content.bases`` resolver finds by that digest in the stack (checked against it).
   A value is compressed only when that makes it smaller, so incompressible media (PNG, OGG)
   is stored as is and read without a decompression;
 - ``sums``: an XXH3-64 checksum of every 4 KiB block of the PLAIN bytes, 8 bytes each (the
@@ -32,18 +36,23 @@ import hashlib
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
-from vfs_orm.errors import ContractError, CorruptionError, VFSError
+from vfs_orm.errors import ContractError, CorruptionError, PatchBaseError, VFSError
 
 #: Bytes covered by one checksum, and the size of one (and of the seal after them).
 BLOCK = 4096
 SUM = 8
 #: The seal of a small file's inline bytes (see the module's docstring).
 INLINE = 0
-RAW, ZLIB, ZSTD, ZSTD_DICT = 0, 1, 2, 3
+RAW, ZLIB, ZSTD, ZSTD_DICT, DELTA = 0, 1, 2, 3, 4
+#: The largest base a delta is made against or read with: its bytes are held in memory while
+#: the delta is read (a value naming a bigger one is refused).
+DELTA_BASE_MAX = 64 << 20
+#: A delta value starts with the SHA-256 of its base.
+BASE_DIGEST = 32
 #: Compression names accepted at creation, and their codec numbers.
 CODECS = {"zlib": ZLIB, "zstd": ZSTD}
 #: The level each compressor runs at unless one is chosen: fast enough for everyday packing
@@ -122,7 +131,9 @@ def _zstd_compressor(level: int, dictionary: Dictionary | None = None) -> Any:
     return comp
 
 
-def _zstd_decompressor(dictionary: Dictionary | None = None) -> Any:
+def _zstd_decompressor(dictionary: Dictionary | Base | None = None) -> Any:
+    if isinstance(dictionary, Base):
+        return _base_decompressor(dictionary)
     cache = getattr(_local, "zd", None)
     if cache is None:
         cache = _local.zd = {}
@@ -131,6 +142,23 @@ def _zstd_decompressor(dictionary: Dictionary | None = None) -> Any:
     dec = cache.get(key)
     if dec is None:
         dec = cache[key] = _zstd().ZstdDecompressor(dict_data=made)
+    return dec
+
+
+#: Decompressors of recent bases kept per thread (each holds its base's bytes).
+_BASES_KEPT = 2
+
+
+def _base_decompressor(base: Base) -> Any:
+    kept = getattr(_local, "bd", None)
+    if kept is None:
+        kept = _local.bd = []
+    for digest, dec in kept:
+        if digest == base.digest:
+            return dec
+    dec = _zstd().ZstdDecompressor(dict_data=base.zstd_dict())
+    kept.insert(0, (base.digest, dec))
+    del kept[_BASES_KEPT:]
     return dec
 
 
@@ -185,6 +213,50 @@ class Dictionary:
 
 #: Loaded dictionaries by SHA-256 (a dictionary is checked and parsed once per process).
 _made: dict[bytes, Any] = {}
+
+
+class Base:
+    """The plain bytes deltas are made against and read with (a file's whole content) and
+    their SHA-256: found by that digest and checked against it by whoever made it."""
+
+    __slots__ = ("_made", "data", "digest")
+
+    def __init__(self, data: bytes, digest: bytes | None = None) -> None:
+        if len(data) > DELTA_BASE_MAX:
+            raise ValueError(f"a base of {len(data)} bytes (at most {DELTA_BASE_MAX})")
+        self.data = data
+        self.digest = hashlib.sha256(data).digest() if digest is None else digest
+        self._made: Any = None
+
+    def zstd_dict(self) -> Any:
+        """The base as a zstd raw-content dictionary."""
+        if self._made is None:
+            zstd = _zstd()
+            self._made = zstd.ZstdCompressionDict(self.data, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+        return self._made
+
+    def compress(self, plain: bytes, level: int) -> bytes:
+        """One zstd frame of ``plain`` that matches against the whole base: its window covers
+        the base and the value (``zstd --patch-from``), long matching for big bases."""
+        zstd = _zstd()
+        window = max(10, (len(self.data) + len(plain)).bit_length())
+        params = zstd.ZstdCompressionParameters.from_level(
+            level, window_log=window, source_size=len(plain),
+            enable_ldm=len(self.data) > (8 << 20))
+        return bytes(zstd.ZstdCompressor(dict_data=self.zstd_dict(), compression_params=params)
+                     .compress(plain))
+
+
+class BaseResolver(Protocol):
+    """Finds the base a delta names by its SHA-256 (``PatchBaseError`` if none is there)."""
+
+    def base(self, digest: bytes) -> Base: ...
+
+
+def missing_base(digest: bytes) -> PatchBaseError:
+    return PatchBaseError.for_path(
+        None, f"this file is a delta against content (SHA-256 {digest.hex()[:16]}...) that no "
+              f"layer of this stack holds: read a patch over the tree it was made from")
 
 
 class Dictionaries:
@@ -274,6 +346,9 @@ class Content:
     level: int | None = None
     #: The dictionaries stored values may name (format 0006); None: there are none.
     dicts: Dictionaries | None = None
+    #: Where deltas find their base (format 0008; see ``vfs_orm.content.deltas``); None: a
+    #: delta cannot be read (``PatchBaseError``).
+    bases: BaseResolver | None = None
 
     def encode(self, plain: bytes, key: int) -> tuple[bytes, int, bytes]:
         """(stored bytes, codec, sums) of a value to write at ``key`` (its chunk id, or
@@ -286,6 +361,12 @@ class Content:
             if len(packed) < len(plain):
                 return packed, (ZSTD_DICT if writer is not None else self.codec), sums
         return plain, RAW, sums
+
+    def encode_delta(self, plain: bytes, base: Base, level: int | None = None
+                     ) -> bytes:
+        """``plain`` stored as a delta against ``base`` (the caller keeps it if it is smaller
+        than what it has: the sums do not change, they are the plain bytes')."""
+        return base.digest + base.compress(plain, level or self.level or LEVELS[ZSTD])
 
     def decode(self, data: Any, codec: Any, sums: Any, limit: int, key: int,
                offset: int = 0) -> bytes:
@@ -300,6 +381,8 @@ class Content:
             plain = _decompress(data, codec, limit, offset)
         elif codec == ZSTD_DICT:
             plain = _decompress(data, codec, limit, offset, self._dictionary(data, offset))
+        elif codec == DELTA:
+            plain = self._delta(data, limit, offset)
         else:
             raise _damaged(f"unknown codec {codec!r:.40}", offset)
         if self.verify or codec != RAW:
@@ -325,6 +408,17 @@ class Content:
                 _check_seal(sums, key, offset)
                 _compare(part, want, offset, len(sums) // SUM - 1 - first)
         return part
+
+    def _delta(self, data: bytes, limit: int, offset: int) -> bytes:
+        """The plain bytes of a delta value, read with its base."""
+        if len(data) <= BASE_DIGEST:
+            raise _damaged(f"a delta of {len(data)} bytes (no frame after its base's digest)",
+                           offset)
+        digest = data[:BASE_DIGEST]
+        if self.bases is None:
+            raise missing_base(digest)
+        base = self.bases.base(digest)
+        return _decompress(data[BASE_DIGEST:], ZSTD, limit, offset, base)
 
     def _dictionary(self, data: bytes, offset: int) -> Dictionary:
         """The dictionary a value compressed with one names (``Damage`` if it is not there)."""
@@ -370,7 +464,7 @@ def _compare(plain: bytes, sums: bytes, offset: int, have: int) -> None:
 
 
 def _decompress(data: bytes, codec: int, limit: int, offset: int,
-                dictionary: Dictionary | None = None) -> bytes:
+                dictionary: Dictionary | Base | None = None) -> bytes:
     """Decompress at most ``limit`` bytes (a damaged or crafted value must not expand into
     gigabytes)."""
     try:
@@ -429,7 +523,8 @@ def _damaged(what: str, offset: int) -> Damage:
     return exc
 
 
-__all__ = ["BLOCK", "CODECS", "INLINE", "PLAIN", "SUM", "Content", "Damage", "Dictionaries", "Dictionary",
+__all__ = ["BASE_DIGEST", "BLOCK", "CODECS", "DELTA", "DELTA_BASE_MAX", "INLINE", "PLAIN", "SUM",
+           "Base", "BaseResolver", "Content", "Damage", "Dictionaries", "Dictionary",
            "block_sums", "compression_codec", "compression_level", "compression_name",
            "damaged", "dictionary_id", "reseal", "train", "verify"]
 

@@ -1592,6 +1592,25 @@ class ManifestRepository:
                     page.append(tuple(row))
             yield page
 
+    @functools.cached_property
+    def _chunk_ids_of(self) -> Compiled:
+        c = chunk_table(self.schema)
+        return self._compile(select(c.c.id).where(c.c.inode_id == bindparam("k"))
+                             .order_by(c.c.id), ("k",))
+
+    def values_of_file(self, raw: Any, inode_id: int
+                       ) -> Iterable[tuple[bool, list[tuple[Any, Any, Any, Any]]]]:
+        """(chunks?, [(id, codec, sums, data)]) of one file: its inline value, then its
+        chunks a row at a time."""
+        row = raw.execute(self._value_of[0].sql, (inode_id,)).fetchone()
+        if row is not None and row[3] is not None:  # (id, codec, sums, data)
+            yield False, [tuple(row)]
+        one = self._value_of[1].sql
+        for k, in raw.execute(self._chunk_ids_of.sql, (inode_id,)).fetchall():
+            row = raw.execute(one, (k,)).fetchone()
+            if row is not None:
+                yield True, [tuple(row)]
+
     def restore_values(self, raw: Any, chunks: bool,
                        rows: list[tuple[int, bytes, int]]) -> None:
         """Store values again: (codec, data, id) each."""
