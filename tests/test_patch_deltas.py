@@ -253,3 +253,20 @@ def test_delta_patches_round_trip_on_edited_files(tmp_path_factory, sizes, edits
     apply_patch(old, patch, output=base / "out.vfs")
     with VFS(base / "out.vfs", read_only=True) as out:
         assert _view(out) == want
+
+
+def test_only_a_stack_with_a_patch_reads_with_bases(tmp_path, packs):
+    """Statements are compiled once per process and shared by every VFS whose content rules
+    are alike; bases are one VFS's stack, so only a stack holding a patch reads with them,
+    with statements of its own."""
+    old, new, patch, _report = packs
+    with VFS(old, read_only=True) as a, VFS(new, read_only=True) as b:
+        assert a._content.bases is None and a._repo is b._repo
+        with _stacked(tmp_path, old) as plain:
+            assert plain._read_content.bases is None
+        with _stacked(tmp_path, old, patch) as top:
+            assert top._read_content.bases is top._bases is top._content.bases
+            assert top._repo is not a._repo
+            assert top.read_bytes("/text.txt") == NEW["/text.txt"]
+        with VFS(patch, read_only=True) as p:
+            assert p._read_content.bases is p._bases

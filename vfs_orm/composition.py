@@ -169,13 +169,16 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
         raise translate(exc, db_path) from exc
     #: How this database's content is written (its compression, level and dictionary)
     #: and read (verified?), and how the stack's is read (with every layer's dictionaries).
-    #: Deltas of patch packs find their bases in the stack (bound to it once the tree is).
-    bases = Bases()
+    #: Deltas of patch packs find their bases in the stack (bound to it once the tree is);
+    #: only a stack with a patch in it reads with them (see ``layering.delta_bases``).
+    vfs._bases = Bases()
+    vfs._writes_deltas = False
+    bases = layering.delta_bases(vfs)
     vfs._content = Content(codec, bool(verify), level=level, dicts=own, bases=bases)
     vfs._read_content = Content(verify=bool(verify), dicts=own, bases=bases)
     vfs._repo = backend.inode_statements(content=vfs._content)
     vfs._tree = Tree(vfs._uow, vfs._repo, vfs._chunk_size)
-    bases.sources = vfs._tree.resolver.sources
+    vfs._bases.sources = vfs._tree.resolver.sources
     vfs._checkpoints = Checkpoints(vfs._uow, vfs._repo, vfs._tree.content)
     try:
         vfs._per_connection = backend.attach_limit(vfs._uow.raw())
@@ -286,15 +289,4 @@ def adopt(vfs: VFS, source: VFS) -> None:
     vfs._chunk_size = vfs._tree.chunk_size = source._chunk_size
     vfs._stored_compression, vfs._stored_ci = source._stored_compression, source._stored_ci
     vfs._folded, vfs._patch, vfs._may_hide = source._folded, source._patch, source._may_hide
-    use_content(vfs, replace(source._content, verify=vfs._content.verify,
-                             bases=vfs._content.bases))
-
-
-def use_content(vfs: VFS, content: Content) -> None:
-    """Write new content of ``vfs`` with ``content`` from now on (its dictionaries changed):
-    the statements, the namespace's and the stack's readers are made again with it."""
-    vfs._content = content
-    vfs._read_content = replace(vfs._read_content, dicts=layering.stack_dictionaries(vfs))
-    vfs._repo = vfs._backend.inode_statements(content=content)
-    vfs._tree.repo = vfs._tree.resolver.repo = vfs._checkpoints.repo = vfs._repo
-    layering.set_layers(vfs, vfs._layers)
+    layering.use_content(vfs, replace(source._content, verify=vfs._content.verify))

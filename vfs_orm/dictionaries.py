@@ -2,7 +2,7 @@
 on, the new dictionary with the ones before it, and the stored values written again with it.
 
 The facade keeps the checks of its arguments; how its content codecs, statements and stack
-are then rebuilt with the new dictionaries is ``composition.use_content``'s.
+are then rebuilt with the new dictionaries is ``layering.use_content``'s.
 """
 
 from __future__ import annotations

@@ -26,10 +26,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, Layer, translate
-from vfs_orm.content import Dictionaries
+from vfs_orm.content import Content, Dictionaries
 from vfs_orm.errors import ContractError, CorruptionError, PatchBaseError, VFSError
 
 if TYPE_CHECKING:
+    from vfs_orm.content.deltas import Bases
     from vfs_orm.vfs import VFS
 
 
@@ -190,6 +191,8 @@ def attach(vfs: VFS, source: VFS, owned: bool, name: str, priority: int) -> str:
             vfs._layer_patch[name] = source._patch
         check_patches(vfs, sorted(vfs._layers + [layer], key=lambda lay: -lay.priority),
                       {name: source})
+        if source._patch is not None and vfs._read_content.bases is None:
+            rebind(vfs, vfs._content)  # a patch's deltas are read with bases from now on
         if source._content.dicts is not None:
             vfs._layer_dicts[name] = source._content.dicts
             vfs._read_content = replace(vfs._read_content, dicts=stack_dictionaries(vfs))
@@ -226,6 +229,36 @@ def remove(vfs: VFS, name: str) -> bool:
         if lay.owned:
             lay.source.close()
     return True
+
+
+def delta_bases(vfs: VFS) -> Bases | None:
+    """The bases deltas are read with: only patch packs hold deltas, so a stack without one
+    reads without (and its statements stay the ones every such VFS of the process shares)."""
+    return vfs._bases if vfs._patch is not None or vfs._layer_patch or vfs._writes_deltas \
+        else None
+
+
+def write_deltas(vfs: VFS) -> None:
+    """``vfs`` is becoming a patch (``make_patch``): read its deltas before it is one."""
+    vfs._writes_deltas = True
+    use_content(vfs, vfs._content)
+
+
+def use_content(vfs: VFS, content: Content) -> None:
+    """Write new content of ``vfs`` with ``content`` from now on (its dictionaries or patch
+    record changed): the statements, the namespace's and the stack's readers are made again
+    with it."""
+    rebind(vfs, content)
+    set_layers(vfs, vfs._layers)
+
+
+def rebind(vfs: VFS, content: Content) -> None:
+    """``use_content`` up to the stack, which the caller hands over."""
+    bases = delta_bases(vfs)
+    vfs._content = replace(content, bases=bases)
+    vfs._read_content = replace(vfs._read_content, dicts=stack_dictionaries(vfs), bases=bases)
+    vfs._repo = vfs._backend.inode_statements(content=vfs._content)
+    vfs._tree.repo = vfs._tree.resolver.repo = vfs._checkpoints.repo = vfs._repo
 
 
 def set_layers(vfs: VFS, layers: list[Layer]) -> None:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
+from vfs_orm import layering
 from vfs_orm.content.codec import DELTA_BASE_MAX, Base
-from vfs_orm.content.deltas import Bases, rebase
+from vfs_orm.content.deltas import rebase
 from vfs_orm.errors import CorruptionError, PatchBaseError
 from vfs_orm.vfs import VFS, manifest_digest
 
@@ -73,6 +73,7 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
             with VFS(tmp, compression="zstd", compression_level=compression_level,
                      durable=False, chunk_size=PATCH_CHUNK, page_size=PATCH_PAGE) as p:
                 p.add_underlay(old, name="base")
+                layering.write_deltas(p)
                 with p.atomic_batch():
                     _remove_gone(p, before, after, report)
                     _write_changes(n, p, before, after, report, base=o)
@@ -215,7 +216,7 @@ def _store_delta(patch: VFS, path: str, base: VFS, base_path: str,
         return
     old = Base(base.read_bytes(base_path))
     try:
-        if cast(Bases, patch._content.bases).base(old.digest).data != old.data:
+        if patch._bases.base(old.digest).data != old.data:
             return
     except PatchBaseError:  # OLD's copy has no stored digest (written in place since)
         return

@@ -43,6 +43,7 @@ from vfs_orm.content import (
     Dictionaries,
     compression_name,
 )
+from vfs_orm.content.deltas import Bases
 from vfs_orm.copying import copy_checkpoint, copy_tree
 from vfs_orm.errors import (
     ClosedError,
@@ -241,6 +242,8 @@ class VFS:
     _patch: PatchRecord | None
     _layer_patch: dict[str, PatchRecord]
     _layer_digest: dict[str, str]
+    _bases: Bases
+    _writes_deltas: bool
 
     @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
                        "database path must not be empty",
@@ -380,7 +383,7 @@ class VFS:
         with uow.write() as raw:
             dictionaries.store(self._manifest, raw, entry, self._content, reader, writer,
                                recompress)
-        composition.use_content(self, writer)
+        layering.use_content(self, writer)
         ident: int = entry.ident
         return ident
 

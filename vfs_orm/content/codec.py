@@ -248,7 +248,11 @@ class Base:
 
 
 class BaseResolver(Protocol):
-    """Finds the base a delta names by its SHA-256 (``PatchBaseError`` if none is there)."""
+    """Finds the base a delta names by its SHA-256 (``PatchBaseError`` if none is there), for
+    one VFS's stack; ``statements``: the repositories compiled for content that reads with
+    it (kept with the VFS, not in the process-wide cache)."""
+
+    statements: dict[Any, Any]
 
     def base(self, digest: bytes) -> Base: ...
 

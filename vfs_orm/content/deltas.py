@@ -54,6 +54,7 @@ class Bases:
     def __init__(self, sources: Callable[[], Sequence[tuple[Hashable, Source]]] | None = None
                  ) -> None:
         self.sources = sources
+        self.statements: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._kept: OrderedDict[bytes, Base] = OrderedDict()
         self._kept_bytes = 0

@@ -34,6 +34,7 @@ from vfs_orm.backends.sql.check import CheckReport, counts
 from vfs_orm.backends.sql.check import check as _check
 from vfs_orm.backends.sql.revisions import head_revision
 from vfs_orm.backends.sql.stack import Layer, LayerStack
+from vfs_orm.backends.sql.statements import compiled_once
 from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError, VFSError
 from vfs_orm.rows import Identity
@@ -218,12 +219,12 @@ class PostgreSQLBackend:
         return 0
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_once
 def _inode_statements(tree: str, content: Content = PLAIN) -> PGInodeRepository:
     return PGInodeRepository(tree, content)
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_once
 def _stack_statements(entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
                       folded: bool = False) -> PGStackRepository:
     return PGStackRepository(entries, content, folded)

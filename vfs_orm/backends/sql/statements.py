@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -1415,6 +1415,29 @@ def _q(schema: str) -> str:
     if not (schema.isidentifier() and schema.isascii()):
         raise ValueError(f"invalid schema alias {schema!r}")
     return f'"{schema}"'
+
+
+_R = TypeVar("_R")
+
+
+def compiled_once(make: Callable[..., _R]) -> Callable[..., _R]:
+    """A repository's statements are compiled once per process for its arguments (an LRU);
+    one whose content reads deltas (``Content.bases``: one VFS's stack) is kept with those
+    bases instead, so the process-wide cache neither keeps a VFS alive nor gives its bases
+    to another."""
+    shared = functools.lru_cache(maxsize=64)(make)
+
+    @functools.wraps(make)
+    def made(*args: Any) -> _R:
+        bases = next((a.bases for a in args if isinstance(a, Content)), None)
+        if bases is None:
+            return shared(*args)
+        own: dict[Any, Any] = bases.statements
+        repo = own.get(args)
+        if repo is None:
+            repo = own[args] = make(*args)
+        return repo
+    return made
 
 
 @functools.lru_cache(maxsize=256)

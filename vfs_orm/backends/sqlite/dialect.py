@@ -10,7 +10,6 @@ below are cached).
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from vfs_orm.backends.sql.statements import (
     InodeRepository,
     ManifestRepository,
     StackRepository,
+    compiled_once,
 )
 from vfs_orm.content import BLOCK, PLAIN, Content, Damage
 from vfs_orm.paths import fold, split
@@ -159,7 +159,7 @@ class SQLiteInodeRepository(InodeRepository):
         return raw.total_changes - before
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_once
 def inode_repository(schema: str = "main", content: Content = PLAIN) -> SQLiteInodeRepository:
     """The repository of one schema: its statements are compiled once per process."""
     return SQLiteInodeRepository(schema, content)
@@ -180,7 +180,7 @@ class SQLiteStackRepository(StackRepository):
         return glob
 
 
-@functools.lru_cache(maxsize=64)
+@compiled_once
 def stack_repository(entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
                      folded: bool = False) -> SQLiteStackRepository:
     return SQLiteStackRepository(entries, content, folded)
