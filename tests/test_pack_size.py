@@ -174,3 +174,23 @@ def test_existing_database_dictionary_covers_values_up_to_a_mebibyte(tmp_path):
         _reads_right(fs, files)
     assert [codec for codec, _ in _chunks(path, "mid.txt")] == [3]
     assert [codec for codec, _ in _chunks(path, "mid2.txt")] == [3]
+
+
+def test_training_samples_of_a_big_database_stay_bounded(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from vfs_orm import dictionaries
+
+    monkeypatch.setattr(dictionaries, "SAMPLE_BYTES", 64 * KIB)
+    with VFS(tmp_path / "db.vfs", compression="zstd") as fs:
+        for k in range(400):  # 400 values of 1 KiB each: six times the limit
+            fs.write_bytes(f"/v/{k:03d}.txt", f"{k:03d}".encode() * 341 + b"x")
+        reader = replace(fs._content, partial=False)
+        with fs._live_uow().read_lock:
+            got = dictionaries.samples(fs._manifest, fs._live_uow().raw(), reader)
+        assert 64 * KIB <= sum(map(len, got)) <= 128 * KIB
+        firsts = sorted(int(v[:3]) for v in got)
+        assert firsts[0] == 0 and firsts[-1] >= 380  # an even spread, not the first ones
+        assert len(set(firsts)) == len(firsts)
+        fs.train_dictionary()
+        assert fs.read_bytes("/v/123.txt") == b"123" * 341 + b"x"
