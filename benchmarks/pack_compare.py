@@ -209,8 +209,7 @@ def measure(name: str, root: Path, files: list[Path], rounds: int) -> list[str]:
             lines.append(f"| {label} | {size / 2**20:.2f} MiB | {size / zip_size:.2f} | "
                          f"{pack_s[label]:.1f} s | {med * 1000:.0f} ms | "
                          f"{plain / med / 1e6:.0f} | {zip_read / med:.2f}x |")
-        lines += ["", f"Where the bytes of the dictionary packs go ({name.split(':')[0]}"
-                  f"{' modules' if 'modules' in name else ''}), bytes:", "",
+        lines += ["", f"Where the bytes of the dictionary packs go ({name}), bytes:", "",
                   "| | " + " | ".join(BROKEN_DOWN) + " |",
                   "|---|" + "---:|" * len(BROKEN_DOWN)]
         parts = {label: breakdown(packs[label]) for label in BROKEN_DOWN}

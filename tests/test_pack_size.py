@@ -13,7 +13,7 @@ import pytest
 
 from tests.test_cli import run
 from tests.test_dictionaries import _reads_right, _small_tree
-from vfs_orm import VFS, ContractError
+from vfs_orm import VFS, ContractError, CorruptionError
 from vfs_orm.copying import copy_tree
 from vfs_orm.pack import PACK_PAGE_SIZE, RELEASE_CHUNK, pack
 
@@ -194,3 +194,30 @@ def test_training_samples_of_a_big_database_stay_bounded(tmp_path, monkeypatch):
         assert len(set(firsts)) == len(firsts)
         fs.train_dictionary()
         assert fs.read_bytes("/v/123.txt") == b"123" * 341 + b"x"
+
+
+def test_a_dictionary_pack_opened_again_reuses_its_statements(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    files = _small_tree(src, 80)
+    image = tmp_path / "p.vfs"
+    pack(str(src), str(image), compression="zstd", dictionary=True)
+    copy = tmp_path / "copy.vfs"
+    copy.write_bytes(image.read_bytes())
+    with VFS(image, read_only=True) as a, VFS(image, read_only=True) as b, \
+            VFS(copy, read_only=True) as c:
+        # The same stored dictionaries: the same statements, compiled once per process.
+        assert a._content.dicts is not None
+        assert a._repo is b._repo is c._repo
+        _reads_right(c, files)
+    # Other dictionary bytes: their own statements (and a damaged one is still refused).
+    con = sqlite3.connect(copy)
+    con.execute("UPDATE vfs_dictionaries SET data = substr(data, 1, 100) || "
+                "zeroblob(8) || substr(data, 109)")
+    con.commit()
+    con.close()
+    with VFS(image, read_only=True) as a, VFS(copy, read_only=True) as c:
+        assert a._repo is not c._repo
+        _reads_right(a, files)
+        with pytest.raises(CorruptionError, match="dictionary"):
+            c.read_bytes(next(iter(files)))
