@@ -1,6 +1,9 @@
 """Asset packs on real data: vfs_orm (zstd at levels 3 and 19, with and without a trained
-dictionary, zlib, uncompressed) against zipfile (DEFLATED, level 9), Info-ZIP's `zip -9` and
-`tar --zstd` (pack time and size: a tar is not read file by file), the same trees in one run.
+dictionary, zlib, uncompressed; a release pack on 512-byte pages too) against zipfile
+(DEFLATED, level 9), Info-ZIP's `zip -9` and `tar --zstd` (pack time and size: a tar is not
+read file by file), the same trees in one run; then where the bytes of the dictionary packs
+go (SQLite's dbstat: stored content, the dictionary, checksums, digests, paths, indexes,
+empty space in pages, the rest: row and page headers, integers, the schema, empty tables).
 
     python benchmarks/pack_compare.py [--rounds 5]     # writes benchmarks/PACKS.md
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -75,11 +79,11 @@ def copy_tree(files: list[Path], root: Path, dest: Path) -> None:
 
 
 def pack_vfs(src: Path, out: Path, compression: str | None, level: int | None = None,
-             dictionary: bool = False) -> None:
+             dictionary: bool = False, page_size: int | None = None) -> None:
     from vfs_orm.pack import pack
 
     pack(str(src), str(out), compression=compression, compression_level=level,
-         dictionary=dictionary)
+         dictionary=dictionary, page_size=page_size)
 
 
 def pack_zip_cli(src: Path, out: Path) -> None:
@@ -123,12 +127,49 @@ SUBJECTS: list[tuple[str, Callable[[Path, Path], None], Callable[[Path], int] | 
     ("vfs_orm zstd 3 --dict", lambda s, o: pack_vfs(s, o, "zstd", 3, True), read_vfs),
     ("vfs_orm zstd 19", lambda s, o: pack_vfs(s, o, "zstd", 19), read_vfs),
     ("vfs_orm zstd 19 --dict", lambda s, o: pack_vfs(s, o, "zstd", 19, True), read_vfs),
+    ("vfs_orm zstd 19 --dict --page-size 512",
+     lambda s, o: pack_vfs(s, o, "zstd", 19, True, 512), read_vfs),
     ("vfs_orm zlib 6", lambda s, o: pack_vfs(s, o, "zlib"), read_vfs),
     ("vfs_orm (none)", lambda s, o: pack_vfs(s, o, None), read_vfs),
     ("zipfile DEFLATED 9", pack_zip, read_zip),
     ("zip -9 (Info-ZIP)", pack_zip_cli, read_zip),
     ("tar --zstd (level 3, solid)", pack_tar_zstd, None),
 ]
+
+
+BROKEN_DOWN = ["vfs_orm zstd 3 --dict", "vfs_orm zstd 19 --dict",
+               "vfs_orm zstd 19 --dict --page-size 512"]
+
+
+def breakdown(path: Path) -> dict[str, int]:
+    """Where the bytes of a pack file go, from SQLite's dbstat table and the stored values."""
+    con = sqlite3.connect(path)
+    try:
+        def one(sql: str) -> int:
+            return int(con.execute(sql).fetchone()[0] or 0)
+
+        out = {
+            "page size": one("PRAGMA page_size"),
+            "file": path.stat().st_size,
+            "stored content": one("SELECT sum(length(data)) FROM vfs_inodes")
+            + one("SELECT sum(length(data)) FROM vfs_chunks"),
+            "dictionary": one("SELECT sum(length(data)) FROM vfs_dictionaries"),
+            "block checksums": one("SELECT sum(length(sums)) FROM vfs_inodes")
+            + one("SELECT sum(length(sums)) FROM vfs_chunks"),
+            "SHA-256 digests": one("SELECT sum(length(digest)) FROM vfs_inodes"),
+            "paths (rows)": one("SELECT sum(length(parent) + length(name) + length(fparent)"
+                                " + length(fname)) FROM vfs_inodes"),
+            "indexes (pages)": one("SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name "
+                                   "FROM sqlite_schema WHERE type = 'index')"),
+            "empty space in table pages": one(
+                "SELECT sum(unused) FROM dbstat WHERE name NOT IN (SELECT name "
+                "FROM sqlite_schema WHERE type = 'index')"),
+        }
+        out["the rest"] = out["file"] - sum(v for k, v in out.items()
+                                            if k not in ("page size", "file"))
+        return out
+    finally:
+        con.close()
 
 
 def measure(name: str, root: Path, files: list[Path], rounds: int) -> list[str]:
@@ -168,6 +209,13 @@ def measure(name: str, root: Path, files: list[Path], rounds: int) -> list[str]:
             lines.append(f"| {label} | {size / 2**20:.2f} MiB | {size / zip_size:.2f} | "
                          f"{pack_s[label]:.1f} s | {med * 1000:.0f} ms | "
                          f"{plain / med / 1e6:.0f} | {zip_read / med:.2f}x |")
+        lines += ["", f"Where the bytes of the dictionary packs go ({name}), bytes:", "",
+                  "| | " + " | ".join(BROKEN_DOWN) + " |",
+                  "|---|" + "---:|" * len(BROKEN_DOWN)]
+        parts = {label: breakdown(packs[label]) for label in BROKEN_DOWN}
+        for what in parts[BROKEN_DOWN[0]]:
+            lines.append(f"| {what} | " + " | ".join(f"{parts[label][what]:,}"
+                                                     for label in BROKEN_DOWN) + " |")
         return lines + [""]
     finally:
         shutil.rmtree(base, ignore_errors=True)

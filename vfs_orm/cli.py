@@ -149,11 +149,15 @@ def cli() -> None:
               help="With --compress zstd: train a zstd dictionary on the small files, store it "
                    "in the image and compress small files with it (packs of many small files "
                    "get much smaller).")
+@click.option("--page-size", type=int, default=None,
+              help="SQLite page size of the new image file: a power of two, 512..65536 "
+                   "(default 1024 when compressed, 4096 otherwise; 512 makes a pack of many "
+                   "small text files about 1% smaller).")
 @click.option("--force", is_flag=True, help="Replace IMAGE if it exists (a vfs_orm database).")
 @quiet_option
 @friendly
 def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
-         level: int | None, dictionary: bool, force: bool, quiet: bool,
+         level: int | None, dictionary: bool, page_size: int | None, force: bool, quiet: bool,
          tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC; what cannot be packed (special files, symlink loops,
@@ -161,7 +165,7 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
     unless --force, and even then only if it is a vfs_orm database.
 
     Everyday packs: --compress zstd (level 3). Release packs: --compress zstd --level 19
-    --dict."""
+    --dict (1 MiB chunks at level 19 and above; benchmarks/PACKS.md has the sizes)."""
     from vfs_orm.pack import Report, scan
     from vfs_orm.pack import pack as do_pack
 
@@ -171,6 +175,8 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
         raise _fail("--level and --dict need --compress")
     if dictionary and compress != "zstd":
         raise _fail("--dict needs --compress zstd")
+    if page_size is not None and is_postgresql_url(image):
+        raise _fail("--page-size is a setting of a pack file, not of a PostgreSQL tree")
     if not is_postgresql_url(image) and os.path.lexists(image):
         if not force:
             raise _fail(f"{image} exists: pack makes a new image (--force replaces a vfs_orm "
@@ -183,7 +189,7 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
     with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
                          tree=tree_name, compression=compress, compression_level=level,
-                         dictionary=dictionary)
+                         dictionary=dictionary, page_size=page_size)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:

@@ -253,16 +253,40 @@ def _stored_codec(vfs: VFS, wanted: int) -> int:
     return codec
 
 
+#: Stored dictionaries loaded in this process, by their rows (id, digest and bytes, exactly
+#: as read): a database opened again, or another storing the same dictionaries, gets the same
+#: ``Dictionaries``. Its statements are compiled once per ``Content``, which compares its
+#: dictionaries by identity: without this, every open of a pack with a dictionary compiled
+#: them again (about 30 ms, as long as reading mpl-data's 204 files). A few sets are kept.
+#: A shared set names, in its errors, the database it was first loaded from (same bytes).
+_LOADED: dict[tuple[Any, ...], Dictionaries] = {}
+_LOADED_MAX = 16
+
+
 def _load_dictionaries(vfs: VFS, raw: Any) -> Dictionaries | None:
     """This database's stored dictionaries (None: it has none); the newest compresses
     new small values. Checked when first used."""
     rows = vfs._manifest.dictionaries(raw)
     if not rows:
         return None
+    key: tuple[Any, ...] | None = tuple((ident, digest, data) for ident, digest, data in rows)
+    try:
+        own = _LOADED.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a value of a type that does not hash (damage): not kept
+        own = key = None
+    if own is not None:
+        return own
     entries = [Dictionary(ident, digest, data, vfs._where) for ident, digest, data in rows]
     own = Dictionaries(entries[-1])
     for entry in entries[:-1]:
         own.add(entry)
+    if key is not None:
+        while len(_LOADED) >= _LOADED_MAX:  # the oldest goes (another thread may race)
+            try:
+                _LOADED.pop(next(iter(_LOADED)), None)
+            except (StopIteration, RuntimeError):
+                break
+        _LOADED[key] = own
     return own
 
 

@@ -24,18 +24,34 @@ from vfs_orm.content import (
     train,
 )
 
+#: At most about this many bytes of values are kept to train on (as ``pack`` samples files).
+SAMPLE_BYTES = 16 << 20
+
 
 def samples(manifest: Any, raw: Any, reader: Content) -> list[bytes]:
-    """The database's small values (inline files, then chunks), decoded: what a dictionary
-    is trained on."""
-    out = []
+    """The database's small values (inline files, then chunks, up to ``DICT_VALUES`` each),
+    decoded: what a dictionary is trained on. An even spread of them when they hold more than
+    ``SAMPLE_BYTES`` (every other one is dropped, and then every other one taken, each time
+    they pass twice that): memory stays bounded on a big database."""
+    out: list[bytes] = []
+    held = seen = 0
+    step = 1
     for chunks in (False, True):
         for page in manifest.stored_values(raw, chunks):
             for k, codec, sums, data in page:
                 plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE,
                                       k if chunks else INLINE)
-                if 0 < len(plain) <= DICT_VALUES:
-                    out.append(plain)
+                if not 0 < len(plain) <= DICT_VALUES:
+                    continue
+                seen += 1
+                if (seen - 1) % step:
+                    continue
+                out.append(plain)
+                held += len(plain)
+                if held > 2 * SAMPLE_BYTES:
+                    out = out[::2]
+                    held = sum(map(len, out))
+                    step *= 2
     return out
 
 

@@ -354,13 +354,14 @@ class VFS:
     @_translated
     def train_dictionary(self, samples: list[bytes] | None = None, *, size: int | None = None,
                          recompress: bool = True) -> int:
-        """Train a zstd dictionary on this database's small values (inline files and chunks
-        of at most 64 KiB; or on ``samples``), store it in the database and compress new
-        small values with it; ``recompress``: also store every existing value again with it
-        where that makes it smaller (in the same one transaction). ``size``: the dictionary's
-        size in bytes (default: a hundredth of the samples, 16 to 256 KiB). Packs of many
-        small files shrink by a sixth or more (see benchmarks/PACKS.md). The database must be
-        compressed with zstd; reading it needs this release (format 0006) and zstandard.
+        """Train a zstd dictionary on this database's values (inline files and chunks of at
+        most 1 MiB, an even spread of about 16 to 32 MiB of them; or on ``samples``), store it
+        in the database and compress new values of up to 1 MiB with it; ``recompress``: also
+        store every existing value again with it where that makes it smaller (in the same one
+        transaction). ``size``: the dictionary's size in bytes (default: a fiftieth of the
+        samples, 16 to 256 KiB). Packs of many small files shrink by a sixth or more (see
+        benchmarks/PACKS.md). The database must be compressed with zstd; reading it needs
+        this release (format 0006) and zstandard.
 
         Returns:
             The dictionary's id.

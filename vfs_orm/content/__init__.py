@@ -11,6 +11,7 @@ from vfs_orm.content.codec import (
     INLINE,
     LEVELS,
     PLAIN,
+    RELEASE_LEVELS,
     SUM,
     ZSTD,
     Content,
@@ -28,7 +29,8 @@ from vfs_orm.content.codec import (
     verify,
 )
 
-__all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "SUM", "ZSTD",
+__all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS", "SUM",
+           "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
            "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
            "reseal", "train", "verify"]
