@@ -11,7 +11,7 @@ LOCK    = requirements/dev.lock
 DEMO_VENV   ?= .venv-demo
 LATEST_VENV ?= .venv-latest
 
-.PHONY: demo test test-latest lock lint docs bench bench-smoke clean
+.PHONY: demo test test-latest pjdfstest lock lint docs bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ demo: $(DEMO_VENV)/.installed
 # module fixtures and downloaded suites): the suite is half waiting on subprocesses, servers and
 # disks, so on these 2-core machines it takes about half the time it takes on one.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not pjdfstest"
+
+# pjdfstest (vendored in third_party/) built and run over a vfs-orm mount beside tmpfs, as root:
+# a regression gate against tests/pjdfstest_baseline.json (about two minutes).
+pjdfstest: $(VENV)/.installed
+	$(PY) -m pytest -q -s -m pjdfstest tests/test_pjdfstest.py
 
 # The same suite on the newest release of every dependency (no lock): run it before `make lock`
 # to find the next upstream change on purpose rather than in a failed landing.
@@ -41,7 +46,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade -e '.[dev]'
-	$(LATEST_VENV)/bin/python -m pytest -q -n auto --dist loadfile
+	$(LATEST_VENV)/bin/python -m pytest -q -n auto --dist loadfile -m "not pjdfstest"
 
 # Re-resolve requirements/dev.lock to today's newest releases (uv's resolver; the lock is a
 # plain pip constraints file, so installing from it needs pip alone).
