@@ -264,9 +264,11 @@ def test_only_a_stack_with_a_patch_reads_with_bases(tmp_path, packs):
         assert a._content.bases is None and a._repo is b._repo
         with _stacked(tmp_path, old) as plain:
             assert plain._read_content.bases is None
+            compiled = plain._repo._read_span
         with _stacked(tmp_path, old, patch) as top:
             assert top._read_content.bases is top._bases is top._content.bases
-            assert top._repo is not a._repo
+            # Its own repository, bound to its bases, over the same compiled statements.
+            assert top._repo.content is top._content and top._repo._read_span is compiled
             assert top.read_bytes("/text.txt") == NEW["/text.txt"]
         with VFS(patch, read_only=True) as p:
             assert p._read_content.bases is p._bases

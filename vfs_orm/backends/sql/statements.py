@@ -17,10 +17,11 @@ Repositories receive the driver connection as an argument and never commit.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -1421,21 +1422,24 @@ _R = TypeVar("_R")
 
 
 def compiled_once(make: Callable[..., _R]) -> Callable[..., _R]:
-    """A repository's statements are compiled once per process for its arguments (an LRU);
-    one whose content reads deltas (``Content.bases``: one VFS's stack) is kept with those
-    bases instead, so the process-wide cache neither keeps a VFS alive nor gives its bases
-    to another."""
+    """A repository's statements are compiled once per process for its arguments (an LRU).
+    One whose content reads deltas (``Content.bases``: one VFS's stack) is a copy of the
+    shared one (the same compiled statements) bound to that content, kept with those bases:
+    the process-wide cache neither keeps a VFS alive nor gives its bases to another."""
     shared = functools.lru_cache(maxsize=64)(make)
 
     @functools.wraps(make)
     def made(*args: Any) -> _R:
-        bases = next((a.bases for a in args if isinstance(a, Content)), None)
-        if bases is None:
+        content = next((a for a in args if isinstance(a, Content)), None)
+        if content is None or content.bases is None:
             return shared(*args)
-        own: dict[Any, Any] = bases.statements
+        own: dict[Any, Any] = content.bases.statements
         repo = own.get(args)
         if repo is None:
-            repo = own[args] = make(*args)
+            plain = tuple(replace(a, bases=None) if a is content else a for a in args)
+            repo = copy.copy(shared(*plain))
+            repo.content = content  # type: ignore[attr-defined]
+            own[args] = repo
         return repo
     return made
 
