@@ -94,8 +94,9 @@ def open_image(image: str, underlays: tuple[str, ...] = (), read_only: bool = Tr
 
 
 def _add_underlays(fs: VFS, underlays: tuple[str, ...]) -> None:
-    for spec in underlays:
-        path, prio, name = parse_underlay(spec)
+    # Lowest priority first, whatever order they were typed in: a patch is refused unless
+    # its base is already below it (equal priorities keep the order given).
+    for path, prio, name in sorted(map(parse_underlay, underlays), key=lambda u: u[1]):
         if not os.path.exists(path):
             raise _fail(f"no such underlay: {path}")
         fs.add_underlay(path, priority=prio, name=name)

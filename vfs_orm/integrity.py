@@ -76,12 +76,15 @@ def file_digest(read_span: Callable[[int, int], list[ChunkRow]], size: int,
 HOLE_ALLOWANCE = 256 << 20
 
 
-def verify_files(repo: Any, raw: Any) -> tuple[list[str], list[str], int]:
+def verify_files(repo: Any, raw: Any, bases_held: bool = False
+                 ) -> tuple[list[str], list[str], int]:
     """Read every file of one database through ``repo`` (whose content rules verify), and
     compare each with its stored digest. The work is bounded by what is stored: a chunk
     decompresses to at most its file's chunk size, a window of chunks to ``WINDOW_BYTES``,
     and holes past ``HOLE_ALLOWANCE`` are not hashed (the file's digest is then left
     unverified, with a warning; its stored bytes are still checked).
+    ``bases_held``: the database is a patch checked over its base, so a delta whose base is
+    missing is a problem (otherwise a warning: it cannot be verified alone).
     Returns (problems, warnings, files verified)."""
     problems: list[str] = []
     warnings: list[str] = []
@@ -102,11 +105,11 @@ def verify_files(repo: Any, raw: Any) -> tuple[list[str], list[str], int]:
                             f"holes (never written) in a recorded size of {size:,}")
             continue
         except Damage as exc:
-            problems.append(f"{path}: {exc.in_file(path, cs).strerror}")
-            continue
-        except PatchBaseError:
-            warnings.append(f"{path}: not verified: a delta against a file this stack does not "
-                            f"hold (check a patch over the tree it was made from)")
+            if isinstance(exc, PatchBaseError) and not bases_held:
+                warnings.append(f"{path}: not verified: a delta against a file this stack "
+                                f"does not hold (check a patch over the tree it was made from)")
+            else:  # over its own base, a delta whose base is missing names forged content
+                problems.append(f"{path}: {exc.in_file(path, cs).strerror}")
             continue
         except CorruptionError as exc:
             problems.append(f"{path}: {exc.strerror}")

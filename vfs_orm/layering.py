@@ -347,12 +347,14 @@ def stack_dictionaries(vfs: VFS) -> Dictionaries | None:
     return merged
 
 
-def check_patches(vfs: VFS, ordered: list[Layer], fresh: dict[str, VFS]) -> None:
+def check_patches(vfs: VFS, ordered: list[Layer], fresh: dict[str, VFS],
+                  top: PatchRecord | None = None) -> None:
     """Refuse a stack where a patch pack does not lie right over the tree it was made
     from: the layer below it must be a patch that made that tree, or a database whose
     content digest is the one the patch recorded (``PatchBaseError``). A patch opened
     alone (to inspect it) is allowed."""
-    chain: list[tuple[str, PatchRecord | None, Layer | None]] = [("local", vfs._patch, None)]
+    chain: list[tuple[str, PatchRecord | None, Layer | None]] = [
+        ("local", vfs._patch if top is None else top, None)]
     chain += [(lay.name, vfs._layer_patch.get(lay.name), lay) for lay in ordered]
     for at, (name, patch, _lay) in enumerate(chain):
         if patch is None or (at == 0 and len(chain) == 1):

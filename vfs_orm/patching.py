@@ -84,10 +84,23 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
                     p.train_dictionary()
                 p._record_patch(base_uuid, report.base_digest, after, before)
                 p.compact()  # what the whiteouts' batch freed: a patch is downloaded
-        os.replace(tmp, patch)
+        _durably_replace(tmp, patch)
     finally:
         _remove(tmp)
     return report
+
+
+def _durably_replace(tmp: str, path: str) -> None:
+    """``tmp`` (written without a sync per commit) becomes ``path`` only once its bytes are on
+    disk, and the rename is made durable too: a power cut leaves the old PATCH or the new."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _remove(path: str) -> None:
@@ -166,6 +179,11 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
     describes, whose version of a changed file the new one is stored as a delta against
     where that is smaller."""
     done = 0
+    by_name: dict[str, list[str]] = {}  # OLD's files by name, for added files' bases
+    if base is not None:
+        for k, v in before.items():
+            if v != "dir":
+                by_name.setdefault(k.rpartition("/")[2], []).append(k)
     for k in sorted(after):
         v = after[k]
         if v == "dir":
@@ -182,7 +200,7 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
                     _store_delta(dst, k, base, k, report)
             else:
                 report.added += 1
-                similar = None if base is None else _similar(k, before, after)
+                similar = _similar(k, by_name, after)
                 if base is not None and similar is not None:  # e.g. a renamed directory's
                     _store_delta(dst, k, base, similar, report)
             done += 1
@@ -190,7 +208,7 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
                 progress(done)
 
 
-def _similar(path: str, before: dict[str, str], after: dict[str, str]) -> str | None:
+def _similar(path: str, by_name: dict[str, list[str]], after: dict[str, str]) -> str | None:
     """A file of OLD an added file may be a new version of: one of the same name, preferably
     one NEW no longer has (moved), then the one whose directories end most alike."""
     head, _, name = path.rpartition("/")
@@ -203,7 +221,7 @@ def _similar(path: str, before: dict[str, str], after: dict[str, str]) -> str | 
             same += 1
         return other not in after, same, other
 
-    found = [k for k, v in before.items() if v != "dir" and k.rpartition("/")[2] == name]
+    found = by_name.get(name)
     return max(found, key=likeness) if found else None
 
 

@@ -416,7 +416,8 @@ class VFS:
                 strict = self._backend.inode_statements(
                     content=Content(self._content.codec, dicts=self._content.dicts,
                                     bases=self._content.bases))
-                problems, warnings, verified = verify_files(strict, uow.raw())
+                problems, warnings, verified = verify_files(
+                    strict, uow.raw(), bases_held=self._patch is not None and bool(self._layers))
                 report.problems.extend(problems)
                 report.warnings.extend(warnings)
                 report.counts["files_verified"] = verified
@@ -691,6 +692,8 @@ class VFS:
                 source.close()
             return
         try:
+            if source._patch is not None:  # a patch image: over this stack, or refused now
+                layering.check_patches(self, self._layers, {}, top=source._patch)
             with uow.lock:
                 self._backend.replace_content(source._live_uow().raw(), uow.raw())
                 uow.epoch += 1

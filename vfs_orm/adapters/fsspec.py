@@ -144,8 +144,7 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         a = self._args
         if self._given is not None:  # a forked child of a process using a file VFS
             fs = VFS(self._given.db_path, read_only=self._given.read_only)
-            layers = self._given.list_layers()[1:]
-            return _with_underlays(fs, [(x["db_path"], x["priority"], x["name"]) for x in layers])
+            return _with_underlays(fs, _reopened(self._given))
         if a.fo is not None:
             return _with_underlays(_open_chained(a.fo, a.target_protocol, a.target_options,
                                                  a.read_only, create), a.underlays)
@@ -162,8 +161,7 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             options.pop("vfs", None)
             options["db"] = self._given.db_path
             options["read_only"] = self._given.read_only
-            options["underlays"] = [(x["db_path"], x["priority"], x["name"])
-                                    for x in self._given.list_layers()[1:]]
+            options["underlays"] = _reopened(self._given)
         return _reopen, (type(self), self.storage_args, options)
 
     def close(self) -> None:
@@ -389,6 +387,14 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
 def _has_magic(path: str) -> bool:
     return any(c in path for c in "*?[")
+
+
+def _reopened(fs: VFS) -> list[tuple[str, int, str]]:
+    """``fs``'s underlays as (path, priority, name), in an order that adds them again: the
+    lowest priority first (a patch must find its base below it when it is added), equal
+    priorities in the order they were added."""
+    layers = sorted(fs.list_layers()[1:], key=lambda x: x["priority"])
+    return [(x["db_path"], x["priority"], x["name"]) for x in layers]
 
 
 def _with_underlays(fs: VFS, underlays: Iterable[Any]) -> VFS:

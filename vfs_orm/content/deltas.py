@@ -19,23 +19,24 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from vfs_orm import stored
-from vfs_orm.backends import CHUNK_SPAN
 from vfs_orm.content.codec import (
     DELTA,
     DELTA_BASE_MAX,
     INLINE,
     Base,
     Content,
-    damaged,
+    Damage,
+    MissingBase,
     missing_base,
 )
 from vfs_orm.content.store import Source, assemble
-from vfs_orm.errors import CorruptionError
+from vfs_orm.errors import CorruptionError, PatchBaseError
 
-#: Bytes of found bases kept for the next reads (one base is at most ``DELTA_BASE_MAX``).
+#: Bytes of found bases kept for the next reads, their zstd dictionaries counted (one base
+#: is at most ``DELTA_BASE_MAX``).
 KEEP_BYTES = 256 << 20
 #: How deep bases may be deltas of deltas (a chain of patches, one per release), and how many
 #: bytes of bases such a chain may have in flight at once (each level holds its base while it
@@ -43,22 +44,38 @@ KEEP_BYTES = 256 << 20
 MAX_DEPTH = 64
 MAX_IN_FLIGHT = 1 << 30
 
-Where = tuple[int, int, int]  # (inode id, size, chunk size) of a file holding a base
+class Where(NamedTuple):
+    """A file of a layer holding a base."""
+
+    ident: int
+    size: int
+    chunk_size: int
+    path: str
+
+
+class _Map(NamedTuple):
+    by_digest: dict[bytes, Where]
+    #: Files without a stored digest (written in place) were hashed too.
+    full: bool
+
+
+#: (key, reader, stable) of one layer: ``stable`` for an underlay (read-only here), whose map
+#: need not be made again when a base is missing; the top may have been written since.
+Sources = Callable[[], Sequence[tuple[Hashable, Source, bool]]]
 
 
 class Bases:
-    """The bases of one VFS's deltas: ``sources()`` lists (key, Source) of every layer of
-    its stack (the key names the layer's content as of now: the stack's version and the
-    layer's place); ``offer`` adds bytes a caller already holds."""
+    """The bases of one VFS's deltas: ``sources()`` lists its stack's layers (the key names a
+    layer's content as of now: the stack's version and the layer's place); ``offer`` adds
+    bytes a caller already holds."""
 
-    def __init__(self, sources: Callable[[], Sequence[tuple[Hashable, Source]]] | None = None
-                 ) -> None:
+    def __init__(self, sources: Sources | None = None) -> None:
         self.sources = sources
         self.statements: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._kept: OrderedDict[bytes, Base] = OrderedDict()
         self._kept_bytes = 0
-        self._maps: dict[Hashable, dict[bytes, Where]] = {}
+        self._maps: dict[Hashable, _Map] = {}
         self._local = threading.local()
 
     def offer(self, data: bytes) -> None:
@@ -67,8 +84,9 @@ class Bases:
             self._keep(Base(data))
 
     def base(self, digest: bytes) -> Base:
-        """The base whose SHA-256 is ``digest`` (``PatchBaseError`` if no layer holds it,
-        ``CorruptionError`` for a base too big or one that needs itself)."""
+        """The base whose SHA-256 is ``digest`` (``MissingBase``, a ``PatchBaseError``, if no
+        layer holds it; ``CorruptionError`` for a damaged base, one too big, or one that needs
+        itself)."""
         with self._lock:
             kept = self._kept.get(digest)
             if kept is not None:
@@ -92,47 +110,82 @@ class Bases:
         return found
 
     def _find(self, digest: bytes) -> Base:
-        for fresh in (False, True):  # a miss may be a layer written since its map was made
-            for key, source in self.sources() if self.sources is not None else ():
-                where = self._map(key, source, fresh).get(digest)
+        layers = list(self.sources()) if self.sources is not None else []
+        for gone in set(self._maps) - {key for key, _, _ in layers}:
+            self._maps.pop(gone, None)  # an older stack's
+        # A miss is looked for again with fresh maps: the top may have been written since,
+        # and files written in place have no stored digest until they are hashed.
+        for fresh in (False, True):
+            for key, source, stable in layers:
+                where = self._map(key, source, stable, fresh).by_digest.get(digest)
                 if where is None:
                     continue
-                ident, size, chunk_size = where
-                if size > DELTA_BASE_MAX:
-                    raise damaged(f"a delta against a base of {size} bytes (at most "
-                                  f"{DELTA_BASE_MAX})", 0)
-                flying = getattr(self._local, "in_flight", 0) + size
-                if flying > MAX_IN_FLIGHT:
-                    raise damaged(f"deltas of deltas reading more than {MAX_IN_FLIGHT} bytes "
-                                  f"of bases at once", 0)
-                self._local.in_flight = flying
-                rows = source.repo.read_span(source.raw(), ident, 0, CHUNK_SPAN)
-                data = assemble(rows, size, chunk_size, f"inode {ident}")
+                data = self._read(source, where)
                 if hashlib.sha256(data).digest() == digest:
                     return Base(data, digest)
         raise missing_base(digest)
 
-    def _map(self, key: Hashable, source: Source, fresh: bool) -> dict[bytes, Where]:
-        """Where each stored digest of one layer is (its files, read once per key)."""
-        known = None if fresh else self._maps.get(key)
-        if known is None:
-            known = {}
-            for ident, _parent, _name, size, cs, digest in source.repo.files(source.raw()):
-                if type(digest) is bytes and type(ident) is int and type(size) is int \
-                        and type(cs) is int and 0 < cs <= stored.MAX_CHUNK_SIZE and size >= 0:
-                    known.setdefault(digest, (ident, size, cs))
-            self._maps[key] = known
+    def _map(self, key: Hashable, source: Source, stable: bool, fresh: bool) -> _Map:
+        """Where each digest of one layer's files is: the stored ones (read once per key),
+        and, when ``fresh``, those of files without one, hashed (once per key for an
+        underlay)."""
+        known = self._maps.get(key)
+        if known is not None and (not fresh or (stable and known.full)):
+            return known
+        by_digest: dict[bytes, Where] = {}
+        unknown: list[Where] = []
+        for ident, parent, name, size, cs, digest in source.repo.files(source.raw()):
+            if type(ident) is not int or type(size) is not int or type(cs) is not int \
+                    or not 0 < cs <= stored.MAX_CHUNK_SIZE or size < 0:
+                continue
+            where = Where(ident, size, cs, stored.path_of(parent, name) or f"inode {ident}")
+            if type(digest) is bytes:
+                by_digest.setdefault(digest, where)
+            elif fresh and size <= DELTA_BASE_MAX:
+                unknown.append(where)
+        for where in unknown:  # files written in place: hashed, a file at a time
+            try:
+                data = self._read(source, where)
+            except (CorruptionError, PatchBaseError):
+                continue  # not a base this read can use; its own reads report it
+            by_digest.setdefault(hashlib.sha256(data).digest(), where)
+        known = self._maps[key] = _Map(by_digest, fresh)
         return known
+
+    def _read(self, source: Source, where: Where) -> bytes:
+        """A base's bytes: no more chunks than its stated size needs (a forged row cannot make
+        this decode more), damage named as the base's."""
+        if where.size > DELTA_BASE_MAX:
+            raise CorruptionError.for_path(where.path, f"a delta names this file as its base, "
+                                                       f"{where.size} bytes (at most "
+                                                       f"{DELTA_BASE_MAX})")
+        flying = getattr(self._local, "in_flight", 0) + where.size
+        if flying > MAX_IN_FLIGHT:
+            raise CorruptionError.for_path(where.path, f"deltas of deltas reading more than "
+                                                       f"{MAX_IN_FLIGHT} bytes of bases at once")
+        self._local.in_flight = flying
+        chunks = -(-where.size // where.chunk_size)
+        try:
+            rows = source.repo.read_span(source.raw(), where.ident, 0, max(chunks, 1),
+                                         where.chunk_size)
+            return assemble(rows, where.size, where.chunk_size, where.path)
+        except MissingBase:
+            raise  # a base of a base missing: the patch's reader says which file
+        except Damage as exc:
+            raise CorruptionError.for_path(
+                where.path, f"the base of a delta is damaged: "
+                            f"{exc.in_file(where.path, where.chunk_size).strerror}") from None
 
     def _keep(self, base: Base) -> None:
         with self._lock:
             if base.digest in self._kept:
                 return
+            # Twice its size: reading with it makes a zstd dictionary, a copy of it.
             self._kept[base.digest] = base
-            self._kept_bytes += len(base.data)
+            self._kept_bytes += 2 * len(base.data)
             while self._kept_bytes > KEEP_BYTES and len(self._kept) > 1:
                 _, gone = self._kept.popitem(last=False)
-                self._kept_bytes -= len(gone.data)
+                self._kept_bytes -= 2 * len(gone.data)
 
 
 def rebase(manifest: Any, raw: Any, inode_id: int, content: Content, base: Base,

@@ -288,11 +288,12 @@ class Resolver:
         return sorted(keys, key=lambda k: (len(k[0]), k))
 
     # -- reading content ----------------------------------------------------------------------
-    def sources(self) -> list[tuple[tuple[int, int, int], Source]]:
-        """(key, reader) of every layer, the bottom one first (where deltas' bases usually
-        are); the key names the layer's place in this version of this VFS's stack."""
+    def sources(self) -> list[tuple[tuple[int, int, int], Source, bool]]:
+        """(key, reader, stable) of every layer, the bottom one first (where deltas' bases
+        usually are); the key names the layer's place in this version of this VFS's stack;
+        stable: an underlay (read-only here), not the top."""
         stack = self.stack()
-        return [((id(self), stack.version, layer), self.reader(layer))
+        return [((id(self), stack.version, layer), self.reader(layer), layer != TOP)
                 for layer in range(len(stack.layers), -1, -1)]
 
     def reader(self, layer: int) -> Source:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -207,8 +208,27 @@ class SQLiteBackend:
                 c.close()
 
     def replace_content(self, source: sqlite3.Connection, target: sqlite3.Connection) -> None:
-        """Make ``target``'s database a copy of ``source``'s, in one step."""
-        source.backup(target)
+        """Make ``target``'s database a copy of ``source``'s, in one step (``source``: an
+        image opened in memory, given ``target``'s page size first if it has another: SQLite's
+        backup cannot change a WAL database's page size, and patches use 512-byte pages)."""
+        want = int(target.execute("PRAGMA page_size").fetchone()[0])
+        if int(source.execute("PRAGMA page_size").fetchone()[0]) == want:
+            source.backup(target)
+            return
+        # An in-memory database keeps its page size through VACUUM: the image is given the
+        # target's in a file of its own (rollback journal), then copied.
+        with tempfile.TemporaryDirectory(prefix="vfs-orm-image-") as tmp:
+            repaged = os.path.join(tmp, "image.db")
+            with open(repaged, "wb") as f:
+                f.write(source.serialize())
+            copy = sqlite3.connect(repaged, isolation_level=None)
+            try:
+                copy.execute("PRAGMA journal_mode = DELETE")
+                copy.execute(f"PRAGMA page_size = {want}")
+                copy.execute("VACUUM")
+                copy.backup(target)
+            finally:
+                copy.close()
 
     def file_bytes(self, db_path: str) -> int:
         return os.path.getsize(db_path)
