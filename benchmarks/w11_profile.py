@@ -1,17 +1,18 @@
 """Where one W11 save's time goes, one writer, in one process: client CPU, server CPU and
-wall time per save, for vfs_orm's save (``atomic_batch()``
-of three 4 KiB ``write_bytes``, over existing files as in W11's steady state) against raw
-psycopg 3 doing the same upserts (w11_writers.py's raw side), on a cluster of its own
-(tests/pgserver.py, fsync=on, synchronous_commit=on).
+wall time per save, for vfs_orm's save (``atomic_batch()`` of three 4 KiB ``write_bytes``,
+over existing files as in W11's steady state) against raw psycopg 3 doing the same upserts
+(w11_writers.py's raw side), on a cluster of its own (tests/pgserver.py, fsync=on,
+synchronous_commit=on). ``vfs_orm_pg_pipelined`` is vfs_orm with each transaction's BEGIN in
+a psycopg pipeline with its first statement (as before 2026-12-06 on a unix socket).
 
     python benchmarks/w11_profile.py [--saves 2000] [--rounds 5] [--profile]
 
 Client CPU is ``time.process_time()`` of this process; server CPU the backend process's
 utime + stime (``/proc/PID/stat``, 10 ms ticks: use enough saves). Medians of the rounds,
 interleaved. On a machine whose cores the writers share with the server, client + server CPU
-per save is what bounds W11's throughput. ``--profile``
-adds a cProfile of vfs_orm's saves timed in CPU time (``time.process_time``), and the
-statements of one save as ``VFS.tracer()`` records them.
+per save is what bounds W11's throughput. ``--profile`` adds a cProfile of vfs_orm's saves
+timed in CPU time (``time.process_time``); the statements of one save are printed first, as
+``VFS.tracer()`` records them.
 """
 
 from __future__ import annotations
@@ -89,16 +90,33 @@ def main() -> None:
                 for k in NAMES:
                     fs.write_bytes(f"/save/slot0/{k}.json", payload + n.to_bytes(4, "big"))
 
-        def vfs_pid() -> int:
-            """The backend of vfs_orm's one connection (it names itself "vfs_orm")."""
+        def vfs_pid(known: set[int]) -> int:
+            """The backend of the one vfs_orm connection not in ``known`` (vfs_orm's
+            connections name themselves "vfs_orm")."""
             rows = raw.execute("SELECT pid FROM pg_stat_activity WHERE application_name = "
                                "'vfs_orm'").fetchall()
-            assert len(rows) == 1, rows
-            return int(rows[0][0])
+            new = {int(r[0]) for r in rows} - known
+            assert len(new) == 1, rows
+            return new.pop()
+
+        vfs_backend = vfs_pid(set())
+        # The same with each transaction's BEGIN in a psycopg pipeline with its first
+        # statement (as before 2026-12-06 on a unix socket), in a tree of its own: reaches
+        # into the connection on purpose (a benchmark, not an API).
+        piped = VFS(url, tree="w11_1")
+        with piped.tracer():
+            piped._uow.state().raw.pipelined = True  # type: ignore[union-attr]
+        piped.makedirs("/save/slot0", exist_ok=True)
+
+        def piped_save(n: int) -> None:
+            with piped.atomic_batch():
+                for k in NAMES:
+                    piped.write_bytes(f"/save/slot0/{k}.json", payload + n.to_bytes(4, "big"))
 
         for n in range(300):  # warm: files exist, statements prepared, statistics settled
             raw_save(n)
             vfs_save(n)
+            piped_save(n)
         with fs.tracer() as statements:
             vfs_save(7)
         print(f"# one vfs_orm save: {len(statements)} statements")
@@ -106,7 +124,8 @@ def main() -> None:
             print("#   " + (s if len(s) < 160 else s[:157] + "..."))
         subjects: dict[str, tuple[Callable[[int], None], int]] = {
             "raw_pg": (raw_save, int(raw.info.backend_pid)),
-            "vfs_orm_pg": (vfs_save, vfs_pid())}
+            "vfs_orm_pg": (vfs_save, vfs_backend),
+            "vfs_orm_pg_pipelined": (piped_save, vfs_pid({vfs_backend}))}
         got: dict[str, list[dict[str, float]]] = {s: [] for s in subjects}
         for _ in range(opts.rounds):
             for name, (save, pid) in subjects.items():
@@ -115,18 +134,20 @@ def main() -> None:
             load = f.read().split()[:3]
         print(f"# {opts.rounds} rounds x {opts.saves} saves, medians per save; load {load}")
         keys = ("client_us", "server_us", "wall_us")
-        print(f"{'subject':12s} " + " ".join(f"{k:>10s}" for k in keys) + "  client+server")
+        print(f"{'subject':20s} " + " ".join(f"{k:>10s}" for k in keys) + "  client+server")
         med: dict[str, dict[str, float]] = {}
         for name, runs in got.items():
             med[name] = {k: statistics.median(r[k] for r in runs) for k in keys}
             m = med[name]
-            print(f"{name:12s} " + " ".join(f"{m[k]:10.1f}" for k in keys)
+            print(f"{name:20s} " + " ".join(f"{m[k]:10.1f}" for k in keys)
                   + f"  {m['client_us'] + m['server_us']:10.1f}")
-        r, v = med["raw_pg"], med["vfs_orm_pg"]
-        print(f"# vfs_orm / raw: client CPU x{v['client_us'] / r['client_us']:.2f}, server CPU "
-              f"x{v['server_us'] / r['server_us']:.2f}, both x"
-              f"{(v['client_us'] + v['server_us']) / (r['client_us'] + r['server_us']):.2f}, "
-              f"wall x{v['wall_us'] / r['wall_us']:.2f}")
+        r = med["raw_pg"]
+        for name in ("vfs_orm_pg", "vfs_orm_pg_pipelined"):
+            v = med[name]
+            print(f"# {name} / raw: client CPU x{v['client_us'] / r['client_us']:.2f}, "
+                  f"server CPU x{v['server_us'] / r['server_us']:.2f}, both x"
+                  f"{(v['client_us'] + v['server_us']) / (r['client_us'] + r['server_us']):.2f}"
+                  f", wall x{v['wall_us'] / r['wall_us']:.2f}")
         if opts.profile:
             prof = cProfile.Profile(time.process_time)
             prof.enable()
@@ -137,6 +158,7 @@ def main() -> None:
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
             print(out.getvalue())
         fs.close()
+        piped.close()
         raw.close()
     finally:
         cluster.stop()

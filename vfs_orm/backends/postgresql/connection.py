@@ -119,10 +119,12 @@ class PGRaw:
         pipelined with the transaction's first statement: ONE round trip, where a round trip
         over a network costs 0.3-1 ms. Over a unix socket (the server on this machine) it is
         a statement of its own: a round trip there costs ~13 us of client CPU and ~25 us of
-        wall time, psycopg's pipeline mode (non-blocking mode, a sync, its result queue) about
-        50 us of client CPU (measured for a 3-file save: 141 against 193 us of client CPU,
-        373 against 445 us wall), and on a machine whose cores the writers share with the
-        server, the CPU a save costs is what sets how many saves per second fit (W11)."""
+        wall time, psycopg's pipeline mode (non-blocking mode, a sync, its result queue) more
+        CPU than that (a 3-file save's statements through psycopg: 141-188 against 193-272 us
+        of client CPU with fsync off, 293 against 333 with it on), and where the writers share
+        the machine's cores with the server, the CPU a save costs sets how many saves per
+        second fit: W11 at 4 and 8 writers ~0.1x raw better (benchmarks/RESULTS-W11.md). One
+        writer alone waits about one local round trip longer per save."""
         self.conn = conn
         try:
             host = conn.info.host
