@@ -6,7 +6,9 @@ started here (tests/pgserver.py), against raw psycopg 3 doing the same upserts i
 
 Subjects: ``raw_pg`` (one table, path primary key, ``INSERT ... ON CONFLICT DO UPDATE`` of the
 three files in one transaction), ``vfs_orm_pg`` (``atomic_batch()`` of three ``write_bytes``
-into ONE tree) and ``vfs_orm_pg_trees`` (the same, each writer into a tree of its own). Every
+into ONE tree), ``vfs_orm_pg_trees`` (the same, each writer into a tree of its own) and, with
+``--subjects``, ``vfs_orm_pg_pipelined`` (``vfs_orm_pg`` with each transaction's BEGIN in a
+psycopg pipeline with its first statement, as before 2026-12-06 on a unix socket). Every
 writer saves for a fixed time after a common start; throughput is all writers' saves / time.
 A vfs_orm save that the server aborts for a conflict (BusyError) is counted and run again.
 Prints one line per (subject, writers) with the median of the runs and the ratios.
@@ -45,9 +47,16 @@ def _raw_writer(dsn: str, slot: int, seconds: float, go: Any, out: Any) -> None:
     out.put((n, 0))
 
 
-def _vfs_writer(url: str, tree: str, slot: int, seconds: float, go: Any, out: Any) -> None:
+def _vfs_writer(url: str, tree: str, slot: int, seconds: float, go: Any, out: Any,
+                pipelined: bool = False) -> None:
     from vfs_orm import VFS, BusyError
     fs = VFS(url, tree=tree)
+    if pipelined:
+        # The behaviour before 2026-12-06 on a unix socket (a transaction's BEGIN in a psycopg
+        # pipeline with its first statement), for an A/B in one run; reaches into the
+        # connection on purpose (a benchmark, not an API).
+        with fs.tracer():
+            fs._uow.state().raw.pipelined = True  # type: ignore[union-attr]
     payload = os.urandom(4096 - 4)
     fs.makedirs(f"/save/slot{slot}", exist_ok=True)
     go.wait()
@@ -64,10 +73,11 @@ def _vfs_writer(url: str, tree: str, slot: int, seconds: float, go: Any, out: An
     out.put((n, conflicts))
 
 
-def _round(target: Any, args_of: Any, writers: int, seconds: float) -> tuple[float, int]:
+def _round(target: Any, args_of: Any, writers: int, seconds: float,
+           extra: tuple[Any, ...] = ()) -> tuple[float, int]:
     ctx = multiprocessing.get_context("fork")
     go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args_of(k), seconds, go, out))
+    procs = [ctx.Process(target=target, args=(*args_of(k), seconds, go, out, *extra))
              for k in range(writers)]
     for p in procs:
         p.start()
@@ -114,18 +124,19 @@ def main() -> None:
                 with psycopg.connect(dsn, autocommit=True) as con:
                     con.execute(f"ALTER TABLE w11_{k}.vfs_inodes SET (fillfactor = "
                                 f"{int(opts.fillfactor)})")
-        every = {
-            "raw_pg": (_raw_writer, lambda k: (dsn, k)),
-            "vfs_orm_pg": (_vfs_writer, lambda k: (url, "w11_0", k)),
-            "vfs_orm_pg_trees": (_vfs_writer, lambda k: (url, f"w11_{k}", k)),
+        every: dict[str, tuple[Any, Any, tuple[Any, ...]]] = {
+            "raw_pg": (_raw_writer, lambda k: (dsn, k), ()),
+            "vfs_orm_pg": (_vfs_writer, lambda k: (url, "w11_0", k), ()),
+            "vfs_orm_pg_trees": (_vfs_writer, lambda k: (url, f"w11_{k}", k), ()),
+            "vfs_orm_pg_pipelined": (_vfs_writer, lambda k: (url, "w11_0", k), (True,)),
         }
         subjects = {k: every[k] for k in opts.subjects.split(",")}
         for writers in [int(w) for w in opts.writers.split(",")]:
             res: dict[str, list[float]] = {s: [] for s in subjects}
             conflicts: dict[str, int] = dict.fromkeys(subjects, 0)
             for _ in range(opts.runs):
-                for name, (target, args_of) in subjects.items():  # interleaved runs
-                    rate, c = _round(target, args_of, writers, opts.seconds)
+                for name, (target, args_of, extra) in subjects.items():  # interleaved
+                    rate, c = _round(target, args_of, writers, opts.seconds, extra)
                     res[name].append(rate)
                     conflicts[name] += c
             raw = statistics.median(res["raw_pg"]) if "raw_pg" in res else 1.0

@@ -1031,3 +1031,54 @@ def test_compact_vacuums_the_trees_tables(pg_url, pg_tree, full):
             fs.compact()
     with VFS(pg_url, tree=pg_tree, read_only=True) as ro, pytest.raises(ReadOnlyError):
         ro.compact()
+
+
+def test_batches_over_tcp_and_over_a_unix_socket():
+    """A write transaction's BEGIN goes pipelined with its first statement over TCP, and as a
+    statement of its own over a unix socket (cheaper there): over both, a batch is all or
+    nothing, a failed first statement leaves nothing open, and the statements are the same
+    (BEGIN, one UPDATE per save of an existing file, COMMIT)."""
+    import socket
+
+    import pgserver
+
+    if pgserver.server_binaries() is None:
+        _pg_skip_or_fail = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
+        _pg_skip_or_fail("needs PostgreSQL server binaries to start a server on TCP")
+    with socket.socket() as probe:  # a free port on the loopback interface
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = pgserver.start(own=True, extra=f" -c listen_addresses=127.0.0.1 -c port={port}")
+    try:
+        assert cluster.base is not None
+        urls = {"tcp": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+                "unix": f"postgresql+psycopg://postgres@/postgres?host={cluster.base}"
+                        f"&port={port}"}
+        for kind, url in urls.items():
+            with VFS(url, tree=f"over_{kind}") as fs, VFS(url, tree=f"over_{kind}") as other:
+                fs.makedirs("/save")
+                names = ("player", "world", "inventory")
+                with fs.atomic_batch():
+                    for n in names:
+                        fs.write_bytes(f"/save/{n}", b"1")
+                for before, after in ((b"1", b"2"), (b"2", b"3")):  # the second: a save
+                    with fs.tracer() as statements, fs.atomic_batch():  # over saves
+                        for n in names:
+                            fs.write_bytes(f"/save/{n}", after)
+                        # Inside the batch: the other connection sees the last commit.
+                        assert [other.read_bytes(f"/save/{n}") for n in names] == [before] * 3
+                assert [s.split()[0] for s in statements] == \
+                    ["BEGIN", "UPDATE", "UPDATE", "UPDATE", "COMMIT"], (kind, statements)
+                with pytest.raises(RuntimeError), fs.atomic_batch():
+                    for n in names:
+                        fs.write_bytes(f"/save/{n}", b"4")
+                    raise RuntimeError("the game crashed mid-save")
+                assert [other.read_bytes(f"/save/{n}") for n in names] == [b"3"] * 3, kind
+                # A batch whose first statement fails: nothing stays open or half done.
+                with pytest.raises(VFSError), fs.atomic_batch():
+                    fs.write_bytes("/save/player/x", b"under a file")
+                with fs.atomic_batch():
+                    fs.write_bytes("/save/world", b"4")
+                assert other.read_bytes("/save/world") == b"4" and fs.check().ok, kind
+    finally:
+        cluster.stop()
