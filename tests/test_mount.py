@@ -275,6 +275,30 @@ def test_whiteouts_and_copy_up_through_the_mount(tmp_path):
         assert b.read_bytes("/data/a.txt") == b"base a" and b.exists("/data/b.txt")
 
 
+def test_a_patched_stack_through_the_mount(tmp_path):
+    """A game's stack [save over patch 1.1 over pack 1.0], the patch's changed file stored as
+    a binary delta: every program reading the mount sees 1.1's bytes."""
+    from vfs_orm.patching import make_patch
+
+    level = os.urandom(200_000)
+    v11 = level[:1000] + b"patched" + level[1000:]
+    for name, data in (("1.0", level), ("1.1", v11)):
+        with VFS(str(tmp_path / f"{name}.vfs")) as pack:
+            pack.write_bytes("/levels/one.dat", data)
+    patch = tmp_path / "patch.vfs"
+    assert make_patch(tmp_path / "1.0.vfs", tmp_path / "1.1.vfs", patch).deltas == 1
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    with VFS(str(tmp_path / "save.vfs")) as fs:
+        fs.add_underlay(str(tmp_path / "1.0.vfs"), priority=0, name="base")
+        fs.add_underlay(str(patch), priority=1, name="patch")
+        with fs.mount(mp):
+            assert (mp / "levels/one.dat").read_bytes() == v11
+            with open(mp / "levels/one.dat", "rb") as f:  # a read in the middle
+                f.seek(995)
+                assert f.read(20) == v11[995:1015]
+
+
 def test_written_file_is_visible_to_another_vfs(mnt, tmp_path):
     _fs, m = mnt
     with open(m / "save.dat", "wb") as f:
