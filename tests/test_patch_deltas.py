@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_cli import run
-from tests.test_patches import _make, _stacked, _view
+from tests.test_patches import _make, _stacked, _view, round_trip
 from vfs_orm import VFS, CorruptionError, PatchBaseError
 from vfs_orm.content.codec import DELTA
 from vfs_orm.patching import apply_patch, make_patch
@@ -240,17 +240,7 @@ def test_delta_patches_round_trip_on_edited_files(tmp_path_factory, sizes, edits
             at = min(at, len(data))
             data = data[:at] + put + data[at + cut:]
         new_tree[path] = data
-    old = _make(base / "old.vfs", dict(old_tree))
-    new = _make(base / "new.vfs", dict(new_tree))
-    patch = str(base / "p.vfs")
-    make_patch(old, new, patch)
-    with VFS(new, read_only=True) as n:
-        want = _view(n)
-    with _stacked(base, old, patch) as top:
-        assert _view(top) == want
-    apply_patch(old, patch, output=base / "out.vfs")
-    with VFS(base / "out.vfs", read_only=True) as out:
-        assert _view(out) == want
+    round_trip(base, old_tree, new_tree)
 
 
 def test_only_a_stack_with_a_patch_reads_with_bases(tmp_path, packs):

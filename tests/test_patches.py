@@ -188,6 +188,12 @@ def test_patch_round_trips_on_random_trees(tmp_path_factory, old_tree, edits, de
     keys = sorted(old_tree)
     new_tree = {k: v for i, k in enumerate(keys) if i not in deletes for v in [old_tree[k]]}
     new_tree = _consistent({**new_tree, **edits})
+    round_trip(base, old_tree, new_tree)
+
+
+def round_trip(base, old_tree: dict[str, bytes], new_tree: dict[str, bytes]) -> None:
+    """A patch from ``old_tree`` to ``new_tree`` (packs made in ``base``): [patch over old]
+    and the patch applied into a new file both read exactly as new."""
     old, new = _make(base / "old.vfs", dict(old_tree)), _make(base / "new.vfs", dict(new_tree))
     patch = str(base / "p.vfs")
     make_patch(old, new, patch)

@@ -66,8 +66,7 @@ Sources = Callable[[], Sequence[tuple[Hashable, Source, bool]]]
 
 class Bases:
     """The bases of one VFS's deltas: ``sources()`` lists its stack's layers (the key names a
-    layer's content as of now: the stack's version and the layer's place); ``offer`` adds
-    bytes a caller already holds."""
+    layer's content as of now: the stack's version and the layer's place)."""
 
     def __init__(self, sources: Sources | None = None) -> None:
         self.sources = sources
@@ -77,11 +76,6 @@ class Bases:
         self._kept_bytes = 0
         self._maps: dict[Hashable, _Map] = {}
         self._local = threading.local()
-
-    def offer(self, data: bytes) -> None:
-        """Keep ``data`` as a base (a caller that holds a file's bytes anyway)."""
-        if len(data) <= DELTA_BASE_MAX:
-            self._keep(Base(data))
 
     def base(self, digest: bytes) -> Base:
         """The base whose SHA-256 is ``digest`` (``MissingBase``, a ``PatchBaseError``, if no

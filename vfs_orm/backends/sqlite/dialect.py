@@ -67,13 +67,7 @@ class SQLiteInodeRepository(InodeRepository):
 
     def read_blob(self, raw: sqlite3.Connection, inode_id: int, idx: int, off: int,
                   length: int, data_version: int) -> bytes | None:
-        """Incremental BLOB I/O on one uncompressed chunk, if the database is still at
-        ``data_version`` (None if another connection committed since). The version is read
-        while the blob is open, i.e. in the very snapshot the bytes come from: no commit can
-        slip in between, and it costs a third of a separate probe. With verification on, the
-        4 KiB blocks covering the part are read and checked against the chunk's sums (a second
-        BLOB on the same row). None too if there are no such bytes (a sparse hole, inline
-        bytes, or a file that is gone): a query tells."""
+        """See ``InodeRepository.read_blob``: pysqlite's ``blobopen``."""
         rowid = inode_id * CHUNK_SPAN + idx  # the file's chunk key (see ``InodeSize.key``)
         try:
             blob = raw.blobopen(self.chunks.name, "data", rowid, readonly=True,
