@@ -267,9 +267,16 @@ class Operations:
         return self._keep(raw, True)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        h = self._handle(fh)
         buf = bytearray(size)
-        view = memoryview(buf)
+        with memoryview(buf) as view:
+            got = self.read_into(fh, view, offset)
+        return bytes(buf[:got]) if got < size else bytes(buf)
+
+    def read_into(self, fh: int, view: memoryview, offset: int) -> int:
+        """Read at ``offset`` into ``view`` (libfuse's own reply buffer, when the kernel
+        asks: no copy on the way); the count read."""
+        h = self._handle(fh)
+        size = len(view)
         got = 0
         with h.lock:
             h.raw.seek(offset)
@@ -278,8 +285,7 @@ class Operations:
                 if not n:
                     break
                 got += n
-        view.release()
-        return bytes(buf[:got]) if got < size else bytes(buf)
+        return got
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         h = self._handle(fh)
@@ -377,6 +383,13 @@ def _fuse_class() -> Any:
                 ensure()
                 pinned.done = True
             return super()._wrapper(func, *args, **kwargs)
+
+        def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            # Straight into libfuse's reply buffer: mfusepy's read makes a bytes object and
+            # copies it there, two copies of every 128 KiB request.
+            target = (ctypes.c_char * size).from_address(ctypes.addressof(buf.contents))
+            with memoryview(target).cast("B") as view:
+                return int(self.operations.read_into(fip.contents.fh, view, offset))
 
         def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
             return int(self.operations.rename(old.decode(self.encoding, self.errors),
