@@ -3,6 +3,7 @@
 round by round, alternating checkouts, so that both see the same machine.
 
     python benchmarks/ab_compare.py BEFORE_DIR AFTER_DIR [--rounds 5] [-k EXPR]
+    python benchmarks/ab_compare.py BEFORE AFTER -k "_pg and not w11" --subject vfs_orm_pg
 
 Each round runs this checkout's benchmarks (``benchmarks/bench_*.py``, full sizes) once with
 BEFORE's ``vfs_orm`` first on the import path, once with AFTER's; every workload's ratio to
@@ -27,7 +28,7 @@ from run import collect, reference_for  # noqa: E402  (this directory's run.py)
 DEFAULT_K = "not _pg and not w11"
 
 
-def one_run(tree: Path, k: str, out: Path) -> dict[str, float]:
+def one_run(tree: Path, k: str, out: Path, subject: str = "vfs_orm") -> dict[str, float]:
     """label -> vfs_orm / reference ratio (for "ms" workloads: reference time / vfs_orm's)."""
     env = dict(os.environ, PYTHONPATH=str(tree), VFS_BENCH_SMOKE="0")
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
@@ -38,8 +39,8 @@ def one_run(tree: Path, k: str, out: Path) -> dict[str, float]:
     units = collect.units  # type: ignore[attr-defined]
     ratios = {}
     for label, subjects in results.items():
-        ref = subjects.get(reference_for(label))
-        mine = subjects.get("vfs_orm")
+        ref = subjects.get("raw_pg" if subject.endswith("_pg") else reference_for(label))
+        mine = subjects.get(subject)
         if ref and mine:
             ratios[label] = ref / mine if units[label] == "ms" else mine / ref
     return ratios
@@ -52,12 +53,15 @@ def main() -> int:
     ap.add_argument("after", type=Path)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("-k", default=DEFAULT_K)
+    ap.add_argument("--subject", default="vfs_orm",
+                    help="the subject compared (vfs_orm_pg: against raw_pg, with -k _pg)")
     args = ap.parse_args()
     got: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):
             for side, tree in (("before", args.before), ("after", args.after)):
-                ratios = one_run(tree.resolve(), args.k, Path(tmp) / f"{side}{n}.json")
+                ratios = one_run(tree.resolve(), args.k, Path(tmp) / f"{side}{n}.json",
+                                 args.subject)
                 for label, ratio in ratios.items():
                     got[side].setdefault(label, []).append(ratio)
                 print(f"round {n + 1}/{args.rounds} {side} done", file=sys.stderr)
