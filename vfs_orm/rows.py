@@ -32,6 +32,9 @@ class Node(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    #: Owner and group (format 0009); None: not set (the reader's, see ``VFS.stat``).
+    uid: int | None
+    gid: int | None
 
     @property
     def is_dir(self) -> bool:
@@ -51,6 +54,8 @@ class OpenNode(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    uid: int | None
+    gid: int | None
     first: bytes | None
 
 
@@ -148,6 +153,8 @@ class EntryRow(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    uid: int | None
+    gid: int | None
     fparent: str | None
     fname: str | None
     refs: int
