@@ -1153,6 +1153,14 @@ class VFS:
         self._tree.set_meta(p, owner=_owner_ids(p, uid, gid), clear_setid=clear_setid)
 
     @_translated
+    def _set_owner(self, path: str, uid: int | None, gid: int | None) -> None:
+        """The stored owner exactly (None: not set), for copies between trees
+        (``copying``, ``patching``): ``chown`` cannot unset one."""
+        p = self._path(path)
+        self._check_writable(p)
+        self._tree.set_meta(p, owner=(uid, gid))
+
+    @_translated
     def utime(self, path: str, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None) -> None:
         """``os.utime``: set the modification time (the access time is not stored).

@@ -496,8 +496,9 @@ def _fuse_class() -> Any:
 
 def fuse_options(vfs: VFS, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The options a mount of ``vfs`` gets: the kernel checks permissions over the stored
-    modes and owners (``default_permissions``; ``allow_other`` when root mounts), the caches of :data:`WRITABLE_CACHE` or
-    :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS; ``options`` override them."""
+    modes and owners (``default_permissions``; ``allow_other`` when root mounts), the caches
+    of :data:`WRITABLE_CACHE` or :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS;
+    ``options`` override them."""
     opts: dict[str, Any] = {"fsname": f"vfs-orm:{vfs.db_path}", "subtype": "vfs-orm",
                             "default_permissions": True,
                             # libfuse keeps this many idle workers (each keeps its database

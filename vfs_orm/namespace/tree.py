@@ -609,9 +609,10 @@ class Tree:
 
     # -- metadata and copy-up ---------------------------------------------------------------
     def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None,
-                 owner: tuple[int, int] | None = None, clear_setid: bool = False) -> None:
+                 owner: tuple[int | None, int | None] | None = None,
+                 clear_setid: bool = False) -> None:
         """chmod/utime/chown. An entry of an underlay is copied up first. ``owner``: (uid,
-        gid), -1 keeping one; ``clear_setid``: a chown also clears the set-user-ID bit and
+        gid), -1 keeping one, None unsetting it; ``clear_setid``: a chown also clears the set-user-ID bit and
         the set-group-ID bit of a group-executable entry (Linux's rule for an unprivileged
         caller)."""
         with self.uow.write() as raw:
