@@ -14,6 +14,10 @@ FILE = int(InodeKind.FILE)
 DIR = int(InodeKind.DIRECTORY)
 WHITEOUT = int(InodeKind.WHITEOUT)
 
+#: How many inode columns a lookup row has (``statements.INODE_COLUMNS``: id, kind, mode,
+#: size, chunk_size, ctime_ns, mtime_ns, generation, uid, gid): a ``Node`` after its layer.
+N_INODE = 10
+
 #: The layer a node was found in: 0 is the top database, the one that is written.
 TOP = 0
 #: The name ``which_layer`` and ``stat().layer`` give the top database.

@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 from vfs_orm import paths
 from vfs_orm.backends import InodeRepository, LayerStack
-from vfs_orm.backends.sql.statements import N_INODE
 from vfs_orm.content.store import Source
 from vfs_orm.rows import (
     DIR,
     LOCAL,
+    N_INODE,
     TOP,
     WHITEOUT,
     Entry,

@@ -34,7 +34,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from vfs_orm.backends.sql.statements import (
     CHUNK_SPAN,
     INODE_COLUMNS,
-    N_INODE,
     CheckRepository,
     InodeRepository,
     ManifestRepository,
@@ -43,6 +42,7 @@ from vfs_orm.backends.sql.statements import (
 )
 from vfs_orm.content import INLINE, PLAIN, Content
 from vfs_orm.paths import fold, split
+from vfs_orm.rows import N_INODE
 from vfs_orm.types import InodeKind
 
 #: Positional ``%s`` parameters, as psycopg takes them.

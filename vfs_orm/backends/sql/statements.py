@@ -49,7 +49,17 @@ from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, split, subtree_bounds
-from vfs_orm.rows import ChunkRow, EntryRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
+from vfs_orm.rows import (
+    N_INODE,
+    ChunkRow,
+    EntryRow,
+    Identity,
+    InodeSize,
+    Node,
+    OpenNode,
+    Sized,
+    WholeRow,
+)
 from vfs_orm.types import InodeKind
 
 #: A chunk's row id is ``inode_id * CHUNK_SPAN + idx``: reads go straight to the chunk by
@@ -68,9 +78,9 @@ INLINE_MAX = 16 * 1024
 #: Columns of an inode lookup row, in order (see ``InodeRow``).
 INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
                  "generation", "uid", "gid")
-#: How many they are: a row's columns after them (a first chunk's) start there (plus one for a
-#: leading layer number).
-N_INODE = len(INODE_COLUMNS)
+# A row's columns after them (a first chunk's) start at N_INODE (plus one for a leading layer
+# number); ``rows`` states the count for the layers above.
+assert len(INODE_COLUMNS) == N_INODE
 
 
 @dataclass(frozen=True, slots=True)
