@@ -216,3 +216,22 @@ def test_a_forged_owner_is_a_corruption_error(tmp_path, forged):
         report = fs.check()
         assert not report.ok and any("owner" in p for p in report.problems)
         assert fs.listdir("/d") == ["f"]  # names alone are still listed
+
+
+def test_cli_stat_and_fsspec_info_report_owners(tmp_path):
+    import json
+
+    import fsspec
+
+    path = str(tmp_path / "a.vfs")
+    with VFS(path) as fs:
+        fs.write_bytes("/f", b"x")
+        fs.chown("/f", 65534, 65533)
+        fs.write_bytes("/g", b"y")
+    done = subprocess.run([sys.executable, "-m", "vfs_orm", "stat", path, "/f", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["uid"], json.loads(done.stdout)["gid"]) == (65534, 65533)
+    ffs = fsspec.filesystem("vfsorm", db=path, skip_instance_cache=True)
+    assert (ffs.info("/f")["uid"], ffs.info("/f")["gid"]) == (65534, 65533)
+    assert (ffs.info("/g")["uid"], ffs.info("/g")["gid"]) == ME
