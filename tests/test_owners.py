@@ -235,3 +235,32 @@ def test_cli_stat_and_fsspec_info_report_owners(tmp_path):
     ffs = fsspec.filesystem("vfsorm", db=path, skip_instance_cache=True)
     assert (ffs.info("/f")["uid"], ffs.info("/f")["gid"]) == (65534, 65533)
     assert (ffs.info("/g")["uid"], ffs.info("/g")["gid"]) == ME
+
+
+def test_a_patch_carries_the_owners_of_the_files_it_writes(tmp_path):
+    """A file a patch writes (added or changed) keeps NEW's owner, as it keeps its mode; a
+    file the patch does not write keeps OLD's (owners and modes are not part of the content
+    manifest a patch is made from)."""
+    from vfs_orm.patching import apply_patch, make_patch
+
+    old, new, patch = (str(tmp_path / n) for n in ("old.vfs", "new.vfs", "p.vfs"))
+    with VFS(old) as fs:
+        fs.write_bytes("/same.txt", b"same")
+        fs.write_bytes("/changed.bin", b"a" * 40_000)
+        fs.chown("/same.txt", 3, 3)
+    with VFS(new) as fs:
+        fs.write_bytes("/same.txt", b"same")
+        fs.write_bytes("/changed.bin", b"b" * 40_000)
+        fs.write_bytes("/added.txt", b"new")
+        fs.chown("/changed.bin", 1000, 1000)
+        fs.chown("/added.txt", 65534, -1)
+    make_patch(old, new, patch)
+    with VFS(patch, read_only=True) as p:
+        assert _stored(p, "/changed.bin") == (1000, 1000)
+        assert _stored(p, "/added.txt") == (65534, None)
+    apply_patch(old, patch)
+    with VFS(old) as fs:
+        assert fs.read_bytes("/changed.bin") == b"b" * 40_000
+        assert _stored(fs, "/changed.bin") == (1000, 1000)
+        assert _stored(fs, "/added.txt") == (65534, None)
+        assert _stored(fs, "/same.txt") == (3, 3)
