@@ -674,3 +674,17 @@ def test_readers_in_parallel(mnt):
     for t in threads:
         t.join()
     assert errors == [] and got == want
+
+
+def test_a_relative_mount_point(tmp_path, monkeypatch):
+    """libfuse moves the process to "/" when it mounts: a relative mount point must still be
+    seen mounted (it timed out after 30 s, the mount left behind), and the host application
+    gets its working directory back."""
+    (tmp_path / "rel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with VFS(str(tmp_path / "r.vfs")) as fs, fs.mount("rel") as where:
+        assert where == str(tmp_path / "rel")
+        assert os.getcwd() == str(tmp_path)  # libfuse's chdir("/") undone
+        (tmp_path / "rel" / "f").write_bytes(b"x")
+        assert fs.read_bytes("/f") == b"x"
+    assert not os.path.ismount(tmp_path / "rel")

@@ -140,6 +140,9 @@ class Operations:
         self._next = 1
         self._lock = threading.Lock()
         self.started = False  # set once the kernel has sent INIT: the mount is up
+        #: The process's working directory: libfuse moves the whole process to "/" when it
+        #: mounts (``fuse_daemonize``, even in the foreground); ``init`` moves it back.
+        self._cwd = os.getcwd()
 
     # -- handles --------------------------------------------------------------------------
     def _keep(self, raw: Any, writable: bool, path: str = "") -> int:
@@ -401,6 +404,10 @@ class Operations:
         return 0
 
     def init(self, path: str) -> None:
+        # INIT comes after libfuse's chdir("/"): give the host application its directory back.
+        with suppress(OSError):
+            if os.getcwd() != self._cwd:
+                os.chdir(self._cwd)
         self.started = True
 
     def destroy(self, path: str) -> None:
@@ -568,7 +575,9 @@ def mounted(vfs: VFS, mountpoint: str | os.PathLike[str],
     unmount (lazily if a file is still open there) and wait for the server to stop. The VFS
     stays open (its owner closes it)."""
     check_available()
-    where = os.fspath(mountpoint)
+    # Absolute: libfuse's mount leaves this process in "/", so a relative path would name
+    # another directory for the checks that follow (a mount that is up, never seen).
+    where = os.path.abspath(os.fspath(mountpoint))
     failure: list[BaseException] = []
 
     def run() -> None:
