@@ -84,12 +84,14 @@ def inode(row: Any, at: int = 0, parent: Any = None, name: Any = None) -> Any:
         return None
     # The common case inline (a hot path: every stat, open and lookup comes through here).
     kind, size, cs = row[at + 1], row[at + 3], row[at + 4]
-    mode = row[at + 2]
+    mode, uid, gid = row[at + 2], row[at + 8], row[at + 9]
     if (type(kind) is int and FILE <= kind <= WHITEOUT and type(size) is int
             and 0 <= size < MAX_FILE_SIZE and type(cs) is int and 0 < cs <= MAX_CHUNK_SIZE
             and type(mode) is int and 0 <= mode <= MAX_MODE and type(row[at]) is int
             and type(row[at + 5]) is int and type(row[at + 6]) is int
-            and type(row[at + 7]) is int and owner_ok(row[at + 8]) and owner_ok(row[at + 9])):
+            and type(row[at + 7]) is int
+            and (uid is None or (type(uid) is int and 0 <= uid <= MAX_OWNER))
+            and (gid is None or (type(gid) is int and 0 <= gid <= MAX_OWNER))):
         return row
     problem = inode_problem(row, at)
     if problem is None:
