@@ -228,3 +228,48 @@ def test_format_revision_constant_is_alembic_head():
     assert vfs_orm.FORMAT_REVISION == dbmod.head_revision()
     with vfs_orm.VFS() as fs:
         assert fs.info()["revision"] == vfs_orm.FORMAT_REVISION
+
+
+def test_format_0008_upgrades_to_owners_and_downgrades_only_without_them(tmp_path):
+    """0009 rebuilds the two inode tables on SQLite (owners before the large columns): every
+    byte, mode and time of a file written at 0008 survives, every entry comes up with no
+    owner (the reader's), and the schema is exactly a new file's. The downgrade is refused
+    while an owner is stored and, without one, gives back 0008's tables."""
+    path = _copy(tmp_path, "format_0008.db")
+    manifest = json.loads((FIXTURES / "format_0008.manifest.json").read_text())
+    with VFS(path) as fs:
+        assert fs.info()["revision"] == "0009"
+        _check_manifest(fs, manifest)
+        for p, meta in manifest.items():
+            st = fs.stat(p)
+            assert st.st_mode == meta["mode"], p
+            assert (st.owner_uid, st.owner_gid) == (None, None), p
+            assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), p
+        assert fs.check().ok
+        assert [c.name for c in fs.checkpoints()] == ["before-edit"]
+        fs.chown("/game/config.json", 65534, 65533)
+    con = sqlite3.connect(path)
+    try:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(vfs_inodes)")]
+        assert cols.index("gid") == cols.index("uid") + 1 < cols.index("digest") < cols.index("data")
+        cols = [r[1] for r in con.execute("PRAGMA table_info(vfs_checkpoint_inodes)")]
+        assert cols.index("gid") == cols.index("uid") + 1 < cols.index("digest")
+        assert dbmod.schema_problem(con) is None
+    finally:
+        con.close()
+    with pytest.raises(Exception, match="owners"):
+        _migrate(path, "0008")
+    assert _revision(path) == "0009"
+    with VFS(path) as fs:
+        assert fs.stat("/game/config.json").owner_uid == 65534
+    clean = _copy(tmp_path, "format_0008.db")
+    _migrate(clean, "head", "0008")
+    assert _revision(clean) == "0008"
+    con = sqlite3.connect(clean)
+    try:
+        assert dbmod.schema_problem(con) is None  # exactly 0008's schema again
+        assert "uid" not in [r[1] for r in con.execute("PRAGMA table_info(vfs_inodes)")]
+    finally:
+        con.close()
+    with VFS(clean) as fs:
+        _check_manifest(fs, manifest)

@@ -34,7 +34,8 @@ def _all(fs):
     return out
 
 
-@pytest.mark.parametrize("name", ["format_0001", "format_0002", "format_0003", "format_0006", "format_0007",
+@pytest.mark.parametrize("name", ["format_0001", "format_0002", "format_0003", "format_0006",
+                                  "format_0007", "format_0008",
                                   "legacy-seed-format", "legacy-seed-mixed"])
 def test_upgraded_fixtures_read_and_check(tmp_path, name):
     dst = tmp_path / "f.db"

@@ -404,7 +404,7 @@ def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...], t
         info = {"path": path, "type": "directory" if st.is_directory else "file",
                 "size": st.st_size, "mode": oct(st.st_mode), "modified": st.modified_at,
                 "created": st.created_at, "mtime_ns": st.st_mtime_ns,
-                "layer": st.source_layer}
+                "uid": st.st_uid, "gid": st.st_gid, "layer": st.source_layer}
     _emit(info, as_json)
 
 

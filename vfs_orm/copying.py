@@ -2,9 +2,9 @@
 and back, and the images of backends that have none of their own (``serialize_iter`` of a
 PostgreSQL tree is a SQLite pack of it).
 
-Through the public API only: directories with their modes and mtimes, files streamed in
-pieces (never whole in memory) with their modes and mtimes, all in ONE atomic batch of the
-destination (all or nothing).
+Through the public API only: directories with their modes, owners and mtimes, files streamed
+in pieces (never whole in memory) with their modes, owners and mtimes, all in ONE atomic batch
+of the destination (all or nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 #: (files copied, bytes copied) after each file.
 Progress = Callable[[int, int], None]
 _PIECE = 1 << 20
+
+
+def _own(dst: VFS, path: str, uid: int | None, gid: int | None, kept: bool) -> None:
+    """Give ``dst``'s entry at ``path`` the stored owner (uid, gid) of its source (None: not
+    set). ``kept``: the entry was there before this copy (it may hold another owner);
+    otherwise it was just made, with none."""
+    if kept:
+        st = dst.stat(path)
+        if (st.owner_uid, st.owner_gid) == (uid, gid):
+            return
+    elif uid is None and gid is None:
+        return
+    dst._set_owner(path, uid, gid)
 
 
 @dataclass
@@ -67,6 +80,7 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                 have.update({paths.join(top, f): False for f in files})
         seen: set[str] = set()
         dirs: list[tuple[str, int, int]] = []
+        owned: list[tuple[str, int | None, int | None, bool]] = []
         for top, subdirs, files in src.walk("/"):
             for d in subdirs:
                 p = paths.join(top, d)
@@ -78,6 +92,7 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                     dst.mkdir(p)
                     done.dirs += 1
                 dirs.append((p, st.st_mode & 0o7777, st.st_mtime_ns))
+                owned.append((p, st.owner_uid, st.owner_gid, have.get(p) is True))
             for f in files:
                 p = paths.join(top, f)
                 st = src.stat(p)
@@ -90,12 +105,15 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                     done.files += 1
                     done.bytes += st.st_size
                 dst.chmod(p, st.st_mode & 0o7777)
+                _own(dst, p, st.owner_uid, st.owner_gid, have.get(p) is False)
                 dst.utime(p, ns=(st.st_mtime_ns, st.st_mtime_ns))
                 if progress is not None:
                     progress(done.files, done.bytes)
         for p in sorted(set(have) - seen):
             if dst.exists(p):
                 (dst.rmtree if dst.isdir(p) else dst.remove)(p)
+        for p, uid, gid, kept in owned:
+            _own(dst, p, uid, gid, kept)
         for p, mode, mtime in reversed(dirs):  # after their entries: children last touched
             dst.chmod(p, mode)
             dst.utime(p, ns=(mtime, mtime))
@@ -126,6 +144,7 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
             if not present:
                 dst.mkdir(e.path, parents=True, exist_ok=True)
                 done.dirs += 1
+            _own(dst, e.path, e.uid, e.gid, present)
             dirs.append(e)
             continue
         if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e):
@@ -135,6 +154,7 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
             done.files += 1
             done.bytes += e.size
         dst.chmod(e.path, e.mode & 0o7777)
+        _own(dst, e.path, e.uid, e.gid, present)
         dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
     for e in reversed(dirs):
         dst.chmod(e.path, e.mode & 0o7777)
@@ -143,7 +163,7 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
 
 def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
     """Write the files and directories of checkpoint ``name`` into the empty VFS ``dst``, in
-    one batch, with their modes and mtimes (whiteouts are left out: they mean something only
+    one batch, with their modes, owners and mtimes (whiteouts are left out: they mean something only
     over the underlays of the tree the checkpoint was taken of)."""
     done = Copied()
     entries = checkpoints.entries(name)
@@ -152,6 +172,7 @@ def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
         for e in entries:
             if e.kind == DIR:
                 dst.mkdir(e.path, parents=True, exist_ok=True)
+                _own(dst, e.path, e.uid, e.gid, False)
                 dirs.append(e)
                 done.dirs += 1
             elif e.kind == FILE:
@@ -159,6 +180,7 @@ def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
                     for piece in checkpoints.content(e):
                         fout.write(piece)
                 dst.chmod(e.path, e.mode & 0o7777)
+                _own(dst, e.path, e.uid, e.gid, False)
                 dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))
                 done.files += 1
                 done.bytes += e.size

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0008"
+FORMAT_REVISION = "0009"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -103,6 +103,11 @@ class Inode(Base):
     # format 0004); NULL for staging rows.
     fparent: Mapped[str | None] = mapped_column(Path)
     fname: Mapped[str | None] = mapped_column(Path)
+    # The numeric owner and group (format 0009, ``VFS.chown``); NULL: not set, reported as
+    # the reading process's (the mounting user's through ``vfs-orm mount``). Before the large
+    # columns: every lookup and listing reads them.
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    gid: Mapped[int | None] = mapped_column(BigInteger)
     # SHA-256 of the whole content (format 0004), computed while the file is written; NULL for
     # directories, and after a write in place until ``digest()`` or ``check(deep=True)``
     # computes it again.
@@ -218,10 +223,14 @@ class CheckpointInode(Base):
     content: Mapped[int | None] = mapped_column(Int64)
     fparent: Mapped[str | None] = mapped_column(Path)
     fname: Mapped[str | None] = mapped_column(Path)
+    uid: Mapped[int | None] = mapped_column(BigInteger)  # format 0009, as the live row's
+    gid: Mapped[int | None] = mapped_column(BigInteger)
     digest: Mapped[bytes | None] = mapped_column(LargeBinary)
     codec: Mapped[int] = mapped_column(Integer, server_default="0")
     sums: Mapped[bytes | None] = mapped_column(LargeBinary)
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+
+
 class Dictionary(Base):
     """A zstd dictionary values of this database may be compressed with (format 0006, codec 3;
     see ``vfs_orm.content``). The newest compresses new small values."""

@@ -194,6 +194,8 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
             st = src.stat(k)
             dst.write_bytes(k, src.read_bytes(k), mode=st.st_mode & 0o7777,
                             mtime_ns=st.st_mtime_ns)
+            if st.owner_uid is not None or st.owner_gid is not None:  # as the mode: carried
+                dst._set_owner(k, st.owner_uid, st.owner_gid)
             if k in before and before[k] != "dir":
                 report.changed += 1
                 if base is not None:

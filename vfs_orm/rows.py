@@ -14,6 +14,10 @@ FILE = int(InodeKind.FILE)
 DIR = int(InodeKind.DIRECTORY)
 WHITEOUT = int(InodeKind.WHITEOUT)
 
+#: How many inode columns a lookup row has (``statements.INODE_COLUMNS``: id, kind, mode,
+#: size, chunk_size, ctime_ns, mtime_ns, generation, uid, gid): a ``Node`` after its layer.
+N_INODE = 10
+
 #: The layer a node was found in: 0 is the top database, the one that is written.
 TOP = 0
 #: The name ``which_layer`` and ``stat().layer`` give the top database.
@@ -32,6 +36,9 @@ class Node(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    #: Owner and group (format 0009); None: not set (the reader's, see ``VFS.stat``).
+    uid: int | None
+    gid: int | None
 
     @property
     def is_dir(self) -> bool:
@@ -51,6 +58,8 @@ class OpenNode(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    uid: int | None
+    gid: int | None
     first: bytes | None
 
 
@@ -148,6 +157,8 @@ class EntryRow(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     generation: int
+    uid: int | None
+    gid: int | None
     fparent: str | None
     fname: str | None
     refs: int

@@ -29,6 +29,9 @@ MAX_FILE_SIZE = 1 << 40
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
 #: ``st_mode`` is a C ``mode_t`` (unsigned 32-bit) for ``stat`` and friends.
 MAX_MODE = 0xFFFF_FFFF
+#: A uid or gid (format 0009) is a C ``uid_t``/``gid_t`` (unsigned 32-bit) other than
+#: ``(uid_t) -1``, which ``chown`` reads as "leave unchanged".
+MAX_OWNER = 0xFFFF_FFFE
 
 FILE, DIRECTORY, WHITEOUT = 1, 2, 3
 
@@ -47,9 +50,9 @@ def damaged(what: str, where: str | None = None) -> CorruptionError:
 
 
 def inode_problem(row: Sequence[Any], at: int = 0) -> str | None:
-    """What is wrong with the inode columns ``row[at:at + 8]`` (id, kind, mode, size,
-    chunk_size, ctime_ns, mtime_ns, generation), None if nothing."""
-    ident, kind, mode, size, cs, ctime, mtime, gen = row[at:at + 8]
+    """What is wrong with the inode columns ``row[at:at + 10]`` (id, kind, mode, size,
+    chunk_size, ctime_ns, mtime_ns, generation, uid, gid), None if nothing."""
+    ident, kind, mode, size, cs, ctime, mtime, gen, uid, gid = row[at:at + 10]
     if type(ident) is not int:
         return f"inode id {ident!r:.40}"
     if type(kind) is not int or not FILE <= kind <= WHITEOUT:
@@ -64,7 +67,14 @@ def inode_problem(row: Sequence[Any], at: int = 0) -> str | None:
         return f"inode {ident}: timestamps {ctime!r:.30}, {mtime!r:.30}"
     if type(gen) is not int:
         return f"inode {ident}: generation {gen!r:.40}"
+    if not owner_ok(uid) or not owner_ok(gid):
+        return f"inode {ident}: owner {uid!r:.30}, group {gid!r:.30}"
     return None
+
+
+def owner_ok(value: Any) -> bool:
+    """A stored uid or gid: NULL (not set) or an id in [0, MAX_OWNER]."""
+    return value is None or (type(value) is int and 0 <= value <= MAX_OWNER)
 
 
 def inode(row: Any, at: int = 0, parent: Any = None, name: Any = None) -> Any:
@@ -74,12 +84,14 @@ def inode(row: Any, at: int = 0, parent: Any = None, name: Any = None) -> Any:
         return None
     # The common case inline (a hot path: every stat, open and lookup comes through here).
     kind, size, cs = row[at + 1], row[at + 3], row[at + 4]
-    mode = row[at + 2]
+    mode, uid, gid = row[at + 2], row[at + 8], row[at + 9]
     if (type(kind) is int and FILE <= kind <= WHITEOUT and type(size) is int
             and 0 <= size < MAX_FILE_SIZE and type(cs) is int and 0 < cs <= MAX_CHUNK_SIZE
             and type(mode) is int and 0 <= mode <= MAX_MODE and type(row[at]) is int
             and type(row[at + 5]) is int and type(row[at + 6]) is int
-            and type(row[at + 7]) is int):
+            and type(row[at + 7]) is int
+            and (uid is None or (type(uid) is int and 0 <= uid <= MAX_OWNER))
+            and (gid is None or (type(gid) is int and 0 <= gid <= MAX_OWNER))):
         return row
     problem = inode_problem(row, at)
     if problem is None:
@@ -155,13 +167,13 @@ def buffer(size: int, where: str | None = None) -> bytearray:
 
 def row_problems(row: Sequence[Any]) -> str | None:
     """For ``check()``: (id, parent, name, kind, mode, size, chunk_size, ctime_ns, mtime_ns,
-    generation) of one entry."""
-    ident, parent, name, kind, mode, size, cs, ctime, mtime, gen = row[:10]
+    generation, uid, gid) of one entry."""
+    ident, parent, name, kind, mode, size, cs, ctime, mtime, gen, uid, gid = row[:12]
     if parent is not None and type(parent) is not str:
         return f"inode {ident!r:.20}: parent {parent!r:.40} is not text"
     if type(name) is not str:
         return f"inode {ident!r:.20}: name {name!r:.40} is not text"
-    return inode_problem((ident, kind, mode, size, cs, ctime, mtime, gen))
+    return inode_problem((ident, kind, mode, size, cs, ctime, mtime, gen, uid, gid))
 
 
 __all__ = [
@@ -176,6 +188,7 @@ __all__ = [
     "inode_problem",
     "inodes",
     "names",
+    "owner_ok",
     "path_of",
     "row_problems",
     "sized",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import stat as _stat
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -41,6 +42,8 @@ class StatResult(NamedTuple):
     A named tuple, as the seed's was (and cheap to build: ``stat`` is a hot path).
     ``st_mtime``/``st_ctime`` are float seconds like ``os.stat``; the ``*_ns`` fields are
     exact. ``st_ctime`` is the creation time (as the seed's ``created_at``), not a change time.
+    ``st_uid``/``st_gid`` are the stored owner and group (``VFS.chown``, format 0009), or,
+    where none is stored (``owner_uid``/``owner_gid`` None), the calling process's.
     """
 
     st_size: int
@@ -49,6 +52,17 @@ class StatResult(NamedTuple):
     st_mode: int
     source_layer: str = "local"
     st_ino: int = 0
+    #: The stored owner and group; None: not set (``st_uid``/``st_gid`` give the process's).
+    owner_uid: int | None = None
+    owner_gid: int | None = None
+
+    @property
+    def st_uid(self) -> int:
+        return _process_uid() if self.owner_uid is None else self.owner_uid
+
+    @property
+    def st_gid(self) -> int:
+        return _process_gid() if self.owner_gid is None else self.owner_gid
 
     @property
     def st_mtime(self) -> float:
@@ -92,6 +106,14 @@ class StatResult(NamedTuple):
 
     def is_file(self) -> bool:
         return _stat.S_ISREG(self.st_mode)
+
+
+def _process_uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
+
+
+def _process_gid() -> int:
+    return os.getgid() if hasattr(os, "getgid") else 0
 
 
 class DirEntry:

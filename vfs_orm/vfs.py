@@ -177,6 +177,17 @@ def _utime_ns(times: Any, ns: Any) -> int:
     return mtime
 
 
+def _owner_ids(path: str, uid: Any, gid: Any) -> tuple[int, int]:
+    """``chown``'s (uid, gid), checked: ints, each -1 (unchanged) or a storable id."""
+    for value in (uid, gid):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError("chown: uid and gid must be ints")
+        if value != -1 and not 0 <= value <= stored.MAX_OWNER:
+            raise InvalidOperationError.for_path(
+                path, f"chown: {value} is not an owner id (-1, or 0 to {stored.MAX_OWNER})")
+    return int(uid), int(gid)
+
+
 class VFS:
     """A POSIX-like file system stored in one SQLite database, or in a tree (a schema) of a
     PostgreSQL database.
@@ -1117,6 +1128,37 @@ class VFS:
         if not isinstance(mode, int):
             raise TypeError("mode must be an int")
         self._tree.set_meta(p, mode=mode & 0o7777)
+
+    @_translated
+    def chown(self, path: str, uid: int, gid: int, *, clear_setid: bool = False) -> None:
+        """Set the numeric owner and group of a file or directory (``os.chown``; -1 leaves
+        one unchanged). vfs_orm stores them (format 0009) and ``stat`` reports them
+        (``st_uid``, ``st_gid``); an entry whose owner was never set reports the calling
+        process's. Like ``chmod`` it neither checks who may chown nor enforces them (a mount
+        does, through the kernel). An entry of an underlay is copied up first. The mode is
+        left as it is unless ``clear_setid``: then, in the same transaction, a file loses its
+        set-user-ID bit and, if group-executable, its set-group-ID bit, as Linux does when an
+        unprivileged process chowns (``vfs-orm mount`` asks for that).
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+            TypeError: ``uid`` or ``gid`` is not an int.
+            InvalidOperationError: ``uid`` or ``gid`` is not -1 or an id in [0, 2**32 - 2]
+                (a ``ValueError``).
+        """
+        p = self._path(path)
+        self._check_writable(p)
+        self._tree.set_meta(p, owner=_owner_ids(p, uid, gid), clear_setid=clear_setid)
+
+    @_translated
+    def _set_owner(self, path: str, uid: int | None, gid: int | None) -> None:
+        """The stored owner exactly (None: not set), for copies between trees
+        (``copying``, ``patching``): ``chown`` cannot unset one."""
+        p = self._path(path)
+        self._check_writable(p)
+        self._tree.set_meta(p, owner=(uid, gid))
 
     @_translated
     def utime(self, path: str, times: tuple[float, float] | None = None, *,

@@ -188,7 +188,8 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return {"name": path, "size": st.st_size,
                 "type": "directory" if st.is_dir() else "file",
                 "mtime": st.st_mtime, "created": st.st_ctime, "mode": st.st_mode,
-                "mtime_ns": st.st_mtime_ns, "islink": False, "layer": st.source_layer}
+                "mtime_ns": st.st_mtime_ns, "islink": False, "layer": st.source_layer,
+                "uid": st.st_uid, "gid": st.st_gid}
 
     def _entry(self, e: DirEntry) -> dict[str, Any]:
         return self._info(e.path, e.stat())

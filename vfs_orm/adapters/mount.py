@@ -11,9 +11,17 @@ it is maintained (libfuse 3 support, nanosecond times), and the high-level API's
 requests match ``VFS``'s path-based API one to one. libfuse's multithreaded loop serves requests
 in parallel; ``VFS`` is thread-safe.
 
+Owners (format 0009): an entry reports its stored uid/gid (``VFS.chown``), or, where none is
+stored, the user who mounted. ``create``/``mkdir`` record the calling process's uid/gid when
+they differ from the mounting user's (what the mounting user creates stays "not set": it
+belongs to whoever mounts the database), with BSD/Linux set-group-ID directories (a new entry
+takes the directory's group, a new directory its S_ISGID bit). The kernel decides who may
+``chmod``/``chown``/open what (``default_permissions``); the file system clears S_ISUID, and
+S_ISGID of a group-executable file, when an unprivileged process chowns, writes or truncates a
+file, as Linux does.
+
 What vfs_orm has no notion of fails as it does on Linux file systems without the feature:
-hard links, symlinks and device nodes ``EPERM``; extended attributes ``EOPNOTSUPP``; ``chown``
-to another owner ``EPERM`` (every entry belongs to the user who mounted).
+hard links, symlinks and device nodes ``EPERM``; extended attributes ``EOPNOTSUPP``.
 """
 
 from __future__ import annotations
@@ -72,12 +80,31 @@ def check_available() -> None:
 
 
 class _Handle:
-    __slots__ = ("lock", "raw", "writable")
+    __slots__ = ("lock", "path", "raw", "setid_checked", "writable")
 
-    def __init__(self, raw: Any, writable: bool) -> None:
+    def __init__(self, raw: Any, writable: bool, path: str = "") -> None:
         self.raw = raw
         self.writable = writable
+        self.path = path
         self.lock = threading.Lock()
+        #: Whether a write through it has already cleared the file's set-ID bits (once a
+        #: handle, by an unprivileged writer: see ``Operations._kill_setid``).
+        self.setid_checked = False
+
+
+def _setid_bits(mode: int) -> int:
+    """The set-ID bits of ``mode`` an unprivileged write or truncate clears (Linux's
+    ``should_remove_suid``: S_ISGID only with group execute; without, it marks mandatory
+    locking)."""
+    bits = mode & _stat.S_ISUID
+    if mode & _stat.S_ISGID and mode & _stat.S_IXGRP:
+        bits |= _stat.S_ISGID
+    return bits
+
+
+def _no_context() -> tuple[int, int, int]:
+    """Outside a FUSE request (tests calling the operations directly): the mounting user."""
+    return os.getuid(), os.getgid(), os.getpid()
 
 
 def _err(code: int) -> OSError:
@@ -106,18 +133,59 @@ class Operations:
         self.vfs = vfs
         self.uid = os.getuid()
         self.gid = os.getgid()
+        #: (uid, gid, pid) of the process behind the current request (``fuse_get_context``
+        #: once mounted).
+        self.context: Any = _no_context
         self._handles: dict[int, _Handle] = {}
         self._next = 1
         self._lock = threading.Lock()
         self.started = False  # set once the kernel has sent INIT: the mount is up
+        #: The process's working directory: libfuse moves the whole process to "/" when it
+        #: mounts (``fuse_daemonize``, even in the foreground); ``init`` moves it back.
+        self._cwd = os.getcwd()
 
     # -- handles --------------------------------------------------------------------------
-    def _keep(self, raw: Any, writable: bool) -> int:
+    def _keep(self, raw: Any, writable: bool, path: str = "") -> int:
         with self._lock:
             fh = self._next
             self._next += 1
-            self._handles[fh] = _Handle(raw, writable)
+            self._handles[fh] = _Handle(raw, writable, path)
         return fh
+
+    # -- owners ---------------------------------------------------------------------------
+    def _caller(self) -> tuple[int, int]:
+        uid, gid, _pid = self.context()
+        return int(uid), int(gid)
+
+    def _kill_setid(self, path: str) -> None:
+        """An unprivileged write or truncate: the file loses its set-ID bits (as Linux's
+        ``file_remove_privs``; root keeps them, it has CAP_FSETID)."""
+        if self._caller()[0] == 0:
+            return
+        mode = self.vfs.stat(path).st_mode
+        bits = _setid_bits(mode)
+        if bits:
+            self.vfs.chmod(path, mode & 0o7777 & ~bits)
+
+    def _new_owner(self, path: str) -> tuple[int, int, bool]:
+        """(uid, gid, set-group-ID directory) for a new entry at ``path``: the caller's, the
+        group of a set-group-ID parent directory instead (BSD semantics, Linux's too)."""
+        uid, gid = self._caller()
+        parent = self.vfs.stat(os.path.dirname(path) or "/")
+        inherit = bool(parent.st_mode & _stat.S_ISGID)
+        if inherit:
+            gid = self._uid_gid(parent)[1]
+        return uid, gid, inherit
+
+    def _uid_gid(self, st: StatResult) -> tuple[int, int]:
+        """The owner an entry reports: the stored one, the mounting user where none is."""
+        return (self.uid if st.owner_uid is None else st.owner_uid,
+                self.gid if st.owner_gid is None else st.owner_gid)
+
+    def _record_owner(self, path: str, uid: int, gid: int) -> None:
+        """Store the owner of a new entry unless it is the default (the mounting user)."""
+        if (uid, gid) != (self.uid, self.gid):
+            self.vfs.chown(path, uid, gid)
 
     def _handle(self, fh: int | None) -> _Handle:
         h = self._handles.get(fh) if fh is not None else None
@@ -137,7 +205,8 @@ class Operations:
         is_dir = _stat.S_ISDIR(st.st_mode)
         return {
             "st_mode": st.st_mode, "st_size": st.st_size, "st_nlink": 2 if is_dir else 1,
-            "st_uid": self.uid, "st_gid": self.gid, "st_ino": st.st_ino,
+            "st_uid": self.uid if st.owner_uid is None else st.owner_uid,
+            "st_gid": self.gid if st.owner_gid is None else st.owner_gid, "st_ino": st.st_ino,
             "st_mtime": st.st_mtime_ns, "st_atime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns,
             "st_blksize": 4096, "st_blocks": (st.st_size + 511) // 512,
         }
@@ -177,10 +246,12 @@ class Operations:
         return 0
 
     def chown(self, path: str, uid: int, gid: int) -> int:
-        self.vfs.stat(path)
-        if uid not in (-1, self.uid) or gid not in (-1, self.gid):
-            raise _err(errno.EPERM)  # owners are not stored: everything is the mounter's
+        """The kernel has checked who may (``default_permissions``: only root gives a file
+        away; its owner may change its group to one of theirs). An unprivileged caller's
+        chown clears a file's set-ID bits, as Linux does (not a directory's)."""
         self._writable()
+        unprivileged = self._caller()[0] != 0 and (uid, gid) != (-1, -1)
+        self.vfs.chown(path, uid, gid, clear_setid=unprivileged)
         return 0
 
     def utimens(self, path: str, times: tuple[int | None, int | None] | None = None) -> int:
@@ -197,8 +268,11 @@ class Operations:
         self._writable()
         _checked(path)
         with self.vfs.atomic_batch():
+            uid, gid, inherit = self._new_owner(path)
             self.vfs.mkdir(path)
-            self.vfs.chmod(path, mode & 0o7777)
+            # A directory made in a set-group-ID directory is one too.
+            self.vfs.chmod(path, (mode & 0o7777) | (_stat.S_ISGID if inherit else 0))
+            self._record_owner(path, uid, gid)
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -246,11 +320,14 @@ class Operations:
             if flags & os.O_EXCL:
                 raise _err(errno.EEXIST)
             return self.open(path, flags | os.O_RDWR)
-        with vfs.open(path, "xb", buffering=0):
-            pass
-        if mode & 0o7777 != 0o644:
-            vfs.chmod(path, mode & 0o7777)
-        return self._keep(vfs.open(path, "r+b", buffering=0), True)
+        with vfs.atomic_batch():
+            uid, gid, _inherit = self._new_owner(path)
+            with vfs.open(path, "xb", buffering=0):
+                pass
+            if mode & 0o7777 != 0o644:
+                vfs.chmod(path, mode & 0o7777)
+            self._record_owner(path, uid, gid)
+        return self._keep(vfs.open(path, "r+b", buffering=0), True, path)
 
     def open(self, path: str, flags: int) -> int:
         acc = flags & os.O_ACCMODE
@@ -260,11 +337,12 @@ class Operations:
         raw = self.vfs.open(path, "r+b", buffering=0)
         try:
             if flags & os.O_TRUNC:
+                self._kill_setid(path)
                 raw.truncate(0)
         except BaseException:
             raw.close()
             raise
-        return self._keep(raw, True)
+        return self._keep(raw, True, path)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         buf = bytearray(size)
@@ -292,12 +370,16 @@ class Operations:
         if not h.writable:
             raise _err(errno.EBADF)
         with h.lock:
+            if not h.setid_checked:  # once a handle: no statement added to later writes
+                h.setid_checked = True
+                self._kill_setid(path or h.path)
             h.raw.seek(offset)
             return int(h.raw.write(data))
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         self._writable()
         h = self._handles.get(fh) if fh is not None else None
+        self._kill_setid(path or (h.path if h is not None else "/"))
         if h is not None and h.writable:
             with h.lock:
                 h.raw.truncate(length)
@@ -328,6 +410,10 @@ class Operations:
         return 0
 
     def init(self, path: str) -> None:
+        # INIT comes after libfuse's chdir("/"): give the host application its directory back.
+        with suppress(OSError):
+            if os.getcwd() != self._cwd:
+                os.chdir(self._cwd)
         self.started = True
 
     def destroy(self, path: str) -> None:
@@ -430,13 +516,19 @@ def _fuse_class() -> Any:
 
 def fuse_options(vfs: VFS, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The options a mount of ``vfs`` gets: the kernel checks permissions over the stored
-    modes (``default_permissions``), the caches of :data:`WRITABLE_CACHE` or
-    :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS; ``options`` override them."""
+    modes and owners (``default_permissions``; ``allow_other`` when root mounts), the caches
+    of :data:`WRITABLE_CACHE` or :data:`READ_ONLY_CACHE`, ``ro`` for a read-only VFS;
+    ``options`` override them."""
     opts: dict[str, Any] = {"fsname": f"vfs-orm:{vfs.db_path}", "subtype": "vfs-orm",
                             "default_permissions": True,
                             # libfuse keeps this many idle workers (each keeps its database
                             # connection); 3.14 warns when it is left unset.
                             "max_idle_threads": 10}
+    if os.geteuid() == 0:
+        # Other users may reach the mount (FUSE refuses every other user by default); the
+        # kernel checks their permissions over the stored modes and owners. A non-root
+        # mounter needs ``user_allow_other`` in /etc/fuse.conf for it: pass it with ``-o``.
+        opts["allow_other"] = True
     opts.update(READ_ONLY_CACHE if vfs.read_only else WRITABLE_CACHE)
     if vfs.read_only:
         opts["ro"] = True
@@ -452,6 +544,9 @@ def serve(vfs: VFS, mountpoint: str, options: dict[str, Any] | None = None) -> N
         raise MountError.for_path(mountpoint, "mount point is not a directory")
     fuse = _fuse_class()
     ops = Operations(vfs)
+    import mfusepy
+
+    ops.context = mfusepy.fuse_get_context
     try:
         fuse(ops, mountpoint, foreground=True, **fuse_options(vfs, options))
     except RuntimeError as exc:
@@ -493,7 +588,9 @@ def mounted(vfs: VFS, mountpoint: str | os.PathLike[str],
     unmount (lazily if a file is still open there) and wait for the server to stop. The VFS
     stays open (its owner closes it)."""
     check_available()
-    where = os.fspath(mountpoint)
+    # Absolute: libfuse's mount leaves this process in "/", so a relative path would name
+    # another directory for the checks that follow (a mount that is up, never seen).
+    where = os.path.abspath(os.fspath(mountpoint))
     failure: list[BaseException] = []
 
     def run() -> None:

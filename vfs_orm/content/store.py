@@ -69,13 +69,15 @@ class ContentStore:
         # Inline bytes get their digest from the repository; chunked ones, here.
         digest = None if inline is not None else hashlib.sha256(data).digest()
         ctime = now
+        # The owner stays with the path, as the mode's row does (format 0009).
+        ids = (None, None) if existing is None else (existing.uid, existing.gid)
         if existing is not None and self.release(raw, existing.id):
             # Other files read its chunks: its row stays for them, out of the tree, and the
             # path gets a new row (as a w-mode save gets one).
             ctime, existing = existing.ctime_ns, None
         if existing is None:
             inode_id = int(self.repo.insert(raw, parent, name, FILE, mode, n, cs, ctime, now,
-                                            data=inline, digest=digest))
+                                            data=inline, digest=digest, ids=ids))
         else:
             inode_id = existing.id
             self.repo.rewrite(raw, inode_id, n, cs, mode, now, inline, digest)
@@ -310,10 +312,11 @@ class ContentStore:
                 self.delete(raw, inode_id)
 
     def place(self, raw: Any, inode_id: int, parent: str, name: str, size: int, ctime: int,
-              mtime: int, digest: bytes | None) -> None:
+              mtime: int, digest: bytes | None,
+              ids: tuple[int | None, int | None] = (None, None)) -> None:
         """Inside the namespace's write: the staging inode becomes the file at
-        ``parent``/``name``."""
-        self.repo.place(raw, inode_id, parent, name, size, ctime, mtime, digest)
+        ``parent``/``name``, owned by ``ids`` (uid, gid; those of the file it replaces)."""
+        self.repo.place(raw, inode_id, parent, name, size, ctime, mtime, digest, ids)
 
 
 def assemble(rows: list[ChunkRow], size: int, cs: int, path: str) -> bytes:

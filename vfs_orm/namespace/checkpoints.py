@@ -57,6 +57,8 @@ class Entry(NamedTuple):
     ctime_ns: int
     mtime_ns: int
     content: int | None
+    uid: int | None
+    gid: int | None
     digest: bytes | None
     codec: int
     sums: bytes | None
@@ -118,10 +120,10 @@ def _header(row: Any, where: str | None) -> _Header:
 def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
     """A checkpoint entry whose values are sound and whose content is readable; a damaged one
     is a CorruptionError (naming the checkpoint)."""
-    (ident, parent, name, kind, mode, size, cs, ctime, mtime, content, _fparent, _fname, digest,
-     codec, sums, data) = row
+    (ident, parent, name, kind, mode, size, cs, ctime, mtime, content, _fparent, _fname, uid,
+     gid, digest, codec, sums, data) = row
     path = stored.path_of(parent, name)
-    problem = stored.inode_problem((ident, kind, mode, size, cs, ctime, mtime, 0))
+    problem = stored.inode_problem((ident, kind, mode, size, cs, ctime, mtime, 0, uid, gid))
     if problem is None and (path is None or stored.bad_name(name) or not _is_dir_path(parent)):
         problem = f"entry {parent!r:.40}/{name!r:.40}"
     if problem is None and ((data is not None and type(data) is not bytes) or
@@ -138,8 +140,8 @@ def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
         problem = f"{path}: {size} bytes and no content"
     if problem is not None:
         raise stored.damaged(f"checkpoint entry: {problem}", where)
-    return Entry(ident, parent, name, kind, mode, size, cs, ctime, mtime, content, digest,
-                 codec, sums, data)
+    return Entry(ident, parent, name, kind, mode, size, cs, ctime, mtime, content, uid, gid,
+                 digest, codec, sums, data)
 
 
 class Checkpoints:

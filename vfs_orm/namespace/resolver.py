@@ -25,6 +25,7 @@ from vfs_orm.content.store import Source
 from vfs_orm.rows import (
     DIR,
     LOCAL,
+    N_INODE,
     TOP,
     WHITEOUT,
     Entry,
@@ -48,7 +49,7 @@ _path_key = operator.itemgetter(1, 2)  # (prio, parent, name, ...) subtree rows,
 
 def _node(row: Any, at: int) -> Node:
     """A top-database row (inode columns from ``at``) as a Node of the top layer."""
-    return Node._make((TOP, *row[at:at + 8]))
+    return Node._make((TOP, *row[at:at + N_INODE]))
 
 
 class Resolver:
@@ -204,18 +205,17 @@ class Resolver:
         if not self.uow.layered:
             with self.uow.read_lock:
                 return self.repo.list_names(self.uow.raw(), path)
-        return sorted([name for _, name, _, _, _, _, _, _, _, _
-                       in self._merged("listing", 1, path)])
+        return sorted([row[1] for row in self._merged("listing", 1, path)])
 
     def entries(self, path: str) -> list[Entry]:
         """(name, node) of the directory ``path``'s entries, sorted by name."""
         if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.list_entries(self.uow.raw(), path)
-            return [Entry(name, Node(TOP, i, k, m, s, cs, ct, mt, g))
-                    for name, i, k, m, s, cs, ct, mt, g in rows]
-        return [Entry(name, Node(prio, i, k, m, s, cs, ct, mt, g))
-                for prio, name, i, k, m, s, cs, ct, mt, g
+            return [Entry(name, Node(TOP, i, k, m, s, cs, ct, mt, g, u, gi))
+                    for name, i, k, m, s, cs, ct, mt, g, u, gi in rows]
+        return [Entry(name, Node(prio, i, k, m, s, cs, ct, mt, g, u, gi))
+                for prio, name, i, k, m, s, cs, ct, mt, g, u, gi
                 in sorted(self._merged("listing", 1, path), key=_name_key)]
 
     def has_entries(self, path: str) -> bool:
@@ -230,10 +230,10 @@ class Resolver:
         if not self.uow.layered:
             with self.uow.read_lock:
                 rows = self.repo.subtree(self.uow.raw(), path, lo, hi)
-            return [TreeEntry(parent, name, Node(TOP, i, k, m, s, cs, ct, mt, g))
-                    for parent, name, i, k, m, s, cs, ct, mt, g in rows]
-        return [TreeEntry(parent, name, Node(prio, i, k, m, s, cs, ct, mt, g))
-                for prio, parent, name, i, k, m, s, cs, ct, mt, g
+            return [TreeEntry(parent, name, Node(TOP, i, k, m, s, cs, ct, mt, g, u, gi))
+                    for parent, name, i, k, m, s, cs, ct, mt, g, u, gi in rows]
+        return [TreeEntry(parent, name, Node(prio, i, k, m, s, cs, ct, mt, g, u, gi))
+                for prio, parent, name, i, k, m, s, cs, ct, mt, g, u, gi
                 in sorted(self._merged("subtree", 2, path, lo, hi), key=_path_key)]
 
     def glob_in(self, parent: str, name_glob: str) -> list[str]:

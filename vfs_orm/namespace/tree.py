@@ -18,6 +18,7 @@ directory is a PermissionError).
 from __future__ import annotations
 
 import hashlib
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -56,6 +57,11 @@ from vfs_orm.rows import (
 )
 from vfs_orm.types import DIR_MODE, FILE_MODE, DirEntry, StatResult
 from vfs_orm.uow import UnitOfWork
+
+
+def _ids(node: Node | None) -> tuple[int | None, int | None]:
+    """The (uid, gid) a copy of ``node`` keeps (format 0009); not set without one."""
+    return (None, None) if node is None else (node.uid, node.gid)
 
 
 class _Same:
@@ -165,7 +171,8 @@ class Tree:
 
     def stat_of(self, node: Node) -> StatResult:
         return StatResult(node.size if node.kind == FILE else 0, node.ctime_ns, node.mtime_ns,
-                          node.mode, self.resolver.name_of(node.layer), node.id)
+                          node.mode, self.resolver.name_of(node.layer), node.id, node.uid,
+                          node.gid)
 
     def which(self, path: str) -> str | None:
         node = self.resolver.find(path)
@@ -401,17 +408,18 @@ class Tree:
                 todo.append((anc, found))
         now = time.time_ns()
         for anc, found in todo:
-            self._put_dir(raw, anc, DIR_MODE, now, found)
+            self._put_dir(raw, anc, DIR_MODE, now, found, _ids(found))
 
-    def _put_dir(self, raw: Any, path: str, mode: int, now: int, found: Node | None) -> None:
+    def _put_dir(self, raw: Any, path: str, mode: int, now: int, found: Node | None,
+                 ids: tuple[int | None, int | None] = (None, None)) -> None:
         """A directory row in the top layer at ``path`` (``found``: what ``path`` resolves
-        to), replacing a whiteout there."""
+        to), replacing a whiteout there; ``ids``: its (uid, gid), None for not set."""
         top = self.resolver.top_of(raw, path, found)
         if top is not None:
             if top.kind == DIR:
                 return
             self.content.delete(raw, top.id)
-        self.repo.insert(raw, *paths.split(path), DIR, mode, 0, 0, now, now)
+        self.repo.insert(raw, *paths.split(path), DIR, mode, 0, 0, now, now, ids=ids)
 
     def mkdir(self, path: str, parents: bool, exist_ok: bool, mode: int = DIR_MODE) -> None:
         with self.uow.write() as raw:
@@ -600,10 +608,24 @@ class Tree:
         return self.content.replace(raw, *paths.split(path), existing, data, mtime_ns, mode)
 
     # -- metadata and copy-up ---------------------------------------------------------------
-    def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None) -> None:
-        """chmod/utime. An entry of an underlay is copied up first."""
+    def set_meta(self, path: str, mode: int | None = None, mtime_ns: int | None = None,
+                 owner: tuple[int | None, int | None] | None = None,
+                 clear_setid: bool = False) -> None:
+        """chmod/utime/chown. An entry of an underlay is copied up first. ``owner``: (uid,
+        gid), -1 keeping one, None unsetting it; ``clear_setid``: a chown also clears the set-user-ID bit and
+        the set-group-ID bit of a group-executable entry (Linux's rule for an unprivileged
+        caller)."""
         with self.uow.write() as raw:
             node = self.writable_node(raw, path)
+            if owner is not None:
+                uid, gid = owner
+                new_mode = node.mode
+                if clear_setid and node.kind != DIR:
+                    new_mode &= ~stat.S_ISUID
+                    if new_mode & stat.S_IXGRP:
+                        new_mode &= ~stat.S_ISGID
+                self.repo.set_owner(raw, node.id, node.uid if uid == -1 else uid,
+                                    node.gid if gid == -1 else gid, new_mode)
             if mode is not None:
                 self.repo.set_mode(raw, node.id, (node.mode & ~0o7777) | mode)
             if mtime_ns is not None:
@@ -617,7 +639,7 @@ class Tree:
             return node
         self._parent_dir(raw, path, create=True)
         if node.kind == DIR:
-            self._put_dir(raw, path, node.mode, node.mtime_ns, node)
+            self._put_dir(raw, path, node.mode, node.mtime_ns, node, _ids(node))
         else:
             self._top_file(raw, path, node)
             self._copy_up_file(raw, node, path)
@@ -651,10 +673,12 @@ class Tree:
     def _copy_up_file(self, raw: Any, node: Node, dst: str, times: tuple[int, int] | None = None
                       ) -> int:
         """Insert a copy of the file ``node`` at ``dst`` in the top layer (keeping its times
-        unless ``times`` gives (ctime, mtime)); returns the new inode id."""
+        and owner unless ``times`` gives (ctime, mtime): a new copy, whose owner is not set,
+        as ``cp`` without ``-p`` gives the copier's); returns the new inode id."""
         ctime, mtime = times if times is not None else (node.ctime_ns, node.mtime_ns)
         new_id = self.repo.insert(raw, *paths.split(dst), FILE, node.mode, node.size,
-                                  node.chunk_size, ctime, mtime)
+                                  node.chunk_size, ctime, mtime,
+                                  ids=_ids(node) if times is None else (None, None))
         try:
             self._copy_content(raw, node, new_id)
         except Damage as exc:  # the content copied is damaged (named where it goes)
@@ -714,7 +738,7 @@ class Tree:
                     self.content.delete(raw, top.id)
                 f.write_pending(raw, f.inode_id)
                 self.content.place(raw, f.inode_id, *paths.split(path), f.size, ctime, now,
-                                   f.digest)
+                                   f.digest, _ids(top))
         f.staged = False
 
     def reclaim_staging(self) -> int:
@@ -869,10 +893,10 @@ class Tree:
             self._top_file(raw, dst, None)
             self._copy_up_file(raw, node, dst)
             return
-        self._put_dir(raw, dst, node.mode, now, None)
+        self._put_dir(raw, dst, node.mode, now, None, _ids(node))
         for e, target in self._rebased(self.resolver.subtree(src), src, dst):
             if e.node.kind == DIR:
-                self._put_dir(raw, target, e.node.mode, now, None)
+                self._put_dir(raw, target, e.node.mode, now, None, _ids(e.node))
             else:
                 self._top_file(raw, target, None)
                 self._copy_up_file(raw, e.node, target)

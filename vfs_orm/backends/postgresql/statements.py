@@ -42,6 +42,7 @@ from vfs_orm.backends.sql.statements import (
 )
 from vfs_orm.content import INLINE, PLAIN, Content
 from vfs_orm.paths import fold, split
+from vfs_orm.rows import N_INODE
 from vfs_orm.types import InodeKind
 
 #: Positional ``%s`` parameters, as psycopg takes them.
@@ -101,9 +102,10 @@ class PGInodeRepository(InodeRepository):
                              size=bindparam("size"), chunk_size=bindparam("chunk_size"),
                              ctime_ns=bindparam("ctime"), mtime_ns=bindparam("mtime"),
                              generation=literal_column("0"), owner=bindparam("owner"),
+                             uid=bindparam("uid"), gid=bindparam("gid"),
                              **_KEYS, **_CONTENT).returning(i.c.id),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
-             "fparent", "fname", "digest", "codec", "sums", "data"))
+             "fparent", "fname", "uid", "gid", "digest", "codec", "sums", "data"))
         parent_is_dir = (select(literal_column("1")).select_from(i)
                          .where(i.c.parent == bindparam("pp"), i.c.name == bindparam("pn"),
                                 i.c.kind == _DIR).exists())
@@ -180,10 +182,12 @@ class PGInodeRepository(InodeRepository):
 
     def insert(self, raw: Any, parent: str | None, name: str, kind: int, mode: int,
                size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None, digest: bytes | None = None) -> int:
+               data: bytes | None = None, digest: bytes | None = None,
+               ids: tuple[int | None, int | None] = (None, None)) -> int:
         folded = (None, None) if parent is None else (fold(parent), fold(name))
         row = raw.execute(self._insert.sql, (parent, name, kind, mode, size, chunk_size, ctime,
-                                             mtime, owner, *folded, *self._stored(data, digest))
+                                             mtime, owner, *folded, *ids,
+                                             *self._stored(data, digest))
                           ).fetchone()
         ident, = row  # RETURNING id
         return int(ident)
@@ -286,12 +290,13 @@ class PGStackRepository(StackRepository):
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
         # Positional: (prio, *INODE_COLUMNS, codec, sums, data, chunk key), handed on as is.
-        prio, key = row[0], row[12]
+        at = 1 + N_INODE  # where (codec, sums, data, chunk key) start
+        prio, key = row[0], row[at + 3]
         if key is None:  # inline bytes (or none: not a file), sealed as such
-            return (*row[:12], INLINE)
+            return (*row[:at + 3], INLINE)
         # A file in chunks: its chunk 0, from the winner's layer.
         chunk = self._query(raw, self._first_chunk_sql[prio], (key * CHUNK_SPAN,)).fetchone()
-        return (*row[:9], *(chunk or (None, None, None, None)))
+        return (*row[:at], *(chunk or (None, None, None, None)))
 
 
 #: From this many new files on, ``create_files`` goes through COPY.

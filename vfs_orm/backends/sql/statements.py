@@ -49,7 +49,17 @@ from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
 from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
 from vfs_orm.paths import fold, split, subtree_bounds
-from vfs_orm.rows import ChunkRow, EntryRow, Identity, InodeSize, Node, OpenNode, Sized, WholeRow
+from vfs_orm.rows import (
+    N_INODE,
+    ChunkRow,
+    EntryRow,
+    Identity,
+    InodeSize,
+    Node,
+    OpenNode,
+    Sized,
+    WholeRow,
+)
 from vfs_orm.types import InodeKind
 
 #: A chunk's row id is ``inode_id * CHUNK_SPAN + idx``: reads go straight to the chunk by
@@ -67,7 +77,10 @@ INLINE_MAX = 16 * 1024
 
 #: Columns of an inode lookup row, in order (see ``InodeRow``).
 INODE_COLUMNS = ("id", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
-                 "generation")
+                 "generation", "uid", "gid")
+# A row's columns after them (a first chunk's) start at N_INODE (plus one for a leading layer
+# number); ``rows`` states the count for the layers above.
+assert len(INODE_COLUMNS) == N_INODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,9 +416,10 @@ class InodeRepository:
                    "sums": bindparam("sums"), "data": bindparam("data")}
         self._insert = self._compile(
             insert(i).values(new_inode(bindparam("kind"), owner=bindparam("owner"),
+                                       uid=bindparam("uid"), gid=bindparam("gid"),
                                        **new_content)),
             ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime", "mtime", "owner",
-             "fparent", "fname", "digest", "codec", "sums", "data"))
+             "fparent", "fname", "uid", "gid", "digest", "codec", "sums", "data"))
         # Before a file with inline bytes is written in place: they become chunk 0 (read,
         # checked against the file's digest, written back sealed as chunk 0).
         self._inline_of = self._compile(
@@ -443,6 +457,12 @@ class InodeRepository:
         self._set_mode = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(mode=bindparam("mode")),
             ("mode", "id"))
+        # chown (format 0009): -1 keeps a value, as os.chown's; the mode too (the caller
+        # clears set-id bits there when it must).
+        self._set_owner = self._compile(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(uid=bindparam("uid"), gid=bindparam("gid"), mode=bindparam("mode")),
+            ("mode", "uid", "gid", "id"))
         self._set_times = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(mtime_ns=bindparam("mtime")), ("mtime", "id"))
@@ -450,8 +470,10 @@ class InodeRepository:
             update(i).where(i.c.id == bindparam("id"))
             .values(parent=p, name=n, size=bindparam("size"), ctime_ns=bindparam("ctime"),
                     mtime_ns=bindparam("mtime"), owner=null(), fparent=bindparam("fparent"),
-                    fname=bindparam("fname"), digest=bindparam("digest")),
-            ("parent", "name", "size", "ctime", "mtime", "fparent", "fname", "digest", "id"))
+                    fname=bindparam("fname"), uid=bindparam("uid"), gid=bindparam("gid"),
+                    digest=bindparam("digest")),
+            ("parent", "name", "size", "ctime", "mtime", "fparent", "fname", "uid", "gid",
+             "digest", "id"))
         # Whole-content replacement in place (no index entry moves): a new generation.
         self._rewrite = self._compile(
             update(i).where(i.c.id == bindparam("id"))
@@ -556,7 +578,8 @@ class InodeRepository:
                            parent, name)
         if row is None:
             return None
-        return OpenNode._make((*row[:9], first_chunk(self.content, row, 9, parent, name)))
+        return OpenNode._make((*row[:1 + N_INODE],
+                               first_chunk(self.content, row, 1 + N_INODE, parent, name)))
 
     def find(self, raw: Any, parent: str, name: str) -> Node | None:
         """The entry as a node of the top layer (see ``Node``)."""
@@ -673,7 +696,9 @@ class InodeRepository:
 
     def insert(self, raw: Any, parent: str | None, name: str, kind: int, mode: int,
                size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None, digest: bytes | None = None) -> int:
+               data: bytes | None = None, digest: bytes | None = None,
+               ids: tuple[int | None, int | None] = (None, None)) -> int:
+        """A new row; ``ids``: its (uid, gid), None for not set."""
         raise NotImplementedError
 
     def create_file(self, raw: Any, parent: str, name: str, mode: int, size: int,
@@ -990,15 +1015,22 @@ class InodeRepository:
     def set_mode(self, raw: Any, inode_id: int, mode: int) -> None:
         raw.execute(self._set_mode.sql, (mode, inode_id))
 
+    def set_owner(self, raw: Any, inode_id: int, uid: int | None, gid: int | None,
+                  mode: int) -> None:
+        """An entry's owner, group and mode, in one statement."""
+        raw.execute(self._set_owner.sql, (mode, uid, gid, inode_id))
+
     def touch(self, raw: Any, inode_id: int, mtime: int) -> None:
         raw.execute(self._set_times.sql, (mtime, inode_id))
 
     def place(self, raw: Any, inode_id: int, parent: str, name: str, size: int,
-              ctime: int, mtime: int, digest: bytes | None = None) -> None:
+              ctime: int, mtime: int, digest: bytes | None = None,
+              ids: tuple[int | None, int | None] = (None, None)) -> None:
         """Give a staging inode its place in the tree (the commit of a ``w``/``x`` handle),
-        with the digest its writer computed (None: not known)."""
+        with the digest its writer computed (None: not known) and the (uid, gid) of the file
+        it replaces (None: not set)."""
         raw.execute(self._place.sql, (parent, name, size, ctime, mtime, fold(parent),
-                                      fold(name), digest, inode_id))
+                                      fold(name), *ids, digest, inode_id))
 
     def rewrite(self, raw: Any, inode_id: int, size: int, chunk_size: int,
                 mode: int, mtime: int, data: bytes | None = None,
@@ -1041,8 +1073,8 @@ class InodeRepository:
 
 #: Columns an entry keeps in a checkpoint, in the order they are copied both ways.
 CHECKPOINT_COLUMNS = ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns",
-                      "mtime_ns", "content", "fparent", "fname", "digest", "codec", "sums",
-                      "data")
+                      "mtime_ns", "content", "fparent", "fname", "uid", "gid", "digest", "codec",
+                      "sums", "data")
 
 
 class CheckpointStatements:
@@ -1345,11 +1377,12 @@ class StackRepository:
                                        ).fetchone(), 1, parent, name)
         if row is None:
             return None
-        return (*row[:9], first_chunk(self.content, self._first_chunk_of(raw, row), 9,
-                                      parent, name))
+        return (*row[:1 + N_INODE], first_chunk(self.content, self._first_chunk_of(raw, row),
+                                                1 + N_INODE, parent, name))
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
-        """The winner's row with (codec, sums, data, seal) of its inline bytes or chunk 0 at 9-12:
+        """The winner's row with (codec, sums, data, seal) of its inline bytes or chunk 0 after
+        (prio, *INODE_COLUMNS):
         here the statement's own (see ``_resolve_first_branch``)."""
         return row
 
@@ -1752,8 +1785,8 @@ class CheckRepository:
                        i.c.size > i.c.chunk_size, has_chunks)), ())
         self._entries = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.kind, i.c.mode, i.c.size, i.c.chunk_size,
-                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.fparent, i.c.fname,
-                   i.c.refs), ())
+                   i.c.ctime_ns, i.c.mtime_ns, i.c.generation, i.c.uid, i.c.gid, i.c.fparent,
+                   i.c.fname, i.c.refs), ())
         zero: Any = literal_column("0")
         self._stored = self._compile(
             select(func.count(c.c.id), func.coalesce(func.sum(func.length(c.c.data)), zero)), ())

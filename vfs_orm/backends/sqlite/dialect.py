@@ -97,11 +97,12 @@ class SQLiteInodeRepository(InodeRepository):
 
     def insert(self, raw: sqlite3.Connection, parent: str | None, name: str, kind: int, mode: int,
                size: int, chunk_size: int, ctime: int, mtime: int, owner: str | None = None,
-               data: bytes | None = None, digest: bytes | None = None) -> int:
+               data: bytes | None = None, digest: bytes | None = None,
+               ids: tuple[int | None, int | None] = (None, None)) -> int:
         folded = (None, None) if parent is None else (fold(parent), fold(name))
         cur = raw.execute(self._insert.sql,
                           (parent, name, kind, mode, size, chunk_size, ctime, mtime, owner,
-                           *folded, *self._stored(data, digest)))
+                           *folded, *ids, *self._stored(data, digest)))
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def create_file(self, raw: sqlite3.Connection, parent: str, name: str, mode: int, size: int,
