@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vfs_orm import VFS
+from vfs_orm import FORMAT_REVISION, VFS
 from vfs_orm.backends.sqlite import engine as sqlite_engine
 from vfs_orm.backends.sqlite import schema as dbmod
 from vfs_orm.models import VERSION_TABLE
@@ -227,7 +227,7 @@ def test_format_revision_constant_is_alembic_head():
 
     assert vfs_orm.FORMAT_REVISION == dbmod.head_revision()
     with vfs_orm.VFS() as fs:
-        assert fs.info()["revision"] == vfs_orm.FORMAT_REVISION
+        assert fs.info()["revision"] == FORMAT_REVISION
 
 
 def test_format_0008_upgrades_to_owners_and_downgrades_only_without_them(tmp_path):
@@ -238,7 +238,7 @@ def test_format_0008_upgrades_to_owners_and_downgrades_only_without_them(tmp_pat
     path = _copy(tmp_path, "format_0008.db")
     manifest = json.loads((FIXTURES / "format_0008.manifest.json").read_text())
     with VFS(path) as fs:
-        assert fs.info()["revision"] == "0009"
+        assert fs.info()["revision"] == FORMAT_REVISION
         _check_manifest(fs, manifest)
         for p, meta in manifest.items():
             st = fs.stat(p)
@@ -259,7 +259,7 @@ def test_format_0008_upgrades_to_owners_and_downgrades_only_without_them(tmp_pat
         con.close()
     with pytest.raises(Exception, match="owners"):
         _migrate(path, "0008")
-    assert _revision(path) == "0009"
+    assert _revision(path) == FORMAT_REVISION  # refused: left as it was
     with VFS(path) as fs:
         assert fs.stat("/game/config.json").owner_uid == 65534
     clean = _copy(tmp_path, "format_0008.db")

@@ -9,12 +9,12 @@ of the destination (all or nothing).
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vfs_orm import paths
+from vfs_orm import paths, special
 from vfs_orm.errors import InvalidOperationError
 from vfs_orm.namespace.checkpoints import Checkpoints
 from vfs_orm.rows import DIR, FILE
@@ -99,9 +99,9 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                 seen.add(p)
                 if have.get(p) is True:
                     dst.rmtree(p)
-                if have.get(p) is not False or dst.digest(p) != src.digest(p):
-                    with src.open(p, "rb") as fin, dst.open(p, "wb") as fout:
-                        shutil.copyfileobj(fin, fout, _PIECE)
+                if have.get(p) is not False or dst.digest(p) != src.digest(p) \
+                        or _type(dst.stat(p).st_mode) != _type(st.st_mode):
+                    _put(dst, p, st.st_mode, _pieces(src, p, st.st_mode), have.get(p) is False)
                     done.files += 1
                     done.bytes += st.st_size
                 dst.chmod(p, st.st_mode & 0o7777)
@@ -118,6 +118,43 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
             dst.chmod(p, mode)
             dst.utime(p, ns=(mtime, mtime))
     return done
+
+
+def _type(mode: int) -> int:
+    return special.kind_of(mode)
+
+
+def _pieces(src: VFS, path: str, mode: int) -> Iterator[bytes]:
+    """The content of the file entry ``path`` of ``src``, a piece at a time: a regular
+    file's bytes, a link's target, a device's number (format 0010)."""
+    kind = special.kind_of(mode)
+    if kind == special.LINK:
+        yield os.fsencode(src.readlink(path))
+    elif kind in special.NODES:
+        yield special.node_content(path, kind, src.device_number(path))
+    else:
+        with src.open(path, "rb") as fin:
+            while piece := fin.read(_PIECE):
+                yield piece
+
+
+def _put(dst: VFS, path: str, mode: int, pieces: Iterable[bytes], present: bool) -> None:
+    """Write the file entry ``path`` of ``mode`` (its type: a regular file, a link, a node)
+    into ``dst`` from its content's ``pieces`` (a generator: read as written), replacing the
+    file entry there if ``present``."""
+    kind = special.kind_of(mode)
+    if kind == special.REGULAR:
+        with dst.open(path, "wb") as fout:
+            for piece in pieces:
+                fout.write(piece)
+        return
+    content = b"".join(pieces)
+    if present:
+        dst.remove(path)
+    if kind == special.LINK:
+        dst.symlink(special.link_target(path, content), path)
+    else:
+        dst.mknod(path, mode, special.device_of(path, mode, content))
 
 
 def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied) -> None:
@@ -147,10 +184,9 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
             _own(dst, e.path, e.uid, e.gid, present)
             dirs.append(e)
             continue
-        if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e):
-            with dst.open(e.path, "wb") as fout:
-                for piece in checkpoints.content(e):
-                    fout.write(piece)
+        if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e) \
+                or _type(dst.stat(e.path).st_mode) != _type(e.mode):
+            _put(dst, e.path, e.mode, checkpoints.content(e), present)
             done.files += 1
             done.bytes += e.size
         dst.chmod(e.path, e.mode & 0o7777)
@@ -176,9 +212,7 @@ def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
                 dirs.append(e)
                 done.dirs += 1
             elif e.kind == FILE:
-                with dst.open(e.path, "wb") as fout:
-                    for piece in checkpoints.content(e):
-                        fout.write(piece)
+                _put(dst, e.path, e.mode, checkpoints.content(e), False)
                 dst.chmod(e.path, e.mode & 0o7777)
                 _own(dst, e.path, e.uid, e.gid, False)
                 dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))

@@ -41,6 +41,7 @@ __all__ = [
     "ReadOnlyError",
     "ReadOnlyLayerError",
     "RootContractError",
+    "SpecialFileError",
     "StaleHandleError",
     "VFSError",
     "VirtualFileSystemError",
@@ -135,6 +136,14 @@ class InvalidOperationError(VFSError, ValueError):
     """A well-formed request that makes no sense, e.g. moving a directory into itself."""
 
     default_errno = _errno.EINVAL
+
+
+class SpecialFileError(VFSError):
+    """Opening, as a file, an entry that is not one: a symbolic link (``ELOOP``: the API
+    does not follow links, as ``O_NOFOLLOW``), a FIFO, a socket or a device (``ENXIO``, as
+    opening a socket is on Linux)."""
+
+    default_errno = _errno.ENXIO
 
 
 class PatchBaseError(VFSError, ValueError):

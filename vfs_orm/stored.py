@@ -17,9 +17,11 @@ read paths pay them once per statement.
 from __future__ import annotations
 
 import errno
+import stat
 from collections.abc import Sequence
 from typing import Any
 
+from vfs_orm import special
 from vfs_orm.errors import CorruptionError, VFSError
 
 #: The largest file vfs_orm stores, exclusive: 1 TiB. A write or truncate past it is refused
@@ -34,6 +36,7 @@ MAX_MODE = 0xFFFF_FFFF
 MAX_OWNER = 0xFFFF_FFFE
 
 FILE, DIRECTORY, WHITEOUT = 1, 2, 3
+_TYPE_BITS, _FILE_TYPES, _DIR_TYPE = special.TYPE_BITS, special.FILE_TYPES, stat.S_IFDIR
 
 
 def path_of(parent: Any, name: Any) -> str | None:
@@ -57,7 +60,7 @@ def inode_problem(row: Sequence[Any], at: int = 0) -> str | None:
         return f"inode id {ident!r:.40}"
     if type(kind) is not int or not FILE <= kind <= WHITEOUT:
         return f"inode {ident}: kind {kind!r:.40}"
-    if type(mode) is not int or not 0 <= mode <= MAX_MODE:
+    if type(mode) is not int or not 0 <= mode <= MAX_MODE or not type_ok(kind, mode):
         return f"inode {ident}: mode {mode!r:.40}"
     if type(size) is not int or not 0 <= size < MAX_FILE_SIZE:
         return f"inode {ident}: size {size!r:.40}"
@@ -70,6 +73,15 @@ def inode_problem(row: Sequence[Any], at: int = 0) -> str | None:
     if not owner_ok(uid) or not owner_ok(gid):
         return f"inode {ident}: owner {uid!r:.30}, group {gid!r:.30}"
     return None
+
+
+def type_ok(kind: int, mode: int) -> bool:
+    """Whether ``mode``'s type bits fit the entry's kind: a directory's say directory, a
+    file's regular file or one of the special entries (format 0010)."""
+    bits = mode & special.TYPE_BITS
+    if kind == FILE:
+        return bits in special.FILE_TYPES
+    return kind != DIRECTORY or bits == _DIR_TYPE
 
 
 def owner_ok(value: Any) -> bool:
@@ -88,6 +100,8 @@ def inode(row: Any, at: int = 0, parent: Any = None, name: Any = None) -> Any:
     if (type(kind) is int and FILE <= kind <= WHITEOUT and type(size) is int
             and 0 <= size < MAX_FILE_SIZE and type(cs) is int and 0 < cs <= MAX_CHUNK_SIZE
             and type(mode) is int and 0 <= mode <= MAX_MODE and type(row[at]) is int
+            and (mode & _TYPE_BITS in _FILE_TYPES if kind == FILE else
+                 kind != DIRECTORY or mode & _TYPE_BITS == _DIR_TYPE)
             and type(row[at + 5]) is int and type(row[at + 6]) is int
             and type(row[at + 7]) is int
             and (uid is None or (type(uid) is int and 0 <= uid <= MAX_OWNER))

@@ -134,10 +134,10 @@ class DirEntry:
         return _stat.S_ISDIR(self._stat.st_mode)
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return not _stat.S_ISDIR(self._stat.st_mode)
+        return _stat.S_ISREG(self._stat.st_mode)
 
     def is_symlink(self) -> bool:
-        return False
+        return _stat.S_ISLNK(self._stat.st_mode)
 
     def inode(self) -> int:
         return self._stat.st_ino

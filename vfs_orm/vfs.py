@@ -18,6 +18,7 @@ import functools
 import io
 import math
 import os
+import stat as _stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -26,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Concatenate, Literal, Param
 
 import icontract
 
-from vfs_orm import _glob, composition, dictionaries, layering, paths, stored
+from vfs_orm import _glob, composition, dictionaries, layering, paths, special, stored
 from vfs_orm._io import IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
@@ -786,7 +787,8 @@ class VFS:
             raise translate(exc, p) from exc
 
     def isfile(self, path: str) -> bool:
-        """True if ``path`` names a file (``os.path.isfile``).
+        """True if ``path`` names a regular file (``os.path.isfile``; a symbolic link is not
+        followed, so it is not one, nor is a FIFO, socket or device).
 
         Raises:
             InvalidPathError: the path has NUL or control characters.
@@ -796,7 +798,8 @@ class VFS:
             row = self._tree.lookup(p)
         except DB_ERRORS as exc:
             raise translate(exc, p) from exc
-        return row is not None and row.kind != DIR
+        return row is not None and row.kind != DIR and \
+            special.kind_of(row.mode) == special.REGULAR
 
     def isdir(self, path: str) -> bool:
         """True if ``path`` names a directory (``os.path.isdir``).
@@ -1159,6 +1162,89 @@ class VFS:
         p = self._path(path)
         self._check_writable(p)
         self._tree.set_meta(p, owner=(uid, gid))
+
+    @_translated
+    def symlink(self, target: str | os.PathLike[str], path: str) -> None:
+        """Create a symbolic link ``path`` pointing to ``target`` (``os.symlink``'s order;
+        format 0010). The target is stored as given, relative or absolute, and need not
+        exist. The API does not follow links: ``readlink`` reads one, and opening one as a
+        file is ``SpecialFileError`` (``ELOOP``); a mount shows it to the kernel, which
+        follows it. A whole write over a link (``write_bytes``, ``open(path, "w")``)
+        replaces it with a regular file, as ``os.replace`` of a saved file does.
+
+        Raises:
+            AlreadyExistsError: something is at ``path``.
+            NotFoundError: ``target`` is empty (as ``symlink(2)``).
+            InvalidPathError: ``target`` holds a NUL or is 4,096 bytes or longer
+                (``ENAMETOOLONG``).
+            TypeError: ``target`` is not a str or path.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
+        p = self._path(path)
+        self._check_writable(p)
+        self._tree.write_bytes(p, special.link_content(p, target), exclusive=True,
+                               mode=special.LINK | 0o777)
+
+    @_translated
+    def readlink(self, path: str) -> str:
+        """The target of the symbolic link ``path`` (``os.readlink``).
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            InvalidOperationError: ``path`` is not a symbolic link (``EINVAL``, a
+                ``ValueError``).
+            CorruptionError: the stored target is damaged.
+        """
+        p = self._path(path)
+        mode, content = self._tree.special_content(p)
+        if special.kind_of(mode) != special.LINK:
+            raise InvalidOperationError.for_path(p, "not a symbolic link")
+        return special.link_target(p, content)
+
+    @_translated
+    def mknod(self, path: str, mode: int = 0o600 | _stat.S_IFREG, device: int = 0) -> None:
+        """Create a FIFO, a socket, a character or block device, or an empty regular file
+        (``os.mknod``; format 0010): the type bits of ``mode`` say which, its permission
+        bits are kept, ``device`` (``os.makedev``) is stored for a device. vfs_orm stores
+        them for a mount, where the kernel serves them; the API cannot open them
+        (``SpecialFileError``, ``ENXIO``).
+
+        Raises:
+            AlreadyExistsError: something is at ``path``.
+            InvalidOperationError: ``mode`` asks for a directory or a symbolic link
+                (``mkdir``, ``symlink``), or ``device`` is out of range (a ``ValueError``).
+            TypeError: ``mode`` or ``device`` is not an int.
+            NotADirError: a component of the path is a file.
+            ReadOnlyError: the VFS is read-only (a ``PermissionError``).
+        """
+        p = self._path(path)
+        self._check_writable(p)
+        if not isinstance(mode, int):
+            raise TypeError("mode must be an int")
+        kind = special.kind_of(mode) or special.REGULAR
+        if kind == special.REGULAR:
+            self._tree.write_bytes(p, b"", exclusive=True, mode=_file_mode(mode))
+            return
+        content = special.node_content(p, kind, device)
+        self._tree.write_bytes(p, content, exclusive=True, mode=kind | (mode & 0o7777))
+
+    @_translated
+    def device_number(self, path: str) -> int:
+        """The device number ``mknod`` stored for a character or block device (``st_rdev``:
+        ``os.major``/``os.minor`` take it apart); 0 for a FIFO or a socket.
+
+        Raises:
+            NotFoundError: nothing at ``path``.
+            InvalidOperationError: ``path`` is a regular file, a directory or a link (a
+                ``ValueError``).
+            CorruptionError: the stored number is damaged.
+        """
+        p = self._path(path)
+        mode, content = self._tree.special_content(p)
+        if special.kind_of(mode) not in special.NODES:
+            raise InvalidOperationError.for_path(p, "not a FIFO, socket or device")
+        return special.device_of(p, mode, content)
 
     @_translated
     def utime(self, path: str, times: tuple[float, float] | None = None, *,

@@ -20,8 +20,11 @@ takes the directory's group, a new directory its S_ISGID bit). The kernel decide
 S_ISGID of a group-executable file, when an unprivileged process chowns, writes or truncates a
 file, as Linux does.
 
-What vfs_orm has no notion of fails as it does on Linux file systems without the feature:
-hard links, symlinks and device nodes ``EPERM``; extended attributes ``EOPNOTSUPP``.
+Symbolic links, FIFOs, sockets and devices (format 0010) are stored entries
+(``VFS.symlink``, ``mknod``): the kernel follows links itself (``readlink``) and serves FIFOs
+and devices without asking the file system. What vfs_orm has no notion of fails as it does on
+Linux file systems without the feature: hard links ``EPERM``; extended attributes
+``EOPNOTSUPP``.
 """
 
 from __future__ import annotations
@@ -105,6 +108,10 @@ def _setid_bits(mode: int) -> int:
 def _no_context() -> tuple[int, int, int]:
     """Outside a FUSE request (tests calling the operations directly): the mounting user."""
     return os.getuid(), os.getgid(), os.getpid()
+
+
+def _device(mode: int) -> bool:
+    return _stat.S_ISCHR(mode) or _stat.S_ISBLK(mode)
 
 
 def _err(code: int) -> OSError:
@@ -199,7 +206,10 @@ class Operations:
 
     # -- metadata -------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
-        return self._attrs(self.vfs.stat(_checked(path)))
+        attrs = self._attrs(self.vfs.stat(_checked(path)))
+        if _device(attrs["st_mode"]):
+            attrs["st_rdev"] = self.vfs.device_number(path)
+        return attrs
 
     def _attrs(self, st: StatResult) -> dict[str, Any]:
         is_dir = _stat.S_ISDIR(st.st_mode)
@@ -217,8 +227,10 @@ class Operations:
     def readdir_plus(self, path: str) -> list[tuple[str, dict[str, Any] | None]]:
         """A directory's names with their attributes, from one statement (``scandir``): the
         kernel then needs no lookup per entry (``READDIRPLUS``)."""
+        # A device's number is not in the listing: the kernel asks ``getattr`` for those.
         return [(".", None), ("..", None),
-                *((e.name, self._attrs(e.stat())) for e in self.vfs.scandir(path))]
+                *((e.name, None if _device(e.stat().st_mode) else self._attrs(e.stat()))
+                  for e in self.vfs.scandir(path))]
 
     def access(self, path: str, amode: int) -> int:
         self.vfs.stat(path)
@@ -310,6 +322,29 @@ class Operations:
             vfs.rename(a, tmp)
             vfs.rename(b, a)
             vfs.rename(tmp, b)
+
+    # -- links and nodes (format 0010): the kernel follows links and serves the nodes -----
+    def symlink(self, target: str, source: str) -> int:
+        # mfusepy's names: ``target`` is the new link's path, ``source`` what it points to.
+        self._writable()
+        _checked(target)
+        with self.vfs.atomic_batch():
+            uid, gid, _inherit = self._new_owner(target)
+            self.vfs.symlink(source, target)
+            self._record_owner(target, uid, gid)
+        return 0
+
+    def readlink(self, path: str) -> str:
+        return self.vfs.readlink(path)
+
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        self._writable()
+        _checked(path)
+        with self.vfs.atomic_batch():
+            uid, gid, _inherit = self._new_owner(path)
+            self.vfs.mknod(path, mode, dev)
+            self._record_owner(path, uid, gid)
+        return 0
 
     # -- files ----------------------------------------------------------------------------
     def create(self, path: str, mode: int, flags: int = 0) -> int:
@@ -428,15 +463,6 @@ class Operations:
     def link(self, target: str, source: str) -> int:
         raise _err(errno.EPERM)  # as a Linux file system without hard links (vfat)
 
-    def symlink(self, target: str, source: str) -> int:
-        raise _err(errno.EPERM)
-
-    def mknod(self, path: str, mode: int, dev: int) -> int:
-        raise _err(errno.EPERM)
-
-    def readlink(self, path: str) -> str:
-        self.vfs.stat(path)
-        raise _err(errno.EINVAL)  # never a symlink
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         raise _err(errno.EOPNOTSUPP)

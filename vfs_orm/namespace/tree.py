@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vfs_orm import paths
+from vfs_orm import paths, special
 from vfs_orm._io import ChunkedFile
 from vfs_orm.backends import InodeRepository
 from vfs_orm.content import Damage
@@ -268,7 +268,9 @@ class Tree:
     def read_bytes(self, path: str) -> bytes:
         if not self.resolver.layered:
             return self._read_top(path)
-        node = self.open_node(path)
+        return self._content(self.open_node(path), path)
+
+    def _content(self, node: OpenNode, path: str) -> bytes:
         if node.first is not None and len(node.first) == node.size:
             return bytes(node.first)
         try:
@@ -276,6 +278,16 @@ class Tree:
                                          node.chunk_size, path)
         except Damage as exc:
             raise exc.in_file(path, node.chunk_size) from None
+
+    def special_content(self, path: str) -> tuple[int, bytes]:
+        """(mode, content) of a symbolic link, FIFO, socket or device (format 0010); for a
+        regular file or a directory (mode, b""): the caller refuses those."""
+        node = self.resolver.open(path)
+        if node is None:
+            raise self.miss_error(path)
+        if node.kind == DIR or node.mode & special.TYPE_BITS == special.REGULAR:
+            return node.mode, b""
+        return node.mode, self._content(node, path)
 
     def canonical(self, path: str) -> str:
         """In a case-insensitive database: ``path`` spelled as stored, as far as it exists
@@ -329,9 +341,11 @@ class Tree:
         row = probe(self.repo.read_first, path)
         if row is None:
             raise self.miss_error(path)
-        kind, size, data = row
+        kind, size, mode, data = row
         if kind == DIR:
             raise IsADirError.for_path(path)
+        if mode & special.TYPE_BITS != special.REGULAR:
+            raise special.refuse_open(path, mode)
         if data is not None and len(data) == size:
             return data
         if not size:
@@ -360,6 +374,8 @@ class Tree:
             raise self.miss_error(path)
         if node.kind == DIR:
             raise IsADirError.for_path(path)
+        if node.mode & special.TYPE_BITS != special.REGULAR:
+            raise special.refuse_open(path, node.mode)
         return node
 
     def reader_args(self, path: str) -> tuple[OpenNode, dict[str, Any]]:
@@ -376,6 +392,8 @@ class Tree:
         node = self.require(path)
         if node.kind == DIR:
             raise IsADirError.for_path(path)
+        if node.mode & special.TYPE_BITS != special.REGULAR:
+            raise special.refuse_open(path, node.mode)
         if node.layer == TOP:
             return node
         return self.create_empty(path)
@@ -655,6 +673,8 @@ class Tree:
             if node is not None:
                 if node.kind == DIR:
                     raise IsADirError.for_path(path)
+                if node.mode & special.TYPE_BITS != special.REGULAR:
+                    raise special.refuse_open(path, node.mode)
                 if node.layer == TOP:
                     return node
             if not parent_ok:

@@ -278,7 +278,7 @@ class InodeRepository:
         # A whole one-chunk file: one row (inline bytes), or the inode then chunk 0 by rowid;
         # only the three columns the caller needs.
         self._read_first = self._compile(
-            select(i.c.kind, i.c.size, *first).select_from(with_first)
+            select(i.c.kind, i.c.size, i.c.mode, *first).select_from(with_first)
             .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # Whole file in one statement: the inode and all its chunks (or its inline bytes).
         self._read_whole = self._compile(
@@ -732,18 +732,19 @@ class InodeRepository:
         raise NotImplementedError
 
     def read_first(self, raw: Any, parent: str, name: str
-                   ) -> tuple[int, int, bytes | None] | None:
-        """(kind, size, data of chunk 0) of the entry, None if there is none."""
+                   ) -> tuple[int, int, int, bytes | None] | None:
+        """(kind, size, mode, data of chunk 0) of the entry, None if there is none."""
         row = raw.execute(self._read_first.sql, (parent, name)).fetchone()
         if row is None:
             return None
-        kind, size, _, _, _, _ = row  # then (codec, sums, data, seal): see first_chunk
+        kind, size, mode, _, _, _, _ = row  # then (codec, sums, data, seal): see first_chunk
         if type(kind) is not int or not 1 <= kind <= 3 or type(size) is not int \
-                or not 0 <= size < stored.MAX_FILE_SIZE:
+                or not 0 <= size < stored.MAX_FILE_SIZE or type(mode) is not int \
+                or not stored.type_ok(kind, mode):
             where = stored.path_of(parent, name)
             stored.sized(size, where)
-            raise stored.damaged(f"kind {kind!r:.40}", where)
-        return kind, size, first_chunk(self.content, row, 2, parent, name)
+            raise stored.damaged(f"kind {kind!r:.40}, mode {mode!r:.40}", where)
+        return kind, size, mode, first_chunk(self.content, row, 3, parent, name)
 
     def read_whole(self, raw: Any, parent: str, name: str) -> list[WholeRow]:
         """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
