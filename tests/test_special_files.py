@@ -232,3 +232,48 @@ def test_postgresql_stores_them(pg_url, pg_tree):
         with pytest.raises(SpecialFileError):
             fs.read_bytes("/a/link")
         assert fs.check(deep=True).ok
+
+
+def test_patches_ship_links_and_nodes(tmp_path):
+    from vfs_orm.patching import apply_patch, make_patch
+    old, new, patch = (str(tmp_path / n) for n in ("old.vfs", "new.vfs", "patch.vfs"))
+    with VFS(old) as o:
+        o.write_bytes("/bin/tool-1.0", b"one")
+        o.symlink("tool-1.0", "/bin/tool")
+        o.symlink("gone", "/bin/removed")
+    with VFS(new) as n:
+        n.write_bytes("/bin/tool-1.0", b"one")
+        n.write_bytes("/bin/tool-2.0", b"two")
+        n.symlink("tool-2.0", "/bin/tool")  # a link retargeted
+        n.mknod("/run/fifo", stat.S_IFIFO | 0o600)
+    make_patch(old, new, patch)
+    with VFS(old, read_only=True) as o:
+        with VFS(":memory:") as stack:
+            stack.add_underlay(o)
+            stack.add_underlay(patch, priority=1)
+            assert stack.readlink("/bin/tool") == "tool-2.0"
+            assert not stack.exists("/bin/removed")
+            assert stat.S_ISFIFO(stack.stat("/run/fifo").st_mode)
+    out = str(tmp_path / "applied.vfs")
+    apply_patch(old, patch, output=out)
+    with VFS(out) as a:
+        assert a.readlink("/bin/tool") == "tool-2.0" and not a.exists("/bin/removed")
+        assert stat.S_ISFIFO(a.stat("/run/fifo").st_mode)
+        assert a.check(deep=True).ok
+
+
+def test_unpack_leaves_links_in_the_pack_and_fsspec_names_them(tmp_path):
+    from vfs_orm.adapters.fsspec import VFSFileSystem
+    from vfs_orm.pack import unpack
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        fs.write_bytes("/d/real", b"r")
+        fs.symlink("/etc/passwd", "/d/escape")
+        fs.mknod("/d/fifo", stat.S_IFIFO | 0o600)
+        report = unpack(fs, str(tmp_path / "out"))
+        assert (tmp_path / "out/d/real").read_bytes() == b"r"
+        assert not os.path.lexists(tmp_path / "out/d/escape")
+        assert not os.path.lexists(tmp_path / "out/d/fifo")
+        assert sum("not extracted" in s for s in report.skipped) == 2
+        info = VFSFileSystem(vfs=fs).info("/d/escape")
+        assert info["type"] == "other" and info["islink"]
+        assert VFSFileSystem(vfs=fs).info("/d/real")["type"] == "file"

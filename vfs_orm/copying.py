@@ -101,7 +101,8 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                     dst.rmtree(p)
                 if have.get(p) is not False or dst.digest(p) != src.digest(p) \
                         or _type(dst.stat(p).st_mode) != _type(st.st_mode):
-                    _put(dst, p, st.st_mode, _pieces(src, p, st.st_mode), have.get(p) is False)
+                    write_entry(dst, p, st.st_mode, entry_pieces(src, p, st.st_mode),
+                                have.get(p) is False)
                     done.files += 1
                     done.bytes += st.st_size
                 dst.chmod(p, st.st_mode & 0o7777)
@@ -124,7 +125,7 @@ def _type(mode: int) -> int:
     return special.kind_of(mode)
 
 
-def _pieces(src: VFS, path: str, mode: int) -> Iterator[bytes]:
+def entry_pieces(src: VFS, path: str, mode: int) -> Iterator[bytes]:
     """The content of the file entry ``path`` of ``src``, a piece at a time: a regular
     file's bytes, a link's target, a device's number (format 0010)."""
     kind = special.kind_of(mode)
@@ -138,7 +139,7 @@ def _pieces(src: VFS, path: str, mode: int) -> Iterator[bytes]:
                 yield piece
 
 
-def _put(dst: VFS, path: str, mode: int, pieces: Iterable[bytes], present: bool) -> None:
+def write_entry(dst: VFS, path: str, mode: int, pieces: Iterable[bytes], present: bool) -> None:
     """Write the file entry ``path`` of ``mode`` (its type: a regular file, a link, a node)
     into ``dst`` from its content's ``pieces`` (a generator: read as written), replacing the
     file entry there if ``present``."""
@@ -186,7 +187,7 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
             continue
         if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e) \
                 or _type(dst.stat(e.path).st_mode) != _type(e.mode):
-            _put(dst, e.path, e.mode, checkpoints.content(e), present)
+            write_entry(dst, e.path, e.mode, checkpoints.content(e), present)
             done.files += 1
             done.bytes += e.size
         dst.chmod(e.path, e.mode & 0o7777)
@@ -212,7 +213,7 @@ def copy_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS) -> Copied:
                 dirs.append(e)
                 done.dirs += 1
             elif e.kind == FILE:
-                _put(dst, e.path, e.mode, checkpoints.content(e), False)
+                write_entry(dst, e.path, e.mode, checkpoints.content(e), False)
                 dst.chmod(e.path, e.mode & 0o7777)
                 _own(dst, e.path, e.uid, e.gid, False)
                 dst.utime(e.path, ns=(e.mtime_ns, e.mtime_ns))

@@ -356,6 +356,10 @@ def _unpack_entries(fs: VFS, vdir: str, dir_fd: int, rel: str, report: Report,
         if st.is_directory and not deeper:
             report.skipped.append(f"{shown}: refused, deeper than {MAX_UNPACK_DEPTH} "
                                   f"directory levels")
+        elif not st.is_directory and not st.is_file():
+            # A pack comes from anyone: its links and nodes stay in it (a mount shows them).
+            report.skipped.append(f"{shown}: a symbolic link, FIFO, socket or device, not "
+                                  f"extracted")
         elif st.is_directory:
             try:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)

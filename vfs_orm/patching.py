@@ -22,9 +22,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vfs_orm import layering
+from vfs_orm import layering, special
 from vfs_orm.content.codec import DELTA_BASE_MAX, Base
 from vfs_orm.content.deltas import rebase
+from vfs_orm.copying import entry_pieces, write_entry
 from vfs_orm.errors import CorruptionError, PatchBaseError
 from vfs_orm.vfs import VFS, manifest_digest
 
@@ -192,18 +193,25 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
                 report.dirs += 1
         elif before.get(k) != v:
             st = src.stat(k)
-            dst.write_bytes(k, src.read_bytes(k), mode=st.st_mode & 0o7777,
-                            mtime_ns=st.st_mtime_ns)
+            if special.kind_of(st.st_mode) != special.REGULAR:  # a link or a node (0010)
+                write_entry(dst, k, st.st_mode, entry_pieces(src, k, st.st_mode),
+                            dst.exists(k))
+                dst.chmod(k, st.st_mode & 0o7777)
+                dst.utime(k, ns=(st.st_mtime_ns, st.st_mtime_ns))
+            else:
+                dst.write_bytes(k, src.read_bytes(k), mode=st.st_mode & 0o7777,
+                                mtime_ns=st.st_mtime_ns)
             if st.owner_uid is not None or st.owner_gid is not None:  # as the mode: carried
                 dst._set_owner(k, st.owner_uid, st.owner_gid)
             if k in before and before[k] != "dir":
                 report.changed += 1
-                if base is not None:
+                if base is not None and special.kind_of(st.st_mode) == special.REGULAR:
                     _store_delta(dst, k, base, k, report)
             else:
                 report.added += 1
                 similar = _similar(k, by_name, after)
-                if base is not None and similar is not None:  # e.g. a renamed directory's
+                if base is not None and similar is not None \
+                        and special.kind_of(st.st_mode) == special.REGULAR:  # e.g. moved
                     _store_delta(dst, k, base, similar, report)
             done += 1
             if progress is not None:

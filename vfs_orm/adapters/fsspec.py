@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat as _stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -185,10 +186,13 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
     # -- metadata ---------------------------------------------------------------------------
     @staticmethod
     def _info(path: str, st: StatResult) -> dict[str, Any]:
-        return {"name": path, "size": st.st_size,
-                "type": "directory" if st.is_dir() else "file",
+        # A symbolic link, FIFO, socket or device (format 0010) is "other", as fsspec's
+        # LocalFileSystem says of what is neither (links are not followed here).
+        kind = "directory" if st.is_dir() else "file" if st.is_file() else "other"
+        return {"name": path, "size": st.st_size, "type": kind,
                 "mtime": st.st_mtime, "created": st.st_ctime, "mode": st.st_mode,
-                "mtime_ns": st.st_mtime_ns, "islink": False, "layer": st.source_layer,
+                "mtime_ns": st.st_mtime_ns, "islink": _stat.S_ISLNK(st.st_mode),
+                "layer": st.source_layer,
                 "uid": st.st_uid, "gid": st.st_gid}
 
     def _entry(self, e: DirEntry) -> dict[str, Any]:
