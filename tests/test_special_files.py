@@ -200,6 +200,7 @@ def test_damaged_special_entries_are_corruption_errors(tmp_path):
             fs.stat("/link")
         problems = " ".join(str(p) for p in fs.check(deep=True).problems)
         assert "link" in problems and "dev" in problems
+        assert "a device number of 3 bytes" in " ".join(str(p) for p in fs.check().problems)
 
 
 def test_the_downgrade_is_refused_while_special_entries_exist(tmp_path):

@@ -64,6 +64,9 @@ def inode_problem(row: Sequence[Any], at: int = 0) -> str | None:
         return f"inode {ident}: mode {mode!r:.40}"
     if type(size) is not int or not 0 <= size < MAX_FILE_SIZE:
         return f"inode {ident}: size {size!r:.40}"
+    odd = special.content_problem(mode, size) if kind == FILE else None
+    if odd is not None:  # a link, FIFO, socket or device (format 0010) of the wrong size
+        return f"inode {ident}: {odd}"
     if type(cs) is not int or not 0 <= cs <= MAX_CHUNK_SIZE or (cs == 0 and kind == FILE):
         return f"inode {ident}: chunk size {cs!r:.40}"
     if type(ctime) is not int or type(mtime) is not int:
