@@ -278,3 +278,31 @@ def test_unpack_leaves_links_in_the_pack_and_fsspec_names_them(tmp_path):
         info = VFSFileSystem(vfs=fs).info("/d/escape")
         assert info["type"] == "other" and info["islink"]
         assert VFSFileSystem(vfs=fs).info("/d/real")["type"] == "file"
+
+
+def test_format_0009_upgrades_to_0010_with_everything_kept(tmp_path):
+    """0010 changes no table: a database written by the 0009 release (owners in the tree and
+    in a checkpoint) reads as it was, and takes links and nodes."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from vfs_orm import FORMAT_REVISION
+    fixtures = Path(__file__).with_name("fixtures")
+    path = str(tmp_path / "f.db")
+    shutil.copy(fixtures / "format_0009.db", path)
+    manifest = json.loads((fixtures / "format_0009.manifest.json").read_text())
+    with VFS(path) as fs:
+        assert fs.info()["revision"] == FORMAT_REVISION == "0010"
+        for p, meta in manifest.items():
+            st = fs.stat(p)
+            assert (st.st_mode, st.owner_uid, st.owner_gid) == \
+                (meta["mode"], meta["uid"], meta["gid"]), p
+            if meta["type"] == "file":
+                assert fs.digest(p) == meta["sha256"], p
+        assert fs.stat("/game/config.json").owner_uid == 65534
+        fs.symlink("config.json", "/game/current")
+        fs.restore("before-edit")  # the checkpoint kept its owners
+        assert fs.stat("/game/config.json").owner_gid == 65533
+        assert not fs.exists("/game/current")
+        assert fs.check(deep=True).ok
