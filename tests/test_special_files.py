@@ -306,3 +306,26 @@ def test_format_0009_upgrades_to_0010_with_everything_kept(tmp_path):
         assert fs.stat("/game/config.json").owner_gid == 65533
         assert not fs.exists("/game/current")
         assert fs.check(deep=True).ok
+
+
+def test_the_cli_shows_links_and_nodes(tmp_path):
+    import subprocess
+    import sys
+    db = str(tmp_path / "a.vfs")
+    with VFS(db) as fs:
+        fs.write_bytes("/a/f", b"x")
+        fs.symlink("f", "/a/link")
+        fs.mknod("/a/fifo", stat.S_IFIFO | 0o600)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vfs_orm", *args], capture_output=True,
+                              text=True)
+    lines = cli("ls", "-l", db, "/a").stdout.splitlines()
+    assert [line[0] for line in lines] == ["-", "p", "l"]
+    assert lines[2].endswith("link -> f")
+    assert cli("ls", "-l", db, "/a/link").stdout.strip().endswith("link -> f")
+    shown = cli("stat", db, "/a/link").stdout
+    assert "type: symbolic link" in shown and "target: f" in shown
+    assert "type: fifo" in cli("stat", db, "/a/fifo").stdout
+    done = cli("cat", db, "/a/link")
+    assert done.returncode != 0 and "symbolic link" in done.stderr and "Traceback" not in done.stderr

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import stat as _stat
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -241,7 +242,7 @@ def _mtime(ns: int) -> str:
 def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...], tree_name: str | None) -> None:
     """List a directory of IMAGE (sorted)."""
     with open_image(image, underlays, tree=tree_name) as fs:
-        if fs.isfile(path):
+        if fs.exists(path) and not fs.isdir(path):  # a file, a link or a node: itself
             names, base = [os.path.basename(path.rstrip("/"))], os.path.dirname(path) or "/"
         else:
             names, base = fs.listdir(path), path
@@ -249,11 +250,13 @@ def ls_cmd(image: str, path: str, long: bool, underlays: tuple[str, ...], tree_n
             if not long:
                 click.echo(name)
                 continue
-            st = fs.stat(f"{base.rstrip('/')}/{name}")
-            kind = "d" if st.is_directory else "-"
+            at = f"{base.rstrip('/')}/{name}"
+            st = fs.stat(at)
+            kind = _stat.filemode(st.st_mode)[0]  # d, -, l, p, s, c or b, as ls -l
             layer = f"  [{st.source_layer}]" if underlays else ""
+            target = f" -> {fs.readlink(at)}" if _stat.S_ISLNK(st.st_mode) else ""
             click.echo(f"{kind}{oct(st.st_mode & 0o777)[2:]:>4} {st.st_size:>12} "
-                       f"{_mtime(st.st_mtime_ns)}{layer}  {name}")
+                       f"{_mtime(st.st_mtime_ns)}{layer}  {name}{target}")
 
 
 @cli.command()
@@ -390,6 +393,12 @@ def mv(image: str, src: str, dst: str, force: bool, tree_name: str | None) -> No
         (fs.replace if force else fs.rename)(src, dst)
 
 
+#: ``vfs-orm stat``'s name of each entry type (symbolic links and nodes: format 0010).
+_TYPES = {_stat.S_IFDIR: "directory", _stat.S_IFREG: "file", _stat.S_IFLNK: "symbolic link",
+          _stat.S_IFIFO: "fifo", _stat.S_IFSOCK: "socket", _stat.S_IFCHR: "character device",
+          _stat.S_IFBLK: "block device"}
+
+
 @cli.command(name="stat")
 @click.argument("image")
 @tree_option
@@ -401,7 +410,8 @@ def stat_cmd(image: str, path: str, as_json: bool, underlays: tuple[str, ...], t
     """Show the metadata of PATH in IMAGE."""
     with open_image(image, underlays, tree=tree_name) as fs:
         st = fs.stat(path)
-        info = {"path": path, "type": "directory" if st.is_directory else "file",
+        info = {"path": path, "type": _TYPES.get(_stat.S_IFMT(st.st_mode), "file"),
+                **({"target": fs.readlink(path)} if _stat.S_ISLNK(st.st_mode) else {}),
                 "size": st.st_size, "mode": oct(st.st_mode), "modified": st.modified_at,
                 "created": st.created_at, "mtime_ns": st.st_mtime_ns,
                 "uid": st.st_uid, "gid": st.st_gid, "layer": st.source_layer}
