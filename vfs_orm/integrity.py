@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from vfs_orm import stored
+from vfs_orm import special, stored
 from vfs_orm.backends import DB_ERRORS, translate
 from vfs_orm.content import Damage
 from vfs_orm.errors import CorruptionError, PatchBaseError
@@ -76,6 +76,17 @@ def file_digest(read_span: Callable[[int, int], list[ChunkRow]], size: int,
 HOLE_ALLOWANCE = 256 << 20
 
 
+def _small(rows: list[ChunkRow], size: int, cs: int) -> bytes:
+    """The bytes of a small file (a link's target) from its chunk rows; holes are zeros."""
+    out = bytearray(size)
+    for row in rows:
+        if row.idx is not None and row.data is not None and 0 <= row.idx * cs < size:
+            at = row.idx * cs
+            piece = bytes(row.data[:size - at])
+            out[at:at + len(piece)] = piece
+    return bytes(out)
+
+
 def verify_files(repo: Any, raw: Any, bases_held: bool = False
                  ) -> tuple[list[str], list[str], int]:
     """Read every file of one database through ``repo`` (whose content rules verify), and
@@ -89,7 +100,7 @@ def verify_files(repo: Any, raw: Any, bases_held: bool = False
     problems: list[str] = []
     warnings: list[str] = []
     verified = 0
-    for ident, parent, name, size, cs, digest in repo.files(raw):
+    for ident, parent, name, size, cs, digest, mode in repo.files(raw):
         path = stored.path_of(parent, name) or f"inode {ident!r:.20}"
         if type(ident) is not int or type(size) is not int or type(cs) is not int \
                 or not 0 <= size < stored.MAX_FILE_SIZE or not 0 < cs <= stored.MAX_CHUNK_SIZE:
@@ -120,16 +131,25 @@ def verify_files(repo: Any, raw: Any, bases_held: bool = False
         verified += 1
         if digest is not None and digest != got:
             problems.append(f"{path}: content does not match its SHA-256 digest")
+        elif type(mode) is int and special.kind_of(mode) == special.LINK and size < special.PATH_MAX:
+            try:  # a target no symlink(2) could have made (a NUL in it): as readlink says
+                special.link_target(path, _small(span(0, -(-size // cs)), size, cs))
+            except CorruptionError as exc:
+                problems.append(f"{path}: {exc.strerror}")
     return problems, warnings, verified
 
 
 def tree_diff(old: Any, new: Any) -> list[tuple[str, str]]:
-    """(mark, path) of every file that differs between two VFS views, by digest: "+" only in
-    ``new``, "-" only in ``old``, "M" different content; sorted by path."""
+    """(mark, path) of every file that differs between two VFS views, by type and digest: "+"
+    only in ``new``, "-" only in ``old``, "M" different content or type; sorted by path."""
     def files(fs: Any) -> set[str]:
         return {(top.rstrip("/") + "/" + f) for top, _, names in fs.walk("/") for f in names}
 
-    return changes(files(old), files(new), old.digest, new.digest)
+    def typed(fs: Any) -> Callable[[str], tuple[int, str]]:
+        # A link and a file holding its target differ (format 0010).
+        return lambda p: (special.kind_of(fs.stat(p).st_mode), fs.digest(p))
+
+    return changes(files(old), files(new), typed(old), typed(new))
 
 
 def changes(old: set[str], new: set[str], old_digest: Callable[[str], Any],

@@ -240,8 +240,9 @@ def _store_delta(patch: VFS, path: str, base: VFS, base_path: str,
     """Store the file ``path`` of ``patch`` (just written whole) as deltas against
     ``base``'s file ``base_path`` where that is smaller; only against a version the patch's
     stack can find again by its stored digest (the one the delta names)."""
-    if base.stat(base_path).st_size > DELTA_BASE_MAX:
-        return
+    was = base.stat(base_path)
+    if was.st_size > DELTA_BASE_MAX or special.kind_of(was.st_mode) != special.REGULAR:
+        return  # too big a base, or a link or node (0010): never a delta's base
     old = Base(base.read_bytes(base_path))
     try:
         if patch._bases.base(old.digest).data != old.data:

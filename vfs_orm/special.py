@@ -39,6 +39,9 @@ TYPE_BITS = stat.S_IFMT(0xFFFF_FFFF)
 #: Linux's PATH_MAX: a link target is shorter (its terminating NUL counts).
 PATH_MAX = 4096
 _DEVICE = struct.Struct(">Q")
+#: Device numbers ``mknod`` accepts: Linux's ``dev_t`` as the kernel (and FUSE) carry it is 32
+#: bits; the stored 8 bytes leave room.
+MAX_DEVICE = 1 << 32
 
 _NAMES = {LINK: "symbolic link", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket",
           stat.S_IFCHR: "character device", stat.S_IFBLK: "block device"}
@@ -47,6 +50,18 @@ _NAMES = {LINK: "symbolic link", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket",
 def kind_of(mode: int) -> int:
     """The ``st_mode`` type of a file entry's ``mode``."""
     return mode & TYPE_BITS
+
+
+#: How ``content_manifest`` tells a special entry from a regular file with the same bytes.
+_TAGS = {LINK: "link", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "chardev",
+         stat.S_IFBLK: "blockdev"}
+
+
+def manifest_value(mode: int, digest: str) -> str:
+    """A file entry's value in a content manifest: its digest, tagged with its type unless it
+    is a regular file (a link and a file holding its target are not the same tree)."""
+    tag = _TAGS.get(mode & TYPE_BITS)
+    return digest if tag is None else f"{tag}:{digest}"
 
 
 def refuse_open(path: str, mode: int) -> SpecialFileError:
@@ -95,8 +110,10 @@ def node_content(path: str, mode: int, device: int) -> bytes:
         raise TypeError("device must be an int")
     if t not in DEVICES:
         return b""
-    if not 0 <= device < 1 << 64:
-        raise InvalidOperationError.for_path(path, f"device number {device}")
+    if not 0 <= device < MAX_DEVICE:
+        raise InvalidOperationError.for_path(
+            path, f"device number {device:#x} (Linux's are 32 bits: os.makedev of a major "
+            f"below 4096 and a minor below 2**20)")
     return _DEVICE.pack(device)
 
 

@@ -305,7 +305,8 @@ class VFS:
     @_translated
     def content_manifest(self) -> dict[str, str]:
         """Every entry of the tree (through the layers): path -> "dir" for a directory, or
-        the file's SHA-256 (hex). What patch packs are checked against.
+        the file's SHA-256 (hex), prefixed with its type for a symbolic link, FIFO, socket or
+        device ("link:...", format 0010). What patch packs are checked against.
 
         Raises:
             ClosedError: the VFS is closed.
@@ -315,9 +316,12 @@ class VFS:
         for top, dirs, files in self.walk("/"):
             for d in dirs:
                 out[paths.join(top, d)] = "dir"
+            if not files:
+                continue
+            modes = {e.name: e.stat().st_mode for e in self.scandir(top)}
             for f in files:
                 p = paths.join(top, f)
-                out[p] = self.digest(p)
+                out[p] = special.manifest_value(modes.get(f, special.REGULAR), self.digest(p))
         return out
 
     def content_digest(self) -> str:
@@ -586,15 +590,17 @@ class VFS:
         Raises:
             NotFoundError: no such checkpoint.
         """
-        ck = self._checkpoints
+        # Compared by type and digest: a link and a file holding its target differ (0010).
+        ck, kind = self._checkpoints, special.kind_of
         old = {e.path: e for e in ck.entries(check_name(name_a)) if e.kind == FILE}
         if name_b is None:  # the tree's own files (not its underlays'), as a checkpoint has
             live = ck.top_files()
-            return changes(set(old), set(live), lambda p: ck.digest(old[p]),
-                           lambda p: live[p] or bytes.fromhex(self.digest(p)))
+            return changes(set(old), set(live), lambda p: (kind(old[p].mode), ck.digest(old[p])),
+                           lambda p: (kind(self.stat(p).st_mode),
+                                      live[p] or bytes.fromhex(self.digest(p))))
         new = {e.path: e for e in ck.entries(check_name(name_b)) if e.kind == FILE}
-        return changes(set(old), set(new), lambda p: ck.digest(old[p]),
-                       lambda p: ck.digest(new[p]))
+        return changes(set(old), set(new), lambda p: (kind(old[p].mode), ck.digest(old[p])),
+                       lambda p: (kind(new[p].mode), ck.digest(new[p])))
 
     # -- images as bytes ------------------------------------------------------------------
     @classmethod

@@ -202,12 +202,16 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         p = self._strip_protocol(path)
         return self._info(p, self.vfs.stat(p))
 
+    def _not_a_dir(self, p: str) -> bool:
+        """``p`` is there and not a directory: a file, a link or a node (listed as itself)."""
+        return self.vfs.exists(p) and not self.vfs.isdir(p)
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         p = self._strip_protocol(path)
         try:
             entries = self.vfs.scandir(p)
         except NotADirectoryError:
-            if not self.vfs.isfile(p):
+            if not self._not_a_dir(p):
                 raise
             return [self.info(p)] if detail else [p]  # fsspec: ls of a file lists the file
         if detail:
@@ -227,7 +231,7 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             entries = self.vfs.scandir(p, recursive=True)
         except NotADirectoryError:
             entries = []
-            if self.vfs.isfile(p):
+            if self._not_a_dir(p):
                 out[p] = self.info(p)
         except FileNotFoundError:
             entries = []

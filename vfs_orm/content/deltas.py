@@ -128,7 +128,7 @@ class Bases:
             return known
         by_digest: dict[bytes, Where] = {}
         unknown: list[Where] = []
-        for ident, parent, name, size, cs, digest in source.repo.files(source.raw()):
+        for ident, parent, name, size, cs, digest, _mode in source.repo.files(source.raw()):
             if type(ident) is not int or type(size) is not int or type(cs) is not int \
                     or not 0 < cs <= stored.MAX_CHUNK_SIZE or size < 0:
                 continue

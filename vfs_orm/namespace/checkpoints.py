@@ -211,7 +211,7 @@ class Checkpoints:
         with self.uow.read_lock:
             rows = self.repo.files(self.uow.raw())
         out: dict[str, bytes | None] = {}
-        for _ident, parent, name, _size, _cs, digest in rows:
+        for _ident, parent, name, _size, _cs, digest, _mode in rows:
             path = stored.path_of(parent, name)
             if path is None or (digest is not None and type(digest) is not bytes):
                 raise stored.damaged(f"file row {parent!r:.40}/{name!r:.40}", self.uow.where)

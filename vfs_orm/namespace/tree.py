@@ -465,10 +465,10 @@ class Tree:
             self._expect_rewrite = node is not None and node.kind == FILE and \
                 node.layer == TOP and node.size <= self.inline_max
             if node is not None:
+                if exclusive:  # O_CREAT|O_EXCL: EEXIST whatever is there, a directory too
+                    raise AlreadyExistsError.for_path(path)
                 if node.kind == DIR:
                     raise IsADirError.for_path(path)
-                if exclusive:
-                    raise AlreadyExistsError.for_path(path)
             if not parent_ok:
                 self._parent_dir(raw, path, create=True)
             self._store_content(raw, path, self._top_file(raw, path, node), data, now, mode)

@@ -343,7 +343,8 @@ class InodeRepository:
             ("parent", "name"))
         # Every file placed in the tree, for the deep check.
         self._files = self._compile(
-            select(i.c.id, i.c.parent, i.c.name, i.c.size, i.c.chunk_size, i.c.digest)
+            select(i.c.id, i.c.parent, i.c.name, i.c.size, i.c.chunk_size, i.c.digest,
+                   i.c.mode)
             .where(i.c.kind == literal_column(str(int(InodeKind.FILE))), i.c.parent.isnot(None))
             .order_by(i.c.parent, i.c.name), ())
         # Rows out of the tree that nobody shares: unfinished writes (a hidden row that others
@@ -868,7 +869,7 @@ class InodeRepository:
         return stored.path_of(parent, name)
 
     def files(self, raw: Any) -> list[tuple[Any, ...]]:
-        """(id, parent, name, size, chunk_size, digest) of every file in the tree."""
+        """(id, parent, name, size, chunk_size, digest, mode) of every file in the tree."""
         return raw.execute(self._files.sql).fetchall()
 
     def set_digest(self, raw: Any, inode_id: int, digest: bytes) -> None:
