@@ -1,0 +1,110 @@
+"""Review of format 0010 (symbolic links, FIFOs, sockets, devices): failing tests for bugs
+found on main, one per test (each names its bug)."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+
+from vfs_orm import VFS
+from vfs_orm.patching import apply_patch, make_patch
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vfs_orm", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def _swapped(fs: VFS) -> None:
+    """/l a regular file holding b"target", /f a link to "target"."""
+    fs.write_bytes("/l", b"target")
+    fs.symlink("target", "/f")
+
+
+def test_content_digest_tells_a_link_from_a_file_with_the_same_bytes(tmp_path):
+    """Bug: content_manifest() maps a link and a regular file to the digest of their bytes
+    alone, so two trees whose only difference is that /l is a link in one and a regular file
+    (holding the link's target) in the other have the same content_digest(), against its
+    docstring ("same paths, kinds and file contents")."""
+    with VFS(str(tmp_path / "a.vfs")) as a:
+        a.symlink("target", "/l")
+        a.write_bytes("/f", b"target")
+        before = a.content_digest()
+    with VFS(str(tmp_path / "b.vfs")) as b:
+        _swapped(b)
+        assert b.content_digest() != before
+
+
+def test_make_patch_ships_a_link_that_became_a_file_with_the_same_bytes(tmp_path):
+    """Bug: make_patch compares the two content manifests by digest only, so a link replaced
+    by a regular file holding its target (and the reverse) is not shipped: the applied tree
+    keeps the old kinds while claiming to be the new tree."""
+    old, new, patch, out = (str(tmp_path / n) for n in ("o.vfs", "n.vfs", "p.vfs", "out.vfs"))
+    with VFS(old) as o:
+        o.symlink("target", "/l")
+        o.write_bytes("/f", b"target")
+    with VFS(new) as n:
+        _swapped(n)
+    make_patch(old, new, patch)
+    apply_patch(old, patch, output=out)
+    with VFS(out) as a:
+        assert stat.S_ISREG(a.stat("/l").st_mode), oct(a.stat("/l").st_mode)
+        assert a.readlink("/f") == "target"
+
+
+def test_diff_reports_a_link_that_became_a_file_with_the_same_bytes(tmp_path):
+    """Bug: VFS.diff compares checkpoint entries by digest only, so a link replaced by a
+    regular file with the same bytes (or the reverse) is not reported as changed, though
+    restore() of that checkpoint does change it back."""
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        fs.symlink("target", "/l")
+        fs.write_bytes("/f", b"target")
+        fs.checkpoint("c")
+        fs.remove("/l")
+        fs.remove("/f")
+        _swapped(fs)
+        assert fs.diff("c") == [("M", "/f"), ("M", "/l")]
+        fs.checkpoint("c2")
+        assert fs.diff("c", "c2") == [("M", "/f"), ("M", "/l")]
+
+
+def test_cli_ls_of_a_link_lists_the_link(tmp_path):
+    """Bug: `vfs-orm ls IMAGE /link` fails with "Not a directory" (cli.ls_cmd takes what
+    isfile() denies for a directory); ls of a link, FIFO or device names the entry itself."""
+    image = str(tmp_path / "a.vfs")
+    with VFS(image) as fs:
+        fs.symlink("target", "/l")
+        fs.mknod("/p", stat.S_IFIFO | 0o600)
+    for path, name in (("/l", "l"), ("/p", "p")):
+        r = _cli("ls", image, path)
+        assert r.returncode == 0 and r.stdout.split() == [name], (r.stdout, r.stderr)
+
+
+def test_cli_ls_long_shows_the_type_of_links_and_fifos(tmp_path):
+    """Bug: `vfs-orm ls -l` prints "-" (regular file) as the type of a link, a FIFO, a
+    socket and a device (cli.ls_cmd knows only "d" and "-"); ls -l prints l, p, s, c, b."""
+    image = str(tmp_path / "a.vfs")
+    with VFS(image) as fs:
+        fs.write_bytes("/f", b"x")
+        fs.symlink("f", "/l")
+        fs.mknod("/p", stat.S_IFIFO | 0o600)
+        fs.mknod("/s", stat.S_IFSOCK | 0o600)
+        fs.mknod("/c", stat.S_IFCHR | 0o600, 0)
+        fs.mknod("/b", stat.S_IFBLK | 0o600, 0)
+    r = _cli("ls", "-l", image, "/")
+    assert r.returncode == 0, r.stderr
+    kinds = {line.split()[-1]: line[0] for line in r.stdout.splitlines()}
+    assert kinds == {"b": "b", "c": "c", "f": "-", "l": "l", "p": "p", "s": "s"}, r.stdout
+
+
+def test_cli_stat_names_a_link_a_link(tmp_path):
+    """Bug: `vfs-orm stat --json IMAGE /link` says "type": "file" for a link or FIFO
+    (cli.stat_cmd knows only directory and file)."""
+    import json
+    image = str(tmp_path / "a.vfs")
+    with VFS(image) as fs:
+        fs.symlink("target", "/l")
+    r = _cli("stat", "--json", image, "/l")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["type"] != "file", r.stdout
