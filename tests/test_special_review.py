@@ -108,3 +108,29 @@ def test_cli_stat_names_a_link_a_link(tmp_path):
     r = _cli("stat", "--json", image, "/l")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["type"] != "file", r.stdout
+
+
+def test_check_deep_reports_a_link_target_holding_a_nul(tmp_path):
+    """Bug: a stored link whose target holds a NUL (forged: a file's row given S_IFLNK) is a
+    CorruptionError for readlink() (special.link_target) and an EIO through a mount, but
+    check(deep=True) reports nothing: stored.inode_problem sees only the size and
+    integrity.verify_files reads the bytes without the link rule."""
+    import sqlite3
+
+    from vfs_orm import CorruptionError
+    path = str(tmp_path / "a.vfs")
+    with VFS(path) as fs:
+        fs.write_bytes("/l", b"ta\x00get")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_inodes SET mode = ? WHERE name = 'l'", (stat.S_IFLNK | 0o777,))
+    con.commit()
+    con.close()
+    with VFS(path) as fs:
+        try:
+            fs.readlink("/l")
+        except CorruptionError:
+            pass
+        else:
+            raise AssertionError("readlink returned a target holding a NUL")
+        report = fs.check(deep=True)
+        assert not report.ok and "/l" in " ".join(map(str, report.problems)), report
