@@ -134,3 +134,16 @@ def test_check_deep_reports_a_link_target_holding_a_nul(tmp_path):
             raise AssertionError("readlink returned a target holding a NUL")
         report = fs.check(deep=True)
         assert not report.ok and "/l" in " ".join(map(str, report.problems)), report
+
+
+def test_fsspec_ls_of_a_link_or_fifo_lists_the_entry(tmp_path):
+    """Bug: VFSFileSystem.ls of a link or a FIFO raises NotADirectoryError (it falls back to
+    "ls of a file lists the file" only when vfs.isfile(), which is False for them); fsspec's
+    LocalFileSystem.ls of a link or FIFO lists the entry itself."""
+    from vfs_orm.adapters.fsspec import VFSFileSystem
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        fs.symlink("target", "/l")
+        fs.mknod("/p", stat.S_IFIFO | 0o600)
+        ffs = VFSFileSystem(vfs=fs)
+        assert ffs.ls("/l", detail=False) == ["/l"]
+        assert ffs.ls("/p", detail=False) == ["/p"]
