@@ -147,3 +147,21 @@ def test_fsspec_ls_of_a_link_or_fifo_lists_the_entry(tmp_path):
         ffs = VFSFileSystem(vfs=fs)
         assert ffs.ls("/l", detail=False) == ["/l"]
         assert ffs.ls("/p", detail=False) == ["/p"]
+
+
+def test_make_patch_when_a_link_or_fifo_becomes_a_regular_file(tmp_path):
+    """Bug: make_patch raises SpecialFileError when a link or FIFO of OLD is a regular file
+    in NEW (or a new file's most similar old path is a link): patching._write_changes checks
+    only the NEW entry's type before _store_delta, which reads OLD's entry as a delta base
+    (base.read_bytes)."""
+    for name, make_old in (("link", lambda o: o.symlink("abc", "/z")),
+                           ("fifo", lambda o: o.mknod("/z", stat.S_IFIFO | 0o600))):
+        old, new, patch, out = (str(tmp_path / f"{name}-{n}") for n in ("o", "n", "p", "out"))
+        with VFS(old) as o:
+            make_old(o)
+        with VFS(new) as n:
+            n.write_bytes("/z", b"now a regular file")
+        make_patch(old, new, patch)
+        apply_patch(old, patch, output=out)
+        with VFS(out) as a:
+            assert a.read_bytes("/z") == b"now a regular file"
