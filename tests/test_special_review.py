@@ -165,3 +165,18 @@ def test_make_patch_when_a_link_or_fifo_becomes_a_regular_file(tmp_path):
         apply_patch(old, patch, output=out)
         with VFS(out) as a:
             assert a.read_bytes("/z") == b"now a regular file"
+
+
+def test_make_patch_when_a_new_files_similar_old_path_is_a_link(tmp_path):
+    """Bug: a file added in NEW whose most similar OLD path (same name elsewhere, e.g. a
+    moved directory) is a link makes make_patch raise SpecialFileError: _store_delta reads
+    that link as a delta base (patching._write_changes/_similar do not check its type)."""
+    old, new, patch, out = (str(tmp_path / n) for n in ("o.vfs", "n.vfs", "p.vfs", "out.vfs"))
+    with VFS(old) as o:
+        o.symlink("elsewhere", "/a/big")
+    with VFS(new) as n:
+        n.write_bytes("/b/big", b"x" * 5000)
+    make_patch(old, new, patch)
+    apply_patch(old, patch, output=out)
+    with VFS(out) as a:
+        assert a.read_bytes("/b/big") == b"x" * 5000
