@@ -180,3 +180,24 @@ def test_make_patch_when_a_new_files_similar_old_path_is_a_link(tmp_path):
     apply_patch(old, patch, output=out)
     with VFS(out) as a:
         assert a.read_bytes("/b/big") == b"x" * 5000
+
+
+def test_symlink_or_mknod_onto_a_directory_is_already_exists(tmp_path):
+    """Bug: VFS.symlink and VFS.mknod onto an existing directory raise IsADirError (EISDIR),
+    not the AlreadyExistsError (EEXIST) their docstrings promise ("something is at path")
+    and os.symlink/os.mknod raise: Tree.write_bytes(exclusive=True) tests for a directory
+    before it tests for existence."""
+    import errno
+
+    from vfs_orm import AlreadyExistsError
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        fs.mkdir("/d")
+        for make in (lambda: fs.symlink("x", "/d"),
+                     lambda: fs.mknod("/d", stat.S_IFIFO | 0o600)):
+            try:
+                make()
+            except AlreadyExistsError as exc:
+                assert exc.errno == errno.EEXIST
+            else:
+                raise AssertionError("no error")
+        assert fs.isdir("/d")
