@@ -7,6 +7,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from vfs_orm import VFS
 from vfs_orm.patching import apply_patch, make_patch
 
@@ -201,3 +203,29 @@ def test_symlink_or_mknod_onto_a_directory_is_already_exists(tmp_path):
             else:
                 raise AssertionError("no error")
         assert fs.isdir("/d")
+
+
+def test_a_device_number_the_mount_cannot_show_is_refused_or_shown_as_stored(tmp_path):
+    """Bug: VFS.mknod accepts any 64-bit device number, but Linux's dev_t holds 32 bits
+    (os.mknod of os.makedev(4096, 0) is EINVAL) and FUSE's rdev is 32 bits: the mount shows
+    another device (st_rdev truncated) than device_number() returns. special.node_content
+    should refuse what Linux cannot hold (or the mount refuse to show it), not mis-show it."""
+    import os
+
+    from tests.test_mount import _missing
+    from vfs_orm import InvalidOperationError
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"mount tests must run under CI=true: {reason}")
+        pytest.skip(reason)
+    dev = os.makedev(4096, 0)  # one past Linux's 12-bit major
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        try:
+            fs.mknod("/dev", stat.S_IFCHR | 0o600, dev)
+        except InvalidOperationError:
+            return  # refused, as os.mknod refuses it
+        mp = tmp_path / "mnt"
+        mp.mkdir()
+        with fs.mount(mp) as where:
+            assert os.lstat(os.path.join(where, "dev")).st_rdev == fs.device_number("/dev")
