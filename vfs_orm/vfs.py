@@ -1219,7 +1219,8 @@ class VFS:
         Raises:
             AlreadyExistsError: something is at ``path``.
             InvalidOperationError: ``mode`` asks for a directory or a symbolic link
-                (``mkdir``, ``symlink``), or ``device`` is out of range (a ``ValueError``).
+                (``mkdir``, ``symlink``), or ``device`` is not a 32-bit Linux device number
+                (a ``ValueError``).
             TypeError: ``mode`` or ``device`` is not an int.
             NotADirError: a component of the path is a file.
             ReadOnlyError: the VFS is read-only (a ``PermissionError``).
