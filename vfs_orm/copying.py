@@ -100,7 +100,7 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
                 if have.get(p) is True:
                     dst.rmtree(p)
                 if have.get(p) is not False or dst.digest(p) != src.digest(p) \
-                        or _type(dst.stat(p).st_mode) != _type(st.st_mode):
+                        or special.kind_of(dst.stat(p).st_mode) != special.kind_of(st.st_mode):
                     write_entry(dst, p, st.st_mode, entry_pieces(src, p, st.st_mode),
                                 have.get(p) is False)
                     done.files += 1
@@ -119,10 +119,6 @@ def copy_tree(src: VFS, dst: VFS, progress: Progress | None = None, *,
             dst.chmod(p, mode)
             dst.utime(p, ns=(mtime, mtime))
     return done
-
-
-def _type(mode: int) -> int:
-    return special.kind_of(mode)
 
 
 def entry_pieces(src: VFS, path: str, mode: int) -> Iterator[bytes]:
@@ -186,7 +182,7 @@ def _sync_checkpoint(checkpoints: Checkpoints, name: str, dst: VFS, done: Copied
             dirs.append(e)
             continue
         if not present or bytes.fromhex(dst.digest(e.path)) != checkpoints.digest(e) \
-                or _type(dst.stat(e.path).st_mode) != _type(e.mode):
+                or special.kind_of(dst.stat(e.path).st_mode) != special.kind_of(e.mode):
             write_entry(dst, e.path, e.mode, checkpoints.content(e), present)
             done.files += 1
             done.bytes += e.size

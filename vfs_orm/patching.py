@@ -193,7 +193,8 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
                 report.dirs += 1
         elif before.get(k) != v:
             st = src.stat(k)
-            if special.kind_of(st.st_mode) != special.REGULAR:  # a link or a node (0010)
+            regular = special.kind_of(st.st_mode) == special.REGULAR
+            if not regular:  # a link or a node (0010): written as such, never a delta
                 write_entry(dst, k, st.st_mode, entry_pieces(src, k, st.st_mode),
                             dst.exists(k))
                 dst.chmod(k, st.st_mode & 0o7777)
@@ -205,13 +206,12 @@ def _write_changes(src: VFS, dst: VFS, before: dict[str, str], after: dict[str, 
                 dst._set_owner(k, st.owner_uid, st.owner_gid)
             if k in before and before[k] != "dir":
                 report.changed += 1
-                if base is not None and special.kind_of(st.st_mode) == special.REGULAR:
+                if base is not None and regular:
                     _store_delta(dst, k, base, k, report)
             else:
                 report.added += 1
                 similar = _similar(k, by_name, after)
-                if base is not None and similar is not None \
-                        and special.kind_of(st.st_mode) == special.REGULAR:  # e.g. moved
+                if base is not None and similar is not None and regular:  # e.g. moved
                     _store_delta(dst, k, base, similar, report)
             done += 1
             if progress is not None:

@@ -64,6 +64,13 @@ def manifest_value(mode: int, digest: str) -> str:
     return digest if tag is None else f"{tag}:{digest}"
 
 
+def check_openable(path: str, mode: int) -> None:
+    """Raise ``SpecialFileError`` unless the file entry ``path`` of ``mode`` is a regular
+    file: the one guard of every path that opens or reads a file's bytes."""
+    if mode & TYPE_BITS != REGULAR:
+        raise refuse_open(path, mode)
+
+
 def refuse_open(path: str, mode: int) -> SpecialFileError:
     """The error for opening, as a file, the special entry ``path`` of ``mode``."""
     t = mode & TYPE_BITS

@@ -344,8 +344,7 @@ class Tree:
         kind, size, mode, data = row
         if kind == DIR:
             raise IsADirError.for_path(path)
-        if mode & special.TYPE_BITS != special.REGULAR:
-            raise special.refuse_open(path, mode)
+        special.check_openable(path, mode)
         if data is not None and len(data) == size:
             return data
         if not size:
@@ -374,8 +373,7 @@ class Tree:
             raise self.miss_error(path)
         if node.kind == DIR:
             raise IsADirError.for_path(path)
-        if node.mode & special.TYPE_BITS != special.REGULAR:
-            raise special.refuse_open(path, node.mode)
+        special.check_openable(path, node.mode)
         return node
 
     def reader_args(self, path: str) -> tuple[OpenNode, dict[str, Any]]:
@@ -392,8 +390,7 @@ class Tree:
         node = self.require(path)
         if node.kind == DIR:
             raise IsADirError.for_path(path)
-        if node.mode & special.TYPE_BITS != special.REGULAR:
-            raise special.refuse_open(path, node.mode)
+        special.check_openable(path, node.mode)
         if node.layer == TOP:
             return node
         return self.create_empty(path)
@@ -673,8 +670,7 @@ class Tree:
             if node is not None:
                 if node.kind == DIR:
                     raise IsADirError.for_path(path)
-                if node.mode & special.TYPE_BITS != special.REGULAR:
-                    raise special.refuse_open(path, node.mode)
+                special.check_openable(path, node.mode)
                 if node.layer == TOP:
                     return node
             if not parent_ok:
