@@ -327,5 +327,7 @@ def test_the_cli_shows_links_and_nodes(tmp_path):
     shown = cli("stat", db, "/a/link").stdout
     assert "type: symbolic link" in shown and "target: f" in shown
     assert "type: fifo" in cli("stat", db, "/a/fifo").stdout
+    shown = cli("tree", db, "/a").stdout  # as GNU tree: a link shows its target
+    assert "── link -> f\n" in shown and shown.rstrip().endswith("0 directories, 3 files")
     done = cli("cat", db, "/a/link")
     assert done.returncode != 0 and "symbolic link" in done.stderr and "Traceback" not in done.stderr

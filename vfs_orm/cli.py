@@ -293,9 +293,12 @@ def _tree_lines(fs: VFS, path: str, prefix: str) -> Iterator[tuple[str, bool]]:
         k, entry = item
         last = k == count - 1
         is_dir = entry.is_dir()
-        yield f"{pre}{'└── ' if last else '├── '}{entry.name}{'/' if is_dir else ''}", is_dir
+        child = f"{top.rstrip('/')}/{entry.name}"
+        # As GNU tree: a link shows its target (and counts as a file).
+        shown = f"{entry.name} -> {fs.readlink(child)}" if entry.is_symlink() \
+            else entry.name + ("/" if is_dir else "")
+        yield f"{pre}{'└── ' if last else '├── '}{shown}", is_dir
         if is_dir:
-            child = f"{top.rstrip('/')}/{entry.name}"
             listed = fs.scandir(child)
             stack.append((child, pre + ("    " if last else "│   "), iter(enumerate(listed)),
                           len(listed)))
