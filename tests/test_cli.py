@@ -200,6 +200,42 @@ def test_pack_refuses_links_out_and_special_files(tmp_path):
                        for d, _, fl in fs.walk("/") for f in fl)
 
 
+def test_pack_keeps_links_as_links_when_asked(tmp_path):
+    """--symlinks keep stores every link as a link, its target as written (inside, outside,
+    to a directory, dangling): nothing is followed, so nothing outside SRC is read; a target
+    that cannot be stored (not UTF-8) is skipped with a warning. The default still packs a
+    link to a file inside as its content."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "real.txt").write_text("inside")
+    (tmp_path / "secret.txt").write_text("outside")
+    os.symlink(tmp_path / "secret.txt", src / "leak.txt")
+    os.symlink("sub/real.txt", src / "alias.txt")
+    os.symlink("sub", src / "dirlink")
+    os.symlink("nowhere", src / "dangling")
+    os.symlink(b"bad\xff", os.fsencode(src / "badname"))
+    os.utime(src / "alias.txt", ns=(1_000_000_000, 1_000_000_000), follow_symlinks=False)
+    img = tmp_path / "p.vfs"
+    code, out, err = run("pack", "--symlinks", "keep", src, img)
+    assert code == 0, err
+    assert "badname: symlink not stored: its target is not valid UTF-8" in err
+    assert b"packed 5 files, 1 directories" in out
+    with VFS(str(img), read_only=True) as fs:
+        assert fs.listdir("/") == ["alias.txt", "dangling", "dirlink", "leak.txt", "sub"]
+        assert fs.readlink("/alias.txt") == "sub/real.txt"
+        assert fs.readlink("/leak.txt") == str(tmp_path / "secret.txt")
+        assert fs.readlink("/dirlink") == "sub" and fs.readlink("/dangling") == "nowhere"
+        assert fs.stat("/alias.txt").st_mtime_ns == 1_000_000_000
+        assert fs.read_text("/sub/real.txt") == "inside"
+        assert fs.check(deep=True).ok
+    code, _out, err = run("pack", src, tmp_path / "copied.vfs")  # the default: copy
+    assert code == 0
+    with VFS(str(tmp_path / "copied.vfs"), read_only=True) as fs:
+        assert fs.read_text("/alias.txt") == "inside" and not fs.exists("/leak.txt")
+    code, _out, err = run("pack", "--symlinks", "follow", src, tmp_path / "x.vfs")
+    assert code == 2 and "follow" in err
+
+
 def _hostile(path, names):
     """A database with entries inserted by raw SQL, bypassing every check of the library."""
     with VFS(str(path)) as fs:

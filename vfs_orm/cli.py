@@ -155,15 +155,21 @@ def cli() -> None:
               help="SQLite page size of the new image file: a power of two, 512..65536 "
                    "(default 1024 when compressed, 4096 otherwise; 512 makes a pack of many "
                    "small text files about 1% smaller).")
+@click.option("--symlinks", type=click.Choice(["copy", "keep"]), default="copy",
+              show_default=True,
+              help="copy: a link to a file inside SRC is packed as that file's content, other "
+                   "links are skipped; keep: every link is stored as a link (as tar does), "
+                   "read with readlink and followed by a mount.")
 @click.option("--force", is_flag=True, help="Replace IMAGE if it exists (a vfs_orm database).")
 @quiet_option
 @friendly
 def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
-         level: int | None, dictionary: bool, page_size: int | None, force: bool, quiet: bool,
-         tree_name: str | None) -> None:
+         level: int | None, dictionary: bool, page_size: int | None, symlinks: str,
+         force: bool, quiet: bool, tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
-    symlinks never followed out of SRC; what cannot be packed (special files, symlink loops,
-    names that are not UTF-8) skipped with a warning each). An existing IMAGE is refused
+    symlinks never followed out of SRC, or stored as links with --symlinks keep; what cannot
+    be packed (special files, symlink loops, names that are not UTF-8) skipped with a warning
+    each). An existing IMAGE is refused
     unless --force, and even then only if it is a vfs_orm database.
 
     Everyday packs: --compress zstd (level 3). Release packs: --compress zstd --level 19
@@ -186,12 +192,12 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
         with VFS(image, read_only=True):  # refuses anything but a vfs_orm database
             pass
     report = Report()
-    entries = scan(src, report)
+    entries = scan(src, report, symlinks)
     total = sum(st.st_size for kind, _, st in entries if kind == "file")
     with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
                          tree=tree_name, compression=compress, compression_level=level,
-                         dictionary=dictionary, page_size=page_size)
+                         dictionary=dictionary, page_size=page_size, symlinks=symlinks)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:

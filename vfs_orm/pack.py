@@ -1,8 +1,9 @@
 """Packing a directory tree into an image and unpacking one safely.
 
-``pack`` never follows a symlink out of the source tree, skips special files, keeps empty
-directories, mtimes and mode bits, streams large files and writes the image atomically (to a
-temporary name, renamed at the end).
+``pack`` never follows a symlink out of the source tree (a link to a file inside is packed as
+that file's content, unless ``symlinks="keep"`` stores every link as a link, as ``tar`` does),
+skips special files, keeps empty directories, mtimes and mode bits, streams large files and
+writes the image atomically (to a temporary name, renamed at the end).
 
 ``unpack`` treats the image as hostile: every name is checked (no ``..``, no ``/`` or ``\\``,
 no NUL or control characters, no drive letters), names that would collide on a
@@ -21,7 +22,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vfs_orm import paths
+from vfs_orm import paths, special
 from vfs_orm.backends import is_postgresql_url
 from vfs_orm.content import DICT_VALUES, RELEASE_LEVELS, compression_codec
 from vfs_orm.copying import copy_tree
@@ -46,13 +47,38 @@ class Report:
 
 # -- pack ---------------------------------------------------------------------------------------
 
-#: (kind, relative path, lstat) of one thing to pack; kind is "dir" or "file".
+#: (kind, relative path, lstat) of one thing to pack; kind is "dir", "file" or "link".
 Entry = tuple[str, str, os.stat_result]
 
+#: What ``pack`` does with a symbolic link: "copy" packs a link to a file inside the source
+#: tree as that file's content (the API reads it as a file; other links are skipped), "keep"
+#: stores every link as a link with its target as written (format 0010: a mount shows it,
+#: the API's ``readlink`` reads it; nothing is followed, so any target is safe to store).
+SYMLINK_POLICIES = ("copy", "keep")
 
-def scan(src: str, report: Report) -> list[Entry]:
+
+def _link_target(path: str) -> str | None:
+    """Why the link at ``path`` cannot be stored as one (``special.link_content``'s rules), or
+    None."""
+    try:
+        raw = os.fsencode(os.readlink(path))
+    except OSError as exc:
+        return f"not readable ({exc.strerror})"
+    if len(raw) >= special.PATH_MAX:
+        return f"its target is {special.PATH_MAX} bytes or longer"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its target is not valid UTF-8"
+    return None
+
+
+def scan(src: str, report: Report, symlinks: str = "copy") -> list[Entry]:
     """(kind, relative path, stat) of everything to pack, parents before children; kind is
-    "dir" or "file". One ``scandir`` per directory (its entries' lstat comes cached)."""
+    "dir", "file" or "link" (``symlinks="keep"``). One ``scandir`` per directory (its entries'
+    lstat comes cached)."""
+    if symlinks not in SYMLINK_POLICIES:
+        raise ValueError(f"symlinks must be one of {SYMLINK_POLICIES}, not {symlinks!r}")
     root = os.path.realpath(src)
     out: list[Entry] = []
 
@@ -83,7 +109,13 @@ def scan(src: str, report: Report) -> list[Entry]:
             except OSError as exc:
                 report.skipped.append(f"{rel}: not readable ({exc.strerror})")
                 continue
-            if stat.S_ISLNK(st.st_mode):
+            if stat.S_ISLNK(st.st_mode) and symlinks == "keep":
+                why = _link_target(entry.path)
+                if why is None:
+                    out.append(("link", rel, st))
+                else:
+                    report.skipped.append(f"{rel}: symlink not stored: {why}")
+            elif stat.S_ISLNK(st.st_mode):
                 target = os.path.realpath(entry.path)
                 if not inside(target):
                     report.skipped.append(f"{rel}: symlink pointing outside the source tree")
@@ -130,7 +162,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
          progress: Progress | None = None, entries: list[Entry] | None = None,
          tree: str | None = None, compression: str | None = None,
          compression_level: int | None = None, dictionary: bool = False,
-         page_size: int | None = None) -> Report:
+         page_size: int | None = None, symlinks: str = "copy") -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
     into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
     or empty, and is filled in one transaction). ``compression``: "zstd" or "zlib" (chunks of
@@ -139,7 +171,9 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
     chunks are then ``RELEASE_CHUNK`` bytes). ``dictionary`` (zstd only): train a dictionary
     on the small files first (a sample of up to ``DICT_SAMPLE_BYTES`` of them), store it in the
     pack and compress small files with it. ``page_size``: SQLite's, of a pack file
-    (``PACK_PAGE_SIZE`` for a compressed one, SQLite's 4 KiB for one stored as is)."""
+    (``PACK_PAGE_SIZE`` for a compressed one, SQLite's 4 KiB for one stored as is).
+    ``symlinks``: one of ``SYMLINK_POLICIES`` (ignored when ``entries`` is given: they come
+    from ``scan``)."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
     if dictionary and compression != "zstd":
@@ -154,7 +188,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
         with tempfile.TemporaryDirectory(prefix="vfs-orm-pack-") as tmpdir:
             local = os.path.join(tmpdir, "pack.vfs")
             report = pack(src, local, chunk_size=chunk_size, progress=progress,
-                          entries=entries)
+                          entries=entries, symlinks=symlinks)
             with VFS(local, read_only=True) as source, \
                     VFS(image, tree=tree, compression=compression,
                         compression_level=compression_level) as target:
@@ -164,7 +198,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                 copy_tree(source, target)
             return report
     report = Report()
-    items = entries if entries is not None else scan(src, report)
+    items = entries if entries is not None else scan(src, report, symlinks)
     root = os.path.realpath(src)
     tmp = f"{image}.packing-{os.getpid()}"
     for suffix in ("", "-wal", "-shm"):
@@ -187,6 +221,10 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                         fs.chmod(vpath, st.st_mode & 0o7777)
                         dir_times.append((vpath, st.st_mtime_ns))
                         report.dirs += 1
+                    elif kind == "link":
+                        fs.symlink(os.readlink(os.path.join(root, rel)), vpath)
+                        fs.utime(vpath, ns=(st.st_mtime_ns, st.st_mtime_ns))
+                        report.files += 1
                     else:
                         _pack_file(fs, os.path.join(root, rel), vpath, st)
                         report.files += 1
