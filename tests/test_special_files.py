@@ -280,6 +280,39 @@ def test_unpack_leaves_links_in_the_pack_and_fsspec_names_them(tmp_path):
         assert VFSFileSystem(vfs=fs).info("/d/real")["type"] == "file"
 
 
+def test_fsspec_get_makes_local_links_and_fifos(tmp_path):
+    """fsspec's get (recursive) copies a link as a local link and a FIFO as a local FIFO, as
+    cp -a does, replacing what was there without following it; a device stays an error."""
+    from vfs_orm.adapters.fsspec import VFSFileSystem
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        fs.write_bytes("/d/real", b"r")
+        fs.symlink("real", "/d/link")
+        fs.symlink("/nowhere/at/all", "/d/dangling")
+        fs.mknod("/d/fifo", stat.S_IFIFO | 0o640)
+        out = tmp_path / "out"
+        (out / "d").mkdir(parents=True)
+        (tmp_path / "victim").write_text("untouched")
+        os.symlink(tmp_path / "victim", out / "d" / "link")  # replaced, never followed
+        VFSFileSystem(vfs=fs).get("/d", str(out), recursive=True)
+        assert os.readlink(out / "d" / "link") == "real"
+        assert (out / "d" / "link").read_bytes() == b"r"
+        assert os.readlink(out / "d" / "dangling") == "/nowhere/at/all"
+        st = os.lstat(out / "d" / "fifo")
+        assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640 & ~_umask()
+        assert (tmp_path / "victim").read_text() == "untouched"
+        assert sorted(os.listdir(out / "d")) == ["dangling", "fifo", "link", "real"]
+        if os.geteuid() == 0:  # only root can make a device, and only there does it matter
+            fs.mknod("/e/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+            with pytest.raises(SpecialFileError):
+                VFSFileSystem(vfs=fs).get("/e/null", str(tmp_path / "null"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_format_0009_upgrades_to_0010_with_everything_kept(tmp_path):
     """0010 changes no table: a database written by the 0009 release (owners in the tree and
     in a checkpoint) reads as it was, and takes links and nodes."""

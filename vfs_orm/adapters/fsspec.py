@@ -364,6 +364,26 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
             else:
                 self.vfs.rmtree(p)
 
+    def get_file(self, rpath: str, lpath: Any, callback: Any = None, outfile: Any = None,
+                 **kwargs: Any) -> None:
+        """fsspec's copy to a local path, except that a symbolic link becomes a local link
+        with the same target and a FIFO a local FIFO, as ``cp -a`` and ``tar`` make them
+        (fsspec's default would open them as files; the API refuses that). Either replaces
+        what ``lpath`` held, atomically, and never follows a link already there. A socket
+        or device stays ``SpecialFileError``."""
+        p = self._strip_protocol(rpath)
+        if outfile is None and isinstance(lpath, (str, os.PathLike)):
+            try:
+                mode = self.vfs.stat(p).st_mode
+            except NotFoundError:
+                mode = 0
+            if _stat.S_ISLNK(mode) or _stat.S_ISFIFO(mode):
+                _make_local_special(os.fspath(lpath), mode, self.vfs.readlink(p)
+                                    if _stat.S_ISLNK(mode) else None)
+                return
+        kw = {} if callback is None else {"callback": callback}
+        super().get_file(rpath, lpath, outfile=outfile, **kw, **kwargs)
+
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """A file is copied inside the database (no bytes through Python); a directory is
         created (fsspec's ``copy`` walks the tree and calls this for every entry)."""
@@ -392,6 +412,24 @@ class VFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._transaction = self.transaction_type(self)
         self._transaction.start()
         return self._transaction
+
+
+def _make_local_special(lpath: str, mode: int, target: str | None) -> None:
+    """A link to ``target`` (or, with None, a FIFO of ``mode``'s permissions) at ``lpath``:
+    made under a temporary name beside it, then renamed over it (``rename`` replaces a link
+    there rather than following it)."""
+    parent = os.path.dirname(lpath) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(lpath)}.vfsorm-{os.getpid()}")
+    if target is not None:
+        os.symlink(target, tmp)
+    else:
+        os.mkfifo(tmp, _stat.S_IMODE(mode) & 0o777)
+    try:
+        os.replace(tmp, lpath)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _has_magic(path: str) -> bool:
