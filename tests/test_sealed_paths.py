@@ -180,9 +180,9 @@ def test_msg_checkpoint_content(tmp_path):
     _swap(con, held[1], _ids(con, "b.bin")[1])
     con.commit()
     con.close()
-    with VFS(str(path)) as fs:
+    with VFS(str(path)) as fs, fs.open_checkpoint("cp") as view:  # read in place: no copy
         with pytest.raises(CorruptionError) as ei:
-            fs.open_checkpoint("cp")
+            view.read_bytes("/a.bin")
     m = str(ei.value)
     assert "another file or position" in m and "/a.bin" in m and "offset 4096" in m, m
 
@@ -349,8 +349,9 @@ def test_deep_check_sees_moved_chunk_of_checkpoint_holder(tmp_path):
     con.commit()
     con.close()
     with VFS(str(path)) as fs:
-        with pytest.raises(CorruptionError, match="another file or position"):
-            fs.open_checkpoint("cp")
+        with fs.open_checkpoint("cp") as view, \
+                pytest.raises(CorruptionError, match="another file or position"):
+            view.read_bytes("/a.bin")
         report = fs.check(deep=True)
         assert not report.ok, "deep check missed a moved chunk that a checkpoint reads"
 

@@ -54,11 +54,14 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
             session: Any, image: bytes | None, tree: str | None = None,
             compression: str | None = None, verify: bool = True,
             case_insensitive: bool | None = None,
-            compression_level: int | None = None) -> None:
+            compression_level: int | None = None, checkpoint: int | None = None) -> None:
     """Build ``vfs``'s state: open (or join) the database, check or create its format, and
     make the unit of work, the content codecs, the namespace (``Tree``), the checkpoints and
-    the (empty) layer stack. A failure closes what was opened and leaves ``vfs`` closed."""
+    the (empty) layer stack. ``checkpoint``: the id of the checkpoint the (read-only) tree
+    is, read in place (``VFS.open_checkpoint``). A failure closes what was opened and leaves
+    ``vfs`` closed."""
     vfs._uow = None
+    vfs._view = checkpoint
     vfs._compression = compression
     vfs._layer_dicts = {}
     #: Patch packs of the stack (see vfs_orm.patching): this one's record, each layer's,
@@ -117,10 +120,12 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
     else:
         vfs._db_path = db_path
         opened = backend.open_engine(db_path, read_only=read_only, durable=durable,
-                                     busy_timeout=busy_timeout, image=image, tree=tree)
+                                     busy_timeout=busy_timeout, image=image, tree=tree,
+                                     checkpoint=checkpoint)
         engine, memory, keep_alive = opened.engine, opened.memory, opened.keep_alive
-        # How another VFS attaches this one as an underlay: read-only at the SQLite level.
-        vfs._ro_uri = opened.read_only_uri
+        # How another VFS attaches this one as an underlay: read-only at the SQLite level
+        # (a checkpoint's view is none: attached by its URI it would be the live tree).
+        vfs._ro_uri = opened.read_only_uri if checkpoint is None else ""
     if backend is not SQLITE:
         # Errors name the server (never its password) and the tree.
         db_path = _where_of(vfs, engine)

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from vfs_orm.backends import DB_ERRORS, Layer, translate
 from vfs_orm.content import Content, Dictionaries
-from vfs_orm.errors import ContractError, CorruptionError, PatchBaseError, VFSError
+from vfs_orm.errors import (
+    ContractError,
+    CorruptionError,
+    InvalidOperationError,
+    PatchBaseError,
+    VFSError,
+)
 
 if TYPE_CHECKING:
     from vfs_orm.content.deltas import Bases
@@ -143,6 +149,9 @@ def check_new(vfs: VFS, name: str | None, priority: int) -> str:
     if vfs._embedded:
         raise VFSError.for_path(vfs._db_path, "layers need a VFS that owns its database "
                                               "(not VFS(engine=...) or VFS(session=...))")
+    if vfs._view is not None:
+        raise InvalidOperationError.for_path(vfs._db_path, "a checkpoint's view takes no "
+                                                           "underlays")
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise TypeError("priority must be an int")
     if name is None:
@@ -163,6 +172,10 @@ def attach(vfs: VFS, source: VFS, owned: bool, name: str, priority: int) -> str:
     it or on failure)."""
     uow = vfs._live_uow()
     try:
+        if source._view is not None:  # attached by its file, it would be the live tree
+            raise InvalidOperationError.for_path(
+                source._db_path, "a checkpoint's view cannot be an underlay (restore the "
+                                 "checkpoint, or save the view with to_bytes() first)")
         ident = source.identity
         reader = source._live_uow()
         alias = vfs._backend.underlay_schema(uow.engine, source._backend, reader.engine,

@@ -256,6 +256,7 @@ class VFS:
     _layer_digest: dict[str, str]
     _bases: Bases
     _writes_deltas: bool
+    _view: int | None  # the checkpoint this VFS reads in place (open_checkpoint), if any
 
     @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
                        "database path must not be empty",
@@ -415,12 +416,16 @@ class VFS:
         """Check the database: SQLite's integrity check and the format's invariants (see
         ``vfs_orm.check``). ``deep``: also read every file back, checking each chunk's block checksums
         and each file against its SHA-256 digest (damaged files are listed as problems).
-        Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``.
+        Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``. A
+        checkpoint's view (``open_checkpoint``) checks the database it reads.
 
         Raises:
             ClosedError: the VFS is closed.
         """
         uow = self._live_uow()
+        if self._view is not None:  # its tables are views: check the real ones
+            with VFS(self._db_path, read_only=True, busy_timeout=uow.retry_for) as whole:
+                return whole.check(quick, deep)
         with uow.read_lock:
             report = self._backend.check(uow.raw(), quick)
             for entry in (self._content.dicts.by_id.values() if self._content.dicts else ()):
@@ -561,16 +566,32 @@ class VFS:
 
     @_translated
     def open_checkpoint(self, name: str) -> VFS:
-        """A read-only in-memory VFS holding checkpoint ``name`` (its files and directories,
-        with their modes and mtimes; the content is read into it, so this costs the bytes of
-        the checkpoint, unlike ``checkpoint()`` and ``restore()``).
+        """A read-only VFS of checkpoint ``name``: its files, directories, links and nodes,
+        with their modes, owners and mtimes (whiteouts left out: they mean something only
+        over this tree's underlays); close it when done.
+
+        On a SQLite file with no underlays it reads the checkpoint in place, through its own
+        connections to the same file: opening it costs a check of the checkpoint's entries
+        (its metadata) and copies no content. Dropping the checkpoint empties such a view
+        (its open files go stale). Its ``check()`` is the database's, checkpoints included;
+        its ``to_bytes()`` is an image of the checkpoint alone. Elsewhere (PostgreSQL, an
+        in-memory database, a stack with underlays) the checkpoint is copied into a new
+        in-memory VFS, which costs its bytes.
 
         Raises:
             NotFoundError: no such checkpoint.
-            CorruptionError: damaged content.
+            CorruptionError: damaged checkpoint rows or (when copied) content.
         """
-        self._live_uow()
+        uow = self._live_uow()
         check_name(name)
+        if self._backend.capabilities.checkpoint_views and not uow.shared \
+                and not self._embedded and not self._layers and self._view is None:
+            ck = self._checkpoints.checked(name)
+            obj = VFS.__new__(VFS)
+            composition.compose(obj, self._db_path, self._chunk_size, True, None, True,
+                                uow.retry_for, None, None, None, verify=self._content.verify,
+                                checkpoint=ck)
+            return obj
         view = VFS(":memory:", chunk_size=self._chunk_size)
         try:
             copy_checkpoint(self._checkpoints, name, view)
@@ -647,8 +668,8 @@ class VFS:
         if not isinstance(block_size, int) or block_size <= 0:
             raise ContractError.for_path(self._db_path, "block_size must be a positive int")
         uow = self._live_uow()
-        if not self._backend.capabilities.images:
-            yield from self._pack_image(block_size)
+        if not self._backend.capabilities.images or self._view is not None:
+            yield from self._pack_image(block_size)  # (a view's file holds the live tree)
             return
         if self._embedded:
             raise VFSError.for_path(self._db_path, "an embedded VFS does not own its database: "

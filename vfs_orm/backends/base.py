@@ -73,6 +73,8 @@ class Capabilities:
     multi_process: bool  #: several processes read and write one database
     reclaims_space: bool  #: ``compact()`` gives freed space back to the disk
     durability_choice: bool  #: ``durable=False`` trades power-loss safety for speed
+    #: ``open_checkpoint`` reads a file's checkpoint in place instead of copying it
+    checkpoint_views: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,8 +357,10 @@ class Backend(Protocol):
 
     def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
                     busy_timeout: float, image: bytes | None = None,
-                    tree: str | None = None) -> Opened:
-        """An engine for a path or URL (``tree``: where in the database the tree lives)."""
+                    tree: str | None = None, checkpoint: int | None = None) -> Opened:
+        """An engine for a path or URL (``tree``: where in the database the tree lives;
+        ``checkpoint``: read that checkpoint as the tree, read-only, where
+        ``capabilities.checkpoint_views`` says the backend can)."""
 
     def own_transactions(self, conn: Any) -> AbstractContextManager[None]:
         """While vfs_orm sets a connection up, its own transactions are the only ones."""

@@ -205,6 +205,15 @@ class Checkpoints:
             raw = self.uow.raw()
             return self._entries(raw, self._find(raw, name).id)
 
+    def checked(self, name: str) -> int:
+        """The id of checkpoint ``name``, once every one of its entries has been read and
+        checked (what reading it in place trusts: ``VFS.open_checkpoint``)."""
+        with self.uow.snapshot(), self.uow.read_lock:
+            raw = self.uow.raw()
+            ck = self._find(raw, name).id
+            self._entries(raw, ck)
+            return ck
+
     def top_files(self) -> dict[str, bytes | None]:
         """The tree's own files (its top database: what a checkpoint would hold) and their
         stored digests (None: unknown)."""

@@ -74,7 +74,9 @@ class PostgreSQLBackend:
 
     def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
                     busy_timeout: float, image: bytes | None = None,
-                    tree: str | None = None) -> Opened:
+                    tree: str | None = None, checkpoint: int | None = None) -> Opened:
+        if checkpoint is not None:
+            raise ValueError("no checkpoint views on PostgreSQL (capabilities.checkpoint_views)")
         engine = _engine.make_engine(db_path, read_only=read_only, busy_timeout=busy_timeout)
         return Opened(engine, db_path, False, None)
 

@@ -54,7 +54,7 @@ class SQLiteBackend:
     capabilities = Capabilities(
         name="sqlite", dialect="sqlite", in_memory=True, images=True, blob_reads=True,
         layers=True, layers_per_connection=10, multi_process=True, reclaims_space=True,
-        durability_choice=True)
+        durability_choice=True, checkpoint_views=True)
     errors: tuple[type[BaseException], ...] = DB_ERRORS
 
     # -- errors -----------------------------------------------------------------------------
@@ -67,9 +67,9 @@ class SQLiteBackend:
 
     def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
                     busy_timeout: float, image: bytes | None = None,
-                    tree: str | None = None) -> Opened:
+                    tree: str | None = None, checkpoint: int | None = None) -> Opened:
         """An engine for ``db_path`` (``":memory:"``: a private in-memory database, holding
-        ``image`` if given)."""
+        ``image`` if given; ``checkpoint``: a file's checkpoint read as its tree)."""
         memory = db_path == ":memory:"
         keep_alive = None
         if memory:
@@ -81,8 +81,10 @@ class SQLiteBackend:
             _engine.check_file(db_path, must_exist=read_only)
             uri = _engine.file_uri(db_path, read_only)
             ro_uri = _engine.file_uri(db_path, True)
+        if checkpoint is not None and (memory or not read_only):
+            raise ValueError("a checkpoint is read in place from a file, read-only")
         engine = _engine.make_engine(uri, read_only=read_only, shared=memory, durable=durable,
-                                     busy_timeout=busy_timeout)
+                                     busy_timeout=busy_timeout, checkpoint=checkpoint)
         return Opened(engine, ro_uri, memory, keep_alive)
 
     @contextlib.contextmanager

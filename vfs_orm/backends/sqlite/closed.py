@@ -194,7 +194,19 @@ def deny_schema_code(action: int, arg1: str | None, arg2: str | None, db: str | 
     return sqlite3.SQLITE_DENY if source is not None else sqlite3.SQLITE_OK
 
 
-def install_wall(raw: sqlite3.Connection) -> None:
-    raw.set_authorizer(deny_schema_code)
+def install_wall(raw: sqlite3.Connection, views: frozenset[str] = frozenset()) -> None:
+    """The wall on ``raw``. ``views``: temporary views vfs_orm itself made on this connection
+    (a checkpoint's view, ``backends/sql/views.py``), whose reads go through. No object of a
+    database can take their names: the tables of the format have them in ``main``, and
+    nothing but this connection can create objects in its own ``temp`` schema."""
+    if not views:
+        raw.set_authorizer(deny_schema_code)
+        return
+
+    def allow_views(action: int, arg1: str | None, arg2: str | None, db: str | None,
+                    source: str | None) -> int:
+        return sqlite3.SQLITE_OK if source is None or source in views else sqlite3.SQLITE_DENY
+
+    raw.set_authorizer(allow_views)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
+from vfs_orm.backends.sql.views import VIEW_NAMES, checkpoint_views
 from vfs_orm.backends.sqlite.closed import install_wall
 from vfs_orm.backends.sqlite.errors import translate
 from vfs_orm.errors import (
@@ -133,12 +134,15 @@ def install_transaction_fix(engine: Engine) -> None:
 
 
 def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True,
-                busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+                busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                checkpoint: int | None = None) -> Engine:
     """An engine whose every connection is set up for vfs_orm.
 
     ``shared`` databases (in-memory ones) use a single connection; file databases give each
-    thread its own connection so that reads run concurrently under WAL.
+    thread its own connection so that reads run concurrently under WAL. ``checkpoint``: every
+    connection reads that checkpoint as the tree (``backends/sql/views.py``).
     """
+    views = checkpoint_views(checkpoint) if checkpoint is not None else []
     synchronous = "FULL" if durable else "NORMAL"
 
     def connect() -> sqlite3.Connection:
@@ -150,7 +154,9 @@ def make_engine(uri: str, *, read_only: bool, shared: bool, durable: bool = True
             raw.execute("PRAGMA trusted_schema=OFF")
             # ... nor anything a trigger or a view of theirs would do (the closed schema's
             # second wall: see closed.py).
-            install_wall(raw)
+            install_wall(raw, VIEW_NAMES if views else frozenset())
+            for view in views:
+                raw.execute(view)
             raw.execute(f"PRAGMA synchronous={synchronous}")
             # No bigger page cache than SQLite's default (2 MiB): measured, a 32 MiB cache made
             # streams 15-20 % slower (pages cycle through memory the CPU caches cannot hold)
