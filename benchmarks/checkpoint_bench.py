@@ -68,6 +68,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=HERE / "CHECKPOINTS.md")
     args = ap.parse_args()
     from vfs_orm import VFS
+    from vfs_orm.copying import copy_checkpoint
+    from vfs_orm.errors import VFSError
 
     rnd = random.Random(1)
     base = Path(tempfile.mkdtemp(prefix="vfs-ckpt-", dir=os.environ.get("VFS_BENCH_DIR")))
@@ -108,6 +110,29 @@ def main() -> int:
             def reads() -> None:
                 for p in rnd.sample(paths, min(2000, len(paths))):
                     fs.read_bytes(p)
+
+            # Reading a checkpoint: open_checkpoint (in place) and the same 2,000 random
+            # reads through it and through the live tree; then, once, what it cost before
+            # it read in place: a copy of the checkpoint into an in-memory VFS.
+            fs.checkpoint("view")
+            open_t, view_t, live_t = [], [], []
+            for _r in range(args.rounds):
+                picked = rnd.sample(paths, min(2000, len(paths)))
+                t = time.perf_counter()
+                view = fs.open_checkpoint("view")
+                open_t.append(time.perf_counter() - t)
+                view_t.append(timed(lambda v=view, s=picked: [v.read_bytes(p) for p in s]))
+                live_t.append(timed(lambda s=picked: [fs.read_bytes(p) for p in s]))
+                view.close()
+            copied: str
+            try:
+                with VFS(":memory:", chunk_size=fs.chunk_size) as mem:
+                    t = time.perf_counter()
+                    copy_checkpoint(fs._checkpoints, "view", mem)
+                    copied = f"{time.perf_counter() - t:.3f}"
+            except VFSError as exc:
+                copied = f"fails: {str(exc)[:80]}"
+            fs.drop_checkpoint("view")
 
             sample: list[str] = []
 
@@ -172,6 +197,18 @@ def main() -> int:
             f"checkpoint / copytree time: {median(ck_t) / median(ct_t):.2f}; checkpoint / raw "
             f"row copy: {median(ck_t) / median(raw_t):.2f}. Bytes added per file: "
             f"{median(ck_b) / args.files:.0f}.",
+            "",
+            "## Reading a checkpoint (`open_checkpoint`)",
+            "",
+            "| operation | median s |",
+            "|---|---:|",
+            f"| `open_checkpoint()`, in place | {median(open_t):.4f} |",
+            f"| 2,000 random `read_bytes` through it | {median(view_t):.3f} |",
+            f"| the same reads of the live tree | {median(live_t):.3f} |",
+            f"| before: a copy of the checkpoint into an in-memory VFS (once) | {copied} |",
+            "",
+            f"Reads through the checkpoint / reads of the live tree: "
+            f"{median(view_t) / median(live_t):.2f}.",
             "",
             "## The live tree with checkpoints present",
             "",
