@@ -202,3 +202,36 @@ def test_write_files_shares_nothing_when_a_path_repeats(fs):
     assert fs.read_bytes("/a") == e and fs.read_bytes("/b") == d
     assert fs.digest("/b") == hashlib.sha256(d).hexdigest()
     assert fs.check(deep=True).ok
+
+
+def test_copy_on_write_refuses_a_misnumbered_chunk_and_changes_nothing(tmp_path):
+    """Copy on write copies a window of chunk rows at a time and seals each to its new place:
+    a row whose stored index is not its place is damage, named with the file, and the write
+    (its whole transaction) leaves the database as it was."""
+    from vfs_orm.errors import CorruptionError
+    path = tmp_path / "m.vfs"
+    data = random.Random(2).randbytes(40 * 65536)  # 40 chunks: three copy windows
+    with VFS(path) as fs:
+        fs.write_bytes("/a.bin", data)
+        fs.copy("/a.bin", "/b.bin")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_chunks SET idx = 99 WHERE idx = 33")
+    con.commit()
+    con.close()
+    before = _chunks(path)
+    with VFS(path) as fs:
+        with pytest.raises(CorruptionError, match=r"chunk 33 numbered 99.*/a\.bin"):
+            with fs.open("/a.bin", "r+b") as f:
+                f.write(b"x")
+        assert _chunks(path) == before
+        assert fs.read_bytes("/b.bin")[:65536] == data[:65536]
+    with VFS(path) as fs:  # undamaged: the copy spans every window
+        con = sqlite3.connect(path)
+        con.execute("UPDATE vfs_chunks SET idx = 33 WHERE idx = 99")
+        con.commit()
+        con.close()
+        with fs.open("/a.bin", "r+b") as f:
+            f.write(b"x")
+        assert fs.read_bytes("/b.bin") == data
+        assert fs.read_bytes("/a.bin") == b"x" + data[1:]
+        assert fs.check(deep=True).ok

@@ -69,6 +69,10 @@ CHUNK_SPAN = 1 << 32
 _SPAN: Any = literal_column(str(CHUNK_SPAN))
 
 
+#: Chunk rows copied per statement by ``copy_chunks`` (at most 16 chunks in memory at once).
+_COPY_WINDOW = 16
+
+
 #: Files written whole with at most this many bytes (and at most one chunk) keep them in
 #: their inode row (``vfs_inodes.data``): one row to read or write instead of two. The limit
 #: bounds what a directory rename rewrites (SQLite rewrites a whole record on UPDATE).
@@ -199,10 +203,10 @@ class InodeRepository:
             set_={"codec": stmt.excluded.codec, "sums": stmt.excluded.sums,
                   "data": stmt.excluded.data})
 
-    def _copies(self, src_schema: str, dst_schema: str) -> tuple[Compiled, Compiled]:
-        """Copying a file's chunk rows, and its inline bytes, between schemas (or within
-        one): (chunks, inline), compiled for this dialect."""
-        return copies(src_schema, dst_schema, self.dialect)
+    def _inline_copy(self) -> Compiled:
+        """Copying a file's inline bytes (and digest) to another inode, compiled for this
+        dialect."""
+        return inline_copy(self.schema, self.dialect)
 
     def __init__(self, schema: str = "main", content: Content = PLAIN) -> None:
         self.schema = schema
@@ -426,13 +430,12 @@ class InodeRepository:
         self._inline_of = self._compile(
             select(i.c.codec, i.c.sums, i.c.data, i.c.digest, i.c.chunk_size)
             .where(i.c.id == bindparam("id")), ("id",))
-        # Content re-placed in SQL (spilled, copied on write) is resealed from its sums.
-        self._sums_in = self._compile(
-            select(c.c.id, c.c.sums).where(c.c.id >= bindparam("lo_id"),
-                                           c.c.id < bindparam("hi_id")), ("lo_id", "hi_id"))
-        self._set_sums = self._compile(
-            update(c).where(c.c.id == bindparam("cid")).values(sums=bindparam("sums")),
-            ("sums", "cid"))
+        # A window of a file's chunk rows, to copy them sealed to their new place.
+        self._chunk_rows_in = self._compile(
+            select(c.c.id, c.c.idx, c.c.codec, c.c.sums, c.c.data)
+            .where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id"))
+            .order_by(c.c.id).limit(literal_column(str(_COPY_WINDOW)))
+            .offset(literal_column("0")), ("lo_id", "hi_id"))
         self._spill_clear = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(data=null(), codec=literal_column("0"), sums=null()), ("id",))
@@ -910,21 +913,6 @@ class InodeRepository:
                                               reseal(sums, INLINE, cid), data))
         raw.execute(self._spill_clear.sql, (inode_id,))
 
-    def _reseal(self, raw: Any, lo: int, hi: int, moved: int) -> None:
-        """Seal the chunks of ids [lo, hi), just copied here in SQL, to their place: they came
-        from ``moved`` ids lower. Damage where they came from stops the copy (``Damage``
-        naming the chunk: the caller adds the file)."""
-        rows = raw.execute(self._sums_in.sql, (lo, hi)).fetchall()
-        out = []
-        for cid, sums in rows:
-            try:
-                out.append((reseal(sums, cid - moved, cid), cid))
-            except Damage as exc:
-                exc.idx = cid % CHUNK_SPAN
-                raise
-        if out:
-            raw.executemany(self._set_sums.sql, out)
-
     def put_chunk(self, raw: Any, inode_id: int, idx: int, data: bytes,
                   new: bool = False) -> None:
         """Write a chunk (``new``: the inode was just created, a plain INSERT suffices)."""
@@ -948,7 +936,7 @@ class InodeRepository:
     def copy_content(self, raw: Any, src_id: int, dst_id: int) -> None:
         """Give the new inode ``dst_id`` the content of ``src_id``: chunks are shared (no byte
         moves; see ``detach`` for what a later write does), inline bytes copied."""
-        _, inline = self._copies(self.schema, self.schema)
+        inline = self._inline_copy()
         raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
         raw.execute(self._share.sql, (src_id, dst_id))
         raw.execute(self._ref.sql, (dst_id,))
@@ -980,12 +968,32 @@ class InodeRepository:
         raw.execute(self._hide.sql, (inode_id,))
 
     def copy_chunks(self, raw: Any, src: int, dst: int) -> None:
-        """Inode ``src``'s chunks copied, inside the database, to be inode ``dst``'s own
-        (sealed to their new place)."""
-        chunks, _ = self._copies(self.schema, self.schema)
-        raw.execute(chunks.sql, (dst * CHUNK_SPAN, dst, src * CHUNK_SPAN,
-                                 (src + 1) * CHUNK_SPAN))
-        self._reseal(raw, dst * CHUNK_SPAN, (dst + 1) * CHUNK_SPAN, (dst - src) * CHUNK_SPAN)
+        """Inode ``src``'s chunks copied to be inode ``dst``'s own, sealed to their new place:
+        read a window at a time and inserted with their new seals, each row written once
+        (copied in SQL then resealed, every row was written twice: an UPDATE of ``sums``
+        rewrites the whole record, data and all). Damage where they came from stops the
+        copy (``Damage`` naming the chunk: the caller adds the file)."""
+        lo, hi = src * CHUNK_SPAN, (src + 1) * CHUNK_SPAN
+        moved = (dst - src) * CHUNK_SPAN
+        while True:
+            rows = raw.execute(self._chunk_rows_in.sql, (lo, hi)).fetchall()
+            out = []
+            for cid, idx, codec, sums, data in rows:
+                if idx != cid % CHUNK_SPAN:  # (ids of a range are ints; idx is stored)
+                    exc = damaged(f"chunk {cid % CHUNK_SPAN} numbered {idx!r:.20}", 0)
+                    exc.idx = cid % CHUNK_SPAN
+                    raise exc
+                try:
+                    out.append((cid + moved, dst, idx, codec, reseal(sums, cid, cid + moved),
+                                data))
+                except Damage as exc:
+                    exc.idx = cid % CHUNK_SPAN
+                    raise
+            if out:
+                raw.executemany(self._add_chunk.sql, out)
+            if len(rows) < _COPY_WINDOW:
+                return
+            lo = rows[-1][0] + 1
 
     def new_holder(self, raw: Any, inode_id: int) -> int:
         """A hidden row with the file's metadata, to hold a copy of its chunks for others."""
@@ -1480,26 +1488,16 @@ def compiled_once(make: Callable[..., _R]) -> Callable[..., _R]:
 
 
 @functools.lru_cache(maxsize=256)
-def copies(src_schema: str, dst_schema: str, dialect: Any) -> tuple[Compiled, Compiled]:
-    """Copying a file's chunk rows, and its inline bytes, to an inode of one schema from one
-    of the same schema or of another (an underlay): (chunks, inline), compiled for
-    ``dialect``. One definition for every backend, compiled once per (schemas, dialect)."""
-    src, dst = chunk_table(src_schema), chunk_table(dst_schema)
-    src_i, dst_i = inode_table(src_schema).alias("src"), inode_table(dst_schema)
-    chunks = compile_stmt(
-        insert(dst).from_select(
-            ["id", "inode_id", "idx", "codec", "sums", "data"],
-            select(bindparam("dst_base") + src.c.idx, bindparam("dst"), src.c.idx,
-                   src.c.codec, src.c.sums, src.c.data)
-            .where(src.c.id >= bindparam("src_lo"), src.c.id < bindparam("src_hi"))),
-        ("dst_base", "dst", "src_lo", "src_hi"), dialect)
-    # The inline bytes as they are stored, and the digest: a copy is the same content.
-    inline = compile_stmt(
+def inline_copy(schema: str, dialect: Any) -> Compiled:
+    """Copying a file's inline bytes as they are stored, and its digest, to another inode of
+    ``schema`` (a copy is the same content), compiled for ``dialect``. One definition for
+    every backend, compiled once per (schema, dialect)."""
+    src_i, dst_i = inode_table(schema).alias("src"), inode_table(schema)
+    return compile_stmt(
         update(dst_i).where(dst_i.c.id == bindparam("dst"))
         .values({col: select(src_i.c[col]).where(src_i.c.id == bindparam("src"))
                  .scalar_subquery() for col in ("digest", "codec", "sums", "data")}),
         None, dialect)
-    return chunks, inline
 
 
 class ManifestRepository:
