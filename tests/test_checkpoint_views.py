@@ -213,3 +213,18 @@ def test_view_lookups_are_index_probes(tmp_path):
         assert "SEARCH main.vfs_checkpoint_inodes USING INDEX" in plan, plan
     assert [r[0] for r in con.execute(repo._list_names.sql, ("/d",))][:3] == ["f0", "f1", "f10"]
     con.close()
+
+
+def test_each_thread_of_a_view_reads_the_checkpoint(tmp_path):
+    """Every connection of the view gets its views (one per thread), not only the first."""
+    from concurrent.futures import ThreadPoolExecutor
+    with VFS(str(tmp_path / "a.vfs")) as fs:
+        for k in range(8):
+            fs.write_bytes(f"/f{k}", BIG[k:])
+        fs.checkpoint("c")
+        for k in range(8):
+            fs.write_bytes(f"/f{k}", b"after")
+        with fs.open_checkpoint("c") as view, ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda n: view.read_bytes(f"/f{n % 8}") == BIG[n % 8:],
+                                range(64)))
+            assert all(got) and view.info()["files"] == 8
