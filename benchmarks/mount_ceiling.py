@@ -1,8 +1,9 @@
 """The ceiling of a FUSE mount on this machine: mount_bench.py's workloads through the fastest
 FUSE servers we can write, against the local disk and our own mount.
 
-    python benchmarks/mount_ceiling.py [--runs 5] [--servers c,c-1m,c-dio,py,orm,orm-kc]
+    python benchmarks/mount_ceiling.py [--runs 5] [--servers c,c-1m,...,orm-dio]
                                        [--big-mib 256] [--small 2000] [--entries 10000]
+                                       [--before CHECKOUT]
 
 The files are mount_bench.py's (its ``build`` writes them to an image and to a local
 directory) and so are the workloads and the ratio (local time / server time, medians of
@@ -12,8 +13,9 @@ its second run in the same mount), and the runs alternate between the servers:
 
 - ``c``: benchmarks/ceiling/memfs_ll.c, libfuse 3's low-level API, multithreaded, the local
   directory copied into memory at start; the page cache kept across opens (``keep_cache``),
-  entries and attributes valid for 60 s, READDIRPLUS. Compiled here with gcc (skipped with a
-  line when gcc or libfuse3-dev is missing).
+  entries and attributes valid for 60 s, READDIRPLUS on every chunk of a listing
+  (``readdirplus=yes``; libfuse's default "auto" costs it 3x on find + stat). Compiled here
+  with gcc (skipped with a line when gcc or libfuse3-dev is missing).
 - ``c-1m``: the same with ``-o max_read=1048576,max_readahead=1048576``.
 - ``c-ra``: the same as ``c-1m`` with the mount's read-ahead raised to 1 MiB in sysfs
   (``/sys/class/bdi/<dev>/read_ahead_kb``: root only, not a server's option).
@@ -24,6 +26,12 @@ its second run in the same mount), and the runs alternate between the servers:
   (``kernel_cache``, 60 s timeouts).
 - ``orm``: ``vfs-orm mount`` of the image, as mount_bench.py mounts it (default writable mount).
 - ``orm-kc``: the same with ``-o kernel_cache`` (see MOUNT.md, round 12).
+- ``orm-dio``: the same with ``-o direct_io`` (no page cache: a read is one request).
+- ``orm-before`` (with ``--before CHECKOUT``): ``vfs-orm mount`` with that checkout's
+  ``vfs_orm`` first on the import path: an A/B of a change to the mount, runs alternating.
+
+At the end each C server prints what INIT granted and the read requests it got (count and
+largest), from its sequential-read mount.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from mount_bench import (
     small_reads,
     timed,
 )
+
+from vfs_orm.adapters.mount import Operations
 
 HERE = Path(__file__).resolve().parent
 C_SOURCE = HERE / "ceiling" / "memfs_ll.c"
@@ -101,6 +111,13 @@ class MemOps:
         return [(".", None), ("..", None),
                 *((name, self.attrs[f"{base}/{name}"]) for name in self.kids[path])]
 
+    def listing(self, path: str, fh: int, offset: int
+                ) -> list[tuple[str, dict[str, Any] | None]]:
+        return self.readdir_plus(path)
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        Operations.init_with_config(self, conn, config)  # type: ignore[arg-type]
+
     def open(self, path: str, flags: int) -> int:
         fh = self.next
         self.next += 1
@@ -127,8 +144,6 @@ class MemOps:
 
 
 def serve_py(src: str, mnt: str, opts: list[str]) -> None:
-    import mfusepy
-
     from vfs_orm.adapters.mount import _fuse_class
 
     ops = MemOps(Path(src))
@@ -136,7 +151,6 @@ def serve_py(src: str, mnt: str, opts: list[str]) -> None:
     for item in ",".join(opts[1::2]).split(","):
         key, eq, val = item.partition("=")
         kw[key] = val if eq else True
-    _ = mfusepy  # the binding _fuse_class builds on
     _fuse_class()(ops, mnt, foreground=True, max_idle_threads=10, **kw)
 
 
@@ -188,15 +202,17 @@ def process_server(cmd: list[str], read_ahead_kb: int | None = None) -> Mounter:
     return mount
 
 
-def orm_server(where: list[str], extra: list[str]) -> Mounter:
+def orm_server(where: list[str], extra: list[str], code: str | None = None) -> Mounter:
+    """``vfs-orm mount`` (of the ``vfs_orm`` at ``code``, first on the import path, if given)."""
     cli = [sys.executable, "-m", "vfs_orm"]
+    env = {**os.environ, "PYTHONPATH": code} if code else None
 
     def mount(mnt: Path) -> Callable[[], str]:
         subprocess.run([*cli, "mount", *where, str(mnt), *extra], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=env)
 
         def done() -> str:
-            subprocess.run([*cli, "umount", str(mnt)], check=True)
+            subprocess.run([*cli, "umount", str(mnt)], check=True, env=env)
             while os.path.ismount(mnt):
                 time.sleep(0.01)
             return ""
@@ -228,7 +244,9 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=2000)
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--servers", default="c,c-1m,c-ra,c-dio,py,orm,orm-kc")
+    ap.add_argument("--servers", default="c,c-1m,c-ra,c-dio,py,orm,orm-kc,orm-dio")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also mount with the vfs_orm of this checkout (server orm-before): A/B")
     ap.add_argument("--serve-py", nargs=2, metavar=("SRC", "MNT"), help=argparse.SUPPRESS)
     ap.add_argument("-o", dest="opts", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -246,7 +264,7 @@ def main() -> None:
         binary = compile_c(root) if any(s.startswith("c") for s in wanted) else None
         c_1m = ["-o", "max_read=1048576,max_readahead=1048576"]
         if binary is not None:
-            c = [str(binary), str(local), "MNT", "-f"]
+            c = [str(binary), str(local), "MNT", "-f", "-o", "readdirplus=yes"]
             servers["c"] = process_server(c)
             servers["c-1m"] = process_server([*c, *c_1m])
             servers["c-ra"] = process_server([*c, *c_1m], read_ahead_kb=1024)
@@ -255,6 +273,10 @@ def main() -> None:
                                         "--serve-py", str(local), "MNT", *GENEROUS])
         servers["orm"] = orm_server([image], [])
         servers["orm-kc"] = orm_server([image], ["-o", "kernel_cache"])
+        servers["orm-dio"] = orm_server([image], ["-o", "direct_io"])
+        if args.before:
+            servers["orm-before"] = orm_server([image], [], args.before)
+            wanted.append("orm-before")
         servers = {k: v for k, v in servers.items() if k in wanted}
         if "c-ra" in servers:
             done = process_server([str(binary), str(local), "MNT", "-f"])(mnt)
