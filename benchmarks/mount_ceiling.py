@@ -24,6 +24,8 @@ its second run in the same mount), and the runs alternate between the servers:
   the same binding code as our mount (vfs_orm.adapters.mount's ``FUSE`` subclass: reads
   straight into libfuse's buffer, READDIRPLUS), with the same generous options as ``c``
   (``kernel_cache``, 60 s timeouts).
+- ``pyfuse3`` (if installed): the same through pyfuse3 (libfuse's low-level API from Cython,
+  trio tasks on one thread), keep_cache and 60 s timeouts, READDIRPLUS.
 - ``orm``: ``vfs-orm mount`` of the image, as mount_bench.py mounts it (default writable mount).
 - ``orm-kc``: the same with ``-o kernel_cache`` (see MOUNT.md, round 12).
 - ``orm-dio``: the same with ``-o direct_io`` (no page cache: a read is one request).
@@ -154,6 +156,78 @@ def serve_py(src: str, mnt: str, opts: list[str]) -> None:
     _fuse_class()(ops, mnt, foreground=True, max_idle_threads=10, **kw)
 
 
+def serve_pyfuse3(src: str, mnt: str) -> None:
+    """The same tree from memory through pyfuse3 (libfuse's low-level API from Cython, trio
+    tasks on one thread), with the options of ``c``: keep_cache, 60 s timeouts; its
+    ``readdir_reply`` gives every entry's attributes (READDIRPLUS)."""
+    import pyfuse3
+    import trio
+
+    entries: list[Any] = [None]  # by inode: (EntryAttributes, bytes, {name: inode}, [names])
+    root_ino = pyfuse3.ROOT_INODE
+
+    def node(path: str, ino: int) -> None:
+        st = os.lstat(path)
+        attr = pyfuse3.EntryAttributes()
+        for field in ("st_mode", "st_size", "st_nlink", "st_uid", "st_gid", "st_mtime_ns",
+                      "st_ctime_ns", "st_atime_ns"):
+            setattr(attr, field, getattr(st, field))
+        attr.st_ino = ino
+        attr.attr_timeout = attr.entry_timeout = 60
+        while len(entries) <= ino:
+            entries.append(None)
+        if os.path.isdir(path):
+            kids: dict[bytes, int] = {}
+            entries[ino] = (attr, b"", kids, [])
+            for name in sorted(os.listdir(path)):
+                kid = len(entries)
+                entries.append(None)
+                kids[os.fsencode(name)] = kid
+                node(os.path.join(path, name), kid)
+            entries[ino][3].extend(kids)
+        else:
+            entries[ino] = (attr, Path(path).read_bytes(), {}, [])
+
+    node(src, root_ino)
+
+    class Ops(pyfuse3.Operations):  # type: ignore[misc]
+        async def lookup(self, parent: int, name: bytes, ctx: Any = None) -> Any:
+            ino = entries[parent][2].get(name)
+            if ino is None:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            return entries[ino][0]
+
+        async def getattr(self, inode: int, ctx: Any = None) -> Any:
+            return entries[inode][0]
+
+        async def opendir(self, inode: int, ctx: Any) -> int:
+            return int(inode)
+
+        async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+            _, _, kids, names = entries[fh]
+            for i in range(start_id, len(names)):
+                if not pyfuse3.readdir_reply(token, names[i], entries[kids[names[i]]][0],
+                                             i + 1):
+                    break
+
+        async def open(self, inode: int, flags: int, ctx: Any) -> Any:
+            return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+        async def read(self, fh: int, off: int, size: int) -> bytes:
+            return bytes(entries[fh][1][off:off + size])
+
+        async def release(self, fh: int) -> None:
+            pass
+
+    options = set(pyfuse3.default_options)
+    options.add("fsname=ceiling-pyfuse3")
+    pyfuse3.init(Ops(), mnt, options)
+    try:
+        trio.run(pyfuse3.main)
+    finally:
+        pyfuse3.close(unmount=False)
+
+
 # -- mounting the servers --------------------------------------------------------------------
 Mounter = Callable[[Path], Callable[[], str]]
 
@@ -244,14 +318,18 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=2000)
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--servers", default="c,c-1m,c-ra,c-dio,py,orm,orm-kc,orm-dio")
+    ap.add_argument("--servers", default="c,c-1m,c-ra,c-dio,py,pyfuse3,orm,orm-kc,orm-dio")
     ap.add_argument("--before", metavar="DIR",
                     help="also mount with the vfs_orm of this checkout (server orm-before): A/B")
     ap.add_argument("--serve-py", nargs=2, metavar=("SRC", "MNT"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve-pyfuse3", nargs=2, metavar=("SRC", "MNT"), help=argparse.SUPPRESS)
     ap.add_argument("-o", dest="opts", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_py:
         serve_py(*args.serve_py, [x for o in args.opts for x in ("-o", o)])
+        return
+    if args.serve_pyfuse3:
+        serve_pyfuse3(*args.serve_pyfuse3)
         return
     wanted = args.servers.split(",")
     load0 = Path("/proc/loadavg").read_text().split()[:3]
@@ -271,6 +349,16 @@ def main() -> None:
             servers["c-dio"] = process_server([*c, *c_1m, "-o", "direct_io"])
         servers["py"] = process_server([sys.executable, str(Path(__file__).resolve()),
                                         "--serve-py", str(local), "MNT", *GENEROUS])
+        if "pyfuse3" in wanted:
+            try:
+                import pyfuse3  # noqa: F401
+                import trio  # noqa: F401
+            except ImportError as exc:
+                print(f"skipping pyfuse3: {exc} (pip install pyfuse3)")
+            else:
+                servers["pyfuse3"] = process_server(
+                    [sys.executable, str(Path(__file__).resolve()), "--serve-pyfuse3",
+                     str(local), "MNT"])
         servers["orm"] = orm_server([image], [])
         servers["orm-kc"] = orm_server([image], ["-o", "kernel_cache"])
         servers["orm-dio"] = orm_server([image], ["-o", "direct_io"])
