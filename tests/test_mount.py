@@ -385,6 +385,40 @@ def test_device_nodes_through_the_mount(mnt):
     assert fs.check(deep=True).ok
 
 
+def test_a_listing_gives_the_kernel_every_entrys_attributes(tmp_path, monkeypatch):
+    """A directory of many chunks listed through the mount: every name once, with its stored
+    size, and stat of each entry afterwards asks the file system nothing (READDIRPLUS with
+    offsets: before, the kernel looked every name up, one getattr into Python each)."""
+    from vfs_orm.adapters.mount import Operations
+
+    names = [f"entry-{i:04d}-{'n' * 40}" for i in range(1500)]  # several kernel buffers
+    fs = VFS(str(tmp_path / "top.vfs"))
+    fs.write_files({f"/d/{n}": b"x" * (i % 7) for i, n in enumerate(names)})
+    asked: list[str] = []
+    getattr_ = Operations.getattr
+
+    def counting(self: Operations, path: str, fh: int | None = None) -> dict:
+        asked.append(path)
+        return getattr_(self, path, fh)
+
+    monkeypatch.setattr(Operations, "getattr", counting)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    # Long timeouts: the attributes a listing gave stay valid however slow this machine is.
+    with fs, fs.mount(mp, {"attr_timeout": 60.0, "entry_timeout": 60.0}):
+        listed = os.listdir(mp / "d")
+        assert sorted(listed) == names  # each once, none lost between chunks
+        asked.clear()
+        sizes = {n: os.stat(mp / "d" / n).st_size for n in listed}
+        assert sizes == {n: i % 7 for i, n in enumerate(names)}
+        assert [p for p in asked if p.startswith("/d/")] == []
+        # a new listing (a new directory handle) sees what changed since
+        fs.write_bytes("/d/zz-new", b"new")
+        fs.remove(f"/d/{names[0]}")
+        assert sorted(os.listdir(mp / "d")) == [*names[1:], "zz-new"]
+        assert os.stat(mp / "d" / "zz-new").st_size == 3
+
+
 def test_read_only_mount(tmp_path):
     path = tmp_path / "pack.vfs"
     with VFS(str(path)) as w:

@@ -53,6 +53,8 @@ RENAME_EXCHANGE = 2
 _UTIME_NOW = (1 << 30) - 1
 _UTIME_OMIT = (1 << 30) - 2
 _FILL_DIR_PLUS = 2  # libfuse 3's FUSE_FILL_DIR_PLUS: the entry's attributes are filled in
+_CAP_READDIRPLUS = 1 << 13  # fuse_common.h's FUSE_CAP_READDIRPLUS
+_CAP_READDIRPLUS_AUTO = 1 << 14  # FUSE_CAP_READDIRPLUS_AUTO
 
 #: Kernel cache settings of a writable mount: the kernel asks again after one second (another
 #: process writing the same database is seen within that), and revalidates a file's page cache
@@ -144,6 +146,9 @@ class Operations:
         #: once mounted).
         self.context: Any = _no_context
         self._handles: dict[int, _Handle] = {}
+        #: An open directory's listing (``readdir_plus``), by directory handle: made when
+        #: the kernel reads from offset 0, the rest of the listing's chunks served from it.
+        self._listings: dict[int, list[tuple[str, dict[str, Any] | None]]] = {}
         self._next = 1
         self._lock = threading.Lock()
         self.started = False  # set once the kernel has sent INIT: the mount is up
@@ -231,6 +236,27 @@ class Operations:
         return [(".", None), ("..", None),
                 *((e.name, None if _device(e.stat().st_mode) else self._attrs(e.stat()))
                   for e in self.vfs.scandir(path))]
+
+    def opendir(self, path: str) -> int:
+        with self._lock:
+            fh = self._next
+            self._next += 1
+        return fh
+
+    def listing(self, path: str, fh: int, offset: int
+                ) -> list[tuple[str, dict[str, Any] | None]]:
+        """``readdir_plus(path)``, kept for directory handle ``fh`` while the kernel reads
+        the listing chunk by chunk (a new one at offset 0: ``rewinddir``)."""
+        entries = self._listings.get(fh) if offset else None
+        if entries is None:
+            entries = self.readdir_plus(path)
+            if fh:
+                self._listings[fh] = entries
+        return entries
+
+    def releasedir(self, path: str, fh: int) -> int:
+        self._listings.pop(fh, None)
+        return 0
 
     def access(self, path: str, amode: int) -> int:
         self.vfs.stat(path)
@@ -451,6 +477,15 @@ class Operations:
                 os.chdir(self._cwd)
         self.started = True
 
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """``init``, and every chunk of a listing with its attributes (READDIRPLUS always,
+        not libfuse's default "auto", where the kernel asks for plain names after a
+        listing's first chunk and then looks each entry up: one ``getattr`` into Python per
+        entry where ``readdir_plus`` already had them all from one statement)."""
+        if conn is not None and conn.capable & _CAP_READDIRPLUS:
+            conn.want = (conn.want | _CAP_READDIRPLUS) & ~_CAP_READDIRPLUS_AUTO
+        self.init("/")
+
     def destroy(self, path: str) -> None:
         with self._lock:
             handles = list(self._handles.values())
@@ -509,15 +544,21 @@ def _fuse_class() -> Any:
 
         def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int,
                            fip: Any, flags: int) -> int:
+            # Each entry with its offset (its index + 1), as many as fit in the kernel's
+            # buffer: only so does libfuse's high-level API pass the attributes on to the
+            # kernel (entries given with offset 0 reach it with inode 0, "ignore the
+            # attributes", and the kernel then looks every name up: a getattr each).
             p = "/" if path is None else path.decode(self.encoding, self.errors)
+            entries = self.operations.listing(p, fip.contents.fh if fip else 0, offset)
             st = mfusepy.c_stat()
-            for name, attrs in self.operations.readdir_plus(p):
+            for index in range(offset, len(entries)):
+                name, attrs = entries[index]
                 ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
                 if attrs is not None:
                     mfusepy.set_st_attrs(st, attrs, use_ns=True)
                 plus = _FILL_DIR_PLUS if attrs is not None else 0
                 if filler(buf, name.encode(self.encoding, self.errors),
-                          st if attrs is not None else None, 0, plus) != 0:
+                          st if attrs is not None else None, index + 1, plus) != 0:
                     break
             return 0
 
