@@ -228,3 +228,32 @@ def test_each_thread_of_a_view_reads_the_checkpoint(tmp_path):
             got = list(pool.map(lambda n: view.read_bytes(f"/f{n % 8}") == BIG[n % 8:],
                                 range(64)))
             assert all(got) and view.info()["files"] == 8
+
+
+def test_where_it_cannot_read_in_place_it_copies_to_a_temporary_file(tmp_path):
+    """An in-memory tree (and PostgreSQL, a stack with underlays) gets a copy: in a file of
+    its own, not in RAM (an in-memory copy held every byte, and at most 1 GiB), read-only,
+    removed when the view is closed."""
+    base = str(tmp_path / "base.vfs")
+    with VFS(base) as b:
+        b.write_text("/from-base", "b")
+    for make in (lambda: VFS(":memory:"), lambda: _layered(base, str(tmp_path / "top.vfs"))):
+        with make() as fs:
+            _fill(fs)
+            fs.checkpoint("c")
+            want = {p: v for p, v in _tree(fs).items() if not p.startswith("/from-base")}
+            fs.write_text("/save/slot.json", "changed")
+            view = fs.open_checkpoint("c")
+            copy = view.db_path
+            assert os.path.isfile(copy) and copy != fs.db_path
+            assert _tree(view) == want and view.read_only
+            with pytest.raises(ReadOnlyError):
+                view.remove("/save/big.bin")
+            view.close()
+            assert not os.path.exists(os.path.dirname(copy))
+
+
+def _layered(base: str, top: str) -> VFS:
+    fs = VFS(top)
+    fs.add_underlay(base)
+    return fs

@@ -18,8 +18,11 @@ import functools
 import io
 import math
 import os
+import shutil
 import stat as _stat
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -257,6 +260,7 @@ class VFS:
     _bases: Bases
     _writes_deltas: bool
     _view: int | None  # the checkpoint this VFS reads in place (open_checkpoint), if any
+    _scratch: Any = None  # removes the temporary file of a checkpoint's copy, if any
 
     @icontract.require(lambda db_path: not isinstance(db_path, str) or len(db_path) > 0,
                        "database path must not be empty",
@@ -576,7 +580,7 @@ class VFS:
         (its open files go stale). Its ``check()`` is the database's, checkpoints included;
         its ``to_bytes()`` is an image of the checkpoint alone. Elsewhere (PostgreSQL, an
         in-memory database, a stack with underlays) the checkpoint is copied into a new
-        in-memory VFS, which costs its bytes.
+        VFS in a temporary file, removed when the view is closed, which costs its bytes.
 
         Raises:
             NotFoundError: no such checkpoint.
@@ -592,7 +596,16 @@ class VFS:
                                 uow.retry_for, None, None, None, verify=self._content.verify,
                                 checkpoint=ck)
             return obj
-        view = VFS(":memory:", chunk_size=self._chunk_size)
+        # A copy, in a file of its own (an in-memory one would hold the checkpoint's bytes in
+        # RAM, and at most 1 GiB of them), removed when the view is closed or collected.
+        scratch = tempfile.mkdtemp(prefix="vfs-orm-checkpoint-")
+        try:
+            view = VFS(os.path.join(scratch, "checkpoint.vfs"), chunk_size=self._chunk_size,
+                       durable=False)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        view._scratch = weakref.finalize(view, shutil.rmtree, scratch, True)
         try:
             copy_checkpoint(self._checkpoints, name, view)
         except BaseException:
@@ -756,6 +769,8 @@ class VFS:
         for lay in getattr(self, "_layers", ()):
             if lay.owned:
                 lay.source.close()
+        if getattr(self, "_scratch", None) is not None:
+            self._scratch()  # a checkpoint's copy: its temporary file goes
 
     @property
     def closed(self) -> bool:
