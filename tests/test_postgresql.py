@@ -754,6 +754,7 @@ def test_every_cli_command_takes_a_url_and_a_tree(pg_url, pg_tree, tmp_path):
     (src / "maps").mkdir(parents=True)
     (src / "maps" / "a.txt").write_bytes(b"alpha")
     (src / "readme").write_bytes(b"hello")
+    os.symlink("maps/a.txt", src / "latest")  # stored as a link (--symlinks keep)
     local = tmp_path / "local.bin"
     local.write_bytes(b"x" * 70_000)
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -765,8 +766,11 @@ def test_every_cli_command_takes_a_url_and_a_tree(pg_url, pg_tree, tmp_path):
         return proc.stdout
 
     t = ("--tree", pg_tree)
-    cli("pack", "--quiet", src, pg_url, *t)
-    assert cli("ls", pg_url, "/", *t).split() == ["maps", "readme"]
+    cli("pack", "--quiet", "--symlinks", "keep", src, pg_url, *t)
+    assert cli("ls", pg_url, "/", *t).split() == ["latest", "maps", "readme"]
+    with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
+        assert fs.readlink("/latest") == "maps/a.txt"
+    cli("rm", pg_url, "/latest", *t)
     assert cli("cat", pg_url, "/maps/a.txt", *t) == "alpha"
     cli("put", pg_url, local, "/big.bin", *t)
     cli("mv", pg_url, "/readme", "/README", *t)
