@@ -98,12 +98,33 @@ def timed(fn: Callable[[Path], None], top: Path) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
+def workload_arguments() -> argparse.ArgumentParser:
+    """The workloads' sizes and the number of runs (mount_ceiling.py takes the same)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--big-mib", type=int, default=256)
     ap.add_argument("--small", type=int, default=2000)
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
+    return ap
+
+
+def cases(big_mib: int, small: int, entries: int
+          ) -> list[tuple[str, Callable[[Path], None], bool]]:
+    """(name, workload, warm: timed on its second run in the same mount, where the kernel's
+    page cache of the mount serves it)."""
+    return [
+        (f"sequential read of a {big_mib} MiB file", seq_read, False),
+        ("the same file read again (kernel page cache)", seq_read, True),
+        (f"read {small} files of 4 KiB", small_reads, False),
+        (f"find + stat of {entries} entries", find_stat, False),
+        (f"{READERS} files of {big_mib // 8 or 1} MiB, one after another",
+         one_after_another, False),
+        (f"the same {READERS} files, {READERS} readers at once", readers_at_once, False),
+    ]
+
+
+def main() -> None:
+    ap = workload_arguments()
     ap.add_argument("--url", help="a PostgreSQL URL: mount a new tree of it instead of an image")
     args = ap.parse_args()
     cli = [sys.executable, "-m", "vfs_orm"]
@@ -113,23 +134,13 @@ def main() -> None:
         where = [image, *(["--tree", TREE] if args.url else [])]
         mnt = root / "mnt"
         mnt.mkdir()
-        # (name, workload, warm: timed on its second run in the same mount, where the
-        # kernel's page cache of the mount serves it)
-        cases: list[tuple[str, Callable[[Path], None], bool]] = [
-            (f"sequential read of a {args.big_mib} MiB file", seq_read, False),
-            ("the same file read again (kernel page cache)", seq_read, True),
-            (f"read {args.small} files of 4 KiB", small_reads, False),
-            (f"find + stat of {args.entries} entries", find_stat, False),
-            (f"{READERS} files of {args.big_mib // 8 or 1} MiB, one after another",
-             one_after_another, False),
-            (f"the same {READERS} files, {READERS} readers at once", readers_at_once, False),
-        ]
+        workloads = cases(args.big_mib, args.small, args.entries)
         times: dict[str, dict[str, list[float]]] = {n: {"local": [], "mount": []}
-                                                   for n, _, _ in cases}
-        for _name, fn, _warm in cases:
+                                                   for n, _, _ in workloads}
+        for _name, fn, _warm in workloads:
             fn(local)  # warm the page cache of the local copy, and SQLite's file
         for _ in range(args.runs):
-            for name, fn, warm in cases:
+            for name, fn, warm in workloads:
                 times[name]["local"].append(timed(fn, local))
                 subprocess.run([*cli, "mount", *where, str(mnt)], check=True,
                                stdout=subprocess.DEVNULL)
@@ -143,11 +154,11 @@ def main() -> None:
                         time.sleep(0.01)
         print("| workload | local disk (median s) | mount (median s) | ratio local/mount |")
         print("| --- | ---: | ---: | ---: |")
-        for name, _, _ in cases:
+        for name, _, _ in workloads:
             loc = statistics.median(times[name]["local"])
             mo = statistics.median(times[name]["mount"])
             print(f"| {name} | {loc:.4f} | {mo:.4f} | {loc / mo:.2f}x |")
-        (serial, _, _), (at_once, _, _) = cases[-2:]
+        (serial, _, _), (at_once, _, _) = workloads[-2:]
         for side in ("local", "mount"):
             share = (statistics.median(times[at_once][side])
                      / statistics.median(times[serial][side]))

@@ -51,16 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mount_bench import (
-    READERS,
-    build,
-    find_stat,
-    one_after_another,
-    readers_at_once,
-    seq_read,
-    small_reads,
-    timed,
-)
+from mount_bench import READERS, build, cases, seq_read, timed, workload_arguments
 
 from vfs_orm.adapters.mount import Operations
 
@@ -313,11 +304,7 @@ def compile_c(tmp: Path) -> Path | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--big-mib", type=int, default=256)
-    ap.add_argument("--small", type=int, default=2000)
-    ap.add_argument("--entries", type=int, default=10_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap = workload_arguments()
     ap.add_argument("--servers", default="c,c-1m,c-ra,c-dio,py,pyfuse3,orm,orm-kc,orm-dio")
     ap.add_argument("--before", metavar="DIR",
                     help="also mount with the vfs_orm of this checkout (server orm-before): A/B")
@@ -375,22 +362,14 @@ def main() -> None:
                 del servers["c-ra"]
             finally:
                 done()
-        cases: list[tuple[str, Callable[[Path], None], bool]] = [
-            (f"sequential read of a {args.big_mib} MiB file", seq_read, False),
-            ("the same file read again (kernel page cache)", seq_read, True),
-            (f"read {args.small} files of 4 KiB", small_reads, False),
-            (f"find + stat of {args.entries} entries", find_stat, False),
-            (f"{READERS} files of {args.big_mib // 8 or 1} MiB, one after another",
-             one_after_another, False),
-            (f"the same {READERS} files, {READERS} readers at once", readers_at_once, False),
-        ]
+        workloads = cases(args.big_mib, args.small, args.entries)
         sides = ["local", *servers]
-        times = {n: {s: [] for s in sides} for n, _, _ in cases}  # type: dict[str, dict[str, list[float]]]
+        times = {n: {s: [] for s in sides} for n, _, _ in workloads}  # type: dict[str, dict[str, list[float]]]
         notes: dict[str, str] = {}
-        for _name, fn, _warm in cases:
+        for _name, fn, _warm in workloads:
             fn(local)  # the local copy and the image in the page cache
         for _ in range(args.runs):
-            for name, fn, warm in cases:
+            for name, fn, warm in workloads:
                 times[name]["local"].append(timed(fn, local))
                 for side, mount in servers.items():
                     done = mount(mnt)
@@ -408,12 +387,12 @@ def main() -> None:
         print("\n| workload | local (s) | " + " | ".join(f"{s} (s)" for s in servers) + " | "
               + " | ".join(f"local/{s}" for s in servers) + " |")
         print("| --- | ---: | " + " | ".join(["---:"] * 2 * len(servers)) + " |")
-        for name, _, _ in cases:
+        for name, _, _ in workloads:
             med = {s: statistics.median(times[name][s]) for s in sides}
             print(f"| {name} | {med['local']:.4f} | "
                   + " | ".join(f"{med[s]:.4f}" for s in servers) + " | "
                   + " | ".join(f"{med['local'] / med[s]:.2f}x" for s in servers) + " |")
-        (serial, _, _), (at_once, _, _) = cases[-2:]
+        (serial, _, _), (at_once, _, _) = workloads[-2:]
         print(f"\n{READERS} readers at once / the same reads one after another:")
         for side in sides:
             share = (statistics.median(times[at_once][side])
