@@ -26,6 +26,7 @@ from vfs_orm import paths, special
 from vfs_orm.backends import is_postgresql_url
 from vfs_orm.content import DICT_VALUES, RELEASE_LEVELS, compression_codec
 from vfs_orm.copying import copy_tree
+from vfs_orm.errors import VFSError
 from vfs_orm.types import StatResult
 from vfs_orm.vfs import VFS
 
@@ -58,18 +59,18 @@ SYMLINK_POLICIES = ("copy", "keep")
 
 
 def _link_target(path: str) -> str | None:
-    """Why the link at ``path`` cannot be stored as one (``special.link_content``'s rules), or
-    None."""
+    """Why the link at ``path`` cannot be stored as one, or None: ``special.link_content``'s
+    rules, and a target in UTF-8 (as a pack's names are)."""
     try:
-        raw = os.fsencode(os.readlink(path))
+        target = os.readlink(path)
     except OSError as exc:
         return f"not readable ({exc.strerror})"
-    if len(raw) >= special.PATH_MAX:
-        return f"its target is {special.PATH_MAX} bytes or longer"
     try:
-        raw.decode("utf-8")
+        special.link_content(path, target).decode("utf-8")
     except UnicodeDecodeError:
         return "its target is not valid UTF-8"
+    except VFSError as exc:
+        return exc.strerror or str(exc)
     return None
 
 
