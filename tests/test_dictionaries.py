@@ -6,6 +6,7 @@ CorruptionError, never wrong bytes."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import sqlite3
@@ -265,7 +266,8 @@ def test_a_crafted_frame_cannot_expand_past_a_chunk(tmp_path):
     data = con.execute("SELECT data FROM vfs_dictionaries").fetchone()[0]
     victim = con.execute("SELECT id FROM vfs_inodes WHERE codec = 3 LIMIT 1").fetchone()[0]
     con.close()
-    d = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+    d = zstandard.ZstdCompressionDict(zstandard.ZstdDecompressor().decompress(data),
+                                      dict_type=zstandard.DICT_TYPE_FULLDICT)
     bomb = zstandard.ZstdCompressor(dict_data=d).compress(bytes(64 << 20))
     _damage(path, "UPDATE vfs_inodes SET data = ? WHERE id = ?", bomb, victim)
     with VFS(path, read_only=True) as fs:
@@ -314,3 +316,148 @@ def test_dictionaries_on_postgresql(tmp_path, pg_url, pg_tree):
     with VFS(tmp_path / "top.vfs") as top:
         top.add_underlay(pg_url, tree=pg_tree)
         _reads_right(top, files)
+
+
+def _dictionary_row(path) -> tuple[bytes, bytes]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT data, digest FROM vfs_dictionaries").fetchone()
+    finally:
+        con.close()
+
+
+def test_a_dictionary_is_stored_compressed_and_read_either_way(tmp_path):
+    """Format 0011: a new dictionary is stored as one zstd frame when that is smaller, its
+    digest still the dictionary's own; one stored as is (every release before 0011) reads the
+    same. The downgrade to 0010 stores it as is again."""
+    import zstandard
+
+    src = tmp_path / "src"
+    files = _small_tree(src, 200)
+    path = tmp_path / "dict.vfs"
+    pack(str(src), str(path), compression="zstd", dictionary=True)
+    data, digest = _dictionary_row(path)
+    assert data[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    plain = zstandard.ZstdDecompressor().decompress(data)
+    assert plain[:4] == b"\x37\xa4\x30\xec" and hashlib.sha256(plain).digest() == digest
+    assert len(data) < 0.7 * len(plain)
+    with VFS(path, read_only=True) as fs:
+        _reads_right(fs, files)
+        assert fs.check(deep=True).ok
+    _migrate(str(path), "0010")
+    assert _revision(str(path)) == "0010"
+    assert _dictionary_row(path) == (plain, digest)
+    _migrate(str(path), "head")
+    with VFS(path, read_only=True) as fs:  # stored as is, read by this release
+        _reads_right(fs, files)
+        assert fs.check(deep=True).ok
+
+
+def test_a_release_pack_trains_a_bigger_dictionary(tmp_path):
+    """At a release level the dictionary is a quarter of the samples (it is stored
+    compressed); at an everyday level a fiftieth."""
+    from vfs_orm.content.codec import dictionary_size
+
+    assert dictionary_size(10 << 20, 3) == (10 << 20) // 50
+    assert dictionary_size(10 << 20, 19) == (10 << 20) // 4
+    assert dictionary_size(100 << 20, 19) == 4 << 20
+    assert dictionary_size(1000, 19) == dictionary_size(1000, 3) == 16 * 1024
+    src = tmp_path / "src"
+    files = _small_tree(src, 300)
+    sizes = {}
+    for level in (3, 19):
+        path = tmp_path / f"l{level}.vfs"
+        pack(str(src), str(path), compression="zstd", compression_level=level, dictionary=True)
+        import zstandard
+        sizes[level] = len(zstandard.ZstdDecompressor().decompress(_dictionary_row(path)[0]))
+        with VFS(path, read_only=True) as fs:
+            _reads_right(fs, files)
+    assert sizes[19] > 2 * sizes[3]
+    with VFS(tmp_path / "t.vfs", compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        for bad in (0, 100, (16 << 20) + 1, 2.5):
+            with pytest.raises(ContractError, match="dictionary's size"):
+                fs.train_dictionary(size=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("damage", ["bomb", "unsized", "other_dictionary", "not_a_frame"])
+def test_a_damaged_compressed_dictionary_is_a_corruption_error(tmp_path, damage):
+    """The stored frame is untrusted: one claiming more than 16 MiB is refused before it is
+    inflated; one that does not state its size, one holding another dictionary, and garbage
+    after the frame magic are each a CorruptionError naming the dictionary, and the check
+    reports it."""
+    import zstandard
+
+    src = tmp_path / "src"
+    files = _small_tree(src, 150)
+    path = tmp_path / "dict.vfs"
+    pack(str(src), str(path), compression="zstd", dictionary=True)
+    data, _digest = _dictionary_row(path)
+    plain = zstandard.ZstdDecompressor().decompress(data)
+    if damage == "bomb":
+        bad = zstandard.ZstdCompressor(level=1).compress(plain + bytes(64 << 20))
+    elif damage == "unsized":  # streamed: the frame does not state its size
+        bad = b"".join(zstandard.ZstdCompressor().read_to_iter(io.BytesIO(plain)))
+        assert zstandard.frame_content_size(bad) == -1
+    elif damage == "other_dictionary":
+        other = tmp_path / "other"
+        _small_tree(other, 150, seed=5)
+        pack(str(other), str(tmp_path / "o.vfs"), compression="zstd", dictionary=True)
+        bad = _dictionary_row(tmp_path / "o.vfs")[0]
+    else:
+        bad = b"\x28\xb5\x2f\xfd" + os.urandom(200)
+    _damage(path, "UPDATE vfs_dictionaries SET data = ?", bad)
+    with VFS(path, read_only=True) as fs:
+        assert any("dictionary" in p for p in fs.check().problems)
+        failed = 0
+        for p, want in files.items():
+            try:
+                assert fs.read_bytes(p) == want
+            except CorruptionError as exc:
+                assert "dictionary" in str(exc)
+                failed += 1
+        assert failed >= 100
+
+
+def test_format_0010_upgrades_with_its_dictionary_stored_as_is(tmp_path):
+    """A database written by the 0010 release (a dictionary stored as is, links, a FIFO, a
+    checkpoint) reads as it was; a dictionary trained after the upgrade is stored compressed
+    beside the old one, and both read: the old one's values, and the new one's."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from vfs_orm import FORMAT_REVISION
+    fixtures = Path(__file__).with_name("fixtures")
+    path = tmp_path / "f.db"
+    shutil.copy(fixtures / "format_0010.db", path)
+    manifest = json.loads((fixtures / "format_0010.manifest.json").read_text())
+    assert _dictionary_row(path)[0][:4] == b"\x37\xa4\x30\xec"  # stored as is
+    with VFS(path) as fs:
+        assert fs.info()["revision"] == FORMAT_REVISION
+        for p, meta in manifest.items():
+            st = fs.stat(p)
+            assert st.st_mode == meta["mode"], p
+            if meta["type"] == "file":
+                assert fs.digest(p) == meta["sha256"], p
+            elif meta["type"] == "link":
+                assert fs.readlink(p) == meta["target"]
+        assert fs.check(deep=True).ok
+        new = {f"/new/n{i}.json": (f'{{"id": {i}, "name": "item {i}", "tags": ["c"]}}\n'
+                                   * (i + 3)).encode() for i in range(80)}
+        fs.write_files(list(new.items()))
+        fs.train_dictionary(recompress=False)
+        fs.write_text("/new/after.json", '{"id": 1000, "name": "item 1000"}\n' * 5)
+        with fs.open_checkpoint("before-edit") as view:
+            assert view.read_bytes("/many/f007.json").startswith(b'{"id": 7,')
+    con = sqlite3.connect(path)
+    magics = sorted(bytes(d[:4]) for d, in con.execute("SELECT data FROM vfs_dictionaries"))
+    con.close()
+    assert magics == [b"\x28\xb5\x2f\xfd", b"\x37\xa4\x30\xec"]
+    with VFS(path, read_only=True) as fs:
+        for p, meta in manifest.items():
+            if meta["type"] == "file":
+                assert fs.digest(p) == meta["sha256"], p
+        for p, data in new.items():
+            assert fs.read_bytes(p) == data
+        assert fs.check(deep=True).ok

@@ -53,6 +53,10 @@ def _check_manifest(fs, manifest):
         assert st.st_mtime_ns == meta["mtime_ns"], p
         if meta["type"] == "dir":
             assert fs.isdir(p), p
+        elif meta["type"] in ("link", "fifo"):  # format 0010
+            assert st.st_mode == meta["mode"], p
+            if meta["type"] == "link":
+                assert fs.readlink(p) == meta["target"], p
         else:
             data = fs.read_bytes(p)
             assert len(data) == meta["size"] and hashlib.sha256(data).hexdigest() == meta["sha256"], p

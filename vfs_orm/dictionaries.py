@@ -21,6 +21,7 @@ from vfs_orm.content import (
     Content,
     Dictionaries,
     Dictionary,
+    stored_form,
     train,
 )
 
@@ -61,8 +62,8 @@ def trained(content: Content, samples: list[bytes], size: int | None, where: str
     new small values with it (the dictionaries before it still read what they wrote)."""
     data = train(samples, size, level=content.level or LEVELS[ZSTD])
     ident = int.from_bytes(data[4:8], "little")
-    entry = Dictionary(ident, hashlib.sha256(data).digest(), data, where)
-    entry.zstd_dict()
+    entry = Dictionary(ident, hashlib.sha256(data).digest(), stored_form(data), where)
+    entry.zstd_dict()  # checks the stored form reads back
     own = Dictionaries(entry)
     if content.dicts is not None:
         for old in content.dicts.by_id.values():

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0010"
+FORMAT_REVISION = "0011"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -241,6 +241,7 @@ class Dictionary(Base):
     # its content.
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
     created_ns: Mapped[int] = mapped_column(BigInteger)
-    # SHA-256 of ``data``: checked before the dictionary is used.
+    # SHA-256 of the dictionary: checked before it is used.
     digest: Mapped[bytes] = mapped_column(LargeBinary)
+    # The dictionary, or (format 0011) one zstd frame of it: a frame's magic says which.
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -25,6 +25,7 @@ from vfs_orm.content.codec import (
     damaged,
     dictionary_id,
     reseal,
+    stored_form,
     train,
     verify,
 )
@@ -33,4 +34,4 @@ __all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEA
            "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
            "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
-           "reseal", "train", "verify"]
+           "reseal", "stored_form", "train", "verify"]

@@ -67,6 +67,14 @@ LEVEL_RANGE = {ZLIB: (1, 9), ZSTD: (-7, 22)}
 DICT_VALUES = 1024 * 1024
 #: The zstd dictionary magic number, first 4 bytes of every dictionary (then its 32-bit id).
 DICT_MAGIC = b"\x37\xa4\x30\xec"
+#: The zstd frame magic number: a dictionary stored compressed (format 0011) starts with it.
+FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
+#: The largest dictionary read or trained: a stored frame claiming more is damage, so a hostile
+#: database cannot make a reader inflate gigabytes.
+MAX_DICTIONARY = 16 << 20
+#: The level a dictionary is stored compressed at (format 0011): it is written once and read
+#: by every reader; 2 MiB take about a second.
+DICT_STORE_LEVEL = 19
 #: Values shorter than this are never worth compressing (a header costs more than it saves).
 MIN_COMPRESS = 64
 
@@ -154,8 +162,10 @@ def dictionary_id(data: bytes) -> int:
 
 
 class Dictionary:
-    """One stored zstd dictionary: its id, SHA-256 and bytes, as read from a database
-    (untrusted: checked the first time it is used)."""
+    """One stored zstd dictionary: its id, SHA-256 (of the dictionary itself) and stored bytes,
+    as read from a database (untrusted: checked the first time it is used). Since format 0011
+    the stored bytes may be one zstd frame of the dictionary (``stored_form``): a dictionary
+    big enough to pay for itself in a release pack compresses 2-4x."""
 
     __slots__ = ("_made", "data", "digest", "ident", "where")
 
@@ -163,23 +173,45 @@ class Dictionary:
         self.ident, self.digest, self.data, self.where = ident, digest, data, where
         self._made: Any = None
 
+    def plain(self) -> bytes:
+        """The dictionary's own bytes: ``data`` as stored, or its one zstd frame decompressed
+        (bounded by ``MAX_DICTIONARY``; ``Damage`` otherwise). Not yet checked."""
+        data = self.data
+        if type(data) is not bytes:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (stored as "
+                           f"{type(data).__name__})", 0)
+        if not data.startswith(FRAME_MAGIC):
+            return data
+        zstd = _zstd()
+        try:
+            size = zstd.frame_content_size(data)
+            if not 0 < size <= MAX_DICTIONARY:  # -1: not stated (never ours)
+                raise ValueError(f"a frame of {size} bytes")
+            plain: bytes = zstd.ZstdDecompressor().decompress(data, max_output_size=size)
+        except Exception as exc:  # zstd's own errors, and a size past the bound
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its stored frame does "
+                           f"not decompress: {exc})", 0) from None
+        return plain
+
     def zstd_dict(self) -> Any:
         """The zstandard dictionary, after checking that the stored bytes are what their
         digest and id say (``Damage`` otherwise)."""
         if self._made is not None:
             return self._made
-        data = self.data
-        if type(data) is not bytes or type(self.digest) is not bytes \
-                or hashlib.sha256(data).digest() != self.digest:
-            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its bytes do not match "
-                           f"its digest)", 0)
-        if not data.startswith(DICT_MAGIC) or len(data) < 16 \
-                or int.from_bytes(data[4:8], "little") != self.ident \
-                or dictionary_id(data) != self.ident:
-            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (not a zstd dictionary "
-                           f"of that id)", 0)
-        made = _made.get(self.digest)  # the same bytes, checked and parsed before
+        if type(self.digest) is not bytes or type(self.data) is not bytes:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its digest or bytes "
+                           f"are not bytes)", 0)
+        made = _made.get((self.digest, self.data))  # the same bytes, checked and parsed before
         if made is None:
+            data = self.plain()
+            if hashlib.sha256(data).digest() != self.digest:
+                raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its bytes do not "
+                               f"match its digest)", 0)
+            if not data.startswith(DICT_MAGIC) or len(data) < 16 \
+                    or int.from_bytes(data[4:8], "little") != self.ident \
+                    or dictionary_id(data) != self.ident:
+                raise _damaged(f"dictionary {self.ident!r:.40} is damaged (not a zstd "
+                               f"dictionary of that id)", 0)
             zstd = _zstd()
             try:
                 # Parsing its tables shows damage; on a throwaway copy, since a precomputed
@@ -189,13 +221,22 @@ class Dictionary:
                 made = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
             except Exception as exc:
                 raise _damaged(f"dictionary {self.ident} does not load ({exc})", 0) from None
-            _made[self.digest] = made
+            _made[(self.digest, self.data)] = made
         self._made = made
         return made
 
 
-#: Loaded dictionaries by SHA-256 (a dictionary is checked and parsed once per process).
-_made: dict[bytes, Any] = {}
+def stored_form(plain: bytes) -> bytes:
+    """How a new dictionary is stored (format 0011): one zstd frame of it when that is
+    smaller (a trained dictionary's content part compresses 2-4x), else as is."""
+    frame: bytes = _zstd().ZstdCompressor(level=DICT_STORE_LEVEL, write_content_size=True
+                                          ).compress(plain)
+    return frame if len(frame) < len(plain) else plain
+
+
+#: Loaded dictionaries by SHA-256 and stored bytes (a dictionary is checked and parsed once per
+#: process; the stored bytes too, since a damaged copy of a checked one has the same digest).
+_made: dict[tuple[bytes, bytes], Any] = {}
 
 
 class Base:
@@ -540,14 +581,25 @@ def _damaged(what: str, offset: int) -> Damage:
 __all__ = ["BASE_DIGEST", "BLOCK", "CODECS", "DELTA", "DELTA_BASE_MAX", "INLINE", "PLAIN", "SUM",
            "Base", "BaseResolver", "Content", "Damage", "Dictionaries", "Dictionary", "MissingBase",
            "block_sums", "compression_codec", "compression_level", "compression_name",
-           "damaged", "dictionary_id", "reseal", "train", "verify"]
+           "damaged", "dictionary_id", "reseal", "stored_form", "train", "verify"]
 
 
-def dictionary_size(sample_bytes: int) -> int:
-    """A dictionary size for this many bytes of samples: a fiftieth (zstd advises about a
-    hundredth; twice that made mpl-data's pack 0.5% smaller, dictionary included), between 16
-    and 256 KiB."""
-    return max(16 * 1024, min(256 * 1024, sample_bytes // 50))
+#: The largest dictionary ``dictionary_size`` picks: for everyday levels, and for release
+#: levels (``RELEASE_LEVELS`` and above).
+DICT_SIZE_MAX = 256 * 1024
+RELEASE_DICT_SIZE_MAX = 4 << 20
+
+
+def dictionary_size(sample_bytes: int, level: int = 3) -> int:
+    """A dictionary size for this many bytes of samples, at least 16 KiB. Everyday levels: a
+    fiftieth (zstd advises about a hundredth; twice that made mpl-data's pack 0.5% smaller,
+    dictionary included), at most 256 KiB. Release levels: a quarter, at most 4 MiB, since
+    the dictionary is stored compressed (format 0011) and packs are made once: the standard
+    library's modules 0.918x -> 0.833x the size of ``zip -9``, mpl-data 0.87x -> 0.74x, for a
+    pack time of 30 s instead of 14 (benchmarks/PACKS.md)."""
+    if level >= RELEASE_LEVELS[ZSTD]:
+        return max(16 * 1024, min(RELEASE_DICT_SIZE_MAX, sample_bytes // 4))
+    return max(16 * 1024, min(DICT_SIZE_MAX, sample_bytes // 50))
 
 
 def train(samples: list[bytes], size: int | None = None, level: int = 3) -> bytes:
@@ -559,7 +611,10 @@ def train(samples: list[bytes], size: int | None = None, level: int = 3) -> byte
     AFM fonts and SVGs share longer runs), the modules' 0.2% bigger."""
     zstd = _zstd()
     if size is None:
-        size = dictionary_size(sum(map(len, samples)))
+        size = dictionary_size(sum(map(len, samples)), level)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1024 <= size <= MAX_DICTIONARY:
+        raise ContractError.for_path(None, f"a dictionary's size must be an int between 1 KiB "
+                                           f"and {MAX_DICTIONARY >> 20} MiB, not {size!r:.40}")
     try:
         trained = zstd.train_dictionary(size, samples, k=2048, d=8, level=level)
     except Exception as exc:  # too few or too small samples
