@@ -461,3 +461,30 @@ def test_format_0010_upgrades_with_its_dictionary_stored_as_is(tmp_path):
         for p, data in new.items():
             assert fs.read_bytes(p) == data
         assert fs.check(deep=True).ok
+
+
+def test_only_if_smaller_keeps_a_dictionary_that_pays_and_nothing_else(tmp_path):
+    """``train_dictionary(only_if_smaller=True)``: a dictionary that shrinks no value (trained
+    on unrelated samples) is not stored, values stay as they were and new writes use no
+    dictionary; on many similar small files it is kept, as without the option."""
+    rnd = random.Random(2)
+    unrelated = list(_small_tree(tmp_path / "unrelated", 200, seed=7).values())
+    with VFS(tmp_path / "few.vfs", compression="zstd") as fs:
+        values = {f"/r{k}.bin": rnd.randbytes(3000) + b"tail " * 20 for k in range(40)}
+        fs.write_files(list(values.items()))
+        before = _stored_bytes(tmp_path / "few.vfs")
+        assert fs.train_dictionary(unrelated, only_if_smaller=True) is None
+        fs.write_bytes("/later.txt", b"later " * 100)
+        _reads_right(fs, {**values, "/later.txt": b"later " * 100})
+        with pytest.raises(ContractError, match="needs recompress"):
+            fs.train_dictionary(only_if_smaller=True, recompress=False)
+    assert _dictionary_row(tmp_path / "few.vfs") is None
+    assert 3 not in _codecs(tmp_path / "few.vfs")
+    assert _stored_bytes(tmp_path / "few.vfs") >= before
+    src = tmp_path / "src"
+    files = _small_tree(src, 300)
+    with VFS(tmp_path / "many.vfs", compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        assert isinstance(fs.train_dictionary(only_if_smaller=True), int)
+        _reads_right(fs, files)
+    assert _codecs(tmp_path / "many.vfs").get(3, 0) > 250

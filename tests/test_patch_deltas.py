@@ -260,3 +260,44 @@ def test_only_a_stack_with_a_patch_reads_with_bases(tmp_path, packs):
             assert top.read_bytes("/text.txt") == NEW["/text.txt"]
         with VFS(patch, read_only=True) as p:
             assert p._read_content.bases is p._bases
+
+
+def test_a_patch_keeps_a_dictionary_only_where_it_pays(tmp_path):
+    """``make-patch --dict``: the patch is also made with a dictionary trained on its values
+    that are not deltas, and the smaller file is kept. Changed files stored as deltas: no
+    dictionary, the patch the size it is without ``--dict``; many similar added files: one is
+    kept, and the patch is smaller than without it. Both read as NEW over OLD."""
+    def dictionaries(patch: str) -> int:
+        con = sqlite3.connect(patch)
+        try:
+            return con.execute("SELECT count(*) FROM vfs_dictionaries").fetchone()[0]
+        finally:
+            con.close()
+
+    old, new = _make(tmp_path / "old.vfs", OLD), _make(tmp_path / "new.vfs", NEW)
+    plain, with_dict = str(tmp_path / "p.vfs"), str(tmp_path / "pd.vfs")
+    make_patch(old, new, plain)
+    code, _out, err = run("make-patch", old, new, with_dict, "--dict", "-q")
+    assert code == 0, err
+    assert dictionaries(with_dict) == 0
+    assert os.path.getsize(with_dict) == os.path.getsize(plain)
+    rnd = random.Random(4)
+    words = "player enemy quest item level score shield potion gold map".split()
+    header = "".join(f"# {w}: see the modding guide, chapter {i}, for what {w} means\n"
+                     for i, w in enumerate(words * 2))  # what every new file repeats
+    added = dict(NEW)
+    for k in range(300):
+        added[f"/mods/npc{k}.cfg"] = (header + "\n".join(
+            f"{rnd.choice(words)}_{rnd.choice(words)} = {rnd.randrange(100)}"
+            for _ in range(30))).encode()
+    new2 = _make(tmp_path / "new2.vfs", added)
+    plain2, with_dict2 = str(tmp_path / "p2.vfs"), str(tmp_path / "pd2.vfs")
+    make_patch(old, new2, plain2)
+    make_patch(old, new2, with_dict2, dictionary=True)
+    assert dictionaries(with_dict2) == 1
+    assert os.path.getsize(with_dict2) < os.path.getsize(plain2)
+    for target, patch in ((new, with_dict), (new2, with_dict2)):
+        with VFS(target, read_only=True) as n:
+            want = _view(n)
+        with _stacked(tmp_path, old, patch) as top:
+            assert _view(top) == want

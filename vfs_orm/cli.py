@@ -647,7 +647,8 @@ def drop_checkpoint(image: str, name: str, tree_name: str | None) -> None:
 @click.option("--level", type=int, default=19, show_default=True,
               help="zstd level of the patch (it is made once and downloaded many times).")
 @click.option("--dict", "dictionary", is_flag=True, default=False,
-              help="Also train a zstd dictionary on the patch's small files.")
+              help="Also train a zstd dictionary on the patch's small files (kept only if "
+                   "it makes the patch smaller).")
 @quiet_option
 @friendly
 def make_patch_cmd(old: str, new: str, patch: str, level: int, dictionary: bool,

@@ -14,6 +14,7 @@ from typing import Any
 
 from vfs_orm import stored
 from vfs_orm.content import (
+    DELTA,
     DICT_VALUES,
     INLINE,
     LEVELS,
@@ -31,7 +32,9 @@ SAMPLE_BYTES = 16 << 20
 
 def samples(manifest: Any, raw: Any, reader: Content) -> list[bytes]:
     """The database's small values (inline files, then chunks, up to ``DICT_VALUES`` each),
-    decoded: what a dictionary is trained on. An even spread of them when they hold more than
+    decoded: what a dictionary is trained on. Deltas (a patch's changed files) are left out:
+    a delta is smaller than any dictionary makes that file, so it is never stored again with
+    one. An even spread of them when they hold more than
     ``SAMPLE_BYTES`` (every other one is dropped, and then every other one taken, each time
     they pass twice that): memory stays bounded on a big database."""
     out: list[bytes] = []
@@ -40,6 +43,8 @@ def samples(manifest: Any, raw: Any, reader: Content) -> list[bytes]:
     for chunks in (False, True):
         for page in manifest.stored_values(raw, chunks):
             for k, codec, sums, data in page:
+                if codec == DELTA:
+                    continue
                 plain = reader.decode(data, codec, sums, stored.MAX_CHUNK_SIZE,
                                       k if chunks else INLINE)
                 if not 0 < len(plain) <= DICT_VALUES:
@@ -72,19 +77,25 @@ def trained(content: Content, samples: list[bytes], size: int | None, where: str
 
 
 def store(manifest: Any, raw: Any, entry: Dictionary, before: Content, reader: Content,
-          writer: Content, recompress: bool) -> None:
+          writer: Content, recompress: bool) -> int:
     """Inside a write transaction: record ``entry`` (unless the database has it already) and,
-    with ``recompress``, store again every value ``writer`` makes smaller."""
+    with ``recompress``, store again every value ``writer`` makes smaller. Returns how many
+    bytes of values that saved."""
     if before.dicts is None or entry.ident not in before.dicts.by_id:
         manifest.add_dictionary(raw, entry.ident, time.time_ns(), entry.digest, entry.data)
+    saved = 0
     if recompress:
         for chunks in (False, True):
             for page in manifest.stored_values(raw, chunks):
                 out = []
                 for k, codec, sums, value in page:
+                    if codec == DELTA:  # smaller than a dictionary makes it (see samples)
+                        continue
                     seal = k if chunks else INLINE  # where the value is: a chunk id, or inline
                     plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE, seal)
                     new, new_codec, _ = writer.encode(plain, seal)
                     if new_codec != codec and len(new) < len(value):
                         out.append((new_codec, new, k))
+                        saved += len(value) - len(new)
                 manifest.restore_values(raw, chunks, out)
+    return saved

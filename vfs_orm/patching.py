@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfs_orm import layering, special
-from vfs_orm.content.codec import DELTA_BASE_MAX, Base
+from vfs_orm.content.codec import DELTA_BASE_MAX, DICT_VALUES, Base, dictionary_size
 from vfs_orm.content.deltas import rebase
 from vfs_orm.copying import entry_pieces, write_entry
-from vfs_orm.errors import CorruptionError, PatchBaseError
+from vfs_orm.dictionaries import SAMPLE_BYTES
+from vfs_orm.errors import ContractError, CorruptionError, PatchBaseError
 from vfs_orm.vfs import VFS, manifest_digest
 
 #: Files per transaction is not a thing here: a patch is written, and applied, in one.
@@ -59,36 +60,79 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
                dictionary: bool = False) -> PatchReport:
     """Write the patch pack ``patch`` (replaced atomically) that turns ``old`` into ``new``
     (both vfs_orm databases, read as they are). ``compression_level``: zstd's (19: a patch is
-    made once and downloaded many times); ``dictionary``: also train a dictionary on the
-    patch's small files."""
+    made once and downloaded many times); ``dictionary``: the patch is also made with a
+    dictionary trained first on the files it adds or changes, and whichever file is smaller
+    is kept (a patch holds few values, mostly deltas, which a dictionary does not shrink: it
+    pays only for many similar new files)."""
     report = PatchReport()
     patch = os.fspath(patch)
     tmp = f"{patch}.making-{os.getpid()}"
-    _remove(tmp)
+    tries = [tmp, f"{tmp}-dict"] if dictionary else [tmp]
+    for path in tries:
+        _remove(path)
     try:
         with VFS(old, read_only=True) as o, VFS(new, read_only=True) as n:
-            base_uuid = o.identity.get("uuid") or ""
             before, after = o.content_manifest(), n.content_manifest()
             report.base_digest = manifest_digest(before)
             report.new_digest = manifest_digest(after)
-            with VFS(tmp, compression="zstd", compression_level=compression_level,
-                     durable=False, chunk_size=PATCH_CHUNK, page_size=PATCH_PAGE) as p:
-                p.add_underlay(old, name="base")
-                layering.write_deltas(p)
-                with p.atomic_batch():
-                    _remove_gone(p, before, after, report)
-                    _write_changes(n, p, before, after, report, base=o)
-                    got = p.content_manifest()
-                    if got != after:
-                        raise CorruptionError.for_path(tmp, "the patch does not read as NEW")
-                if dictionary and report.added + report.changed:
-                    p.train_dictionary()
-                p._record_patch(base_uuid, report.base_digest, after, before)
-                p.compact()  # what the whiteouts' batch freed: a patch is downloaded
-        _durably_replace(tmp, patch)
+            for k, path in enumerate(tries):
+                samples = _new_files(n, before, after) if k == 1 else None
+                counted = report if k == 0 else PatchReport(base_digest=report.base_digest,
+                                                             new_digest=report.new_digest)
+                _write_patch(os.fspath(old), o, n, path, before, after, counted,
+                             compression_level, samples)
+        smallest = min((t for t in tries if os.path.exists(t)), key=os.path.getsize)
+        _durably_replace(smallest, patch)
     finally:
-        _remove(tmp)
+        for path in tries:
+            _remove(path)
     return report
+
+
+def _new_files(n: VFS, before: dict[str, str], after: dict[str, str]) -> list[bytes]:
+    """The bytes of the regular files ``after`` adds, up to ``DICT_VALUES`` each and
+    ``dictionaries.SAMPLE_BYTES`` in all: what a patch's dictionary is trained on (a changed
+    file, or an added one with the name of one of OLD's, is likely a delta, which a
+    dictionary does not shrink)."""
+    old_names = {k.rpartition("/")[2] for k, v in before.items() if v != "dir"}
+    out: list[bytes] = []
+    held = 0
+    for k in sorted(after):
+        v = after[k]
+        if v == "dir" or k in before or ":" in v or k.rpartition("/")[2] in old_names:
+            continue  # ":": a link or a node ("link:...")
+        st = n.stat(k)
+        if 0 < st.st_size <= DICT_VALUES and held + st.st_size <= SAMPLE_BYTES:
+            out.append(n.read_bytes(k))
+            held += st.st_size
+    return out
+
+
+def _write_patch(old: str, o: VFS, n: VFS, tmp: str, before: dict[str, str],
+                 after: dict[str, str], report: PatchReport, level: int,
+                 samples: list[bytes] | None) -> None:
+    """The patch from ``o`` (the database ``old``) to ``n`` into the new file ``tmp``;
+    ``samples``: with a dictionary trained on them first (none is written, and ``tmp`` is
+    not made, if they are too few to train on)."""
+    with VFS(tmp, compression="zstd", compression_level=level, durable=False,
+             chunk_size=PATCH_CHUNK, page_size=PATCH_PAGE) as p:
+        if samples is not None:
+            try:  # the everyday size (a fiftieth): a patch's new files are all it holds
+                p.train_dictionary(samples, recompress=False,
+                                   size=dictionary_size(sum(map(len, samples))))
+            except ContractError:  # too little to train on: only the patch without one
+                p.close()
+                _remove(tmp)
+                return
+        p.add_underlay(old, name="base")
+        layering.write_deltas(p)
+        with p.atomic_batch():
+            _remove_gone(p, before, after, report)
+            _write_changes(n, p, before, after, report, base=o)
+            if p.content_manifest() != after:
+                raise CorruptionError.for_path(tmp, "the patch does not read as NEW")
+        p._record_patch(o.identity.get("uuid") or "", report.base_digest, after, before)
+        p.compact()  # what the whiteouts' batch freed: a patch is downloaded
 
 
 def _durably_replace(tmp: str, path: str) -> None:

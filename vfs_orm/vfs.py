@@ -97,6 +97,11 @@ def _translated(method: Callable[Concatenate[VFS, _P], _R]) -> Callable[Concaten
     return translated
 
 
+class _NotSmaller(Exception):
+    """``train_dictionary(only_if_smaller=True)``: the dictionary would not pay; raised inside
+    its transaction to roll it back."""
+
+
 def _retried(method: Callable[Concatenate[VFS, _P], _R], self: VFS, first: BaseException,
              /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Run an operation again after a serialization failure or a deadlock (PostgreSQL). Only
@@ -374,37 +379,48 @@ class VFS:
 
     @_translated
     def train_dictionary(self, samples: list[bytes] | None = None, *, size: int | None = None,
-                         recompress: bool = True) -> int:
+                         recompress: bool = True, only_if_smaller: bool = False) -> int | None:
         """Train a zstd dictionary on this database's values (inline files and chunks of at
-        most 1 MiB, an even spread of about 16 to 32 MiB of them; or on ``samples``), store it
-        in the database and compress new values of up to 1 MiB with it; ``recompress``: also
-        store every existing value again with it where that makes it smaller (in the same one
-        transaction). ``size``: the dictionary's size in bytes (default: a fiftieth of the
-        samples, 16 to 256 KiB). Packs of many small files shrink by a sixth or more (see
-        benchmarks/PACKS.md). The database must be compressed with zstd; reading it needs
-        this release (format 0006) and zstandard.
+        most 1 MiB, an even spread of about 16 to 32 MiB of them, deltas left out; or on
+        ``samples``), store it in the database and compress new values of up to 1 MiB with it;
+        ``recompress``: also store every existing value again with it where that makes it
+        smaller (in the same one transaction). ``size``: the dictionary's size in bytes
+        (default: ``vfs_orm.content.dictionary_size``: a fiftieth of the samples, 16 to 256
+        KiB; a quarter, up to 4 MiB, at a release level, 19 and up). ``only_if_smaller`` (with
+        ``recompress``): keep nothing, and return None, unless the values it makes smaller
+        save more bytes than the stored dictionary takes. Packs of many small files shrink by
+        a sixth or more (see benchmarks/PACKS.md). The database must be compressed with zstd;
+        reading it needs this release (format 0011: the dictionary is stored compressed) and
+        zstandard.
 
         Returns:
-            The dictionary's id.
+            The dictionary's id, or None when ``only_if_smaller`` kept nothing.
 
         Raises:
-            ContractError: the database is not zstd-compressed, or there is too little to
-                train on. ReadOnlyLayerError: read-only. CorruptionError: a stored value is
-                damaged.
+            ContractError: the database is not zstd-compressed, there is too little to
+                train on, or ``size`` is not 1 KiB to 16 MiB. ReadOnlyError: read-only.
+                CorruptionError: a stored value is damaged.
         """
         self._check_writable(self._db_path)
         if self._content.codec != ZSTD:
             raise ContractError.for_path(self._where, "a dictionary needs a database created "
                                                       "with compression='zstd'")
+        if only_if_smaller and not recompress:
+            raise ContractError.for_path(self._where, "only_if_smaller needs recompress=True")
         uow = self._live_uow()
         reader = replace(self._content, partial=False)
         if samples is None:
             with uow.read_lock:
                 samples = dictionaries.samples(self._manifest, uow.raw(), reader)
         entry, writer = dictionaries.trained(self._content, samples, size, self._where)
-        with uow.write() as raw:
-            dictionaries.store(self._manifest, raw, entry, self._content, reader, writer,
-                               recompress)
+        try:
+            with uow.write(savepoint=True) as raw:
+                saved = dictionaries.store(self._manifest, raw, entry, self._content, reader,
+                                           writer, recompress)
+                if only_if_smaller and saved <= len(entry.data):
+                    raise _NotSmaller  # rolls the dictionary and the values back
+        except _NotSmaller:
+            return None
         layering.use_content(self, writer)
         ident: int = entry.ident
         return ident

@@ -7,6 +7,7 @@ that a backend importing the codec never loads the layers above it."""
 from vfs_orm.content.codec import (
     BLOCK,
     CODECS,
+    DELTA,
     DICT_VALUES,
     INLINE,
     LEVELS,
@@ -30,7 +31,7 @@ from vfs_orm.content.codec import (
     verify,
 )
 
-__all__ = ["BLOCK", "CODECS", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS", "SUM",
+__all__ = ["BLOCK", "CODECS", "DELTA", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS", "SUM",
            "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
            "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
