@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import sqlite3
+import stat as _stat
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,10 @@ def _snapshot(fs: VFS) -> dict[str, object]:
         for f in files:
             p = f"{top.rstrip('/')}/{f}"
             st = fs.stat(p)
-            out[p] = ("file", st.st_mode, st.st_mtime_ns, fs.read_bytes(p))
+            special = not _stat.S_ISREG(st.st_mode)  # a link or node (0010): its content
+            out[p] = ("file", st.st_mode, st.st_mtime_ns,
+                      fs.readlink(p) if _stat.S_ISLNK(st.st_mode) else
+                      b"" if special else fs.read_bytes(p))
     return out
 
 
