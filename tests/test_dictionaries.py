@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_cli import run
 from tests.test_migrations import _migrate, _revision
-from vfs_orm import VFS, ContractError, CorruptionError
+from vfs_orm import FORMAT_REVISION, VFS, ContractError, CorruptionError, InvalidOperationError
 from vfs_orm.copying import copy_tree
 from vfs_orm.pack import pack
 
@@ -380,12 +380,15 @@ def test_a_release_pack_trains_a_bigger_dictionary(tmp_path):
                 fs.train_dictionary(size=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("damage", ["bomb", "unsized", "other_dictionary", "not_a_frame"])
+@pytest.mark.parametrize("damage", ["bomb", "zeros", "unsized", "trailing", "other_dictionary",
+                                    "not_a_frame"])
 def test_a_damaged_compressed_dictionary_is_a_corruption_error(tmp_path, damage):
-    """The stored frame is untrusted: one claiming more than 16 MiB is refused before it is
-    inflated; one that does not state its size, one holding another dictionary, and garbage
-    after the frame magic are each a CorruptionError naming the dictionary, and the check
-    reports it."""
+    """The stored frame is untrusted: one claiming more than 16 MiB, or more than 16 times its
+    own size (3 KB of zeros claiming 16 MiB: memory must follow the file's size), is refused
+    before it is inflated; one that does not state its size, one followed by more bytes, one
+    holding another dictionary, and garbage after the frame magic are each a CorruptionError
+    naming the dictionary, decoded once however many values name it, and the check reports
+    it."""
     import zstandard
 
     src = tmp_path / "src"
@@ -396,6 +399,11 @@ def test_a_damaged_compressed_dictionary_is_a_corruption_error(tmp_path, damage)
     plain = zstandard.ZstdDecompressor().decompress(data)
     if damage == "bomb":
         bad = zstandard.ZstdCompressor(level=1).compress(plain + bytes(64 << 20))
+    elif damage == "zeros":
+        bad = zstandard.ZstdCompressor(level=19).compress(plain + bytes((16 << 20) - len(plain)))
+        assert len(bad) * 16 < 16 << 20
+    elif damage == "trailing":
+        bad = data + b"more"
     elif damage == "unsized":  # streamed: the frame does not state its size
         bad = b"".join(zstandard.ZstdCompressor().read_to_iter(io.BytesIO(plain)))
         assert zstandard.frame_content_size(bad) == -1
@@ -407,16 +415,24 @@ def test_a_damaged_compressed_dictionary_is_a_corruption_error(tmp_path, damage)
     else:
         bad = b"\x28\xb5\x2f\xfd" + os.urandom(200)
     _damage(path, "UPDATE vfs_dictionaries SET data = ?", bad)
-    with VFS(path, read_only=True) as fs:
-        assert any("dictionary" in p for p in fs.check().problems)
-        failed = 0
-        for p, want in files.items():
-            try:
-                assert fs.read_bytes(p) == want
-            except CorruptionError as exc:
-                assert "dictionary" in str(exc)
-                failed += 1
-        assert failed >= 100
+    from vfs_orm.content import codec
+    calls = []
+    unframe = codec.unframe
+    codec.unframe = lambda data: calls.append(1) or unframe(data)  # type: ignore[assignment]
+    try:
+        with VFS(path, read_only=True) as fs:
+            assert any("dictionary" in p for p in fs.check().problems)
+            failed = 0
+            for p, want in files.items():
+                try:
+                    assert fs.read_bytes(p) == want
+                except CorruptionError as exc:
+                    assert "dictionary" in str(exc)
+                    failed += 1
+            assert failed >= 100
+    finally:
+        codec.unframe = unframe  # type: ignore[assignment]
+    assert len(calls) <= 2  # the check's VFS and the reads' (one Dictionary each at most)
 
 
 def test_format_0010_upgrades_with_its_dictionary_stored_as_is(tmp_path):
@@ -443,8 +459,7 @@ def test_format_0010_upgrades_with_its_dictionary_stored_as_is(tmp_path):
             elif meta["type"] == "link":
                 assert fs.readlink(p) == meta["target"]
         assert fs.check(deep=True).ok
-        new = {f"/new/n{i}.json": (f'{{"id": {i}, "name": "item {i}", "tags": ["c"]}}\n'
-                                   * (i + 3)).encode() for i in range(80)}
+        new = {f"/new{p}": data for p, data in _small_tree(tmp_path / "new", 150).items()}
         fs.write_files(list(new.items()))
         fs.train_dictionary(recompress=False)
         fs.write_text("/new/after.json", '{"id": 1000, "name": "item 1000"}\n' * 5)
@@ -485,6 +500,64 @@ def test_only_if_smaller_keeps_a_dictionary_that_pays_and_nothing_else(tmp_path)
     files = _small_tree(src, 300)
     with VFS(tmp_path / "many.vfs", compression="zstd") as fs:
         fs.write_files(list(files.items()))
-        assert isinstance(fs.train_dictionary(only_if_smaller=True), int)
+        ident = fs.train_dictionary(only_if_smaller=True)
+        assert isinstance(ident, int)
         _reads_right(fs, files)
+        # The same dictionary again: nothing new to store, so it is kept whatever it saves.
+        with VFS(tmp_path / "again.vfs", compression="zstd") as again:
+            again.write_files(list(files.items()))
+            assert again.train_dictionary(only_if_smaller=True) == ident
+            assert again.train_dictionary(only_if_smaller=True) == ident
     assert _codecs(tmp_path / "many.vfs").get(3, 0) > 250
+
+
+@pytest.mark.parametrize("level", [0, -5, 3, 9])
+def test_dictionary_writes_at_every_low_level(tmp_path, level):
+    """Levels up to 9 compress with a dictionary prepared for them (0 is zstd's default)."""
+    src = tmp_path / "src"
+    files = _small_tree(src, 120)
+    with VFS(tmp_path / "l.vfs", compression="zstd", compression_level=level) as fs:
+        fs.write_files(list(files.items()))
+        assert isinstance(fs.train_dictionary(), int)
+        fs.write_bytes("/after.py", files["/d0/f0.py"] + b"# after")
+        _reads_right(fs, {**files, "/after.py": files["/d0/f0.py"] + b"# after"})
+        assert fs.check(deep=True).ok
+    assert _codecs(tmp_path / "l.vfs").get(3, 0) > 100
+
+
+def test_train_dictionary_refuses_a_batch(tmp_path):
+    """Inside atomic_batch() a dictionary is refused (a batch rolled back later would leave
+    new values naming a dictionary that was never stored), and nothing changes."""
+    src = tmp_path / "src"
+    files = _small_tree(src, 120)
+    path = tmp_path / "b.vfs"
+    with VFS(path, compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        with fs.atomic_batch():
+            with pytest.raises(InvalidOperationError, match="atomic_batch"):
+                fs.train_dictionary()
+            fs.write_bytes("/in-batch.py", files["/d1/f1.py"])
+    assert _dictionary_row(path) is None and 3 not in _codecs(path)
+    with VFS(path, read_only=True) as fs:
+        _reads_right(fs, {**files, "/in-batch.py": files["/d1/f1.py"]})
+
+
+def test_the_downgrade_refuses_a_damaged_frame_and_changes_nothing(tmp_path):
+    import zstandard
+
+    src = tmp_path / "src"
+    files = _small_tree(src, 120)
+    path = tmp_path / "d.vfs"
+    pack(str(src), str(path), compression="zstd", dictionary=True)
+    data, _digest = _dictionary_row(path)
+    plain = zstandard.ZstdDecompressor().decompress(data)
+    zeros = zstandard.ZstdCompressor(level=19).compress(plain + bytes(8 << 20))
+    _damage(path, "UPDATE vfs_dictionaries SET data = ?", zeros)  # claims 16 times its size
+    with pytest.raises(Exception, match="damaged frame"):
+        _migrate(str(path), "0010")
+    assert _revision(str(path)) == FORMAT_REVISION and _dictionary_row(path)[0] == zeros
+    _damage(path, "UPDATE vfs_dictionaries SET data = ?", data)
+    _migrate(str(path), "0010")
+    assert _dictionary_row(path)[0] == plain
+    with VFS(path) as fs:  # upgraded again on its first writable open
+        _reads_right(fs, files)

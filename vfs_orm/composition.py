@@ -34,6 +34,7 @@ from vfs_orm.content import (
 from vfs_orm.content import (
     compression_level as check_level,
 )
+from vfs_orm.content.codec import keep
 from vfs_orm.content.deltas import Bases
 from vfs_orm.errors import ContractError, CorruptionError, InvalidPathError
 from vfs_orm.models import LayerManifest
@@ -286,12 +287,7 @@ def _load_dictionaries(vfs: VFS, raw: Any) -> Dictionaries | None:
     for entry in entries[:-1]:
         own.add(entry)
     if key is not None:
-        while len(_LOADED) >= _LOADED_MAX:  # the oldest goes (another thread may race)
-            try:
-                _LOADED.pop(next(iter(_LOADED)), None)
-            except (StopIteration, RuntimeError):
-                break
-        _LOADED[key] = own
+        keep(_LOADED, key, own, _LOADED_MAX)
     return own
 
 

@@ -61,10 +61,11 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
     """Write the patch pack ``patch`` (replaced atomically) that turns ``old`` into ``new``
     (both vfs_orm databases, read as they are). ``compression_level``: zstd's (19: a patch is
     made once and downloaded many times); ``dictionary``: the patch is also made with a
-    dictionary trained first on the files it adds or changes, and whichever file is smaller
-    is kept (a patch holds few values, mostly deltas, which a dictionary does not shrink: it
-    pays only for many similar new files)."""
-    report = PatchReport()
+    dictionary trained first on the files it adds (not those likely to be deltas, see
+    ``_new_files``), and whichever file is smaller is kept, with its report (a patch holds
+    few values, mostly deltas, which a dictionary does not shrink: it pays only for many
+    similar new files)."""
+    report = PatchReport()  # the digests, shared by both tries
     patch = os.fspath(patch)
     tmp = f"{patch}.making-{os.getpid()}"
     tries = [tmp, f"{tmp}-dict"] if dictionary else [tmp]
@@ -75,18 +76,19 @@ def make_patch(old: str | os.PathLike[str], new: str | os.PathLike[str],
             before, after = o.content_manifest(), n.content_manifest()
             report.base_digest = manifest_digest(before)
             report.new_digest = manifest_digest(after)
+            reports = {}
             for k, path in enumerate(tries):
                 samples = _new_files(n, before, after) if k == 1 else None
-                counted = report if k == 0 else PatchReport(base_digest=report.base_digest,
-                                                             new_digest=report.new_digest)
-                _write_patch(os.fspath(old), o, n, path, before, after, counted,
+                reports[path] = PatchReport(base_digest=report.base_digest,
+                                            new_digest=report.new_digest)
+                _write_patch(os.fspath(old), o, n, path, before, after, reports[path],
                              compression_level, samples)
         smallest = min((t for t in tries if os.path.exists(t)), key=os.path.getsize)
         _durably_replace(smallest, patch)
     finally:
         for path in tries:
             _remove(path)
-    return report
+    return reports[smallest]  # what the kept file holds (its deltas' savings differ)
 
 
 def _new_files(n: VFS, before: dict[str, str], after: dict[str, str]) -> list[bytes]:

@@ -399,7 +399,8 @@ class VFS:
         Raises:
             ContractError: the database is not zstd-compressed, there is too little to
                 train on, or ``size`` is not 1 KiB to 16 MiB. ReadOnlyError: read-only.
-                CorruptionError: a stored value is damaged.
+                InvalidOperationError: inside ``atomic_batch()`` or a host session's
+                transaction. CorruptionError: a stored value is damaged.
         """
         self._check_writable(self._db_path)
         if self._content.codec != ZSTD:
@@ -408,16 +409,23 @@ class VFS:
         if only_if_smaller and not recompress:
             raise ContractError.for_path(self._where, "only_if_smaller needs recompress=True")
         uow = self._live_uow()
+        if uow.in_batch() or uow.session is not None:
+            # New values are compressed with the dictionary from here on: a transaction that
+            # rolls back later would leave them naming a dictionary never stored.
+            raise InvalidOperationError.for_path(
+                self._where, "train_dictionary() cannot run inside atomic_batch() or a host "
+                             "session: it needs its own transaction")
         reader = replace(self._content, partial=False)
         if samples is None:
             with uow.read_lock:
                 samples = dictionaries.samples(self._manifest, uow.raw(), reader)
         entry, writer = dictionaries.trained(self._content, samples, size, self._where)
+        stored = self._content.dicts is not None and entry.ident in self._content.dicts.by_id
         try:
-            with uow.write(savepoint=True) as raw:
+            with uow.write() as raw:
                 saved = dictionaries.store(self._manifest, raw, entry, self._content, reader,
                                            writer, recompress)
-                if only_if_smaller and saved <= len(entry.data):
+                if only_if_smaller and not stored and saved <= len(entry.data):
                     raise _NotSmaller  # rolls the dictionary and the values back
         except _NotSmaller:
             return None

@@ -10,7 +10,8 @@ dictionary big enough to matter (see ``vfs_orm.content.dictionary_size``).
 No table changes shape: the revision marks that a dictionary may be stored compressed, so a
 release that does not know it refuses the database as newer (``FormatVersionError``) instead
 of reporting its dictionaries as damaged. The upgrade changes nothing (dictionaries already
-stored stay as they are). The downgrade stores every compressed dictionary as is again.
+stored stay as they are). The downgrade stores every compressed dictionary as is again, one at
+a time; a damaged frame (one 0011 would refuse to read) stops it with nothing changed.
 
 Revision ID: 0011
 Revises: 0010
@@ -18,6 +19,8 @@ Create Date: 2026-12-06
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -28,6 +31,9 @@ branch_labels = None
 depends_on = None
 
 _FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
+#: What 0011 accepts of a stored frame (``vfs_orm.content.codec.unframe``, kept here as it
+#: was at this revision): at most 16 MiB, at most 16 times the frame's own size.
+_MAX_DICTIONARY, _EXPANSION = 16 << 20, 16
 
 
 def upgrade() -> None:
@@ -37,14 +43,34 @@ def upgrade() -> None:
 def downgrade() -> None:
     conn = op.get_bind()
     d = sa.table("vfs_dictionaries", sa.column("id"), sa.column("data"))
-    rows = [(ident, data) for ident, data in conn.execute(sa.select(d.c.id, d.c.data))
-            if bytes(data[:4]) == _FRAME_MAGIC]
-    if not rows:
+    framed = [ident for ident, head in conn.execute(
+        sa.select(d.c.id, sa.func.substr(d.c.data, 1, 4)))
+        if isinstance(head, (bytes, memoryview)) and bytes(head) == _FRAME_MAGIC]
+    if not framed:
         return
     import zstandard  # only a database holding a compressed dictionary gets here
 
-    out = [{"k": ident, "d": zstandard.ZstdDecompressor().decompress(
-               bytes(data), max_output_size=16 << 20)}
-           for ident, data in rows]
-    conn.execute(sa.update(d).where(d.c.id == sa.bindparam("k")).values(data=sa.bindparam("d")),
-                 out)
+    for ident in framed:  # one at a time: at most one dictionary in memory
+        data = bytes(conn.execute(sa.select(d.c.data).where(d.c.id == ident)).scalar_one())
+        plain = _unframe(zstandard, data)
+        if plain is None:
+            raise RuntimeError(f"vfs_dictionaries row {ident!r:.40} holds a damaged frame: "
+                               f"format 0010 could not read it either; nothing was changed")
+        conn.execute(sa.update(d).where(d.c.id == ident).values(data=plain))
+
+
+def _unframe(zstandard: object, data: bytes) -> bytes | None:
+    """The dictionary one stored frame holds, or None if it is not exactly one whole frame
+    within the bounds."""
+    zstd: Any = zstandard
+    try:
+        size = zstd.frame_content_size(data)
+        if not 0 < size <= min(_MAX_DICTIONARY, _EXPANSION * len(data)):
+            return None
+        reader = zstd.ZstdDecompressor().decompressobj()
+        plain: bytes = reader.decompress(data)
+    except zstd.ZstdError:
+        return None
+    if len(plain) != size or not reader.eof or reader.unused_data:
+        return None
+    return plain

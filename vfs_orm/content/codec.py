@@ -125,6 +125,9 @@ def _zstd() -> Any:
 
 
 _local = threading.local()  # zstd (de)compressor objects are not thread-safe: one per thread
+#: How many (de)compressors (one per level and dictionary) a thread keeps: each holds its
+#: dictionary, up to 16 MiB.
+THREAD_CODECS_MAX = 16
 
 
 def _zstd_compressor(level: int, dictionary: Dictionary | None = None) -> Any:
@@ -135,7 +138,8 @@ def _zstd_compressor(level: int, dictionary: Dictionary | None = None) -> Any:
     key = (level, None if dictionary is None else dictionary.digest)
     comp = cache.get(key)
     if comp is None:
-        comp = cache[key] = _zstd().ZstdCompressor(level=level, dict_data=made)
+        comp = _zstd().ZstdCompressor(level=level, dict_data=made)
+        keep(cache, key, comp, THREAD_CODECS_MAX)
     return comp
 
 
@@ -149,7 +153,8 @@ def _zstd_decompressor(dictionary: Dictionary | Base | None = None) -> Any:
     key = None if dictionary is None else dictionary.digest
     dec = cache.get(key)
     if dec is None:
-        dec = cache[key] = _zstd().ZstdDecompressor(dict_data=made)
+        dec = _zstd().ZstdDecompressor(dict_data=made)
+        keep(cache, key, dec, THREAD_CODECS_MAX)
     return dec
 
 
@@ -163,105 +168,150 @@ def dictionary_id(data: bytes) -> int:
 
 class Dictionary:
     """One stored zstd dictionary: its id, SHA-256 (of the dictionary itself) and stored bytes,
-    as read from a database (untrusted: checked the first time it is used). Since format 0011
-    the stored bytes may be one zstd frame of the dictionary (``stored_form``): a dictionary
-    big enough to pay for itself in a release pack compresses 2-4x."""
+    as read from a database (untrusted: checked the first time it is used; a damaged one
+    stays damaged without being decoded again). Since format 0011 the stored bytes may be one
+    zstd frame of the dictionary (``stored_form``): a trained dictionary compresses 2 to 4.5
+    times, so one big enough to pay for itself in a release pack is stored at that size."""
 
-    __slots__ = ("_made", "data", "digest", "ident", "where")
+    __slots__ = ("_failed", "_made", "data", "digest", "ident", "where")
 
     def __init__(self, ident: Any, digest: Any, data: Any, where: str | None = None) -> None:
         self.ident, self.digest, self.data, self.where = ident, digest, data, where
         self._made: Any = None
+        self._failed: Damage | None = None
 
     def plain(self) -> bytes:
-        """The dictionary's own bytes: ``data`` as stored, or its one zstd frame decompressed
-        (bounded by ``MAX_DICTIONARY``; ``Damage`` otherwise). Not yet checked."""
+        """The dictionary's own bytes: ``data`` as stored, or what its one zstd frame holds
+        (``Damage`` otherwise). Not yet checked against the digest."""
         data = self.data
         if type(data) is not bytes:
             raise _damaged(f"dictionary {self.ident!r:.40} is damaged (stored as "
                            f"{type(data).__name__})", 0)
         if not data.startswith(FRAME_MAGIC):
             return data
-        zstd = _zstd()
         try:
-            size = zstd.frame_content_size(data)
-            if not 0 < size <= MAX_DICTIONARY:  # -1: not stated (never ours)
-                raise ValueError(f"a frame of {size} bytes")
-            plain: bytes = zstd.ZstdDecompressor().decompress(data, max_output_size=size)
-        except Exception as exc:  # zstd's own errors, and a size past the bound
-            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its stored frame does "
-                           f"not decompress: {exc})", 0) from None
-        return plain
+            return unframe(data)
+        except ValueError as exc:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its stored frame "
+                           f"{exc})", 0) from None
 
     def zstd_dict(self) -> Any:
         """The zstandard dictionary, after checking that the stored bytes are what their
-        digest and id say (``Damage`` otherwise)."""
+        digest and id say (``Damage`` otherwise, every time, decoded once)."""
         if self._made is not None:
             return self._made
+        if self._failed is not None:
+            raise _damaged(self._failed.what, 0)
+        try:
+            made = self._load()
+        except Damage as exc:
+            self._failed = exc
+            raise
+        self._made = made
+        return made
+
+    def _load(self) -> Any:
         if type(self.digest) is not bytes or type(self.data) is not bytes:
             raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its digest or bytes "
                            f"are not bytes)", 0)
-        made = _made.get((self.digest, self.data))  # the same bytes, checked and parsed before
-        if made is None:
-            data = self.plain()
-            if hashlib.sha256(data).digest() != self.digest:
-                raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its bytes do not "
-                               f"match its digest)", 0)
-            if not data.startswith(DICT_MAGIC) or len(data) < 16 \
-                    or int.from_bytes(data[4:8], "little") != self.ident \
-                    or dictionary_id(data) != self.ident:
-                raise _damaged(f"dictionary {self.ident!r:.40} is damaged (not a zstd "
-                               f"dictionary of that id)", 0)
-            zstd = _zstd()
-            try:
-                # Parsing its tables shows damage; on a throwaway copy, since a precomputed
-                # dictionary would impose that level on every compressor using it.
-                ready = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
-                ready.precompute_compress(level=LEVELS[ZSTD])
-                made = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
-            except Exception as exc:
-                raise _damaged(f"dictionary {self.ident} does not load ({exc})", 0) from None
-            _made[(self.digest, self.data)] = made
-            _keep_prepared((self.digest, LEVELS[ZSTD]), ready)
-        self._made = made
+        key = (self.digest, self.data)
+        made = _made.get(key)  # the same bytes, checked and parsed before
+        if made is not None:
+            return made
+        data = self.plain()
+        if hashlib.sha256(data).digest() != self.digest:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (its bytes do not "
+                           f"match its digest)", 0)
+        if not data.startswith(DICT_MAGIC) or len(data) < 16 \
+                or int.from_bytes(data[4:8], "little") != self.ident \
+                or dictionary_id(data) != self.ident:
+            raise _damaged(f"dictionary {self.ident!r:.40} is damaged (not a zstd "
+                           f"dictionary of that id)", 0)
+        zstd = _zstd()
+        try:
+            # Parsing its tables shows damage: prepared for the everyday level (kept for
+            # for_level), on a copy of its own, since a prepared dictionary imposes its
+            # level on every compressor using it.
+            ready = _prepare(data, LEVELS[ZSTD])
+            made = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
+        except Exception as exc:
+            raise _damaged(f"dictionary {self.ident} does not load ({exc})", 0) from None
+        keep(_made, key, made, MADE_MAX)
+        keep(_prepared, (self.digest, LEVELS[ZSTD]), ready, PREPARED_MAX)
         return made
 
     def for_level(self, level: int) -> Any:
         """The dictionary to compress at ``level`` with: up to ``PRECOMPUTE_LEVEL``, one
         prepared for that level once per process (shared by every thread's compressor: a
-        4 MiB dictionary is otherwise loaded again for every value, 0.23 ms a value at level
-        3 against 0.08); above it, as loaded (a prepared level-19 dictionary of 4 MiB takes
-        1.3 s and 93 MB, for values written once by a release pack)."""
+        4 MiB dictionary is otherwise loaded again for every value; 6 KB writes 85 -> 65 us);
+        above it, as loaded (a prepared level-19 dictionary of 4 MiB takes 1.3 s and 93 MB,
+        for values written once by a release pack)."""
         made = self.zstd_dict()
         if level > PRECOMPUTE_LEVEL:
             return made
         key = (self.digest, level)  # the digest of bytes zstd_dict() checked
         ready = _prepared.get(key)
         if ready is None:
-            zstd = _zstd()
-            ready = zstd.ZstdCompressionDict(made.as_bytes(), dict_type=zstd.DICT_TYPE_FULLDICT)
-            ready.precompute_compress(level=level)
-            _keep_prepared(key, ready)
+            ready = _prepare(made.as_bytes(), level)
+            keep(_prepared, key, ready, PREPARED_MAX)
         return ready
 
 
-def _keep_prepared(key: tuple[bytes, int], ready: Any) -> None:
-    while len(_prepared) >= PREPARED_MAX:  # the oldest goes (another thread may race)
+def _prepare(data: bytes, level: int) -> Any:
+    """``data`` as a dictionary prepared for compressing at ``level`` (zstd's level 0 is its
+    default, 3; zstandard wants it named)."""
+    zstd = _zstd()
+    ready = zstd.ZstdCompressionDict(data, dict_type=zstd.DICT_TYPE_FULLDICT)
+    ready.precompute_compress(level=level or LEVELS[ZSTD])
+    return ready
+
+
+def keep(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """``cache[key] = value``, the oldest entries dropped first to keep at most ``limit`` (a
+    dict keeps insertion order; another thread may race, which only drops one more)."""
+    while len(cache) >= limit:
         try:
-            _prepared.pop(next(iter(_prepared)), None)
+            cache.pop(next(iter(cache)), None)
         except (StopIteration, RuntimeError):
             break
-    _prepared[key] = ready
+    cache[key] = value
 
 
 def stored_form(plain: bytes) -> bytes:
     """How a new dictionary is stored (format 0011): one zstd frame of it when that is
-    smaller (a trained dictionary's content part compresses 2-4x), else as is."""
+    smaller and within what ``unframe`` accepts, else as is."""
     frame: bytes = _zstd().ZstdCompressor(level=DICT_STORE_LEVEL, write_content_size=True
                                           ).compress(plain)
-    return frame if len(frame) < len(plain) else plain
+    if len(frame) >= len(plain) or len(plain) > MAX_DICTIONARY \
+            or len(plain) > DICT_EXPANSION * len(frame):
+        return plain
+    return frame
 
 
+def unframe(data: bytes) -> bytes:
+    """What one stored zstd frame holds: it must state its size, at most ``MAX_DICTIONARY``
+    and at most ``DICT_EXPANSION`` times its own (so memory follows the database's size, not
+    what a crafted frame claims), and nothing may follow it. ``ValueError`` otherwise."""
+    zstd = _zstd()
+    try:
+        size = zstd.frame_content_size(data)
+    except zstd.ZstdError as exc:
+        raise ValueError(f"has no frame header ({exc})") from None
+    if not 0 < size <= min(MAX_DICTIONARY, DICT_EXPANSION * len(data)):
+        raise ValueError(f"claims {size} bytes (-1: unstated) from {len(data)}")
+    reader = zstd.ZstdDecompressor().decompressobj()
+    try:
+        plain: bytes = reader.decompress(data)
+    except zstd.ZstdError as exc:
+        raise ValueError(f"does not decompress ({exc})") from None
+    if len(plain) != size or not reader.eof or reader.unused_data:
+        raise ValueError("is not exactly one whole frame")
+    return plain
+
+
+#: A stored dictionary frame holds at most this many times its size (``unframe``): trained
+#: dictionaries compress 2 to 4.5 times; a frame of zeros could claim 16 MiB from 3 KB.
+DICT_EXPANSION = 16
 #: Dictionaries prepared for compressing at one level, by SHA-256 and level (``for_level``).
 _prepared: dict[tuple[bytes, int], Any] = {}
 #: The highest level a dictionary is prepared for (see ``Dictionary.for_level``), and how
@@ -269,8 +319,10 @@ _prepared: dict[tuple[bytes, int], Any] = {}
 PRECOMPUTE_LEVEL = 9
 PREPARED_MAX = 16
 #: Loaded dictionaries by SHA-256 and stored bytes (a dictionary is checked and parsed once per
-#: process; the stored bytes too, since a damaged copy of a checked one has the same digest).
+#: process; the stored bytes too, since a damaged copy of a checked one has the same digest),
+#: at most ``MADE_MAX`` of them.
 _made: dict[tuple[bytes, bytes], Any] = {}
+MADE_MAX = 32
 
 
 class Base:
@@ -615,7 +667,8 @@ def _damaged(what: str, offset: int) -> Damage:
 __all__ = ["BASE_DIGEST", "BLOCK", "CODECS", "DELTA", "DELTA_BASE_MAX", "INLINE", "PLAIN", "SUM",
            "Base", "BaseResolver", "Content", "Damage", "Dictionaries", "Dictionary", "MissingBase",
            "block_sums", "compression_codec", "compression_level", "compression_name",
-           "damaged", "dictionary_id", "reseal", "stored_form", "train", "verify"]
+           "damaged", "dictionary_id", "keep", "reseal", "stored_form", "train", "unframe",
+           "verify"]
 
 
 #: The largest dictionary ``dictionary_size`` picks: for everyday levels, and for release
@@ -629,7 +682,7 @@ def dictionary_size(sample_bytes: int, level: int = 3) -> int:
     fiftieth (zstd advises about a hundredth; twice that made mpl-data's pack 0.5% smaller,
     dictionary included), at most 256 KiB. Release levels: a quarter, at most 4 MiB, since
     the dictionary is stored compressed (format 0011) and packs are made once: the standard
-    library's modules 0.918x -> 0.833x the size of ``zip -9``, mpl-data 0.87x -> 0.74x, for a
+    library's modules 0.918x -> 0.829x the size of ``zip -9``, mpl-data 0.87x -> 0.73x, for a
     pack time of 30 s instead of 14 (benchmarks/PACKS.md)."""
     if level >= RELEASE_LEVELS[ZSTD]:
         return max(16 * 1024, min(RELEASE_DICT_SIZE_MAX, sample_bytes // 4))
