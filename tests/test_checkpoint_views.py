@@ -231,8 +231,8 @@ def test_each_thread_of_a_view_reads_the_checkpoint(tmp_path):
 
 
 def test_where_it_cannot_read_in_place_it_copies_to_a_temporary_file(tmp_path):
-    """An in-memory tree (and PostgreSQL, a stack with underlays) gets a copy: in a file of
-    its own, not in RAM (an in-memory copy held every byte, and at most 1 GiB), read-only,
+    """An in-memory tree (and a stack with underlays, a PostgreSQL hot standby) gets a copy:
+    in a file of its own, not in RAM (an in-memory copy held every byte, and at most 1 GiB), read-only,
     removed when the view is closed."""
     base = str(tmp_path / "base.vfs")
     with VFS(base) as b:
@@ -257,3 +257,67 @@ def _layered(base: str, top: str) -> VFS:
     fs = VFS(top)
     fs.add_underlay(base)
     return fs
+
+
+def test_a_postgresql_view_reads_the_checkpoint_in_place(pg_url, pg_tree):
+    """On PostgreSQL the view is the session's temporary schema, each of the format's tables
+    a temporary view of the tree's: nothing is copied, every read path reads the checkpoint,
+    live writes (copy on write, a whole replace, removals) never change it, and dropping the
+    checkpoint empties it."""
+    with VFS(pg_url, tree=pg_tree) as fs:
+        _fill(fs)
+        fs.checkpoint("before")
+        want = _tree(fs)
+        view = fs.open_checkpoint("before")
+        try:
+            assert view.db_path == fs.db_path and view.read_only   # the tree, not a copy
+            assert view.info()["files"] == fs.info()["files"]
+            assert view.info()["tree"] == pg_tree and view._where == fs._where
+            assert _tree(view) == want
+            assert view.glob("/save/*.bin") == ["/save/big.bin", "/save/copy.bin"]
+            assert view.checkpoints() == []
+            with pytest.raises(ReadOnlyError):
+                view.write_text("/x", "y")
+            with view.open("/save/big.bin", "rb") as f:   # random reads: substring() in SQL
+                f.seek(65536 * 2 + 7)
+                assert f.read(100) == BIG[65536 * 2 + 7:65536 * 2 + 107]
+            with view.open("/save/big.bin", "rb") as f:
+                head = f.read(1000)
+                with fs.open("/save/big.bin", "r+b") as g:  # copy on write moves its chunks
+                    g.write(b"X" * 70000)
+                fs.write_text("/save/slot.json", "{}")
+                fs.remove("/save/copy.bin")
+                fs.rmtree("/empty")
+                assert head + f.read() == BIG
+            assert _tree(view) == want
+            assert view.check().ok                         # the tree's own check
+            fs.drop_checkpoint("before")
+            assert view.listdir("/") == []
+        finally:
+            view.close()
+        assert fs.read_bytes("/save/big.bin")[:70000] == b"X" * 70000
+        assert fs.check(deep=True).ok
+
+
+def test_postgresql_view_lookups_are_index_probes(pg_url, pg_tree):
+    """As on SQLite: PostgreSQL inlines the views and pushes the lookups' WHERE terms into
+    both arms of the union, to the (checkpoint, parent, name) index."""
+    import psycopg
+
+    from vfs_orm.backends.postgresql.statements import PGInodeRepository
+    from vfs_orm.backends.sql.views import PG_VIEW_SCHEMA, pg_checkpoint_views
+    with VFS(pg_url, tree=pg_tree) as fs:
+        for k in range(50):
+            fs.write_text(f"/d/f{k}", "x")
+        fs.checkpoint("c")
+        ck = fs._checkpoints.checked("c")
+    repo = PGInodeRepository(PG_VIEW_SCHEMA)
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as con:
+        for ddl in pg_checkpoint_views(pg_tree, ck):
+            con.execute(ddl)
+        con.execute("SET enable_seqscan = off")  # a 50-row table would be scanned anyway
+        for stmt, args in ((repo._find, ("/d", "f1")), (repo._list_entries, ("/d",))):
+            plan = " | ".join(r[0] for r in con.execute("EXPLAIN " + stmt.sql, args))
+            assert "Seq Scan on vfs_checkpoint_inodes" not in plan, plan
+            assert "vfs_checkpoint_inodes" in plan, plan

@@ -82,6 +82,25 @@ def test_a_tree_reads_whole_on_a_hot_standby(pair):
         assert ro.read_bytes("/saves/slot1.json") == b'{"hp": 4}'
 
 
+def test_a_checkpoint_opens_on_a_standby_as_a_copy(pair):
+    """A hot standby creates nothing, not even the temporary views a checkpoint is read in
+    place through: ``open_checkpoint`` there copies the checkpoint into a temporary file (on
+    the primary it reads in place)."""
+    with VFS(pair.url, tree="replica_ck") as fs:
+        fs.write_bytes("/saves/slot1.json", b'{"hp": 3}')
+        fs.checkpoint("before")
+        fs.write_bytes("/saves/slot1.json", b'{"hp": 9}')
+        with fs.open_checkpoint("before") as view:
+            assert view.db_path == fs.db_path  # in place
+            assert view.read_bytes("/saves/slot1.json") == b'{"hp": 3}'
+    pair.wait_replayed()
+    with VFS(pair.standby.url, tree="replica_ck", read_only=True) as ro, \
+            ro.open_checkpoint("before") as view:
+        assert view.db_path != ro.db_path and os.path.isfile(view.db_path)  # a copy
+        assert view.read_bytes("/saves/slot1.json") == b'{"hp": 3}'
+        assert ro.read_bytes("/saves/slot1.json") == b'{"hp": 9}'
+
+
 def test_a_writable_open_of_a_standby_fails_cleanly(pair):
     with VFS(pair.url, tree="replica_w") as fs:
         fs.write_bytes("/f", b"1")

@@ -107,7 +107,8 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
     host = None
     if vfs._embedded:
         host = engine if engine is not None else session.get_bind()
-    backend = vfs._backend = backend_for(None if vfs._embedded else db_path, host, tree)
+    backend = vfs._backend = backend_for(None if vfs._embedded else db_path, host, tree,
+                                         checkpoint)
     keep_alive = None
     if host is not None:
         engine = host
@@ -213,7 +214,7 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
 
 def _where_of(vfs: VFS, engine: Any) -> str:
     url = engine.url.render_as_string(hide_password=True)
-    return f"{url}#{getattr(vfs._backend, 'tree', '')}"
+    return f"{url}#{getattr(vfs._backend, 'source_tree', '')}"
 
 
 def _prepare(vfs: VFS, conn: Any, memory: bool, read_only: bool, page_size: int | None,

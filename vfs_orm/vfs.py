@@ -452,7 +452,8 @@ class VFS:
         """
         uow = self._live_uow()
         if self._view is not None:  # its tables are views: check the real ones
-            with VFS(self._db_path, read_only=True, busy_timeout=uow.retry_for) as whole:
+            with VFS(self._db_path, read_only=True, busy_timeout=uow.retry_for,
+                     tree=self._tree_name()) as whole:
                 return whole.check(quick, deep)
         with uow.read_lock:
             report = self._backend.check(uow.raw(), quick)
@@ -598,13 +599,14 @@ class VFS:
         with their modes, owners and mtimes (whiteouts left out: they mean something only
         over this tree's underlays); close it when done.
 
-        On a SQLite file with no underlays it reads the checkpoint in place, through its own
-        connections to the same file: opening it costs a check of the checkpoint's entries
-        (its metadata) and copies no content. Dropping the checkpoint empties such a view
-        (its open files go stale). Its ``check()`` is the database's, checkpoints included;
-        its ``to_bytes()`` is an image of the checkpoint alone. Elsewhere (PostgreSQL, an
-        in-memory database, a stack with underlays) the checkpoint is copied into a new
-        VFS in a temporary file, removed when the view is closed, which costs its bytes.
+        On a SQLite file or a PostgreSQL tree with no underlays it reads the checkpoint in
+        place, through its own connections to the same database: opening it costs a check of
+        the checkpoint's entries (its metadata) and copies no content. Dropping the
+        checkpoint empties such a view (its open files go stale). Its ``check()`` is the
+        database's, checkpoints included; its ``to_bytes()`` is an image of the checkpoint
+        alone. Elsewhere (a PostgreSQL hot standby, an in-memory database, a stack with
+        underlays) the checkpoint is copied into a new VFS in a temporary file, removed when
+        the view is closed, which costs its bytes.
 
         Raises:
             NotFoundError: no such checkpoint.
@@ -616,10 +618,16 @@ class VFS:
                 and not self._embedded and not self._layers and self._view is None:
             ck = self._checkpoints.checked(name)
             obj = VFS.__new__(VFS)
-            composition.compose(obj, self._db_path, self._chunk_size, True, None, True,
-                                uow.retry_for, None, None, None, verify=self._content.verify,
-                                checkpoint=ck)
-            return obj
+            try:
+                composition.compose(obj, self._db_path, self._chunk_size, True, None, True,
+                                    uow.retry_for, None, None, None, tree=self._tree_name(),
+                                    verify=self._content.verify, checkpoint=ck)
+                return obj
+            except VFSError:
+                if self._backend is SQLITE:
+                    raise
+                # A PostgreSQL hot standby cannot make the views (nothing is created in
+                # recovery): the copy below reads the checkpoint there.
         # A copy, in a file of its own (an in-memory one would hold the checkpoint's bytes in
         # RAM, and at most 1 GiB of them), removed when the view is closed or collected.
         scratch = tempfile.mkdtemp(prefix="vfs-orm-checkpoint-")
@@ -833,6 +841,12 @@ class VFS:
         if self._uow is None or self._uow.closed:
             raise ClosedError.for_path(self._db_path, "the VFS is closed")
         return self._uow
+
+    def _tree_name(self) -> str | None:
+        """The PostgreSQL tree this VFS reads (a checkpoint's view: its tree's); None on
+        SQLite."""
+        tree: str | None = getattr(self._backend, "source_tree", None)
+        return tree
 
     def _check_writable(self, path: str) -> None:
         if self._read_only:

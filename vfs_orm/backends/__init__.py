@@ -75,17 +75,17 @@ def translate(exc: BaseException, path: str | None = None) -> VFSError:
     return SQLITE.translate(exc, path)
 
 
-def backend_for(target: str | None = None, engine: Any = None, tree: str | None = None
-                ) -> Backend:
+def backend_for(target: str | None = None, engine: Any = None, tree: str | None = None,
+                checkpoint: int | None = None) -> Backend:
     """The backend for a path or URL, or for a host application's engine: PostgreSQL for
-    ``postgresql://`` URLs and engines (``tree``: the schema holding the tree), SQLite
-    otherwise. The PostgreSQL backend (and its driver, an optional extra) is imported only
-    then."""
+    ``postgresql://`` URLs and engines (``tree``: the schema holding the tree; ``checkpoint``:
+    that checkpoint of it read in place), SQLite otherwise. The PostgreSQL backend (and its
+    driver, an optional extra) is imported only then."""
     dialect = engine.dialect.name if engine is not None else None
     if dialect == "postgresql" or (target is not None and is_postgresql_url(target)):
-        from vfs_orm.backends.postgresql import backend
+        from vfs_orm.backends.postgresql import backend, checkpoint_backend
 
-        return backend(tree)
+        return backend(tree) if checkpoint is None else checkpoint_backend(tree, checkpoint)
     if tree is not None:
         raise ContractError.for_path(target, "tree= names a tree of a PostgreSQL database; a "
                                              "SQLite database holds one tree")

@@ -73,7 +73,7 @@ class Capabilities:
     multi_process: bool  #: several processes read and write one database
     reclaims_space: bool  #: ``compact()`` gives freed space back to the disk
     durability_choice: bool  #: ``durable=False`` trades power-loss safety for speed
-    #: ``open_checkpoint`` reads a file's checkpoint in place instead of copying it
+    #: ``open_checkpoint`` reads a checkpoint in place (temporary views) instead of copying it
     checkpoint_views: bool = False
 
 

@@ -18,6 +18,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy
+
 from vfs_orm.backends.base import DEFAULT_BUSY_TIMEOUT, Capabilities, Opened
 from vfs_orm.backends.postgresql import closed as _closed
 from vfs_orm.backends.postgresql import engine as _engine
@@ -35,6 +37,7 @@ from vfs_orm.backends.sql.check import check as _check
 from vfs_orm.backends.sql.revisions import head_revision
 from vfs_orm.backends.sql.stack import Layer, LayerStack
 from vfs_orm.backends.sql.statements import compiled_once
+from vfs_orm.backends.sql.views import PG_VIEW_SCHEMA, pg_checkpoint_views
 from vfs_orm.content import PLAIN, Content
 from vfs_orm.errors import InvalidOperationError, ReadOnlyError, VFSError
 from vfs_orm.rows import Identity
@@ -55,11 +58,13 @@ class PostgreSQLBackend:
     capabilities = Capabilities(
         name="postgresql", dialect="postgresql", in_memory=False, images=False,
         blob_reads=False, layers=True, layers_per_connection=_ALL_IN_ONE_GROUP, multi_process=True,
-        reclaims_space=True, durability_choice=False)
+        reclaims_space=True, durability_choice=False, checkpoint_views=True)
     errors: tuple[type[BaseException], ...] = (PGError,)
 
     def __init__(self, tree: str = DEFAULT_TREE) -> None:
         self.tree = _engine.check_tree(tree)
+        #: The tree in the database: ``tree`` itself, except for a checkpoint's view.
+        self.source_tree = self.tree
 
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError:
         if isinstance(exc, PGError):
@@ -76,7 +81,7 @@ class PostgreSQLBackend:
                     busy_timeout: float, image: bytes | None = None,
                     tree: str | None = None, checkpoint: int | None = None) -> Opened:
         if checkpoint is not None:
-            raise ValueError("no checkpoint views on PostgreSQL (capabilities.checkpoint_views)")
+            raise ValueError("a checkpoint's view needs checkpoint_backend()")
         engine = _engine.make_engine(db_path, read_only=read_only, busy_timeout=busy_timeout)
         return Opened(engine, db_path, False, None)
 
@@ -156,7 +161,7 @@ class PostgreSQLBackend:
         rev = raw.execute(f'SELECT version_num FROM "{self.tree}".vfs_alembic_version',
                           ()).fetchone()
         return {"revision": rev[0] if rev else None, "head": head_revision(),
-                "tree": self.tree, **counts(raw, repo, entry_problems)}
+                "tree": self.source_tree, **counts(raw, repo, entry_problems)}
 
     def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool, full: bool = False
                 ) -> dict[str, Any]:
@@ -239,6 +244,57 @@ def _manifest_statements(tree: str) -> PGManifestRepository:
 
 def backend(tree: str | None) -> PostgreSQLBackend:
     return _backend(DEFAULT_TREE if tree is None else tree)
+
+
+class CheckpointViewBackend(PostgreSQLBackend):
+    """Checkpoint ``checkpoint`` of ``tree`` read in place (``VFS.open_checkpoint``): every
+    connection of its (read-only) engine makes the format's tables temporary views of the
+    checkpoint (``backends/sql/views.py``), and its statements name them (``pg_temp``); the
+    format and the closed schema are checked on the real tree."""
+
+    def __init__(self, tree: str, checkpoint: int) -> None:
+        super().__init__(tree)
+        self.tree = PG_VIEW_SCHEMA
+        self.checkpoint = checkpoint
+
+    def open_engine(self, db_path: str, *, read_only: bool, durable: bool,
+                    busy_timeout: float, image: bytes | None = None,
+                    tree: str | None = None, checkpoint: int | None = None) -> Opened:
+        if not read_only or checkpoint != self.checkpoint:
+            raise ValueError("a checkpoint's view is read-only, of its own checkpoint")
+        engine = _engine.make_engine(db_path, read_only=True, busy_timeout=busy_timeout)
+        views = pg_checkpoint_views(self.source_tree, self.checkpoint)
+
+        @sqlalchemy.event.listens_for(engine, "connect")
+        def _views(driver: Any, _record: Any) -> None:
+            # The session is read-only by default (the engine's): these views are the one
+            # thing it creates, in a transaction of their own that says it writes. A hot
+            # standby refuses it (open_checkpoint then copies the checkpoint).
+            autocommit, driver.autocommit = driver.autocommit, True
+            try:
+                driver.execute("BEGIN READ WRITE")
+                for statement in views:
+                    driver.execute(statement)
+                driver.execute("COMMIT")
+            finally:
+                driver.autocommit = autocommit
+
+        return Opened(engine, db_path, False, None)
+
+    def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
+                page_size: int | None, on_create: Callable[[Any], None],
+                tree: str | None = None) -> Identity | None:
+        return _schema.prepare(conn, tree=self.source_tree, where=where, read_only=True,
+                               on_create=on_create)
+
+    def revision(self, target: Any) -> str | None:
+        raise InvalidOperationError.for_path(None, "a checkpoint's view has no revision of "
+                                                   "its own: ask its tree")
+
+
+def checkpoint_backend(tree: str | None, checkpoint: int) -> CheckpointViewBackend:
+    """The backend of checkpoint ``checkpoint`` of ``tree`` read in place."""
+    return CheckpointViewBackend(DEFAULT_TREE if tree is None else tree, checkpoint)
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,4 +1,5 @@
-"""A checkpoint read in place as a tree (``VFS.open_checkpoint`` on a SQLite file).
+"""A checkpoint read in place as a tree (``VFS.open_checkpoint`` on a SQLite file or a
+PostgreSQL tree).
 
 A checkpoint's entries live in ``vfs_checkpoint_inodes``, and a chunked file among them reads the
 chunks of the live inode that holds them (``content``), exactly as a row of the tree does. So a
@@ -16,6 +17,13 @@ which repoints the entries in the same transaction), the next statement follows 
 
 The checkpoint tables themselves are shadowed by empty views: a checkpoint's view has no
 checkpoints of its own, as an in-memory copy of it had none.
+
+On PostgreSQL every statement names its tree's schema, so the view is a tree of its own: the
+session's temporary schema (``pg_temp``), where each of the format's tables is a temporary
+view of the real tree's (``pg_checkpoint_views``), and the view's statements are compiled for
+``pg_temp``. PostgreSQL inlines these views and pushes WHERE terms into both arms of the
+union, as SQLite does. A hot standby cannot create them (nothing may be created in recovery):
+there the checkpoint is copied, as before.
 """
 
 from __future__ import annotations
@@ -48,4 +56,35 @@ def checkpoint_views(checkpoint_id: int) -> list[str]:
         "CREATE TEMP VIEW vfs_checkpoints AS SELECT * FROM main.vfs_checkpoints WHERE 0",
         "CREATE TEMP VIEW vfs_checkpoint_inodes AS "
         "SELECT * FROM main.vfs_checkpoint_inodes WHERE 0",
+    ]
+
+
+#: The schema a PostgreSQL checkpoint view's statements name: the session's temporary one.
+PG_VIEW_SCHEMA = "pg_temp"
+#: PostgreSQL's types for the columns a checkpoint entry does not keep (a union's arms must
+#: agree).
+_PG_FIXED = {"generation": "0::bigint", "refs": "0::bigint", "owner": "NULL::text"}
+#: The format's tables a PostgreSQL checkpoint view shows as they are.
+_PG_AS_IS = ("vfs_chunks", "vfs_layer_manifests", "vfs_dictionaries", "vfs_alembic_version")
+
+
+def pg_checkpoint_views(tree: str, checkpoint_id: int) -> list[str]:
+    """The statements that make checkpoint ``checkpoint_id`` of the PostgreSQL tree ``tree``
+    (a checked tree name) the tables of a session's ``pg_temp`` schema: its entries and the
+    root as ``vfs_inodes``, the tree's chunks, manifests, dictionaries and version as they
+    are, and no checkpoints."""
+    if type(checkpoint_id) is not int:
+        raise TypeError("a checkpoint id is an int")
+    columns = ", ".join(f"{_PG_FIXED[c.name]} AS {c.name}" if c.name in _PG_FIXED else c.name
+                        for c in Inode.__table__.columns)
+    q = f'"{tree}"'
+    return [
+        f"CREATE TEMP VIEW vfs_inodes AS "
+        f"SELECT {columns} FROM {q}.vfs_checkpoint_inodes "
+        f"WHERE checkpoint_id = {checkpoint_id} AND kind != {stored.WHITEOUT} "
+        f"UNION ALL SELECT {columns} FROM {q}.vfs_inodes WHERE parent = '' AND name = ''",
+        *(f"CREATE TEMP VIEW {t} AS SELECT * FROM {q}.{t}" for t in _PG_AS_IS),
+        f"CREATE TEMP VIEW vfs_checkpoints AS SELECT * FROM {q}.vfs_checkpoints WHERE false",
+        f"CREATE TEMP VIEW vfs_checkpoint_inodes AS "
+        f"SELECT * FROM {q}.vfs_checkpoint_inodes WHERE false",
     ]
