@@ -321,3 +321,21 @@ def test_postgresql_view_lookups_are_index_probes(pg_url, pg_tree):
             plan = " | ".join(r[0] for r in con.execute("EXPLAIN " + stmt.sql, args))
             assert "Seq Scan on vfs_checkpoint_inodes" not in plan, plan
             assert "vfs_checkpoint_inodes" in plan, plan
+
+
+def test_a_postgresql_view_raises_what_is_not_a_standby_refusing_views(pg_url, pg_tree):
+    """Only a server that makes no temporary views (a hot standby, no TEMP privilege) gets
+    the copy; a foreign object planted in the tree after it was opened is refused by the
+    view's own open, as by any open, instead of being copied past."""
+    import psycopg
+
+    from vfs_orm.errors import ForeignSchemaError
+    with VFS(pg_url, tree=pg_tree) as fs:
+        fs.write_text("/a", "x")
+        fs.checkpoint("c")
+        with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"),
+                             autocommit=True) as con:
+            con.execute(f'CREATE FUNCTION "{pg_tree}".evil() RETURNS int '
+                        f"LANGUAGE sql AS 'SELECT 1'")
+        with pytest.raises(ForeignSchemaError):
+            fs.open_checkpoint("c")

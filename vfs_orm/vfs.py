@@ -623,11 +623,11 @@ class VFS:
                                     uow.retry_for, None, None, None, tree=self._tree_name(),
                                     verify=self._content.verify, checkpoint=ck)
                 return obj
-            except VFSError:
-                if self._backend is SQLITE:
+            except VFSError as exc:
+                # A PostgreSQL hot standby makes no views (nothing is created in recovery):
+                # the copy below reads the checkpoint there. Anything else is raised.
+                if not self._backend.checkpoint_view_refused(exc):
                     raise
-                # A PostgreSQL hot standby cannot make the views (nothing is created in
-                # recovery): the copy below reads the checkpoint there.
         # A copy, in a file of its own (an in-memory one would hold the checkpoint's bytes in
         # RAM, and at most 1 GiB of them), removed when the view is closed or collected.
         scratch = tempfile.mkdtemp(prefix="vfs-orm-checkpoint-")

@@ -351,6 +351,11 @@ class Backend(Protocol):
 
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError: ...
 
+    def checkpoint_view_refused(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised while opening a checkpoint's view, means the server makes
+        no such views (``open_checkpoint`` copies the checkpoint instead)."""
+        ...
+
     # -- opening --------------------------------------------------------------------------
     def check_host(self, engine: Any) -> None:
         """Accept a host application's engine (or refuse it with a VFSError)."""

@@ -71,6 +71,11 @@ class PostgreSQLBackend:
             return exc.translate(path)
         return translate_sqlstate(getattr(exc, "orig", exc), path)
 
+    def checkpoint_view_refused(self, exc: BaseException) -> bool:
+        """Whether ``exc``, from opening a checkpoint's view, means this server makes no
+        temporary views (a hot standby): ``open_checkpoint`` copies the checkpoint then."""
+        return views_refused(exc)
+
     # -- opening ----------------------------------------------------------------------------
     def check_host(self, engine: Any) -> None:
         if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
@@ -276,6 +281,11 @@ class CheckpointViewBackend(PostgreSQLBackend):
                 for statement in views:
                     driver.execute(statement)
                 driver.execute("COMMIT")
+            except BaseException:
+                # Out of the failed transaction first: its error is the one to report.
+                with contextlib.suppress(Exception):
+                    driver.execute("ROLLBACK")
+                raise
             finally:
                 driver.autocommit = autocommit
 
@@ -290,6 +300,26 @@ class CheckpointViewBackend(PostgreSQLBackend):
     def revision(self, target: Any) -> str | None:
         raise InvalidOperationError.for_path(None, "a checkpoint's view has no revision of "
                                                    "its own: ask its tree")
+
+
+#: SQLSTATEs that mean a server will not let a session make its temporary views: a hot
+#: standby (0A000: no read-write transaction in recovery; 25006), or no TEMP privilege
+#: (42501). ``open_checkpoint`` copies the checkpoint then; any other error is raised.
+_NO_VIEWS = frozenset({"0A000", "25006", "42501"})
+
+
+def views_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised while opening a checkpoint's view) is the server refusing
+    the temporary views themselves, as a hot standby does."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if getattr(cur, "sqlstate", None) in _NO_VIEWS \
+                or getattr(getattr(cur, "orig", None), "sqlstate", None) in _NO_VIEWS:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def checkpoint_backend(tree: str | None, checkpoint: int) -> CheckpointViewBackend:

@@ -61,6 +61,9 @@ class SQLiteBackend:
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError:
         return translate(exc, path)
 
+    def checkpoint_view_refused(self, exc: BaseException) -> bool:
+        return False  # a file's checkpoint view is always made: any error is raised
+
     # -- opening ----------------------------------------------------------------------------
     def check_host(self, engine: Any) -> None:
         _engine.check_host_engine(engine)
