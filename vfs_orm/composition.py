@@ -214,7 +214,7 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
 
 def _where_of(vfs: VFS, engine: Any) -> str:
     url = engine.url.render_as_string(hide_password=True)
-    return f"{url}#{getattr(vfs._backend, 'source_tree', '')}"
+    return f"{url}#{vfs._backend.source_tree or ''}"
 
 
 def _prepare(vfs: VFS, conn: Any, memory: bool, read_only: bool, page_size: int | None,

@@ -453,7 +453,7 @@ class VFS:
         uow = self._live_uow()
         if self._view is not None:  # its tables are views: check the real ones
             with VFS(self._db_path, read_only=True, busy_timeout=uow.retry_for,
-                     tree=self._tree_name()) as whole:
+                     tree=self._backend.source_tree) as whole:
                 return whole.check(quick, deep)
         with uow.read_lock:
             report = self._backend.check(uow.raw(), quick)
@@ -620,7 +620,7 @@ class VFS:
             obj = VFS.__new__(VFS)
             try:
                 composition.compose(obj, self._db_path, self._chunk_size, True, None, True,
-                                    uow.retry_for, None, None, None, tree=self._tree_name(),
+                                    uow.retry_for, None, None, None, tree=self._backend.source_tree,
                                     verify=self._content.verify, checkpoint=ck)
                 return obj
             except VFSError as exc:
@@ -841,12 +841,6 @@ class VFS:
         if self._uow is None or self._uow.closed:
             raise ClosedError.for_path(self._db_path, "the VFS is closed")
         return self._uow
-
-    def _tree_name(self) -> str | None:
-        """The PostgreSQL tree this VFS reads (a checkpoint's view: its tree's); None on
-        SQLite."""
-        tree: str | None = getattr(self._backend, "source_tree", None)
-        return tree
 
     def _check_writable(self, path: str) -> None:
         if self._read_only:

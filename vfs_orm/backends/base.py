@@ -348,6 +348,8 @@ class Backend(Protocol):
     capabilities: Capabilities
     #: Exceptions the driver (and SQLAlchemy over it) raise: caught where a public call ends.
     errors: tuple[type[BaseException], ...]
+    #: The PostgreSQL tree read (a checkpoint's view: its tree's); None on SQLite.
+    source_tree: str | None
 
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError: ...
 

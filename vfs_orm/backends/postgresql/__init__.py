@@ -64,7 +64,7 @@ class PostgreSQLBackend:
     def __init__(self, tree: str = DEFAULT_TREE) -> None:
         self.tree = _engine.check_tree(tree)
         #: The tree in the database: ``tree`` itself, except for a checkpoint's view.
-        self.source_tree = self.tree
+        self.source_tree: str | None = self.tree
 
     def translate(self, exc: BaseException, path: str | None = None) -> VFSError:
         if isinstance(exc, PGError):
@@ -259,6 +259,7 @@ class CheckpointViewBackend(PostgreSQLBackend):
 
     def __init__(self, tree: str, checkpoint: int) -> None:
         super().__init__(tree)
+        self.real_tree = self.tree  # checked by the base class
         self.tree = PG_VIEW_SCHEMA
         self.checkpoint = checkpoint
 
@@ -268,7 +269,7 @@ class CheckpointViewBackend(PostgreSQLBackend):
         if not read_only or checkpoint != self.checkpoint:
             raise ValueError("a checkpoint's view is read-only, of its own checkpoint")
         engine = _engine.make_engine(db_path, read_only=True, busy_timeout=busy_timeout)
-        views = pg_checkpoint_views(self.source_tree, self.checkpoint)
+        views = pg_checkpoint_views(self.real_tree, self.checkpoint)
 
         @sqlalchemy.event.listens_for(engine, "connect")
         def _views(driver: Any, _record: Any) -> None:
@@ -294,7 +295,7 @@ class CheckpointViewBackend(PostgreSQLBackend):
     def prepare(self, conn: Any, *, where: str, memory: bool, read_only: bool, embedded: bool,
                 page_size: int | None, on_create: Callable[[Any], None],
                 tree: str | None = None) -> Identity | None:
-        return _schema.prepare(conn, tree=self.source_tree, where=where, read_only=True,
+        return _schema.prepare(conn, tree=self.real_tree, where=where, read_only=True,
                                on_create=on_create)
 
     def revision(self, target: Any) -> str | None:

@@ -40,14 +40,20 @@ VIEW_NAMES = frozenset({"vfs_inodes", "vfs_checkpoints", "vfs_checkpoint_inodes"
 _FIXED = {"generation": "0", "refs": "0", "owner": "NULL"}
 
 
+def _entry_columns(fixed: dict[str, str]) -> str:
+    """The columns of ``vfs_inodes`` in order, as a checkpoint entry gives them: its own, and
+    ``fixed``'s values for those it does not keep."""
+    return ", ".join(f"{fixed[c.name]} AS {c.name}" if c.name in fixed else c.name
+                     for c in Inode.__table__.columns)
+
+
 def checkpoint_views(checkpoint_id: int) -> list[str]:
     """The statements that make checkpoint ``checkpoint_id``'s entries (whiteouts left out:
     they mean something only over the underlays of the tree it was taken of) and the tree's
     root the ``vfs_inodes`` of a connection, and hide the checkpoint tables."""
     if type(checkpoint_id) is not int:
         raise TypeError("a checkpoint id is an int")
-    columns = ", ".join(f"{_FIXED[c.name]} AS {c.name}" if c.name in _FIXED else c.name
-                        for c in Inode.__table__.columns)
+    columns = _entry_columns(_FIXED)
     return [
         f"CREATE TEMP VIEW vfs_inodes AS "
         f"SELECT {columns} FROM main.vfs_checkpoint_inodes "
@@ -75,8 +81,7 @@ def pg_checkpoint_views(tree: str, checkpoint_id: int) -> list[str]:
     are, and no checkpoints."""
     if type(checkpoint_id) is not int:
         raise TypeError("a checkpoint id is an int")
-    columns = ", ".join(f"{_PG_FIXED[c.name]} AS {c.name}" if c.name in _PG_FIXED else c.name
-                        for c in Inode.__table__.columns)
+    columns = _entry_columns(_PG_FIXED)
     q = f'"{tree}"'
     return [
         f"CREATE TEMP VIEW vfs_inodes AS "

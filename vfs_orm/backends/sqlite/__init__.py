@@ -55,6 +55,7 @@ class SQLiteBackend:
         name="sqlite", dialect="sqlite", in_memory=True, images=True, blob_reads=True,
         layers=True, layers_per_connection=10, multi_process=True, reclaims_space=True,
         durability_choice=True, checkpoint_views=True)
+    source_tree: str | None = None  # a file holds one tree
     errors: tuple[type[BaseException], ...] = DB_ERRORS
 
     # -- errors -----------------------------------------------------------------------------
