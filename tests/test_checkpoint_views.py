@@ -48,12 +48,17 @@ def _fill(fs: VFS) -> None:
     fs.chown("/save/slot.json", 1000, 1000)
 
 
+def _checkpointed(fs: VFS) -> dict[str, object]:
+    """``fs`` filled and checkpointed as "before": what the checkpoint holds."""
+    _fill(fs)
+    fs.checkpoint("before")
+    return _tree(fs)
+
+
 def test_a_view_reads_the_checkpoint_in_place(tmp_path):
     db = str(tmp_path / "game.vfs")
     with VFS(db) as fs:
-        _fill(fs)
-        fs.checkpoint("before")
-        want = _tree(fs)
+        want = _checkpointed(fs)
         size = os.path.getsize(db)
         with fs.open_checkpoint("before") as view:
             assert view.db_path == db and view.read_only  # the same file, not a copy
@@ -74,9 +79,7 @@ def test_a_view_reads_the_checkpoint_in_place(tmp_path):
 def test_live_writes_never_change_what_a_view_reads(tmp_path):
     db = str(tmp_path / "game.vfs")
     with VFS(db) as fs:
-        _fill(fs)
-        fs.checkpoint("before")
-        want = _tree(fs)
+        want = _checkpointed(fs)
         with fs.open_checkpoint("before") as view, view.open("/save/big.bin", "rb") as f:
             head = f.read(1000)
             with fs.open("/save/big.bin", "r+b") as g:  # copy on write moves its chunks
@@ -265,9 +268,7 @@ def test_a_postgresql_view_reads_the_checkpoint_in_place(pg_url, pg_tree):
     live writes (copy on write, a whole replace, removals) never change it, and dropping the
     checkpoint empties it."""
     with VFS(pg_url, tree=pg_tree) as fs:
-        _fill(fs)
-        fs.checkpoint("before")
-        want = _tree(fs)
+        want = _checkpointed(fs)
         view = fs.open_checkpoint("before")
         try:
             assert view.db_path == fs.db_path and view.read_only   # the tree, not a copy

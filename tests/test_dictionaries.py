@@ -10,6 +10,7 @@ import io
 import os
 import random
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -194,10 +195,7 @@ def _damage(path, sql: str, *args) -> None:
 
 @pytest.mark.parametrize("damage", ["flip", "missing", "truncated", "forged_digest"])
 def test_a_damaged_or_missing_dictionary_is_a_corruption_error(tmp_path, damage):
-    src = tmp_path / "src"
-    files = _small_tree(src, 150)
-    path = tmp_path / "dict.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 150, "dict.vfs")
     con = sqlite3.connect(path)
     data = con.execute("SELECT data FROM vfs_dictionaries").fetchone()[0]
     con.close()
@@ -264,10 +262,7 @@ def test_a_forged_dictionary_id_in_a_stack_is_refused(tmp_path):
 def test_a_crafted_frame_cannot_expand_past_a_chunk(tmp_path):
     import zstandard
 
-    src = tmp_path / "src"
-    files = _small_tree(src, 150)
-    path = tmp_path / "dict.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 150, "dict.vfs")
     con = sqlite3.connect(path)
     data = con.execute("SELECT data FROM vfs_dictionaries").fetchone()[0]
     victim = con.execute("SELECT id FROM vfs_inodes WHERE codec = 3 LIMIT 1").fetchone()[0]
@@ -290,10 +285,7 @@ def _fails(fs: VFS, p: str) -> bool:
 
 
 def test_upgrade_and_downgrade_keep_dictionary_content(tmp_path):
-    src = tmp_path / "src"
-    files = _small_tree(src, 120)
-    path = tmp_path / "dict.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 120, "dict.vfs")
     assert _codecs(path).get(3, 0) > 100
     _migrate(str(path), "0005")  # the revision before dictionaries
     assert _revision(str(path)) == "0005" and 3 not in _codecs(path)
@@ -324,6 +316,20 @@ def test_dictionaries_on_postgresql(tmp_path, pg_url, pg_tree):
         _reads_right(top, files)
 
 
+def _dictionary_pack(tmp_path: Path, n: int, name: str) -> tuple[dict[str, bytes], Path]:
+    """A pack (with a dictionary) of ``n`` small similar files: (its files, its path)."""
+    files = _small_tree(tmp_path / "src", n)
+    path = tmp_path / name
+    pack(str(tmp_path / "src"), str(path), compression="zstd", dictionary=True)
+    return files, path
+
+
+def _unframed(stored: bytes) -> bytes:
+    """The dictionary a stored frame holds (read independently of vfs_orm)."""
+    import zstandard
+    return zstandard.ZstdDecompressor().decompress(stored)
+
+
 def _dictionary_row(path) -> tuple[bytes, bytes]:
     con = sqlite3.connect(path)
     try:
@@ -336,15 +342,11 @@ def test_a_dictionary_is_stored_compressed_and_read_either_way(tmp_path):
     """Format 0011: a new dictionary is stored as one zstd frame when that is smaller, its
     digest still the dictionary's own; one stored as is (every release before 0011) reads the
     same. The downgrade to 0010 stores it as is again."""
-    import zstandard
 
-    src = tmp_path / "src"
-    files = _small_tree(src, 200)
-    path = tmp_path / "dict.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 200, "dict.vfs")
     data, digest = _dictionary_row(path)
     assert data[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
-    plain = zstandard.ZstdDecompressor().decompress(data)
+    plain = _unframed(data)
     assert plain[:4] == b"\x37\xa4\x30\xec" and hashlib.sha256(plain).digest() == digest
     assert len(data) < 0.7 * len(plain)
     with VFS(path, read_only=True) as fs:
@@ -397,12 +399,9 @@ def test_a_damaged_compressed_dictionary_is_a_corruption_error(tmp_path, monkeyp
     it."""
     import zstandard
 
-    src = tmp_path / "src"
-    files = _small_tree(src, 150)
-    path = tmp_path / "dict.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 150, "dict.vfs")
     data, _digest = _dictionary_row(path)
-    plain = zstandard.ZstdDecompressor().decompress(data)
+    plain = _unframed(data)
     if damage == "bomb":
         bad = zstandard.ZstdCompressor(level=1).compress(plain + bytes(64 << 20))
     elif damage == "zeros":
@@ -541,12 +540,9 @@ def test_train_dictionary_refuses_a_batch(tmp_path):
 def test_the_downgrade_refuses_a_damaged_frame_and_changes_nothing(tmp_path):
     import zstandard
 
-    src = tmp_path / "src"
-    files = _small_tree(src, 120)
-    path = tmp_path / "d.vfs"
-    pack(str(src), str(path), compression="zstd", dictionary=True)
+    files, path = _dictionary_pack(tmp_path, 120, "d.vfs")
     data, _digest = _dictionary_row(path)
-    plain = zstandard.ZstdDecompressor().decompress(data)
+    plain = _unframed(data)
     zeros = zstandard.ZstdCompressor(level=19).compress(plain + bytes(8 << 20))
     _damage(path, "UPDATE vfs_dictionaries SET data = ?", zeros)  # claims 16 times its size
     with pytest.raises(Exception, match="damaged frame"):
