@@ -140,7 +140,8 @@ def test_repair_refuses_changed_format_objects(tmp_path):
 
 @pytest.mark.parametrize("fixture", ["legacy-seed-format.db", "format_0001.db",
                                      "format_0003.db", "format_0006.db", "format_0007.db",
-                                     "format_0008.db", "format_0009.db", "format_0010.db"])
+                                     "format_0008.db", "format_0009.db", "format_0010.db",
+                                     "format_0011.db"])
 def test_older_formats_are_checked_against_their_own_revision(tmp_path, fixture):
     """A seed-format save or an older revision with a trigger is refused before the upgrade
     (which writes); clean, the same files upgrade as before."""

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 LEGACY = ["legacy-seed-format", "legacy-seed-chunk1000", "legacy-seed-mixed"]
 OLDER = ["format_0001", "format_0002", "format_0003", "format_0006", "format_0007",
-         "format_0008", "format_0009", "format_0010"]
+         "format_0008", "format_0009", "format_0010", "format_0011"]
 
 
 def _copy(tmp_path, name):

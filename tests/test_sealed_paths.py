@@ -38,6 +38,7 @@ def _all(fs):
 
 @pytest.mark.parametrize("name", ["format_0001", "format_0002", "format_0003", "format_0006",
                                   "format_0007", "format_0008", "format_0009", "format_0010",
+                                  "format_0011",
                                   "legacy-seed-format", "legacy-seed-mixed"])
 def test_upgraded_fixtures_read_and_check(tmp_path, name):
     dst = tmp_path / "f.db"

@@ -93,9 +93,9 @@ def store(manifest: Any, raw: Any, entry: Dictionary, before: Content, reader: C
                         continue
                     seal = k if chunks else INLINE  # where the value is: a chunk id, or inline
                     plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE, seal)
-                    new, new_codec, _ = writer.encode(plain, seal)
+                    new, new_codec, new_sums = writer.encode(plain, seal)
                     if new_codec != codec and len(new) < len(value):
-                        out.append((new_codec, new, k))
+                        out.append((new_codec, new_sums, new, k))
                         saved += len(value) - len(new)
                 manifest.restore_values(raw, chunks, out)
     return saved

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0011"
+FORMAT_REVISION = "0012"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 

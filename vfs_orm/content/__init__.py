@@ -29,10 +29,11 @@ from vfs_orm.content.codec import (
     stored_form,
     train,
     verify,
+    whole_sums,
 )
 
 __all__ = ["BLOCK", "CODECS", "DELTA", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS", "SUM",
            "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
            "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
-           "reseal", "stored_form", "train", "verify"]
+           "reseal", "stored_form", "train", "verify", "whole_sums"]

@@ -31,6 +31,7 @@ from vfs_orm.content.codec import (
     Damage,
     MissingBase,
     missing_base,
+    whole_sums,
 )
 from vfs_orm.content.store import Source, assemble
 from vfs_orm.errors import CorruptionError, PatchBaseError
@@ -198,7 +199,7 @@ def rebase(manifest: Any, raw: Any, inode_id: int, content: Content, base: Base,
             plain = content.decode(value, codec, sums, limit, seal)
             delta = content.encode_delta(plain, base, level)
             if len(delta) < len(value):
-                out.append((DELTA, delta, k))
+                out.append((DELTA, whole_sums(plain, seal), delta, k))
                 made += 1
                 saved += len(value) - len(delta)
         manifest.restore_values(raw, chunks, out)

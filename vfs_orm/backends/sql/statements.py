@@ -1594,12 +1594,10 @@ class ManifestRepository:
                           ("id", "now", "digest", "data")),
             self._compile(select(i.c.id).where(i.c.data.isnot(None)).order_by(i.c.id), ()),
             self._compile(select(c.c.id).order_by(c.c.id), ()),
-            self._compile(update(i).where(i.c.id == bindparam("k"))
-                          .values(codec=bindparam("codec"), data=bindparam("data")),
-                          ("codec", "data", "k")),
-            self._compile(update(c).where(c.c.id == bindparam("k"))
-                          .values(codec=bindparam("codec"), data=bindparam("data")),
-                          ("codec", "data", "k")),
+            *(self._compile(update(t).where(t.c.id == bindparam("k"))
+                            .values(codec=bindparam("codec"), sums=bindparam("sums"),
+                                    data=bindparam("data")),
+                            ("codec", "sums", "data", "k")) for t in (i, c)),
         )
 
     @functools.cached_property
@@ -1672,8 +1670,8 @@ class ManifestRepository:
                 yield True, [tuple(row)]
 
     def restore_values(self, raw: Any, chunks: bool,
-                       rows: list[tuple[int, bytes, int]]) -> None:
-        """Store values again: (codec, data, id) each."""
+                       rows: list[tuple[int, bytes, bytes, int]]) -> None:
+        """Store values again: (codec, sums, data, id) each."""
         if rows:
             raw.executemany(self._recode[4 if chunks else 3].sql, rows)
 
