@@ -1,5 +1,5 @@
 """Asset packs on real data: vfs_orm (zstd at levels 3 and 19, with and without a trained
-dictionary, zlib, uncompressed; a release pack on 512-byte pages too) against zipfile
+dictionary, zlib, uncompressed; a release pack without solid groups, and on 512-byte pages) against zipfile
 (DEFLATED, level 9), Info-ZIP's `zip -9` and `tar --zstd` (pack time and size: a tar is not
 read file by file), the same trees in one run; then where the bytes of the dictionary packs
 go (SQLite's dbstat: stored content, the dictionary, checksums, digests, paths, indexes,
@@ -79,11 +79,12 @@ def copy_tree(files: list[Path], root: Path, dest: Path) -> None:
 
 
 def pack_vfs(src: Path, out: Path, compression: str | None, level: int | None = None,
-             dictionary: bool = False, page_size: int | None = None) -> None:
+             dictionary: bool = False, page_size: int | None = None,
+             solid: bool | None = None) -> None:
     from vfs_orm.pack import pack
 
     pack(str(src), str(out), compression=compression, compression_level=level,
-         dictionary=dictionary, page_size=page_size)
+         dictionary=dictionary, page_size=page_size, solid=solid)
 
 
 def pack_zip_cli(src: Path, out: Path) -> None:
@@ -127,6 +128,8 @@ SUBJECTS: list[tuple[str, Callable[[Path, Path], None], Callable[[Path], int] | 
     ("vfs_orm zstd 3 --dict", lambda s, o: pack_vfs(s, o, "zstd", 3, True), read_vfs),
     ("vfs_orm zstd 19", lambda s, o: pack_vfs(s, o, "zstd", 19), read_vfs),
     ("vfs_orm zstd 19 --dict", lambda s, o: pack_vfs(s, o, "zstd", 19, True), read_vfs),
+    ("vfs_orm zstd 19 --dict --no-solid",
+     lambda s, o: pack_vfs(s, o, "zstd", 19, True, solid=False), read_vfs),
     ("vfs_orm zstd 19 --dict --page-size 512",
      lambda s, o: pack_vfs(s, o, "zstd", 19, True, 512), read_vfs),
     ("vfs_orm zlib 6", lambda s, o: pack_vfs(s, o, "zlib"), read_vfs),
@@ -137,8 +140,8 @@ SUBJECTS: list[tuple[str, Callable[[Path, Path], None], Callable[[Path], int] | 
 ]
 
 
-BROKEN_DOWN = ["vfs_orm zstd 3 --dict", "vfs_orm zstd 19 --dict",
-               "vfs_orm zstd 19 --dict --page-size 512"]
+BROKEN_DOWN = ["vfs_orm zstd 3 --dict", "vfs_orm zstd 19 --dict --no-solid",
+               "vfs_orm zstd 19 --dict", "vfs_orm zstd 19 --dict --page-size 512"]
 
 
 def breakdown(path: Path) -> dict[str, int]:
@@ -152,11 +155,14 @@ def breakdown(path: Path) -> dict[str, int]:
             "page size": one("PRAGMA page_size"),
             "file": path.stat().st_size,
             "stored content": one("SELECT sum(length(data)) FROM vfs_inodes")
-            + one("SELECT sum(length(data)) FROM vfs_chunks"),
+            + one("SELECT sum(length(data)) FROM vfs_chunks")
+            + one("SELECT sum(length(data)) FROM vfs_groups"),
             "dictionary": one("SELECT sum(length(data)) FROM vfs_dictionaries"),
-            "block checksums": one("SELECT sum(length(sums)) FROM vfs_inodes")
-            + one("SELECT sum(length(sums)) FROM vfs_chunks"),
-            "SHA-256 digests": one("SELECT sum(length(digest)) FROM vfs_inodes"),
+            "checksums": one("SELECT sum(length(sums)) FROM vfs_inodes")
+            + one("SELECT sum(length(sums)) FROM vfs_chunks")
+            + one("SELECT sum(length(sums)) FROM vfs_groups"),
+            "SHA-256 digests": one("SELECT sum(length(digest)) FROM vfs_inodes")
+            + one("SELECT sum(length(digest)) FROM vfs_groups"),
             "paths (rows)": one("SELECT sum(length(parent) + length(name) + length(fparent)"
                                 " + length(fname)) FROM vfs_inodes"),
             "indexes (pages)": one("SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name "

@@ -47,7 +47,7 @@ def test_a_tree_is_a_schema(pg_url, pg_tree):
         f'SELECT version_num FROM "{pg_tree}".vfs_alembic_version')
     assert [t[0] for t in tables] == ["vfs_alembic_version", "vfs_checkpoint_inodes",
                                       "vfs_checkpoints", "vfs_chunks", "vfs_dictionaries",
-                                      "vfs_inodes", "vfs_layer_manifests"]
+                                      "vfs_groups", "vfs_inodes", "vfs_layer_manifests"]
     assert storage == [("e",)]  # STORAGE EXTERNAL: substring() reads only what it needs
     # Room for rows' next versions on their page: saves update in place (HOT), writers in
     # different directories do not meet on index pages.

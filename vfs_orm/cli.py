@@ -151,6 +151,10 @@ def cli() -> None:
               help="With --compress zstd: train a zstd dictionary on the small files, store it "
                    "in the image and compress small files with it (packs of many small files "
                    "get much smaller).")
+@click.option("--solid/--no-solid", default=None,
+              help="Store the small files in groups, several in one compressed value (format "
+                   "0013): smaller release packs, a small file read by decoding its group "
+                   "(default: at release levels, --level 19 and above).")
 @click.option("--page-size", type=int, default=None,
               help="SQLite page size of the new image file: a power of two, 512..65536 "
                    "(default 1024 when compressed, 4096 otherwise; 512 makes a pack of many "
@@ -164,8 +168,8 @@ def cli() -> None:
 @quiet_option
 @friendly
 def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
-         level: int | None, dictionary: bool, page_size: int | None, symlinks: str,
-         force: bool, quiet: bool, tree_name: str | None) -> None:
+         level: int | None, dictionary: bool, solid: bool | None, page_size: int | None,
+         symlinks: str, force: bool, quiet: bool, tree_name: str | None) -> None:
     """Pack the directory SRC into a new IMAGE (empty directories, mtimes and mode bits kept;
     symlinks never followed out of SRC, or stored as links with --symlinks keep; what cannot
     be packed (special files, symlink loops, names that are not UTF-8) skipped with a warning
@@ -173,7 +177,8 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
     unless --force, and even then only if it is a vfs_orm database.
 
     Everyday packs: --compress zstd (level 3). Release packs: --compress zstd --level 19
-    --dict (1 MiB chunks at level 19 and above; benchmarks/PACKS.md has the sizes)."""
+    --dict (1 MiB chunks and small files in groups at level 19 and above;
+    benchmarks/PACKS.md has the sizes)."""
     from vfs_orm.pack import Report, scan
     from vfs_orm.pack import pack as do_pack
 
@@ -183,6 +188,8 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
         raise _fail("--level and --dict need --compress")
     if dictionary and compress != "zstd":
         raise _fail("--dict needs --compress zstd")
+    if solid and compress is None:
+        raise _fail("--solid needs --compress")
     if page_size is not None and is_postgresql_url(image):
         raise _fail("--page-size is a setting of a pack file, not of a PostgreSQL tree")
     if not is_postgresql_url(image) and os.path.lexists(image):
@@ -197,7 +204,8 @@ def pack(src: str, image: str, chunk_size: int | None, compress: str | None,
     with _progress(quiet, total, "packing") as tick:
         result = do_pack(src, image, chunk_size=chunk_size, progress=tick, entries=entries,
                          tree=tree_name, compression=compress, compression_level=level,
-                         dictionary=dictionary, page_size=page_size, symlinks=symlinks)
+                         dictionary=dictionary, page_size=page_size, symlinks=symlinks,
+                         solid=solid)
     for line in report.skipped:
         click.echo(f"warning: {line}", err=True)
     if not quiet:
@@ -502,7 +510,8 @@ def check(image: str, quick: bool, deep: bool, repair: bool, tree_name: str | No
 @click.argument("image")
 @tree_option
 @click.option("--full", is_flag=True,
-              help="PostgreSQL: VACUUM FULL (rewrites the tree's tables under an exclusive "
+              help="Rewrite everything to its live size: on SQLite VACUUM (pages packed "
+                   "full; other writers wait), on PostgreSQL VACUUM FULL (under an exclusive "
                    "lock: every reader and writer of the tree waits).")
 @friendly
 def compact(image: str, tree_name: str | None, full: bool) -> None:

@@ -70,6 +70,10 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
     vfs._patch = None
     vfs._layer_patch = {}
     vfs._layer_digest = {}
+    #: Whether this database holds groups (format 0013, solid packs), and which layers do:
+    #: their slices are read with the stack's bases.
+    vfs._groups = False
+    vfs._layer_groups = set()
     if compression_level is not None and (not isinstance(compression_level, int)
                                           or isinstance(compression_level, bool)):
         raise TypeError("compression_level must be an int")
@@ -171,6 +175,7 @@ def compose(vfs: VFS, db_path: Any, chunk_size: int | None, read_only: bool,
             own = _load_dictionaries(vfs, vfs._uow.raw())
             vfs._patch = layering.patch_record(vfs._manifest.patch_record(vfs._uow.raw()),
                                                vfs._where)
+            vfs._groups = vfs._manifest.holds_groups(vfs._uow.raw())
     except DB_ERRORS as exc:
         vfs._uow.close()
         raise translate(exc, db_path) from exc

@@ -202,16 +202,19 @@ def attach(vfs: VFS, source: VFS, owned: bool, name: str, priority: int) -> str:
     try:
         if source._patch is not None:
             vfs._layer_patch[name] = source._patch
+        if source._groups:
+            vfs._layer_groups.add(name)
         check_patches(vfs, sorted(vfs._layers + [layer], key=lambda lay: -lay.priority),
                       {name: source})
-        if source._patch is not None and vfs._read_content.bases is None:
-            rebind(vfs, vfs._content)  # a patch's deltas are read with bases from now on
+        if (source._patch is not None or source._groups) and vfs._read_content.bases is None:
+            rebind(vfs, vfs._content)  # deltas and slices are read with bases from now on
         if source._content.dicts is not None:
             vfs._layer_dicts[name] = source._content.dicts
             vfs._read_content = replace(vfs._read_content, dicts=stack_dictionaries(vfs))
         set_layers(vfs, vfs._layers + [layer])
     except BaseException:
         vfs._layer_patch.pop(name, None)
+        vfs._layer_groups.discard(name)
         vfs._layer_digest.pop(name, None)
         if vfs._layer_dicts.pop(name, None) is not None:
             vfs._read_content = replace(vfs._read_content, dicts=stack_dictionaries(vfs))
@@ -234,6 +237,7 @@ def remove(vfs: VFS, name: str) -> bool:
     gone = [lay for lay in vfs._layers if lay.name == name]
     check_patches(vfs, sorted(keep, key=lambda lay: -lay.priority), {})
     vfs._layer_patch.pop(name, None)
+    vfs._layer_groups.discard(name)
     vfs._layer_digest.pop(name, None)
     if vfs._layer_dicts.pop(name, None) is not None:
         vfs._read_content = replace(vfs._read_content, dicts=stack_dictionaries(vfs))
@@ -245,10 +249,11 @@ def remove(vfs: VFS, name: str) -> bool:
 
 
 def delta_bases(vfs: VFS) -> Bases | None:
-    """The bases deltas are read with: only patch packs hold deltas, so a stack without one
-    reads without (and its statements stay the ones every such VFS of the process shares)."""
+    """The bases deltas and slices are read with: only patch packs hold deltas, and solid
+    packs groups, so a stack without either reads without (and its statements stay the ones
+    every such VFS of the process shares)."""
     return vfs._bases if vfs._patch is not None or vfs._layer_patch or vfs._writes_deltas \
-        else None
+        or vfs._groups or vfs._layer_groups else None
 
 
 def write_deltas(vfs: VFS) -> None:

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0012"
+FORMAT_REVISION = "0013"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -244,4 +244,22 @@ class Dictionary(Base):
     # SHA-256 of the dictionary: checked before it is used.
     digest: Mapped[bytes] = mapped_column(LargeBinary)
     # The dictionary, or (format 0011) one zstd frame of it: a frame's magic says which.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Group(Base):
+    """Several small files' bytes in one stored value (format 0013, a solid pack's "group"):
+    their inline values are slices of it (codec 5, see ``vfs_orm.content``), so one zstd frame
+    finds what they share, and one leaf page need not hold a few hundred bytes alone."""
+
+    __tablename__ = "vfs_groups"
+
+    # The first 8 bytes of ``digest`` (big-endian, signed): content-derived, so a stack
+    # resolves a slice's group in any layer, and a group from a forged layer is never used.
+    id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
+    # SHA-256 of the group's plain bytes: checked before they are used.
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    # Stored as file content is (its codec, and its sums sealed to this row's id).
+    codec: Mapped[int] = mapped_column(Integer, server_default="0")
+    sums: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[bytes] = mapped_column(LargeBinary)

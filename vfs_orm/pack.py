@@ -163,7 +163,8 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
          progress: Progress | None = None, entries: list[Entry] | None = None,
          tree: str | None = None, compression: str | None = None,
          compression_level: int | None = None, dictionary: bool = False,
-         page_size: int | None = None, symlinks: str = "copy") -> Report:
+         page_size: int | None = None, symlinks: str = "copy",
+         solid: bool | None = None) -> Report:
     """Pack the directory ``src`` into a new image file ``image`` (replaced atomically), or
     into the tree ``tree`` of the PostgreSQL database ``image`` (a URL; the tree must be new
     or empty, and is filled in one transaction). ``compression``: "zstd" or "zlib" (chunks of
@@ -174,14 +175,19 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
     pack and compress small files with it. ``page_size``: SQLite's, of a pack file
     (``PACK_PAGE_SIZE`` for a compressed one, SQLite's 4 KiB for one stored as is).
     ``symlinks``: one of ``SYMLINK_POLICIES`` (ignored when ``entries`` is given: they come
-    from ``scan``)."""
+    from ``scan``). ``solid``: store the small files in groups at the end
+    (``VFS.group_small_files``, format 0013); default: for a compressed release pack."""
     if not os.path.isdir(src):
         raise NotADirectoryError(f"not a directory: {src}")
     if dictionary and compression != "zstd":
         raise ValueError("a dictionary needs compression='zstd'")
+    release = compression is not None and isinstance(compression_level, int) \
+        and compression_level >= RELEASE_LEVELS[compression_codec(compression)]
+    if solid is None:
+        solid = release
+    elif solid and compression is None:
+        raise ValueError("solid needs compression")
     if compression is not None and chunk_size is None:
-        release = isinstance(compression_level, int) \
-            and compression_level >= RELEASE_LEVELS[compression_codec(compression)]
         chunk_size = RELEASE_CHUNK if release else COMPRESSED_CHUNK
     if compression is not None and page_size is None:
         page_size = PACK_PAGE_SIZE
@@ -197,6 +203,8 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                     target.train_dictionary(_samples(src, scan(src, Report())),
                                             recompress=False)
                 copy_tree(source, target)
+                if solid:
+                    target.group_small_files()
             return report
     report = Report()
     items = entries if entries is not None else scan(src, report, symlinks)
@@ -245,6 +253,9 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                 batch.__exit__(type(exc), exc, exc.__traceback__)
                 raise
             batch.__exit__(None, None, None)
+            if solid:
+                fs.group_small_files()
+                fs.compact(full=True)  # the rows grouping shrank leave their pages part empty
         os.replace(tmp, image)  # closing checkpointed the WAL into the file
     finally:
         for suffix in ("", "-wal", "-shm"):

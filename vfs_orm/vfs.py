@@ -30,7 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Concatenate, Literal, Param
 
 import icontract
 
-from vfs_orm import _glob, composition, dictionaries, layering, paths, special, stored
+from vfs_orm import _glob, composition, dictionaries, grouping, layering, paths, special, stored
 from vfs_orm._io import IteratorReader, wrap
 from vfs_orm.backends import (
     DB_ERRORS,
@@ -262,6 +262,8 @@ class VFS:
     _patch: PatchRecord | None
     _layer_patch: dict[str, PatchRecord]
     _layer_digest: dict[str, str]
+    _groups: bool
+    _layer_groups: set[str]
     _bases: Bases
     _writes_deltas: bool
     _view: int | None  # the checkpoint this VFS reads in place (open_checkpoint), if any
@@ -433,6 +435,48 @@ class VFS:
         ident: int = entry.ident
         return ident
 
+    @_translated
+    def group_small_files(self, size: int = grouping.GROUP_SIZE) -> int:
+        """Store this database's small compressed files in groups of about ``size`` plain
+        bytes (format 0013: a solid pack): several files' bytes in one stored value, each
+        file's own value then a 16-byte slice of its group, wherever that is smaller. One zstd
+        frame finds what the files share, and no row leaves most of a page empty: the
+        standard library's modules pack about a twentieth smaller (benchmarks/PACKS.md).
+        Reading a grouped file decodes its group (kept for the next files of it). Made for
+        release packs (``pack(solid=True)``, the default at release levels): files written
+        later are stored one by one as before. Reading the database needs this release.
+
+        Returns:
+            How many groups were stored.
+
+        Raises:
+            ContractError: the database is not compressed, or ``size`` is not 4 KiB to
+                512 KiB. ReadOnlyError: read-only. InvalidOperationError: inside
+                ``atomic_batch()`` or a host session's transaction. CorruptionError: a stored
+                value is damaged.
+        """
+        self._check_writable(self._db_path)
+        if self._content.codec == 0:
+            raise ContractError.for_path(self._where, "groups need a database created with "
+                                                      "compression='zstd' or 'zlib'")
+        low, high = grouping.GROUP_SIZES
+        if type(size) is not int or not low <= size <= high:
+            raise ContractError.for_path(self._where, f"size must be an int from {low} to "
+                                                      f"{high}")
+        uow = self._live_uow()
+        if uow.in_batch() or uow.session is not None:
+            raise InvalidOperationError.for_path(
+                self._where, "group_small_files() cannot run inside atomic_batch() or a host "
+                             "session: it needs its own transaction")
+        reader = replace(self._content, partial=False)
+        with uow.write() as raw:
+            made, _files, _saved = grouping.group_small_values(self._manifest, raw, reader,
+                                                               self._content, size)
+        if made and not self._groups:
+            self._groups = True
+            layering.use_content(self, self._content)  # slices are read with bases now
+        return made
+
     @property
     def compression(self) -> str | None:
         """How this database compresses content: 'zstd', 'zlib' or None (chosen at
@@ -522,11 +566,14 @@ class VFS:
         space, empty pages at their ends go back to the disk; readers and writers go on);
         ``full=True`` runs ``VACUUM FULL``, which rewrites the tables to their live size but
         holds an ACCESS EXCLUSIVE lock on each while it does (every reader and writer of the
-        tree waits). On SQLite ``full`` changes nothing.
+        tree waits). On SQLite ``full=True`` rewrites the file with ``VACUUM``: every page
+        packed full, so the room rows that shrank left in their pages goes too (a solid pack's
+        ``group_small_files`` leaves much); other writers wait while it runs.
 
         Raises:
             InvalidOperationError: inside ``atomic_batch()``, in a host's session, or embedded
-                in a host database that does not use incremental auto-vacuum.
+                in a host database that does not use incremental auto-vacuum (with
+                ``full=True``: in any host database or session).
             ReadOnlyError: the VFS is read-only (a ``PermissionError``).
             BusyError: another writer held the write lock past ``busy_timeout``.
         """

@@ -8,7 +8,11 @@ columns:
   4 a binary delta (format 0008, patch packs): the SHA-256 of the plain bytes it was made
   against (its BASE, a file of a layer below), then one zstd frame compressed with the base as
   a raw-content dictionary, as ``zstd --patch-from`` does. A delta is read with the base a
-  ``Content.bases`` resolver finds by that digest in the stack (checked against it).
+  ``Content.bases`` resolver finds by that digest in the stack (checked against it);
+  5 a SLICE of a group (format 0013, solid packs): 16 bytes, the group's id (big-endian,
+  signed), then the offset and the length (unsigned, 32 bits each) of the file's bytes in the
+  plain bytes of that row of ``vfs_groups``, which several small files read from; the same
+  resolver finds it by id in the stack, checked against its SHA-256.
   A value is compressed only when that makes it smaller, so incompressible media (PNG, OGG)
   is stored as is and read without a decompression;
 - ``sums``: an XXH3-64 checksum of every 4 KiB block of the PLAIN bytes, 8 bytes each (the
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import struct
 import threading
 import zlib
 from dataclasses import dataclass
@@ -52,7 +57,16 @@ BLOCK = 4096
 SUM = 8
 #: The seal of a small file's inline bytes (see the module's docstring).
 INLINE = 0
-RAW, ZLIB, ZSTD, ZSTD_DICT, DELTA = 0, 1, 2, 3, 4
+RAW, ZLIB, ZSTD, ZSTD_DICT, DELTA, SLICE = 0, 1, 2, 3, 4, 5
+#: A slice value: (group id, offset, length).
+SLICE_FORMAT = struct.Struct(">qII")
+#: The most plain bytes one group holds (its files are small: inline at most 16 KiB each).
+GROUP_MAX = 1 << 20
+
+
+def group_id(digest: bytes) -> int:
+    """The id of the group whose plain bytes have the SHA-256 ``digest`` (format 0013)."""
+    return int.from_bytes(digest[:8], "big", signed=True)
 #: The largest base a delta is made against or read with: its bytes are held in memory while
 #: the delta is read (a value naming a bigger one is refused).
 DELTA_BASE_MAX = 64 << 20
@@ -386,13 +400,19 @@ class Base:
 
 
 class BaseResolver(Protocol):
-    """Finds the base a delta names by its SHA-256 (``PatchBaseError`` if none is there), for
-    one VFS's stack; ``statements``: the repositories compiled for content that reads with
-    it (kept with the VFS, not in the process-wide cache)."""
+    """Finds the base a delta names by its SHA-256 (``PatchBaseError`` if none is there), and
+    the group a slice names by its id, for one VFS's stack; ``statements``: the repositories
+    compiled for content that reads with it (kept with the VFS, not in the process-wide
+    cache)."""
 
     statements: dict[Any, Any]
 
     def base(self, digest: bytes) -> Base: ...
+
+    def group(self, ident: int) -> bytes:
+        """The plain bytes of the group ``ident`` (format 0013; ``Damage`` unless a layer
+        holds it whole)."""
+        ...
 
 
 def missing_base(digest: bytes) -> MissingBase:
@@ -527,6 +547,8 @@ class Content:
             plain = _decompress(data, codec, limit, offset, self._dictionary(data, offset))
         elif codec == DELTA:
             plain = self._delta(data, limit, offset)
+        elif codec == SLICE:
+            plain = self._slice(data, limit, offset)
         else:
             raise _damaged(f"unknown codec {codec!r:.40}", offset)
         if self.verify or codec != RAW:
@@ -563,6 +585,25 @@ class Content:
             raise missing_base(digest)
         base = self.bases.base(digest)
         return _decompress(data[BASE_DIGEST:], ZSTD, limit, offset, base)
+
+    def _slice(self, data: bytes, limit: int, offset: int) -> bytes:
+        """The plain bytes of a slice value: its part of the group it names."""
+        if len(data) != SLICE_FORMAT.size:
+            raise _damaged(f"a slice of {len(data)} bytes (not {SLICE_FORMAT.size})", offset)
+        ident, start, length = SLICE_FORMAT.unpack(data)
+        if length > limit:
+            raise _damaged(f"a slice of {length} bytes where at most {limit} fit", offset)
+        if self.bases is None:
+            raise _damaged(f"a slice of group {ident & (2**64 - 1):016x}, and no layer holds "
+                           f"groups", offset)
+        try:
+            group = self.bases.group(ident)
+        except Damage as exc:
+            raise _damaged(exc.what, offset) from None
+        if start + length > len(group):
+            raise _damaged(f"a slice of bytes {start}..{start + length} of group "
+                           f"{ident & (2**64 - 1):016x}, which holds {len(group)}", offset)
+        return group[start:start + length]
 
     def _dictionary(self, data: bytes, offset: int) -> Dictionary:
         """The dictionary a value compressed with one names (``Damage`` if it is not there)."""
@@ -682,10 +723,11 @@ def _damaged(what: str, offset: int) -> Damage:
     return exc
 
 
-__all__ = ["BASE_DIGEST", "BLOCK", "CODECS", "DELTA", "DELTA_BASE_MAX", "INLINE", "PLAIN", "SUM",
+__all__ = ["BASE_DIGEST", "BLOCK", "CODECS", "DELTA", "DELTA_BASE_MAX", "GROUP_MAX", "INLINE",
+           "PLAIN", "SLICE", "SLICE_FORMAT", "SUM",
            "Base", "BaseResolver", "Content", "Damage", "Dictionaries", "Dictionary", "MissingBase",
            "block_sums", "compression_codec", "compression_level", "compression_name",
-           "damaged", "dictionary_id", "keep", "reseal", "stored_form", "train", "unframe",
+           "damaged", "dictionary_id", "group_id", "keep", "reseal", "stored_form", "train", "unframe",
            "verify", "whole_sums"]
 
 

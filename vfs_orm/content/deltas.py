@@ -11,6 +11,10 @@ and a base that needs itself is refused.
 
 ``rebase`` stores a file's values as deltas against a base wherever that is smaller: what
 ``make_patch`` does to each changed file after writing it whole.
+
+The same resolver finds the GROUPS slices read from (format 0013, ``codec.SLICE``): by id, in
+any layer's ``vfs_groups``, decoded and checked against their SHA-256 (whose first 8 bytes
+the id is), so a group from a forged layer is never used; found groups are kept too.
 """
 
 from __future__ import annotations
@@ -25,11 +29,18 @@ from vfs_orm import stored
 from vfs_orm.content.codec import (
     DELTA,
     DELTA_BASE_MAX,
+    GROUP_MAX,
     INLINE,
+    RAW,
+    ZLIB,
+    ZSTD,
+    ZSTD_DICT,
     Base,
     Content,
     Damage,
     MissingBase,
+    damaged,
+    group_id,
     missing_base,
     whole_sums,
 )
@@ -44,6 +55,11 @@ KEEP_BYTES = 256 << 20
 #: reads the next): a forged chain is refused, not followed into gigabytes.
 MAX_DEPTH = 64
 MAX_IN_FLIGHT = 1 << 30
+#: Bytes of groups (format 0013) kept for the next reads: a solid pack's small files are
+#: read a group at a time, so a walk over them decodes each group once.
+GROUP_KEEP_BYTES = 32 << 20
+#: The codecs a group may be stored with (a slice or a delta would make a group read another).
+_GROUP_CODECS = (RAW, ZLIB, ZSTD, ZSTD_DICT)
 
 class Where(NamedTuple):
     """A file of a layer holding a base."""
@@ -77,6 +93,8 @@ class Bases:
         self._kept_bytes = 0
         self._maps: dict[Hashable, _Map] = {}
         self._local = threading.local()
+        self._groups: OrderedDict[int, bytes] = OrderedDict()
+        self._group_bytes = 0
 
     def base(self, digest: bytes) -> Base:
         """The base whose SHA-256 is ``digest`` (``MissingBase``, a ``PatchBaseError``, if no
@@ -103,6 +121,47 @@ class Bases:
                 self._local.in_flight = 0
         self._keep(found)
         return found
+
+    def group(self, ident: int) -> bytes:
+        """The plain bytes of the group ``ident`` (``Damage`` saying why unless a layer holds
+        it whole and matching its SHA-256)."""
+        with self._lock:
+            kept = self._groups.get(ident)
+            if kept is not None:
+                self._groups.move_to_end(ident)
+                return kept
+        found = self._find_group(ident)
+        with self._lock:
+            if ident not in self._groups:
+                self._groups[ident] = found
+                self._group_bytes += len(found)
+                while self._group_bytes > GROUP_KEEP_BYTES and len(self._groups) > 1:
+                    _, gone = self._groups.popitem(last=False)
+                    self._group_bytes -= len(gone)
+        return found
+
+    def _find_group(self, ident: int) -> bytes:
+        name = f"group {ident & (2**64 - 1):016x}"
+        problem = f"{name}, which no layer of this stack holds"
+        for _key, source, _stable in (self.sources() if self.sources is not None else ()):
+            row = source.repo.group_row(source.raw(), ident)
+            if row is None:
+                continue
+            digest, codec, sums, data = row
+            if codec not in _GROUP_CODECS or type(codec) is not int:
+                problem = f"{name} stored with codec {codec!r:.20}"
+                continue
+            try:
+                plain = source.repo.content.decode(data, codec, sums, GROUP_MAX, ident)
+            except Damage as exc:
+                problem = f"{name} is damaged: {exc.what}"
+                continue
+            if type(digest) is not bytes or group_id(digest) != ident \
+                    or hashlib.sha256(plain).digest() != digest:
+                problem = f"{name} does not match its SHA-256"
+                continue
+            return plain
+        raise damaged(problem, 0)
 
     def _find(self, digest: bytes) -> Base:
         layers = list(self.sources()) if self.sources is not None else []

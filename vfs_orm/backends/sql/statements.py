@@ -47,7 +47,15 @@ from sqlalchemy import (
 
 from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
-from vfs_orm.models import Checkpoint, CheckpointInode, Chunk, Dictionary, Inode, LayerManifest
+from vfs_orm.models import (
+    Checkpoint,
+    CheckpointInode,
+    Chunk,
+    Dictionary,
+    Group,
+    Inode,
+    LayerManifest,
+)
 from vfs_orm.paths import fold, split, subtree_bounds
 from vfs_orm.rows import (
     N_INODE,
@@ -144,6 +152,21 @@ def checkpoint_tables(schema: str = "main") -> tuple[Table, Table]:
             k = CheckpointInode.__table__.to_metadata(md, schema=schema)  # type: ignore[attr-defined]
             _CHECKPOINT_TABLES[schema] = (h, k)
     return _CHECKPOINT_TABLES[schema]
+
+
+_GROUP_TABLES: dict[str, Table] = {}
+
+
+def group_table(schema: str = "main") -> Table:
+    """``vfs_groups`` of a schema (format 0013)."""
+    if schema not in _GROUP_TABLES:
+        table: Table = Group.__table__  # type: ignore[assignment]
+        if schema != "main":
+            if not schema.isidentifier() or not schema.isascii():
+                raise ValueError(f"invalid schema alias {schema!r}")
+            table = table.to_metadata(MetaData(), schema=schema)
+        _GROUP_TABLES[schema] = table
+    return _GROUP_TABLES[schema]
 
 
 def inode_table(schema: str = "main") -> Table:
@@ -874,6 +897,18 @@ class InodeRepository:
     def files(self, raw: Any) -> list[tuple[Any, ...]]:
         """(id, parent, name, size, chunk_size, digest, mode) of every file in the tree."""
         return raw.execute(self._files.sql).fetchall()
+
+    @functools.cached_property
+    def _group_row(self) -> Compiled:
+        g = group_table(self.schema)
+        return self._compile(select(g.c.digest, g.c.codec, g.c.sums, g.c.data)
+                             .where(g.c.id == bindparam("id")), ("id",))
+
+    def group_row(self, raw: Any, ident: int) -> tuple[Any, ...] | None:
+        """(digest, codec, sums, data) of this database's group ``ident`` (format 0013), or
+        None."""
+        row = raw.execute(self._group_row.sql, (ident,)).fetchone()
+        return None if row is None else tuple(row)
 
     def set_digest(self, raw: Any, inode_id: int, digest: bytes) -> None:
         """Record a digest computed by reading the file (inside the write transaction that
@@ -1612,6 +1647,35 @@ class ManifestRepository:
                                            created_ns=bindparam("now"),
                                            modified_ns=bindparam("now2")),
                           ("uuid", "name", "version", "description", "now", "now2")))
+
+    @functools.cached_property
+    def _groups(self) -> tuple[Compiled, Compiled]:
+        g = group_table(self.schema)
+        return (self._compile(insert(g).values(id=bindparam("id"), digest=bindparam("digest"),
+                                               codec=bindparam("codec"), sums=bindparam("sums"),
+                                               data=bindparam("data")),
+                              ("id", "digest", "codec", "sums", "data")),
+                self._compile(select(exists(select(g.c.id))), ()))
+
+    def add_group(self, raw: Any, ident: int, digest: bytes, codec: int, sums: bytes,
+                  data: bytes) -> None:
+        """Store a group (format 0013) unless the database holds it already (groups are
+        named by their content)."""
+        if raw.execute(self._group_probe.sql, (ident,)).fetchone() is None:
+            raw.execute(self._groups[0].sql, (ident, digest, codec, sums, data))
+
+    @functools.cached_property
+    def _group_probe(self) -> Compiled:
+        g = group_table(self.schema)
+        return self._compile(select(g.c.id).where(g.c.id == bindparam("id")), ("id",))
+
+    def holds_groups(self, raw: Any) -> bool:
+        """Whether the database holds a group (format 0013): its small files may read from
+        them."""
+        try:
+            return bool(raw.execute(self._groups[1].sql).fetchone()[0])
+        except self.missing_table:
+            return False
 
     def patch_record(self, raw: Any) -> tuple[Any, ...] | None:
         """(base uuid, base digest, new digest, new manifest JSON) of a patch pack, or None."""

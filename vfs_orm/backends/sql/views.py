@@ -71,7 +71,8 @@ PG_VIEW_SCHEMA = "pg_temp"
 #: agree).
 _PG_FIXED = {"generation": "0::bigint", "refs": "0::bigint", "owner": "NULL::text"}
 #: The format's tables a PostgreSQL checkpoint view shows as they are.
-_PG_AS_IS = ("vfs_chunks", "vfs_layer_manifests", "vfs_dictionaries", "vfs_alembic_version")
+_PG_AS_IS = ("vfs_chunks", "vfs_layer_manifests", "vfs_dictionaries", "vfs_groups",
+             "vfs_alembic_version")
 
 
 def pg_checkpoint_views(tree: str, checkpoint_id: int) -> list[str]:

@@ -180,8 +180,8 @@ class SQLiteBackend:
 
     def compact(self, uow: UnitOfWork, *, embedded: bool, file_db: bool, full: bool = False
                 ) -> dict[str, Any]:
-        """``full`` changes nothing on SQLite: freed pages always leave the file."""
-        return _compact(uow, embedded=embedded, file_db=file_db)
+        """``full``: ``VACUUM`` (pages packed full), instead of giving back free pages."""
+        return _compact(uow, embedded=embedded, file_db=file_db, full=full)
 
     def sync(self, raw: sqlite3.Connection) -> None:
         """Fold the WAL into the database file (everything committed becomes durable there)."""

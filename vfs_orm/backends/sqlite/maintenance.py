@@ -20,23 +20,30 @@ if TYPE_CHECKING:
     from vfs_orm.uow import UnitOfWork
 
 
-def compact(uow: UnitOfWork, *, embedded: bool, file_db: bool) -> dict[str, Any]:
-    """Free pages of the main database released; returns what it did and the sizes before
-    and after (``bytes_*`` are the database's pages, not counting the WAL)."""
+def compact(uow: UnitOfWork, *, embedded: bool, file_db: bool, full: bool = False
+            ) -> dict[str, Any]:
+    """Free pages of the main database released (``full``: the whole file rewritten with
+    ``VACUUM``, every page packed full, which also takes back the space rows that shrank
+    leave in their pages); returns what it did and the sizes before and after (``bytes_*``
+    are the database's pages, not counting the WAL)."""
     if uow.read_only:
         raise ReadOnlyError.for_path(uow.where, "the VFS is read-only")
     if uow.in_batch():
         raise InvalidOperationError.for_path(
             uow.where, "compact() cannot run inside atomic_batch(): it needs its own transaction")
+    if full and (embedded or uow.session is not None):
+        raise InvalidOperationError.for_path(
+            uow.where, "compact(full=True) rewrites the whole database file: not a database "
+                       "embedded in a host's, nor inside a host session's transaction")
     repo = SpaceRepository()
     with uow.lock:  # this VFS's other writers wait; readers go on under WAL
         try:
             page, pages_before, free_before, mode = repo.space(uow.raw())
-            if mode == "incremental" and uow.session is not None:
+            if mode == "incremental" and not full and uow.session is not None:
                 with uow.write() as raw:  # joins the host session's transaction
                     repo.release_free_pages_in(raw, free_before)
                 method = "incremental"
-            elif mode == "incremental":
+            elif mode == "incremental" and not full:
                 uow.writes += 1
                 repo.release_free_pages(uow.raw())
                 method = "incremental"
