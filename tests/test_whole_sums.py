@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.test_migrations import _migrate, _revision
 from tests.test_patch_deltas import NEW, OLD
@@ -257,3 +259,155 @@ def test_a_patch_stores_deltas_with_one_checksum_and_refuses_the_downgrade(tmp_p
     with pytest.raises(RuntimeError, match="apply the patch before downgrading"):
         _migrate(patch, "0011")
     assert Path(patch).read_bytes() == before and _revision(patch) == FORMAT_REVISION
+
+
+def _chunked_pack(path, compression="zstd"):
+    with VFS(str(path), chunk_size=16384, compression=compression) as fs:
+        fs.write_bytes("/text.txt", TEXT)  # 85 KB: six chunks, compressed
+    return path
+
+
+def test_downgrade_does_not_launder_a_moved_value(tmp_path):
+    """A compressed chunk moved, one checksum and all, to another place: 0012 reports it;
+    the downgrade must leave it as it is (not give it per-block checksums sealed to where it
+    now is), so that 0011 reports it too."""
+    path = _chunked_pack(tmp_path / "p.vfs")
+    con = sqlite3.connect(path)
+    first, second = [r[0] for r in con.execute("SELECT id FROM vfs_chunks ORDER BY id LIMIT 2")]
+    row = con.execute("SELECT codec, sums, data FROM vfs_chunks WHERE id = ?", (second,)).fetchone()
+    assert len(row[1]) == 2 * SUM
+    con.execute("UPDATE vfs_chunks SET codec = ?, sums = ?, data = ? WHERE id = ?", (*row, first))
+    con.commit()
+    con.close()
+    with VFS(str(path), read_only=True) as fs, pytest.raises(CorruptionError):
+        fs.read_bytes("/text.txt")
+    _migrate(str(path), "0011")
+    con = sqlite3.connect(path)
+    sums, = con.execute("SELECT sums FROM vfs_chunks WHERE id = ?", (first,)).fetchone()
+    con.close()
+    assert sums == row[1]  # left as it is
+
+
+def test_downgrade_of_zlib_values(tmp_path):
+    """The downgrade decodes zlib values itself too (codec 1)."""
+    path = _chunked_pack(tmp_path / "z.vfs", "zlib")
+    assert all(c == 1 and n == 2 * SUM for c, n, _, _ in _values(path)["text.txt"])
+    _migrate(str(path), "0011")
+    for _, _, sums, key in _values(path)["text.txt"]:
+        idx = key % (1 << 32)
+        assert sums == block_sums(TEXT[idx * 16384:(idx + 1) * 16384], key)
+
+
+def _pg_sums(pg_url, tree):
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                f'SELECT codec, length(sums), octet_length(data) FROM "{tree}".vfs_chunks '
+                f'UNION ALL SELECT codec, length(sums), octet_length(data) FROM '
+                f'"{tree}".vfs_inodes WHERE data IS NOT NULL')).fetchall()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_postgresql_recompresses_values_over_4_kib_with_one_checksum(pg_url, pg_tree):
+    """On PostgreSQL (bytea sums): train_dictionary's recompression of values over 4 KiB
+    (inline and chunked) stores one checksum each; copy on write, a write in place, a spill,
+    a truncate and a restore keep every value readable."""
+    rnd = random.Random(3)
+    words = ["alpha", "beta", "gamma", "delta", "engine", "player", "score", "level"]
+    files = {}
+    for k in range(120):
+        body = "\n".join(" ".join(rnd.choice(words) for _ in range(8)) + f" = {rnd.randrange(999)}"
+                         for _ in range(rnd.randrange(150, 300))).encode()
+        files[f"/d{k % 5}/f{k}.txt"] = body  # 7-16 KB: inline, several blocks
+    big = b"".join(files.values())  # chunked
+    incompressible = random.Random(5).randbytes(12000)
+    with VFS(pg_url, tree=pg_tree, compression="zstd", chunk_size=65536) as fs:
+        fs.write_files(list(files.items()))
+        fs.write_bytes("/big.txt", big)
+        fs.write_bytes("/noise.bin", incompressible)
+        before = _pg_sums(pg_url, pg_tree)
+        assert any(c != 0 and n == 2 * SUM and size > 0 for c, n, size in before)
+        assert fs.train_dictionary() is not None
+        after = _pg_sums(pg_url, pg_tree)
+        assert any(c == 3 for c, _, _ in after)
+        for c, n, _ in after:
+            assert (n == 2 * SUM) if c != 0 else n > 2 * SUM
+        for p, b in files.items():
+            assert fs.read_bytes(p) == b
+        assert fs.read_bytes("/big.txt") == big
+        # copy on write of compressed chunks, then a write in place, then truncate
+        fs.copy("/big.txt", "/copy.txt")
+        with fs.open("/copy.txt", "r+b") as f:
+            f.seek(70000)
+            f.write(b"XYZ")
+        want = bytearray(big)
+        want[70000:70003] = b"XYZ"
+        assert fs.read_bytes("/copy.txt") == bytes(want)
+        assert fs.read_bytes("/big.txt") == big
+        with fs.open("/d0/f0.txt", "r+b") as f:  # spill of a compressed inline value
+            f.seek(5000)
+            f.write(b"!!")
+        w0 = bytearray(files["/d0/f0.txt"])
+        w0[5000:5002] = b"!!"
+        assert fs.read_bytes("/d0/f0.txt") == bytes(w0)
+        with fs.open("/noise.bin", "rb") as f:
+            f.seek(9000)
+            assert f.read(100) == incompressible[9000:9100]
+        with fs.open("/copy.txt", "r+b") as f:
+            f.truncate(70001)
+        assert fs.read_bytes("/copy.txt") == bytes(want[:70001])
+        fs.checkpoint("c")
+        fs.write_bytes("/d1/f1.txt", b"gone")
+        fs.restore("c")
+        assert fs.read_bytes("/d1/f1.txt") == files["/d1/f1.txt"]
+        assert fs.check(deep=True).ok
+
+
+def test_downgrade_of_a_postgresql_tree_gives_per_block_checksums(pg_url, pg_tree):
+    """The downgrade on a PostgreSQL tree (its own decoding, the tree's dictionary): exactly
+    the checksums 0011 wrote; the tree upgrades and reads again."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from vfs_orm.backends.sqlite.schema import _script
+    from vfs_orm.models import VERSION_TABLE
+
+    rnd = random.Random(4)
+    files = {f"/f{k}.txt": "\n".join(f"line {rnd.randrange(99)} of {k}" for _ in range(600)
+                                     ).encode() for k in range(40)}
+    big = b"".join(files.values())
+    with VFS(pg_url, tree=pg_tree, compression="zstd", chunk_size=65536) as fs:
+        fs.write_files(list(files.items()))
+        fs.write_bytes("/big.txt", big)
+        fs.train_dictionary()
+    assert any(c != 0 and n == 2 * SUM and size > 4096 for c, n, size in _pg_sums(pg_url, pg_tree))
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{pg_tree}"')
+            in_tree = conn.execution_options(schema_translate_map={None: pg_tree})
+            context = MigrationContext.configure(
+                in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": pg_tree})
+            with Operations.context(context):
+                for step in _script().iterate_revisions("head", "0011"):
+                    if step.revision != "0011":
+                        step.module.downgrade()
+            context.stamp(_script(), "0011")
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                f'SELECT i.name, c.id, c.codec, c.sums FROM "{pg_tree}".vfs_chunks c JOIN '
+                f'"{pg_tree}".vfs_inodes i ON c.inode_id = i.id UNION ALL SELECT name, 0, '
+                f'codec, sums FROM "{pg_tree}".vfs_inodes WHERE data IS NOT NULL')).fetchall()
+    finally:
+        engine.dispose()
+    for name, key, codec, sums in rows:
+        plain = big if name == "big.txt" else files["/" + name]
+        if name == "big.txt":
+            plain = plain[(key % (1 << 32)) * 65536:(key % (1 << 32) + 1) * 65536]
+        assert bytes(sums) == block_sums(plain, key), (name, codec)
+    with VFS(pg_url, tree=pg_tree) as fs:  # upgraded again on a writable open
+        assert fs.read_bytes("/big.txt") == big
+        assert fs.check(deep=True).ok
