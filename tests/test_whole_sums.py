@@ -298,6 +298,25 @@ def test_downgrade_of_zlib_values(tmp_path):
         assert sums == block_sums(TEXT[idx * 16384:(idx + 1) * 16384], key)
 
 
+@pytest.mark.parametrize("forged", ["sixteen chars ok", 1234567890123456, -123456789012345])
+def test_downgrade_with_sums_not_bytes(tmp_path, forged):
+    """Sums stored as TEXT or INTEGER (a hostile or broken file), length() 16, on a value
+    that decodes: 0012 reports it as damaged; the downgrade should leave it as it is, not
+    fail with TypeError/MemoryError/ValueError."""
+    path = _chunked_pack(tmp_path / "h.vfs")
+    con = sqlite3.connect(path)
+    first, = con.execute("SELECT id FROM vfs_chunks ORDER BY id LIMIT 1").fetchone()
+    con.execute("UPDATE vfs_chunks SET sums = ? WHERE id = ?", (forged, first))
+    assert con.execute("SELECT length(sums) FROM vfs_chunks WHERE id = ?", (first,)
+                       ).fetchone() == (16,)
+    con.commit()
+    con.close()
+    with VFS(str(path), read_only=True) as fs, pytest.raises(CorruptionError):
+        fs.read_bytes("/text.txt")
+    _migrate(str(path), "0011")  # (was TypeError, MemoryError, ValueError)
+    assert _revision(str(path)) == "0011"
+
+
 def _pg_sums(pg_url, tree):
     engine = create_engine(pg_url)
     try:
