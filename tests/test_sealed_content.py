@@ -170,3 +170,35 @@ def test_chunks_swapped_in_a_postgresql_tree_are_corruption(pg_url, pg_tree):
         for name in ("/a.bin", "/b.bin"):
             with pytest.raises(CorruptionError, match="another file or position"):
                 fs.read_bytes(name)
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])  # BLOB reads; the SQL part read
+def test_a_chunk_cut_short_is_corruption_and_a_sparse_tail_reads_zeros(tmp_path, compression):
+    """A read of part of an uncompressed chunk past its stored bytes: zeros where the value
+    ends there (a file extended by truncate), damage where its checksums say it held more (a
+    chunk cut short by a broken tool): never zeros in place of lost bytes."""
+    import os
+    path = tmp_path / "p.vfs"
+    data = os.urandom(100_000)  # stored as is, compressed database or not
+    with VFS(str(path), chunk_size=65536, compression=compression) as fs:
+        fs.write_bytes("/cut.bin", data)
+        fs.write_bytes("/sparse.bin", data)
+        with fs.open("/sparse.bin", "r+b") as f:
+            f.truncate(131_072)  # chunk 1 keeps its 34,464 bytes
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_chunks SET data = substr(data, 1, 100) WHERE id = ?",
+                (_chunk_ids(con, "cut.bin")[1],))
+    con.commit()
+    con.close()
+    with VFS(str(path), read_only=True) as fs:
+        with fs.open("/sparse.bin", "rb") as f:
+            f.seek(65_536 + 40_960)
+            assert f.read(50) == bytes(50)
+            f.seek(65_536 + 34_000)
+            assert f.read(1000) == data[99_536:] + bytes(536)  # the value's end, then zeros
+        for at in (65_536 + 8192, 65_536 + 50):
+            with fs.open("/cut.bin", "rb") as f, \
+                    pytest.raises(CorruptionError, match=r"cut short|mismatch"):
+                f.seek(at)
+                f.read(50)
+        assert fs.read_bytes("/sparse.bin") == data + bytes(31_072)

@@ -113,7 +113,8 @@ class Inode(Base):
     # computes it again.
     digest: Mapped[bytes | None] = mapped_column(LargeBinary)
     # How ``data`` is stored (format 0004, see ``vfs_orm.content``): its codec (0 as is, 1
-    # zlib, 2 zstd) and an XXH3-64 checksum per 4 KiB block of its plain bytes. Before ``data``: SQLite
+    # zlib, 2 zstd, ...) and XXH3-64 checksums of its plain bytes (per 4 KiB block; one for a
+    # compressed value since 0012). Before ``data``: SQLite
     # reads a row's columns in order, and a column after a large value means walking it.
     codec: Mapped[int] = mapped_column(Integer, server_default="0")
     sums: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -140,7 +141,7 @@ class Chunk(Base):
     id: Mapped[int] = mapped_column(Int64, primary_key=True, autoincrement=False)
     inode_id: Mapped[int] = mapped_column(Int64, ForeignKey("vfs_inodes.id", ondelete="CASCADE"))
     idx: Mapped[int] = mapped_column(Int64)
-    # Codec and block checksums of ``data`` (format 0004, see ``vfs_orm.content``; since 0007
+    # Codec and checksums of ``data`` (format 0004, see ``vfs_orm.content``; since 0007
     # sealed to this row's id), before it: a partial read of a chunk reads its sums without
     # walking the chunk's overflow pages.
     codec: Mapped[int] = mapped_column(Integer, server_default="0")

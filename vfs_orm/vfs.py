@@ -486,7 +486,7 @@ class VFS:
     @_translated
     def check(self, quick: bool = False, deep: bool = False) -> Any:
         """Check the database: SQLite's integrity check and the format's invariants (see
-        ``vfs_orm.check``). ``deep``: also read every file back, checking each chunk's block checksums
+        ``vfs_orm.check``). ``deep``: also read every file back, checking each chunk's checksums
         and each file against its SHA-256 digest (damaged files are listed as problems).
         Returns a report with ``ok``, ``problems``, ``warnings`` and ``counts``. A
         checkpoint's view (``open_checkpoint``) checks the database it reads.

@@ -73,9 +73,10 @@ def downgrade() -> None:
         for data, in conn.execute(sa.select(t.c.data).where(_one_sum(t),
                                                              t.c.codec == _DELTA)):
             if _delta_size(data) != 0:
-                raise RuntimeError(f"{t.name} holds a binary delta over 4 KiB with one "
-                                   f"checksum (a patch pack): apply the patch before "
-                                   f"downgrading to format 0011; nothing was changed")
+                raise RuntimeError(f"{t.name} holds a binary delta over 4 KiB (or of no "
+                                   f"stated size) with one checksum (a patch pack): apply "
+                                   f"the patch before downgrading to format 0011; nothing "
+                                   f"was changed")
     if not any(conn.execute(sa.select(sa.literal(1)).where(_one_sum(t),
                                                            t.c.codec != _DELTA).limit(1)).first()
                for t, _, _ in tables):
@@ -140,8 +141,8 @@ class _Readers:
 
         try:
             params = zstandard.get_frame_parameters(data)
-            if params.content_size > _MAX_VALUE:  # (unknown: -1, bounded below)
-                return None
+            if params.content_size > _MAX_VALUE:  # (a size not stated reads as 2**64 - 1;
+                return None                       # vfs_orm always states it)
             dictionary = None
             if codec == _ZSTD_DICT:
                 dictionary = self._dictionary(zstandard, params.dict_id)

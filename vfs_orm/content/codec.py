@@ -1,4 +1,4 @@
-"""How file content is stored (format 0004): compressed or not, with a checksum per block.
+"""How file content is stored (format 0004): compressed or not, with checksums.
 
 Every stored value of file content (a chunk, or a small file's inline bytes) has two companion
 columns:
@@ -557,10 +557,13 @@ class Content:
             raise _damaged(f"{len(plain)} bytes where at most {limit} fit", offset)
         return plain
 
-    def decode_part(self, part: Any, sums: Any, start: int, offset: int, key: int) -> Any:
+    def decode_part(self, part: Any, sums: Any, start: int, offset: int, key: int,
+                    wanted: int | None = None) -> Any:
         """Check bytes read from an uncompressed value at ``start`` (a multiple of ``BLOCK``)
         against ``sums``, the value's whole sums (only those of the blocks read are compared,
-        and the seal), read at ``key``."""
+        and the seal), read at ``key``. ``wanted``: how many bytes were asked for; fewer
+        means the value ends there, which its checksums must say too (a value cut short is
+        damage; a read past the end of a whole value finds nothing, as a sparse file's)."""
         if type(part) is not bytes:
             raise _damaged(f"content stored as {type(part).__name__}, not bytes", offset)
         if self.verify:
@@ -568,11 +571,15 @@ class Content:
             count = (len(part) + BLOCK - 1) // BLOCK
             if type(sums) is not bytes:
                 raise _damaged("checksums missing", offset)
+            held = len(sums) // SUM - 1  # the blocks the value holds
             want = sums[SUM * first:SUM * (first + count)]
-            if _digests(part) != want or first + count >= len(sums) // SUM \
+            if _digests(part) != want or (count and first + count > held) \
                     or _xxh3(sums[:-SUM], key) != sums[-SUM:]:
                 _check_seal(sums, key, offset)
-                _compare(part, want, offset, len(sums) // SUM - 1 - first)
+                _compare(part, want, offset, held - first)
+            if wanted is not None and len(part) < wanted and first + count < held:
+                raise _damaged("content cut short (its checksums cover more)",
+                               offset + len(part))
         return part
 
     def _delta(self, data: bytes, limit: int, offset: int) -> bytes:
@@ -625,8 +632,8 @@ PLAIN = Content()
 
 def verify(plain: bytes, sums: Any, offset: int, key: int, whole: bool = False) -> None:
     """Raise ``CorruptionError`` unless ``sums`` are ``plain``'s, sealed for ``key``: naming
-    the first block whose checksum differs. ``whole``: a compressed value's, which may be one
-    checksum of all of ``plain`` (format 0012)."""
+    the first block whose checksum differs (the value's start, for one checksum). ``whole``:
+    a compressed value's, which may be one checksum of all of ``plain`` (format 0012)."""
     if whole and len(plain) > BLOCK and type(sums) is bytes and len(sums) == 2 * SUM:
         if sums != whole_sums(plain, key):
             _check_seal(sums, key, offset)

@@ -825,7 +825,7 @@ class InodeRepository:
             try:
                 if codec == 0:
                     data = self.content.decode_part(data, sums, first * BLOCK, first * BLOCK,
-                                                    seal)
+                                                    seal, blocks * BLOCK)
                     data = data[start - first * BLOCK:start - first * BLOCK + length]
                 else:
                     data = self.content.decode(data, codec, sums, stored.MAX_CHUNK_SIZE, seal)

@@ -81,15 +81,14 @@ class SQLiteInodeRepository(InodeRepository):
             if not self.content.verify:
                 return blob[off:off + length]  # type: ignore[return-value]  # typeshed: int
             start = off - off % BLOCK
-            end = min(off + length + BLOCK - 1 - (off + length - 1) % BLOCK, len(blob))
-            if start >= end:
-                return b""
-            part = blob[start:end]
+            asked = off + length + BLOCK - 1 - (off + length - 1) % BLOCK
+            end = min(asked, len(blob))
+            part = blob[start:end] if start < end else b""
             with raw.blobopen(self.chunks.name, "sums", rowid, readonly=True,
                               name=self.schema) as sums_blob:
                 sums = sums_blob.read()
         try:
-            self.content.decode_part(part, sums, start, start, rowid)
+            self.content.decode_part(part, sums, start, start, rowid, asked - start)
         except Damage as exc:
             exc.idx = idx
             raise
