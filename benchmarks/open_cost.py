@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         path = _pack(d)
-        closed.expected.cache_clear()
+        schema.expected.cache_clear()
         schema.expected_shape.cache_clear()
         start = time.perf_counter()
         VFS(path, read_only=True).close()
@@ -64,7 +64,7 @@ def main() -> None:
         for _ in range(args.rounds):
             rows["closed schema"].append(_per_open(args.opens, path))
             with mock.patch.object(closed, "verify", lambda *a, **k: None), \
-                    mock.patch("vfs_orm.backends.sqlite.engine.install_wall", lambda raw: None):
+                    mock.patch("vfs_orm.backends.sqlite.engine.install_wall", lambda raw, *a: None):
                 rows["without it"].append(_per_open(args.opens, path))
             rows["raw sqlite3"].append(_raw(args.opens, path))
     med = {k: statistics.median(v) * 1e3 for k, v in rows.items()}

@@ -169,6 +169,24 @@ def group_table(schema: str = "main") -> Table:
     return _GROUP_TABLES[schema]
 
 
+_GROUP_STATEMENTS: dict[tuple[str, str], tuple[Compiled, Compiled, Compiled]] = {}
+
+
+def _group_statements(schema: str, dialect: Any) -> tuple[Compiled, Compiled, Compiled]:
+    """(insert, probe by id, any at all) of a schema's groups, compiled once per process."""
+    key = (schema, dialect.name)
+    if key not in _GROUP_STATEMENTS:
+        g = group_table(schema)
+        _GROUP_STATEMENTS[key] = (
+            compile_stmt(insert(g).values(id=bindparam("id"), digest=bindparam("digest"),
+                                          codec=bindparam("codec"), sums=bindparam("sums"),
+                                          data=bindparam("data")),
+                         ("id", "digest", "codec", "sums", "data"), dialect),
+            compile_stmt(select(g.c.id).where(g.c.id == bindparam("id")), ("id",), dialect),
+            compile_stmt(select(exists(select(g.c.id))), (), dialect))
+    return _GROUP_STATEMENTS[key]
+
+
 def inode_table(schema: str = "main") -> Table:
     return _tables_for(schema)[0]
 
@@ -1648,32 +1666,20 @@ class ManifestRepository:
                                            modified_ns=bindparam("now2")),
                           ("uuid", "name", "version", "description", "now", "now2")))
 
-    @functools.cached_property
-    def _groups(self) -> tuple[Compiled, Compiled]:
-        g = group_table(self.schema)
-        return (self._compile(insert(g).values(id=bindparam("id"), digest=bindparam("digest"),
-                                               codec=bindparam("codec"), sums=bindparam("sums"),
-                                               data=bindparam("data")),
-                              ("id", "digest", "codec", "sums", "data")),
-                self._compile(select(exists(select(g.c.id))), ()))
-
     def add_group(self, raw: Any, ident: int, digest: bytes, codec: int, sums: bytes,
                   data: bytes) -> None:
         """Store a group (format 0013) unless the database holds it already (groups are
         named by their content)."""
-        if raw.execute(self._group_probe.sql, (ident,)).fetchone() is None:
-            raw.execute(self._groups[0].sql, (ident, digest, codec, sums, data))
-
-    @functools.cached_property
-    def _group_probe(self) -> Compiled:
-        g = group_table(self.schema)
-        return self._compile(select(g.c.id).where(g.c.id == bindparam("id")), ("id",))
+        add, probe, _ = _group_statements(self.schema, self.dialect)
+        if raw.execute(probe.sql, (ident,)).fetchone() is None:
+            raw.execute(add.sql, (ident, digest, codec, sums, data))
 
     def holds_groups(self, raw: Any) -> bool:
         """Whether the database holds a group (format 0013): its small files may read from
-        them."""
+        them. (Asked at every open: compiled once per process.)"""
         try:
-            return bool(raw.execute(self._groups[1].sql).fetchone()[0])
+            return bool(raw.execute(_group_statements(self.schema, self.dialect)[2].sql)
+                        .fetchone()[0])
         except self.missing_table:
             return False
 

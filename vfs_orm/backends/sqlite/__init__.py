@@ -12,6 +12,7 @@ layer stack's shape and the format's checks are the shared core's (``backends/sq
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import tempfile
@@ -47,6 +48,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLITE", "SQLiteBackend"]
 
+
+
+@functools.cache
+def _manifests() -> SQLiteManifestRepository:
+    """The manifest statements of a SQLite database, compiled once per process (they hold no
+    state of their own; every open needs them, twice)."""
+    return SQLiteManifestRepository()
 
 class SQLiteBackend:
     """The operations the layers above need from SQLite (see ``backends.base``)."""
@@ -114,7 +122,7 @@ class SQLiteBackend:
                             embedded=embedded)
             if not memory and not embedded:
                 _engine.set_journal_mode(conn, "WAL")
-        return SQLiteManifestRepository().identity_row(_engine.driver(conn))
+        return _manifests().identity_row(_engine.driver(conn))
 
     def connection(self, conn: Any, borrowed: bool = False) -> ThreadConnection:
         return ThreadConnection(conn, borrowed)
@@ -143,7 +151,7 @@ class SQLiteBackend:
         return inode_repository(schema, content)
 
     def manifest_statements(self) -> SQLiteManifestRepository:
-        return SQLiteManifestRepository()
+        return _manifests()
 
     def head_revision(self) -> str:
         return _schema.head_revision()
@@ -163,7 +171,7 @@ class SQLiteBackend:
     # -- maintenance ------------------------------------------------------------------------
     def check(self, raw: sqlite3.Connection, quick: bool) -> CheckReport:
         return _check(raw, quick, _schema.schema_problem, repo=SQLiteCheckRepository(),
-                      manifests=SQLiteManifestRepository())
+                      manifests=_manifests())
 
     def info(self, raw: sqlite3.Connection, entry_problems: Callable[[Any], Any]
              ) -> dict[str, Any]:
