@@ -351,3 +351,20 @@ def test_a_postgresql_tree_groups_its_small_files(pg_url, pg_tree):
     with VFS(pg_url, tree=pg_tree, read_only=True) as fs:
         assert fs.read_bytes("/cfg/3.ini") == b"changed"
         _reads_right(fs, {p: d for p, d in files.items() if p != "/cfg/3.ini"})
+
+
+def test_a_database_that_takes_a_solid_image_reads_its_grouped_files(solid, tmp_path):
+    """``deserialize_iter`` of a solid pack into a database that held no groups: its slices
+    are read with bases from then on (and a plain image taken back reads without them)."""
+    image, files, plain = solid
+    path = str(tmp_path / "took.vfs")
+    with VFS(path, compression="zstd") as fs:
+        fs.write_bytes("/before.txt", b"replaced by the image")
+        with open(image, "rb") as f:
+            fs.deserialize_iter(f.read())
+        _reads_right(fs, files)
+        assert not fs.exists("/before.txt")
+        with open(plain, "rb") as f:
+            fs.deserialize_iter(f.read())
+        assert fs._content.bases is None
+        _reads_right(fs, files)

@@ -315,9 +315,10 @@ def _stored_folding(vfs: VFS) -> bool:
 def adopt(vfs: VFS, source: VFS) -> None:
     """After ``vfs``'s database took the image ``source`` holds (``deserialize_iter``): what
     ``vfs`` derived from its database is now what ``source`` derived from the image (chunk
-    size, compression and its dictionaries, case folding, patch record, whiteouts); the
-    read checks stay ``vfs``'s own."""
+    size, compression and its dictionaries, case folding, patch record, whiteouts, whether
+    it holds groups); the read checks stay ``vfs``'s own."""
     vfs._chunk_size = vfs._tree.chunk_size = source._chunk_size
     vfs._stored_compression, vfs._stored_ci = source._stored_compression, source._stored_ci
     vfs._folded, vfs._patch, vfs._may_hide = source._folded, source._patch, source._may_hide
+    vfs._groups = source._groups  # its slices are read with bases (or no longer need them)
     layering.use_content(vfs, replace(source._content, verify=vfs._content.verify))
