@@ -225,6 +225,10 @@ def _forge(path, what: str) -> tuple[set[str], set[str]]:
         elif what == "a group that is a slice":
             con.execute("UPDATE vfs_groups SET codec = ? WHERE id = ?", (SLICE, first))
             bad = set(groups[first])
+        elif what == "a huge group":  # 64 MiB stored as is: never fetched, let alone hashed
+            con.execute("UPDATE vfs_groups SET codec = 0, data = zeroblob(?) WHERE id = ?",
+                        (64 << 20, first))
+            bad = set(groups[first])
         elif what == "a bomb":  # claims 64 MiB of zeros
             import zstandard
             bomb = zstandard.ZstdCompressor(level=3).compress(bytes(64 << 20))
@@ -240,7 +244,7 @@ def _forge(path, what: str) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("what", ["past the end", "missing group", "short slice",
                                   "another group's bytes", "wrong digest",
-                                  "a group that is a slice", "a bomb"])
+                                  "a group that is a slice", "a huge group", "a bomb"])
 def test_a_forged_slice_or_group_is_corruption_for_its_files_only(solid, tmp_path, what):
     image, files, _ = solid
     path = str(tmp_path / "forged.vfs")
@@ -250,8 +254,10 @@ def test_a_forged_slice_or_group_is_corruption_for_its_files_only(solid, tmp_pat
     by_name = {p.rsplit("/", 1)[1]: p for p in files}
     with VFS(path, read_only=True) as fs:
         for name in bad:
-            with pytest.raises(CorruptionError):
+            with pytest.raises(CorruptionError) as caught:
                 fs.read_bytes(by_name[name])
+            if what == "a huge group":  # refused by its stored length alone
+                assert "stored in more than 1048576 bytes" in str(caught.value)
         assert good
         for name in good:
             assert fs.read_bytes(by_name[name]) == files[by_name[name]]

@@ -148,6 +148,9 @@ class Bases:
             if row is None:
                 continue
             digest, codec, sums, data = row
+            if data is None:
+                problem = f"{name} stored in more than {GROUP_MAX} bytes"
+                continue
             if codec not in _GROUP_CODECS or type(codec) is not int:
                 problem = f"{name} stored with codec {codec!r:.20}"
                 continue

@@ -47,6 +47,7 @@ from sqlalchemy import (
 
 from vfs_orm import stored
 from vfs_orm.content import BLOCK, INLINE, PLAIN, Content, Damage, damaged, reseal
+from vfs_orm.content.codec import GROUP_MAX
 from vfs_orm.models import (
     Checkpoint,
     CheckpointInode,
@@ -919,12 +920,17 @@ class InodeRepository:
     @functools.cached_property
     def _group_row(self) -> Compiled:
         g = group_table(self.schema)
-        return self._compile(select(g.c.digest, g.c.codec, g.c.sums, g.c.data)
+        # A group's stored bytes are never more than its plain bytes (it is stored only
+        # compressed), at most GROUP_MAX: a longer value (forged) is not even fetched, as
+        # every slice naming it would fetch it again.
+        fits = func.length(g.c.data) <= literal_column(str(GROUP_MAX))
+        return self._compile(select(g.c.digest, g.c.codec, g.c.sums,
+                                    case((fits, g.c.data), else_=null()))
                              .where(g.c.id == bindparam("id")), ("id",))
 
     def group_row(self, raw: Any, ident: int) -> tuple[Any, ...] | None:
         """(digest, codec, sums, data) of this database's group ``ident`` (format 0013), or
-        None."""
+        None; ``data`` is None when it is longer than ``GROUP_MAX`` (never a group's)."""
         row = raw.execute(self._group_row.sql, (ident,)).fetchone()
         return None if row is None else tuple(row)
 
