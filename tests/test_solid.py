@@ -374,3 +374,31 @@ def test_a_database_that_takes_a_solid_image_reads_its_grouped_files(solid, tmp_
             fs.deserialize_iter(f.read())
         assert fs._content.bases is None
         _reads_right(fs, files)
+
+
+def test_a_dictionary_trained_after_grouping_and_a_slice_spilled_to_a_chunk(tmp_path):
+    """``train_dictionary`` over a grouped database recompresses what it can and reads every
+    slice (groups stay as they were); a truncation that extends a grouped file moves its slice
+    to chunk 0 as it is, where it reads and checks, before the dictionary and after."""
+    path = str(tmp_path / "t.vfs")
+    files = {f"/notes/{k}.txt": b"note %d: " % k + _text(120) for k in range(120)}
+    with VFS(path, compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        assert fs.group_small_files(size=8 << 10) > 1
+        with fs.open("/notes/1.txt", "r+b") as f:
+            f.truncate(len(files["/notes/1.txt"]) + 7)
+        files["/notes/1.txt"] += bytes(7)
+        con = sqlite3.connect(path)
+        try:
+            assert con.execute("SELECT count(*) FROM vfs_chunks WHERE codec = ?",
+                               (SLICE,)).fetchone() == (1,)
+        finally:
+            con.close()
+        _reads_right(fs, files)
+        fs.train_dictionary()
+        _reads_right(fs, files)
+        report = fs.check(deep=True)
+        assert report.ok, report.problems
+    assert _codecs(path).get(SLICE, 0) >= 100
+    with VFS(path, read_only=True) as fs:
+        _reads_right(fs, files)
