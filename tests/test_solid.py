@@ -402,3 +402,25 @@ def test_a_dictionary_trained_after_grouping_and_a_slice_spilled_to_a_chunk(tmp_
     assert _codecs(path).get(SLICE, 0) >= 100
     with VFS(path, read_only=True) as fs:
         _reads_right(fs, files)
+
+
+def test_a_damaged_group_is_decoded_once_for_all_its_slices(solid, tmp_path):
+    """Every file of a group whose row does not check reads as damaged, but the row is read
+    (and decoded) once, not once per file; another VFS of the same stack tries again."""
+    image, files, _ = solid
+    path = str(tmp_path / "forged.vfs")
+    shutil.copy(image, path)
+    bad, good = _forge(path, "wrong digest")
+    by_name = {p.rsplit("/", 1)[1]: p for p in files}
+    assert len(bad) > 3
+    for _ in range(2):
+        with VFS(path, read_only=True) as fs:
+            fetched: list[str] = []
+            fs._live_uow().raw().set_trace_callback(
+                lambda sql: fetched.append(sql) if "FROM vfs_groups" in sql else None)
+            for name in sorted(bad) * 2:
+                with pytest.raises(CorruptionError, match="does not match its SHA-256"):
+                    fs.read_bytes(by_name[name])
+            assert len(fetched) == 1, fetched
+            for name in good:
+                assert fs.read_bytes(by_name[name]) == files[by_name[name]]

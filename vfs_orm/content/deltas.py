@@ -60,6 +60,9 @@ MAX_IN_FLIGHT = 1 << 30
 GROUP_KEEP_BYTES = 32 << 20
 #: The codecs a group may be stored with (a slice or a delta would make a group read another).
 _GROUP_CODECS = (RAW, ZLIB, ZSTD, ZSTD_DICT)
+#: Groups a stack holds only damaged (a row under the id that does not check) are kept too,
+#: so that every slice naming one does not decode it again: this many, per VFS.
+DAMAGED_GROUPS_KEPT = 256
 
 class Where(NamedTuple):
     """A file of a layer holding a base."""
@@ -95,6 +98,8 @@ class Bases:
         self._local = threading.local()
         self._groups: OrderedDict[int, bytes] = OrderedDict()
         self._group_bytes = 0
+        #: (group id, the stack's layer keys) -> why no layer's row of it is usable.
+        self._damaged: OrderedDict[tuple[int, tuple[Hashable, ...]], str] = OrderedDict()
 
     def base(self, digest: bytes) -> Base:
         """The base whose SHA-256 is ``digest`` (``MissingBase``, a ``PatchBaseError``, if no
@@ -143,10 +148,20 @@ class Bases:
     def _find_group(self, ident: int) -> bytes:
         name = f"group {ident & (2**64 - 1):016x}"
         problem = f"{name}, which no layer of this stack holds"
-        for _key, source, _stable in (self.sources() if self.sources is not None else ()):
+        layers = list(self.sources()) if self.sources is not None else []
+        # Rows of groups are never written again: one refused stays refused in this stack
+        # (a stack changed, or a database that took an image, has new keys).
+        seen = (ident, tuple(key for key, _, _ in layers))
+        with self._lock:
+            known = self._damaged.get(seen)
+        if known is not None:
+            raise damaged(known, 0)
+        refused = False
+        for _key, source, _stable in layers:
             row = source.repo.group_row(source.raw(), ident)
             if row is None:
                 continue
+            refused = True
             digest, codec, sums, data = row
             if data is None:
                 problem = f"{name} stored in more than {GROUP_MAX} bytes"
@@ -164,6 +179,11 @@ class Bases:
                 problem = f"{name} does not match its SHA-256"
                 continue
             return plain
+        if refused:
+            with self._lock:
+                self._damaged[seen] = problem
+                while len(self._damaged) > DAMAGED_GROUPS_KEPT:
+                    self._damaged.popitem(last=False)
         raise damaged(problem, 0)
 
     def _find(self, digest: bytes) -> Base:
