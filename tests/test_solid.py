@@ -424,3 +424,25 @@ def test_a_damaged_group_is_decoded_once_for_all_its_slices(solid, tmp_path):
             assert len(fetched) == 1, fetched
             for name in good:
                 assert fs.read_bytes(by_name[name]) == files[by_name[name]]
+
+
+def test_slices_are_read_with_bases_from_the_moment_they_are_committed(tmp_path):
+    """Another thread of the VFS may read a grouped file as soon as ``group_small_files``
+    commits: its reads have bases already then (they had none until the commit's end, and
+    such a read was a CorruptionError). A call that groups nothing leaves them as they were."""
+    path = str(tmp_path / "t.vfs")
+    files = {f"/cfg/{k}.ini": b"[s]\nkey=%d\n" % k + _text(80) for k in range(60)}
+    with VFS(path, compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        at_commit: list[bool] = []
+        fs._live_uow().raw().set_trace_callback(
+            lambda sql: at_commit.append(fs._content.bases is not None)
+            if sql.startswith("COMMIT") else None)
+        assert fs.group_small_files(size=4 << 10) > 1
+        assert at_commit == [True]
+        fs._live_uow().raw().set_trace_callback(None)
+        _reads_right(fs, files)
+    with VFS(str(tmp_path / "flat.vfs"), compression="zstd") as fs:
+        fs.write_bytes("/one.txt", _text(300))  # one file: no group of two
+        assert fs.group_small_files() == 0
+        assert fs._content.bases is None and fs._read_content.bases is None

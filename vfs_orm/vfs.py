@@ -469,12 +469,21 @@ class VFS:
                 self._where, "group_small_files() cannot run inside atomic_batch() or a host "
                              "session: it needs its own transaction")
         reader = replace(self._content, partial=False)
-        with uow.write() as raw:
-            made, _files, _saved = grouping.group_small_values(self._manifest, raw, reader,
-                                                               self._content, size)
-        if made and not self._groups:
+        fresh = not self._groups
+        if fresh:
+            # Slices are read with bases from before the first one is committed: another
+            # thread of this VFS may read one the moment the write commits.
             self._groups = True
-            layering.use_content(self, self._content)  # slices are read with bases now
+            layering.use_content(self, self._content)
+        made = 0
+        try:
+            with uow.write() as raw:
+                made, _files, _saved = grouping.group_small_values(self._manifest, raw, reader,
+                                                                   self._content, size)
+        finally:
+            if fresh and not made:  # nothing grouped (or rolled back): as it was
+                self._groups = False
+                layering.use_content(self, self._content)
         return made
 
     @property
