@@ -446,3 +446,28 @@ def test_slices_are_read_with_bases_from_the_moment_they_are_committed(tmp_path)
         fs.write_bytes("/one.txt", _text(300))  # one file: no group of two
         assert fs.group_small_files() == 0
         assert fs._content.bases is None and fs._read_content.bases is None
+
+
+def test_grouping_again_over_a_damaged_group_writes_it_again(tmp_path):
+    """Files back in their own values (a checkpoint from before the groups, restored) whose
+    group is damaged meanwhile: grouped again, they make the same group (the same id), which
+    is written again whole, not taken as it is (that made every one of them unreadable)."""
+    path = str(tmp_path / "t.vfs")
+    files = {f"/lvl/{k}.json": b'{"level": %d, "text": "%s"}' % (k, _text(60)) for k in range(40)}
+    with VFS(path, compression="zstd") as fs:
+        fs.write_files(list(files.items()))
+        fs.checkpoint("pre")
+        assert fs.group_small_files(size=512 << 10) == 1
+    con = sqlite3.connect(path)
+    con.execute("UPDATE vfs_groups SET data = zeroblob(100)")
+    con.commit()
+    con.close()
+    with VFS(path) as fs:
+        with pytest.raises(CorruptionError):
+            fs.read_bytes("/lvl/3.json")  # found damaged (and remembered)
+        fs.restore("pre")
+        _reads_right(fs, files)
+        assert fs.group_small_files(size=512 << 10) == 1
+        _reads_right(fs, files)
+        assert fs.check(deep=True).ok
+    assert _codecs(path)[SLICE] == len(files)

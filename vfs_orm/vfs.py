@@ -484,6 +484,8 @@ class VFS:
             if fresh and not made:  # nothing grouped (or rolled back): as it was
                 self._groups = False
                 layering.use_content(self, self._content)
+        if made:
+            self._bases.forget_damaged_groups()  # a damaged row may have been written again
         return made
 
     @property

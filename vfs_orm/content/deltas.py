@@ -145,12 +145,18 @@ class Bases:
                     self._group_bytes -= len(gone)
         return found
 
+    def forget_damaged_groups(self) -> None:
+        """The groups found damaged may be sound now (``group_small_files`` wrote them)."""
+        with self._lock:
+            self._damaged.clear()
+
     def _find_group(self, ident: int) -> bytes:
         name = f"group {ident & (2**64 - 1):016x}"
         problem = f"{name}, which no layer of this stack holds"
         layers = list(self.sources()) if self.sources is not None else []
-        # Rows of groups are never written again: one refused stays refused in this stack
-        # (a stack changed, or a database that took an image, has new keys).
+        # A row of a group is written again only by ``group_small_files`` (which forgets
+        # these): one refused stays refused in this stack (a stack changed, or a database that
+        # took an image, has new keys).
         seen = (ident, tuple(key for key, _, _ in layers))
         with self._lock:
             known = self._damaged.get(seen)

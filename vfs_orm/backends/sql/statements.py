@@ -170,11 +170,13 @@ def group_table(schema: str = "main") -> Table:
     return _GROUP_TABLES[schema]
 
 
-_GROUP_STATEMENTS: dict[tuple[str, str], tuple[Compiled, Compiled, Compiled]] = {}
+_GROUP_STATEMENTS: dict[tuple[str, str], tuple[Compiled, Compiled, Compiled, Compiled]] = {}
 
 
-def _group_statements(schema: str, dialect: Any) -> tuple[Compiled, Compiled, Compiled]:
-    """(insert, probe by id, any at all) of a schema's groups, compiled once per process."""
+def _group_statements(schema: str, dialect: Any
+                      ) -> tuple[Compiled, Compiled, Compiled, Compiled]:
+    """(insert, probe by id, any at all, write again) of a schema's groups, compiled once
+    per process."""
     key = (schema, dialect.name)
     if key not in _GROUP_STATEMENTS:
         g = group_table(schema)
@@ -184,7 +186,11 @@ def _group_statements(schema: str, dialect: Any) -> tuple[Compiled, Compiled, Co
                                           data=bindparam("data")),
                          ("id", "digest", "codec", "sums", "data"), dialect),
             compile_stmt(select(g.c.id).where(g.c.id == bindparam("id")), ("id",), dialect),
-            compile_stmt(select(exists(select(g.c.id))), (), dialect))
+            compile_stmt(select(exists(select(g.c.id))), (), dialect),
+            compile_stmt(update(g).where(g.c.id == bindparam("k"))
+                         .values(digest=bindparam("digest"), codec=bindparam("codec"),
+                                 sums=bindparam("sums"), data=bindparam("data")),
+                         ("digest", "codec", "sums", "data", "k"), dialect))
     return _GROUP_STATEMENTS[key]
 
 
@@ -1674,11 +1680,15 @@ class ManifestRepository:
 
     def add_group(self, raw: Any, ident: int, digest: bytes, codec: int, sums: bytes,
                   data: bytes) -> None:
-        """Store a group (format 0013) unless the database holds it already (groups are
-        named by their content)."""
-        add, probe, _ = _group_statements(self.schema, self.dialect)
+        """Store a group (format 0013). Groups are named by their content, so a row the
+        database holds under that id already is written again with these bytes: the same
+        plain bytes for every slice that names it if it was sound, and if it was damaged
+        (which would make the files grouped now unreadable) no longer."""
+        add, probe, _, rewrite = _group_statements(self.schema, self.dialect)
         if raw.execute(probe.sql, (ident,)).fetchone() is None:
             raw.execute(add.sql, (ident, digest, codec, sums, data))
+        else:
+            raw.execute(rewrite.sql, (digest, codec, sums, data, ident))
 
     def holds_groups(self, raw: Any) -> bool:
         """Whether the database holds a group (format 0013): its small files may read from
