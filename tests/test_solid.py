@@ -94,7 +94,11 @@ def test_a_release_pack_is_solid_smaller_and_reads_every_file(solid):
     codecs = _codecs(image)
     assert codecs.get(SLICE, 0) >= 230 and SLICE not in _codecs(plain)
     assert os.path.getsize(image) < os.path.getsize(plain)
+    con = sqlite3.connect(image)
+    grouped, = con.execute("SELECT sum(length(data)) FROM vfs_groups").fetchone()
+    con.close()
     with VFS(image, read_only=True) as fs:
+        assert fs.info()["stored_bytes"] > grouped > 0  # the groups are counted
         _reads_right(fs, files)
         assert sorted(fs.listdir("/mod3")) == sorted(p.rsplit("/", 1)[1] for p in files
                                                      if p.startswith("/mod3/"))

@@ -18,6 +18,7 @@ from vfs_orm.content import (
     DICT_VALUES,
     INLINE,
     LEVELS,
+    SLICE,
     ZSTD,
     Content,
     Dictionaries,
@@ -89,7 +90,7 @@ def store(manifest: Any, raw: Any, entry: Dictionary, before: Content, reader: C
             for page in manifest.stored_values(raw, chunks):
                 out = []
                 for k, codec, sums, value in page:
-                    if codec == DELTA:  # smaller than a dictionary makes it (see samples)
+                    if codec in (DELTA, SLICE):  # smaller than a dictionary makes them
                         continue
                     seal = k if chunks else INLINE  # where the value is: a chunk id, or inline
                     plain = reader.decode(value, codec, sums, stored.MAX_CHUNK_SIZE, seal)

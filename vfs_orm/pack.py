@@ -253,8 +253,7 @@ def pack(src: str, image: str, *, chunk_size: int | None = None,
                 batch.__exit__(type(exc), exc, exc.__traceback__)
                 raise
             batch.__exit__(None, None, None)
-            if solid:
-                fs.group_small_files()
+            if solid and fs.group_small_files():
                 fs.compact(full=True)  # the rows grouping shrank leave their pages part empty
         os.replace(tmp, image)  # closing checkpointed the WAL into the file
     finally:

@@ -444,7 +444,8 @@ class VFS:
         standard library's modules pack about a twentieth smaller (benchmarks/PACKS.md).
         Reading a grouped file decodes its group (kept for the next files of it). Made for
         release packs (``pack(solid=True)``, the default at release levels): files written
-        later are stored one by one as before. Reading the database needs this release.
+        later are stored one by one as before. Reading the database needs this release; a
+        VFS already open on it elsewhere reads the grouped files once it is opened again.
 
         Returns:
             How many groups were stored.

@@ -13,6 +13,7 @@ from vfs_orm.content.codec import (
     LEVELS,
     PLAIN,
     RELEASE_LEVELS,
+    SLICE,
     SUM,
     ZSTD,
     Content,
@@ -32,8 +33,8 @@ from vfs_orm.content.codec import (
     whole_sums,
 )
 
-__all__ = ["BLOCK", "CODECS", "DELTA", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS", "SUM",
-           "ZSTD",
+__all__ = ["BLOCK", "CODECS", "DELTA", "DICT_VALUES", "INLINE", "LEVELS", "PLAIN", "RELEASE_LEVELS",
+           "SLICE", "SUM", "ZSTD",
            "Content", "Damage", "Dictionaries", "Dictionary", "block_sums",
            "compression_codec", "compression_level", "compression_name", "damaged", "dictionary_id",
            "reseal", "stored_form", "train", "verify", "whole_sums"]

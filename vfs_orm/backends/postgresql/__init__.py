@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TREE = _engine.DEFAULT_TREE
 #: The tables of a tree (compact() vacuums them).
-_TABLES = ("vfs_inodes", "vfs_chunks", "vfs_layer_manifests", "vfs_alembic_version")
+_TABLES = ("vfs_inodes", "vfs_chunks", "vfs_groups", "vfs_layer_manifests",
+           "vfs_alembic_version")
 #: Underlays per connection group: all of them (schemas of one database need no ATTACH).
 _ALL_IN_ONE_GROUP = 1 << 30
 

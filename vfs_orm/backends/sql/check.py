@@ -129,7 +129,7 @@ def check(raw: Any, quick: bool, schema_problem: Callable[[Any], str | None], *,
     n_inline, inline_bytes = repo.stored_inline(raw)
     report.counts = {"files": files, "directories": dirs_n, "whiteouts": whiteouts,
                      "chunks": n_chunks, "inline_files": n_inline,
-                     "stored_bytes": chunk_bytes + inline_bytes}
+                     "stored_bytes": chunk_bytes + inline_bytes + repo.stored_groups(raw)}
     return report
 
 
@@ -165,5 +165,6 @@ def counts(raw: Any, repo: CheckRepository, entry_problems: Callable[[Any], Any]
     n_inline, inline_bytes = repo.stored_inline(raw)
     return {"files": kinds.get(1, 0), "directories": kinds.get(2, 0) - 1,
             "whiteouts": kinds.get(3, 0), "total_bytes": logical,
-            "stored_bytes": chunk_bytes + inline_bytes, "chunks": n_chunks,
+            "stored_bytes": chunk_bytes + inline_bytes + repo.stored_groups(raw),
+            "chunks": n_chunks,
             "damaged_entries": damaged, "inline_files": n_inline}

@@ -1877,6 +1877,9 @@ class CheckRepository:
         self._stored_inline = self._compile(
             select(func.count(i.c.id), func.coalesce(func.sum(func.length(i.c.data)), zero))
             .where(i.c.data.isnot(None)), ())
+        g = group_table(schema)
+        self._stored_groups = self._compile(
+            select(func.coalesce(func.sum(func.length(g.c.data)), zero)), ())
 
     # -- the engine's own checks (a backend's subclass) -------------------------------------
     def integrity(self, raw: Any, quick: bool = False) -> list[str]:
@@ -1938,3 +1941,7 @@ class CheckRepository:
     def stored_inline(self, raw: Any) -> tuple[int, int]:
         """(files with inline bytes, bytes stored inline)."""
         return raw.execute(self._stored_inline.sql).fetchone()
+
+    def stored_groups(self, raw: Any) -> int:
+        """Bytes stored in groups (format 0013, solid packs)."""
+        return int(raw.execute(self._stored_groups.sql).fetchone()[0])
