@@ -914,35 +914,40 @@ def test_compressed_verified_tree(pg_url, pg_tree):
         assert len(problems) == 1 and problems[0].startswith("/noise.bin: damaged content")
 
 
-def test_a_tree_at_0003_is_upgraded_on_its_first_writable_open(pg_url, pg_tree):
-    """Trees made before format 0004 get checksums and digests of their existing content."""
-    import hashlib
-
+def downgrade_tree(pg_url: str, tree: str, target: str) -> None:
+    """Run the revisions' downgrades on a PostgreSQL tree, newest first, down to ``target``
+    (as an older release left trees), in one transaction, and stamp it."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
 
     from vfs_orm.backends.sqlite.schema import _script
     from vfs_orm.models import VERSION_TABLE
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'SET LOCAL search_path TO "{tree}"')
+            in_tree = conn.execution_options(schema_translate_map={None: tree})
+            context = MigrationContext.configure(
+                in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": tree})
+            with Operations.context(context):
+                for step in _script().iterate_revisions("head", target):
+                    if step.revision != target:
+                        step.module.downgrade()
+            context.stamp(_script(), target)
+    finally:
+        engine.dispose()
+
+
+def test_a_tree_at_0003_is_upgraded_on_its_first_writable_open(pg_url, pg_tree):
+    """Trees made before format 0004 get checksums and digests of their existing content."""
+    import hashlib
 
     files = {"/a.txt": b"alpha", "/d/big.bin": os.urandom(200_000), "/empty": b""}
     with VFS(pg_url, tree=pg_tree) as fs:
         for p, data in files.items():
             fs.write_bytes(p, data)
-    engine = create_engine(pg_url)
-    try:
-        with engine.begin() as conn:  # back to 0003, as the previous release left trees
-            conn.exec_driver_sql(f'SET LOCAL search_path TO "{pg_tree}"')
-            in_tree = conn.execution_options(schema_translate_map={None: pg_tree})
-            context = MigrationContext.configure(
-                in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": pg_tree})
-            with Operations.context(context):
-                for step in _script().iterate_revisions("head", "0003"):
-                    if step.revision != "0003":  # newest first, down to 0003
-                        step.module.downgrade()
-            context.stamp(_script(), "0003")
-    finally:
-        engine.dispose()
+    downgrade_tree(pg_url, pg_tree, "0003")  # as the previous release left trees
     assert _sql(pg_url, f'SELECT version_num FROM "{pg_tree}".vfs_alembic_version')[0] == \
         [("0003",)]
     with pytest.raises(FormatVersionError, match="upgrade"):

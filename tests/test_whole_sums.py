@@ -388,11 +388,7 @@ def test_postgresql_recompresses_values_over_4_kib_with_one_checksum(pg_url, pg_
 def test_downgrade_of_a_postgresql_tree_gives_per_block_checksums(pg_url, pg_tree):
     """The downgrade on a PostgreSQL tree (its own decoding, the tree's dictionary): exactly
     the checksums 0011 wrote; the tree upgrades and reads again."""
-    from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
-
-    from vfs_orm.backends.sqlite.schema import _script
-    from vfs_orm.models import VERSION_TABLE
+    from tests.test_postgresql import downgrade_tree
 
     rnd = random.Random(4)
     files = {f"/f{k}.txt": "\n".join(f"line {rnd.randrange(99)} of {k}" for _ in range(600)
@@ -403,18 +399,9 @@ def test_downgrade_of_a_postgresql_tree_gives_per_block_checksums(pg_url, pg_tre
         fs.write_bytes("/big.txt", big)
         fs.train_dictionary()
     assert any(c != 0 and n == 2 * SUM and size > 4096 for c, n, size in _pg_sums(pg_url, pg_tree))
+    downgrade_tree(pg_url, pg_tree, "0011")
     engine = create_engine(pg_url)
     try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'SET LOCAL search_path TO "{pg_tree}"')
-            in_tree = conn.execution_options(schema_translate_map={None: pg_tree})
-            context = MigrationContext.configure(
-                in_tree, opts={"version_table": VERSION_TABLE, "version_table_schema": pg_tree})
-            with Operations.context(context):
-                for step in _script().iterate_revisions("head", "0011"):
-                    if step.revision != "0011":
-                        step.module.downgrade()
-            context.stamp(_script(), "0011")
         with engine.connect() as conn:
             rows = conn.execute(text(
                 f'SELECT i.name, c.id, c.codec, c.sums FROM "{pg_tree}".vfs_chunks c JOIN '

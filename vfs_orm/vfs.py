@@ -411,12 +411,9 @@ class VFS:
         if only_if_smaller and not recompress:
             raise ContractError.for_path(self._where, "only_if_smaller needs recompress=True")
         uow = self._live_uow()
-        if uow.in_batch() or uow.session is not None:
-            # New values are compressed with the dictionary from here on: a transaction that
-            # rolls back later would leave them naming a dictionary never stored.
-            raise InvalidOperationError.for_path(
-                self._where, "train_dictionary() cannot run inside atomic_batch() or a host "
-                             "session: it needs its own transaction")
+        # New values are compressed with the dictionary from here on: a transaction that
+        # rolls back later would leave them naming a dictionary never stored.
+        self._own_transaction(uow, "train_dictionary()")
         reader = replace(self._content, partial=False)
         if samples is None:
             with uow.read_lock:
@@ -434,6 +431,14 @@ class VFS:
         layering.use_content(self, writer)
         ident: int = entry.ident
         return ident
+
+    def _own_transaction(self, uow: UnitOfWork, what: str) -> None:
+        """Refuse ``what`` inside ``atomic_batch()`` or a host session's transaction: it
+        changes how this VFS reads or writes content once it commits."""
+        if uow.in_batch() or uow.session is not None:
+            raise InvalidOperationError.for_path(
+                self._where, f"{what} cannot run inside atomic_batch() or a host session: it "
+                             f"needs its own transaction")
 
     @_translated
     def group_small_files(self, size: int = grouping.GROUP_SIZE) -> int:
@@ -465,10 +470,7 @@ class VFS:
             raise ContractError.for_path(self._where, f"size must be an int from {low} to "
                                                       f"{high}")
         uow = self._live_uow()
-        if uow.in_batch() or uow.session is not None:
-            raise InvalidOperationError.for_path(
-                self._where, "group_small_files() cannot run inside atomic_batch() or a host "
-                             "session: it needs its own transaction")
+        self._own_transaction(uow, "group_small_files()")
         reader = replace(self._content, partial=False)
         fresh = not self._groups
         if fresh:

@@ -119,79 +119,39 @@ def _inode_cols(t: Table) -> list[Any]:
     return [t.c[c] for c in INODE_COLUMNS]
 
 
-_SCHEMA_TABLES: dict[str, tuple[Table, Table]] = {}
+_IN_SCHEMA: dict[tuple[str, str], Table] = {}
+_SCHEMA_METADATA: dict[str, MetaData] = {}
+
+
+def _in_schema(schema: str, *tables: Any) -> tuple[Table, ...]:
+    """The models' ``tables``, or copies qualified by an attached schema (one cached copy
+    each, a schema's copies in one MetaData, so that their foreign keys resolve)."""
+    if schema != "main" and (not schema.isidentifier() or not schema.isascii()):
+        raise ValueError(f"invalid schema alias {schema!r}")
+    out = []
+    for model in tables:
+        key = (schema, model.name)
+        if key not in _IN_SCHEMA:
+            _IN_SCHEMA[key] = model if schema == "main" else model.to_metadata(
+                _SCHEMA_METADATA.setdefault(schema, MetaData()), schema=schema)
+        out.append(_IN_SCHEMA[key])
+    return tuple(out)
 
 
 def _tables_for(schema: str) -> tuple[Table, Table]:
-    """The models' tables, or copies qualified by an attached schema (one cached copy each)."""
-    if schema not in _SCHEMA_TABLES:
-        if schema == "main":
-            _SCHEMA_TABLES[schema] = (Inode.__table__, Chunk.__table__)  # type: ignore[assignment]
-        else:
-            if not schema.isidentifier() or not schema.isascii():
-                raise ValueError(f"invalid schema alias {schema!r}")
-            md = MetaData()
-            _SCHEMA_TABLES[schema] = (Inode.__table__.to_metadata(md, schema=schema),  # type: ignore[attr-defined]
-                                      Chunk.__table__.to_metadata(md, schema=schema))  # type: ignore[attr-defined]
-    return _SCHEMA_TABLES[schema]
-
-
-_CHECKPOINT_TABLES: dict[str, tuple[Table, Table]] = {}
+    i, c = _in_schema(schema, Inode.__table__, Chunk.__table__)
+    return i, c
 
 
 def checkpoint_tables(schema: str = "main") -> tuple[Table, Table]:
     """(vfs_checkpoints, vfs_checkpoint_inodes) of a schema (format 0005)."""
-    if schema not in _CHECKPOINT_TABLES:
-        if schema == "main":
-            _CHECKPOINT_TABLES[schema] = (Checkpoint.__table__,  # type: ignore[assignment]
-                                          CheckpointInode.__table__)
-        else:
-            if not schema.isidentifier() or not schema.isascii():
-                raise ValueError(f"invalid schema alias {schema!r}")
-            md = MetaData()
-            h = Checkpoint.__table__.to_metadata(md, schema=schema)  # type: ignore[attr-defined]
-            k = CheckpointInode.__table__.to_metadata(md, schema=schema)  # type: ignore[attr-defined]
-            _CHECKPOINT_TABLES[schema] = (h, k)
-    return _CHECKPOINT_TABLES[schema]
-
-
-_GROUP_TABLES: dict[str, Table] = {}
+    h, k = _in_schema(schema, Checkpoint.__table__, CheckpointInode.__table__)
+    return h, k
 
 
 def group_table(schema: str = "main") -> Table:
     """``vfs_groups`` of a schema (format 0013)."""
-    if schema not in _GROUP_TABLES:
-        table: Table = Group.__table__  # type: ignore[assignment]
-        if schema != "main":
-            if not schema.isidentifier() or not schema.isascii():
-                raise ValueError(f"invalid schema alias {schema!r}")
-            table = table.to_metadata(MetaData(), schema=schema)
-        _GROUP_TABLES[schema] = table
-    return _GROUP_TABLES[schema]
-
-
-_GROUP_STATEMENTS: dict[tuple[str, str], tuple[Compiled, Compiled, Compiled, Compiled]] = {}
-
-
-def _group_statements(schema: str, dialect: Any
-                      ) -> tuple[Compiled, Compiled, Compiled, Compiled]:
-    """(insert, probe by id, any at all, write again) of a schema's groups, compiled once
-    per process."""
-    key = (schema, dialect.name)
-    if key not in _GROUP_STATEMENTS:
-        g = group_table(schema)
-        _GROUP_STATEMENTS[key] = (
-            compile_stmt(insert(g).values(id=bindparam("id"), digest=bindparam("digest"),
-                                          codec=bindparam("codec"), sums=bindparam("sums"),
-                                          data=bindparam("data")),
-                         ("id", "digest", "codec", "sums", "data"), dialect),
-            compile_stmt(select(g.c.id).where(g.c.id == bindparam("id")), ("id",), dialect),
-            compile_stmt(select(exists(select(g.c.id))), (), dialect),
-            compile_stmt(update(g).where(g.c.id == bindparam("k"))
-                         .values(digest=bindparam("digest"), codec=bindparam("codec"),
-                                 sums=bindparam("sums"), data=bindparam("data")),
-                         ("digest", "codec", "sums", "data", "k"), dialect))
-    return _GROUP_STATEMENTS[key]
+    return _in_schema(schema, Group.__table__)[0]
 
 
 def inode_table(schema: str = "main") -> Table:
@@ -1678,13 +1638,29 @@ class ManifestRepository:
                                            modified_ns=bindparam("now2")),
                           ("uuid", "name", "version", "description", "now", "now2")))
 
+    @functools.cached_property
+    def _groups(self) -> tuple[Compiled, Compiled, Compiled, Compiled]:
+        """(insert, probe by id, any at all, write again) of the groups (format 0013)."""
+        g = group_table(self.schema)
+        return (
+            self._compile(insert(g).values(id=bindparam("id"), digest=bindparam("digest"),
+                                           codec=bindparam("codec"), sums=bindparam("sums"),
+                                           data=bindparam("data")),
+                          ("id", "digest", "codec", "sums", "data")),
+            self._compile(select(g.c.id).where(g.c.id == bindparam("id")), ("id",)),
+            self._compile(select(exists(select(g.c.id))), ()),
+            self._compile(update(g).where(g.c.id == bindparam("k"))
+                          .values(digest=bindparam("digest"), codec=bindparam("codec"),
+                                  sums=bindparam("sums"), data=bindparam("data")),
+                          ("digest", "codec", "sums", "data", "k")))
+
     def add_group(self, raw: Any, ident: int, digest: bytes, codec: int, sums: bytes,
                   data: bytes) -> None:
         """Store a group (format 0013). Groups are named by their content, so a row the
         database holds under that id already is written again with these bytes: the same
         plain bytes for every slice that names it if it was sound, and if it was damaged
         (which would make the files grouped now unreadable) no longer."""
-        add, probe, _, rewrite = _group_statements(self.schema, self.dialect)
+        add, probe, _, rewrite = self._groups
         if raw.execute(probe.sql, (ident,)).fetchone() is None:
             raw.execute(add.sql, (ident, digest, codec, sums, data))
         else:
@@ -1692,10 +1668,9 @@ class ManifestRepository:
 
     def holds_groups(self, raw: Any) -> bool:
         """Whether the database holds a group (format 0013): its small files may read from
-        them. (Asked at every open: compiled once per process.)"""
+        them. (Asked at every open: the backends keep one repository per database kind.)"""
         try:
-            return bool(raw.execute(_group_statements(self.schema, self.dialect)[2].sql)
-                        .fetchone()[0])
+            return bool(raw.execute(self._groups[2].sql).fetchone()[0])
         except self.missing_table:
             return False
 
