@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from vfs_orm.backends import INLINE_MAX
 from vfs_orm.content import INLINE, Content
 from vfs_orm.content.codec import (
     GROUP_MAX,
@@ -37,10 +38,9 @@ GROUP_SIZE = 64 << 10
 #: The sizes ``group_small_files`` accepts: a group, its last file included, must stay within
 #: what a reader decodes (``GROUP_MAX``) and what a dictionary compresses.
 GROUP_SIZES = (4 << 10, GROUP_MAX // 2)
-#: The files grouped: those whose bytes are in their row (at most 16 KiB), compressed (a file
-#: that did not compress would gain nothing).
+#: The files grouped: those whose bytes are in their row (at most ``INLINE_MAX``), compressed
+#: (a file that did not compress would gain nothing).
 _GROUPED = (ZLIB, ZSTD, ZSTD_DICT)
-_MEMBER_MAX = 16 << 10
 
 
 def group_small_values(manifest: Any, raw: Any, reader: Content, writer: Content,
@@ -77,7 +77,7 @@ def group_small_values(manifest: Any, raw: Any, reader: Content, writer: Content
         for k, codec, sums, value in page:
             if codec not in _GROUPED or type(value) is not bytes:
                 continue
-            plain = reader.decode(value, codec, sums, _MEMBER_MAX, INLINE)
+            plain = reader.decode(value, codec, sums, INLINE_MAX, INLINE)
             members.append((k, plain, len(value)))
             held += len(plain)
             if held >= size:

@@ -41,6 +41,7 @@ from vfs_orm.content.codec import (
     MissingBase,
     damaged,
     group_id,
+    keep,
     missing_base,
     whole_sums,
 )
@@ -84,6 +85,35 @@ class _Map(NamedTuple):
 Sources = Callable[[], Sequence[tuple[Hashable, Source, bool]]]
 
 
+class _Kept:
+    """The most recently used values of a cache bounded in bytes (``weight`` of a value);
+    the newest is always kept. Not locked: its owner holds a lock around every call."""
+
+    def __init__(self, limit: int, weight: Callable[[Any], int]) -> None:
+        self.limit, self.weight = limit, weight
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: Hashable) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if key in self._items:
+            return
+        self._items[key] = value
+        self._bytes += self.weight(value)
+        while self._bytes > self.limit and len(self._items) > 1:
+            _, gone = self._items.popitem(last=False)
+            self._bytes -= self.weight(gone)
+
+
 class Bases:
     """The bases of one VFS's deltas: ``sources()`` lists its stack's layers (the key names a
     layer's content as of now: the stack's version and the layer's place)."""
@@ -92,24 +122,22 @@ class Bases:
         self.sources = sources
         self.statements: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        self._kept: OrderedDict[bytes, Base] = OrderedDict()
-        self._kept_bytes = 0
+        # A base counts twice its size: reading with it makes a zstd dictionary, a copy of it.
+        self._kept = _Kept(KEEP_BYTES, lambda base: 2 * len(base.data))
         self._maps: dict[Hashable, _Map] = {}
         self._local = threading.local()
-        self._groups: OrderedDict[int, bytes] = OrderedDict()
-        self._group_bytes = 0
+        self._groups = _Kept(GROUP_KEEP_BYTES, len)
         #: (group id, the stack's layer keys) -> why no layer's row of it is usable.
-        self._damaged: OrderedDict[tuple[int, tuple[Hashable, ...]], str] = OrderedDict()
+        self._damaged: dict[tuple[int, tuple[Hashable, ...]], str] = {}
 
     def base(self, digest: bytes) -> Base:
         """The base whose SHA-256 is ``digest`` (``MissingBase``, a ``PatchBaseError``, if no
         layer holds it; ``CorruptionError`` for a damaged base, one too big, or one that needs
         itself)."""
         with self._lock:
-            kept = self._kept.get(digest)
-            if kept is not None:
-                self._kept.move_to_end(digest)
-                return kept
+            kept: Base | None = self._kept.get(digest)
+        if kept is not None:
+            return kept
         busy: list[bytes] = self._local.__dict__.setdefault("busy", [])
         if digest in busy:
             raise CorruptionError.for_path(None, "a delta whose base is a delta of itself "
@@ -131,18 +159,12 @@ class Bases:
         """The plain bytes of the group ``ident`` (``Damage`` saying why unless a layer holds
         it whole and matching its SHA-256)."""
         with self._lock:
-            kept = self._groups.get(ident)
-            if kept is not None:
-                self._groups.move_to_end(ident)
-                return kept
+            kept: bytes | None = self._groups.get(ident)
+        if kept is not None:
+            return kept
         found = self._find_group(ident)
         with self._lock:
-            if ident not in self._groups:
-                self._groups[ident] = found
-                self._group_bytes += len(found)
-                while self._group_bytes > GROUP_KEEP_BYTES and len(self._groups) > 1:
-                    _, gone = self._groups.popitem(last=False)
-                    self._group_bytes -= len(gone)
+            self._groups.put(ident, found)
         return found
 
     def forget_damaged_groups(self) -> None:
@@ -187,9 +209,7 @@ class Bases:
             return plain
         if refused:
             with self._lock:
-                self._damaged[seen] = problem
-                while len(self._damaged) > DAMAGED_GROUPS_KEPT:
-                    self._damaged.popitem(last=False)
+                keep(self._damaged, seen, problem, DAMAGED_GROUPS_KEPT)
         raise damaged(problem, 0)
 
     def _find(self, digest: bytes) -> Base:
@@ -261,14 +281,7 @@ class Bases:
 
     def _keep(self, base: Base) -> None:
         with self._lock:
-            if base.digest in self._kept:
-                return
-            # Twice its size: reading with it makes a zstd dictionary, a copy of it.
-            self._kept[base.digest] = base
-            self._kept_bytes += 2 * len(base.data)
-            while self._kept_bytes > KEEP_BYTES and len(self._kept) > 1:
-                _, gone = self._kept.popitem(last=False)
-                self._kept_bytes -= 2 * len(gone.data)
+            self._kept.put(base.digest, base)
 
 
 def rebase(manifest: Any, raw: Any, inode_id: int, content: Content, base: Base,
