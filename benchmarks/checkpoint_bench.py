@@ -15,8 +15,9 @@ issue's case) in 100 directories. Measured in one run, medians of ``--rounds``:
 - live reads (``read_bytes`` of 2,000 random files) and whole-file writes (``write_bytes`` of
   500 random files) with no checkpoint, with one, and with ten, a fresh checkpoint taken
   (untimed) before each write round so that every timed write lands on shared content;
-- the first in-place write (``r+b``, 4 KiB) to files a checkpoint shares, which copies the
-  file's chunks first (copy on write), against the same write with no checkpoint.
+- the first in-place write (``r+b``, 4 KiB) to files a checkpoint shares (which gives each
+  an overlay: format 0014), against the same write with no checkpoint, and whole reads of
+  those files afterwards.
 """
 
 from __future__ import annotations
@@ -151,14 +152,22 @@ def main() -> int:
                 for p in sample:
                     fs.write_bytes(p, blob[1:args.kib * 1024 + 1])
 
+            written: list[str] = []
+
             def inplace() -> None:
-                for p in rnd.sample(paths, min(200, len(paths))):
+                written[:] = rnd.sample(paths, min(200, len(paths)))
+                for p in written:
                     with fs.open(p, "r+b") as f:
                         f.seek(8192)
                         f.write(b"x" * 4096)
 
+            def read_written() -> None:  # overlaid files (format 0014) when a checkpoint is
+                for p in written:        # present: a chunk the overlay lacks is the base's
+                    fs.read_bytes(p)
+
             live: dict[str, dict[int, list[float]]] = {
-                k: {0: [], 1: [], 10: []} for k in ("reads", "writes", "again", "in-place")}
+                k: {0: [], 1: [], 10: []}
+                for k in ("reads", "writes", "again", "in-place", "read-written")}
             reads()  # warm-up: the page cache holds what every configuration reads
             # Configurations interleaved round by round (the order of a run, page cache and
             # the database's growth, must not favour one).
@@ -175,6 +184,8 @@ def main() -> int:
                         live[kind][n].append(timed(fn))
                         if kind == "writes":
                             live["again"][n].append(timed(writes_again))
+                        if kind == "in-place":
+                            live["read-written"][n].append(timed(read_written))
                         if n:
                             fs.drop_checkpoint("fresh")
             infos = fs.checkpoints()
@@ -224,7 +235,8 @@ def main() -> int:
         for kind, label in (("reads", "2,000 random `read_bytes`"),
                             ("writes", "500 `write_bytes` replacing shared files whole"),
                             ("again", "the same 500 written again (no longer shared)"),
-                            ("in-place", "200 first 4 KiB `r+b` writes to shared files")):
+                            ("in-place", "200 first 4 KiB `r+b` writes to shared files"),
+                            ("read-written", "the same 200 files read whole (`read_bytes`)")):
             m = {n: median(live[kind][n]) for n in (0, 1, 10)}
             lines.append(f"| {label} | {m[0]:.3f} | {m[1]:.3f} | {m[10]:.3f} | "
                          f"{m[1] / m[0]:.2f} / {m[10] / m[0]:.2f} |")
@@ -232,10 +244,13 @@ def main() -> int:
             "",
             "Reads never look at checkpoints (their rows are in a table of their own). A "
             "write that replaces a shared file whole keeps the old row as a hidden holder "
-            "instead of rewriting it in place; a write in place to a shared file first "
-            f"copies its chunks (copy on write: {args.kib} KiB here). Both are paid once per "
-            "checkpointed state of a file: the same files written again cost what they cost "
-            "without checkpoints. With ten checkpoints the replaced rows' old content stays "
+            "instead of rewriting it in place. A write in place to a shared file copies none "
+            "of its chunks (format 0014): the file gets an overlay, one hidden row, where the "
+            "chunk it writes is inserted instead of updated in place; reading the file then "
+            "takes the chunks the overlay lacks from the shared ones (one more rowid probe). "
+            "Both are paid once per checkpointed state of a file: the same files written "
+            "again cost what they cost without checkpoints. With ten checkpoints the "
+            "replaced rows' old content stays "
             "held by the older nine, so the database grows by what is written (no freed "
             "pages to reuse), which the 10-checkpoint rows include.",
             "",

@@ -210,7 +210,7 @@ def test_view_lookups_are_index_probes(tmp_path):
         con.execute(ddl)
     repo = SQLiteInodeRepository()
     for stmt, args in ((repo._find, ("/d", "f1")), (repo._read_first, ("/d", "f1")),
-                       (repo._list_entries, ("/d",)), (repo._read_span, (0, 1, 3))):
+                       (repo._list_entries, ("/d",)), (repo._read_span, (0, 1, 3) * 2)):
         plan = " | ".join(row[3] for row in con.execute("EXPLAIN QUERY PLAN " + stmt.sql, args))
         assert "SCAN main.vfs_checkpoint_inodes" not in plan, plan
         assert "SEARCH main.vfs_checkpoint_inodes USING INDEX" in plan, plan

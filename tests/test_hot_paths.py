@@ -127,8 +127,9 @@ def test_query_plans_use_indexes(traced):
     raw = fs._uow.raw()
     repo = InodeRepository()
     for stmt, params in [(repo._lookup, ("/dir", "x")), (repo._list_names, ("/dir",)),
-                         (repo._list_entries, ("/dir",)), (repo._read_whole, ("/dir", "x")),
-                         (repo._read_chunk, (0, 1)), (repo._has_children, ("/dir",)),
+                         (repo._list_entries, ("/dir",)), (repo._read_whole, ("/dir", "x") * 2),
+                         (repo._read_chunk, (0, 0, 1)), (repo._read_span, (0, 4, 1) * 2),
+                         (repo._has_children, ("/dir",)),
                          (repo._subtree, ("/dir", "/dir/", "/dir0"))]:
         plan = _plan(raw, stmt.sql, params)
         assert "SCAN vfs_inodes" not in plan and "SCAN vfs_chunks" not in plan, (stmt.sql, plan)

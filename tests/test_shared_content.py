@@ -205,9 +205,11 @@ def test_write_files_shares_nothing_when_a_path_repeats(fs):
 
 
 def test_copy_on_write_refuses_a_misnumbered_chunk_and_changes_nothing(tmp_path):
-    """Copy on write copies a window of chunk rows at a time and seals each to its new place:
-    a row whose stored index is not its place is damage, named with the file, and the write
-    (its whole transaction) leaves the database as it was."""
+    """Where copy on write still copies chunks (a shared file cut shorter: the chunks it keeps
+    become its own, so that those past the cut never come back from the shared ones), it
+    copies a window of rows at a time and seals each to its new place: a row whose stored
+    index is not its place is damage, named with the file, and the truncation (its whole
+    transaction) leaves the database as it was."""
     from vfs_orm.errors import CorruptionError
     path = tmp_path / "m.vfs"
     data = random.Random(2).randbytes(40 * 65536)  # 40 chunks: three copy windows
@@ -222,7 +224,7 @@ def test_copy_on_write_refuses_a_misnumbered_chunk_and_changes_nothing(tmp_path)
     with VFS(path) as fs:
         with pytest.raises(CorruptionError, match=r"chunk 33 numbered 99.*/a\.bin"):
             with fs.open("/a.bin", "r+b") as f:
-                f.write(b"x")
+                f.truncate(39 * 65536)
         assert _chunks(path) == before
         assert fs.read_bytes("/b.bin")[:65536] == data[:65536]
     with VFS(path) as fs:  # undamaged: the copy spans every window
@@ -232,6 +234,7 @@ def test_copy_on_write_refuses_a_misnumbered_chunk_and_changes_nothing(tmp_path)
         con.close()
         with fs.open("/a.bin", "r+b") as f:
             f.write(b"x")
+            f.truncate(39 * 65536)
         assert fs.read_bytes("/b.bin") == data
-        assert fs.read_bytes("/a.bin") == b"x" + data[1:]
+        assert fs.read_bytes("/a.bin") == b"x" + data[1:39 * 65536]
         assert fs.check(deep=True).ok

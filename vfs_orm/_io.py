@@ -58,6 +58,8 @@ class ChunkedFile(io.RawIOBase):
         # Whose chunks BLOB reads address: the file's own, or those it shares (see
         # ``InodeSize.key``; set by ``_revalidate`` before any BLOB read).
         self._key = inode_id
+        # Where the chunks the key lacks are read from (format 0014), or None.
+        self._base: int | None = None
         self._size = size
         self._cs = chunk_size
         self._readable = readable
@@ -430,8 +432,12 @@ class ChunkedFile(io.RawIOBase):
                 # A stream at a chunk's start that asks for less than the chunk: take the
                 # whole chunk and keep it (one BLOB read and one probe per chunk).
                 whole = not window and off == 0 and want < min(cs, size - pos)
+                length = min(cs, size - pos) if whole else want
                 blob = self._repo.read_blob(self._raw(), self._key, idx, off,  # type: ignore[arg-type]
-                                            min(cs, size - pos) if whole else want, token[0])
+                                            length, token[0])
+                if blob is None and self._base is not None:  # a chunk its key lacks
+                    blob = self._repo.read_blob(self._raw(), self._base, idx, off, length,
+                                                token[0])
                 if blob is not None and whole:
                     self._cache_idx, self._cache, self._cache_size = idx, blob, size
                     self._window = 0
@@ -480,6 +486,7 @@ class ChunkedFile(io.RawIOBase):
             return None  # gone, replaced, or inline bytes (the query path reads those)
         self._size = row.size
         self._key = row.key
+        self._base = row.base
         self._token = token
         if token[1] != uow.writes:
             return None

@@ -39,7 +39,7 @@ VERSION_TABLE = "vfs_alembic_version"
 #: The on-disk format revision these models describe and this release writes: the head of
 #: ``migrations/versions/`` (a new revision bumps it; tests/test_migrations.py checks that it
 #: is Alembic's head). Exported as ``vfs_orm.FORMAT_REVISION``.
-FORMAT_REVISION = "0013"
+FORMAT_REVISION = "0014"
 #: ``PRAGMA application_id`` of every vfs_orm database: "VFSO" in ASCII.
 APPLICATION_ID = 0x5646534F
 
@@ -70,6 +70,9 @@ class Inode(Base):
         # The files sharing a content (format 0004): found when it is copied on write.
         Index("ix_vfs_inodes_content", "content", sqlite_where=text("content IS NOT NULL"),
               postgresql_where=text("content IS NOT NULL")),
+        # The overlays on a row's chunks (format 0014): found when it loses a reader.
+        Index("ix_vfs_inodes_base", "base", sqlite_where=text("base IS NOT NULL"),
+              postgresql_where=text("base IS NOT NULL")),
         # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
         # ephemeral table, 1.6 us of every INSERT (format 0003).
         CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind")
@@ -108,6 +111,13 @@ class Inode(Base):
     # columns: every lookup and listing reads them.
     uid: Mapped[int | None] = mapped_column(BigInteger)
     gid: Mapped[int | None] = mapped_column(BigInteger)
+    # Chunk-level sharing (format 0014): where a chunk the file's chunk rows lack is read
+    # from. A file reads chunk ``i`` of ``coalesce(content, id)`` if that row exists, else
+    # chunk ``i`` of ``base``. An "overlay" is a hidden row (parent NULL, content NULL) whose
+    # base is a complete, frozen set of chunks; the files and checkpoint entries reading it
+    # carry its base too. So a write in place to shared content writes only the chunks it
+    # touches (see ``ContentStore.detach``).
+    base: Mapped[int | None] = mapped_column(Int64)
     # SHA-256 of the whole content (format 0004), computed while the file is written; NULL for
     # directories, and after a write in place until ``digest()`` or ``check(deep=True)``
     # computes it again.
@@ -196,10 +206,11 @@ class CheckpointInode(Base):
     table of its own so that no query of the live tree can ever see it.
 
     Content: a file whose chunks the live tree stores names, in ``content``, the live inode
-    holding them (``coalesce(content, id)`` of the live row), and counts in that inode's
-    ``refs`` exactly as a live copy does; the live tree's copy on write (``detach``) and its
-    hidden holders (``release``) then keep those chunks unchanged for as long as the checkpoint
-    holds them. Small files' inline bytes are copied into ``data`` as stored."""
+    holding them (``coalesce(content, id)`` of the live row, and its ``base``), and counts in
+    that inode's ``refs`` exactly as a live copy does; the live tree's copy on write
+    (``detach``: the chunks freeze, the file writes an overlay) and its hidden holders
+    (``release``) then keep those chunks unchanged for as long as the checkpoint holds them.
+    Small files' inline bytes are copied into ``data`` as stored."""
 
     __tablename__ = "vfs_checkpoint_inodes"
     __table_args__ = (
@@ -226,6 +237,7 @@ class CheckpointInode(Base):
     fname: Mapped[str | None] = mapped_column(Path)
     uid: Mapped[int | None] = mapped_column(BigInteger)  # format 0009, as the live row's
     gid: Mapped[int | None] = mapped_column(BigInteger)
+    base: Mapped[int | None] = mapped_column(Int64)  # format 0014, as the live row's
     digest: Mapped[bytes | None] = mapped_column(LargeBinary)
     codec: Mapped[int] = mapped_column(Integer, server_default="0")
     sums: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -105,6 +105,8 @@ class InodeSize(NamedTuple):
     #: its content is shared either way (a write in place copies first).
     key: int = 0
     shared: bool = False
+    #: Where chunks ``key`` lacks are read from (format 0014), or None.
+    base: int | None = None
 
 
 class ChunkRow(NamedTuple):

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from vfs_orm import stored
 from vfs_orm.backends import CHUNK_SPAN, INLINE_MAX, InodeRepository
+from vfs_orm.content import damaged
 from vfs_orm.integrity import WINDOW, file_digest
 from vfs_orm.rows import FILE, ChunkRow, Node
 from vfs_orm.types import FILE_MODE
@@ -119,24 +120,55 @@ class ContentStore:
         if content is not None:
             self.repo.own(raw, inode_id)
             self.repo.release_holder(raw, content)
+            # Its overlay may have been the last reader of its own, frozen chunks.
+            content, refs = self.repo.sharing_of(raw, inode_id)
         if refs > 0:
             self.repo.hide(raw, inode_id)
             return True
         return False
 
-    def detach(self, raw: Any, inode_id: int) -> None:
-        """Before a write in place (copy on write): the file's chunks become its own and no
-        one else's. A file reading another's chunks gets a copy of them; a file others read
-        leaves its chunks to a hidden copy, which they read from then on."""
-        content, refs = self.repo.sharing_of(raw, inode_id)
-        if content is not None:
-            self.repo.copy_chunks(raw, content, inode_id)
-            self.repo.own(raw, inode_id)
-            self.repo.release_holder(raw, content)
-        if refs > 0:
-            holder = self.repo.new_holder(raw, inode_id)
-            self.repo.copy_chunks(raw, inode_id, holder)
-            self.repo.repoint(raw, inode_id, holder, refs)
+    def detach(self, raw: Any, inode_id: int) -> tuple[int, int | None]:
+        """Before a write in place (copy on write, chunk by chunk: format 0014): where the
+        file's written chunks go (its "key": its own id, or a hidden row only it reads), and
+        where the chunks that key lacks are read from (its base, or None). Shared chunks are
+        never copied here: they stay, frozen, as the base of an overlay that the written
+        chunks go to. Only an overlay others read too is copied (its own chunks: those
+        written since it was made) into a new one on the same base."""
+        content, refs, base, key_refs, key_hidden, key_base = \
+            self.repo.overlay_state(raw, inode_id)
+        if content is None:
+            if base is not None:
+                raise damaged(f"inode {inode_id} reads chunks of {base} and no key", 0)
+            if refs <= 0:
+                return inode_id, None
+            # Others read its chunks: they freeze, and the file writes an overlay on them.
+            overlay = self.repo.new_overlay(raw, inode_id, inode_id)
+            self.repo.reads(raw, inode_id, overlay, inode_id, readers=1)
+            return overlay, inode_id
+        if key_refs == 1 and key_hidden:  # a hidden key only this file reads: its own
+            return content, key_base
+        if key_base is None:
+            # Complete chunks others read: an overlay on them (the file's reference to them
+            # is the overlay's from now on).
+            overlay = self.repo.new_overlay(raw, inode_id, content)
+            self.repo.reads(raw, inode_id, overlay, content)
+            return overlay, content
+        # An overlay others read too: a new one on the same base, with its chunks.
+        overlay = self.repo.new_overlay(raw, inode_id, key_base)
+        self.repo.copy_chunks(raw, content, overlay)
+        self.repo.reads(raw, inode_id, overlay, key_base)
+        self.repo.add_refs(raw, key_base, 1)
+        self.repo.release_holder(raw, content)
+        return overlay, key_base
+
+    def _materialize(self, raw: Any, inode_id: int, key: int, base: int, chunks: int) -> None:
+        """The file's key gets the first ``chunks`` chunks it reads from its base (before a
+        truncation: chunks past the cut must not come back from the base), and reads no base
+        any more."""
+        self.repo.copy_chunks(raw, base, key, below=chunks)
+        self.repo.set_base(raw, key, None)
+        self.repo.set_base(raw, inode_id, None)
+        self.repo.release_holder(raw, base)
 
     def delete(self, raw: Any, inode_id: int) -> None:
         """A file's row and its content, unless others read its chunks (then it is hidden
@@ -200,18 +232,19 @@ class ContentStore:
         return Source(self.repo, self.uow.raw)
 
     # -- in place (a, r+) ---------------------------------------------------------------------
-    def _own_chunks(self, raw: Any, inode_id: int, generation: int) -> Any:
+    def _own_chunks(self, raw: Any, inode_id: int, generation: int
+                    ) -> tuple[Any, int, int | None]:
         """Before a change in place, inside its transaction: the file's size row (None: gone
-        or replaced since ``generation``), its chunks made its own (copy on write) and its
-        inline bytes moved to chunk 0."""
+        or replaced since ``generation``), where its written chunks go and where the chunks
+        that lacks are read from (copy on write: ``detach``); its inline bytes moved to chunk
+        0."""
         row = self.repo.inode_size(raw, inode_id)
         if row is None or row.generation != generation:
-            return None
-        if row.shared:  # copy on write: the chunks written become this file's own
-            self.detach(raw, inode_id)
+            return None, inode_id, None
+        key, base = self.detach(raw, inode_id) if row.shared else (inode_id, None)
         if row.inline:  # inline bytes: they become chunk 0, the file is chunked from now on
             self.repo.spill(raw, inode_id)
-        return row
+        return row, key, base
 
     def write_at(self, inode_id: int, generation: int, chunk_size: int, pos: int | None,
                  data: bytes) -> tuple[int, int] | None:
@@ -220,7 +253,7 @@ class ContentStore:
         replaced."""
         cs = chunk_size
         with self.uow.write() as raw:
-            row = self._own_chunks(raw, inode_id, generation)
+            row, key, base = self._own_chunks(raw, inode_id, generation)
             if row is None:
                 return None
             size = row.size
@@ -235,27 +268,38 @@ class ContentStore:
                 if off == 0 and (n == cs or p + n >= size):
                     chunk = data[i:i + n]
                 else:
-                    old = bytearray(self.repo.chunk_data(raw, inode_id, idx) or b"")
+                    old = bytearray(self.repo.chunk_of(raw, key, base, idx) or b"")
                     if len(old) < off:
                         old.extend(bytes(off - len(old)))
                     old[off:off + n] = data[i:i + n]
                     chunk = bytes(old)
-                rows.append((inode_id, idx, chunk))
+                rows.append((key, idx, chunk))
                 p += n
                 i += n
             self.repo.put_chunks(raw, rows)
             size = max(size, end)
-            self.repo.set_size(raw, inode_id, size, time.time_ns())
+            self._set_size(raw, inode_id, key, size)
         return end, size
+
+    def _set_size(self, raw: Any, inode_id: int, key: int, size: int) -> None:
+        """The file's new size, and its key's (a hidden row it writes) as well."""
+        now = time.time_ns()
+        self.repo.set_size(raw, inode_id, size, now)
+        if key != inode_id:
+            self.repo.set_size(raw, key, size, now)
 
     def truncate_at(self, inode_id: int, generation: int, chunk_size: int, size: int) -> bool:
         """Cut or extend the file to ``size`` bytes in one transaction; False: the file is
         gone or was replaced."""
         with self.uow.write() as raw:
-            if self._own_chunks(raw, inode_id, generation) is None:
+            row, key, base = self._own_chunks(raw, inode_id, generation)
+            if row is None:
                 return False
-            self._cut(raw, inode_id, chunk_size, size)
-            self.repo.set_size(raw, inode_id, size, time.time_ns())
+            if base is not None:
+                self._materialize(raw, inode_id, key, base,
+                                  (min(size, row.size) + chunk_size - 1) // chunk_size)
+            self._cut(raw, key, chunk_size, size)
+            self._set_size(raw, inode_id, key, size)
         return True
 
     def _cut(self, raw: Any, inode_id: int, chunk_size: int, size: int) -> None:

@@ -63,6 +63,8 @@ class Entry(NamedTuple):
     codec: int
     sums: bytes | None
     data: bytes | None
+    #: Where chunks ``content`` lacks are read from (format 0014), or None.
+    base: int | None = None
 
     @property
     def path(self) -> str:
@@ -78,6 +80,7 @@ class _Holder(NamedTuple):
     content: int | None
     chunk_size: int
     refs: int
+    base: int | None
 
 
 class _Header(NamedTuple):
@@ -121,7 +124,7 @@ def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
     """A checkpoint entry whose values are sound and whose content is readable; a damaged one
     is a CorruptionError (naming the checkpoint)."""
     (ident, parent, name, kind, mode, size, cs, ctime, mtime, content, _fparent, _fname, uid,
-     gid, digest, codec, sums, data) = row
+     gid, base, digest, codec, sums, data) = row
     path = stored.path_of(parent, name)
     problem = stored.inode_problem((ident, kind, mode, size, cs, ctime, mtime, 0, uid, gid))
     if problem is None and (path is None or stored.bad_name(name) or not _is_dir_path(parent)):
@@ -133,15 +136,21 @@ def _entry(row: Any, holders: dict[Any, _Holder], where: str | None) -> Entry:
         problem = f"content columns of {path}"
     if problem is None and content is not None:
         holder = holders.get(content) if type(content) is int else None
+        # The holder's own chunks, else its base's: those of an overlay (a hidden row that
+        # reads no other key), none for a live file that reads another key by now (its own
+        # chunks froze when it did; format 0014).
         if kind != _FILE or data is not None or holder is None or holder.kind != _FILE \
-                or holder.content is not None or holder.chunk_size != cs:
+                or holder.chunk_size != cs \
+                or base != (holder.base if holder.content is None else None):
             problem = f"{path} shares content {content!r:.20} it cannot read"
+    if problem is None and content is None and base is not None:
+        problem = f"{path} reads chunks of {base!r:.20} and no content"
     if problem is None and kind == _FILE and content is None and data is None and size:
         problem = f"{path}: {size} bytes and no content"
     if problem is not None:
         raise stored.damaged(f"checkpoint entry: {problem}", where)
     return Entry(ident, parent, name, kind, mode, size, cs, ctime, mtime, content, uid, gid,
-                 digest, codec, sums, data)
+                 digest, codec, sums, data, base)
 
 
 class Checkpoints:
@@ -247,8 +256,8 @@ class Checkpoints:
         for first in range(0, max(1, -(-size // cs)), WINDOW):
             with self.uow.read_lock:
                 try:
-                    rows = self.repo.read_span(self.uow.raw(), entry.content, first,
-                                               first + WINDOW)
+                    rows = self.repo.read_key(self.uow.raw(), entry.content, entry.base,
+                                              first, first + WINDOW)
                 except Damage as exc:
                     raise exc.in_file(entry.path, cs) from None
             for row in rows:
@@ -276,7 +285,8 @@ class Checkpoints:
         def span(first: int, stop: int) -> list[ChunkRow]:
             with self.uow.read_lock:
                 try:
-                    return list(self.repo.read_span(self.uow.raw(), holder, first, stop))
+                    return self.repo.read_key(self.uow.raw(), holder, entry.base, first,
+                                              stop)
                 except Damage as exc:
                     raise exc.in_file(entry.path, entry.chunk_size) from None
 
@@ -297,6 +307,7 @@ class Checkpoints:
             raw = self.uow.raw()
             headers = self._headers(raw)
             live = {ident for ident, *_ in self.repo.files(raw)} if headers else set()
+            live -= self.repo.reading_others(raw) if live else set()
         for header in headers:
             try:
                 with self.uow.read_lock:
@@ -339,7 +350,8 @@ class Checkpoints:
         def span(first: int, stop: int) -> list[ChunkRow]:
             with self.uow.read_lock:
                 try:
-                    return list(reader.read_span(self.uow.raw(), holder, first, stop, cs))
+                    return reader.read_key(self.uow.raw(), holder, entry.base, first, stop,
+                                           cs)
                 except Damage as exc:
                     raise exc.in_file(entry.path, cs) from None
 
@@ -378,8 +390,8 @@ class Checkpoints:
     def _drop(self, raw: Any, ck: int) -> None:
         st = self.st
         raw.execute(st.unref.sql, st.args(st.unref, ck=ck))
-        raw.execute(st.drop_chunks.sql, (ck,))
-        raw.execute(st.drop_holders.sql, (ck,))
+        for ident, *state in raw.execute(st.released.sql, st.args(st.released, ck=ck)).fetchall():
+            self.repo.released(raw, ident, *state)
         raw.execute(st.drop_entries.sql, (ck,))
         raw.execute(st.drop.sql, (ck,))
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 
+from vfs_orm import stored
 from vfs_orm.backends.sql.statements import (
     CHUNK_SPAN,
     INODE_COLUMNS,
@@ -260,6 +261,11 @@ class PGStackRepository(StackRepository):
         self._first_chunk_sql = {
             prio: f"SELECT codec, sums, data, id FROM {_q(schema)}.vfs_chunks WHERE id = $1"
             for prio, schema in entries}
+        # A file that reads an overlay (format 0014): the key's chunk 0, else the base's.
+        self._first_chunk_or_base_sql = {
+            prio: f"SELECT codec, sums, data, id FROM {_q(schema)}.vfs_chunks WHERE id = $1 "
+                  f"OR id = $2 ORDER BY id = $1 DESC LIMIT 1"
+            for prio, schema in entries}
 
     def _matches(self, column: Any, pattern: Any) -> Any:
         return column.op("~")(pattern)
@@ -286,16 +292,23 @@ class PGStackRepository(StackRepository):
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
         return (f"SELECT {prio} AS prio, {cols}, i.codec, i.sums, i.data, CASE WHEN i.data "
                 f"IS NULL AND i.kind = {int(InodeKind.FILE)} THEN coalesce(i.content, i.id) "
-                f"END FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
+                f"END, i.base FROM {_q(schema)}.vfs_inodes AS i WHERE {keys}")
 
     def _first_chunk_of(self, raw: Any, row: tuple[Any, ...]) -> Sequence[Any]:
         # Positional: (prio, *INODE_COLUMNS, codec, sums, data, chunk key), handed on as is.
         at = 1 + N_INODE  # where (codec, sums, data, chunk key) start
-        prio, key = row[0], row[at + 3]
+        prio, key, base = row[0], row[at + 3], row[at + 4]
         if key is None:  # inline bytes (or none: not a file), sealed as such
             return (*row[:at + 3], INLINE)
-        # A file in chunks: its chunk 0, from the winner's layer.
-        chunk = self._query(raw, self._first_chunk_sql[prio], (key * CHUNK_SPAN,)).fetchone()
+        # A file in chunks: its chunk 0, from the winner's layer (its key's, else its base's:
+        # format 0014).
+        if base is None:
+            chunk = self._query(raw, self._first_chunk_sql[prio], (key * CHUNK_SPAN,)).fetchone()
+        else:
+            if type(base) is not int:
+                raise stored.damaged(f"base {base!r:.20} of a file's content")
+            chunk = self._query(raw, self._first_chunk_or_base_sql[prio],
+                                (key * CHUNK_SPAN, base * CHUNK_SPAN)).fetchone()
         return (*row[:at], *(chunk or (None, None, None, None)))
 
 

@@ -77,6 +77,9 @@ def check(raw: Any, quick: bool, schema_problem: Callable[[Any], str | None], *,
     for parent, name, content in repo.bad_sharers(raw):
         report.problems.append(f"{_path(parent, name)}: shares the content of inode "
                                f"{content!r:.20}, which holds none it can read")
+    for ident, base in repo.bad_overlays(raw):
+        report.problems.append(f"overlay {ident!r:.20}: reads chunks of inode {base!r:.20}, "
+                               f"which it cannot read")
     for ckpt, parent, name, content in repo.bad_checkpoint_sharers(raw):
         report.problems.append(f"checkpoint {ckpt!r:.20}: {_path(parent, name)} shares the "
                                f"content of inode {content!r:.20}, which holds none it can "

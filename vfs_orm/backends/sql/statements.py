@@ -253,16 +253,39 @@ class InodeRepository:
             .where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)))
             .order_by(i.c.parent, i.c.name),
             ("parent", "lo", "hi"))
-        # Whose chunks a file reads: its own, or those of the inode it shares them with.
+        # Whose chunks a file reads: its own, or those of the inode it shares them with; a
+        # chunk that inode lacks, from its base (format 0014, chunk-level sharing).
         key = func.coalesce(i.c.content, i.c.id)
+        b = c.alias("b")
+
+        def one_chunk(idx: Any) -> tuple[Any, list[Any]]:
+            """The file joined with its chunk ``idx`` (its key's, else its base's), and that
+            chunk's (codec, sums, data, the place its sums are sealed to)."""
+            joined = i.outerjoin(c, c.c.id == key * _SPAN + idx).outerjoin(
+                b, and_(b.c.id == i.c.base * _SPAN + idx, c.c.id.is_(None)))
+            return joined, [func.coalesce(c.c.codec, b.c.codec),
+                            func.coalesce(c.c.sums, b.c.sums),
+                            func.coalesce(c.c.data, b.c.data), func.coalesce(c.c.id, b.c.id)]
+
+        def from_base(*columns: Any, first: Any = None, stop: Any = None) -> Any:
+            """The chunks of [first, stop) (all: None) a file reads from its base: those its
+            key lacks. The second arm of a ranged read's UNION ALL."""
+            lo_id = i.c.base * _SPAN + (first if first is not None else literal_column("0"))
+            hi_id = i.c.base * _SPAN + stop if stop is not None else \
+                (i.c.base + literal_column("1")) * _SPAN
+            own = select(literal_column("1")).select_from(c).where(
+                c.c.id == key * _SPAN + b.c.id - i.c.base * _SPAN).exists()
+            return select(*columns).select_from(
+                i.join(b, and_(b.c.id >= lo_id, b.c.id < hi_id))).where(~own)
+
         # A file's first chunk: its inline bytes, else chunk 0 (joined by rowid), as
         # (codec, sums, data, the place its sums are sealed to).
-        with_first = i.outerjoin(c, c.c.id == key * _SPAN)
+        with_first, chunk0 = one_chunk(literal_column("0"))
         inline = i.c.data.isnot(None)
-        first = [case((inline, i.c.codec), else_=c.c.codec),
-                 case((inline, i.c.sums), else_=c.c.sums),
-                 func.coalesce(i.c.data, c.c.data),
-                 case((inline, literal_column(str(INLINE))), else_=c.c.id)]
+        first = [case((inline, i.c.codec), else_=chunk0[0]),
+                 case((inline, i.c.sums), else_=chunk0[1]),
+                 func.coalesce(i.c.data, chunk0[2]),
+                 case((inline, literal_column(str(INLINE))), else_=chunk0[3])]
         # Opening for reading: the inode and its first chunk in one statement, so that
         # open()+read() of a small file is one query.
         self._open_lookup = self._compile(
@@ -293,13 +316,16 @@ class InodeRepository:
             select(i.c.kind, i.c.size, i.c.mode, *first).select_from(with_first)
             .where(i.c.parent == p, i.c.name == n), ("parent", "name"))
         # Whole file in one statement: the inode and all its chunks (or its inline bytes).
-        self._read_whole = self._compile(
+        self._read_whole = self._compile(union_all(
             select(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, c.c.idx, c.c.data, i.c.data,
                    c.c.codec, c.c.sums, i.c.codec, i.c.sums, c.c.id)
             .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN,
                                              c.c.id < (key + literal_column("1")) * _SPAN)))
-            .where(i.c.parent == p, i.c.name == n).order_by(c.c.id),
-            ("parent", "name"))
+            .where(i.c.parent == p, i.c.name == n),
+            from_base(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, b.c.idx, b.c.data, i.c.data,
+                      b.c.codec, b.c.sums, i.c.codec, i.c.sums, b.c.id)
+            .where(i.c.parent == p, i.c.name == n)).order_by(literal_column("5")),
+            ("parent", "name", "parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
         # Chunk 0 has its own statements: it may be the inline bytes.
         self._read_chunk0 = self._compile(
@@ -319,28 +345,31 @@ class InodeRepository:
             select(i.c.size, i.c.generation, *part(*first)).select_from(with_first)
             .where(i.c.id == bindparam("id")),
             ("start", "length", "id"))
+        at_idx, chunk_at = one_chunk(bindparam("idx"))
         self._read_chunk = self._compile(
-            select(i.c.size, i.c.generation, c.c.codec, c.c.sums, c.c.data, c.c.id)
-            .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
+            select(i.c.size, i.c.generation, *chunk_at).select_from(at_idx)
             .where(i.c.id == bindparam("id")),
-            ("idx", "id"))
+            ("idx", "idx", "id"))
         self._read_part = self._compile(
-            select(i.c.size, i.c.generation, *part(c.c.codec, c.c.sums, c.c.data, c.c.id))
-            .select_from(i.outerjoin(c, c.c.id == key * _SPAN + bindparam("idx")))
+            select(i.c.size, i.c.generation, *part(*chunk_at)).select_from(at_idx)
             .where(i.c.id == bindparam("id")),
-            ("start", "length", "idx", "id"))
+            ("start", "length", "idx", "idx", "id"))
         # The file's size and the chunks of [first, stop): big reads in one statement. The
         # inline bytes come last (NULL unless the file has no chunks).
-        self._read_span = self._compile(
+        self._read_span = self._compile(union_all(
             select(i.c.size, i.c.generation, c.c.idx, c.c.data, i.c.data, c.c.codec, c.c.sums,
                    i.c.codec, i.c.sums, c.c.id)
             .select_from(i.outerjoin(c, and_(c.c.id >= key * _SPAN + bindparam("first"),
                                              c.c.id < key * _SPAN + bindparam("stop"))))
-            .where(i.c.id == bindparam("id")).order_by(c.c.id),
-            ("first", "stop", "id"))
+            .where(i.c.id == bindparam("id")),
+            from_base(i.c.size, i.c.generation, b.c.idx, b.c.data, i.c.data, b.c.codec,
+                      b.c.sums, i.c.codec, i.c.sums, b.c.id, first=bindparam("first"),
+                      stop=bindparam("stop"))
+            .where(i.c.id == bindparam("id"))).order_by(literal_column("3")),
+            ("first", "stop", "id", "first", "stop", "id"))
         self._inode_size = self._compile(
             select(i.c.size, i.c.generation, i.c.data.isnot(None), key,
-                   or_(i.c.content.isnot(None), i.c.refs > literal_column("0")))
+                   or_(i.c.content.isnot(None), i.c.refs > literal_column("0")), i.c.base)
             .where(i.c.id == bindparam("id")), ("id",))
         self._chunk_data = self._compile(
             select(c.c.codec, c.c.sums, c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
@@ -373,7 +402,9 @@ class InodeRepository:
             update(i).where(i.c.id == bindparam("dst"))
             .values(content=select(func.coalesce(src.c.content, src.c.id))
                     .where(src.c.id == bindparam("src"), src.c.data.is_(None))
-                    .scalar_subquery()), ("src", "dst"))
+                    .scalar_subquery(),
+                    base=select(src.c.base).where(src.c.id == bindparam("src"))
+                    .scalar_subquery()), ("src", "src", "dst"))
         self._ref = self._compile(
             update(i).where(i.c.id == select(src.c.content).where(src.c.id == bindparam("id"))
                             .scalar_subquery())
@@ -382,7 +413,100 @@ class InodeRepository:
             update(i).where(i.c.id == bindparam("id")).values(refs=i.c.refs - literal_column("1")),
             ("id",))
         self._own = self._compile(
-            update(i).where(i.c.id == bindparam("id")).values(content=null()), ("id",))
+            update(i).where(i.c.id == bindparam("id")).values(content=null(), base=null()),
+            ("id",))
+        # Chunk-level sharing (format 0014): a file's sharing, and that of the key it reads.
+        k = i.alias("k")
+        b_row = i.alias("b_row")
+        self._overlay_state = self._compile(
+            select(i.c.content, i.c.refs, i.c.base, k.c.refs, k.c.parent.is_(None), k.c.base)
+            .select_from(i.outerjoin(k, k.c.id == i.c.content))
+            .where(i.c.id == bindparam("id")), ("id",))
+        # An overlay (format 0014): a hidden row with the file's metadata, read by one, whose
+        # missing chunks are the base's; ONE statement.
+        like = i.alias("like")
+        self._new_overlay = self._compile(
+            insert(i).from_select(
+                ["parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns", "mtime_ns",
+                 "generation", "refs", "base", "codec"],
+                select(null(), literal_column("'overlay'", Text), like.c.kind, like.c.mode,
+                       like.c.size, like.c.chunk_size, like.c.ctime_ns, like.c.mtime_ns,
+                       literal_column("0"), literal_column("1"),
+                       bindparam("base", type_=BigInteger), literal_column("0"))
+                .where(like.c.id == bindparam("like"))).returning(i.c.id),
+            ("base", "like"))
+        # The file reads another key (and base), and gains ``n`` readers, in one statement.
+        self._reads_counted = self._compile(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(content=bindparam("content"), base=bindparam("base"),
+                    refs=i.c.refs + bindparam("n", type_=BigInteger)),
+            ("content", "n", "base", "id"))
+        # Chunk ``idx`` of a key, else of its base: (codec, sums, data, id) of either.
+        self._chunk_of = self._compile(
+            select(c.c.codec, c.c.sums, c.c.data, c.c.id)
+            .where(c.c.id.in_([bindparam("own"), bindparam("base")])), ("own", "base"))
+        self._set_base = self._compile(
+            update(i).where(i.c.id == bindparam("id")).values(base=bindparam("base")),
+            ("base", "id"))
+        self._add_refs = self._compile(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(refs=i.c.refs + bindparam("n", type_=BigInteger)), ("n", "id"))
+        # A holder's state after it lost a reader: (hidden, refs, content, base).
+        self._holder_state = self._compile(
+            select(i.c.parent.is_(None), i.c.refs, i.c.content, i.c.base)
+            .where(i.c.id == bindparam("id")), ("id",))
+        self._reading_others = self._compile(
+            select(i.c.id).where(i.c.content.isnot(None)), ())
+        ck_rows = checkpoint_tables(schema)[1]
+        self._copy_size = self._compile(
+            update(i).where(i.c.id == bindparam("id"))
+            .values(size=select(b_row.c.size).where(b_row.c.id == bindparam("src"))
+                    .scalar_subquery()), ("src", "id"))
+        # The overlays on a row's chunks: (id, refs).
+        self._overlays_on = self._compile(
+            select(i.c.id, i.c.refs).where(i.c.base == bindparam("base"), i.c.content.is_(None)),
+            ("base",))
+        # A base's chunks an overlay has its own of (read by nobody once the overlay is the
+        # base's only reader).
+        self._drop_overridden = self._compile(
+            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id"),
+                            select(literal_column("1")).select_from(b).where(
+                                b.c.id == c.c.id + bindparam("shift", type_=BigInteger))
+                            .exists()),
+            ("lo_id", "hi_id", "shift"))
+        # An overlay folded into its base: its readers read the base (its own row: itself).
+        self._fold_readers = self._compile(
+            update(i).where(i.c.content == bindparam("overlay"))
+            .values(content=case((i.c.id == bindparam("base"), null()),
+                                 else_=bindparam("base2", type_=BigInteger)),
+                    base=null()),
+            ("base", "base2", "overlay"))
+        self._fold_entries = self._compile(
+            update(ck_rows).where(ck_rows.c.content == bindparam("overlay"))
+            .values(content=bindparam("base", type_=BigInteger), base=null()),
+            ("base", "overlay"))
+        self._chunk_ids_in = self._compile(
+            select(c.c.id).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
+            ("lo_id", "hi_id"))
+        self._drop_own_chunks = self._compile(
+            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
+            ("lo_id", "hi_id"))
+        # Chunks [first, stop) of a key, else of its base: how a checkpoint entry's content
+        # is read (its holder's row may read another key by now).
+        kb = c.alias("kb")
+        kkey: Any = bindparam("key", type_=BigInteger)
+        kbase: Any = bindparam("base", type_=BigInteger)
+        self._read_key = self._compile(union_all(
+            select(c.c.idx, c.c.data, c.c.codec, c.c.sums, c.c.id)
+            .where(c.c.id >= kkey * _SPAN + bindparam("first"),
+                   c.c.id < kkey * _SPAN + bindparam("stop")),
+            select(kb.c.idx, kb.c.data, kb.c.codec, kb.c.sums, kb.c.id)
+            .where(kb.c.id >= kbase * _SPAN + bindparam("first"),
+                   kb.c.id < kbase * _SPAN + bindparam("stop"),
+                   ~select(literal_column("1")).select_from(c)
+                   .where(c.c.id == kkey * _SPAN + kb.c.id - kbase * _SPAN).exists()))
+            .order_by(literal_column("1")),
+            ("key", "first", "key", "stop", "base", "first", "base", "stop", "key", "base"))
         # A hidden holder nobody reads any more: its chunks, then its row.
         gone = and_(i.c.parent.is_(None), i.c.refs <= literal_column("0"))
         self._drop_holder_chunks = self._compile(
@@ -393,22 +517,24 @@ class InodeRepository:
         self._drop_holder = self._compile(
             delete(i).where(i.c.id == bindparam("id"), gone), ("id",))
         # A file others read, deleted or replaced whole: it leaves the tree, kept for them.
+        c_ext = c.alias("c_ext")
+        # Where its uncompressed chunks end (what check() compares with the size).
+        extent = select(func.coalesce(
+            func.max(c_ext.c.idx * i.c.chunk_size + func.length(c_ext.c.data)),
+            literal_column("0")))\
+            .where(c_ext.c.id >= i.c.id * _SPAN,
+                   c_ext.c.id < (i.c.id + literal_column("1")) * _SPAN,
+                   c_ext.c.codec == literal_column("0")).scalar_subquery()
         self._hide = self._compile(
             update(i).where(i.c.id == bindparam("id"))
             .values(parent=null(), name=literal_column("'shared-'", Text).concat(cast(i.c.id, Text)),
-                    fparent=null(), fname=null(), owner=null()), ("id",))
-        # Written in place while others read it: they move to a copy of its chunks.
-        self._repoint = self._compile(
-            update(i).where(i.c.content == bindparam("old")).values(content=bindparam("new")),
-            ("new", "old"))
+                    fparent=null(), fname=null(), owner=null(),
+                    # Its chunks may be a base frozen at a larger size than the file had
+                    # last (format 0014): the size covers them.
+                    size=case((extent > i.c.size, extent), else_=i.c.size)), ("id",))
         self._set_refs = self._compile(
             update(i).where(i.c.id == bindparam("id")).values(refs=bindparam("refs")),
             ("refs", "id"))
-        # Checkpoints read shared content as copies do (format 0005): they move with them.
-        ck_rows = checkpoint_tables(schema)[1]
-        self._repoint_checkpoints = self._compile(
-            update(ck_rows).where(ck_rows.c.content == bindparam("old"))
-            .values(content=bindparam("new")), ("new", "old"))
         self._shared_in = self._compile(
             select(i.c.id).where(or_(i.c.parent == p, and_(i.c.parent >= lo, i.c.parent < hi)),
                                  or_(i.c.content.isnot(None), i.c.refs > literal_column("0"))),
@@ -760,7 +886,7 @@ class InodeRepository:
 
     def read_whole(self, raw: Any, parent: str, name: str) -> list[WholeRow]:
         """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
-        rows = raw.execute(self._read_whole.sql, (parent, name)).fetchall()
+        rows = raw.execute(self._read_whole.sql, (parent, name, parent, name)).fetchall()
         if not rows:
             return []
         where = stored.path_of(parent, name)
@@ -786,7 +912,7 @@ class InodeRepository:
         if idx == 0:
             row = raw.execute(self._read_chunk0.sql, (inode_id,)).fetchone()
         else:
-            row = raw.execute(self._read_chunk.sql, (idx, inode_id)).fetchone()
+            row = raw.execute(self._read_chunk.sql, (idx, idx, inode_id)).fetchone()
         if row is None:
             return None
         size, gen, codec, sums, data, seal = row
@@ -802,7 +928,7 @@ class InodeRepository:
         if idx == 0:
             row = raw.execute(self._read_part0.sql, (*args, inode_id)).fetchone()
         else:
-            row = raw.execute(self._read_part.sql, (*args, idx, inode_id)).fetchone()
+            row = raw.execute(self._read_part.sql, (*args, idx, idx, inode_id)).fetchone()
         if row is None:
             return None
         size, gen, codec, sums, data, seal = row
@@ -825,8 +951,8 @@ class InodeRepository:
         """Chunks first..stop-1 (inline bytes come as chunk 0); no rows: the inode is gone.
         ``limit``: the most bytes one chunk may hold (the file's chunk size): a value that
         decompresses past it is damage, found before more is produced."""
-        rows = raw.execute(self._read_span.sql, (first, min(stop, CHUNK_SPAN),
-                                                 inode_id)).fetchall()
+        span = (first, min(stop, CHUNK_SPAN), inode_id)
+        rows = raw.execute(self._read_span.sql, span + span).fetchall()
         if not rows:
             return []
         size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
@@ -846,11 +972,11 @@ class InodeRepository:
         row = raw.execute(self._inode_size.sql, (inode_id,)).fetchone()
         if row is None:
             return None
-        size, gen, inline, key, shared = row
-        if type(key) is not int:
-            raise stored.damaged(f"content key {key!r:.40} of inode {inode_id}")
+        size, gen, inline, key, shared, base = row
+        if type(key) is not int or (base is not None and type(base) is not int):
+            raise stored.damaged(f"content key {key!r:.40}/{base!r:.40} of inode {inode_id}")
         return InodeSize(stored.sized(size), stored.generation(gen), bool(inline), key,
-                         bool(shared))
+                         bool(shared), base)
 
     def chunk_data(self, raw: Any, inode_id: int, idx: int) -> bytes | None:
         cid = inode_id * CHUNK_SPAN + idx
@@ -963,7 +1089,7 @@ class InodeRepository:
         moves; see ``detach`` for what a later write does), inline bytes copied."""
         inline = self._inline_copy()
         raw.execute(inline.sql, tuple(dst_id if k == "dst" else src_id for k in inline.params))
-        raw.execute(self._share.sql, (src_id, dst_id))
+        raw.execute(self._share.sql, (src_id, src_id, dst_id))
         raw.execute(self._ref.sql, (dst_id,))
 
     # -- shared content: the statements; when to run them is the content store's ----------
@@ -982,28 +1108,153 @@ class InodeRepository:
         raw.execute(self._own.sql, (inode_id,))
 
     def release_holder(self, raw: Any, key: int) -> None:
-        """One reader fewer for ``key``'s chunks; a hidden holder with none left goes."""
+        """One reader fewer for ``key``'s chunks; a hidden holder with none left goes (and an
+        overlay's base loses it as a reader in turn); a live file that reads another key
+        drops its own, frozen chunks once nobody reads them (format 0014)."""
         raw.execute(self._unref.sql, (key,))
-        raw.execute(self._drop_holder_chunks.sql, (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN,
-                                                   key))
-        raw.execute(self._drop_holder.sql, (key,))
+        row = raw.execute(self._holder_state.sql, (key,)).fetchone()
+        if row is not None:
+            self.released(raw, key, *row)
+
+    def released(self, raw: Any, key: int, hidden: Any, refs: Any, content: Any,
+                 base: Any) -> None:
+        """After ``key`` lost readers (now ``refs``): a hidden holder with none left goes,
+        and an overlay's base loses it as a reader in turn (never more: a base is no
+        overlay); a live file that reads another key drops its own, frozen chunks."""
+        for level in range(2):
+            if refs == 1:
+                self._settle(raw, key, hidden, content)
+                return
+            if type(refs) is not int or refs > 0:
+                return
+            if not hidden:
+                if content is not None:
+                    raw.execute(self._drop_own_chunks.sql, (key * CHUNK_SPAN,
+                                                            (key + 1) * CHUNK_SPAN))
+                return
+            raw.execute(self._drop_holder_chunks.sql,
+                        (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN, key))
+            raw.execute(self._drop_holder.sql, (key,))
+            if level or type(base) is not int or base == key or content is not None:
+                return
+            key = base
+            raw.execute(self._unref.sql, (key,))
+            row = raw.execute(self._holder_state.sql, (key,)).fetchone()
+            if row is None:
+                return
+            hidden, refs, content, base = row
+
+    def _settle(self, raw: Any, base: int, hidden: Any, content: Any) -> None:
+        """``base`` has one reader left. If that is an overlay on it, and the base's chunks
+        are no live file's own content (the base is hidden, or a file that reads that very
+        overlay), the base's chunks the overlay has its own of are read by nobody: they go.
+        If the overlay has one reader too, it is folded back into the base (its chunks copied
+        over the base's, its reader reading the base; a file that was its own overlay's base
+        reads its own chunks again), so that what is stored is what is read."""
+        overlays = raw.execute(self._overlays_on.sql, (base,)).fetchall()
+        if len(overlays) != 1:
+            return
+        overlay, refs = overlays[0]
+        if type(overlay) is not int or overlay == base or not (hidden or content == overlay):
+            return
+        lo, hi = base * CHUNK_SPAN, (base + 1) * CHUNK_SPAN
+        raw.execute(self._drop_overridden.sql, (lo, hi, (overlay - base) * CHUNK_SPAN))
+        if refs != 1:
+            return
+        self.copy_chunks(raw, overlay, base)
+        raw.execute(self._fold_readers.sql, (base, base, overlay))
+        raw.execute(self._fold_entries.sql, (base, overlay))
+        if content == overlay:  # the file read its own overlay: nobody else reads the base
+            raw.execute(self._set_refs.sql, (0, base))
+        else:
+            raw.execute(self._copy_size.sql, (overlay, base))
+        raw.execute(self._set_refs.sql, (0, overlay))
+        raw.execute(self._drop_holder_chunks.sql,
+                    (overlay * CHUNK_SPAN, (overlay + 1) * CHUNK_SPAN, overlay))
+        raw.execute(self._drop_holder.sql, (overlay,))
+
+    def overlay_state(self, raw: Any, inode_id: int) -> tuple[Any, ...]:
+        """(content, refs, base) of a file, and (refs, hidden, base) of the key it reads
+        (None, None, None: its own)."""
+        row = raw.execute(self._overlay_state.sql, (inode_id,)).fetchone()
+        if row is None:
+            return (None, 0, None, None, None, None)
+        content, refs, base, key_refs, key_hidden, key_base = row
+        if any(v is not None and type(v) is not int
+               for v in (content, base, key_refs, key_base)) or type(refs) is not int \
+                or (content is not None and key_refs is None):
+            raise stored.damaged(f"sharing {tuple(row)!r:.60} of inode {inode_id}")
+        return content, refs, base, key_refs, bool(key_hidden), key_base
+
+    def reads(self, raw: Any, inode_id: int, content: int | None, base: int | None,
+              readers: int = 0) -> None:
+        """The file reads ``content``'s chunks, else ``base``'s (and gains ``readers``)."""
+        raw.execute(self._reads_counted.sql, (content, readers, base, inode_id))
+
+    def chunk_of(self, raw: Any, key: int, base: int | None, idx: int) -> bytes | None:
+        """Chunk ``idx`` as a file whose key is ``key`` reads it: the key's, else the base's
+        (None: a hole)."""
+        own = key * CHUNK_SPAN + idx
+        other = own if base is None else base * CHUNK_SPAN + idx
+        rows = raw.execute(self._chunk_of.sql, (own, other)).fetchall()
+        if not rows:
+            return None
+        codec, sums, data, cid = max(rows, key=lambda r: r[3] == own)
+        return _decode(self.content, data, codec, sums, idx, cid)
+
+    def reading_others(self, raw: Any) -> set[int]:
+        """The rows that read another row's chunks (their own, if any, are others')."""
+        return {ident for (ident,) in raw.execute(self._reading_others.sql)}
+
+    def set_base(self, raw: Any, inode_id: int, base: int | None) -> None:
+        raw.execute(self._set_base.sql, (base, inode_id))
+
+    def add_refs(self, raw: Any, inode_id: int, n: int) -> None:
+        raw.execute(self._add_refs.sql, (n, inode_id))
+
+    def new_overlay(self, raw: Any, like: int, base: int) -> int:
+        """A hidden row read by one file (``like``, whose metadata it copies) whose missing
+        chunks are ``base``'s (format 0014)."""
+        row = raw.execute(self._new_overlay.sql, (base, like)).fetchone()
+        return int(row[0])
+
+    def read_key(self, raw: Any, key: int, base: int | None, first: int, stop: int,
+                 limit: int = stored.MAX_CHUNK_SIZE) -> list[ChunkRow]:
+        """Chunks first..stop-1 of ``key``, else of ``base`` (a checkpoint entry's content,
+        read without its holder's row), as ``read_span``'s rows (size and generation 0)."""
+        stop = min(stop, CHUNK_SPAN)
+        b = -1 if base is None else base
+        rows = raw.execute(self._read_key.sql, (key, first, key, stop, b, first, b, stop, key,
+                                                b)).fetchall()
+        _chunks(rows, 0)
+        content = self.content
+        return [ChunkRow(0, 0, idx, _decode(content, data, codec, sums, idx, seal, limit))
+                for idx, data, codec, sums, seal in rows]
 
     def hide(self, raw: Any, inode_id: int) -> None:
         """The file's row leaves the tree, kept for the files that read its chunks."""
         raw.execute(self._hide.sql, (inode_id,))
 
-    def copy_chunks(self, raw: Any, src: int, dst: int) -> None:
+    def copy_chunks(self, raw: Any, src: int, dst: int, below: int | None = None) -> None:
         """Inode ``src``'s chunks copied to be inode ``dst``'s own, sealed to their new place:
         read a window at a time and inserted with their new seals, each row written once
         (copied in SQL then resealed, every row was written twice: an UPDATE of ``sums``
         rewrites the whole record, data and all). Damage where they came from stops the
         copy (``Damage`` naming the chunk: the caller adds the file)."""
         lo, hi = src * CHUNK_SPAN, (src + 1) * CHUNK_SPAN
+        if below is not None:  # only chunks below that index, and only those dst lacks
+            hi = src * CHUNK_SPAN + below
+            have = {cid % CHUNK_SPAN for (cid,) in raw.execute(
+                self._chunk_ids_in.sql, (dst * CHUNK_SPAN, dst * CHUNK_SPAN + below))}
+        else:
+            have = set()
         moved = (dst - src) * CHUNK_SPAN
         while True:
             rows = raw.execute(self._chunk_rows_in.sql, (lo, hi)).fetchall()
             out = []
             for cid, idx, codec, sums, data in rows:
+                if cid % CHUNK_SPAN in have:
+                    continue
                 if idx != cid % CHUNK_SPAN:  # (ids of a range are ints; idx is stored)
                     exc = damaged(f"chunk {cid % CHUNK_SPAN} numbered {idx!r:.20}", 0)
                     exc.idx = cid % CHUNK_SPAN
@@ -1026,14 +1277,6 @@ class InodeRepository:
             self._lookup_by_id.sql, (inode_id,)).fetchone()
         return self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime, mtime,
                            digest=digest)
-
-    def repoint(self, raw: Any, old: int, new: int, refs: int) -> None:
-        """Every reader of ``old``'s chunks (files and checkpoint entries) reads ``new``'s,
-        and the counts move with them."""
-        raw.execute(self._repoint.sql, (new, old))
-        raw.execute(self._repoint_checkpoints.sql, (new, old))
-        raw.execute(self._set_refs.sql, (refs, new))
-        raw.execute(self._set_refs.sql, (0, old))
 
     def shared_in(self, raw: Any, path: str, lo: str, hi: str) -> list[int]:
         """The entries below ``path`` that share content or whose content is shared."""
@@ -1108,8 +1351,8 @@ class InodeRepository:
 
 #: Columns an entry keeps in a checkpoint, in the order they are copied both ways.
 CHECKPOINT_COLUMNS = ("parent", "name", "kind", "mode", "size", "chunk_size", "ctime_ns",
-                      "mtime_ns", "content", "fparent", "fname", "uid", "gid", "digest", "codec",
-                      "sums", "data")
+                      "mtime_ns", "content", "fparent", "fname", "uid", "gid", "base", "digest",
+                      "codec", "sums", "data")
 
 
 class CheckpointStatements:
@@ -1161,9 +1404,15 @@ class CheckpointStatements:
         # Each holder gains (or loses) one reader per entry of the checkpoint that reads it.
         self.ref = comp(update(i).where(i.c.id.in_(held)).values(refs=i.c.refs + readers))
         self.unref = comp(update(i).where(i.c.id.in_(held)).values(refs=i.c.refs - readers))
-        gone = and_(i.c.id.in_(held), i.c.parent.is_(None), i.c.refs <= zero)
-        self.drop_chunks = comp(delete(c).where(c.c.inode_id.in_(select(i.c.id).where(gone))))
-        self.drop_holders = comp(delete(i).where(gone))
+        # The holders left with no reader: (id, hidden, refs, content, base), for the
+        # content store's ``released``.
+        ov = i.alias("ov")
+        has_overlay = select(ov.c.id).where(ov.c.base == i.c.id, ov.c.content.is_(None)).exists()
+        self.released = comp(
+            select(i.c.id, i.c.parent.is_(None), i.c.refs, i.c.content, i.c.base)
+            .where(i.c.id.in_(held),
+                   or_(and_(i.c.refs <= zero, or_(i.c.parent.is_(None), i.c.content.isnot(None))),
+                       and_(i.c.refs == literal_column("1"), has_overlay))))
         self.drop_entries = comp(delete(k).where(k.c.checkpoint_id == ck()), ("ck",))
         self.drop = comp(delete(h).where(h.c.id == ck()), ("ck",))
         # What dropping it would free: the chunks of hidden holders it alone reads, and its
@@ -1182,7 +1431,8 @@ class CheckpointStatements:
         # The holders a checkpoint reads, as they are now: (id, parent, kind, content,
         # chunk_size, refs).
         self.holders = comp(
-            select(i.c.id, i.c.parent, i.c.kind, i.c.content, i.c.chunk_size, i.c.refs)
+            select(i.c.id, i.c.parent, i.c.kind, i.c.content, i.c.chunk_size, i.c.refs,
+                   i.c.base)
             .where(i.c.id.in_(held)))
         # Restore: the entries become live rows again (new ids: ids are never reused), each
         # reading what its checkpoint entry reads.
@@ -1278,12 +1528,16 @@ class StackRepository:
         *INODE_COLUMNS, codec, sums, data) of the inline bytes, or of chunk 0 (joined only
         when the path is found)."""
         cols = ", ".join(f"i.{c}" for c in INODE_COLUMNS)
-        return (f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN c.codec ELSE "
-                f"i.codec END, CASE WHEN i.data IS NULL THEN c.sums ELSE i.sums END, "
-                f"coalesce(i.data, c.data), CASE WHEN i.data IS NULL THEN c.id ELSE {INLINE} "
-                f"END FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN "
-                f"{_q(schema)}.vfs_chunks AS c ON c.id = coalesce(i.content, i.id) * "
-                f"{CHUNK_SPAN} WHERE {keys}")
+        # Chunk 0 of the file's key, else of its base (format 0014).
+        chunk = {c: f"coalesce(o.{c}, b.{c})" for c in ("codec", "sums", "data", "id")}
+        return (f"SELECT {prio} AS prio, {cols}, CASE WHEN i.data IS NULL THEN "
+                f"{chunk['codec']} ELSE i.codec END, CASE WHEN i.data IS NULL THEN "
+                f"{chunk['sums']} ELSE i.sums END, coalesce(i.data, {chunk['data']}), CASE WHEN "
+                f"i.data IS NULL THEN {chunk['id']} ELSE {INLINE} END "
+                f"FROM {_q(schema)}.vfs_inodes AS i LEFT JOIN {_q(schema)}.vfs_chunks AS o "
+                f"ON o.id = coalesce(i.content, i.id) * {CHUNK_SPAN} LEFT JOIN "
+                f"{_q(schema)}.vfs_chunks AS b ON b.id = i.base * {CHUNK_SPAN} AND o.id IS NULL "
+                f"WHERE {keys}")
 
     def __init__(self, entries: tuple[tuple[int, str], ...], content: Content = PLAIN,
                  folded: bool = False) -> None:
@@ -1780,10 +2034,20 @@ class CheckRepository:
         sharer, holder = i.alias("sharer"), i.alias("holder")
         ck_rows = checkpoint_tables(schema)[1]
         # Readers are the tree's copies and the checkpoints' entries (format 0005).
+        # And the overlays on its chunks (format 0014).
         readers = (select(func.count()).select_from(sharer)
                    .where(sharer.c.content == i.c.id).scalar_subquery()
                    + select(func.count()).select_from(ck_rows)
-                   .where(ck_rows.c.content == i.c.id).scalar_subquery())
+                   .where(ck_rows.c.content == i.c.id).scalar_subquery()
+                   + select(func.count()).select_from(sharer)
+                   .where(sharer.c.base == i.c.id, sharer.c.content.is_(None))
+                   .scalar_subquery())
+
+        def wrong_base(reader: Any) -> Any:
+            """A reader's base is its holder's (an overlay's), or none (format 0014)."""
+            return or_(and_(holder.c.content.is_(None),
+                            reader.c.base.is_distinct_from(holder.c.base)),
+                       and_(holder.c.content.isnot(None), reader.c.base.isnot(None)))
         self._bad_refs = self._compile(
             select(i.c.id, i.c.parent, i.c.name, i.c.refs, readers)
             .where(or_(i.c.refs != readers,
@@ -1793,8 +2057,17 @@ class CheckRepository:
             select(sharer.c.parent, sharer.c.name, sharer.c.content)
             .select_from(sharer.outerjoin(holder, holder.c.id == sharer.c.content))
             .where(sharer.c.content.isnot(None),
-                   or_(holder.c.id.is_(None), holder.c.content.isnot(None),
+                   or_(holder.c.id.is_(None), wrong_base(sharer),
                        holder.c.kind != literal_column("1"), sharer.c.kind != literal_column("1"),
+                       holder.c.chunk_size != sharer.c.chunk_size)), ())
+        # Overlays whose base is missing, an overlay, not a file or chunked otherwise.
+        self._bad_overlays = self._compile(
+            select(sharer.c.id, sharer.c.base)
+            .select_from(sharer.outerjoin(holder, holder.c.id == sharer.c.base))
+            .where(sharer.c.content.is_(None), sharer.c.base.isnot(None),
+                   or_(holder.c.id.is_(None), sharer.c.parent.isnot(None),
+                       and_(holder.c.content.is_(None), holder.c.base.isnot(None)),
+                       holder.c.kind != literal_column("1"),
                        holder.c.chunk_size != sharer.c.chunk_size)), ())
         # Checkpoint entries that read content they cannot: a missing holder, a holder that
         # is itself a reader or not a file, another chunk size, or an entry that is no file.
@@ -1803,7 +2076,7 @@ class CheckRepository:
             select(reader.c.checkpoint_id, reader.c.parent, reader.c.name, reader.c.content)
             .select_from(reader.outerjoin(holder, holder.c.id == reader.c.content))
             .where(reader.c.content.isnot(None),
-                   or_(holder.c.id.is_(None), holder.c.content.isnot(None),
+                   or_(holder.c.id.is_(None), wrong_base(reader),
                        holder.c.kind != literal_column("1"), reader.c.kind != literal_column("1"),
                        holder.c.chunk_size != reader.c.chunk_size)), ())
         ck_head = checkpoint_tables(schema)[0]
@@ -1827,9 +2100,12 @@ class CheckRepository:
             .select_from(c.join(i, i.c.id == c.c.inode_id))
             # A compressed chunk's stored length says nothing of its plain one (the deep
             # check decompresses it).
+            # A row that reads another key: its own chunks are a base frozen at another size.
             .where(or_(and_(c.c.codec == literal_column("0"),
                             or_(func.length(c.c.data) > i.c.chunk_size,
-                                c.c.idx * i.c.chunk_size + func.length(c.c.data) > i.c.size)),
+                                and_(i.c.content.is_(None),
+                                     c.c.idx * i.c.chunk_size + func.length(c.c.data)
+                                     > i.c.size))),
                        i.c.chunk_size <= literal_column("0"), c.c.idx < literal_column("0")))
             , ())
         # Inline bytes must be a whole file that could become its chunk 0: a file, exactly
@@ -1872,6 +2148,10 @@ class CheckRepository:
     def bad_sharers(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
         """(parent, name, content) of files sharing content they cannot read."""
         return raw.execute(self._bad_sharers.sql).fetchmany(limit)
+
+    def bad_overlays(self, raw: Any, limit: int = 20) -> list[tuple[Any, ...]]:
+        """(id, base) of overlays whose base they cannot read (format 0014)."""
+        return raw.execute(self._bad_overlays.sql).fetchmany(limit)
 
     def bad_checkpoint_sharers(self, raw: Any, limit: int = 20
                                ) -> list[tuple[Any, ...]]:

@@ -11,9 +11,10 @@ real tables by their ``main.`` names. WHERE terms are pushed into both arms of t
 lookup is still one probe of the (checkpoint, parent, name) index (measured with EXPLAIN QUERY
 PLAN; tests/test_checkpoint_views.py).
 
-Each statement reads an entry's ``content`` and the chunks it names together, in one snapshot:
-when the live tree's copy on write moves the checkpoint's chunks to a hidden copy (``detach``,
-which repoints the entries in the same transaction), the next statement follows them.
+Each statement reads an entry's ``content`` (and ``base``, format 0014) and the chunks they
+name together, in one snapshot: the live tree's copy on write leaves the chunks an entry reads
+frozen (``ContentStore.detach``), and when an overlay is folded back into its base the
+entries that read it are changed in the same transaction; the next statement follows them.
 
 The checkpoint tables themselves are shadowed by empty views: a checkpoint's view has no
 checkpoints of its own, as an in-memory copy of it had none.
