@@ -70,9 +70,11 @@ class Inode(Base):
         # The files sharing a content (format 0004): found when it is copied on write.
         Index("ix_vfs_inodes_content", "content", sqlite_where=text("content IS NOT NULL"),
               postgresql_where=text("content IS NOT NULL")),
-        # The overlays on a row's chunks (format 0014): found when it loses a reader.
-        Index("ix_vfs_inodes_base", "base", sqlite_where=text("base IS NOT NULL"),
-              postgresql_where=text("base IS NOT NULL")),
+        # The overlays on a row's chunks (format 0014): found when it loses a reader. Only
+        # overlays (the rows that read them carry a base too, and need no entry).
+        Index("ix_vfs_inodes_base", "base",
+              sqlite_where=text("content IS NULL AND base IS NOT NULL"),
+              postgresql_where=text("content IS NULL AND base IS NOT NULL")),
         # Not "kind IN (1, 2, 3)": SQLite evaluates an IN list in a CHECK through an
         # ephemeral table, 1.6 us of every INSERT (format 0003).
         CheckConstraint("kind BETWEEN 1 AND 3 AND typeof(kind) = 'integer'", name="kind")

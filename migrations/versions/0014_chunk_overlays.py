@@ -87,7 +87,8 @@ _INDEXES = {
         "CREATE INDEX ix_vfs_inodes_fparent_fname ON vfs_inodes (fparent, fname)",
         "CREATE INDEX ix_vfs_inodes_content ON vfs_inodes (content) WHERE content IS NOT NULL"),
     "vfs_inodes_base": (
-        "CREATE INDEX ix_vfs_inodes_base ON vfs_inodes (base) WHERE base IS NOT NULL",),
+        "CREATE INDEX ix_vfs_inodes_base ON vfs_inodes (base) "
+        "WHERE content IS NULL AND base IS NOT NULL",),
     "vfs_checkpoint_inodes": (
         "CREATE INDEX ix_vfs_checkpoint_inodes_content ON vfs_checkpoint_inodes (content) "
         "WHERE content IS NOT NULL",),
@@ -131,7 +132,7 @@ def upgrade() -> None:
     for table in _TABLES:
         op.add_column(table, sa.Column("base", sa.BigInteger(), nullable=True))
     op.create_index("ix_vfs_inodes_base", "vfs_inodes", ["base"],
-                    postgresql_where=sa.text("base IS NOT NULL"))
+                    postgresql_where=sa.text("content IS NULL AND base IS NOT NULL"))
 
 
 def _reseal(sums: bytes, new: int) -> bytes:

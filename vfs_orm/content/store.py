@@ -277,15 +277,14 @@ class ContentStore:
                 p += n
                 i += n
             self.repo.put_chunks(raw, rows)
-            size = max(size, end)
-            self._set_size(raw, inode_id, key, size)
-        return end, size
+            self._set_size(raw, inode_id, key, max(size, end), size)
+        return end, max(size, end)
 
-    def _set_size(self, raw: Any, inode_id: int, key: int, size: int) -> None:
-        """The file's new size, and its key's (a hidden row it writes) as well."""
+    def _set_size(self, raw: Any, inode_id: int, key: int, size: int, was: int = -1) -> None:
+        """The file's new size, and its key's (a hidden row it writes) when it changed."""
         now = time.time_ns()
         self.repo.set_size(raw, inode_id, size, now)
-        if key != inode_id:
+        if key != inode_id and size != was:
             self.repo.set_size(raw, key, size, now)
 
     def truncate_at(self, inode_id: int, generation: int, chunk_size: int, size: int) -> bool:

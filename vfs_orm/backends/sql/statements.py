@@ -324,7 +324,7 @@ class InodeRepository:
             .where(i.c.parent == p, i.c.name == n),
             from_base(i.c.id, i.c.kind, i.c.size, i.c.chunk_size, b.c.idx, b.c.data, i.c.data,
                       b.c.codec, b.c.sums, i.c.codec, i.c.sums, b.c.id)
-            .where(i.c.parent == p, i.c.name == n)).order_by(literal_column("5")),
+            .where(i.c.parent == p, i.c.name == n)),
             ("parent", "name", "parent", "name"))
         # One chunk plus the file's current size; no row at all means the inode is gone.
         # Chunk 0 has its own statements: it may be the inline bytes.
@@ -365,7 +365,7 @@ class InodeRepository:
             from_base(i.c.size, i.c.generation, b.c.idx, b.c.data, i.c.data, b.c.codec,
                       b.c.sums, i.c.codec, i.c.sums, b.c.id, first=bindparam("first"),
                       stop=bindparam("stop"))
-            .where(i.c.id == bindparam("id"))).order_by(literal_column("3")),
+            .where(i.c.id == bindparam("id"))),
             ("first", "stop", "id", "first", "stop", "id"))
         self._inode_size = self._compile(
             select(i.c.size, i.c.generation, i.c.data.isnot(None), key,
@@ -504,8 +504,7 @@ class InodeRepository:
             .where(kb.c.id >= kbase * _SPAN + bindparam("first"),
                    kb.c.id < kbase * _SPAN + bindparam("stop"),
                    ~select(literal_column("1")).select_from(c)
-                   .where(c.c.id == kkey * _SPAN + kb.c.id - kbase * _SPAN).exists()))
-            .order_by(literal_column("1")),
+                   .where(c.c.id == kkey * _SPAN + kb.c.id - kbase * _SPAN).exists())),
             ("key", "first", "key", "stop", "base", "first", "base", "stop", "key", "base"))
         # A hidden holder nobody reads any more: its chunks, then its row.
         gone = and_(i.c.parent.is_(None), i.c.refs <= literal_column("0"))
@@ -886,7 +885,8 @@ class InodeRepository:
 
     def read_whole(self, raw: Any, parent: str, name: str) -> list[WholeRow]:
         """The inode with each of its chunks, by chunk (see ``WholeRow``)."""
-        rows = raw.execute(self._read_whole.sql, (parent, name, parent, name)).fetchall()
+        rows = _by_index(raw.execute(self._read_whole.sql, (parent, name, parent, name))
+                         .fetchall(), 4)
         if not rows:
             return []
         where = stored.path_of(parent, name)
@@ -952,7 +952,7 @@ class InodeRepository:
         ``limit``: the most bytes one chunk may hold (the file's chunk size): a value that
         decompresses past it is damage, found before more is produced."""
         span = (first, min(stop, CHUNK_SPAN), inode_id)
-        rows = raw.execute(self._read_span.sql, span + span).fetchall()
+        rows = _by_index(raw.execute(self._read_span.sql, span + span).fetchall(), 2)
         if not rows:
             return []
         size, gen, _, _, inline, _, _, codec, sums, _ = rows[0]
@@ -1224,8 +1224,8 @@ class InodeRepository:
         read without its holder's row), as ``read_span``'s rows (size and generation 0)."""
         stop = min(stop, CHUNK_SPAN)
         b = -1 if base is None else base
-        rows = raw.execute(self._read_key.sql, (key, first, key, stop, b, first, b, stop, key,
-                                                b)).fetchall()
+        rows = _by_index(raw.execute(self._read_key.sql, (key, first, key, stop, b, first, b,
+                                                          stop, key, b)).fetchall(), 0)
         _chunks(rows, 0)
         content = self.content
         return [ChunkRow(0, 0, idx, _decode(content, data, codec, sums, idx, seal, limit))
@@ -1483,6 +1483,15 @@ def first_chunk(content: Content, row: Sequence[Any], at: int, parent: Any, name
         return _decode(content, row[at + 2], row[at], row[at + 1], 0, row[at + 3])
     except Damage as exc:
         raise exc.in_file(stored.path_of(parent, name), 1) from None
+
+
+def _by_index(rows: list[Any], at: int) -> list[Any]:
+    """A ranged read's rows in chunk order (the key's and the base's arms of its UNION ALL
+    come one after the other: sorted here, not by a sort in the statement, so that a file with
+    no base reads its chunks straight off the rowid range). A row with no chunk comes first."""
+    if len(rows) > 1:
+        rows.sort(key=lambda r: -1 if type(r[at]) is not int else r[at])
+    return rows
 
 
 def _chunks(rows: list[Any], at: int, where: str | None = None) -> None:
