@@ -112,3 +112,15 @@ def pg_tree(pg_url) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{tree}" CASCADE')
     finally:
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opener(request, tmp_path) -> Callable[[], VFS]:
+    """Opens VFS objects on one tree (a fresh SQLite file, or a fresh PostgreSQL tree): a test
+    that takes it runs on both backends."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "any.vfs")
+        return lambda: VFS(path)
+    url = request.getfixturevalue("pg_url")
+    tree = request.getfixturevalue("pg_tree")
+    return lambda: VFS(url, tree=tree)

@@ -361,17 +361,6 @@ def test_downgrade_gives_back_checkpoint_references(tmp_path):
 
 
 # -- on every backend: SQLite files and PostgreSQL trees ------------------------------------
-@pytest.fixture(params=["sqlite", "postgresql"])
-def opener(request, tmp_path):
-    """Opens VFS objects on one tree (a fresh SQLite file, or a fresh PostgreSQL tree)."""
-    if request.param == "sqlite":
-        path = str(tmp_path / "any.vfs")
-        return lambda: VFS(path)
-    url = request.getfixturevalue("pg_url")
-    tree = request.getfixturevalue("pg_tree")
-    return lambda: VFS(url, tree=tree)
-
-
 def test_checkpoint_restore_drop_on_every_backend(opener):
     with opener() as fs:
         files = _fill(fs)

@@ -13,7 +13,6 @@ import sqlite3
 from pathlib import Path
 
 import hypothesis.strategies as st
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -22,17 +21,6 @@ from vfs_orm.backends.sqlite import schema as dbmod
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CS = 65536
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def opener(request, tmp_path):
-    """Opens VFS objects on one tree (a fresh SQLite file, or a fresh PostgreSQL tree)."""
-    if request.param == "sqlite":
-        path = str(tmp_path / "any.vfs")
-        return lambda: VFS(path)
-    url = request.getfixturevalue("pg_url")
-    tree = request.getfixturevalue("pg_tree")
-    return lambda: VFS(url, tree=tree)
 
 
 def _stored(fs: VFS) -> int:

@@ -375,9 +375,6 @@ class InodeRepository:
             select(c.c.codec, c.c.sums, c.c.data).where(c.c.id == bindparam("cid")), ("cid",))
         self._digest = self._compile(
             select(i.c.digest).where(i.c.id == bindparam("id")), ("id",))
-        self._lookup_by_id = self._compile(
-            select(i.c.mode, i.c.size, i.c.chunk_size, i.c.ctime_ns, i.c.mtime_ns, i.c.digest)
-            .where(i.c.id == bindparam("id")), ("id",))
         # An entry's stored spelling, found by its folded key (case-insensitive databases).
         self._spelling = self._compile(
             select(i.c.parent, i.c.name).where(i.c.fparent == p, i.c.fname == n),
@@ -1270,13 +1267,6 @@ class InodeRepository:
             if len(rows) < _COPY_WINDOW:
                 return
             lo = rows[-1][0] + 1
-
-    def new_holder(self, raw: Any, inode_id: int) -> int:
-        """A hidden row with the file's metadata, to hold a copy of its chunks for others."""
-        mode, size, cs, ctime, mtime, digest = raw.execute(
-            self._lookup_by_id.sql, (inode_id,)).fetchone()
-        return self.insert(raw, None, f"shared-{inode_id}", 1, mode, size, cs, ctime, mtime,
-                           digest=digest)
 
     def shared_in(self, raw: Any, path: str, lo: str, hi: str) -> list[int]:
         """The entries below ``path`` that share content or whose content is shared."""
