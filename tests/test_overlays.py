@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -160,6 +161,59 @@ def test_truncate_replace_rename_remove_of_an_overlaid_file(opener):
         fs.drop_checkpoint("c")
         fs.remove("/f")
         assert _stored(fs) == 0
+
+
+def _poke(fs: VFS, path: str, pos: int) -> None:
+    with fs.open(path, "r+b") as f:
+        f.seek(pos)
+        f.write(b"p" * 100)
+
+
+# Histories of one tree: steps, then checkpoints dropped in an order.
+_HISTORIES = {
+    "in place": (["k1", "poke /a 10"], ["k1"]),
+    "in place, removed": (["k1", "poke /a 10", "rm /a"], ["k1"]),
+    "replaced whole": (["k1", "whole /a"], ["k1"]),
+    "two generations, older first": (
+        ["k1", "poke /a 10", "k2", "poke /a 20", "poke /a 70000"], ["k1", "k2"]),
+    "two generations, newer first": (
+        ["k1", "poke /a 10", "k2", "poke /a 20", "poke /a 70000"], ["k2", "k1"]),
+    "a copy written": (["cp /a /b", "k1", "poke /b 10", "rm /a", "k2", "poke /b 140000"],
+                       ["k1", "k2"]),
+    "truncated between": (["k1", "poke /a 10", "k2", "poke /a 140000", "cut /a 100000"],
+                          ["k2", "k1"]),
+}
+
+
+@pytest.mark.parametrize("history", sorted(_HISTORIES))
+def test_what_a_checkpoint_alone_holds_is_what_dropping_it_frees(opener, history):
+    """checkpoints()' ``alone_bytes`` of each checkpoint, as it is dropped, is exactly the
+    bytes that go: with overlays (format 0014) these include the frozen chunks an overlay
+    overrides, freed when their last other reader goes."""
+    steps, drops = _HISTORIES[history]
+    rnd = random.Random(7)
+    with opener() as fs:
+        fs.write_bytes("/a", rnd.randbytes(2 * CS + 7))  # 3 chunks, no inline bytes
+        for step in steps:
+            verb, *args = step.split()
+            if verb.startswith("k"):
+                fs.checkpoint(verb)
+            elif verb == "poke":
+                _poke(fs, args[0], int(args[1]))
+            elif verb == "rm":
+                fs.remove(args[0])
+            elif verb == "whole":
+                fs.write_bytes(args[0], rnd.randbytes(CS + 5000))
+            elif verb == "cp":
+                fs.copy(args[0], args[1])
+            else:
+                with fs.open(args[0], "r+b") as f:
+                    f.truncate(int(args[1]))
+        for name in drops:
+            alone = {c.name: c.alone_bytes for c in fs.checkpoints()}[name]
+            before = _stored(fs)
+            fs.drop_checkpoint(name)
+            assert before - _stored(fs) == alone, (name, before, alone)
 
 
 def test_every_read_path_reads_through_an_overlay(tmp_path):
@@ -415,8 +469,32 @@ class SharingHistory(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 100))
     def drop(self, pick: int) -> None:
         name = sorted(self.held)[pick % len(self.held)]
+        # What checkpoints() says it alone holds is what dropping it frees: the chunks
+        # that go, and its entries' inline bytes.
+        alone = {c.name: c.alone_bytes for c in self.fs.checkpoints()}[name]
+        before = self._stored_chunks()
+        inline = self._inline_of(name)
         self.fs.drop_checkpoint(name)
         del self.held[name]
+        assert before - self._stored_chunks() + inline == alone, (name, before, inline, alone)
+
+    def _stored_chunks(self) -> int:
+        con = sqlite3.connect(str(Path(self.tmp) / "h.vfs"))
+        try:
+            return int(con.execute("SELECT coalesce(sum(length(data)), 0) FROM vfs_chunks")
+                       .fetchone()[0])
+        finally:
+            con.close()
+
+    def _inline_of(self, name: str) -> int:
+        con = sqlite3.connect(str(Path(self.tmp) / "h.vfs"))
+        try:
+            return int(con.execute(
+                "SELECT coalesce(sum(length(e.data)), 0) FROM vfs_checkpoint_inodes e "
+                "JOIN vfs_checkpoints c ON c.id = e.checkpoint_id WHERE c.name = ?", (name,))
+                .fetchone()[0])
+        finally:
+            con.close()
 
     @precondition(lambda self: self.held)
     @rule(pick=st.integers(0, 100))

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from vfs_orm import paths, stored
-from vfs_orm.backends import InodeRepository
+from vfs_orm.backends import CHUNK_SPAN, InodeRepository
 from vfs_orm.content import INLINE, Damage
 from vfs_orm.content.store import ContentStore
 from vfs_orm.errors import AlreadyExistsError, ContractError, CorruptionError, NotFoundError
@@ -178,12 +178,40 @@ class Checkpoints:
         return [_header(r, self.uow.where) for r in raw.execute(self.st.listing.sql, ()).fetchall()]
 
     def _alone(self, raw: Any, ck: int) -> int:
+        """The bytes dropping checkpoint ``ck`` would free: what ``_drop`` and the content
+        store's ``released`` free, counted without freeing it."""
         st = self.st
-        chunks, = raw.execute(st.alone_chunks.sql, st.args(st.alone_chunks, ck=ck)).fetchone()
-        inline, = raw.execute(st.inline_bytes.sql, (ck,)).fetchone()
-        if type(chunks) is not int or type(inline) is not int:
-            raise stored.damaged(f"stored sizes {chunks!r:.20}, {inline!r:.20}", self.uow.where)
-        return chunks + inline
+        sizes = [self._one(raw, st.alone_chunks, ck=ck),
+                 self._one(raw, st.overridden_chunks, ck=ck),
+                 self._one(raw, st.inline_bytes, ck=ck)]
+        # One level further: an overlay that goes leaves its base a reader fewer.
+        for base, going in raw.execute(st.bases_of_going.sql,
+                                       st.args(st.bases_of_going, ck=ck)).fetchall():
+            row = raw.execute(st.base_state.sql, st.args(st.base_state, ck=ck, id=base)
+                              ).fetchone()
+            if row is None:
+                continue
+            refs, hidden, content, readers = row
+            if any(type(v) is not int for v in (base, refs, readers, going)):
+                raise stored.damaged(f"references {tuple(row)!r:.60} of {base!r:.20}",
+                                     self.uow.where)
+            left = refs - readers - going
+            lo, hi = base * CHUNK_SPAN, (base + 1) * CHUNK_SPAN
+            if left == 0 and (hidden or content is not None):
+                sizes.append(self._one(raw, st.key_bytes, lo=lo, hi=hi))
+            elif left == 1:
+                staying = raw.execute(st.staying_overlays.sql, st.args(
+                    st.staying_overlays, ck=ck, id=base)).fetchall()
+                if len(staying) == 1 and (hidden or content == staying[0][0]):
+                    sizes.append(self._one(raw, st.key_bytes_under, lo=lo, hi=hi,
+                                           moved=(staying[0][0] - base) * CHUNK_SPAN))
+        if any(type(n) is not int for n in sizes):
+            raise stored.damaged(f"stored sizes {sizes!r:.60}", self.uow.where)
+        return sum(sizes)
+
+    def _one(self, raw: Any, stmt: Any, **kw: Any) -> Any:
+        """The one value ``stmt`` selects, its parameters by name."""
+        return raw.execute(stmt.sql, self.st.args(stmt, **kw)).fetchone()[0]
 
     def _entries(self, raw: Any, ck: int) -> list[Entry]:
         st = self.st

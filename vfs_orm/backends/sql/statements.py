@@ -1405,13 +1405,51 @@ class CheckpointStatements:
                        and_(i.c.refs == literal_column("1"), has_overlay))))
         self.drop_entries = comp(delete(k).where(k.c.checkpoint_id == ck()), ("ck",))
         self.drop = comp(delete(h).where(h.c.id == ck()), ("ck",))
-        # What dropping it would free: the chunks of hidden holders it alone reads, and its
-        # inline bytes.
-        alone = select(i.c.id).where(i.c.id.in_(held), i.c.parent.is_(None),
-                                     i.c.refs == readers)
+        # What dropping it would free (the content store's ``released`` frees it): its
+        # inline bytes, and
+        # - every chunk of a holder it alone reads: hidden, or a live file's own, frozen
+        #   chunks (the file reads an overlay by now);
+        # - the chunks of a holder left with one reader, an overlay on it, that the overlay
+        #   has its own of (format 0014), unless that overlay goes too;
+        # - one level further, the same for the bases of the overlays that go
+        #   (``bases_of_going``, ``base_state``, ``staying_overlays``).
+        alone = select(i.c.id).where(
+            i.c.id.in_(held), i.c.refs == readers,
+            or_(i.c.parent.is_(None), i.c.content.isnot(None)))
         self.alone_chunks = comp(
             select(func.coalesce(func.sum(func.length(c.c.data)), zero))
             .where(c.c.inode_id.in_(alone)))
+        ov, oc = i.alias("ov"), c.alias("oc")
+        overlay = and_(ov.c.content.is_(None), ov.c.base.isnot(None))
+        ov_readers = (select(func.count()).select_from(k)
+                      .where(k.c.checkpoint_id == ck(), k.c.content == ov.c.id)
+                      .scalar_subquery())
+        goes = and_(ov.c.parent.is_(None), ov.c.refs == ov_readers)
+        span: Any = literal_column(str(CHUNK_SPAN))
+        self.overridden_chunks = comp(
+            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
+            .select_from(c.join(i, c.c.inode_id == i.c.id)
+                         .join(ov, and_(ov.c.base == i.c.id, ov.c.content.is_(None)))
+                         .join(oc, oc.c.id == c.c.id + (ov.c.id - i.c.id) * span))
+            .where(i.c.id.in_(held), i.c.refs == readers + literal_column("1"),
+                   or_(i.c.parent.is_(None), i.c.content == ov.c.id), ~goes))
+        self.bases_of_going = comp(
+            select(ov.c.base, func.count()).where(ov.c.id.in_(held), overlay, goes)
+            .group_by(ov.c.base))
+        self.base_state = comp(
+            select(i.c.refs, i.c.parent.is_(None), i.c.content, readers)
+            .where(i.c.id == bindparam("id")))
+        self.staying_overlays = comp(
+            select(ov.c.id).where(ov.c.base == bindparam("id"), overlay, ~goes))
+        # Bytes of a key's chunks: all of them, or those another key has its own of.
+        self.key_bytes = comp(
+            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
+            .where(c.c.id >= bindparam("lo"), c.c.id < bindparam("hi")), ("lo", "hi"))
+        self.key_bytes_under = comp(
+            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
+            .select_from(c.join(oc, oc.c.id == c.c.id + bindparam("moved")))
+            .where(c.c.id >= bindparam("lo"), c.c.id < bindparam("hi")),
+            ("moved", "lo", "hi"))
         self.inline_bytes = comp(
             select(func.coalesce(func.sum(func.length(k.c.data)), zero))
             .where(k.c.checkpoint_id == ck()), ("ck",))
