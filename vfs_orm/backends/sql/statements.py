@@ -1426,12 +1426,17 @@ class CheckpointStatements:
                       .scalar_subquery())
         goes = and_(ov.c.parent.is_(None), ov.c.refs == ov_readers)
         span: Any = literal_column(str(CHUNK_SPAN))
+        # Readers of the overlay's base (its holder's, counted through the overlay so that
+        # the count runs only for holders with an overlay: most have none).
+        base_readers = (select(func.count()).select_from(k)
+                        .where(k.c.checkpoint_id == ck(), k.c.content == ov.c.base)
+                        .scalar_subquery())
         self.overridden_chunks = comp(
             select(func.coalesce(func.sum(func.length(c.c.data)), zero))
             .select_from(c.join(i, c.c.inode_id == i.c.id)
                          .join(ov, and_(ov.c.base == i.c.id, ov.c.content.is_(None)))
                          .join(oc, oc.c.id == c.c.id + (ov.c.id - i.c.id) * span))
-            .where(i.c.id.in_(held), i.c.refs == readers + literal_column("1"),
+            .where(i.c.id.in_(held), i.c.refs == base_readers + literal_column("1"),
                    or_(i.c.parent.is_(None), i.c.content == ov.c.id), ~goes))
         self.bases_of_going = comp(
             select(ov.c.base, func.count()).where(ov.c.id.in_(held), overlay, goes)
