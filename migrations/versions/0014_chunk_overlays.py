@@ -176,7 +176,7 @@ def _materialize(conn: sa.Connection) -> None:
     both = conn.execute(sa.text(
         "SELECT i.id, i.refs, i.mode, i.size, i.chunk_size, i.ctime_ns, i.mtime_ns "
         "FROM vfs_inodes AS i WHERE i.content IS NOT NULL AND EXISTS (SELECT 1 FROM "
-        "vfs_chunks AS c WHERE c.id >= i.id * 4294967296 AND c.id < (i.id + 1) * 4294967296)"
+        f"vfs_chunks AS c WHERE c.id >= i.id * {SPAN} AND c.id < (i.id + 1) * {SPAN})"
     )).fetchall()
     for ident, refs, mode, size, cs, ctime, mtime in both:
         if refs > 0:

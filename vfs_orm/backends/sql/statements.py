@@ -485,9 +485,6 @@ class InodeRepository:
         self._chunk_ids_in = self._compile(
             select(c.c.id).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
             ("lo_id", "hi_id"))
-        self._drop_own_chunks = self._compile(
-            delete(c).where(c.c.id >= bindparam("lo_id"), c.c.id < bindparam("hi_id")),
-            ("lo_id", "hi_id"))
         # Chunks [first, stop) of a key, else of its base: how a checkpoint entry's content
         # is read (its holder's row may read another key by now).
         kb = c.alias("kb")
@@ -1126,12 +1123,9 @@ class InodeRepository:
                 return
             if not hidden:
                 if content is not None:
-                    raw.execute(self._drop_own_chunks.sql, (key * CHUNK_SPAN,
-                                                            (key + 1) * CHUNK_SPAN))
+                    self.drop_chunks_from(raw, key, 0)
                 return
-            raw.execute(self._drop_holder_chunks.sql,
-                        (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN, key))
-            raw.execute(self._drop_holder.sql, (key,))
+            self._drop_hidden(raw, key)
             if level or type(base) is not int or base == key or content is not None:
                 return
             key = base
@@ -1166,9 +1160,13 @@ class InodeRepository:
         else:
             raw.execute(self._copy_size.sql, (overlay, base))
         raw.execute(self._set_refs.sql, (0, overlay))
-        raw.execute(self._drop_holder_chunks.sql,
-                    (overlay * CHUNK_SPAN, (overlay + 1) * CHUNK_SPAN, overlay))
-        raw.execute(self._drop_holder.sql, (overlay,))
+        self._drop_hidden(raw, overlay)
+
+    def _drop_hidden(self, raw: Any, key: int) -> None:
+        """A hidden holder nobody reads any more: its chunks, then its row."""
+        raw.execute(self._drop_holder_chunks.sql, (key * CHUNK_SPAN, (key + 1) * CHUNK_SPAN,
+                                                   key))
+        raw.execute(self._drop_holder.sql, (key,))
 
     def overlay_state(self, raw: Any, inode_id: int) -> tuple[Any, ...]:
         """(content, refs, base) of a file, and (refs, hidden, base) of the key it reads
@@ -1416,10 +1414,9 @@ class CheckpointStatements:
         alone = select(i.c.id).where(
             i.c.id.in_(held), i.c.refs == readers,
             or_(i.c.parent.is_(None), i.c.content.isnot(None)))
-        self.alone_chunks = comp(
-            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
-            .where(c.c.inode_id.in_(alone)))
-        ov, oc = i.alias("ov"), c.alias("oc")
+        chunk_bytes = select(func.coalesce(func.sum(func.length(c.c.data)), zero))
+        self.alone_chunks = comp(chunk_bytes.where(c.c.inode_id.in_(alone)))
+        oc = c.alias("oc")
         overlay = and_(ov.c.content.is_(None), ov.c.base.isnot(None))
         ov_readers = (select(func.count()).select_from(k)
                       .where(k.c.checkpoint_id == ck(), k.c.content == ov.c.id)
@@ -1432,8 +1429,7 @@ class CheckpointStatements:
                         .where(k.c.checkpoint_id == ck(), k.c.content == ov.c.base)
                         .scalar_subquery())
         self.overridden_chunks = comp(
-            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
-            .select_from(c.join(i, c.c.inode_id == i.c.id)
+            chunk_bytes.select_from(c.join(i, c.c.inode_id == i.c.id)
                          .join(ov, and_(ov.c.base == i.c.id, ov.c.content.is_(None)))
                          .join(oc, oc.c.id == c.c.id + (ov.c.id - i.c.id) * span))
             .where(i.c.id.in_(held), i.c.refs == base_readers + literal_column("1"),
@@ -1448,11 +1444,10 @@ class CheckpointStatements:
             select(ov.c.id).where(ov.c.base == bindparam("id"), overlay, ~goes))
         # Bytes of a key's chunks: all of them, or those another key has its own of.
         self.key_bytes = comp(
-            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
-            .where(c.c.id >= bindparam("lo"), c.c.id < bindparam("hi")), ("lo", "hi"))
+            chunk_bytes.where(c.c.id >= bindparam("lo"), c.c.id < bindparam("hi")),
+            ("lo", "hi"))
         self.key_bytes_under = comp(
-            select(func.coalesce(func.sum(func.length(c.c.data)), zero))
-            .select_from(c.join(oc, oc.c.id == c.c.id + bindparam("moved")))
+            chunk_bytes.select_from(c.join(oc, oc.c.id == c.c.id + bindparam("moved")))
             .where(c.c.id >= bindparam("lo"), c.c.id < bindparam("hi")),
             ("moved", "lo", "hi"))
         self.inline_bytes = comp(
